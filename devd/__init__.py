@@ -1,0 +1,36 @@
+"""devd: the instant inner loop for Metaflow flows.
+
+``devd.spin`` re-runs one step of a real Metaflow flow on its parents' recorded state;
+``devd.Session`` keeps those parents warm in memory across spins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import DevdError
+from .result import SpinError, SpinResult
+from .session import Session
+
+__all__ = ["DevdError", "Session", "SpinError", "SpinResult", "spin"]
+__version__ = "0.1.0"
+
+
+def spin(
+    flow_file: str,
+    step: str,
+    *,
+    artifacts: dict[str, Any] | None = None,
+    artifacts_module: str | None = None,
+    config_value: dict[str, Any] | None = None,
+    config: dict[str, str] | None = None,
+    persist: bool = False,
+) -> SpinResult:
+    """Re-execute one step of ``flow_file`` with its parents' state, once.
+
+    ``step`` is a step name (parents from the newest run that has them), ``run/step``,
+    or ``Flow/run/step/task``. Use :class:`Session` to keep parents warm across spins.
+    """
+    with Session(flow_file) as session:
+        return session.spin(step, artifacts=artifacts, artifacts_module=artifacts_module,
+                            config=config, config_value=config_value, persist=persist)

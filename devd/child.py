@@ -1,0 +1,435 @@
+"""What runs inside the forked child of a spin: Metaflow's own task runner on warm parents.
+
+The child imports the flow fresh, lets Metaflow's CLI resolve configs and initialise
+decorators exactly as ``python flow.py spin`` would (through a hidden ``devd-spin-step``
+subcommand), then runs ``MetaflowTask.run_step`` with the warm, in-memory parents.
+Everything it reports goes back to the parent as plain data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from types import FunctionType, MethodType
+from typing import Any
+
+from .summary import describe
+
+# Decorators Metaflow's own spin keeps; the rest only make sense on a real run.
+SPIN_KEPT_DECORATORS = (
+    "conda", "pypi", "conda_base", "pypi_base", "environment", "project", "timeout",
+    "conda_env_internal", "card",
+)
+
+
+@dataclass
+class SpinRequest:
+    """Everything a child needs to run one spin (picklable, for the spawn path too)."""
+
+    flow_file: str
+    cwd: str
+    step: str
+    origin_run_id: str
+    input_paths: list[str]
+    split_index: int | None
+    artifacts: dict[str, Any]  # overrides given in Python (applied after the module's)
+    artifacts_module: str | None
+    config_args: list[str]
+    config_overrides: bool
+    persist: bool
+    want_values: bool
+    parent_refs: list[Any] = field(default_factory=list)  # TaskRef, for the spawn path
+
+
+@dataclass
+class ChildResult:
+    ok: bool
+    artifacts: list[dict[str, Any]]
+    values: dict[str, Any]
+    parent_values: dict[str, tuple[str, str]]  # name -> (parent pathspec, artifact name)
+    error: dict[str, Any] | None
+    next_steps: list[str]
+    run_id: str | None
+    task_id: str | None
+    persisted_root: str | None
+    cards: list[dict[str, Any]]
+    notices: list[str]
+    foreach_stack: list[dict[str, Any]]
+    duration_s: float
+
+
+class _State:
+    request: SpinRequest
+    spin_artifacts: dict[str, Any] = {}
+    join_artifacts: dict[str, dict[str, Any]] = {}
+    warm: Any  # WarmFlowDataStore
+    warm_tasks: list[Any]
+    result: ChildResult | None = None
+    cards: list[dict[str, Any]] = []
+
+
+def _is_artifact(flow: Any, var: str, val: Any) -> bool:
+    """The test Metaflow's TaskDataStore.persist applies to ``dir(flow)``."""
+    from metaflow.parameters import Parameter
+
+    if var.startswith("__") or var in flow._EPHEMERAL:
+        return False
+    cls_attr = getattr(flow.__class__, var, None)
+    if isinstance(cls_attr, property):
+        return False
+    return not isinstance(val, MethodType | FunctionType | Parameter)
+
+
+def error_info(exc: BaseException, flow_file: str) -> dict[str, Any]:
+    """Type, message, the innermost frame in the flow file, and the traceback."""
+    from metaflow.exception import MetaflowException
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    flow_path = os.path.realpath(flow_file)
+    in_flow = [f for f in frames if os.path.realpath(f.filename) == flow_path]
+    frame = in_flow[-1] if in_flow else (frames[-1] if frames else None)
+    kind = type(exc)
+    qual = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    if isinstance(exc, MetaflowException):
+        message = exc.message or str(exc)
+        line = getattr(exc, "line_no", None)
+    else:
+        message = str(exc)
+        line = None
+    return {
+        "type": qual,
+        "message": message,
+        "file": frame.filename if frame else flow_file,
+        "line": (frame.lineno if frame else line),
+        "traceback": "".join(traceback.format_exception(kind, exc, exc.__traceback__)),
+    }
+
+
+def _capture_output_datastore(flow_datastore: Any, sink: dict[str, Any]) -> None:
+    """Wrap the output TaskDataStore's ``persist`` to read the artifacts as it stores them."""
+    original_get = flow_datastore.get_task_datastore
+
+    def get_task_datastore(*args: Any, **kwargs: Any) -> Any:
+        ds = original_get(*args, **kwargs)
+        if kwargs.get("mode") == "w":
+            real_persist = ds.persist
+
+            def persist(flow: Any) -> None:
+                _collect_artifacts(flow, sink)
+                real_persist(flow)
+
+            ds.persist = persist
+            sink["output"] = ds
+        return ds
+
+    flow_datastore.get_task_datastore = get_task_datastore
+
+
+def _collect_artifacts(flow: Any, sink: dict[str, Any]) -> None:
+    """Every artifact the task will hold: set in the step, or passed down from a parent."""
+    for name, value in _State.spin_artifacts.items():
+        # An override is the parent state this spin ran with: pass it on as such.
+        if name not in flow.__dict__ and not name.startswith("_"):
+            try:
+                setattr(flow, name, value)
+            except Exception:
+                pass
+    produced: dict[str, Any] = {}
+    for var in dir(flow):
+        try:
+            val = getattr(flow, var)
+        except Exception:
+            continue
+        if _is_artifact(flow, var, val):
+            produced[var] = val
+    passdown = dict(flow._datastore._objects) if flow._datastore is not None else {}
+    sink["produced"] = produced
+    sink["passdown"] = passdown
+    sink["next_steps"] = list(flow._transition[0]) if flow._transition else []
+
+
+def _sha_index() -> dict[str, tuple[str, str, Any]]:
+    index = {}
+    for task in _State.warm_tasks:
+        for name, sha in task.datastore._objects.items():
+            if name in task.values:
+                index[sha] = (task.ref.pathspec, name, task.values[name])
+    return index
+
+
+def _install_card_capture() -> None:
+    """Keep card components in memory instead of Metaflow's ``card create`` subprocess."""
+    from metaflow.plugins.cards.card_creator import CardCreator
+
+    from .forking import emit
+
+    def create(self: Any, card_uuid: Any = None, user_set_card_id: Any = None,
+               runtime_card: bool = False, decorator_attributes: Any = None,
+               card_options: Any = None, logger: Any = None, mode: str = "render",
+               final: bool = False, sync: bool = False) -> None:
+        from metaflow import current
+
+        if mode != "render" and not runtime_card:
+            return
+        components = current.card._serialize_components(card_uuid) if mode == "render" else []
+        try:
+            data = current.card._get_latest_data(card_uuid, final=final, mode=mode)
+        except Exception:
+            data = None
+        attrs = decorator_attributes or {}
+        entry = {
+            "uuid": card_uuid,
+            "id": user_set_card_id,
+            "type": attrs.get("type", "default"),
+            "options": card_options or {},
+            "attributes": {k: v for k, v in attrs.items() if _jsonable(v)},
+            "components": components,
+            "data": data,
+            "mode": mode,
+            "final": final,
+        }
+        if final and mode == "render":
+            _State.cards = [c for c in _State.cards if c["uuid"] != card_uuid] + [entry]
+        else:
+            emit("card", entry)
+
+    CardCreator.create = create
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except Exception:
+        return False
+
+
+def _register_command() -> None:
+    from metaflow._vendor import click
+    from metaflow import cli as mf_cli
+
+    @click.command("devd-spin-step", hidden=True, help="devd: run one step on warm parents.")
+    @click.pass_context
+    def devd_spin_step(ctx: Any) -> None:
+        _State.result = _run_step(ctx.obj)
+
+    mf_cli.cli.add_command(devd_spin_step)
+
+
+def _apply_config_overrides(flow: Any) -> None:
+    """Make the step body read the config values given to this spin (not the recorded ones)."""
+    from metaflow.flowspec import FlowStateItems
+
+    req = _State.request
+    if not req.config_overrides:
+        return
+    configs = flow.__class__._flow_state[FlowStateItems.CONFIGS]
+    for var, param in flow._get_parameters():
+        if getattr(param, "IS_CONFIG_PARAMETER", False) and param.name in configs:
+            value = configs[param.name][0]
+            _State.spin_artifacts[var] = value
+            for overrides in _State.join_artifacts.values():
+                overrides[var] = value
+
+
+def _run_step(obj: Any) -> ChildResult:
+    from metaflow import current
+    from metaflow.task import MetaflowTask
+
+    req = _State.request
+    flow = obj.flow
+    started = time.perf_counter()
+    step_func = getattr(flow, req.step)
+    notices = []
+    kept = []
+    for deco in step_func.decorators:
+        if any(deco.name.startswith(p) for p in SPIN_KEPT_DECORATORS):
+            kept.append(deco.name)
+            if deco.name == "environment":
+                os.environ.update({k: str(v) for k, v in (deco.attributes.get("vars") or {}).items()})
+        else:
+            notices.append(f"@{deco.name} skipped in a spin (it applies to `devd run`)")
+    _apply_config_overrides(flow)
+    spin_artifacts: Any = _State.spin_artifacts
+    if obj.graph[req.step].type == "join":
+        spin_artifacts = _State.join_artifacts
+    sink: dict[str, Any] = {}
+    _capture_output_datastore(obj.flow_datastore, sink)
+    run_id = obj.metadata.new_run_id()
+    task_id = obj.metadata.new_task_id(run_id, req.step)
+    task = MetaflowTask(
+        flow, obj.flow_datastore, obj.metadata, obj.environment,
+        lambda *a, **k: None, obj.event_logger, obj.monitor, None,
+        orig_flow_datastore=_State.warm, spin_artifacts=spin_artifacts,
+    )
+    error = None
+    try:
+        task.run_step(
+            req.step, run_id, task_id, req.origin_run_id, req.input_paths, req.split_index,
+            0, 0, kept, req.persist,
+        )
+    except BaseException as exc:  # the user's step failed (or Metaflow refused it)
+        error = error_info(exc, req.flow_file)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    stack = []
+    for frame in getattr(flow, "_foreach_stack", None) or []:
+        stack.append({"step": frame.step, "var": frame.var, "index": frame.index,
+                      "num_splits": frame.num_splits})
+    return _build_result(sink, error, run_id, task_id, notices, stack, started,
+                         obj.flow_datastore.datastore_root if req.persist else None)
+
+
+def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: str,
+                  task_id: str, notices: list[str], stack: list[dict[str, Any]],
+                  started: float, persisted_root: str | None) -> ChildResult:
+    import cloudpickle
+
+    req = _State.request
+    produced = sink.get("produced", {})
+    passdown = sink.get("passdown", {})
+    shas = _sha_index() if passdown else {}
+    rows = []
+    values: dict[str, Any] = {}
+    parent_values: dict[str, tuple[str, str]] = {}
+    names = sorted(n for n in set(produced) | set(passdown) if not n.startswith("_"))
+    for name in names:
+        if name in produced:
+            value = produced[name]
+            if req.want_values:
+                try:
+                    cloudpickle.dumps(value)
+                    values[name] = value
+                except Exception as exc:
+                    values[name] = Unpicklable(type(value).__qualname__, repr(value)[:200],
+                                               str(exc))
+        else:
+            hit = shas.get(passdown[name])
+            if hit is None:
+                continue
+            parent_values[name] = (hit[0], hit[1])
+            value = hit[2]
+        rows.append(describe(name, value))
+    return ChildResult(
+        ok=error is None,
+        artifacts=rows,
+        values=values,
+        parent_values=parent_values,
+        error=error,
+        next_steps=sink.get("next_steps", []),
+        run_id=run_id,
+        task_id=task_id,
+        persisted_root=persisted_root,
+        cards=list(_State.cards),
+        notices=notices,
+        foreach_stack=stack,
+        duration_s=time.perf_counter() - started,
+    )
+
+
+def read_overrides(req: SpinRequest) -> None:
+    """Artifact overrides from ``--artifacts-module`` and Python, keyed as Metaflow keys them.
+
+    For a join, Metaflow keys overrides by parent pathspec (``run/step/task``); a key
+    ``Flow/run/step/task`` is accepted too, and plain names apply to every input.
+    """
+    from .errors import DevdError
+
+    merged: dict[str, Any] = {}
+    if req.artifacts_module:
+        from metaflow.util import read_artifacts_module
+
+        path = os.path.abspath(req.artifacts_module)
+        if not os.path.isfile(path):
+            raise DevdError(f"{req.artifacts_module}: no such artifacts module; pass a .py "
+                            "file that defines ARTIFACTS = {...}")
+        try:
+            module_artifacts = read_artifacts_module(path)
+        except Exception as exc:
+            raise DevdError(f"{req.artifacts_module}: cannot read ARTIFACTS ({exc}); it must "
+                            "define ARTIFACTS = {name: value}") from None
+        if not isinstance(module_artifacts, dict):
+            raise DevdError(f"{req.artifacts_module}: ARTIFACTS must be a dict")
+        merged.update(module_artifacts)
+    for key, value in (req.artifacts or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and "/" in key:
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    inputs = ["/".join(p.split("/")[:3]) for p in req.input_paths]
+    plain = {k: v for k, v in merged.items() if "/" not in k}
+    per_input: dict[str, dict[str, Any]] = {p: dict(plain) for p in inputs}
+    for key, value in merged.items():
+        if "/" not in key:
+            continue
+        parts = key.strip("/").split("/")
+        short = "/".join(parts[-3:])
+        if short not in per_input or not isinstance(value, dict):
+            raise DevdError(
+                f"artifact override key '{key}' names no input of this step; "
+                f"use one of: {', '.join(inputs)}"
+            )
+        per_input[short].update(value)
+    _State.spin_artifacts = plain
+    _State.join_artifacts = per_input
+
+
+class Unpicklable:
+    """Stands in for an artifact that cannot leave the child (and so could not be persisted)."""
+
+    def __init__(self, type_name: str, text: str, reason: str) -> None:
+        self.type_name = type_name
+        self.text = text
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"<unpicklable {self.type_name}: {self.text} ({self.reason})>"
+
+
+def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
+    """Entry point in the child: set up Metaflow's CLI state and run the step."""
+    from metaflow import cli as mf_cli
+    from metaflow import parameters
+    from metaflow.plugins.datastores.spin_storage import SpinStorage
+
+    from .loader import load_flow_class
+    from .warmstore import WarmFlowDataStore, load_task
+
+    os.chdir(req.cwd)
+    if warm is None:  # spawn path: nothing is warm in a fresh interpreter
+        warm_tasks = [load_task(ref) for ref in req.parent_refs]
+        warm = WarmFlowDataStore(req.parent_refs[0].flow_name, warm_tasks)
+    _State.request = req
+    _State.warm = warm
+    _State.warm_tasks = warm_tasks
+    _State.cards = []
+    scratch = None
+    if not req.persist:
+        scratch = tempfile.mkdtemp(prefix="devd-spin-")
+        SpinStorage.SYSROOT_VAR = os.path.join(scratch, SpinStorage.DATASTORE_DIR)
+        os.mkdir(SpinStorage.SYSROOT_VAR)
+    try:
+        read_overrides(req)
+        flow_cls = load_flow_class(req.flow_file)
+        _install_card_capture()
+        _register_command()
+        args = [
+            "--quiet", "--no-pylint", "--datastore", "local", "--metadata", "local",
+            "--environment", "local", "--event-logger", "nullSidecarLogger",
+            "--monitor", "nullSidecarMonitor", *req.config_args, "devd-spin-step",
+        ]
+        with parameters.flow_context(flow_cls):
+            code = mf_cli.main(flow_cls(use_cli=False), args=args, handle_exceptions=False,
+                               entrypoint=[sys.executable, req.flow_file])
+        if _State.result is None:
+            raise RuntimeError(f"Metaflow's CLI exited ({code}) before the step ran")
+        return _State.result
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,302 @@
+"""Run a function in a forked child of this (warm) process and bring its result back.
+
+The child inherits the warm state through copy-on-write, so nothing it does can
+change or crash the parent. Its stdout/stderr (file descriptors 1 and 2, so C
+extensions and subprocesses are captured too) stream back through pipes, and its
+return value comes back pickled through a third pipe. Where ``fork`` does not
+exist (Windows), a spawned interpreter runs the same function: slower, but the
+same contract.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import signal
+import struct
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+OutputCallback = Callable[[str, str], None]
+
+def fork_available() -> bool:
+    """Fork unless the platform lacks it or DEVD_NO_FORK=1 asks for the spawn path."""
+    return hasattr(os, "fork") and os.environ.get("DEVD_NO_FORK", "") not in ("1", "true")
+
+
+@dataclass
+class ChildOutcome:
+    """What a child left behind: its value (or a crash description) and its output."""
+
+    value: Any = None
+    crashed: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Channel:
+    """Length-prefixed pickled messages over a pipe (child -> parent)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def send(self, kind: str, payload: Any) -> None:
+        try:
+            data = cloudpickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # an unpicklable payload must not lose the message
+            data = cloudpickle.dumps((kind, {"unpicklable": repr(exc)}))
+        header = struct.pack("!Q", len(data))
+        view = memoryview(header + data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+
+
+def _read_messages(fd: int) -> list[tuple[str, Any]]:
+    """Read every message from a channel until EOF (used by the parent)."""
+    raw = io.BytesIO()
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        raw.write(chunk)
+    data = raw.getvalue()
+    messages = []
+    pos = 0
+    while pos + 8 <= len(data):
+        (size,) = struct.unpack("!Q", data[pos : pos + 8])
+        pos += 8
+        try:
+            messages.append(pickle.loads(data[pos : pos + size]))
+        except Exception as exc:
+            messages.append(("error", f"could not read a message from the child: {exc!r}"))
+        pos += size
+    return messages
+
+
+class ChildProcess:
+    """A running child: kill it, or wait for its outcome."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        on_output: OutputCallback | None = None,
+        on_event: Callable[[str, Any], None] | None = None,
+    ) -> None:
+        self._on_output = on_output
+        self._on_event = on_event
+        self._out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self.pid = 0
+        self._start(func, args)
+
+    # -- parent side -------------------------------------------------------
+    def _start(self, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.forked = fork_available()
+        self._proc: Any = None
+        self._res_path: str | None = None
+        if self.forked:
+            res_r, res_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                os.close(out_r)
+                os.close(err_r)
+                os.close(res_r)
+                _child_main(func, args, out_w, err_w, _Channel(res_w))
+            os.close(res_w)
+            self.pid = pid
+            self._res_r = res_r
+        else:
+            self._proc, self._res_path = _spawn(func, args, out_w, err_w)
+            self.pid = self._proc.pid
+        os.close(out_w)
+        os.close(err_w)
+        self._readers = [
+            threading.Thread(target=self._pump, args=(out_r, "stdout"), daemon=True),
+            threading.Thread(target=self._pump, args=(err_r, "stderr"), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _pump(self, fd: int, stream: str) -> None:
+        decoder = _incremental_decoder()
+        try:
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                text = decoder.decode(chunk)
+                if text:
+                    self._out[stream].append(text)
+                    if self._on_output is not None:
+                        self._on_output(stream, text)
+        finally:
+            os.close(fd)
+
+    def kill(self) -> None:
+        """Stop the child at once (used to cancel or supersede a spin)."""
+        try:
+            if self._proc is not None:
+                self._proc.kill()
+                return
+            os.kill(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+
+    def wait(self) -> ChildOutcome:
+        if self.forked:
+            messages = _read_messages(self._res_r)
+            os.close(self._res_r)
+            _, status = os.waitpid(self.pid, 0)
+            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        else:
+            code = self._proc.wait()
+            assert self._res_path is not None
+            fd = os.open(self._res_path, os.O_RDONLY)
+            try:
+                messages = _read_messages(fd)
+            finally:
+                os.close(fd)
+                os.unlink(self._res_path)
+        for reader in self._readers:
+            # A grandchild that keeps our pipes open must not hang us.
+            reader.join(timeout=5)
+        outcome = ChildOutcome(
+            stdout="".join(self._out["stdout"]), stderr="".join(self._out["stderr"])
+        )
+        got_result = False
+        for kind, payload in messages:
+            if kind == "result":
+                outcome.value = payload
+                got_result = True
+            elif kind == "error":
+                outcome.crashed = str(payload)
+                got_result = True
+            elif self._on_event is not None:
+                self._on_event(kind, payload)
+        outcome.exit_code = code
+        if not got_result:
+            outcome.crashed = _describe_exit(outcome.exit_code)
+        return outcome
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        if -code == signal.SIGKILL:
+            return f"the step process was killed ({name}): cancelled, or out of memory"
+        return f"the step process died with {name}"
+    return f"the step process exited with code {code} before finishing (os._exit or sys.exit?)"
+
+
+def _incremental_decoder() -> Any:
+    import codecs
+
+    return codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+
+# -- child side ---------------------------------------------------------------
+_CHANNEL: _Channel | None = None
+
+
+def emit(kind: str, payload: Any) -> None:
+    """Send an event from inside a child to the parent (no-op outside a child)."""
+    if _CHANNEL is not None:
+        _CHANNEL.send(kind, payload)
+
+
+def _child_main(
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    out_w: int | None,
+    err_w: int | None,
+    channel: _Channel,
+) -> None:  # pragma: no cover - runs in the child
+    global _CHANNEL
+    code = 0
+    try:
+        os.setpgid(0, 0) if hasattr(os, "setpgid") else None
+    except OSError:
+        pass
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if out_w is not None and err_w is not None:
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            os.close(out_w)
+            os.close(err_w)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+        _CHANNEL = channel
+        try:
+            value = func(*args)
+            _CHANNEL.send("result", value)
+        except BaseException:
+            _CHANNEL.send("error", traceback.format_exc())
+            code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:
+            pass
+        os._exit(code)
+
+
+def _spawn(
+    func: Callable[..., Any], args: tuple[Any, ...], out_w: int, err_w: int
+) -> tuple[Any, str]:
+    """Start a fresh interpreter that runs ``func(*args)`` (the no-fork path)."""
+    import subprocess
+    import tempfile
+
+    fd, res_path = tempfile.mkstemp(prefix="devd-result-")
+    os.close(fd)
+    payload = cloudpickle.dumps((func, args))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devd._spawned", res_path],
+        stdin=subprocess.PIPE,
+        stdout=out_w,
+        stderr=err_w,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(payload)
+    proc.stdin.close()
+    return proc, res_path
+
+
+def spawned_main(res_path: str) -> None:  # pragma: no cover - runs in the spawned child
+    """Entry point of a spawned child: read the function from stdin, run it, exit."""
+    func, args = pickle.loads(sys.stdin.buffer.read())
+    fd = os.open(res_path, os.O_WRONLY | os.O_TRUNC)
+    _child_main(func, args, None, None, _Channel(fd))
+
+
+def run_in_child(
+    func: Callable[..., Any],
+    *args: Any,
+    on_output: OutputCallback | None = None,
+    on_event: Callable[[str, Any], None] | None = None,
+) -> ChildOutcome:
+    """Run ``func(*args)`` in a child and wait for it."""
+    return ChildProcess(func, args, on_output=on_output, on_event=on_event).wait()

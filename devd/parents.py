@@ -1,0 +1,267 @@
+"""Find the recorded tasks a spin takes its parents from, with Metaflow's Client.
+
+By default: the newest run of the flow in the current namespace that has what the
+step needs, even a run that failed later (fixing the failing step is the point).
+Or an explicit pathspec: ``step``, ``run/step``, ``Flow/run/step`` or ``Flow/run/step/task``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import DevdError
+from .flowmodel import FlowModel
+from .warmstore import TaskRef
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the user asked to spin."""
+
+    step: str
+    run_id: str | None = None
+    task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SpinPlan:
+    """The parents of one spin, in the order the step's ``inputs`` will see them."""
+
+    step: str
+    origin_run_id: str
+    parents: tuple[TaskRef, ...]
+    split_index: int | None
+    recorded_task: str | None  # pathspec of the step's task in that run, if it ran
+
+    @property
+    def parent_pathspecs(self) -> list[str]:
+        return [p.pathspec for p in self.parents]
+
+
+def parse_target(model: FlowModel, spec: str) -> Target:
+    """Read ``step``, ``run/step``, ``Flow/run/step``, ``run/step/task`` or ``Flow/run/step/task``."""
+    parts = [p for p in str(spec).strip().split("/") if p]
+    if parts and parts[0] == model.flow_name:
+        parts = parts[1:]
+        if len(parts) not in (2, 3):
+            raise DevdError(
+                f"'{spec}' is not a pathspec of {model.flow_name}: use STEP, RUN/STEP "
+                f"or {model.flow_name}/RUN/STEP/TASK"
+            )
+    if len(parts) == 1:
+        target = Target(parts[0])
+    elif len(parts) == 2:
+        target = Target(parts[1], run_id=parts[0])
+    elif len(parts) == 3:
+        target = Target(parts[1], run_id=parts[0], task_id=parts[2])
+    else:
+        raise DevdError(
+            f"'{spec}' is not a step or pathspec: use STEP, RUN/STEP or "
+            f"{model.flow_name}/RUN/STEP/TASK"
+        )
+    model.step(target.step)  # unknown step: lists the steps
+    return target
+
+
+def _default_datastore() -> tuple[str, str] | None:
+    from metaflow.metaflow_config import DEFAULT_DATASTORE
+    from metaflow.plugins import DATASTORES
+
+    impls = [d for d in DATASTORES if d.TYPE == DEFAULT_DATASTORE]
+    if not impls:
+        return None
+    root = impls[0].get_datastore_root_from_config(lambda *a, **k: None, create_on_absent=False)
+    return (DEFAULT_DATASTORE, root) if root else None
+
+
+def _ref(task: Any, fallback: tuple[str, str] | None = None) -> TaskRef:
+    """A task's location; ``_parameters`` records none, so it takes ``fallback``'s."""
+    flow_name, run_id, step, task_id = task.path_components
+    meta = task.metadata_dict
+    ds_type = meta.get("ds-type")
+    ds_root = meta.get("ds-root")
+    if (not ds_type or not ds_root) and step == "_parameters":
+        ds_type, ds_root = fallback or _default_datastore() or (None, None)
+    if not ds_type or not ds_root:
+        raise DevdError(
+            f"{task.pathspec} records no datastore (ds-type/ds-root metadata); "
+            "run the flow again with `devd run FLOW`"
+        )
+    return TaskRef(flow_name, run_id, step, task_id, int(task.current_attempt), ds_type, ds_root)
+
+
+def _usable(task: Any) -> bool:
+    try:
+        return bool(task.finished) and bool(task.successful)
+    except Exception:
+        return False
+
+
+def _order_key(task: Any) -> tuple[int, int]:
+    index = task.index
+    return (index if index is not None else -1, int(task.id) if task.id.isdigit() else 0)
+
+
+def _sorted_parents(model: FlowModel, step: str, tasks: list[Any]) -> list[Any]:
+    """Join inputs in the order the original run saw them: foreach index, or branch order."""
+    if model.join_type(step) == "foreach":
+        return sorted(tasks, key=_order_key)
+    order = {name: i for i, name in enumerate(model.steps[step].in_funcs)}
+    return sorted(tasks, key=lambda t: (order.get(t.path_components[2], 99), _order_key(t)))
+
+
+def _plan_from_task(model: FlowModel, task: Any) -> SpinPlan:
+    """Parents of a recorded task of the step, exactly as Metaflow's Client links them."""
+    from metaflow import Step
+
+    step = task.path_components[2]
+    run_id = task.path_components[1]
+    meta = task.metadata_dict
+    own_ds = (meta["ds-type"], meta["ds-root"]) if "ds-type" in meta and "ds-root" in meta \
+        else None
+    if step == model.start_step:
+        params = Step(f"{model.flow_name}/{run_id}/_parameters", _namespace_check=False).task
+        parents = [params]
+    else:
+        parents = list(task.parent_tasks)
+    if not parents:
+        raise DevdError(f"{task.pathspec}: Metaflow records no parent tasks for it")
+    missing = [p.pathspec for p in parents if not _usable(p)]
+    if missing:
+        raise DevdError(
+            f"parent task {missing[0]} of {task.pathspec} did not finish successfully; "
+            "spin its step first or run the flow again"
+        )
+    parents = _sorted_parents(model, step, parents)
+    split_index = task.index if _follows_foreach(model, step) else None
+    refs = tuple(_ref(p, own_ds) for p in parents)
+    return SpinPlan(step, run_id, refs, split_index, task.pathspec)
+
+
+def _follows_foreach(model: FlowModel, step: str) -> bool:
+    info = model.steps[step]
+    return len(info.in_funcs) == 1 and model.steps[info.in_funcs[0]].type == "foreach"
+
+
+def _tasks_of(run: Any, step: str) -> list[Any]:
+    try:
+        return sorted(run[step].tasks(), key=_order_key)
+    except KeyError:
+        return []
+
+
+def _plan_from_parent_steps(model: FlowModel, run: Any, step: str) -> SpinPlan | None:
+    """The step never ran in ``run``: take its parents from its parent steps' tasks."""
+    info = model.steps[step]
+    run_id = run.id
+    if step == model.start_step:
+        params = _tasks_of(run, "_parameters")
+        if not params or not _usable(params[0]):
+            return None
+        return SpinPlan(step, run_id, (_ref(params[0]),), None, None)
+    per_step = {p: _tasks_of(run, p) for p in info.in_funcs}
+    if any(not tasks or not all(_usable(t) for t in tasks) for tasks in per_step.values()):
+        return None
+    join_type = model.join_type(step)
+    if join_type == "foreach":
+        tasks = per_step[info.in_funcs[0]]
+        outer = _outer_path(tasks[0])
+        group = [t for t in tasks if _outer_path(t) == outer]
+        return SpinPlan(step, run_id, tuple(_ref(t) for t in sorted(group, key=_order_key)),
+                        None, None)
+    if join_type == "linear":
+        first = per_step[info.in_funcs[0]][0]
+        path = first.metadata_dict.get("foreach-execution-path")
+        chosen = []
+        for parent_step in info.in_funcs:
+            match = [t for t in per_step[parent_step]
+                     if t.metadata_dict.get("foreach-execution-path") == path]
+            if not match:
+                return None
+            chosen.append(match[0])
+        return SpinPlan(step, run_id, tuple(_ref(t) for t in chosen), None, None)
+    parent = per_step[info.in_funcs[0]][0]
+    split_index = 0 if _follows_foreach(model, step) else None
+    if split_index is not None:
+        num = parent["_foreach_num_splits"].data if "_foreach_num_splits" in parent else None
+        if not num:
+            return None
+    return SpinPlan(step, run_id, (_ref(parent),), split_index, None)
+
+
+def _outer_path(task: Any) -> str:
+    path = task.metadata_dict.get("foreach-execution-path") or ""
+    return ",".join(path.split(",")[:-1])
+
+
+def _plan_in_run(model: FlowModel, run: Any, target: Target) -> SpinPlan | None:
+    from metaflow import Task
+
+    if target.task_id is not None:
+        pathspec = f"{model.flow_name}/{run.id}/{target.step}/{target.task_id}"
+        try:
+            task = Task(pathspec, _namespace_check=False)
+        except Exception:
+            raise DevdError(
+                f"no task {pathspec}; list the step's tasks with Metaflow's Client or spin "
+                f"'{run.id}/{target.step}'"
+            ) from None
+        return _plan_from_task(model, task)
+    recorded = _tasks_of(run, target.step)
+    if recorded:
+        try:
+            return _plan_from_task(model, recorded[0])
+        except DevdError:
+            if target.run_id is not None:
+                raise
+            return None
+    return _plan_from_parent_steps(model, run, target.step)
+
+
+def resolve_plan(model: FlowModel, target: Target) -> SpinPlan:
+    """Find the parents for ``target``, or say in one line why there are none."""
+    from metaflow import Flow, Run
+    from metaflow.exception import MetaflowNotFound
+
+    if target.run_id is not None:
+        try:
+            run = Run(f"{model.flow_name}/{target.run_id}", _namespace_check=False)
+        except MetaflowNotFound:
+            raise DevdError(
+                f"no run {model.flow_name}/{target.run_id}; run `devd run {model.path}` "
+                "or pick a run id that exists"
+            ) from None
+        plan = _plan_in_run(model, run, target)
+        if plan is None:
+            raise DevdError(
+                f"run {target.run_id} has no finished parent tasks for step '{target.step}'; "
+                "pick another run or run the flow again"
+            )
+        return plan
+    try:
+        runs = list(Flow(model.flow_name).runs())
+    except MetaflowNotFound:
+        runs = []
+    if not runs:
+        raise DevdError(
+            f"no run of {model.flow_name} yet (in namespace {_namespace()}); "
+            f"run `devd run {model.path}` first"
+        )
+    for run in runs:  # newest first
+        plan = _plan_in_run(model, run, target)
+        if plan is not None:
+            return plan
+    raise DevdError(
+        f"no run of {model.flow_name} got as far as the parents of '{target.step}'; "
+        f"run `devd run {model.path}` (or fix the failing parent step) first"
+    )
+
+
+def _namespace() -> str:
+    from metaflow import get_namespace
+
+    try:
+        return str(get_namespace())
+    except Exception:
+        return "?"

@@ -1,0 +1,244 @@
+"""A flow kept warm: its model, its parents' artifacts, and spins run in forked children."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .child import ChildResult, SpinRequest, run_spin
+from .errors import DevdError
+from .flowmodel import FlowModel, load_flow_model
+from .forking import ChildProcess, OutputCallback, fork_available
+from .parents import SpinPlan, Target, parse_target, resolve_plan
+from .result import SpinError, SpinResult
+from .warmstore import WarmFlowDataStore, WarmStore, WarmTask
+
+
+class Session:
+    """Keeps one flow's parents warm across spins (the engine behind API, CLI and daemon).
+
+    Metaflow finds runs relative to the working directory (``.metaflow``), as
+    ``python flow.py spin`` does; a Session uses the directory it was created in.
+    """
+
+    def __init__(self, flow_file: str | os.PathLike[str], *, store: WarmStore | None = None,
+                 budget_bytes: int | None = None) -> None:
+        self.flow_file = os.path.abspath(os.fspath(flow_file))
+        self.cwd = os.getcwd()
+        self.store = store if store is not None else WarmStore(budget_bytes)
+        self._model: FlowModel | None = None
+        self._model_key: tuple[int, int] | None = None
+        self._plans: dict[str, tuple[Any, SpinPlan]] = {}
+        self._running: ChildProcess | None = None
+
+    # -- context manager -------------------------------------------------------
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Forget the warm parents of this session's flow."""
+        self.cancel()
+        self._plans.clear()
+
+    # -- the flow ----------------------------------------------------------------
+    @property
+    def model(self) -> FlowModel:
+        """The flow's model, re-read when the file changes."""
+        try:
+            st = os.stat(self.flow_file)
+        except FileNotFoundError:
+            raise DevdError(
+                f"{self.flow_file}: no such file; pass the path of your flow's .py file"
+            ) from None
+        key = (st.st_mtime_ns, st.st_size)
+        if self._model is None or key != self._model_key:
+            self._model = load_flow_model(self.flow_file)
+            self._model_key = key
+        return self._model
+
+    def plan(self, target: str | Target) -> SpinPlan:
+        """Which recorded tasks a spin of ``target`` takes its parents from."""
+        model = self.model
+        if not isinstance(target, Target):
+            target = parse_target(model, target)
+        key = f"{target.run_id}/{target.step}/{target.task_id}"
+        fingerprint = None if target.task_id else _runs_fingerprint(model.flow_name)
+        cached = self._plans.get(key)
+        if cached is not None and (target.task_id or
+                                   (fingerprint is not None and cached[0] == fingerprint)):
+            return cached[1]
+        plan = resolve_plan(model, target)
+        self._plans[key] = (fingerprint, plan)
+        return plan
+
+    def forget_plans(self) -> None:
+        """Look for parents again on the next spin (after a new run, say)."""
+        self._plans.clear()
+
+    # -- spinning -----------------------------------------------------------------
+    def spin(
+        self,
+        target: str,
+        *,
+        artifacts: dict[str, Any] | None = None,
+        artifacts_module: str | None = None,
+        config: dict[str, str] | None = None,
+        config_value: dict[str, Any] | None = None,
+        persist: bool = False,
+        on_output: OutputCallback | None = None,
+        on_card: Callable[[dict[str, Any]], None] | None = None,
+        want_values: bool = True,
+    ) -> SpinResult:
+        """Re-run one step on its warm parents in a forked child; see ``devd.spin``."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        model = self.model
+        timings["model"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        parsed = parse_target(model, target)
+        plan = self.plan(parsed)
+        timings["plan"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        warm_tasks = self.store.get_many(plan.parents)
+        timings["load"] = time.perf_counter() - t2
+        config_args = self._config_args(model, warm_tasks, config or {}, config_value or {})
+        request = SpinRequest(
+            flow_file=self.flow_file,
+            cwd=self.cwd,
+            step=plan.step,
+            origin_run_id=plan.origin_run_id,
+            input_paths=[p.input_path for p in plan.parents],
+            split_index=plan.split_index,
+            artifacts=dict(artifacts or {}),
+            artifacts_module=artifacts_module,
+            config_args=config_args,
+            config_overrides=bool(config or config_value),
+            persist=persist,
+            want_values=want_values,
+            parent_refs=list(plan.parents),
+        )
+        t3 = time.perf_counter()
+        if fork_available():
+            warm: Any = WarmFlowDataStore(model.flow_name, warm_tasks)
+            args: tuple[Any, ...] = (request, warm, warm_tasks)
+        else:
+            args = (request, None, [])
+        events = (lambda kind, payload: on_card(payload) if kind == "card" else None) \
+            if on_card else None
+        child = ChildProcess(run_spin, args, on_output=on_output, on_event=events)
+        self._running = child
+        try:
+            outcome = child.wait()
+        finally:
+            self._running = None
+        timings["child"] = time.perf_counter() - t3
+        return self._result(model, plan, warm_tasks, outcome, persist, timings,
+                            time.perf_counter() - t0)
+
+    def cancel(self) -> None:
+        """Kill the spin in progress, if any."""
+        if self._running is not None:
+            self._running.kill()
+
+    # -- helpers --------------------------------------------------------------------
+    def _config_args(self, model: FlowModel, warm_tasks: list[WarmTask],
+                     config: dict[str, str], config_value: dict[str, Any]) -> list[str]:
+        """``--config``/``--config-value`` for every Config: the given ones, else the run's."""
+        known = {p.name: p for p in model.configs()}
+        unknown = [n for n in list(config) + list(config_value) if n not in known]
+        if unknown:
+            names = ", ".join(known) or "none"
+            raise DevdError(f"{model.flow_name} has no Config '{unknown[0]}'; its Configs: {names}")
+        args: list[str] = []
+        recorded = warm_tasks[0].values if warm_tasks else {}
+        for name, param in known.items():
+            if name in config_value:
+                value = config_value[name]
+                text = value if isinstance(value, str) else json.dumps(value)
+                args += ["--config-value", name, text]
+            elif name in config:
+                path = os.path.abspath(config[name])
+                if not os.path.isfile(path):
+                    raise DevdError(f"config file {config[name]} for '{name}' does not exist")
+                args += ["--config", name, path]
+            elif param.var in recorded and recorded[param.var] is not None:
+                value = recorded[param.var]
+                plain = value.to_dict() if hasattr(value, "to_dict") else value
+                args += ["--config-value", name, json.dumps(plain, default=str)]
+        return args
+
+    def _result(self, model: FlowModel, plan: SpinPlan, warm_tasks: list[WarmTask],
+                outcome: Any, persist: bool, timings: dict[str, float],
+                total: float) -> SpinResult:
+        child: ChildResult | None = outcome.value if isinstance(outcome.value, ChildResult) \
+            else None
+        if child is None:
+            crash = (outcome.crashed or "the step process ended without a result").strip()
+            message = crash.splitlines()[-1] if crash else "no result"
+            error = SpinError("devd.ChildCrashed", message, self.flow_file, None, crash)
+            return SpinResult(model.flow_name, plan.step, False, {}, [], error, outcome.stdout,
+                              outcome.stderr, [], total, plan.parent_pathspecs,
+                              plan.origin_run_id, timings=timings)
+        by_pathspec = {t.ref.pathspec: t for t in warm_tasks}
+        values = dict(child.values)
+        for name, (pathspec, source) in child.parent_values.items():
+            values[name] = by_pathspec[pathspec].values[source]
+        values = {k: values[k] for k in sorted(values)}
+        error = None
+        if child.error:
+            e = child.error
+            error = SpinError(e["type"], e["message"], e["file"], e["line"], e["traceback"])
+        pathspec = None
+        if child.run_id and child.task_id:
+            pathspec = f"{model.flow_name}/{child.run_id}/{plan.step}/{child.task_id}"
+        return SpinResult(
+            flow=model.flow_name,
+            step=plan.step,
+            ok=child.ok,
+            artifacts=values,
+            artifact_rows=child.artifacts,
+            error=error,
+            stdout=outcome.stdout,
+            stderr=outcome.stderr,
+            next_steps=child.next_steps,
+            duration_s=total,
+            parents=plan.parent_pathspecs,
+            origin_run_id=plan.origin_run_id,
+            pathspec=pathspec,
+            persisted=persist and child.persisted_root is not None,
+            card_components=child.cards,
+            notices=child.notices,
+            timings=timings,
+            _persist_root=os.path.dirname(child.persisted_root) if child.persisted_root else None,
+        )
+
+
+def _runs_fingerprint(flow_name: str) -> tuple[Any, ...] | None:
+    """Cheap change detector for the local metadata store; None means 'always look again'."""
+    from metaflow.metaflow_config import DEFAULT_METADATA
+    from metaflow.plugins.datastores.local_storage import LocalStorage
+
+    if DEFAULT_METADATA != "local":
+        return None
+    root = LocalStorage.get_datastore_root_from_config(lambda *a, **k: None,
+                                                       create_on_absent=False)
+    if root is None:
+        return ("none",)
+    flow_dir = os.path.join(root, flow_name)
+    try:
+        entries = [e for e in os.scandir(flow_dir) if e.is_dir() and not e.name.startswith("_")]
+    except FileNotFoundError:
+        return ("none",)
+    stamps = [(e.name, e.stat().st_mtime_ns) for e in entries]
+    newest = max(entries, key=lambda e: e.name, default=None)
+    if newest is not None:
+        for sub in os.scandir(newest.path):
+            if sub.is_dir():
+                stamps.append((sub.name, sub.stat().st_mtime_ns))
+    return tuple(sorted(stamps))

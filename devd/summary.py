@@ -1,0 +1,84 @@
+"""Short, human descriptions of artifact values: type, shape or length, a clipped repr."""
+
+from __future__ import annotations
+
+import reprlib
+import sys
+from typing import Any
+
+_repr = reprlib.Repr()
+_repr.maxstring = 60
+_repr.maxother = 60
+_repr.maxlist = 6
+_repr.maxdict = 6
+_repr.maxtuple = 6
+_repr.maxset = 6
+
+
+def type_name(value: Any) -> str:
+    kind = type(value)
+    module = kind.__module__
+    if module in ("builtins", "__main__"):
+        return kind.__qualname__
+    return f"{module.split('.')[0]}.{kind.__qualname__}"
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    try:
+        text = _repr.repr(value)
+    except Exception as exc:  # a user __repr__ that raises
+        text = f"<repr failed: {type(exc).__name__}>"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def size_bytes(value: Any) -> int | None:
+    """Bytes held by common large values (arrays, frames, buffers); None when unknown."""
+    nbytes = getattr(value, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    memory_usage = getattr(value, "memory_usage", None)
+    if callable(memory_usage) and hasattr(value, "columns"):
+        try:
+            return int(memory_usage(deep=True).sum())
+        except Exception:
+            return None
+    if isinstance(value, bytes | bytearray | str):
+        return sys.getsizeof(value)
+    return None
+
+
+def summarize(value: Any) -> str:
+    """'shape (3, 4) float64', 'len 10', or a clipped repr for scalars."""
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple):
+        dtype = getattr(value, "dtype", None)
+        text = f"shape {shape}"
+        if dtype is not None and not hasattr(value, "columns"):
+            text += f" {dtype}"
+        return text
+    if isinstance(value, str | bytes | bytearray):
+        return f"len {len(value)}: {short_repr(value, 60)}"
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        return f"len {len(value)}: {short_repr(value, 60)}"
+    return short_repr(value)
+
+
+def describe(name: str, value: Any) -> dict[str, Any]:
+    """The row the CLI table, the JSON output and the daemon's result share."""
+    row: dict[str, Any] = {"name": name, "type": type_name(value), "summary": summarize(value)}
+    size = size_bytes(value)
+    if size is not None:
+        row["sizeBytes"] = size
+    return row
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return ""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
