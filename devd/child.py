@@ -95,7 +95,9 @@ def error_info(exc: BaseException, flow_file: str) -> dict[str, Any]:
     in_flow = [f for f in frames if os.path.realpath(f.filename) == flow_path]
     frame = in_flow[-1] if in_flow else (frames[-1] if frames else None)
     kind = type(exc)
-    qual = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    qual = kind.__qualname__
+    if kind.__module__ != "builtins":
+        qual = f"{kind.__module__}.{qual}"
     if isinstance(exc, MetaflowException):
         message = exc.message or str(exc)
         line = getattr(exc, "line_no", None)
@@ -211,8 +213,8 @@ def _jsonable(value: Any) -> bool:
 
 
 def _register_command() -> None:
-    from metaflow._vendor import click
     from metaflow import cli as mf_cli
+    from metaflow._vendor import click
 
     @click.command("devd-spin-step", hidden=True, help="devd: run one step on warm parents.")
     @click.pass_context
@@ -239,7 +241,6 @@ def _apply_config_overrides(flow: Any) -> None:
 
 
 def _run_step(obj: Any) -> ChildResult:
-    from metaflow import current
     from metaflow.task import MetaflowTask
 
     req = _State.request
@@ -252,7 +253,8 @@ def _run_step(obj: Any) -> ChildResult:
         if any(deco.name.startswith(p) for p in SPIN_KEPT_DECORATORS):
             kept.append(deco.name)
             if deco.name == "environment":
-                os.environ.update({k: str(v) for k, v in (deco.attributes.get("vars") or {}).items()})
+                env_vars = deco.attributes.get("vars") or {}
+                os.environ.update({k: str(v) for k, v in env_vars.items()})
         else:
             notices.append(f"@{deco.name} skipped in a spin (it applies to `devd run`)")
     _apply_config_overrides(flow)
@@ -333,6 +335,24 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
     )
 
 
+def _setup_failed(exc: BaseException, req: SpinRequest) -> ChildResult:
+    """A result for failures before the step ran (flow import, configs, overrides)."""
+    from .errors import DevdError
+
+    if isinstance(exc, SyntaxError):
+        error = {"type": "SyntaxError", "message": exc.msg or str(exc),
+                 "file": exc.filename or req.flow_file, "line": exc.lineno,
+                 "traceback": "".join(traceback.format_exception_only(type(exc), exc))}
+    elif isinstance(exc, DevdError):
+        error = {"type": "devd.DevdError", "message": str(exc), "file": req.flow_file,
+                 "line": None, "traceback": str(exc)}
+    else:
+        error = error_info(exc, req.flow_file)
+    return ChildResult(ok=False, artifacts=[], values={}, parent_values={}, error=error,
+                       next_steps=[], run_id=None, task_id=None, persisted_root=None, cards=[],
+                       notices=[], foreach_stack=[], duration_s=0.0)
+
+
 def read_overrides(req: SpinRequest) -> None:
     """Artifact overrides from ``--artifacts-module`` and Python, keyed as Metaflow keys them.
 
@@ -411,7 +431,9 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
     _State.cards = []
     scratch = None
     if not req.persist:
-        scratch = tempfile.mkdtemp(prefix="devd-spin-")
+        shm = "/dev/shm"
+        scratch = tempfile.mkdtemp(prefix="devd-spin-",
+                                   dir=shm if os.access(shm, os.W_OK) else None)
         SpinStorage.SYSROOT_VAR = os.path.join(scratch, SpinStorage.DATASTORE_DIR)
         os.mkdir(SpinStorage.SYSROOT_VAR)
     try:
@@ -430,6 +452,37 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
         if _State.result is None:
             raise RuntimeError(f"Metaflow's CLI exited ({code}) before the step ran")
         return _State.result
+    except BaseException as exc:  # the flow, its configs or the overrides are broken
+        return _setup_failed(exc, req)
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def preload() -> None:
+    """Import in the warm parent what every child needs, so no child pays for it."""
+    import importlib
+
+    for name in (
+        "metaflow.cli", "metaflow.task", "metaflow.lint", "metaflow.clone_util",
+        "metaflow.system", "metaflow.cli_components.utils", "metaflow.util",
+        "metaflow.plugins.cards.card_creator", "metaflow.plugins.cards.component_serializer",
+        "metaflow.plugins.datastores.spin_storage", "metaflow.plugins.metadata_providers.spin",
+        "metaflow.cards", "devd.loader", "cloudpickle",
+    ):
+        try:
+            importlib.import_module(name)
+        except Exception:  # an optional part of Metaflow missing must not stop spins
+            pass
+    # Caches children inherit: tokenizer regexes (graph building reads step source) and
+    # Metaflow's version string (it runs `git describe` the first time).
+    import io
+    import tokenize
+
+    list(tokenize.generate_tokens(io.StringIO("x = 1\n").readline))
+    try:
+        from metaflow.metaflow_version import get_version
+
+        get_version()
+    except Exception:
+        pass

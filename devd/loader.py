@@ -26,8 +26,8 @@ _LIBRARY_ROOTS = tuple(
 def is_user_module(module: ModuleType, root: str) -> bool:
     """A module the user may be editing: its file lives under ``root`` and outside libraries."""
     path = getattr(module, "__file__", None)
-    if not path:
-        return False
+    if not path or not path.startswith(root + os.sep):
+        return False  # files outside the project (and frozen/builtin modules) stay cached
     real = os.path.realpath(path)
     if not real.startswith(root + os.sep):
         return False

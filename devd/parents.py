@@ -40,7 +40,7 @@ class SpinPlan:
 
 
 def parse_target(model: FlowModel, spec: str) -> Target:
-    """Read ``step``, ``run/step``, ``Flow/run/step``, ``run/step/task`` or ``Flow/run/step/task``."""
+    """Read ``step``, ``run/step``, ``Flow/run/step``, ``run/step/task``, ``Flow/run/step/task``."""
     parts = [p for p in str(spec).strip().split("/") if p]
     if parts and parts[0] == model.flow_name:
         parts = parts[1:]

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .child import ChildResult, SpinRequest, run_spin
+from .child import ChildResult, SpinRequest, preload, run_spin
 from .errors import DevdError
 from .flowmodel import FlowModel, load_flow_model
 from .forking import ChildProcess, OutputCallback, fork_available
@@ -33,6 +33,8 @@ class Session:
         self._model_key: tuple[int, int] | None = None
         self._plans: dict[str, tuple[Any, SpinPlan]] = {}
         self._running: ChildProcess | None = None
+        require_user()
+        preload()
 
     # -- context manager -------------------------------------------------------
     def __enter__(self) -> Session:
@@ -185,6 +187,8 @@ class Session:
             return SpinResult(model.flow_name, plan.step, False, {}, [], error, outcome.stdout,
                               outcome.stderr, [], total, plan.parent_pathspecs,
                               plan.origin_run_id, timings=timings)
+        if child.error and child.error["type"] == "devd.DevdError":
+            raise DevdError(child.error["message"])
         by_pathspec = {t.ref.pathspec: t for t in warm_tasks}
         values = dict(child.values)
         for name, (pathspec, source) in child.parent_values.items():
@@ -195,7 +199,7 @@ class Session:
             e = child.error
             error = SpinError(e["type"], e["message"], e["file"], e["line"], e["traceback"])
         pathspec = None
-        if child.run_id and child.task_id:
+        if persist and child.run_id and child.task_id:
             pathspec = f"{model.flow_name}/{child.run_id}/{plan.step}/{child.task_id}"
         return SpinResult(
             flow=model.flow_name,
@@ -216,6 +220,16 @@ class Session:
             notices=child.notices,
             timings=timings,
             _persist_root=os.path.dirname(child.persisted_root) if child.persisted_root else None,
+        )
+
+
+def require_user() -> None:
+    """Metaflow refuses to work without a non-root user name; say so before it does."""
+    from metaflow.util import get_username
+
+    if get_username() is None:
+        raise DevdError(
+            "Metaflow needs a user name other than root: set USER (e.g. `export USER=alice`)"
         )
 
 

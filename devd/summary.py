@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import reprlib
-import sys
 from typing import Any
 
 _repr = reprlib.Repr()
@@ -43,8 +42,8 @@ def size_bytes(value: Any) -> int | None:
             return int(memory_usage(deep=True).sum())
         except Exception:
             return None
-    if isinstance(value, bytes | bytearray | str):
-        return sys.getsizeof(value)
+    if isinstance(value, bytes | bytearray):
+        return len(value)
     return None
 
 
