@@ -212,8 +212,20 @@ def _jsonable(value: Any) -> bool:
         return False
 
 
-def _register_command() -> None:
-    from metaflow import cli as mf_cli
+def _fresh_metaflow_cli() -> Any:
+    """Metaflow's CLI module, executed afresh inside the current flow context.
+
+    ``metaflow.cli`` adds the flow's ``--config`` and decorator options to its ``start``
+    command when it is imported; the warm parent imported it with no flow, so each child
+    executes it again for its own flow (its dependencies stay warm).
+    """
+    import importlib
+
+    sys.modules.pop("metaflow.cli", None)
+    return importlib.import_module("metaflow.cli")
+
+
+def _register_command(mf_cli: Any) -> None:
     from metaflow._vendor import click
 
     @click.command("devd-spin-step", hidden=True, help="devd: run one step on warm parents.")
@@ -240,8 +252,25 @@ def _apply_config_overrides(flow: Any) -> None:
                 overrides[var] = value
 
 
-def _run_step(obj: Any) -> ChildResult:
+def _warm_task_class() -> Any:
     from metaflow.task import MetaflowTask
+
+    class WarmMetaflowTask(MetaflowTask):  # type: ignore[misc]
+        """Metaflow's task runner, reading every join input from the warm parents."""
+
+        def _init_data(self, run_id: str, join_type: Any, input_paths: list[str]) -> Any:
+            # Above 4 inputs Metaflow switches to TaskDataStoreSet, which lists the spin
+            # datastore instead of the parents (its spin fails there): one by one instead.
+            datastores = []
+            for path in input_paths:
+                datastores += super()._init_data(run_id, join_type, [path])
+            return datastores
+
+    return WarmMetaflowTask
+
+
+def _run_step(obj: Any) -> ChildResult:
+    task_class = _warm_task_class()
 
     req = _State.request
     flow = obj.flow
@@ -265,7 +294,7 @@ def _run_step(obj: Any) -> ChildResult:
     _capture_output_datastore(obj.flow_datastore, sink)
     run_id = obj.metadata.new_run_id()
     task_id = obj.metadata.new_task_id(run_id, req.step)
-    task = MetaflowTask(
+    task = task_class(
         flow, obj.flow_datastore, obj.metadata, obj.environment,
         lambda *a, **k: None, obj.event_logger, obj.monitor, None,
         orig_flow_datastore=_State.warm, spin_artifacts=spin_artifacts,
@@ -414,7 +443,6 @@ class Unpicklable:
 
 def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
     """Entry point in the child: set up Metaflow's CLI state and run the step."""
-    from metaflow import cli as mf_cli
     from metaflow import parameters
     from metaflow.plugins.datastores.spin_storage import SpinStorage
 
@@ -440,13 +468,14 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
         read_overrides(req)
         flow_cls = load_flow_class(req.flow_file)
         _install_card_capture()
-        _register_command()
         args = [
             "--quiet", "--no-pylint", "--datastore", "local", "--metadata", "local",
             "--environment", "local", "--event-logger", "nullSidecarLogger",
             "--monitor", "nullSidecarMonitor", *req.config_args, "devd-spin-step",
         ]
         with parameters.flow_context(flow_cls):
+            mf_cli = _fresh_metaflow_cli()
+            _register_command(mf_cli)
             code = mf_cli.main(flow_cls(use_cli=False), args=args, handle_exceptions=False,
                                entrypoint=[sys.executable, req.flow_file])
         if _State.result is None:

@@ -231,10 +231,9 @@ def _child_main(
     global _CHANNEL
     code = 0
     try:
-        os.setpgid(0, 0) if hasattr(os, "setpgid") else None
-    except OSError:
-        pass
-    try:
+        import faulthandler
+
+        faulthandler.disable()  # a crash is reported by its signal, not by a dump elsewhere
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if out_w is not None and err_w is not None:

@@ -55,12 +55,11 @@ class SpinResult:
         """The persisted spin as a Metaflow Client ``Task`` (only with ``persist=True``)."""
         if not self.persisted or not self.pathspec:
             return None
-        from metaflow import Task, namespace
-        from metaflow.client.core import inspect_spin
+        from metaflow import Task
 
-        inspect_spin(self._persist_root or ".")
-        namespace(None)
-        return Task(self.pathspec, _namespace_check=False)
+        # Like inspect_spin(root), but without switching this process's global metadata.
+        return Task(self.pathspec, _namespace_check=False,
+                    _current_metadata=f"spin@{self._persist_root or '.'}")
 
     def to_json(self) -> dict[str, Any]:
         """The shape of the ``devd/spin`` result and of ``devd spin --json``."""

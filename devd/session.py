@@ -35,6 +35,7 @@ class Session:
         self._running: ChildProcess | None = None
         require_user()
         preload()
+        bind_metaflow_root()
 
     # -- context manager -------------------------------------------------------
     def __enter__(self) -> Session:
@@ -221,6 +222,24 @@ class Session:
             timings=timings,
             _persist_root=os.path.dirname(child.persisted_root) if child.persisted_root else None,
         )
+
+
+def bind_metaflow_root() -> None:
+    """Make Metaflow look for ``.metaflow`` from the current directory again.
+
+    Metaflow caches the local datastore root of the first directory it searched from
+    for the life of the process; a Session belongs to the directory it was made in.
+    """
+    from metaflow.client import core
+    from metaflow.plugins.datastores.local_storage import LocalStorage
+    from metaflow.plugins.datastores.spin_storage import SpinStorage
+
+    LocalStorage.datastore_root = None
+    SpinStorage.datastore_root = None
+    if core.current_metadata is not False and getattr(core.current_metadata, "TYPE", "") in (
+        "local", "spin"
+    ):
+        core.current_metadata = False
 
 
 def require_user() -> None:

@@ -1,0 +1,61 @@
+"""Shared set-up: real Metaflow runs of the test flows in one temporary project directory.
+
+Metaflow reads its defaults when first imported, and refuses user ``root``: the
+environment is set here, before anything imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["USER"] = "devd-test"
+os.environ["METAFLOW_DEFAULT_DATASTORE"] = "local"
+os.environ["METAFLOW_DEFAULT_METADATA"] = "local"
+os.environ.pop("METAFLOW_DATASTORE_SYSROOT_LOCAL", None)
+
+FLOWS = Path(__file__).parent / "flows"
+
+
+def run_flow(project: Path, flow: str, *args: str, check: bool = True) -> str | None:
+    """A real ``python FLOW run``; returns the run id."""
+    id_file = project / f".runid-{flow}"
+    if id_file.exists():
+        id_file.unlink()
+    proc = subprocess.run(
+        [sys.executable, flow, *args[:0], "run", *args, "--run-id-file", str(id_file)],
+        cwd=project, capture_output=True, text=True, timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{flow} run failed:\n{proc.stdout}\n{proc.stderr}")
+    return id_file.read_text().strip() if id_file.exists() else None
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project directory holding the test flows, each run once for real."""
+    root = tmp_path_factory.mktemp("project")
+    for item in FLOWS.iterdir():
+        if item.is_file():
+            shutil.copy(item, root / item.name)
+    previous = os.getcwd()
+    os.chdir(root)
+    runs = {}
+    for flow in ("linear_flow.py", "branch_flow.py", "foreach_flow.py", "nested_flow.py",
+                 "config_flow.py", "chaos_flow.py"):
+        runs[flow] = run_flow(root, flow)
+    runs["fail_flow.py"] = run_flow(root, "fail_flow.py", check=False)
+    (root / "runs.txt").write_text(repr(runs))
+    yield root
+    os.chdir(previous)
+
+
+@pytest.fixture
+def in_project(project: Path) -> Path:
+    os.chdir(project)
+    return project
