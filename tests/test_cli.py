@@ -1,0 +1,92 @@
+"""The `devd` command line, as a user types it: real processes, real Metaflow runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def devd(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "devd.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, env=os.environ)
+
+
+def test_spin_prints_an_artifact_table_and_next_steps(in_project: Path) -> None:
+    out = devd(in_project, "spin", "linear_flow.py", "double")
+    assert out.returncode == 0, out.stderr
+    assert "LinearFlow/double: ok" in out.stdout
+    assert "y is 12" in out.stdout  # the step's own print, streamed
+    rows = [line.split() for line in out.stdout.splitlines()]
+    assert ["y", "int", "12"] in rows
+    assert ["x", "list", "len", "3:", "[1,", "2,", "3]"] in rows
+    assert "next: end" in out.stdout
+
+
+def test_spin_json_is_one_object_for_scripts(in_project: Path) -> None:
+    out = devd(in_project, "spin", "foreach_flow.py", "join", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["ok"] is True and data["step"] == "join"
+    rows = {r["name"]: r for r in data["artifacts"]}
+    assert rows["order"]["summary"].startswith("len 6")
+    assert data["nextSteps"] == ["end"]
+    assert len(data["parents"]) == 6
+
+
+def test_failing_step_exits_nonzero_with_file_line_type_message(in_project: Path) -> None:
+    out = devd(in_project, "spin", "fail_flow.py", "train")
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith(str(in_project / "fail_flow.py") + ":")
+    assert ": ValueError: kk=5 is below 10" in last
+    data = json.loads(devd(in_project, "spin", "fail_flow.py", "train", "--json").stdout)
+    assert data["ok"] is False and data["error"]["type"] == "ValueError"
+    assert isinstance(data["error"]["line"], int)
+
+
+def test_artifacts_module_config_value_and_persist_options(in_project: Path) -> None:
+    module = in_project / "cli_overrides.py"
+    module.write_text("ARTIFACTS = {'kk': 21}\n")
+    out = devd(in_project, "spin", "fail_flow.py", "train", "--artifacts-module", str(module),
+               "--json")
+    assert json.loads(out.stdout)["ok"] is True
+    out = devd(in_project, "spin", "config_flow.py", "train", "--config-value", "settings",
+               '{"lr": 0.7, "tag": "cli"}', "--json")
+    rows = {r["name"]: r for r in json.loads(out.stdout)["artifacts"]}
+    assert rows["lr"]["summary"] == "0.7" and rows["env_tag"]["summary"].endswith("'cli'")
+    out = devd(in_project, "spin", "linear_flow.py", "double", "--persist")
+    assert out.returncode == 0 and "persisted: LinearFlow/" in out.stdout
+
+
+def test_bad_input_is_one_line_without_traceback(in_project: Path) -> None:
+    cases = [
+        (("spin", "missing.py", "start"), "no such file"),
+        (("spin", "linear_flow.py", "nope"), "its steps are: start, double, end"),
+        (("spin", "config_flow.py", "train", "--config-value", "settings", "{bad"),
+         "not valid JSON"),
+        (("spin", "linear_flow.py", "double", "--artifacts-module", "nowhere.py"),
+         "no such artifacts module"),
+    ]
+    for args, message in cases:
+        out = devd(in_project, *args)
+        assert out.returncode == 2, (args, out.stdout, out.stderr)
+        assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+
+
+def test_run_and_resume_are_metaflows_own(in_project: Path) -> None:
+    out = devd(in_project, "run", "linear_flow.py", "--alpha", "5")
+    assert out.returncode == 0, out.stderr
+    run_id = out.stdout.strip().splitlines()[-1].split("run id ")[-1]
+    from metaflow import Run
+
+    assert Run(f"LinearFlow/{run_id}").data.z == 31
+    # the newest run is now the default parent of a spin
+    spun = json.loads(devd(in_project, "spin", "linear_flow.py", "double", "--json").stdout)
+    assert spun["originRunId"] == run_id
+    out = devd(in_project, "resume", "linear_flow.py", "double", "--origin-run-id", run_id)
+    assert out.returncode == 0, out.stderr
+    assert "resume finished: run id" in out.stdout
