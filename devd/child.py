@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import sys
 import tempfile
@@ -45,13 +46,14 @@ class SpinRequest:
     persist: bool
     want_values: bool
     parent_refs: list[Any] = field(default_factory=list)  # TaskRef, for the spawn path
+    want_private: bool = False  # also return _-prefixed artifacts (to chain spins)
 
 
 @dataclass
 class ChildResult:
     ok: bool
     artifacts: list[dict[str, Any]]
-    values: dict[str, Any]
+    values: dict[str, bytes]  # name -> pickled value (set in the step)
     parent_values: dict[str, tuple[str, str]]  # name -> (parent pathspec, artifact name)
     error: dict[str, Any] | None
     next_steps: list[str]
@@ -329,24 +331,25 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
     rows = []
     values: dict[str, Any] = {}
     parent_values: dict[str, tuple[str, str]] = {}
-    names = sorted(n for n in set(produced) | set(passdown) if not n.startswith("_"))
+    names = sorted(n for n in set(produced) | set(passdown)
+                   if req.want_private or not n.startswith("_"))
     for name in names:
         if name in produced:
             value = produced[name]
             if req.want_values:
-                try:
-                    cloudpickle.dumps(value)
-                    values[name] = value
+                try:  # pickled here, once: an unpicklable value must not sink the result
+                    values[name] = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
                 except Exception as exc:
-                    values[name] = Unpicklable(type(value).__qualname__, repr(value)[:200],
-                                               str(exc))
+                    values[name] = cloudpickle.dumps(
+                        Unpicklable(type(value).__qualname__, repr(value)[:200], str(exc)))
         else:
             hit = shas.get(passdown[name])
             if hit is None:
                 continue
             parent_values[name] = (hit[0], hit[1])
             value = hit[2]
-        rows.append(describe(name, value))
+        if not name.startswith("_"):
+            rows.append(describe(name, value))
     return ChildResult(
         ok=error is None,
         artifacts=rows,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import time
 from collections.abc import Callable
 from typing import Any
@@ -191,10 +192,10 @@ class Session:
         if child.error and child.error["type"] == "devd.DevdError":
             raise DevdError(child.error["message"])
         by_pathspec = {t.ref.pathspec: t for t in warm_tasks}
-        values = dict(child.values)
+        values = {name: pickle.loads(blob) for name, blob in child.values.items()}
         for name, (pathspec, source) in child.parent_values.items():
             values[name] = by_pathspec[pathspec].values[source]
-        values = {k: values[k] for k in sorted(values)}
+        public = {k: values[k] for k in sorted(values) if not k.startswith("_")}
         error = None
         if child.error:
             e = child.error
@@ -206,7 +207,7 @@ class Session:
             flow=model.flow_name,
             step=plan.step,
             ok=child.ok,
-            artifacts=values,
+            artifacts=public,
             artifact_rows=child.artifacts,
             error=error,
             stdout=outcome.stdout,
