@@ -2,18 +2,38 @@
 
 ``devd.spin`` re-runs one step of a real Metaflow flow on its parents' recorded state;
 ``devd.Session`` keeps those parents warm in memory across spins.
+
+Attributes load lazily so that ``devd`` CLI commands answered by a running daemon never
+import the engine (or Metaflow).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from .errors import DevdError
-from .result import SpinError, SpinResult
-from .session import Session
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["DevdError", "Session", "SpinError", "SpinResult", "spin"]
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .errors import DevdError
+    from .result import SpinError, SpinResult
+    from .session import Session
+
+_LAZY = {
+    "DevdError": ("errors", "DevdError"),
+    "Session": ("session", "Session"),
+    "SpinError": ("result", "SpinError"),
+    "SpinResult": ("result", "SpinResult"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    raise AttributeError(f"module 'devd' has no attribute {name!r}")
 
 
 def spin(
@@ -31,6 +51,8 @@ def spin(
     ``step`` is a step name (parents from the newest run that has them), ``run/step``,
     or ``Flow/run/step/task``. Use :class:`Session` to keep parents warm across spins.
     """
+    from .session import Session
+
     with Session(flow_file) as session:
         return session.spin(step, artifacts=artifacts, artifacts_module=artifacts_module,
                             config=config, config_value=config_value, persist=persist)

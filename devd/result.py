@@ -49,6 +49,8 @@ class SpinResult:
     timings: dict[str, float] = field(default_factory=dict)
     stale: list[dict[str, str]] = field(default_factory=list)
     _persist_root: str | None = None
+    # Every value the task holds, _-prefixed ones included (to chain spins); not in to_json.
+    all_values: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def task(self) -> Any:

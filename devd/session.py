@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,7 @@ class Session:
         self._model_key: tuple[int, int] | None = None
         self._plans: dict[str, tuple[Any, SpinPlan]] = {}
         self._running: ChildProcess | None = None
+        self._lock = threading.RLock()
         require_user()
         preload()
         bind_metaflow_root()
@@ -54,6 +56,10 @@ class Session:
     @property
     def model(self) -> FlowModel:
         """The flow's model, re-read when the file changes."""
+        with self._lock:
+            return self._current_model()
+
+    def _current_model(self) -> FlowModel:
         try:
             st = os.stat(self.flow_file)
         except FileNotFoundError:
@@ -98,19 +104,48 @@ class Session:
         on_output: OutputCallback | None = None,
         on_card: Callable[[dict[str, Any]], None] | None = None,
         want_values: bool = True,
+        **kwargs: Any,
     ) -> SpinResult:
         """Re-run one step on its warm parents in a forked child; see ``devd.spin``."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        with self._lock:  # the model, plan and warm parents are shared between threads
+            model = self.model
+            timings["model"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            plan = self.plan(parse_target(model, target))
+            timings["plan"] = time.perf_counter() - t1
+            t2 = time.perf_counter()
+            warm_tasks = self.store.get_many(plan.parents)
+            timings["load"] = time.perf_counter() - t2
+        return self.spin_on(plan, warm_tasks, artifacts=artifacts,
+                            artifacts_module=artifacts_module, config=config,
+                            config_value=config_value, persist=persist, on_output=on_output,
+                            on_card=on_card, want_values=want_values, timings=timings,
+                            started=t0, **kwargs)
+
+    def spin_on(
+        self,
+        plan: SpinPlan,
+        warm_tasks: list[WarmTask],
+        *,
+        artifacts: dict[str, Any] | None = None,
+        artifacts_module: str | None = None,
+        config: dict[str, str] | None = None,
+        config_value: dict[str, Any] | None = None,
+        persist: bool = False,
+        on_output: OutputCallback | None = None,
+        on_card: Callable[[dict[str, Any]], None] | None = None,
+        on_started: Callable[[ChildProcess], None] | None = None,
+        want_values: bool = True,
+        want_private: bool = False,
+        timings: dict[str, float] | None = None,
+        started: float | None = None,
+    ) -> SpinResult:
+        """Run ``plan.step`` on the given warm parent tasks (recorded, or earlier spins)."""
+        timings = timings if timings is not None else {}
+        t0 = started if started is not None else time.perf_counter()
         model = self.model
-        timings["model"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        parsed = parse_target(model, target)
-        plan = self.plan(parsed)
-        timings["plan"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        warm_tasks = self.store.get_many(plan.parents)
-        timings["load"] = time.perf_counter() - t2
         config_args = self._config_args(model, warm_tasks, config or {}, config_value or {})
         request = SpinRequest(
             flow_file=self.flow_file,
@@ -126,6 +161,7 @@ class Session:
             persist=persist,
             want_values=want_values,
             parent_refs=list(plan.parents),
+            want_private=want_private,
         )
         t3 = time.perf_counter()
         if fork_available():
@@ -137,6 +173,8 @@ class Session:
             if on_card else None
         child = ChildProcess(run_spin, args, on_output=on_output, on_event=events)
         self._running = child
+        if on_started is not None:
+            on_started(child)
         try:
             outcome = child.wait()
         finally:
@@ -208,6 +246,7 @@ class Session:
             step=plan.step,
             ok=child.ok,
             artifacts=public,
+            all_values=values,
             artifact_rows=child.artifacts,
             error=error,
             stdout=outcome.stdout,
