@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -42,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     spin.add_argument("--config-value", nargs=2, action="append", metavar=("NAME", "JSON"),
                       help="a Config value as JSON (repeatable)")
     spin.add_argument("--json", action="store_true", help="print one JSON object")
+    spin.add_argument("--from-spin", action="store_true",
+                      help="take parents from the last spins of the parent steps (daemon)")
+    spin.add_argument("--no-daemon", action="store_true",
+                      help="spin in this process even when a daemon runs")
 
     run = sub.add_parser(
         "run", help="run the flow with Metaflow (python FLOW run ...)",
@@ -59,6 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--origin-run-id", metavar="ID")
     resume.add_argument("args", nargs=argparse.REMAINDER,
                         help="options for `python FLOW resume`")
+
+    status = sub.add_parser("status", help="what the project's daemon holds warm and runs")
+    status.add_argument("path", nargs="?", default=".", metavar="FLOW_OR_DIR")
+    status.add_argument("--json", action="store_true")
+
+    daemon = sub.add_parser("daemon", help="start, stop or inspect the project's daemon")
+    daemon.add_argument("action", choices=["start", "stop", "status"])
+    daemon.add_argument("path", nargs="?", default=".", metavar="FLOW_OR_DIR",
+                        help="a flow or directory of the project (default: .)")
+    daemon.add_argument("--idle-timeout", type=float, metavar="SECONDS",
+                        help="exit after this long without clients or work (default 1800)")
+    daemon.add_argument("--budget-mb", type=float, metavar="MB",
+                        help="memory for warm parents (default: half the machine's RAM)")
+    daemon.add_argument("--tcp", type=int, metavar="PORT",
+                        help="also listen on 127.0.0.1:PORT (clients send the token first)")
+
+    serve = sub.add_parser("serve", help="language server for an editor (joins the daemon)")
+    serve.add_argument("--stdio", action="store_true", required=True,
+                       help="speak LSP on stdin/stdout")
+    serve.add_argument("--root", default=".", help="the project directory (default: .)")
     return parser
 
 
@@ -71,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import DevdError
 
     try:
-        handler = {"spin": cmd_spin, "run": cmd_run, "resume": cmd_resume}[args.command]
+        handler = {"spin": cmd_spin, "run": cmd_run, "resume": cmd_resume,
+                   "status": cmd_status, "daemon": cmd_daemon,
+                   "serve": cmd_serve}[args.command]
         return handler(args)
     except DevdError as exc:
         if args.debug:
@@ -94,25 +121,77 @@ def _config_values(pairs: dict[str, str]) -> dict[str, Any]:
     return values
 
 
+def file_uri(path: str) -> str:
+    from urllib.parse import quote
+
+    return "file://" + quote(os.path.abspath(path))
+
+
+def _daemon_for(path: str) -> Any:
+    """A connection to the running daemon of ``path``'s project, or None."""
+    from .client import connect
+    from .project import daemon_paths, project_root
+
+    return connect(daemon_paths(project_root(path)))
+
+
 def cmd_spin(args: argparse.Namespace) -> int:
-    from .session import Session
+    from .errors import DevdError
 
     stream = None if args.json else _echo
-    with Session(args.flow) as session:
-        result = session.spin(
-            args.target,
-            artifacts_module=args.artifacts_module,
-            config=_pairs(args.config),
-            config_value=_config_values(_pairs(args.config_value)),
-            persist=args.persist,
-            on_output=stream,
-            want_values=False,
-        )
-    if args.json:
-        print(json.dumps(result.to_json(), default=str))
+    client = None if args.no_daemon else _daemon_for(args.flow)
+    if client is not None:
+        with client:
+            data = client.request("devd/spin", _spin_params(args),
+                                  on_notification=_log_printer(stream))
+        if data.get("error") and data["error"].get("type") == "devd.BadRequest":
+            raise DevdError(data["error"]["message"])
     else:
-        print_result(result)
-    return EXIT_OK if result.ok else EXIT_STEP_FAILED
+        if args.from_spin:
+            raise DevdError("--from-spin chains on spins kept by a daemon: start one with "
+                            "`devd daemon start` and spin the parent steps first")
+        from .session import Session
+
+        with Session(args.flow) as session:
+            result = session.spin(
+                args.target,
+                artifacts_module=args.artifacts_module,
+                config=_pairs(args.config),
+                config_value=_config_values(_pairs(args.config_value)),
+                persist=args.persist,
+                on_output=stream,
+                want_values=False,
+            )
+        data = result.to_json()
+    if args.json:
+        print(json.dumps(data, default=str))
+    else:
+        print_result(data)
+    return EXIT_OK if data["ok"] else EXIT_STEP_FAILED
+
+
+def _spin_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {"uri": file_uri(args.flow),
+                              "persist": args.persist, "fromSpin": args.from_spin}
+    if "/" in args.target:
+        params["pathspec"] = args.target
+    else:
+        params["step"] = args.target
+    if args.artifacts_module:
+        params["artifactsModule"] = os.path.abspath(args.artifacts_module)
+    if args.config:
+        params["config"] = {k: os.path.abspath(v) for k, v in _pairs(args.config).items()}
+    if args.config_value:
+        params["configValue"] = _config_values(_pairs(args.config_value))
+    return params
+
+
+def _log_printer(stream: Any) -> Any:
+    def on_notification(method: str, params: Any) -> None:
+        if method == "devd/log" and stream is not None and isinstance(params, dict):
+            stream(params.get("stream", "stdout"), params.get("text", ""))
+
+    return on_notification
 
 
 def _echo(stream: str, text: str) -> None:
@@ -121,16 +200,18 @@ def _echo(stream: str, text: str) -> None:
     target.flush()
 
 
-def print_result(result: Any) -> None:
-    """The human report: artifacts table, timing, next steps, or the error line."""
+def print_result(data: dict[str, Any]) -> None:
+    """The human report of a spin (its JSON form): artifacts table, timing, next steps."""
     from .summary import human_bytes
 
-    status = "ok" if result.ok else "FAILED"
-    head = f"{result.flow}/{result.step}: {status} in {result.duration_s * 1000:.0f} ms"
-    print(head + f"  (parents from run {result.origin_run_id})")
-    for notice in result.notices:
+    status = "ok" if data["ok"] else "FAILED"
+    head = f"{data['flow']}/{data['step']}: {status} in {data['durationMs']:.0f} ms"
+    print(head + f"  (parents from run {data.get('originRunId')})")
+    for notice in data.get("notices") or []:
         print(f"  note: {notice}")
-    rows = result.artifact_rows
+    for mark in data.get("stale") or []:
+        print(f"  stale: {mark['reason']}")
+    rows = data.get("artifacts") or []
     if rows:
         name_w = max(len("artifact"), *(len(r["name"]) for r in rows))
         type_w = max(len("type"), *(len(r["type"]) for r in rows))
@@ -139,30 +220,51 @@ def print_result(result: Any) -> None:
             size = human_bytes(r.get("sizeBytes"))
             summary = r["summary"] + (f"  [{size}]" if size else "")
             print(f"  {r['name'].ljust(name_w)}  {r['type'].ljust(type_w)}  {summary}")
-    if result.persisted and result.pathspec:
-        print(f"  persisted: {result.pathspec} (read it with inspect_spin('.'))")
-    if result.ok:
-        if result.next_steps:
-            print(f"  next: {', '.join(result.next_steps)}")
+    if data.get("persisted") and data.get("pathspec"):
+        print(f"  persisted: {data['pathspec']} (read it with inspect_spin('.'))")
+    if data["ok"]:
+        if data.get("nextSteps"):
+            print(f"  next: {', '.join(data['nextSteps'])}")
     else:
-        assert result.error is not None
-        print(result.error.one_line(), file=sys.stderr)
+        error = data["error"]
+        where = f"{error['file']}:{error['line']}" if error.get("line") else error["file"]
+        print(f"{where}: {error['type']}: {error['message']}", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import runner
-
     extra = [a for a in args.args if a != "--"]
-    outcome = runner.run(args.flow, extra)
-    return _report_run(outcome, "run")
+    return _run_or_resume(args.flow, "run", extra)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from . import runner
-
     extra = [a for a in args.args if a != "--"]
-    outcome = runner.resume(args.flow, args.step, args.origin_run_id, extra)
-    return _report_run(outcome, "resume")
+    if args.origin_run_id:
+        extra += ["--origin-run-id", args.origin_run_id]
+    if args.step:
+        extra = [args.step, *extra]
+    return _run_or_resume(args.flow, "resume", extra)
+
+
+def _run_or_resume(flow: str, verb: str, extra: list[str]) -> int:
+    """Through the daemon when one runs (its warm state then follows the new run)."""
+    from .runner import RunOutcome
+
+    client = _daemon_for(flow)
+    if client is not None:
+        if not os.path.isfile(flow):
+            from .errors import DevdError
+
+            raise DevdError(f"{flow}: no such file; pass the path of your flow's .py file")
+        with client:
+            data = client.request(f"devd/{verb}", {"uri": file_uri(flow), "args": extra},
+                                  on_notification=_log_printer(_echo))
+        outcome = RunOutcome(bool(data.get("ok")), data.get("runId"),
+                             int(data.get("returncode", 0 if data.get("ok") else 1)), [])
+    else:
+        from . import runner
+
+        outcome = runner.execute(flow, verb, extra)
+    return _report_run(outcome, verb)
 
 
 def _report_run(outcome: Any, verb: str) -> int:
@@ -172,6 +274,65 @@ def _report_run(outcome: Any, verb: str) -> int:
         print(f"devd: {verb} failed before a run started (exit {outcome.returncode})",
               file=sys.stderr)
     return outcome.returncode
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .project import project_root
+
+    client = _daemon_for(args.path)
+    if client is None:
+        print(f"devd: no daemon runs for {project_root(args.path)} (start one with "
+              "`devd daemon start`)")
+        return EXIT_OK
+    with client:
+        data = client.request("devd/status")
+    if args.json:
+        print(json.dumps(data))
+        return EXIT_OK
+    from .summary import human_bytes
+
+    print(f"daemon pid {data['pid']} for {data['root']}")
+    print(f"  warm: {human_bytes(data['warmBytes'])} of {human_bytes(data['budgetBytes'])} "
+          f"budget, {len(data['warm'])} task(s)")
+    for task in data["warm"]:
+        print(f"    {task['pathspec']}  {human_bytes(task['sizeBytes'])}")
+    for work in data["running"]:
+        print(f"  running: {work['kind']} {work.get('step') or ''} ({work['seconds']} s)")
+    for flow in data["flows"]:
+        print(f"  flow: {flow}")
+    return EXIT_OK
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from . import daemon
+    from .project import daemon_paths, project_root
+
+    root = project_root(args.path)
+    paths = daemon_paths(root)
+    if args.action == "start":
+        was_running = daemon.socket_alive(paths)
+        pid = daemon.start_background(root, args.idle_timeout, args.budget_mb, args.tcp)
+        state = "already running" if was_running else "started"
+        print(f"devd: daemon {state} (pid {pid}) for {root}; socket {paths.socket}")
+        return EXIT_OK
+    if args.action == "stop":
+        stopped = daemon.stop(root)
+        print(f"devd: daemon {'stopped' if stopped else 'was not running'} for {root}")
+        return EXIT_OK
+    if daemon.socket_alive(paths):
+        info = paths.read_info()
+        print(f"devd: daemon running (pid {info.get('pid')}) for {root}; socket {paths.socket}")
+    else:
+        stale = daemon.clear_stale(paths)
+        print(f"devd: no daemon for {root}" + (" (removed stale files)" if stale else ""))
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .daemon import relay_stdio
+    from .project import project_root
+
+    return relay_stdio(project_root(args.root))
 
 
 if __name__ == "__main__":

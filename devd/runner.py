@@ -67,7 +67,7 @@ def _check_flow(flow_file: str) -> str:
 def execute(flow_file: str, subcommand: str, args: list[str],
             on_output: Callable[[str, str], None] | None = None,
             on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
-            python: str | None = None) -> RunOutcome:
+            python: str | None = None, cwd: str | None = None) -> RunOutcome:
     """Run ``python FLOW [top opts] SUBCOMMAND [opts]`` and return its run id.
 
     Without ``on_output`` the child writes straight to this terminal (colors and all);
@@ -80,12 +80,13 @@ def execute(flow_file: str, subcommand: str, args: list[str],
     command = build_command(path, subcommand, args, id_file, python)
     try:
         if on_output is None:
-            proc = subprocess.Popen(command)
+            proc = subprocess.Popen(command, cwd=cwd)
             if on_start:
                 on_start(proc)
             code = proc.wait()
         else:
-            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    cwd=cwd)
             if on_start:
                 on_start(proc)
             pumps = [threading.Thread(target=_pump, args=(s, n, on_output), daemon=True)

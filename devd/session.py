@@ -23,13 +23,14 @@ class Session:
     """Keeps one flow's parents warm across spins (the engine behind API, CLI and daemon).
 
     Metaflow finds runs relative to the working directory (``.metaflow``), as
-    ``python flow.py spin`` does; a Session uses the directory it was created in.
+    ``python flow.py spin`` does; a Session uses the directory it was created in (or
+    ``cwd``, which must then be this process's working directory for Metaflow's Client).
     """
 
     def __init__(self, flow_file: str | os.PathLike[str], *, store: WarmStore | None = None,
-                 budget_bytes: int | None = None) -> None:
+                 budget_bytes: int | None = None, cwd: str | None = None) -> None:
         self.flow_file = os.path.abspath(os.fspath(flow_file))
-        self.cwd = os.getcwd()
+        self.cwd = os.path.abspath(cwd) if cwd else os.getcwd()
         self.store = store if store is not None else WarmStore(budget_bytes)
         self._model: FlowModel | None = None
         self._model_key: tuple[int, int] | None = None

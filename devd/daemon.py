@@ -1,0 +1,325 @@
+"""The project daemon: a Unix-socket JSON-RPC server holding one warm Engine.
+
+``devd daemon start`` launches ``python -m devd.daemon --root ROOT`` in the background;
+``devd serve --stdio`` (what an editor starts) connects to that daemon, starting it when
+needed, and relays bytes, so the editor and terminal commands share one warm state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .project import DaemonPaths, daemon_paths
+
+log = logging.getLogger("devd.daemon")
+
+
+class _LoopWriter:
+    """pygls writer for a socket: thread-safe (results and notifications come from threads)."""
+
+    def __init__(self, writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop) -> None:
+        self._writer = writer
+        self._loop = loop
+
+    def write(self, data: bytes) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._writer.write(data)
+        else:
+            self._loop.call_soon_threadsafe(self._writer.write, data)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._writer.close)
+
+
+def socket_alive(paths: DaemonPaths) -> bool:
+    """True when a daemon answers on the project's socket."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(1.0)
+    try:
+        sock.connect(paths.socket)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def clear_stale(paths: DaemonPaths) -> bool:
+    """Remove socket and pid files a killed daemon left behind; True if there were any."""
+    if socket_alive(paths):
+        return False
+    removed = False
+    for name in (paths.socket, paths.pidfile, paths.info):
+        try:
+            os.unlink(name)
+            removed = True
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+class Daemon:
+    """Serves any number of clients over the project's Unix socket (and TCP if asked)."""
+
+    def __init__(self, root: str, idle_seconds: float, budget_bytes: int | None,
+                 tcp_port: int | None = None) -> None:
+        from .engine import Engine
+        from .watch import FileWatcher
+
+        self.paths = daemon_paths(root)
+        self.idle_seconds = idle_seconds
+        self.tcp_port = tcp_port
+        self.token = secrets.token_hex(16) if tcp_port is not None else None
+        self.engine = Engine(root, budget_bytes)
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="devd")
+        self.connections = 0
+        self.stop_event = threading.Event()
+        self.watcher = FileWatcher(self._file_changed)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- files --------------------------------------------------------------------
+    def _file_changed(self, path: str) -> None:
+        self.engine.file_changed(path)
+
+    # -- connections ---------------------------------------------------------------
+    async def _serve_connection(self, reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter) -> None:
+        from pygls.io_ import run_async
+
+        from .server import DevdServer
+
+        loop = asyncio.get_running_loop()
+        if self.token is not None and writer.get_extra_info("peername") and \
+                not isinstance(writer.get_extra_info("peername"), str):
+            line = await reader.readline()
+            if line.strip() != f"TOKEN {self.token}".encode():
+                writer.close()
+                return
+        self.connections += 1
+        self.engine.touch()
+        server = DevdServer(self.engine, self.pool)
+        server.loop = loop
+        server.protocol.set_writer(_LoopWriter(writer, loop))  # type: ignore[arg-type]
+        connection_done = threading.Event()
+
+        def close_connection() -> None:
+            connection_done.set()
+            loop.call_soon_threadsafe(writer.close)
+
+        server.close_connection = close_connection
+        self.engine.add_listener(server.on_engine_event)
+        self.engine.watch_hook = self.watcher.watch
+        try:
+            await run_async(stop_event=connection_done, reader=reader,  # type: ignore[arg-type]
+                            protocol=server.protocol, logger=log,
+                            error_handler=server.report_server_error)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.engine.remove_listener(server.on_engine_event)
+            self.connections -= 1
+            self.engine.touch()
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+    async def _idle_watch(self) -> None:
+        while not self.stop_event.is_set():
+            await asyncio.sleep(min(5.0, max(self.idle_seconds / 4, 0.2)))
+            idle = time.monotonic() - self.engine.last_activity
+            if self.connections == 0 and not self.engine.running() and \
+                    idle > self.idle_seconds:
+                log.info("idle for %.0f s: exiting", idle)
+                self.stop_event.set()
+
+    async def serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.paths.ensure()
+        server = await asyncio.start_unix_server(self._serve_connection, path=self.paths.socket)
+        os.chmod(self.paths.socket, 0o600)
+        servers = [server]
+        if self.tcp_port is not None:
+            servers.append(await asyncio.start_server(self._serve_connection, "127.0.0.1",
+                                                      self.tcp_port))
+        self._write_files()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self.stop_event.set)
+        idle = asyncio.ensure_future(self._idle_watch())
+        try:
+            while not self.stop_event.is_set():
+                await asyncio.sleep(0.2)
+        finally:
+            idle.cancel()
+            for s in servers:
+                s.close()
+            self.engine.cancel()
+            self.watcher.stop()
+            self._remove_files()
+
+    def _write_files(self) -> None:
+        with open(self.paths.pidfile, "w") as fh:
+            fh.write(str(os.getpid()))
+        info: dict[str, Any] = {"pid": os.getpid(), "root": self.paths.root,
+                                "socket": self.paths.socket, "started": time.time(),
+                                "idleSeconds": self.idle_seconds,
+                                "budgetBytes": self.engine.budget_bytes}
+        if self.tcp_port is not None:
+            info["tcp"] = {"host": "127.0.0.1", "port": self.tcp_port, "token": self.token}
+        fd = os.open(self.paths.info, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(info, fh)
+
+    def _remove_files(self) -> None:
+        for name in (self.paths.socket, self.paths.pidfile, self.paths.info):
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
+
+
+def idle_seconds_default() -> float:
+    try:
+        return float(os.environ.get("DEVD_IDLE_TIMEOUT", 30 * 60))
+    except ValueError:
+        return 30 * 60.0
+
+
+def budget_default() -> int | None:
+    mb = os.environ.get("DEVD_BUDGET_MB")
+    return int(float(mb) * (1 << 20)) if mb else None
+
+
+def start_background(root: str, idle_seconds: float | None = None,
+                     budget_mb: float | None = None, tcp_port: int | None = None,
+                     wait: float = 30.0) -> int:
+    """Start the project's daemon unless one runs; return its pid."""
+    paths = daemon_paths(root)
+    paths.ensure()
+    if socket_alive(paths):
+        return int(paths.read_info().get("pid", 0) or 0)
+    clear_stale(paths)
+    command = [sys.executable, "-m", "devd.daemon", "--root", paths.root]
+    if idle_seconds is not None:
+        command += ["--idle-timeout", str(idle_seconds)]
+    if budget_mb is not None:
+        command += ["--budget-mb", str(budget_mb)]
+    if tcp_port is not None:
+        command += ["--tcp", str(tcp_port)]
+    with open(paths.log, "ab") as logfile:
+        proc = subprocess.Popen(command, cwd=paths.root, stdin=subprocess.DEVNULL,
+                                stdout=logfile, stderr=logfile, start_new_session=True)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if socket_alive(paths):
+            return proc.pid
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    tail = ""
+    try:
+        with open(paths.log, errors="replace") as fh:
+            tail = fh.read()[-400:].strip().splitlines()[-1:]  # type: ignore[assignment]
+    except OSError:
+        pass
+    from .errors import DevdError
+
+    raise DevdError(f"the daemon did not start ({''.join(tail) or 'no output'}); "
+                    f"see {paths.log}")
+
+
+def stop(root: str, wait: float = 10.0) -> bool:
+    """Stop the project's daemon; False if none was running."""
+    paths = daemon_paths(root)
+    info = paths.read_info()
+    pid = int(info.get("pid", 0) or 0)
+    if not socket_alive(paths):
+        clear_stale(paths)
+        return False
+    if pid:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            clear_stale(paths)
+            return False
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and os.path.exists(paths.socket):
+        time.sleep(0.05)
+    return True
+
+
+def relay_stdio(root: str) -> int:
+    """``devd serve --stdio``: join the project daemon (starting it) and relay bytes."""
+    paths = daemon_paths(root)
+    start_background(root, idle_seconds=idle_seconds_default())
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(paths.socket)
+    stdin = sys.stdin.buffer
+    stdout = sys.stdout.buffer
+
+    def upstream() -> None:
+        try:
+            while True:
+                chunk = stdin.read1(65536) if hasattr(stdin, "read1") else stdin.read(65536)
+                if not chunk:
+                    break
+                sock.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    threading.Thread(target=upstream, daemon=True).start()
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            stdout.write(data)
+            stdout.flush()
+    except (OSError, BrokenPipeError):
+        pass
+    finally:
+        sock.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devd.daemon")
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--idle-timeout", type=float, default=None)
+    parser.add_argument("--budget-mb", type=float, default=None)
+    parser.add_argument("--tcp", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    os.chdir(args.root)
+    budget = int(args.budget_mb * (1 << 20)) if args.budget_mb is not None else budget_default()
+    idle = args.idle_timeout if args.idle_timeout is not None else idle_seconds_default()
+    daemon = Daemon(args.root, idle, budget, args.tcp)
+    asyncio.run(daemon.serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,468 @@
+"""The daemon's core: warm sessions for every flow of a project, shared by all clients.
+
+Knows nothing of JSON-RPC. It spins (from recorded runs or from earlier spins), runs and
+resumes flows with Metaflow, tracks running work so it can be cancelled or superseded,
+keeps the last spin of every step, marks stale parents, and tells listeners what happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import runner
+from .errors import DevdError
+from .flowmodel import FlowModel
+from .forking import ChildProcess
+from .parents import SpinPlan, parse_target
+from .result import SpinError, SpinResult
+from .session import Session
+from .warmstore import TaskRef, WarmStore, WarmTask
+
+Listener = Callable[[str, dict[str, Any]], None]
+LogCallback = Callable[[str, str], None]
+
+DEFAULT_IDLE_SECONDS = 30 * 60
+
+
+def default_budget_bytes() -> int:
+    """Half of this machine's memory."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2)
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def step_source_hashes(model: FlowModel) -> dict[str, str]:
+    """A hash of each step's source lines, to tell when a step's code changed."""
+    with open(model.path, encoding="utf-8", errors="replace") as fh:
+        lines = fh.read().splitlines()
+    hashes = {}
+    for name, info in model.steps.items():
+        text = "\n".join(lines[info.start_line - 1 : info.end_line])
+        hashes[name] = hashlib.sha1(text.encode()).hexdigest()
+    return hashes
+
+
+def ancestors(model: FlowModel, step: str) -> list[str]:
+    """Every step upstream of ``step``, nearest first."""
+    seen: list[str] = []
+    frontier = list(model.steps[step].in_funcs)
+    while frontier:
+        name = frontier.pop(0)
+        if name in seen or name not in model.steps:
+            continue
+        seen.append(name)
+        frontier.extend(model.steps[name].in_funcs)
+    return seen
+
+
+@dataclass
+class SpinRecord:
+    """The last spin of a step: its result, every value it holds, and its code at the time."""
+
+    result: SpinResult
+    sources: dict[str, str]
+    finished_at: float
+    seq: int
+    chain_task: WarmTask | None = None
+
+
+@dataclass
+class Work:
+    """A spin or a run in progress, cancellable."""
+
+    id: int
+    kind: str  # "spin" | "run" | "resume"
+    flow: str
+    step: str | None
+    started_at: float
+    kill: Callable[[], None]
+    cancelled: bool = False
+    superseded: bool = False
+
+
+class _ChainDataStore:
+    """What Metaflow's task runner needs of a parent datastore, for a spin's own output."""
+
+    TYPE = "devd-spin"
+
+    def __init__(self, values: dict[str, Any], seq: int) -> None:
+        self._objects = {name: f"devd-spin-{seq}-{name}" for name in values}
+        self._info = {name: {"size": 0, "type": type(v).__name__, "encoding": "memory"}
+                      for name, v in values.items()}
+
+
+@dataclass
+class Engine:
+    """All warm state of one project, and the operations clients ask for."""
+
+    root: str
+    budget_bytes: int | None = None
+    listeners: list[Listener] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.root = os.path.abspath(self.root)
+        if self.budget_bytes is None:
+            self.budget_bytes = default_budget_bytes()
+        self.store = WarmStore(self.budget_bytes)
+        self._sessions: dict[str, Session] = {}
+        self._last: dict[tuple[str, str], SpinRecord] = {}
+        self._run_sources: dict[tuple[str, str], dict[str, str]] = {}
+        self._work: dict[int, Work] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+        self.last_activity = time.monotonic()
+        self.started_at = time.time()
+        self.watch_hook: Callable[[str], None] | None = None
+
+    # -- listeners ---------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self.listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            if listener in self.listeners:
+                self.listeners.remove(listener)
+
+    def emit(self, method: str, params: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(method, params)
+            except Exception:  # a client gone mid-notification must not stop the others
+                pass
+
+    def touch(self) -> None:
+        self.last_activity = time.monotonic()
+
+    # -- flows --------------------------------------------------------------------
+    def session(self, flow_file: str) -> Session:
+        path = os.path.abspath(flow_file)
+        with self._lock:
+            session = self._sessions.get(path)
+            if session is None:
+                if not os.path.isfile(path):
+                    raise DevdError(f"{path}: no such file; pass the path of your flow's .py file")
+                session = Session(path, store=self.store, cwd=self.root)
+                self._sessions[path] = session
+                self._watch(path)
+                try:
+                    for config_file in self._config_files(session.model):
+                        self._watch(config_file)
+                except DevdError:
+                    pass
+            return session
+
+    def _watch(self, path: str) -> None:
+        if self.watch_hook is not None and os.path.isfile(path):
+            self.watch_hook(path)
+
+    def _config_files(self, model: FlowModel) -> list[str]:
+        """Existing files named by Configs' defaults (relative to the project or the flow)."""
+        found = []
+        for param in model.configs():
+            default = param.default
+            if isinstance(default, str) and default:
+                for base in (self.root, os.path.dirname(model.path)):
+                    candidate = os.path.join(base, default)
+                    if os.path.isfile(candidate):
+                        found.append(os.path.abspath(candidate))
+                        break
+        return found
+
+    def file_changed(self, path: str) -> None:
+        """A watched file changed on disk: drop cached plans and tell every client."""
+        path = os.path.abspath(path)
+        flows = [p for p in self._sessions if os.path.realpath(p) == os.path.realpath(path)]
+        for flow in flows:
+            self._sessions[flow].forget_plans()
+        for flow in flows or [None]:
+            params: dict[str, Any] = {"reason": "fileChanged", "file": path}
+            if flow:
+                params["flow"] = flow
+                params["stale"] = self.stale_steps(flow)
+            self.emit("devd/stateChanged", params)
+
+    def model(self, flow_file: str) -> FlowModel:
+        return self.session(flow_file).model
+
+    def flows(self) -> list[str]:
+        return sorted(self._sessions)
+
+    def last_spin(self, flow_file: str, step: str) -> SpinRecord | None:
+        return self._last.get((os.path.abspath(flow_file), step))
+
+    def last_spins(self, flow_file: str) -> dict[str, SpinRecord]:
+        path = os.path.abspath(flow_file)
+        return {step: rec for (p, step), rec in self._last.items() if p == path}
+
+    def resolve_step(self, model: FlowModel, step: str | None, line: int | None,
+                     pathspec: str | None) -> str:
+        """The step a request means: by name, by 0-based cursor line, or by pathspec."""
+        if pathspec:
+            return pathspec
+        if step:
+            model.step(step)
+            return step
+        if line is not None:
+            info = model.step_at_line(int(line) + 1)
+            if info is None:
+                raise DevdError(
+                    f"line {int(line) + 1} of {os.path.basename(model.path)} is not inside a "
+                    f"step; put the cursor in one of: {', '.join(model.step_names)}"
+                )
+            return info.name
+        raise DevdError("say which step to spin: give step, line or pathspec")
+
+    # -- spinning -----------------------------------------------------------------
+    def spin(
+        self,
+        flow_file: str,
+        target: str,
+        *,
+        artifacts: dict[str, Any] | None = None,
+        artifacts_module: str | None = None,
+        config_value: dict[str, Any] | None = None,
+        config: dict[str, str] | None = None,
+        persist: bool = False,
+        from_spin: bool = False,
+        on_log: LogCallback | None = None,
+    ) -> SpinResult:
+        """Spin ``target`` (a step or pathspec); supersedes a running spin of the same step."""
+        self.touch()
+        if artifacts_module:
+            self._watch(os.path.abspath(artifacts_module))
+        session = self.session(flow_file)
+        model = session.model
+        step = parse_target(model, target).step
+        self._supersede(session.flow_file, step)
+        work = Work(next(self._ids), "spin", session.flow_file, step, time.time(), lambda: None)
+        with self._lock:
+            self._work[work.id] = work
+        self.emit("devd/stateChanged", {"reason": "spinStarted", "flow": session.flow_file,
+                                         "step": step})
+
+        def started(child: ChildProcess) -> None:
+            work.kill = child.kill
+            if work.cancelled:
+                child.kill()
+
+        def card_update(entry: dict[str, Any]) -> None:
+            self.emit("devd/cardUpdated", {"flow": session.flow_file, "step": step,
+                                            "card": entry})
+
+        common = dict(artifacts=artifacts, artifacts_module=artifacts_module,
+                      config_value=config_value, config=config, persist=persist,
+                      on_output=on_log, on_card=card_update, on_started=started,
+                      want_values=True, want_private=True)
+        try:
+            if from_spin:
+                if persist:
+                    raise DevdError("a spin chained on earlier spins cannot be persisted: "
+                                    "spin from a recorded run to persist")
+                plan, warm_tasks, stale = self._chain_plan(session, model, step)
+                result = session.spin_on(plan, warm_tasks, **common)
+            else:
+                result = session.spin(target, **common)
+                stale = self._recorded_staleness(session, model, result)
+        finally:
+            with self._lock:
+                self._work.pop(work.id, None)
+        if work.superseded or work.cancelled:
+            why = "superseded by a newer spin of the same step" if work.superseded \
+                else "cancelled"
+            result.ok = False
+            result.error = SpinError("devd.Cancelled", f"spin of '{step}' {why}",
+                                     session.flow_file, None, why)
+        result.stale = stale
+        self._remember(session, model, result)
+        self.emit("devd/spinFinished", {"flow": session.flow_file, "result": result})
+        self.touch()
+        return result
+
+    def _supersede(self, flow_file: str, step: str) -> None:
+        with self._lock:
+            for work in self._work.values():
+                if work.kind == "spin" and work.flow == flow_file and work.step == step:
+                    work.superseded = True
+                    work.kill()
+
+    def _remember(self, session: Session, model: FlowModel, result: SpinResult) -> None:
+        if not result.ok:
+            with self._lock:
+                previous = self._last.get((session.flow_file, result.step))
+                if previous is not None:  # keep the last good values for chains; show failure
+                    self._last[(session.flow_file, result.step)] = SpinRecord(
+                        result, previous.sources, time.time(), previous.seq,
+                        previous.chain_task)
+                    return
+            record = SpinRecord(result, step_source_hashes(model), time.time(), 0, None)
+            with self._lock:
+                self._last[(session.flow_file, result.step)] = record
+            return
+        seq = next(self._ids)
+        values = result.all_values
+        ref = TaskRef(model.flow_name, f"devd-spin-{seq}", result.step, "1", 0, "devd-spin", "")
+        chain = WarmTask(ref, _ChainDataStore(values, seq), values, 0, 0.0)
+        record = SpinRecord(result, step_source_hashes(model), time.time(), seq, chain)
+        with self._lock:
+            self._last[(session.flow_file, result.step)] = record
+
+    def _chain_plan(self, session: Session, model: FlowModel,
+                    step: str) -> tuple[SpinPlan, list[WarmTask], list[dict[str, str]]]:
+        """Parents from the last successful spins of the parent steps (notebook-style)."""
+        info = model.steps[step]
+        if not info.in_funcs:
+            raise DevdError(f"'{step}' is the start step: it has no parent step to chain on; "
+                            "spin it without fromSpin")
+        if model.join_type(step) == "foreach":
+            raise DevdError(f"'{step}' joins a foreach: a chain holds one split only; spin it "
+                            "from the recorded run instead")
+        now = step_source_hashes(model)
+        tasks: list[WarmTask] = []
+        stale: list[dict[str, str]] = []
+        for parent in info.in_funcs:
+            record = self._last.get((session.flow_file, parent))
+            if record is None or record.chain_task is None:
+                raise DevdError(f"no successful spin of parent step '{parent}' yet: spin "
+                                f"'{parent}' first, or spin '{step}' from the recorded run")
+            tasks.append(record.chain_task)
+            if record.sources.get(parent) != now.get(parent):
+                stale.append({"step": parent,
+                              "reason": f"code of step '{parent}' changed since its last spin"})
+            stale.extend(s for s in record.result.stale if s not in stale)
+        split_index = 0 if model.steps[info.in_funcs[0]].type == "foreach" else None
+        plan = SpinPlan(step, tasks[0].ref.run_id, tuple(t.ref for t in tasks), split_index,
+                        None)
+        return plan, tasks, stale
+
+    def _recorded_staleness(self, session: Session, model: FlowModel,
+                            result: SpinResult) -> list[dict[str, str]]:
+        """Upstream steps whose code changed since the run the parents come from."""
+        key = (session.flow_file, result.origin_run_id)
+        now = step_source_hashes(model)
+        with self._lock:
+            recorded = self._run_sources.setdefault(key, now)
+        return [
+            {"step": s, "reason": f"code of step '{s}' changed since run {result.origin_run_id}"}
+            for s in ancestors(model, result.step)
+            if s in recorded and recorded[s] != now.get(s)
+        ]
+
+    def stale_steps(self, flow_file: str) -> dict[str, list[dict[str, str]]]:
+        """For each step, the upstream steps changed since the run its parents come from."""
+        path = os.path.abspath(flow_file)
+        session = self._sessions.get(path)
+        if session is None:
+            return {}
+        model = session.model
+        now = step_source_hashes(model)
+        marks: dict[str, list[dict[str, str]]] = {}
+        for (p, run_id), recorded in self._run_sources.items():
+            if p != path:
+                continue
+            changed = [s for s in model.steps if s in recorded and recorded[s] != now.get(s)]
+            for step in model.steps:
+                ups = [s for s in ancestors(model, step) if s in changed]
+                if ups:
+                    marks[step] = [{"step": s, "reason": f"code of step '{s}' changed since "
+                                    f"run {run_id}"} for s in ups]
+        return marks
+
+    # -- running flows ---------------------------------------------------------------
+    def run(self, flow_file: str, subcommand: str, args: list[str],
+            on_log: LogCallback | None = None,
+            on_progress: Callable[[int, int, str], None] | None = None) -> runner.RunOutcome:
+        """A real ``python FLOW run|resume``; its tasks become the default parents after."""
+        self.touch()
+        session = self.session(flow_file)
+        model = session.model
+        sources = step_source_hashes(model)
+        work = Work(next(self._ids), subcommand, session.flow_file, None, time.time(),
+                    lambda: None)
+        with self._lock:
+            self._work[work.id] = work
+        done: set[str] = set()
+        total = len(model.steps)
+
+        def output(stream: str, text: str) -> None:
+            if on_log:
+                on_log(stream, text)
+            if "Task finished successfully" in text or "Task is starting" in text:
+                for name in model.steps:
+                    if f"/{name}/" in text and "finished" in text and name not in done:
+                        done.add(name)
+                        if on_progress:
+                            on_progress(len(done), total, name)
+
+        def started(proc: Any) -> None:
+            work.kill = proc.kill
+            if work.cancelled:
+                proc.kill()
+
+        try:
+            outcome = runner.execute(session.flow_file, subcommand, args, on_output=output,
+                                     on_start=started, cwd=self.root)
+        finally:
+            with self._lock:
+                self._work.pop(work.id, None)
+        if outcome.run_id:
+            with self._lock:
+                self._run_sources[(session.flow_file, outcome.run_id)] = sources
+        session.forget_plans()
+        self.emit("devd/stateChanged", {"reason": f"{subcommand}Finished",
+                                         "flow": session.flow_file, "runId": outcome.run_id,
+                                         "ok": outcome.ok})
+        self.touch()
+        return outcome
+
+    def cancel(self, target: str | None = None) -> list[int]:
+        """Stop running work: all of it, a step's spin, or 'run' for runs and resumes."""
+        stopped = []
+        with self._lock:
+            for work in self._work.values():
+                if target in (None, "", "all") or target == work.step or \
+                        (target == "run" and work.kind in ("run", "resume")) or \
+                        target == str(work.id):
+                    work.cancelled = True
+                    work.kill()
+                    stopped.append(work.id)
+        return stopped
+
+    def forget_flow_file(self, flow_file: str) -> None:
+        """The file changed on disk: drop cached plans (models reload by themselves)."""
+        session = self._sessions.get(os.path.abspath(flow_file))
+        if session is not None:
+            session.forget_plans()
+
+    # -- state ---------------------------------------------------------------------------
+    def running(self) -> list[Work]:
+        with self._lock:
+            return list(self._work.values())
+
+    def status(self) -> dict[str, Any]:
+        warm = self.store.snapshot()
+        return {
+            "root": self.root,
+            "pid": os.getpid(),
+            "startedAt": self.started_at,
+            "warm": [{"pathspec": t.ref.pathspec, "sizeBytes": t.size_bytes,
+                      "artifacts": len(t.values), "loadSeconds": round(t.load_seconds, 3)}
+                     for t in warm],
+            "warmBytes": self.store.total_bytes,
+            "budgetBytes": self.budget_bytes,
+            "running": [{"id": w.id, "kind": w.kind, "flow": w.flow, "step": w.step,
+                         "seconds": round(time.time() - w.started_at, 1)}
+                        for w in self.running()],
+            "flows": self.flows(),
+            "lastSpins": [{"flow": p, "step": s, "ok": r.result.ok,
+                           "durationMs": round(r.result.duration_s * 1000, 1)}
+                          for (p, s), r in sorted(self._last.items())],
+        }

@@ -1,0 +1,434 @@
+"""The protocol layer: one pygls language server per client connection, one shared Engine.
+
+Handlers only translate between JSON-RPC and the engine. Work that may take time (spins,
+runs, loading a flow) goes to a thread pool so hovers and lenses stay instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+from pygls.uris import from_fs_path
+
+from . import __version__
+from .engine import Engine
+from .errors import DevdError
+from .flowmodel import FlowLoadError, FlowModel
+from .language import (
+    available_names,
+    code_lenses,
+    completing_self,
+    describe_value,
+    self_attribute_at,
+)
+from .result import SpinResult
+
+
+def plain(value: Any) -> Any:
+    """Custom-method params arrive as pygls attribute objects: make them dicts and lists."""
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def uri_to_path(uri: str) -> str:
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("file", ""):
+        raise JsonRpcInvalidParams(f"only file: URIs are supported, got '{uri}'")
+    return os.path.abspath(unquote(parsed.path) if parsed.scheme else uri)
+
+
+def spin_json(result: SpinResult, uri: str) -> dict[str, Any]:
+    data = result.to_json()
+    data["uri"] = uri
+    return data
+
+
+def bad_request_json(message: str, uri: str | None, path: str | None) -> dict[str, Any]:
+    """A spin that could not start: same shape as a failed spin, with a one-line message."""
+    return {"ok": False, "uri": uri, "flow": None, "step": None, "durationMs": 0,
+            "artifacts": [], "stdout": "", "stderr": "", "nextSteps": [], "cards": [],
+            "error": {"type": "devd.BadRequest", "message": message, "file": path,
+                      "line": None, "traceback": ""}}
+
+
+class DevdProtocol(LanguageServerProtocol):
+    """LSP protocol whose ``exit`` ends this connection only, never the shared daemon."""
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> None:
+        closer = getattr(self._server, "close_connection", None)
+        if closer is not None:
+            closer()
+
+
+class DevdServer(LanguageServer):
+    """One client's view of the shared engine."""
+
+    def __init__(self, engine: Engine, pool: ThreadPoolExecutor) -> None:
+        super().__init__("devd", __version__, protocol_cls=DevdProtocol,
+                         text_document_sync_kind=types.TextDocumentSyncKind.Full)
+        self.engine = engine
+        self.pool = pool
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.spin_on_save = False
+        self.last_spun: dict[str, str] = {}  # path -> step last spun from this client
+        self.close_connection: Any = None
+        self._register()
+
+    # -- plumbing ---------------------------------------------------------------------
+    def notify_threadsafe(self, method: str, params: Any) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        if threading.current_thread() is threading.main_thread() and _running_loop() is loop:
+            self.protocol.notify(method, params)
+        else:
+            loop.call_soon_threadsafe(self.protocol.notify, method, params)
+
+    async def in_pool(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, fn, *args)
+
+    def on_engine_event(self, method: str, params: dict[str, Any]) -> None:
+        """Forward engine events to this client; refresh what they affect."""
+        if method == "devd/spinFinished":
+            result: SpinResult = params["result"]
+            path = params["flow"]
+            self.notify_threadsafe(method, spin_json(result, from_fs_path(path) or path))
+            self.publish_diagnostics_threadsafe(path)
+        elif method == "devd/cardUpdated":
+            payload = dict(params)
+            payload["uri"] = from_fs_path(params["flow"])
+            self.notify_threadsafe(method, payload)
+        else:
+            payload = dict(params)
+            if "flow" in payload:
+                payload["uri"] = from_fs_path(payload["flow"])
+            self.notify_threadsafe(method, payload)
+            if payload.get("flow") and payload.get("reason") in ("fileChanged",):
+                self.publish_diagnostics_threadsafe(payload["flow"])
+
+    # -- diagnostics ----------------------------------------------------------------------
+    def diagnostics_for(self, path: str) -> list[types.Diagnostic]:
+        found: list[types.Diagnostic] = []
+        try:
+            model = self.engine.model(path)
+        except FlowLoadError as exc:
+            if exc.line is None and "not a Metaflow flow" in exc.message:
+                return []
+            return [_diag(exc.line, exc.message, "devd")]
+        except DevdError:
+            return []
+        for err in model.lint_errors:
+            found.append(_diag(err.line, err.message, "metaflow lint"))
+        for step, record in self.engine.last_spins(path).items():
+            error = record.result.error
+            if error is None or record.result.ok:
+                continue
+            line = error.lineno if error.filename and \
+                os.path.abspath(error.filename) == path else model.steps[step].def_line \
+                if step in model.steps else None
+            found.append(_diag(line, f"spin of '{step}' failed: {error.type}: {error.message}",
+                               "devd spin", types.DiagnosticSeverity.Error))
+        return found
+
+    def publish_diagnostics(self, path: str) -> None:
+        diagnostics = self.diagnostics_for(path)
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=from_fs_path(path) or path,
+                                           diagnostics=diagnostics))
+
+    def publish_diagnostics_threadsafe(self, path: str) -> None:
+        def work() -> None:
+            diagnostics = self.diagnostics_for(path)
+            params = types.PublishDiagnosticsParams(uri=from_fs_path(path) or path,
+                                                    diagnostics=diagnostics)
+            self.notify_threadsafe(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
+
+        self.pool.submit(work)
+
+    # -- handlers -----------------------------------------------------------------------
+    def _register(self) -> None:  # noqa: C901 - one place that lists every handler
+        server = self
+
+        @server.feature(types.INITIALIZE)
+        def initialize(params: types.InitializeParams) -> None:
+            options = plain(params.initialization_options) or {}
+            server.spin_on_save = bool(options.get("spinOnSave", False))
+
+        @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+        def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
+            settings = plain(params.settings) or {}
+            devd = settings.get("devd", settings) if isinstance(settings, dict) else {}
+            if isinstance(devd, dict) and "spinOnSave" in devd:
+                server.spin_on_save = bool(devd["spinOnSave"])
+
+        @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+        async def did_open(params: types.DidOpenTextDocumentParams) -> None:
+            path = uri_to_path(params.text_document.uri)
+            await server.in_pool(server.publish_diagnostics_threadsafe, path)
+
+        @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+        async def did_save(params: types.DidSaveTextDocumentParams) -> None:
+            path = uri_to_path(params.text_document.uri)
+            server.engine.forget_flow_file(path)
+            server.publish_diagnostics_threadsafe(path)
+            step = server.last_spun.get(path)
+            if server.spin_on_save and step:
+                server.pool.submit(_safe_spin, server, path, step)
+
+        @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
+        async def code_lens(params: types.CodeLensParams) -> list[types.CodeLens]:
+            path = uri_to_path(params.text_document.uri)
+            model = await server.in_pool(_model_or_none, server.engine, path)
+            if model is None:
+                return []
+            return [
+                types.CodeLens(
+                    range=types.Range(types.Position(lens.line, 0),
+                                      types.Position(lens.line, 0)),
+                    command=types.Command(lens.title, lens.command, lens.arguments),
+                )
+                for lens in code_lenses(model, params.text_document.uri)
+            ]
+
+        @server.feature(types.TEXT_DOCUMENT_HOVER)
+        async def hover(params: types.HoverParams) -> types.Hover | None:
+            path = uri_to_path(params.text_document.uri)
+            doc = server.workspace.get_text_document(params.text_document.uri)
+            name = self_attribute_at(doc.source, params.position.line,
+                                     params.position.character)
+            if name is None:
+                return None
+            text = await server.in_pool(_hover_text, server.engine, path, doc.source,
+                                        params.position.line, name)
+            if text is None:
+                return None
+            return types.Hover(contents=types.MarkupContent(types.MarkupKind.Markdown, text))
+
+        @server.feature(types.TEXT_DOCUMENT_COMPLETION,
+                        types.CompletionOptions(trigger_characters=["."]))
+        async def completion(params: types.CompletionParams) -> types.CompletionList | None:
+            path = uri_to_path(params.text_document.uri)
+            doc = server.workspace.get_text_document(params.text_document.uri)
+            prefix = completing_self(doc.source, params.position.line,
+                                     params.position.character)
+            if prefix is None:
+                return None
+            names = await server.in_pool(_completion_names, server.engine, path, doc.source,
+                                         params.position.line)
+            items = [types.CompletionItem(label=n, kind=types.CompletionItemKind.Field,
+                                          detail=origin)
+                     for n, origin in names.items() if n.startswith(prefix)]
+            return types.CompletionList(is_incomplete=False, items=items)
+
+        @server.feature("devd/spin")
+        async def spin(params: Any) -> dict[str, Any]:
+            args = plain(params) or {}
+            uri = args.get("uri")
+            if not uri:
+                raise JsonRpcInvalidParams("devd/spin needs 'uri' (the flow file)")
+            path = uri_to_path(uri)
+            return await server.in_pool(_spin_request, server, path, uri, args)
+
+        @server.feature("devd/run")
+        async def run(params: Any) -> dict[str, Any]:
+            args = plain(params) or {}
+            path = _required_path(args, "devd/run")
+            return await _run_request(server, path, "run", list(args.get("args") or []))
+
+        @server.feature("devd/resume")
+        async def resume(params: Any) -> dict[str, Any]:
+            args = plain(params) or {}
+            path = _required_path(args, "devd/resume")
+            extra = list(args.get("args") or [])
+            if args.get("originRunId"):
+                extra += ["--origin-run-id", str(args["originRunId"])]
+            if args.get("step"):
+                extra = [str(args["step"]), *extra]
+            return await _run_request(server, path, "resume", extra)
+
+        @server.feature("devd/cancel")
+        def cancel(params: Any) -> dict[str, Any]:
+            args = plain(params) or {}
+            return {"cancelled": server.engine.cancel(args.get("target"))}
+
+        @server.feature("devd/status")
+        def status(params: Any) -> dict[str, Any]:
+            return server.engine.status()
+
+        @server.feature("devd/card")
+        def card(params: Any) -> dict[str, Any]:
+            args = plain(params) or {}
+            path = _required_path(args, "devd/card")
+            step = args.get("step")
+            if not step:
+                raise JsonRpcInvalidParams("devd/card needs 'step'")
+            record = server.engine.last_spin(path, step)
+            if record is None:
+                return {"ok": False, "step": step, "cards": [],
+                        "error": f"no spin of '{step}' yet in this daemon: spin it first"}
+            data = record.result.to_json()
+            return {"ok": True, "step": step, "cards": data["cards"],
+                    "spin": spin_json(record.result, args["uri"])}
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _diag(line: int | None, message: str, source: str,
+          severity: types.DiagnosticSeverity = types.DiagnosticSeverity.Error,
+          ) -> types.Diagnostic:
+    row = max((line or 1) - 1, 0)
+    return types.Diagnostic(
+        range=types.Range(types.Position(row, 0), types.Position(row, 200)),
+        message=message, source=source, severity=severity)
+
+
+def _required_path(args: dict[str, Any], method: str) -> str:
+    uri = args.get("uri")
+    if not uri:
+        raise JsonRpcInvalidParams(f"{method} needs 'uri' (the flow file)")
+    return uri_to_path(uri)
+
+
+def _model_or_none(engine: Engine, path: str) -> FlowModel | None:
+    try:
+        return engine.model(path)
+    except DevdError:
+        return None
+
+
+def _hover_text(engine: Engine, path: str, source: str, line: int, name: str) -> str | None:
+    model = _model_or_none(engine, path)
+    if model is None:
+        return None
+    info = model.step_at_line(line + 1)
+    if info is None:
+        return None
+    record = engine.last_spin(path, info.name)
+    if record is not None and record.result.ok and name in record.result.all_values:
+        when = record.result.pathspec or f"last spin of '{info.name}'"
+        return describe_value(name, record.result.all_values[name], when)
+    session = engine.session(path)
+    try:
+        plan = session.plan(info.name)
+    except DevdError:
+        plan = None
+    if plan is not None:
+        for ref in plan.parents:
+            if ref.pathspec in engine.store:
+                warm = engine.store.get(ref)
+                if name in warm.values:
+                    return describe_value(name, warm.values[name], f"task {ref.pathspec}")
+    origins = available_names(model, source, info.name, set())
+    if name in origins:
+        return f"**self.{name}** — {origins[name]}; spin or run the flow to see its value"
+    return None
+
+
+def _completion_names(engine: Engine, path: str, source: str, line: int) -> dict[str, str]:
+    model = _model_or_none(engine, path)
+    if model is None:
+        return {}
+    info = model.step_at_line(line + 1)
+    if info is None:
+        return {}
+    warm: set[str] = set()
+    try:
+        plan = engine.session(path).plan(info.name)
+        for ref in plan.parents:
+            if ref.pathspec in engine.store:
+                warm |= set(engine.store.get(ref).values)
+    except DevdError:
+        pass
+    return available_names(model, source, info.name, warm)
+
+
+def _spin_request(server: DevdServer, path: str, uri: str,
+                  args: dict[str, Any]) -> dict[str, Any]:
+    engine = server.engine
+    try:
+        model = engine.model(path)
+        target = engine.resolve_step(model, args.get("step"), args.get("line"),
+                                     args.get("pathspec"))
+
+        def log(stream: str, text: str) -> None:
+            server.notify_threadsafe("devd/log", {"stream": stream, "text": text,
+                                                  "step": target, "uri": uri})
+
+        result = engine.spin(
+            path, target,
+            artifacts=args.get("artifacts"),
+            artifacts_module=args.get("artifactsModule"),
+            config_value=args.get("configValue"),
+            config=args.get("config"),
+            persist=bool(args.get("persist", False)),
+            from_spin=bool(args.get("fromSpin", False)),
+            on_log=log,
+        )
+    except DevdError as exc:
+        return bad_request_json(str(exc), uri, path)
+    server.last_spun[path] = result.step
+    return spin_json(result, uri)
+
+
+def _safe_spin(server: DevdServer, path: str, step: str) -> None:
+    try:
+        server.engine.spin(path, step)
+    except DevdError:
+        server.publish_diagnostics_threadsafe(path)
+
+
+async def _run_request(server: DevdServer, path: str, subcommand: str,
+                       args: list[str]) -> dict[str, Any]:
+    token = f"devd-{subcommand}-{id(args)}"
+    progress = False
+    caps = server.client_capabilities
+    if caps and caps.window and caps.window.work_done_progress:
+        try:
+            await server.work_done_progress.create_async(token)
+            server.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+                title=f"devd {subcommand}", percentage=0, cancellable=True))
+            progress = True
+        except Exception:
+            progress = False
+
+    def log(stream: str, text: str) -> None:
+        server.notify_threadsafe("devd/log", {"stream": stream, "text": text,
+                                              "uri": from_fs_path(path)})
+
+    def step_done(done: int, total: int, step: str) -> None:
+        if progress and server.loop is not None:
+            report = types.WorkDoneProgressReport(message=f"{done}/{total} steps ({step})",
+                                                  percentage=int(100 * done / max(total, 1)))
+            server.loop.call_soon_threadsafe(server.work_done_progress.report, token, report)
+
+    try:
+        outcome = await server.in_pool(server.engine.run, path, subcommand, args, log,
+                                       step_done)
+    except DevdError as exc:
+        return {"ok": False, "runId": None, "error": str(exc)}
+    finally:
+        if progress:
+            server.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
+    return {"ok": outcome.ok, "runId": outcome.run_id, "returncode": outcome.returncode}
