@@ -126,10 +126,16 @@ class Daemon:
         server.close_connection = close_connection
         self.engine.add_listener(server.on_engine_event)
         self.engine.watch_hook = self.watcher.watch
+        def bad_message(exc: Exception, source: Any) -> None:
+            """JSON-RPC 2.0: a parse error or invalid request gets an error response."""
+            parse = isinstance(exc, json.JSONDecodeError)
+            code, what = (-32700, "Parse error") if parse else (-32600, "Invalid request")
+            server.protocol._send_data({"jsonrpc": "2.0", "id": None,
+                                        "error": {"code": code, "message": f"{what}: {exc}"}})
+
         try:
             await run_async(stop_event=connection_done, reader=reader,  # type: ignore[arg-type]
-                            protocol=server.protocol, logger=log,
-                            error_handler=server.report_server_error)
+                            protocol=server.protocol, logger=log, error_handler=bad_message)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -271,13 +277,13 @@ def relay_stdio(root: str) -> int:
     start_background(root, idle_seconds=idle_seconds_default())
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(paths.socket)
-    stdin = sys.stdin.buffer
+    stdin_fd = sys.stdin.fileno()
     stdout = sys.stdout.buffer
 
     def upstream() -> None:
         try:
             while True:
-                chunk = stdin.read1(65536) if hasattr(stdin, "read1") else stdin.read(65536)
+                chunk = os.read(stdin_fd, 65536)
                 if not chunk:
                     break
                 sock.sendall(chunk)
@@ -301,7 +307,8 @@ def relay_stdio(root: str) -> int:
         pass
     finally:
         sock.close()
-    return 0
+    # The stdin reader thread may still be blocked in read(): leave without joining it.
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -202,7 +202,8 @@ class DevdServer(LanguageServer):
                 types.CodeLens(
                     range=types.Range(types.Position(lens.line, 0),
                                       types.Position(lens.line, 0)),
-                    command=types.Command(lens.title, lens.command, lens.arguments),
+                    command=types.Command(title=lens.title, command=lens.command,
+                                          arguments=lens.arguments),
                 )
                 for lens in code_lenses(model, params.text_document.uri)
             ]

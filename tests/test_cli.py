@@ -78,15 +78,18 @@ def test_bad_input_is_one_line_without_traceback(in_project: Path) -> None:
 
 
 def test_run_and_resume_are_metaflows_own(in_project: Path) -> None:
-    out = devd(in_project, "run", "linear_flow.py", "--alpha", "5")
+    # a flow of its own: a new run must not change the parents other tests spin from
+    source = (in_project / "linear_flow.py").read_text().replace("LinearFlow", "RunCliFlow")
+    (in_project / "run_cli_flow.py").write_text(source)
+    out = devd(in_project, "run", "run_cli_flow.py", "--alpha", "5")
     assert out.returncode == 0, out.stderr
     run_id = out.stdout.strip().splitlines()[-1].split("run id ")[-1]
     from metaflow import Run
 
-    assert Run(f"LinearFlow/{run_id}").data.z == 31
+    assert Run(f"RunCliFlow/{run_id}").data.z == 31
     # the newest run is now the default parent of a spin
-    spun = json.loads(devd(in_project, "spin", "linear_flow.py", "double", "--json").stdout)
+    spun = json.loads(devd(in_project, "spin", "run_cli_flow.py", "double", "--json").stdout)
     assert spun["originRunId"] == run_id
-    out = devd(in_project, "resume", "linear_flow.py", "double", "--origin-run-id", run_id)
+    out = devd(in_project, "resume", "run_cli_flow.py", "double", "--origin-run-id", run_id)
     assert out.returncode == 0, out.stderr
     assert "resume finished: run id" in out.stdout

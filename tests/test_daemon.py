@@ -1,0 +1,439 @@
+"""The daemon through its real protocol: `devd serve --stdio` driven by pytest-lsp, and
+terminal clients on the project socket, all sharing one warm state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from devd.project import daemon_paths
+from devd.server import plain
+from tests.conftest import run_flow
+
+
+@pytest.fixture(scope="module")
+def daemon_project(project: Path) -> Any:
+    """A project copy of its own, with a short runtime dir; its daemon is stopped after."""
+    root = Path(tempfile.mkdtemp(prefix="dvp"))
+    for name in ("linear_flow.py", "fail_flow.py", "slow_flow.py", "chaos_flow.py"):
+        shutil.copy(project / name, root / name)
+    (root / "lint_flow.py").write_text(
+        "from metaflow import FlowSpec, step\n\n\nclass LintFlow(FlowSpec):\n"
+        "    @step\n    def start(self):\n        self.next(self.end)\n\n"
+        "    @step\n    def middle(self):\n        self.next(self.end)\n\n"
+        "    @step\n    def end(self):\n        pass\n")
+    runtime = tempfile.mkdtemp(prefix="dvr")
+    previous = {k: os.environ.get(k) for k in ("DEVD_RUNTIME_DIR", "DEVD_IDLE_TIMEOUT")}
+    os.environ["DEVD_RUNTIME_DIR"] = runtime
+    os.environ["DEVD_IDLE_TIMEOUT"] = "300"
+    for flow in ("linear_flow.py", "slow_flow.py", "chaos_flow.py"):
+        run_flow(root, flow)
+    run_flow(root, "fail_flow.py", check=False)
+    yield root
+    cli(root, "daemon", "stop", str(root))
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "devd.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120,
+                          env=env or os.environ.copy())
+
+
+def uri(root: Path, name: str) -> str:
+    return (root / name).as_uri()
+
+
+@pytest_asyncio.fixture
+async def client(daemon_project: Path) -> Any:
+    config = ClientServerConfig(
+        server_command=[sys.executable, "-m", "devd.cli", "serve", "--stdio", "--root",
+                        str(daemon_project)],
+        server_env=os.environ.copy(),
+    )
+    lsp = await config.start()
+    lsp.devd_logs = []
+    lsp.devd_finished = []
+
+    @lsp.feature("devd/log")
+    def on_log(params: Any) -> None:
+        lsp.devd_logs.append(plain(params))
+
+    @lsp.feature("devd/spinFinished")
+    def on_finished(params: Any) -> None:
+        lsp.devd_finished.append(plain(params))
+
+    await lsp.initialize_session(types.InitializeParams(
+        capabilities=types.ClientCapabilities(
+            window=types.WindowClientCapabilities(work_done_progress=True)),
+        root_uri=daemon_project.as_uri(),
+        initialization_options={"spinOnSave": True},
+    ))
+    yield lsp
+    await lsp.shutdown_session()
+    await lsp.stop()
+
+
+async def call(lsp: LanguageClient, method: str, params: dict[str, Any]) -> Any:
+    return plain(await lsp.protocol.send_request_async(method, params))
+
+
+def open_doc(lsp: LanguageClient, root: Path, name: str) -> None:
+    lsp.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=uri(root, name), language_id="python",
+                                             version=1, text=(root / name).read_text())))
+
+
+def line_of(root: Path, name: str, needle: str) -> int:
+    """0-based line of the first line containing ``needle``."""
+    return next(i for i, line in enumerate((root / name).read_text().splitlines())
+                if needle in line)
+
+
+@pytest.mark.asyncio
+async def test_spin_streams_logs_and_returns_the_result(client: LanguageClient,
+                                                        daemon_project: Path) -> None:
+    result = await call(client, "devd/spin", {"uri": uri(daemon_project, "linear_flow.py"),
+                                              "step": "double"})
+    assert result["ok"] is True, result
+    rows = {r["name"]: r for r in result["artifacts"]}
+    assert rows["y"]["type"] == "int" and rows["y"]["summary"] == "12"
+    assert result["nextSteps"] == ["end"]
+    assert "y is 12" in result["stdout"]
+    await asyncio.sleep(0.2)
+    assert any("y is 12" in log["text"] for log in client.devd_logs)
+    assert any(f["step"] == "double" for f in client.devd_finished)
+
+
+@pytest.mark.asyncio
+async def test_spin_by_cursor_line_and_bad_targets(client: LanguageClient,
+                                                   daemon_project: Path) -> None:
+    flow = uri(daemon_project, "linear_flow.py")
+    line = line_of(daemon_project, "linear_flow.py", "self.y = sum")
+    result = await call(client, "devd/spin", {"uri": flow, "line": line})
+    assert result["ok"] and result["step"] == "double"
+    outside = await call(client, "devd/spin", {"uri": flow, "line": 0})
+    assert outside["ok"] is False
+    assert "not inside a step" in outside["error"]["message"]
+    assert "start, double, end" in outside["error"]["message"]
+    unknown = await call(client, "devd/spin", {"uri": flow, "step": "nope"})
+    assert unknown["ok"] is False and "its steps are: start, double, end" in \
+        unknown["error"]["message"]
+    missing = await call(client, "devd/spin", {"uri": uri(daemon_project, "gone.py"),
+                                               "step": "x"})
+    assert missing["ok"] is False and "no such file" in missing["error"]["message"]
+
+
+@pytest.mark.asyncio
+async def test_code_lenses_hover_and_completion(client: LanguageClient,
+                                                daemon_project: Path) -> None:
+    name = "linear_flow.py"
+    open_doc(client, daemon_project, name)
+    lenses = await client.text_document_code_lens_async(
+        types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri(daemon_project,
+                                                                            name))))
+    titles = [(lens.range.start.line, lens.command.title) for lens in lenses]
+    start_line = line_of(daemon_project, name, "@step")
+    assert (start_line, "▶ Spin") in titles and (start_line, "Run flow") in titles
+    assert sum(1 for _, t in titles if t == "▶ Spin") == 3
+    assert sum(1 for _, t in titles if t == "Resume from here") == 2
+
+    await call(client, "devd/spin", {"uri": uri(daemon_project, name), "step": "double"})
+    y_line = line_of(daemon_project, name, "self.y = sum")
+    row = (daemon_project / name).read_text().splitlines()[y_line]
+    hover = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri(daemon_project, name)),
+        position=types.Position(y_line, row.index("self.y") + 5)))
+    assert hover is not None and "`int`" in hover.contents.value and "12" in \
+        hover.contents.value
+    x_col = row.index("self.x") + 5
+    hover_x = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri(daemon_project, name)),
+        position=types.Position(y_line, x_col)))
+    assert "`list`" in hover_x.contents.value and "len 3" in hover_x.contents.value
+
+    z_line = line_of(daemon_project, name, "self.z = ")
+    completion = await client.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri(daemon_project, name)),
+        position=types.Position(z_line, (daemon_project / name).read_text().splitlines()[
+            z_line].index("self.y") + 5)))
+    labels = {item.label for item in completion.items}
+    assert {"x", "y", "label", "alpha"} <= labels
+
+
+@pytest.mark.asyncio
+async def test_diagnostics_lint_and_failed_spin_line(client: LanguageClient,
+                                                     daemon_project: Path) -> None:
+    open_doc(client, daemon_project, "lint_flow.py")
+    lint_uri = uri(daemon_project, "lint_flow.py")
+    for _ in range(50):
+        if client.diagnostics.get(lint_uri):
+            break
+        await asyncio.sleep(0.1)
+    messages = [d.message for d in client.diagnostics[lint_uri]]
+    assert any("middle" in m for m in messages), messages
+
+    fail = uri(daemon_project, "fail_flow.py")
+    open_doc(client, daemon_project, "fail_flow.py")
+    result = await call(client, "devd/spin", {"uri": fail, "step": "train"})
+    assert result["ok"] is False
+    raise_line = line_of(daemon_project, "fail_flow.py", "raise ValueError")
+    for _ in range(50):
+        diags = client.diagnostics.get(fail) or []
+        if any(d.range.start.line == raise_line for d in diags):
+            break
+        await asyncio.sleep(0.1)
+    assert any(d.range.start.line == raise_line and "ValueError" in d.message
+               for d in client.diagnostics[fail])
+    fixed = await call(client, "devd/spin", {"uri": fail, "step": "train",
+                                             "artifacts": {"kk": 50}})
+    assert fixed["ok"] is True
+    for _ in range(50):
+        if not client.diagnostics.get(fail):
+            break
+        await asyncio.sleep(0.1)
+    assert not client.diagnostics.get(fail)
+
+
+@pytest.mark.asyncio
+async def test_run_streams_output_with_progress_then_becomes_the_parent(
+        client: LanguageClient, daemon_project: Path) -> None:
+    flow = uri(daemon_project, "linear_flow.py")
+    result = await call(client, "devd/run", {"uri": flow, "args": ["--alpha", "3"]})
+    assert result["ok"] is True and result["runId"]
+    assert any("Task finished successfully" in log["text"] for log in client.devd_logs)
+    reports = [r for token, rs in client.progress_reports.items() if "run" in str(token)
+               for r in rs]
+    assert any(getattr(r, "kind", "") == "report" and "steps" in (r.message or "")
+               for r in reports), reports
+    spun = await call(client, "devd/spin", {"uri": flow, "step": "double"})
+    assert spun["originRunId"] == result["runId"]
+    assert {r["name"]: r["summary"] for r in spun["artifacts"]}["y"] == "18"
+
+
+@pytest.mark.asyncio
+async def test_cancel_and_supersede_while_requests_stay_answered(
+        client: LanguageClient, daemon_project: Path) -> None:
+    flow = uri(daemon_project, "slow_flow.py")
+    open_doc(client, daemon_project, "slow_flow.py")
+    slow = asyncio.ensure_future(call(client, "devd/spin", {
+        "uri": flow, "step": "nap", "artifacts": {"seconds": 30}}))
+    await asyncio.sleep(1.0)
+    lenses = await client.text_document_code_lens_async(
+        types.CodeLensParams(text_document=types.TextDocumentIdentifier(flow)))
+    assert lenses and not slow.done()  # answered while the spin still runs
+    status = await call(client, "devd/status", {})
+    assert any(w["step"] == "nap" for w in status["running"])
+    newer = asyncio.ensure_future(call(client, "devd/spin", {
+        "uri": flow, "step": "nap", "artifacts": {"seconds": 30}}))
+    first = await asyncio.wait_for(slow, 20)
+    assert first["ok"] is False and "superseded" in first["error"]["message"]
+    await asyncio.sleep(0.5)
+    cancelled = await call(client, "devd/cancel", {"target": "nap"})
+    assert cancelled["cancelled"]
+    second = await asyncio.wait_for(newer, 20)
+    assert second["ok"] is False and "cancelled" in second["error"]["message"]
+    after = await call(client, "devd/spin", {"uri": flow, "step": "nap"})
+    assert after["ok"] is True
+
+
+@pytest.mark.asyncio
+async def test_status_card_and_user_crashes_keep_the_daemon(client: LanguageClient,
+                                                            daemon_project: Path) -> None:
+    chaos = uri(daemon_project, "chaos_flow.py")
+    crash = await call(client, "devd/spin", {"uri": chaos, "step": "mutate",
+                                             "artifacts": {"mode": "exit"}})
+    assert crash["ok"] is False and "exited with code 3" in crash["error"]["message"]
+    deco = await call(client, "devd/spin", {"uri": chaos, "step": "decorated"})
+    assert deco["ok"] is True
+    card = await call(client, "devd/card", {"uri": chaos, "step": "decorated"})
+    assert card["ok"] is True and card["spin"]["step"] == "decorated"
+    status = await call(client, "devd/status", {})
+    assert status["budgetBytes"] > 0 and status["warmBytes"] > 0
+    assert any(t["pathspec"].startswith("ChaosFlow/") and t["sizeBytes"] > 0
+               for t in status["warm"])
+    nothing = await call(client, "devd/card", {"uri": chaos, "step": "end"})
+    assert nothing["ok"] is False and "no spin of 'end'" in nothing["error"]
+
+
+@pytest.mark.asyncio
+async def test_spin_chain_and_staleness(client: LanguageClient, daemon_project: Path) -> None:
+    work = daemon_project / "chain_flow.py"
+    source = (daemon_project / "linear_flow.py").read_text().replace("LinearFlow", "ChainFlow")
+    work.write_text(source)
+    run_flow(daemon_project, "chain_flow.py")
+    flow = work.as_uri()
+    no_parent = await call(client, "devd/spin", {"uri": flow, "step": "double",
+                                                 "fromSpin": True})
+    assert no_parent["ok"] is False and "spin 'start' first" in no_parent["error"]["message"]
+    start = await call(client, "devd/spin", {"uri": flow, "step": "start",
+                                             "artifacts": {}})
+    assert start["ok"]
+    work.write_text(source.replace("self.x = [1, 2, 3]", "self.x = [1, 2, 3, 4]"))
+    # recorded parents: the run ran the old `start`
+    recorded = await call(client, "devd/spin", {"uri": flow, "step": "double"})
+    assert {"step": "start", "reason": recorded["stale"][0]["reason"]} == recorded["stale"][0]
+    assert "changed since run" in recorded["stale"][0]["reason"]
+    start = await call(client, "devd/spin", {"uri": flow, "step": "start"})
+    chained = await call(client, "devd/spin", {"uri": flow, "step": "double",
+                                               "fromSpin": True})
+    assert chained["ok"] and {r["name"]: r["summary"] for r in chained["artifacts"]}["y"] \
+        == "20"
+    assert chained["parents"][0].startswith("ChainFlow/devd-spin-")
+    assert not chained.get("stale")
+    work.write_text(source.replace("self.x = [1, 2, 3]", "self.x = [5]"))
+    stale = await call(client, "devd/spin", {"uri": flow, "step": "double",
+                                             "fromSpin": True})
+    assert stale["stale"] and "since its last spin" in stale["stale"][0]["reason"]
+
+
+@pytest.mark.asyncio
+async def test_watch_and_spin_on_save(client: LanguageClient, daemon_project: Path) -> None:
+    name = "save_flow.py"
+    path = daemon_project / name
+    source = (daemon_project / "linear_flow.py").read_text().replace("LinearFlow", "SaveFlow")
+    path.write_text(source)
+    run_flow(daemon_project, name)
+    open_doc(client, daemon_project, name)
+    first = await call(client, "devd/spin", {"uri": path.as_uri(), "step": "double"})
+    assert first["ok"]
+    changed = asyncio.ensure_future(client.wait_for_notification("devd/stateChanged"))
+    client.devd_finished.clear()
+    path.write_text(source.replace("sum(self.x) * self.alpha", "sum(self.x) * 7"))
+    note = plain(await asyncio.wait_for(changed, 10))
+    while note.get("reason") != "fileChanged":
+        note = plain(await asyncio.wait_for(
+            client.wait_for_notification("devd/stateChanged"), 10))
+    assert note["file"] == str(path)
+    client.text_document_did_save(types.DidSaveTextDocumentParams(
+        text_document=types.TextDocumentIdentifier(path.as_uri())))
+    for _ in range(100):
+        if any(f["step"] == "double" for f in client.devd_finished):
+            break
+        await asyncio.sleep(0.1)
+    respun = [f for f in client.devd_finished if f["step"] == "double"][-1]
+    assert {r["name"]: r["summary"] for r in respun["artifacts"]}["y"] == "42"
+
+
+@pytest.mark.asyncio
+async def test_terminal_and_editor_share_one_warm_state(client: LanguageClient,
+                                                        daemon_project: Path) -> None:
+    await call(client, "devd/spin", {"uri": uri(daemon_project, "linear_flow.py"),
+                                     "step": "double"})
+    out = cli(daemon_project, "spin", "linear_flow.py", "double", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["timingsMs"]["load"] < 50  # parents were already warm in the daemon
+    status = json.loads(cli(daemon_project, "status", "--json").stdout)
+    assert any(s["step"] == "double" and s["flow"].endswith("linear_flow.py")
+               for s in status["lastSpins"])
+    importtime = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "devd.cli", "spin", "linear_flow.py",
+         "double", "--json"], cwd=daemon_project, capture_output=True, text=True,
+        timeout=60)
+    assert importtime.returncode == 0
+    imported = [line.split("|")[-1].strip() for line in importtime.stderr.splitlines()]
+    assert "devd.client" in imported
+    assert not [m for m in imported if m.split(".")[0] in ("metaflow", "pygls", "cloudpickle")]
+
+
+def _raw_exchange(path: str, payload: bytes) -> list[dict[str, Any]]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(path)
+    sock.sendall(payload)
+    data = b""
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(messages) < 2:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        while b"\r\n\r\n" in data:
+            head, rest = data.split(b"\r\n\r\n", 1)
+            length = int(head.split(b"Content-Length:")[1].split(b"\r\n")[0])
+            if len(rest) < length:
+                break
+            messages.append(json.loads(rest[:length]))
+            data = rest[length:]
+    sock.close()
+    return messages
+
+
+def frame(obj: Any) -> bytes:
+    body = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def test_malformed_and_unknown_requests_get_errors(daemon_project: Path) -> None:
+    cli(daemon_project, "daemon", "start", str(daemon_project))
+    sock_path = daemon_paths(str(daemon_project)).socket
+    replies = _raw_exchange(sock_path, frame(b"{not json") + frame(
+        {"jsonrpc": "2.0", "id": 7, "method": "devd/noSuchMethod", "params": {}}))
+    by_id = {m.get("id"): m for m in replies}
+    assert by_id[7]["error"]["code"] == -32601
+    assert any(m.get("error", {}).get("code") == -32700 for m in replies), replies
+    status = json.loads(cli(daemon_project, "status", "--json").stdout)
+    assert status["pid"] > 0  # still serving
+
+
+def test_daemon_lifecycle_stale_files_idle_exit_and_tcp_token(daemon_project: Path) -> None:
+    root = Path(tempfile.mkdtemp(prefix="dvl"))
+    shutil.copy(daemon_project / "linear_flow.py", root / "linear_flow.py")
+    paths = daemon_paths(str(root))
+    out = cli(root, "daemon", "start", str(root))
+    assert "daemon started" in out.stdout
+    assert oct(os.stat(paths.directory).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(paths.socket).st_mode & 0o777) == "0o600"
+    pid = int(Path(paths.pidfile).read_text())
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.3)
+    assert os.path.exists(paths.socket)  # left behind by the killed daemon
+    out = cli(root, "daemon", "status", str(root))
+    assert "no daemon" in out.stdout and "stale" in out.stdout
+    assert not os.path.exists(paths.socket)
+    out = cli(root, "daemon", "start", str(root), "--idle-timeout", "1")
+    assert "daemon started" in out.stdout
+    for _ in range(100):
+        if not os.path.exists(paths.socket):
+            break
+        time.sleep(0.1)
+    assert not os.path.exists(paths.socket) and not os.path.exists(paths.pidfile)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = cli(root, "daemon", "start", str(root), "--tcp", str(port))
+    assert "daemon started" in out.stdout
+    token = json.loads(Path(paths.info).read_text())["tcp"]["token"]
+    request = frame({"jsonrpc": "2.0", "id": 1, "method": "devd/status", "params": {}})
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"TOKEN wrong\r\n" + request)
+        assert sock.recv(1000) == b""  # closed without an answer
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"TOKEN {token}\r\n".encode() + request)
+        data = b""
+        while b"}" not in data:
+            data += sock.recv(65536)
+        assert b'"pid"' in data
+    assert "daemon stopped" in cli(root, "daemon", "stop", str(root)).stdout
