@@ -196,6 +196,21 @@ def _outer_path(task: Any) -> str:
 
 
 def _plan_in_run(model: FlowModel, run: Any, target: Target) -> SpinPlan | None:
+    """Parents in ``run``; a run whose recorded data is missing is reported, not crashed on."""
+    try:
+        return _plan_in_run_unchecked(model, run, target)
+    except DevdError:
+        raise
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DevdError(
+            f"parent task data of '{target.step}' in run {model.flow_name}/{run.id} is gone "
+            f"or unreadable ({type(exc).__name__}: {detail}); run the flow again with "
+            f"`devd run {model.path}`"
+        ) from None
+
+
+def _plan_in_run_unchecked(model: FlowModel, run: Any, target: Target) -> SpinPlan | None:
     from metaflow import Task
 
     if target.task_id is not None:

@@ -137,8 +137,9 @@ def load_task(ref: TaskRef) -> WarmTask:
         values = dict(datastore.load_artifacts(names))
     except Exception as exc:
         raise DevdError(
-            f"could not load the artifacts of parent task {ref.pathspec}: "
-            f"{type(exc).__name__}: {exc}; run the flow again with `devd run FLOW`"
+            f"parent task {ref.pathspec} is gone or unreadable ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}); "
+            "run the flow again with `devd run FLOW`"
         ) from None
     size = sum(int(datastore._info.get(n, {}).get("size", 0) or 0) for n in names)
     return WarmTask(ref, datastore, values, size, time.perf_counter() - started)

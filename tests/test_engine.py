@@ -272,6 +272,19 @@ def test_bad_input_gives_one_clear_line(in_project: Path) -> None:
         devd.spin("config_flow.py", "train", config_value={"nope": {}})
 
 
+def test_parent_task_gone_is_one_clear_line(in_project: Path) -> None:
+    import shutil
+
+    from tests.conftest import run_flow
+
+    source = (in_project / "linear_flow.py").read_text().replace("LinearFlow", "GoneFlow")
+    (in_project / "gone_flow.py").write_text(source)
+    run_flow(in_project, "gone_flow.py")
+    shutil.rmtree(in_project / ".metaflow" / "GoneFlow" / "data")
+    with pytest.raises(DevdError, match=r"parent task .*GoneFlow/\d+.* is gone.*devd run"):
+        devd.spin("gone_flow.py", "double")
+
+
 def test_fork_free_spawn_path_gives_the_same_result(in_project: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEVD_NO_FORK", "1")
