@@ -237,7 +237,7 @@ def _plan_in_run_unchecked(model: FlowModel, run: Any, target: Target) -> SpinPl
 def resolve_plan(model: FlowModel, target: Target) -> SpinPlan:
     """Find the parents for ``target``, or say in one line why there are none."""
     from metaflow import Flow, Run
-    from metaflow.exception import MetaflowNotFound
+    from metaflow.exception import MetaflowNamespaceMismatch, MetaflowNotFound
 
     if target.run_id is not None:
         try:
@@ -256,7 +256,7 @@ def resolve_plan(model: FlowModel, target: Target) -> SpinPlan:
         return plan
     try:
         runs = list(Flow(model.flow_name).runs())
-    except MetaflowNotFound:
+    except (MetaflowNotFound, MetaflowNamespaceMismatch):
         runs = []
     if not runs:
         raise DevdError(

@@ -266,6 +266,14 @@ def test_bad_input_gives_one_clear_line(in_project: Path) -> None:
         (in_project / "linear_flow.py").read_text().replace("LinearFlow", "NeverRunFlow"))
     with pytest.raises(DevdError, match="no run of NeverRunFlow yet.*devd run"):
         devd.spin("norun_flow.py", "double")
+    import subprocess
+    import sys
+
+    other_user = subprocess.run(
+        [sys.executable, "-m", "devd.cli", "spin", "linear_flow.py", "double"],
+        cwd=in_project, capture_output=True, text=True, env={**os.environ, "USER": "someone"})
+    assert other_user.returncode == 2
+    assert "no run of LinearFlow yet (in namespace user:someone)" in other_user.stderr
     with pytest.raises(DevdError, match="no run LinearFlow/123"):
         devd.spin("linear_flow.py", "123/double")
     with pytest.raises(DevdError, match="no Config 'nope'"):
