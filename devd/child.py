@@ -334,6 +334,8 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
     names = sorted(n for n in set(produced) | set(passdown)
                    if req.want_private or not n.startswith("_"))
     for name in names:
+        if name not in produced and name in _State.spin_artifacts:
+            produced[name] = _State.spin_artifacts[name]  # an overridden Parameter, say
         if name in produced:
             value = produced[name]
             if req.want_values:

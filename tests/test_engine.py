@@ -106,6 +106,8 @@ def test_artifact_overrides_dict_and_module(in_project: Path) -> None:
     module.write_text("ARTIFACTS = {'x': [5]}\n")
     result = devd.spin("linear_flow.py", "double", artifacts_module=str(module))
     assert result.artifacts["y"] == 10
+    param = devd.spin("linear_flow.py", "double", artifacts={"alpha": 10})
+    assert param.artifacts["y"] == 60 and param.artifacts["alpha"] == 10
 
 
 def test_join_overrides_keyed_by_parent_pathspec(in_project: Path) -> None:
