@@ -98,9 +98,12 @@ def _usable(task: Any) -> bool:
         return False
 
 
-def _order_key(task: Any) -> tuple[int, int]:
-    index = task.index
-    return (index if index is not None else -1, int(task.id) if task.id.isdigit() else 0)
+def _order_key(task: Any) -> tuple[tuple[int, ...], int]:
+    """Foreach position (outermost first), then creation order: first split first."""
+    path = task.metadata_dict.get("foreach-execution-path") or ""
+    position = tuple(int(part.rsplit(":", 1)[1]) for part in path.split(",")
+                     if ":" in part and part.rsplit(":", 1)[1].isdigit())
+    return (position, int(task.id) if task.id.isdigit() else 0)
 
 
 def _sorted_parents(model: FlowModel, step: str, tasks: list[Any]) -> list[Any]:
