@@ -231,6 +231,24 @@ async def test_run_streams_output_with_progress_then_becomes_the_parent(
 
 
 @pytest.mark.asyncio
+async def test_resume_is_metaflows_own_and_missing_uri_is_invalid_params(
+        client: LanguageClient, daemon_project: Path) -> None:
+    from pygls.exceptions import JsonRpcInvalidParams
+
+    flow = uri(daemon_project, "fail_flow.py")
+    failed = await call(client, "devd/run", {"uri": flow})
+    assert failed["ok"] is False and failed["runId"]
+    resumed = await call(client, "devd/resume", {"uri": flow, "step": "train",
+                                                 "originRunId": failed["runId"],
+                                                 "args": []})
+    assert resumed["ok"] is False  # still k=5: the step fails again, for real
+    assert resumed["runId"] and resumed["runId"] != failed["runId"]
+    assert any("kk=5 is below 10" in log["text"] for log in client.devd_logs)
+    with pytest.raises(JsonRpcInvalidParams):
+        await client.protocol.send_request_async("devd/resume", {"step": "train"})
+
+
+@pytest.mark.asyncio
 async def test_cancel_and_supersede_while_requests_stay_answered(
         client: LanguageClient, daemon_project: Path) -> None:
     flow = uri(daemon_project, "slow_flow.py")
