@@ -64,10 +64,12 @@ class ChildResult:
     notices: list[str]
     foreach_stack: list[dict[str, Any]]
     duration_s: float
+    phases: dict[str, float] = field(default_factory=dict)  # seconds, where the child spent
 
 
 class _State:
     request: SpinRequest
+    marks: list[tuple[str, float]] = []
     spin_artifacts: dict[str, Any] = {}
     join_artifacts: dict[str, dict[str, Any]] = {}
     warm: Any  # WarmFlowDataStore
@@ -302,6 +304,7 @@ def _run_step(obj: Any) -> ChildResult:
         orig_flow_datastore=_State.warm, spin_artifacts=spin_artifacts,
     )
     error = None
+    _mark("setup")
     try:
         task.run_step(
             req.step, run_id, task_id, req.origin_run_id, req.input_paths, req.split_index,
@@ -311,6 +314,7 @@ def _run_step(obj: Any) -> ChildResult:
         error = error_info(exc, req.flow_file)
     sys.stdout.flush()
     sys.stderr.flush()
+    _mark("step")
     stack = []
     for frame in getattr(flow, "_foreach_stack", None) or []:
         stack.append({"step": frame.step, "var": frame.var, "index": frame.index,
@@ -446,6 +450,10 @@ class Unpicklable:
         return f"<unpicklable {self.type_name}: {self.text} ({self.reason})>"
 
 
+def _mark(name: str) -> None:
+    _State.marks.append((name, time.perf_counter()))
+
+
 def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
     """Entry point in the child: set up Metaflow's CLI state and run the step."""
     from metaflow import parameters
@@ -454,6 +462,7 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
     from .loader import load_flow_class
     from .warmstore import WarmFlowDataStore, load_task
 
+    _State.marks = [("start", time.perf_counter())]
     os.chdir(req.cwd)
     if warm is None:  # spawn path: nothing is warm in a fresh interpreter
         warm_tasks = [load_task(ref) for ref in req.parent_refs]
@@ -472,6 +481,7 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
     try:
         read_overrides(req)
         flow_cls = load_flow_class(req.flow_file)
+        _mark("import")
         _install_card_capture()
         args = [
             "--quiet", "--no-pylint", "--datastore", "local", "--metadata", "local",
@@ -485,6 +495,10 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
                                entrypoint=[sys.executable, req.flow_file])
         if _State.result is None:
             raise RuntimeError(f"Metaflow's CLI exited ({code}) before the step ran")
+        _mark("finish")
+        marks = _State.marks
+        _State.result.phases = {name: end - begin for (_, begin), (name, end)
+                                in zip(marks, marks[1:], strict=False)}
         return _State.result
     except BaseException as exc:  # the flow, its configs or the overrides are broken
         return _setup_failed(exc, req)

@@ -10,6 +10,7 @@ same contract.
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import pickle
@@ -110,7 +111,12 @@ class ChildProcess:
         self._res_path: str | None = None
         if self.forked:
             res_r, res_w = os.pipe()
+            # Objects that exist now are never scanned by the child's garbage collector:
+            # a collection there would write to every object and copy every page.
+            gc.freeze()
             pid = os.fork()
+            if pid != 0:
+                gc.unfreeze()
             if pid == 0:  # pragma: no cover - runs in the child
                 os.close(out_r)
                 os.close(err_r)

@@ -231,6 +231,8 @@ class Session:
         if child.error and child.error["type"] == "devd.DevdError":
             raise DevdError(child.error["message"])
         by_pathspec = {t.ref.pathspec: t for t in warm_tasks}
+        for phase, seconds in child.phases.items():
+            timings[f"child.{phase}"] = seconds
         values = {name: pickle.loads(blob) for name, blob in child.values.items()}
         for name, (pathspec, source) in child.parent_values.items():
             values[name] = by_pathspec[pathspec].values[source]

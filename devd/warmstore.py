@@ -119,6 +119,16 @@ def open_task_datastore(ref: TaskRef) -> Any:
             "install does not know; install the extension that provides it"
         )
     flow_ds = FlowDataStore(ref.flow_name, storage_impl=impls[0], ds_root=ref.ds_root)
+    try:  # Metaflow's client cache: decompressed blobs, shared with its own spin and Client
+        from metaflow.client.filecache import FileBlobCache, FileCache, TaskMetadataCache
+
+        cache = FileCache()
+        flow_ds.set_metadata_cache(TaskMetadataCache(cache, ref.ds_type, ref.ds_root,
+                                                     ref.flow_name))
+        flow_ds.ca_store.set_blob_cache(FileBlobCache(
+            cache, FileCache.flow_ds_id(ref.ds_type, ref.ds_root, ref.flow_name)))
+    except Exception:  # no cache: slower first loads, same results
+        pass
     try:
         return flow_ds.get_task_datastore(ref.run_id, ref.step, ref.task_id, attempt=ref.attempt)
     except Exception as exc:
