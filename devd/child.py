@@ -47,6 +47,7 @@ class SpinRequest:
     want_values: bool
     parent_refs: list[Any] = field(default_factory=list)  # TaskRef, for the spawn path
     want_private: bool = False  # also return _-prefixed artifacts (to chain spins)
+    want_diff: bool = False  # content hashes of the artifacts, to diff with the recorded task
 
 
 @dataclass
@@ -65,11 +66,17 @@ class ChildResult:
     foreach_stack: list[dict[str, Any]]
     duration_s: float
     phases: dict[str, float] = field(default_factory=dict)  # seconds, where the child spent
+    card_html: list[dict[str, Any]] = field(default_factory=list)  # {id, type, html}
+    hashes: dict[str, str | None] = field(default_factory=dict)  # name -> content sha1
 
 
 class _State:
     request: SpinRequest
     marks: list[tuple[str, float]] = []
+    flow: Any = None
+    run_id: str | None = None
+    task_id: str | None = None
+    created_at: Any = None
     spin_artifacts: dict[str, Any] = {}
     join_artifacts: dict[str, dict[str, Any]] = {}
     warm: Any  # WarmFlowDataStore
@@ -183,7 +190,8 @@ def _install_card_capture() -> None:
 
         if mode != "render" and not runtime_card:
             return
-        components = current.card._serialize_components(card_uuid) if mode == "render" else []
+        components = current.card._serialize_components(card_uuid) \
+            if mode in ("render", "render_runtime") else []
         try:
             data = current.card._get_latest_data(card_uuid, final=final, mode=mode)
         except Exception:
@@ -202,10 +210,91 @@ def _install_card_capture() -> None:
         }
         if final and mode == "render":
             _State.cards = [c for c in _State.cards if c["uuid"] != card_uuid] + [entry]
-        else:
+        elif not final:
+            if mode == "render_runtime":
+                entry["html"] = _render_runtime(entry)
             emit("card", entry)
 
     CardCreator.create = create
+
+
+class _Tee:
+    """Keeps what the step prints (for the card's stdout/stderr) and passes it on."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.text: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.text.append(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _task_view(values: dict[str, Any], finished: bool) -> Any:
+    """The spun task as card classes see it (they expect a Client Task)."""
+    import datetime
+
+    from metaflow.util import get_username
+
+    from .cards import TaskView
+
+    req = _State.request
+    flow = _State.flow
+    params = {}
+    for var, _param in flow._get_parameters():
+        if var in values:
+            params[var] = values[var]
+    run_id = _State.run_id or "devd-spin"
+    pathspec = f"{flow.name}/{run_id}/{req.step}/{_State.task_id or 0}"
+    out = sys.stdout.text if isinstance(sys.stdout, _Tee) else []
+    err = sys.stderr.text if isinstance(sys.stderr, _Tee) else []
+    return TaskView(pathspec, values, stdout="".join(out), stderr="".join(err),
+                    created_at=_State.created_at, finished_at=datetime.datetime.now(),
+                    finished=finished, tags=[f"user:{get_username()}", "devd:spin"],
+                    parameters=params)
+
+
+def _render_runtime(entry: dict[str, Any]) -> str | None:
+    from .cards import render_card
+
+    try:
+        flow = _State.flow
+        values = {k: v for k, v in vars(flow).items() if not k.startswith("_")}
+        return render_card(entry, _task_view(values, finished=False), flow,
+                           mode="render_runtime")
+    except Exception:
+        return None
+
+
+def _render_final_cards(values: dict[str, Any]) -> list[dict[str, Any]]:
+    from .cards import render_card
+
+    rendered = []
+    for entry in _State.cards:
+        html = render_card(entry, _task_view(values, finished=True), _State.flow)
+        rendered.append({"id": entry.get("id"), "type": entry.get("type"), "html": html})
+    return rendered
+
+
+DIFF_LIMIT_BYTES = 64 << 20
+
+
+def _content_hash(value: Any) -> str | None:
+    """Metaflow's content address of a value (sha1 of its protocol-4 pickle), if cheap."""
+    import hashlib
+
+    from .summary import size_bytes
+
+    size = size_bytes(value)
+    if size is not None and size > DIFF_LIMIT_BYTES:
+        return None
+    try:
+        return hashlib.sha1(pickle.dumps(value, protocol=4)).hexdigest()
+    except Exception:
+        return None
 
 
 def _jsonable(value: Any) -> bool:
@@ -298,6 +387,7 @@ def _run_step(obj: Any) -> ChildResult:
     _capture_output_datastore(obj.flow_datastore, sink)
     run_id = obj.metadata.new_run_id()
     task_id = obj.metadata.new_task_id(run_id, req.step)
+    _State.flow, _State.run_id, _State.task_id = flow, run_id, task_id
     task = task_class(
         flow, obj.flow_datastore, obj.metadata, obj.environment,
         lambda *a, **k: None, obj.event_logger, obj.monitor, None,
@@ -335,6 +425,8 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
     rows = []
     values: dict[str, Any] = {}
     parent_values: dict[str, tuple[str, str]] = {}
+    public: dict[str, Any] = {}
+    hashes: dict[str, str | None] = {}
     names = sorted(n for n in set(produced) | set(passdown)
                    if req.want_private or not n.startswith("_"))
     for name in names:
@@ -356,7 +448,17 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
             value = hit[2]
         if not name.startswith("_"):
             rows.append(describe(name, value))
+            public[name] = value
+            if req.want_diff:
+                hashes[name] = passdown[name] if name not in produced and name in passdown \
+                    else _content_hash(value)
+    try:
+        card_html = _render_final_cards(public) if _State.cards else []
+    except Exception:  # rendering must never cost the spin its result
+        card_html = [{"id": None, "type": "error", "html": traceback.format_exc()}]
     return ChildResult(
+        card_html=card_html,
+        hashes=hashes,
         ok=error is None,
         artifacts=rows,
         values=values,
@@ -456,6 +558,8 @@ def _mark(name: str) -> None:
 
 def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
     """Entry point in the child: set up Metaflow's CLI state and run the step."""
+    import datetime
+
     from metaflow import parameters
     from metaflow.plugins.datastores.spin_storage import SpinStorage
 
@@ -463,6 +567,9 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
     from .warmstore import WarmFlowDataStore, load_task
 
     _State.marks = [("start", time.perf_counter())]
+    _State.created_at = datetime.datetime.now()
+    sys.stdout = _Tee(sys.stdout)
+    sys.stderr = _Tee(sys.stderr)
     os.chdir(req.cwd)
     if warm is None:  # spawn path: nothing is warm in a fresh interpreter
         warm_tasks = [load_task(ref) for ref in req.parent_refs]

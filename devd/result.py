@@ -51,6 +51,9 @@ class SpinResult:
     _persist_root: str | None = None
     # Every value the task holds, _-prefixed ones included (to chain spins); not in to_json.
     all_values: dict[str, Any] = field(default_factory=dict, repr=False)
+    card_info: list[dict[str, Any]] = field(default_factory=list)  # {id, type} per card
+    recorded_task: str | None = None  # the step's task in the run the parents come from
+    artifact_hashes: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     @property
     def task(self) -> Any:
@@ -81,7 +84,9 @@ class SpinResult:
             "originRunId": self.origin_run_id,
             "notices": self.notices,
             "timingsMs": {k: round(v * 1000, 1) for k, v in self.timings.items()},
-            "cards": [{"index": i, "html": html} for i, html in enumerate(self.cards)],
+            "cards": [{"index": i, **(self.card_info[i] if i < len(self.card_info) else {}),
+                       "html": html} for i, html in enumerate(self.cards)],
+            "recordedTask": self.recorded_task,
         }
         if self.stale:
             data["stale"] = self.stale

@@ -140,6 +140,7 @@ class Session:
         on_started: Callable[[ChildProcess], None] | None = None,
         want_values: bool = True,
         want_private: bool = False,
+        diff: bool = False,
         timings: dict[str, float] | None = None,
         started: float | None = None,
     ) -> SpinResult:
@@ -163,6 +164,7 @@ class Session:
             want_values=want_values,
             parent_refs=list(plan.parents),
             want_private=want_private,
+            want_diff=diff,
         )
         t3 = time.perf_counter()
         if fork_available():
@@ -261,6 +263,10 @@ class Session:
             pathspec=pathspec,
             persisted=persist and child.persisted_root is not None,
             card_components=child.cards,
+            cards=[c["html"] for c in child.card_html],
+            card_info=[{"id": c["id"], "type": c["type"]} for c in child.card_html],
+            recorded_task=plan.recorded_task,
+            artifact_hashes=dict(child.hashes),
             notices=child.notices,
             timings=timings,
             _persist_root=os.path.dirname(child.persisted_root) if child.persisted_root else None,
