@@ -53,6 +53,6 @@ def spin(
     """
     from .session import Session
 
-    with Session(flow_file) as session:
+    with Session(flow_file, warm_after_spin=False) as session:
         return session.spin(step, artifacts=artifacts, artifacts_module=artifacts_module,
                             config=config, config_value=config_value, persist=persist)

@@ -21,6 +21,7 @@ from types import FunctionType, MethodType
 from typing import Any
 
 from .summary import describe
+from .warmstore import LAZY_LOADED, WarmTaskDataStore
 
 # Decorators Metaflow's own spin keeps; the rest only make sense on a real run.
 SPIN_KEPT_DECORATORS = (
@@ -68,6 +69,7 @@ class ChildResult:
     phases: dict[str, float] = field(default_factory=dict)  # seconds, where the child spent
     card_html: list[dict[str, Any]] = field(default_factory=list)  # {id, type, html}
     hashes: dict[str, str | None] = field(default_factory=dict)  # name -> content sha1
+    lazy_loaded: list[tuple[str, str]] = field(default_factory=list)  # warm these next
 
 
 class _State:
@@ -167,13 +169,29 @@ def _collect_artifacts(flow: Any, sink: dict[str, Any]) -> None:
     sink["next_steps"] = list(flow._transition[0]) if flow._transition else []
 
 
-def _sha_index() -> dict[str, tuple[str, str, Any]]:
+_NOT_LOADED = object()
+
+
+def _sha_index() -> dict[str, tuple[str, str, Any, Any]]:
+    """Content hash -> (parent pathspec, name, value or _NOT_LOADED, the parent task)."""
     index = {}
     for task in _State.warm_tasks:
         for name, sha in task.datastore._objects.items():
-            if name in task.values:
-                index[sha] = (task.ref.pathspec, name, task.values[name])
+            index[sha] = (task.ref.pathspec, name, task.values.get(name, _NOT_LOADED), task)
     return index
+
+
+def _describe_unloaded(name: str, task: Any, source: str) -> dict[str, Any]:
+    """A row for a passed-down artifact nobody has read yet: from its recorded metadata."""
+    info = task.datastore._info.get(source, {})
+    kind = str(info.get("type", "object"))
+    if kind.startswith("<class '") and kind.endswith("'>"):
+        kind = kind[len("<class '"):-2]
+    if kind.startswith("numpy."):
+        kind = "numpy." + kind.rsplit(".", 1)[-1]
+    size = int(info.get("size", 0) or 0)
+    return {"name": name, "type": kind, "summary": "not loaded (the step did not read it)",
+            "sizeBytes": size}
 
 
 def _install_card_capture() -> None:
@@ -427,6 +445,7 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
     parent_values: dict[str, tuple[str, str]] = {}
     public: dict[str, Any] = {}
     hashes: dict[str, str | None] = {}
+    unloaded: dict[str, tuple[Any, str]] = {}
     names = sorted(n for n in set(produced) | set(passdown)
                    if req.want_private or not n.startswith("_"))
     for name in names:
@@ -446,6 +465,13 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
                 continue
             parent_values[name] = (hit[0], hit[1])
             value = hit[2]
+            if value is _NOT_LOADED:
+                if not name.startswith("_"):
+                    rows.append(_describe_unloaded(name, hit[3], hit[1]))
+                    unloaded[name] = (hit[3], hit[1])
+                    if req.want_diff:
+                        hashes[name] = passdown[name]
+                continue
         if not name.startswith("_"):
             rows.append(describe(name, value))
             public[name] = value
@@ -453,10 +479,14 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
                 hashes[name] = passdown[name] if name not in produced and name in passdown \
                     else _content_hash(value)
     try:
+        if _State.cards:  # a card shows every artifact: read the ones not loaded yet
+            for name, (task, source) in unloaded.items():
+                public[name] = WarmTaskDataStore(task)[source]
         card_html = _render_final_cards(public) if _State.cards else []
     except Exception:  # rendering must never cost the spin its result
         card_html = [{"id": None, "type": "error", "html": traceback.format_exc()}]
     return ChildResult(
+        lazy_loaded=list(LAZY_LOADED),
         card_html=card_html,
         hashes=hashes,
         ok=error is None,

@@ -152,7 +152,7 @@ def cmd_spin(args: argparse.Namespace) -> int:
                             "`devd daemon start` and spin the parent steps first")
         from .session import Session
 
-        with Session(args.flow) as session:
+        with Session(args.flow, warm_after_spin=False) as session:
             result = session.spin(
                 args.target,
                 artifacts_module=args.artifacts_module,

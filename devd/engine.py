@@ -71,7 +71,19 @@ class SpinRecord:
     sources: dict[str, str]
     finished_at: float
     seq: int
-    chain_task: WarmTask | None = None
+    good: SpinResult | None = None  # the last successful result (values to chain on)
+    _chain: WarmTask | None = None
+
+    def chain_task(self, flow_name: str) -> WarmTask | None:
+        """The last successful spin as a parent task for a chained spin (built on demand)."""
+        if self.good is None:
+            return None
+        if self._chain is None:
+            values = dict(self.good.all_values)  # loads passed-down values not read yet
+            ref = TaskRef(flow_name, f"devd-spin-{self.seq}", self.good.step, "1", 0,
+                          "devd-spin", "")
+            self._chain = WarmTask(ref, _ChainDataStore(values, self.seq), values, 0, 0.0)
+        return self._chain
 
 
 @dataclass
@@ -295,25 +307,19 @@ class Engine:
                     work.kill()
 
     def _remember(self, session: Session, model: FlowModel, result: SpinResult) -> None:
-        if not result.ok:
-            with self._lock:
-                previous = self._last.get((session.flow_file, result.step))
-                if previous is not None:  # keep the last good values for chains; show failure
-                    self._last[(session.flow_file, result.step)] = SpinRecord(
-                        result, previous.sources, time.time(), previous.seq,
-                        previous.chain_task)
-                    return
-            record = SpinRecord(result, step_source_hashes(model), time.time(), 0, None)
-            with self._lock:
-                self._last[(session.flow_file, result.step)] = record
-            return
-        seq = next(self._ids)
-        values = result.all_values
-        ref = TaskRef(model.flow_name, f"devd-spin-{seq}", result.step, "1", 0, "devd-spin", "")
-        chain = WarmTask(ref, _ChainDataStore(values, seq), values, 0, 0.0)
-        record = SpinRecord(result, step_source_hashes(model), time.time(), seq, chain)
+        """Keep the last spin of the step; a failure keeps the last good values to chain on."""
+        key = (session.flow_file, result.step)
         with self._lock:
-            self._last[(session.flow_file, result.step)] = record
+            previous = self._last.get(key)
+            if result.ok:
+                record = SpinRecord(result, step_source_hashes(model), time.time(),
+                                    next(self._ids), good=result)
+            elif previous is not None:
+                record = SpinRecord(result, previous.sources, time.time(), previous.seq,
+                                    good=previous.good, _chain=previous._chain)
+            else:
+                record = SpinRecord(result, step_source_hashes(model), time.time(), 0)
+            self._last[key] = record
 
     def _chain_plan(self, session: Session, model: FlowModel,
                     step: str) -> tuple[SpinPlan, list[WarmTask], list[dict[str, str]]]:
@@ -330,14 +336,16 @@ class Engine:
         stale: list[dict[str, str]] = []
         for parent in info.in_funcs:
             record = self._last.get((session.flow_file, parent))
-            if record is None or record.chain_task is None:
+            chain = record.chain_task(model.flow_name) if record is not None else None
+            if record is None or chain is None:
                 raise DevdError(f"no successful spin of parent step '{parent}' yet: spin "
                                 f"'{parent}' first, or spin '{step}' from the recorded run")
-            tasks.append(record.chain_task)
+            tasks.append(chain)
             if record.sources.get(parent) != now.get(parent):
                 stale.append({"step": parent,
                               "reason": f"code of step '{parent}' changed since its last spin"})
-            stale.extend(s for s in record.result.stale if s not in stale)
+            good = record.good or record.result
+            stale.extend(s for s in good.stale if s not in stale)
         split_index = 0 if model.steps[info.in_funcs[0]].type == "foreach" else None
         plan = SpinPlan(step, tasks[0].ref.run_id, tuple(t.ref for t in tasks), split_index,
                         None)

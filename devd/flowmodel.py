@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import os
+import sys
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,7 @@ class FlowModel:
     lint_errors: list[LintError] = field(default_factory=list)
     parameters: list[ParameterInfo] = field(default_factory=list)
     start_step: str = "start"
+    library_modules: list[str] = field(default_factory=list)
 
     @property
     def step_names(self) -> list[str]:
@@ -122,6 +124,7 @@ def describe_in_this_process(path: str) -> dict[str, Any]:
 
     from .loader import load_flow_class
 
+    before = set(sys.modules)
     try:
         cls = load_flow_class(path)
     except DevdError as exc:
@@ -186,12 +189,29 @@ def describe_in_this_process(path: str) -> dict[str, Any]:
             }
         )
     return {
+        "library_modules": _library_modules(set(sys.modules) - before, path),
         "flow_name": cls.__name__,
         "steps": steps,
         "lint_errors": lint_errors,
         "parameters": params,
         "start_step": graph.start_step if hasattr(graph, "start_step") else "start",
     }
+
+
+def _library_modules(names: set[str], path: str) -> list[str]:
+    """Top-level library packages the flow imported (numpy, pandas, ...), to preload."""
+    from .loader import is_user_module
+
+    root = os.path.dirname(os.path.realpath(path))
+    found = set()
+    for name in names:
+        top = name.split(".")[0]
+        module = sys.modules.get(top)
+        if module is None or top in ("metaflow", "devd", "__main__") or top.startswith("_"):
+            continue
+        if getattr(module, "__file__", None) and not is_user_module(module, root):
+            found.add(top)
+    return sorted(found)
 
 
 def _plain(value: Any) -> bool:
@@ -244,4 +264,5 @@ def load_flow_model(path: str) -> FlowModel:
         lint_errors=[LintError(e["line"], e["message"]) for e in data["lint_errors"]],
         parameters=[ParameterInfo(**p) for p in data["parameters"]],
         start_step=data["start_step"],
+        library_modules=list(data.get("library_modules", [])),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,51 @@ class SpinError:
                 "line": self.lineno, "traceback": self.traceback}
 
 
+class Artifacts(Mapping[str, Any]):
+    """Artifacts of a spun task: a read-only mapping whose passed-down parent values load
+    on first access (a big parent artifact the step never read costs nothing until then).
+    Compares equal to a dict with the same items."""
+
+    def __init__(self, loaded: dict[str, Any],
+                 deferred: dict[str, Callable[[], Any]] | None = None) -> None:
+        self._loaded = dict(loaded)
+        self._deferred = dict(deferred or {})
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._loaded:
+            return self._loaded[name]
+        loader = self._deferred.pop(name, None)
+        if loader is None:
+            raise KeyError(name)
+        self._loaded[name] = loader()
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(set(self._loaded) | set(self._deferred)))
+
+    def __len__(self) -> int:
+        return len(set(self._loaded) | set(self._deferred))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._loaded or name in self._deferred
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return dict(self.items()) == dict(other.items())
+
+    def __repr__(self) -> str:
+        parts = [f"{k!r}: {self._loaded[k]!r}" if k in self._loaded else f"{k!r}: <not loaded>"
+                 for k in self]
+        return "{" + ", ".join(parts) + "}"
+
+    def pop(self, name: str) -> Any:
+        """Remove and return one artifact (tests compare what is left)."""
+        value = self[name]
+        del self._loaded[name]
+        return value
+
+
 @dataclass
 class SpinResult:
     """Every public artifact of the spun task, its output, its error and where it goes next."""
@@ -32,7 +78,7 @@ class SpinResult:
     flow: str
     step: str
     ok: bool
-    artifacts: dict[str, Any]
+    artifacts: Mapping[str, Any]
     artifact_rows: list[dict[str, Any]]
     error: SpinError | None
     stdout: str
@@ -50,9 +96,11 @@ class SpinResult:
     stale: list[dict[str, str]] = field(default_factory=list)
     _persist_root: str | None = None
     # Every value the task holds, _-prefixed ones included (to chain spins); not in to_json.
-    all_values: dict[str, Any] = field(default_factory=dict, repr=False)
+    all_values: Mapping[str, Any] = field(default_factory=dict, repr=False)
     card_info: list[dict[str, Any]] = field(default_factory=list)  # {id, type} per card
     recorded_task: str | None = None  # the step's task in the run the parents come from
+    # Parent artifacts the step read that were not warm yet (loaded by the child itself).
+    artifacts_loaded_by_step: list[str] = field(default_factory=list)
     artifact_hashes: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     @property

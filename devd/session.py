@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pickle
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,8 +17,8 @@ from .errors import DevdError
 from .flowmodel import FlowModel, load_flow_model
 from .forking import ChildProcess, OutputCallback, fork_available
 from .parents import SpinPlan, Target, parse_target, resolve_plan
-from .result import SpinError, SpinResult
-from .warmstore import WarmFlowDataStore, WarmStore, WarmTask
+from .result import Artifacts, SpinError, SpinResult
+from .warmstore import TaskRef, WarmFlowDataStore, WarmStore, WarmTask
 
 
 class Session:
@@ -28,7 +30,8 @@ class Session:
     """
 
     def __init__(self, flow_file: str | os.PathLike[str], *, store: WarmStore | None = None,
-                 budget_bytes: int | None = None, cwd: str | None = None) -> None:
+                 budget_bytes: int | None = None, cwd: str | None = None,
+                 warm_after_spin: bool = True) -> None:
         self.flow_file = os.path.abspath(os.fspath(flow_file))
         self.cwd = os.path.abspath(cwd) if cwd else os.getcwd()
         self.store = store if store is not None else WarmStore(budget_bytes)
@@ -37,6 +40,8 @@ class Session:
         self._plans: dict[str, tuple[Any, SpinPlan]] = {}
         self._running: ChildProcess | None = None
         self._lock = threading.RLock()
+        self._warming: list[threading.Thread] = []
+        self.warm_after_spin = warm_after_spin
         require_user()
         preload()
         bind_metaflow_root()
@@ -71,6 +76,7 @@ class Session:
         if self._model is None or key != self._model_key:
             self._model = load_flow_model(self.flow_file)
             self._model_key = key
+            preload_libraries(self._model.library_modules)
         return self._model
 
     def plan(self, target: str | Target) -> SpinPlan:
@@ -186,6 +192,33 @@ class Session:
         return self._result(model, plan, warm_tasks, outcome, persist, timings,
                             time.perf_counter() - t0)
 
+    def _parent_value(self, ref: TaskRef, name: str) -> Any:
+        return self.store.ensure(ref, [name]).values[name]
+
+    def _warm_in_background(self, tasks: dict[str, WarmTask],
+                            loaded: list[tuple[str, str]]) -> None:
+        """Load what the child had to read itself, so that the next spin finds it warm."""
+        wanted: dict[str, list[str]] = {}
+        for pathspec, name in loaded:
+            wanted.setdefault(pathspec, []).append(name)
+
+        def work() -> None:
+            for pathspec, names in wanted.items():
+                try:
+                    self.store.ensure(tasks[pathspec].ref, names)
+                except DevdError:
+                    pass
+
+        thread = threading.Thread(target=work, name="devd-warm", daemon=True)
+        thread.start()
+        self._warming.append(thread)
+
+    def wait_warm(self, timeout: float | None = None) -> None:
+        """Wait for background loads started by earlier spins (benchmarks, tests)."""
+        for thread in list(self._warming):
+            thread.join(timeout)
+        self._warming = [t for t in self._warming if t.is_alive()]
+
     def cancel(self) -> None:
         """Kill the spin in progress, if any."""
         if self._running is not None:
@@ -235,10 +268,19 @@ class Session:
         by_pathspec = {t.ref.pathspec: t for t in warm_tasks}
         for phase, seconds in child.phases.items():
             timings[f"child.{phase}"] = seconds
-        values = {name: pickle.loads(blob) for name, blob in child.values.items()}
+        loaded = {name: pickle.loads(blob) for name, blob in child.values.items()}
+        deferred: dict[str, Callable[[], Any]] = {}
         for name, (pathspec, source) in child.parent_values.items():
-            values[name] = by_pathspec[pathspec].values[source]
-        public = {k: values[k] for k in sorted(values) if not k.startswith("_")}
+            task = by_pathspec[pathspec]
+            if source in task.values:
+                loaded[name] = task.values[source]
+            else:
+                deferred[name] = functools.partial(self._parent_value, task.ref, source)
+        if child.lazy_loaded and self.warm_after_spin:
+            self._warm_in_background(by_pathspec, child.lazy_loaded)
+        values = Artifacts(loaded, deferred)
+        public = Artifacts({k: v for k, v in loaded.items() if not k.startswith("_")},
+                           {k: v for k, v in deferred.items() if not k.startswith("_")})
         error = None
         if child.error:
             e = child.error
@@ -266,11 +308,25 @@ class Session:
             cards=[c["html"] for c in child.card_html],
             card_info=[{"id": c["id"], "type": c["type"]} for c in child.card_html],
             recorded_task=plan.recorded_task,
+            artifacts_loaded_by_step=sorted(name for _, name in child.lazy_loaded),
             artifact_hashes=dict(child.hashes),
             notices=child.notices,
             timings=timings,
             _persist_root=os.path.dirname(child.persisted_root) if child.persisted_root else None,
         )
+
+
+def preload_libraries(names: list[str]) -> None:
+    """Import in the warm process the libraries the flow imports (numpy, pandas, ...), so
+    that children inherit them instead of importing them on every spin."""
+    import importlib
+
+    for name in names:
+        if name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # a library that fails here fails in the child, with a line
+                pass
 
 
 def bind_metaflow_root() -> None:

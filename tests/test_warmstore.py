@@ -38,3 +38,26 @@ def test_artifacts_are_loaded_once_and_shared(in_project: Path) -> None:
         first_values = warm[0].values
         session.spin("double")
         assert store.snapshot()[0].values is first_values  # not reloaded
+
+
+def test_large_artifacts_load_only_when_read_then_stay_warm(
+        in_project: Path, monkeypatch) -> None:
+    import devd.warmstore as warmstore
+
+    monkeypatch.setattr(warmstore, "EAGER_LIMIT_BYTES", 0)  # every public artifact is "large"
+    store = WarmStore()
+    with Session("linear_flow.py", store=store) as session:
+        result = session.spin("double")  # reads x and alpha, never label
+        assert result.ok and result.artifacts_loaded_by_step == ["alpha", "x"]
+        rows = {r["name"]: r for r in result.artifact_rows}
+        assert rows["label"]["summary"] == "not loaded (the step did not read it)"
+        assert rows["label"]["type"] == "str"
+        session.wait_warm()
+        warm = store.snapshot()[0]
+        assert "x" in warm.values and "label" not in warm.values
+        assert result.artifacts["label"] == "lin"  # loads on first access, in this process
+        assert "label" in warm.values
+        again = session.spin("double")
+        assert again.artifacts_loaded_by_step == []  # all it reads is warm now
+        assert {r["name"]: r for r in again.artifact_rows}["label"]["summary"] == \
+            "len 3: 'lin'"
