@@ -1,48 +1,124 @@
-"""Spin speed, side by side with Metaflow's own `python flow.py spin`, measured in one run.
+"""Spin speed side by side with Metaflow's own `python flow.py spin`, measured in one run.
 
-For each parent size the same trivial step is spun, alternating between:
-  metaflow   `python flow.py spin RUN/train` (a whole process, as a user types it)
-  cli-cold   `devd spin --no-daemon flow.py RUN/train` (a whole process, no daemon)
-  cli-warm   `devd spin flow.py RUN/train` against a running daemon (a whole process)
-  warm       `devd.Session.spin("RUN/train")` in this process, parents already warm
-and the first (cold) Session spin is reported on its own. Medians and ratios vs metaflow.
+For each parent size, bench/flows/big_parent_flow.py is run for real once (its `start`
+stores a random float64 array of that size; `train` sets `self.n = 1` and never reads it),
+then the recorded `train` task is spun by its full pathspec (Flow/RUN/train/TASK), so every
+tool gets the same parents whatever Metaflow's spin writes to `.metaflow/<Flow>/latest_run`.
+
+Two phases per size, each in alternating rounds, medians reported:
+
+first spin, cold blob cache (Metaflow's client cache emptied before each measurement)
+  metaflow      `python flow.py spin PATHSPEC`, whole process
+  devd cli      `devd spin --no-daemon flow.py PATHSPEC --json`, whole process
+  devd session  the first `devd.Session(flow).spin(PATHSPEC)` of a new Session
+
+steady state (blob cache filled), A B C A B C ...
+  metaflow spin   `python flow.py spin PATHSPEC`, whole process
+  devd cli cold   `devd spin --no-daemon flow.py PATHSPEC --json`, whole process
+  devd warm       `Session.spin(PATHSPEC)` in this process on warm parents
+  (--daemon adds `devd spin` through a running daemon; a floor column times
+   `python -c "import numpy, metaflow"`)
+
+devd loads a parent artifact bigger than DEVD_EAGER_MB (default 1) only when a step reads
+it, so by default the array is never loaded here. --eager sets DEVD_EAGER_MB=-1: every
+parent artifact is loaded up front and held warm, as after a step that reads them.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import gc
+import json
 import os
+import platform
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
-FLOW = "big_parent_flow.py"
+REPO = HERE.parent
+FLOW_SRC = HERE / "flows" / "big_parent_flow.py"
+FLOW = FLOW_SRC.name
+FLOW_NAME = "BigParentFlow"
+WARM_TARGET_MS = 30.0
+FLOOR_CODE = "import numpy, metaflow"
 
 
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    if not e.get("USER") or e.get("USER") == "root":
-        e["USER"] = "devd-bench"
-    e["METAFLOW_DEFAULT_DATASTORE"] = "local"
-    e["METAFLOW_DEFAULT_METADATA"] = "local"
-    return e
+@dataclass
+class SizeResult:
+    """Every sample taken for one parent size (seconds) and what was learned on the way."""
+
+    mb: int
+    pathspec: str
+    run_seconds: float
+    first: dict[str, list[float]] = field(default_factory=dict)
+    steady: dict[str, list[float]] = field(default_factory=dict)
+    cli_timings: list[dict[str, float]] = field(default_factory=list)
+    warm_timings: list[dict[str, float]] = field(default_factory=list)
+    first_timings: list[dict[str, float]] = field(default_factory=list)
+    rss_before_mb: float = 0.0
+    rss_warm_mb: float = 0.0
+    rss_closed_mb: float = 0.0
+
+    def median(self, phase: str, key: str) -> float | None:
+        samples = getattr(self, phase).get(key)
+        return statistics.median(samples) if samples else None
 
 
-def timed(command: list[str], cwd: Path) -> float:
+# -- environment and processes ---------------------------------------------------------
+def set_environment(root: Path, eager: bool) -> None:
+    """Local datastore and metadata, a non-root user, and a blob cache of our own."""
+    if eager:
+        os.environ["DEVD_EAGER_MB"] = "-1"
+    if os.environ.get("USER", "root") in ("", "root"):
+        os.environ["USER"] = "devd-bench"
+    os.environ["METAFLOW_DEFAULT_DATASTORE"] = "local"
+    os.environ["METAFLOW_DEFAULT_METADATA"] = "local"
+    os.environ.pop("METAFLOW_DATASTORE_SYSROOT_LOCAL", None)
+    os.environ["METAFLOW_CLIENT_CACHE_PATH"] = str(root / "client-cache")
+    os.environ["DEVD_RUNTIME_DIR"] = str(root / "rt")
+
+
+def devd_command() -> list[str]:
+    """The `devd` console script next to this interpreter (or `python -m devd.cli`)."""
+    script = Path(sys.executable).with_name("devd")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "devd.cli"]
+
+
+def run(command: list[str], cwd: Path, timeout: float = 900) -> tuple[float, str]:
+    """Run a whole process; its wall time in seconds and its stdout. Fails loudly."""
     started = time.perf_counter()
-    proc = subprocess.run(command, cwd=cwd, env=env(), capture_output=True, text=True)
+    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{proc.stdout}\n{proc.stderr}")
-    return elapsed
+        raise SystemExit(f"failed ({proc.returncode}): {shlex.join(command)}\n"
+                         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return elapsed, proc.stdout
+
+
+def devd_json(stdout: str) -> dict[str, Any]:
+    """The `devd spin --json` object, checked to be a successful spin."""
+    data = json.loads(stdout)
+    if not data.get("ok"):
+        raise SystemExit(f"devd spin failed: {data.get('error')}")
+    return data
+
+
+def clear_blob_cache() -> None:
+    """Empty Metaflow's client cache (decompressed blobs), which both Metaflow and devd use."""
+    shutil.rmtree(os.environ["METAFLOW_CLIENT_CACHE_PATH"], ignore_errors=True)
 
 
 def rss_mb() -> float:
+    """This process's resident set size in MB (VmRSS)."""
     with open("/proc/self/status") as fh:
         for line in fh:
             if line.startswith("VmRSS:"):
@@ -50,97 +126,317 @@ def rss_mb() -> float:
     return 0.0
 
 
-def bench_size(mb: int, reps: int, keep: bool) -> dict[str, object]:
-    project = Path(tempfile.mkdtemp(prefix=f"devd-bench-{mb}-"))
-    runtime = tempfile.mkdtemp(prefix="dvb")
-    os.environ.update({k: v for k, v in env().items() if k in (
-        "USER", "METAFLOW_DEFAULT_DATASTORE", "METAFLOW_DEFAULT_METADATA")})
-    os.environ["DEVD_RUNTIME_DIR"] = runtime
-    shutil.copy(HERE / "flows" / FLOW, project / FLOW)
-    py = sys.executable
-    devd = [py, "-m", "devd.cli"]
-    try:
-        id_file = project / "run-id"
-        print(f"[{mb} MB] running the flow once for real ...", flush=True)
-        timed([py, FLOW, "run", "--mb", str(mb), "--run-id-file", str(id_file)], project)
-        run_id = id_file.read_text().strip()
-        target = f"{run_id}/train"
-        timed([*devd, "daemon", "start", str(project)], project)
-        daemon_first = timed([*devd, "spin", FLOW, target, "--json"], project)
+def train_pathspec(project: Path, run_id: str) -> str:
+    """Flow/RUN/train/TASK of the recorded `train` task (local metadata layout)."""
+    step_dir = project / ".metaflow" / FLOW_NAME / run_id / "train"
+    tasks = sorted(p.name for p in step_dir.iterdir() if not p.name.startswith("_"))
+    if len(tasks) != 1:
+        raise SystemExit(f"expected one train task in {step_dir}, found {tasks}")
+    return f"{FLOW_NAME}/{run_id}/train/{tasks[0]}"
 
-        os.chdir(project)
-        import devd as api
 
-        session = api.Session(FLOW)
+def log(mb: int, text: str) -> None:
+    print(f"[{mb} MB] {text}", flush=True)
+
+
+# -- one parent size -------------------------------------------------------------------------
+def bench_size(mb: int, reps: int, root: Path, daemon: bool) -> SizeResult:
+    """Run the flow once for real, then time both phases in alternating rounds."""
+    import devd
+
+    project = root / f"p{mb}"
+    project.mkdir()
+    shutil.copy(FLOW_SRC, project / FLOW)
+    py, cli = sys.executable, devd_command()
+    id_file = project / "run-id"
+    log(mb, "running the flow once for real ...")
+    run_seconds, _ = run([py, FLOW, "run", "--mb", str(mb), "--run-id-file", str(id_file)],
+                         project)
+    pathspec = train_pathspec(project, id_file.read_text().strip())
+    log(mb, f"flow run took {run_seconds:.1f} s; spinning {pathspec}")
+    metaflow_cmd = [py, FLOW, "spin", pathspec]
+    cli_cmd = [*cli, "spin", "--no-daemon", FLOW, pathspec, "--json"]
+    result = SizeResult(mb, pathspec, run_seconds)
+    first: dict[str, list[float]] = {"metaflow": [], "devd cli": [], "devd session": []}
+    steady: dict[str, list[float]] = {"metaflow spin": [], "devd cli cold": []}
+    if daemon:
+        steady["devd cli daemon"] = []
+    steady["floor"] = []
+    steady["devd warm"] = []
+    result.first, result.steady = first, steady
+
+    os.chdir(project)  # a Session and Metaflow's Client find .metaflow from here
+    gc.collect()
+    result.rss_before_mb = rss_mb()
+    session: devd.Session | None = None
+    for i in range(reps):
+        log(mb, f"first spins, cold blob cache: round {i + 1}/{reps}")
+        clear_blob_cache()
+        first["metaflow"].append(run(metaflow_cmd, project)[0])
+        clear_blob_cache()
+        elapsed, out = run(cli_cmd, project)
+        devd_json(out)
+        first["devd cli"].append(elapsed)
+        clear_blob_cache()
+        if session is not None:
+            session.close()
+            session = None
+            gc.collect()
+        session = devd.Session(FLOW)
         started = time.perf_counter()
-        first = session.spin(target)
-        first_cold = time.perf_counter() - started
-        assert first.ok, first.error
+        spun = session.spin(pathspec)  # the warm-up spin: a new Session's first, cold spin
+        first["devd session"].append(time.perf_counter() - started)
+        if not spun.ok:
+            raise SystemExit(f"devd Session spin failed: {spun.error}")
+        result.first_timings.append(dict(spun.timings))
+    assert session is not None
 
-        samples: dict[str, list[float]] = {k: [] for k in
-                                           ("metaflow", "cli-cold", "cli-warm", "warm")}
+    if daemon:
+        run([*cli, "daemon", "start", str(project)], project)
+        devd_json(run([*cli, "spin", FLOW, pathspec, "--json"], project)[1])  # warm it
+    try:
         for i in range(reps):
-            print(f"[{mb} MB] round {i + 1}/{reps}", flush=True)
-            samples["metaflow"].append(timed([py, FLOW, "spin", target], project))
-            samples["cli-cold"].append(
-                timed([*devd, "spin", "--no-daemon", FLOW, target, "--json"], project))
-            samples["cli-warm"].append(timed([*devd, "spin", FLOW, target, "--json"],
-                                             project))
-            t = time.perf_counter()
-            result = session.spin(target)
-            samples["warm"].append(time.perf_counter() - t)
-            assert result.ok
-        memory = rss_mb()
-        session.close()
-        timed([*devd, "daemon", "stop", str(project)], project)
-        medians = {k: statistics.median(v) for k, v in samples.items()}
-        return {"mb": mb, "medians": medians, "first_cold": first_cold,
-                "daemon_first": daemon_first, "rss_mb": memory, "reps": reps}
+            log(mb, f"steady state: round {i + 1}/{reps}")
+            steady["metaflow spin"].append(run(metaflow_cmd, project)[0])
+            elapsed, out = run(cli_cmd, project)
+            steady["devd cli cold"].append(elapsed)
+            result.cli_timings.append(devd_json(out).get("timingsMs", {}))
+            if daemon:
+                elapsed, out = run([*cli, "spin", FLOW, pathspec, "--json"], project)
+                devd_json(out)
+                steady["devd cli daemon"].append(elapsed)
+            steady["floor"].append(run([py, "-c", FLOOR_CODE], project)[0])
+            started = time.perf_counter()
+            spun = session.spin(pathspec)
+            steady["devd warm"].append(time.perf_counter() - started)
+            if not spun.ok:
+                raise SystemExit(f"devd warm spin failed: {spun.error}")
+            result.warm_timings.append({k: v * 1000 for k, v in spun.timings.items()})
     finally:
-        os.chdir(HERE)
-        shutil.rmtree(runtime, ignore_errors=True)
-        if not keep:
-            shutil.rmtree(project, ignore_errors=True)
+        if daemon:
+            run([*cli, "daemon", "stop", str(project)], project)
+    result.rss_warm_mb = rss_mb()
+    session.close()
+    del session, spun
+    gc.collect()
+    result.rss_closed_mb = rss_mb()
+    os.chdir(REPO)
+    return result
 
 
-def table(rows: list[dict[str, object]]) -> str:
-    lines = [
-        "| parent | metaflow spin | devd CLI, no daemon | devd CLI, warm daemon | "
-        "devd warm Session | first Session spin (cold) | RSS after |",
-        "|---|---|---|---|---|---|---|",
+# -- reporting -------------------------------------------------------------------------------
+def ms(seconds: float | None, digits: int = 0) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.{digits}f} ms"
+
+
+def vs(base: float | None, value: float | None, digits: int = 0) -> str:
+    """`value ms (base/value x)`: how many times faster than Metaflow."""
+    if value is None:
+        return "n/a"
+    if base is None:
+        return ms(value, digits)
+    return f"{ms(value, digits)} ({base / value:.1f}x)"
+
+
+def summary_lines(r: SizeResult) -> list[str]:
+    """The plain-text result of one size."""
+    mf = r.median("steady", "metaflow spin")
+    parts = [f"metaflow spin {ms(mf)}",
+             f"devd cli cold {vs(mf, r.median('steady', 'devd cli cold'))}"]
+    if "devd cli daemon" in r.steady:
+        parts.append(f"devd cli daemon {vs(mf, r.median('steady', 'devd cli daemon'))}")
+    parts.append(f"devd warm {vs(mf, r.median('steady', 'devd warm'), 1)}")
+    mf1 = r.median("first", "metaflow")
+    first = [f"metaflow {ms(mf1)}",
+             f"devd cli {vs(mf1, r.median('first', 'devd cli'))}",
+             f"devd session {vs(mf1, r.median('first', 'devd session'))}"]
+    return [
+        f"{r.mb:>5} MB  " + " | ".join(parts),
+        "          first spin, cold blob cache: " + " | ".join(first),
+        f"          floor (python -c '{FLOOR_CODE}') {ms(r.median('steady', 'floor'))}; "
+        f"RSS {r.rss_before_mb:.0f} MB before, {r.rss_warm_mb:.0f} MB warm, "
+        f"{r.rss_closed_mb:.0f} MB after close",
     ]
-    for row in rows:
-        m: dict[str, float] = row["medians"]  # type: ignore[assignment]
-        base = m["metaflow"]
-        first: float = row["first_cold"]  # type: ignore[assignment]
 
-        def cell(value: float, base: float = base, digits: int = 0) -> str:
-            return f"{value * 1000:.{digits}f} ms ({base / value:.1f}x)"
 
+def median_timings(samples: list[dict[str, float]]) -> dict[str, float]:
+    keys = sorted({k for s in samples for k in s})
+    return {k: statistics.median([s[k] for s in samples if k in s]) for k in keys}
+
+
+def targets(rows: list[SizeResult]) -> list[str]:
+    """The stated targets, each with the figures it is judged on and whether it is met."""
+    warm = [(r.mb, r.median("steady", "devd warm")) for r in rows]
+    warm_ok = all(w is not None and w * 1000 <= WARM_TARGET_MS for _, w in warm)
+    warm_txt = ", ".join(f"{mb} MB: {ms(w, 1)}" for mb, w in warm)
+    lines = [f"- Warm spin of a trivial step <= {WARM_TARGET_MS:.0f} ms whatever the parent "
+             f"size: {warm_txt}. **{'Met' if warm_ok else 'Not met'}.**"]
+    for label, key in (("first Session spin", "devd session"), ("first CLI spin", "devd cli")):
+        pairs = [(r.mb, r.median("first", key), r.median("first", "metaflow"),
+                  r.median("steady", "metaflow spin")) for r in rows]
+        ok_cold = all(d is not None and m is not None and d <= m for _, d, m, _ in pairs)
+        ok_steady = all(d is not None and s is not None and d <= s for _, d, _, s in pairs)
+        txt = "; ".join(f"{mb} MB: {ms(d)} vs {ms(m)} cold-cache / {ms(s)} warm-cache"
+                        for mb, d, m, s in pairs)
         lines.append(
-            f"| {row['mb']} MB | {base * 1000:.0f} ms | {cell(m['cli-cold'])} | "
-            f"{cell(m['cli-warm'])} | {cell(m['warm'], digits=1)} | {cell(first)} | "
-            f"{row['rss_mb']:.0f} MB |")
-    return "\n".join(lines)
+            f"- First cold spin no slower than Metaflow's ({label}): {txt}. "
+            f"**{'Met' if ok_cold else 'Not met'}** against Metaflow's first spin, "
+            f"**{'met' if ok_steady else 'not met'}** even against its spin with a warm "
+            "blob cache.")
+    return lines
 
 
-def main() -> int:
+def machine() -> str:
+    cpu = ""
+    meminfo = {}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh
+                        if ln.startswith("model name")), "")
+        with open("/proc/meminfo") as fh:
+            meminfo = {ln.split(":")[0]: ln.split()[1] for ln in fh}
+    except OSError:
+        pass
+    gib = int(meminfo.get("MemTotal", 0)) / (1 << 20)
+    return (f"{os.cpu_count()} cores, {gib:.0f} GiB RAM{', ' + cpu if cpu else ''}; "
+            f"{platform.system()} {platform.release()}")
+
+
+def code_version() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True,
+                              text=True).stdout.strip()
+
+    import devd
+
+    sha = git("rev-parse", "--short", "HEAD") or "unknown"
+    where = Path(devd.__file__).resolve().parent
+    dirty = git("status", "--porcelain", "--", "devd") if where == REPO / "devd" else ""
+    note = " with uncommitted changes in devd/" if dirty else ""
+    if where != REPO / "devd":
+        note = f" (devd imported from {where})"
+    return f"{sha}{note}"
+
+
+def mode_name() -> str:
+    if os.environ.get("DEVD_EAGER_MB", "").strip() in ("-1", "-1.0"):
+        return "every parent artifact loaded and held warm (DEVD_EAGER_MB=-1)"
+    limit = os.environ.get("DEVD_EAGER_MB", "1")
+    return f"devd's default: artifacts > {limit} MB load when a step reads them"
+
+
+def markdown(rows: list[SizeResult], reps: int, command: str, daemon: bool,
+             title: bool = True) -> str:
+    """The report as markdown: one `##` section per run, under a `#` title if asked."""
+    import metaflow
+
+    out = ["# Spin benchmark: devd vs `python flow.py spin`", ""] if title else []
+    out += [
+        f"## {', '.join(str(r.mb) for r in rows)} MB parents; {mode_name()}",
+        "",
+        f"- Date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
+        f"- Machine: {machine()}",
+        f"- Python {platform.python_version()}, Metaflow {metaflow.__version__}, "
+        f"devd at {code_version()}",
+        f"- Command: `{command}`",
+        f"- Medians of {reps} alternating rounds measured in one run (each round times every "
+        "column once, in turn), so machine noise hits all columns alike. Ratios are "
+        "Metaflow's time / devd's time.",
+        "- Flow: `bench/flows/big_parent_flow.py`; `start` stores a random float64 array of "
+        "the given size, `train` (spun) sets `self.n = 1` and never reads it. Every tool spins "
+        "the same recorded task by its full pathspec.",
+        "",
+        "### Steady state (Metaflow's blob cache filled)",
+        "",
+    ]
+    head = ["parent", "metaflow spin", "devd CLI, cold (no daemon)"]
+    if daemon:
+        head.append("devd CLI via warm daemon")
+    head += ["devd warm Session", f"floor: `python -c \"{FLOOR_CODE}\"`",
+             "RSS before / warm / after close"]
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        mf = r.median("steady", "metaflow spin")
+        cells = [f"{r.mb} MB", ms(mf), vs(mf, r.median("steady", "devd cli cold"))]
+        if daemon:
+            cells.append(vs(mf, r.median("steady", "devd cli daemon")))
+        cells += [vs(mf, r.median("steady", "devd warm"), 1), ms(r.median("steady", "floor")),
+                  f"{r.rss_before_mb:.0f} / {r.rss_warm_mb:.0f} / {r.rss_closed_mb:.0f} MB"]
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", "### First spin (Metaflow's blob cache emptied before each)", "",
+            "| parent | metaflow spin | devd CLI, cold | devd Session, first spin |",
+            "|---|---|---|---|"]
+    for r in rows:
+        mf1 = r.median("first", "metaflow")
+        out.append(f"| {r.mb} MB | {ms(mf1)} | {vs(mf1, r.median('first', 'devd cli'))} | "
+                   f"{vs(mf1, r.median('first', 'devd session'))} |")
+    out += ["", "### Targets", "", *targets(rows), "",
+            "### Where devd's time goes (medians, ms, from the spin's own timings)", "",
+            "| parent | spin | timings |", "|---|---|---|"]
+    for r in rows:
+        for label, samples in (("CLI cold (timingsMs)", r.cli_timings),
+                               ("Session first spin", [{k: v * 1000 for k, v in s.items()}
+                                                       for s in r.first_timings]),
+                               ("Session warm", r.warm_timings)):
+            parts = ", ".join(f"{k} {v:.1f}" for k, v in median_timings(samples).items())
+            out.append(f"| {r.mb} MB | {label} | {parts or 'n/a'} |")
+    out += ["", "Flow run once for real per size: " + ", ".join(
+        f"{r.mb} MB {r.run_seconds:.1f} s" for r in rows) + ".", ""]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="200,1024", help="parent sizes in MB")
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--sizes", default="200,1024", help="parent sizes in MB (200,1024)")
+    parser.add_argument("--reps", type=int, default=5, help="rounds per phase (5)")
     parser.add_argument("--quick", action="store_true", help="smoke mode: 20 MB, 3 rounds")
-    parser.add_argument("--markdown", metavar="FILE", help="also write the table here")
+    parser.add_argument("--daemon", action="store_true",
+                        help="also time `devd spin` through a running daemon")
+    parser.add_argument("--eager", action="store_true",
+                        help="DEVD_EAGER_MB=-1: devd loads every parent artifact up front")
+    parser.add_argument("--markdown", metavar="FILE", help="write the report here as markdown")
+    parser.add_argument("--append", action="store_true",
+                        help="append to the --markdown file (a section without the title)")
     parser.add_argument("--keep", action="store_true", help="keep the temp projects")
-    args = parser.parse_args()
-    sizes = [20] if args.quick else [int(s) for s in args.sizes.split(",")]
+    args = parser.parse_args(argv)
+    sizes = [20] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     reps = 3 if args.quick else args.reps
-    rows = [bench_size(mb, reps, args.keep) for mb in sizes]
-    text = table(rows)
-    print("\nmedians of alternating runs; ratios are metaflow's time / devd's time\n")
-    print(text)
+    if reps < 1 or not sizes or min(sizes) < 1:
+        parser.error("--reps and every size must be at least 1")
+    command = shlex.join(["python", os.path.relpath(__file__, REPO),
+                          *(sys.argv[1:] if argv is None else argv)])
+
+    root = Path(tempfile.mkdtemp(prefix="devd-bench-"))
+    set_environment(root, args.eager)
+    # After the environment (Metaflow reads it on import); numpy, as a warm process of a
+    # numpy flow has it imported.
+    import numpy  # noqa: F401
+
+    import devd  # noqa: F401
+
+    rows: list[SizeResult] = []
+    try:
+        for mb in sizes:
+            rows.append(bench_size(mb, reps, root, args.daemon))
+    finally:
+        os.chdir(REPO)
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"\nmedians of {reps} alternating rounds; (Nx) = metaflow's time / devd's time\n")
+    for r in rows:
+        print("\n".join(summary_lines(r)))
+    print("\n" + "\n".join(targets(rows)))
     if args.markdown:
-        Path(args.markdown).write_text(text + "\n")
+        path = Path(args.markdown)
+        if args.append and path.exists():
+            with path.open("a") as fh:
+                fh.write("\n" + markdown(rows, reps, command, args.daemon, title=False))
+        else:
+            path.write_text(markdown(rows, reps, command, args.daemon))
+        print(f"\nwrote {args.markdown}")
     return 0
 
 
