@@ -17,12 +17,24 @@ from typing import Any
 # Injected into every card document: the preview forwards live updates with postMessage
 # (a sandboxed card cannot be reached otherwise) and the card applies them itself.
 LIVE_BRIDGE = """<script data-devd="live-bridge">
-window.addEventListener("message", function (event) {
-  var msg = event.data || {};
-  if (msg.type === "devd/cardUpdated" && msg.components && window.metaflow_card_update) {
-    window.metaflow_card_update(msg.components);
+(function () {
+  window.addEventListener("message", function (event) {
+    var msg = event.data || {};
+    if (msg.type === "devd/cardUpdated" && msg.components && window.metaflow_card_update) {
+      window.metaflow_card_update(msg.components);
+      var seen = Number(document.body.dataset.devdUpdates || 0);
+      document.body.dataset.devdUpdates = String(seen + 1);
+    }
+  });
+  function report() {  // the preview sizes this frame to its content
+    if (window.parent !== window) {
+      window.parent.postMessage({type: "devd/cardHeight",
+                                 height: document.documentElement.scrollHeight}, "*");
+    }
   }
-});
+  window.addEventListener("load", report);
+  if (window.ResizeObserver) { new ResizeObserver(report).observe(document.documentElement); }
+})();
 </script>"""
 
 

@@ -293,7 +293,8 @@ def _render_final_cards(values: dict[str, Any]) -> list[dict[str, Any]]:
     rendered = []
     for entry in _State.cards:
         html = render_card(entry, _task_view(values, finished=True), _State.flow)
-        rendered.append({"id": entry.get("id"), "type": entry.get("type"), "html": html})
+        rendered.append({"id": entry.get("id"), "type": entry.get("type"),
+                         "uuid": entry.get("uuid"), "html": html})
     return rendered
 
 

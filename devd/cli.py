@@ -65,6 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("args", nargs=argparse.REMAINDER,
                         help="options for `python FLOW resume`")
 
+    card = sub.add_parser(
+        "card", help="write the preview page of a step's spin (its cards and results)",
+        description="Write the preview of the last spin of STEP (kept by a running daemon), "
+        "or of a spin made now; with --recorded and a task pathspec, the cards Metaflow "
+        "stored for that recorded task. Prints the file's path.",
+    )
+    card.add_argument("flow", metavar="FLOW")
+    card.add_argument("target", metavar="STEP_OR_PATHSPEC")
+    card.add_argument("-o", "--output", metavar="FILE",
+                      help="where to write (default: a file in the temp directory)")
+    card.add_argument("--open", action="store_true", help="open it in the web browser")
+    card.add_argument("--recorded", action="store_true",
+                      help="show the recorded task's own cards (needs Flow/RUN/STEP/TASK)")
+
     status = sub.add_parser("status", help="what the project's daemon holds warm and runs")
     status.add_argument("path", nargs="?", default=".", metavar="FLOW_OR_DIR")
     status.add_argument("--json", action="store_true")
@@ -96,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import DevdError
 
     try:
-        handler = {"spin": cmd_spin, "run": cmd_run, "resume": cmd_resume,
+        handler = {"spin": cmd_spin, "run": cmd_run, "resume": cmd_resume, "card": cmd_card,
                    "status": cmd_status, "daemon": cmd_daemon,
                    "serve": cmd_serve}[args.command]
         return handler(args)
@@ -274,6 +288,54 @@ def _report_run(outcome: Any, verb: str) -> int:
         print(f"devd: {verb} failed before a run started (exit {outcome.returncode})",
               file=sys.stderr)
     return outcome.returncode
+
+
+def _preview_path(output: str | None, flow: str, step: str) -> str:
+    if output:
+        return os.path.abspath(output)
+    import tempfile
+
+    folder = os.path.join(tempfile.gettempdir(), "devd-previews")
+    os.makedirs(folder, exist_ok=True)
+    name = os.path.splitext(os.path.basename(flow))[0]
+    return os.path.join(folder, f"{name}-{step.replace('/', '-')}.html")
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from .errors import DevdError
+
+    if args.recorded:
+        from .preview import render_recorded
+
+        html, step = render_recorded(args.flow, args.target)
+    else:
+        client = _daemon_for(args.flow)
+        step = args.target
+        if client is not None:
+            with client:
+                params = {"uri": file_uri(args.flow), "step" if "/" not in args.target
+                          else "pathspec": args.target, "spinIfMissing": True}
+                data = client.request("devd/card", params)
+            if not data.get("ok"):
+                raise DevdError(str(data.get("error") or "no preview"))
+            html = data["preview"]
+        else:
+            from .preview import recorded_hashes, render_preview
+            from .session import Session
+
+            with Session(args.flow, warm_after_spin=False) as session:
+                result = session.spin(args.target, diff=True, want_values=False)
+            html = render_preview(result, recorded=recorded_hashes(result))
+            step = result.step
+    path = _preview_path(args.output, args.flow, step)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(html)
+    print(path)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open("file://" + path)
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -99,6 +99,7 @@ class SpinResult:
     all_values: Mapping[str, Any] = field(default_factory=dict, repr=False)
     card_info: list[dict[str, Any]] = field(default_factory=list)  # {id, type} per card
     recorded_task: str | None = None  # the step's task in the run the parents come from
+    recorded_ds: tuple[str, str] | None = None  # (ds-type, ds-root) of that run
     # Parent artifacts the step read that were not warm yet (loaded by the child itself).
     artifacts_loaded_by_step: list[str] = field(default_factory=list)
     artifact_hashes: dict[str, str | None] = field(default_factory=dict, repr=False)

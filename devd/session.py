@@ -306,8 +306,11 @@ class Session:
             persisted=persist and child.persisted_root is not None,
             card_components=child.cards,
             cards=[c["html"] for c in child.card_html],
-            card_info=[{"id": c["id"], "type": c["type"]} for c in child.card_html],
+            card_info=[{"id": c["id"], "type": c["type"], "uuid": c.get("uuid")}
+                       for c in child.card_html],
             recorded_task=plan.recorded_task,
+            recorded_ds=(plan.parents[0].ds_type, plan.parents[0].ds_root)
+            if plan.parents else None,
             artifacts_loaded_by_step=sorted(name for _, name in child.lazy_loaded),
             artifact_hashes=dict(child.hashes),
             notices=child.notices,

@@ -1,0 +1,1 @@
+"""Jinja2 templates of devd's card preview page (installed as ``devd.templates``)."""
