@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import inspect
-import re
 import traceback
 from typing import Any
 
@@ -203,10 +202,10 @@ def with_live_bridge(html: str) -> str:
     """Add the listener that applies live updates; idempotent."""
     if 'data-devd="live-bridge"' in html:
         return html
-    match = re.search(r"</body>", html, flags=re.IGNORECASE)
-    if match is None:
+    end = html.lower().rfind("</body>")  # the last one: the card's script may contain it
+    if end < 0:
         return html + LIVE_BRIDGE
-    return html[: match.start()] + LIVE_BRIDGE + html[match.start():]
+    return html[:end] + LIVE_BRIDGE + html[end:]
 
 
 def update_payload(entry: dict[str, Any]) -> dict[str, Any]:

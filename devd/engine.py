@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import runner
+from .cards import update_payload
 from .errors import DevdError
 from .flowmodel import FlowModel
 from .forking import ChildProcess
@@ -268,12 +269,12 @@ class Engine:
 
         def card_update(entry: dict[str, Any]) -> None:
             self.emit("devd/cardUpdated", {"flow": session.flow_file, "step": step,
-                                            "card": entry})
+                                            "card": update_payload(entry)})
 
         common = dict(artifacts=artifacts, artifacts_module=artifacts_module,
                       config_value=config_value, config=config, persist=persist,
                       on_output=on_log, on_card=card_update, on_started=started,
-                      want_values=True, want_private=True)
+                      want_values=True, want_private=True, diff=True)
         try:
             if from_spin:
                 if persist:

@@ -274,19 +274,10 @@ class DevdServer(LanguageServer):
             return server.engine.status()
 
         @server.feature("devd/card")
-        def card(params: Any) -> dict[str, Any]:
+        async def card(params: Any) -> dict[str, Any]:
             args = plain(params) or {}
             path = _required_path(args, "devd/card")
-            step = args.get("step")
-            if not step:
-                raise JsonRpcInvalidParams("devd/card needs 'step'")
-            record = server.engine.last_spin(path, step)
-            if record is None:
-                return {"ok": False, "step": step, "cards": [],
-                        "error": f"no spin of '{step}' yet in this daemon: spin it first"}
-            data = record.result.to_json()
-            return {"ok": True, "step": step, "cards": data["cards"],
-                    "spin": spin_json(record.result, args["uri"])}
+            return await server.in_pool(_card_request, server, path, args)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -391,6 +382,34 @@ def _spin_request(server: DevdServer, path: str, uri: str,
         return bad_request_json(str(exc), uri, path)
     server.last_spun[path] = result.step
     return spin_json(result, uri)
+
+
+def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The last spin's cards and preview page; with spinIfMissing, spin when there is none."""
+    from .preview import recorded_hashes, render_preview
+
+    engine = server.engine
+    target = args.get("step") or args.get("pathspec")
+    if not target:
+        raise JsonRpcInvalidParams("devd/card needs 'step' (or 'pathspec')")
+    try:
+        model = engine.model(path)
+        step = target.split("/")[-2] if target.count("/") >= 2 and \
+            target.split("/")[-1].isdigit() else target.split("/")[-1]
+        model.step(step)
+        record = engine.last_spin(path, step)
+        if record is None and args.get("spinIfMissing"):
+            engine.spin(path, target)
+            record = engine.last_spin(path, step)
+    except DevdError as exc:
+        return {"ok": False, "step": target, "cards": [], "error": str(exc)}
+    if record is None:
+        return {"ok": False, "step": step, "cards": [],
+                "error": f"no spin of '{step}' yet in this daemon: spin it first"}
+    result = record.result
+    data = spin_json(result, args["uri"])
+    return {"ok": True, "step": step, "cards": data["cards"], "spin": data,
+            "preview": render_preview(result, recorded=recorded_hashes(result))}
 
 
 def _safe_spin(server: DevdServer, path: str, step: str) -> None:
