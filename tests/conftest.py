@@ -47,7 +47,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.chdir(root)
     runs = {}
     for flow in ("linear_flow.py", "branch_flow.py", "foreach_flow.py", "nested_flow.py",
-                 "config_flow.py", "chaos_flow.py", "slow_flow.py"):
+                 "config_flow.py", "chaos_flow.py", "slow_flow.py", "card_flow.py"):
         runs[flow] = run_flow(root, flow)
     runs["fail_flow.py"] = run_flow(root, "fail_flow.py", check=False)
     (root / "runs.txt").write_text(repr(runs))
