@@ -67,6 +67,7 @@ class SizeResult:
     rss_before_mb: float = 0.0
     rss_warm_mb: float = 0.0
     rss_closed_mb: float = 0.0
+    rss_dropped_mb: float = 0.0
 
     def median(self, phase: str, key: str) -> float | None:
         samples = getattr(self, phase).get(key)
@@ -217,9 +218,11 @@ def bench_size(mb: int, reps: int, root: Path, daemon: bool) -> SizeResult:
             run([*cli, "daemon", "stop", str(project)], project)
     result.rss_warm_mb = rss_mb()
     session.close()
-    del session, spun
     gc.collect()
     result.rss_closed_mb = rss_mb()
+    del session, spun
+    gc.collect()
+    result.rss_dropped_mb = rss_mb()
     os.chdir(REPO)
     return result
 
@@ -255,7 +258,7 @@ def summary_lines(r: SizeResult) -> list[str]:
         "          first spin, cold blob cache: " + " | ".join(first),
         f"          floor (python -c '{FLOOR_CODE}') {ms(r.median('steady', 'floor'))}; "
         f"RSS {r.rss_before_mb:.0f} MB before, {r.rss_warm_mb:.0f} MB warm, "
-        f"{r.rss_closed_mb:.0f} MB after close",
+        f"{r.rss_closed_mb:.0f} MB after close(), {r.rss_dropped_mb:.0f} MB after del",
     ]
 
 
@@ -353,7 +356,7 @@ def markdown(rows: list[SizeResult], reps: int, command: str, daemon: bool,
     if daemon:
         head.append("devd CLI via warm daemon")
     head += ["devd warm Session", f"floor: `python -c \"{FLOOR_CODE}\"`",
-             "RSS before / warm / after close"]
+             "RSS before / warm / after `close()` / after `del`"]
     out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         mf = r.median("steady", "metaflow spin")
@@ -361,7 +364,8 @@ def markdown(rows: list[SizeResult], reps: int, command: str, daemon: bool,
         if daemon:
             cells.append(vs(mf, r.median("steady", "devd cli daemon")))
         cells += [vs(mf, r.median("steady", "devd warm"), 1), ms(r.median("steady", "floor")),
-                  f"{r.rss_before_mb:.0f} / {r.rss_warm_mb:.0f} / {r.rss_closed_mb:.0f} MB"]
+                  f"{r.rss_before_mb:.0f} / {r.rss_warm_mb:.0f} / {r.rss_closed_mb:.0f} / "
+                  f"{r.rss_dropped_mb:.0f} MB"]
         out.append("| " + " | ".join(cells) + " |")
     out += ["", "### First spin (Metaflow's blob cache emptied before each)", "",
             "| parent | metaflow spin | devd CLI, cold | devd Session, first spin |",
