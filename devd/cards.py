@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import inspect
-import traceback
+import re
 from typing import Any
 
 # Injected into every card document: the preview forwards live updates with postMessage
@@ -160,6 +160,11 @@ def render_card(entry: dict[str, Any], task: TaskView, flow: Any,
     """
     from metaflow.plugins.cards.card_cli import update_card
     from metaflow.plugins.cards.card_modules.basic import ErrorCard
+    from metaflow.plugins.cards.exception import (
+        CardClassFoundException,
+        IncorrectCardArgsException,
+        UnrenderableCardException,
+    )
 
     card_type = entry.get("type") or "default"
     data = entry.get("data") or {}
@@ -168,14 +173,13 @@ def render_card(entry: dict[str, Any], task: TaskView, flow: Any,
     html = None
     cls = card_class(card_type)
     if cls is None:
-        error = f"No card of type '{card_type}' is installed (card types are registered by " \
-                "Metaflow and its extensions)."
+        error = str(CardClassFoundException(card_type))  # Metaflow's words, on its error card
     else:
         try:
             card = _instantiate(cls, entry, flow)
-        except TypeError as exc:
+        except TypeError:
             card = None
-            error = f"Card type '{card_type}' does not accept the options given: {exc}"
+            error = str(IncorrectCardArgsException(card_type, entry.get("options")))
         if card is not None:
             try:
                 info = update_card(card, mode, task, data, timeout_value=timeout)
@@ -190,7 +194,7 @@ def render_card(entry: dict[str, Any], task: TaskView, flow: Any,
                     error = (f"Card of type {card_type} has no `render_runtime`: it cannot "
                              "be shown while the step runs.")
             except Exception:
-                error = f"Card of type {card_type} failed to render:\n{traceback.format_exc()}"
+                error = str(UnrenderableCardException(card_type, entry.get("options")))
     if error is not None:
         error_card = ErrorCard()
         html = error_card.render(task, stack_trace=error)
@@ -198,8 +202,14 @@ def render_card(entry: dict[str, Any], task: TaskView, flow: Any,
     return with_live_bridge(str(html))
 
 
+# Metaflow's card CSS begins with an @import of a web font, the one remote fetch of a card
+# document (text falls back to the system font without it): dropped so cards work offline.
+_REMOTE_FONT = re.compile(r'@import\s*(?:url\()?\s*"https://fonts\.googleapis\.com/[^"]*"\s*\)?\s*;?')
+
+
 def with_live_bridge(html: str) -> str:
     """Add the listener that applies live updates; idempotent."""
+    html = _REMOTE_FONT.sub("", html, count=1)
     if 'data-devd="live-bridge"' in html:
         return html
     end = html.lower().rfind("</body>")  # the last one: the card's script may contain it
