@@ -22,6 +22,8 @@ steady state (blob cache filled), A B C A B C ...
 devd loads a parent artifact bigger than DEVD_EAGER_MB (default 1) only when a step reads
 it, so by default the array is never loaded here. --eager sets DEVD_EAGER_MB=-1: every
 parent artifact is loaded up front and held warm, as after a step that reads them.
+--read runs the flow with `--read True`: `train` then reads one element of the array, so
+every tool has to load it (devd loads it in the child, then warms it in the background).
 """
 
 from __future__ import annotations
@@ -59,11 +61,13 @@ class SizeResult:
     mb: int
     pathspec: str
     run_seconds: float
+    read: bool = False
     first: dict[str, list[float]] = field(default_factory=dict)
     steady: dict[str, list[float]] = field(default_factory=dict)
     cli_timings: list[dict[str, float]] = field(default_factory=list)
     warm_timings: list[dict[str, float]] = field(default_factory=list)
     first_timings: list[dict[str, float]] = field(default_factory=list)
+    background: list[float] = field(default_factory=list)
     rss_before_mb: float = 0.0
     rss_warm_mb: float = 0.0
     rss_closed_mb: float = 0.0
@@ -141,23 +145,34 @@ def log(mb: int, text: str) -> None:
 
 
 # -- one parent size -------------------------------------------------------------------------
-def bench_size(mb: int, reps: int, root: Path, daemon: bool) -> SizeResult:
+def wait_warm(session: Any) -> float:
+    """Wait for the Session's background loads (started when a step read a lazy artifact)."""
+    started = time.perf_counter()
+    wait = getattr(session, "wait_warm", None)
+    if wait is not None:
+        wait()
+    return time.perf_counter() - started
+
+
+def bench_size(mb: int, reps: int, root: Path, daemon: bool, read: bool) -> SizeResult:
     """Run the flow once for real, then time both phases in alternating rounds."""
     import devd
 
     project = root / f"p{mb}"
     project.mkdir()
+    for name in (".metaflow", ".metaflow_spin"):  # Metaflow searches upwards for these
+        (project / name).mkdir()
     shutil.copy(FLOW_SRC, project / FLOW)
     py, cli = sys.executable, devd_command()
     id_file = project / "run-id"
     log(mb, "running the flow once for real ...")
-    run_seconds, _ = run([py, FLOW, "run", "--mb", str(mb), "--run-id-file", str(id_file)],
-                         project)
+    run_seconds, _ = run([py, FLOW, "run", "--mb", str(mb), "--read", str(read),
+                          "--run-id-file", str(id_file)], project)
     pathspec = train_pathspec(project, id_file.read_text().strip())
     log(mb, f"flow run took {run_seconds:.1f} s; spinning {pathspec}")
     metaflow_cmd = [py, FLOW, "spin", pathspec]
     cli_cmd = [*cli, "spin", "--no-daemon", FLOW, pathspec, "--json"]
-    result = SizeResult(mb, pathspec, run_seconds)
+    result = SizeResult(mb, pathspec, run_seconds, read)
     first: dict[str, list[float]] = {"metaflow": [], "devd cli": [], "devd session": []}
     steady: dict[str, list[float]] = {"metaflow spin": [], "devd cli cold": []}
     if daemon:
@@ -190,6 +205,7 @@ def bench_size(mb: int, reps: int, root: Path, daemon: bool) -> SizeResult:
         if not spun.ok:
             raise SystemExit(f"devd Session spin failed: {spun.error}")
         result.first_timings.append(dict(spun.timings))
+        result.background.append(wait_warm(session))  # untimed: before the next measurement
     assert session is not None
 
     if daemon:
@@ -321,11 +337,13 @@ def code_version() -> str:
     return f"{sha}{note}"
 
 
-def mode_name() -> str:
+def mode_name(read: bool) -> str:
+    """What the spun step does and how devd loads parents, for a heading."""
+    step = "`train` reads the array" if read else "`train` ignores the array"
     if os.environ.get("DEVD_EAGER_MB", "").strip() in ("-1", "-1.0"):
-        return "every parent artifact loaded and held warm (DEVD_EAGER_MB=-1)"
+        return f"{step}; devd loads every parent artifact up front (DEVD_EAGER_MB=-1)"
     limit = os.environ.get("DEVD_EAGER_MB", "1")
-    return f"devd's default: artifacts > {limit} MB load when a step reads them"
+    return f"{step}; devd's default (artifacts > {limit} MB load when a step reads them)"
 
 
 def markdown(rows: list[SizeResult], reps: int, command: str, daemon: bool,
@@ -335,7 +353,7 @@ def markdown(rows: list[SizeResult], reps: int, command: str, daemon: bool,
 
     out = ["# Spin benchmark: devd vs `python flow.py spin`", ""] if title else []
     out += [
-        f"## {', '.join(str(r.mb) for r in rows)} MB parents; {mode_name()}",
+        f"## {', '.join(str(r.mb) for r in rows)} MB parents; {mode_name(rows[0].read)}",
         "",
         f"- Date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         f"- Machine: {machine()}",
@@ -346,8 +364,10 @@ def markdown(rows: list[SizeResult], reps: int, command: str, daemon: bool,
         "column once, in turn), so machine noise hits all columns alike. Ratios are "
         "Metaflow's time / devd's time.",
         "- Flow: `bench/flows/big_parent_flow.py`; `start` stores a random float64 array of "
-        "the given size, `train` (spun) sets `self.n = 1` and never reads it. Every tool spins "
-        "the same recorded task by its full pathspec.",
+        "the given size, `train` (spun) sets `self.n = 1`"
+        + (" and reads `self.big[0]` (run with `--read True`)." if rows[0].read
+           else " and never reads the array.")
+        + " Every tool spins the same recorded task by its full pathspec.",
         "",
         "### Steady state (Metaflow's blob cache filled)",
         "",
@@ -384,7 +404,10 @@ def markdown(rows: list[SizeResult], reps: int, command: str, daemon: bool,
                                ("Session warm", r.warm_timings)):
             parts = ", ".join(f"{k} {v:.1f}" for k, v in median_timings(samples).items())
             out.append(f"| {r.mb} MB | {label} | {parts or 'n/a'} |")
-    out += ["", "Flow run once for real per size: " + ", ".join(
+    out += ["", "devd's background load of what a first spin read lazily (waited for, untimed, "
+            "before the next measurement): " + ", ".join(
+                f"{r.mb} MB {ms(statistics.median(r.background))}" for r in rows) + ".",
+            "", "Flow run once for real per size: " + ", ".join(
         f"{r.mb} MB {r.run_seconds:.1f} s" for r in rows) + ".", ""]
     return "\n".join(out)
 
@@ -399,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time `devd spin` through a running daemon")
     parser.add_argument("--eager", action="store_true",
                         help="DEVD_EAGER_MB=-1: devd loads every parent artifact up front")
+    parser.add_argument("--read", action="store_true",
+                        help="run the flow with --read True: `train` reads the array")
     parser.add_argument("--markdown", metavar="FILE", help="write the report here as markdown")
     parser.add_argument("--append", action="store_true",
                         help="append to the --markdown file (a section without the title)")
@@ -422,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[SizeResult] = []
     try:
         for mb in sizes:
-            rows.append(bench_size(mb, reps, root, args.daemon))
+            rows.append(bench_size(mb, reps, root, args.daemon, args.read))
     finally:
         os.chdir(REPO)
         if args.keep:
