@@ -25,14 +25,23 @@ LIVE_BRIDGE = """<script data-devd="live-bridge">
       document.body.dataset.devdUpdates = String(seen + 1);
     }
   });
-  function report() {  // the preview sizes this frame to its content
-    if (window.parent !== window) {
-      window.parent.postMessage({type: "devd/cardHeight",
-                                 height: document.documentElement.scrollHeight}, "*");
+  if (window.parent === window) { return; }  // a card opened on its own: nothing to size
+  // The preview sizes this frame to the card's content. Metaflow's layout is at least one
+  // viewport tall (min-height: 100vh); left so, every resize would grow it again.
+  var style = document.createElement("style");
+  style.textContent = "html, body, .card_app, .card_app > .container " +
+                      "{ min-height: 0 !important; height: auto !important; }";
+  document.head.appendChild(style);
+  var last = 0;
+  function report() {
+    var height = Math.ceil(document.body.scrollHeight);
+    if (Math.abs(height - last) > 2) {
+      last = height;
+      window.parent.postMessage({type: "devd/cardHeight", height: height}, "*");
     }
   }
   window.addEventListener("load", report);
-  if (window.ResizeObserver) { new ResizeObserver(report).observe(document.documentElement); }
+  if (window.ResizeObserver) { new ResizeObserver(report).observe(document.body); }
 })();
 </script>"""
 

@@ -96,6 +96,7 @@ def render_recorded(flow_file: str, pathspec: str) -> tuple[str, str]:
     from metaflow import Task
     from metaflow.cards import get_cards
 
+    from .cards import with_live_bridge
     from .errors import DevdError
     from .summary import describe
 
@@ -119,7 +120,7 @@ def render_recorded(flow_file: str, pathspec: str) -> tuple[str, str]:
         artifact_rows=[describe(k, v) for k, v in sorted(artifacts.items())], error=None,
         stdout=task.stdout or "", stderr=task.stderr or "", next_steps=[],
         duration_s=duration, parents=[], origin_run_id=run_id,
-        cards=[card.get() for card in cards],
+        cards=[with_live_bridge(card.get()) for card in cards],  # sized, offline
         card_info=[{"id": card.id, "type": card.type} for card in cards],
         recorded_task=pathspec,
         artifact_hashes={},
