@@ -331,7 +331,8 @@ def code_version() -> str:
     sha = git("rev-parse", "--short", "HEAD") or "unknown"
     where = Path(devd.__file__).resolve().parent
     dirty = git("status", "--porcelain", "--", "devd") if where == REPO / "devd" else ""
-    note = " with uncommitted changes in devd/" if dirty else ""
+    changed = sorted(line[3:] for line in dirty.splitlines())
+    note = f" with uncommitted changes in {', '.join(changed)}" if changed else ""
     if where != REPO / "devd":
         note = f" (devd imported from {where})"
     return f"{sha}{note}"
