@@ -7,7 +7,7 @@ STAMP := $(VENV)/.devd-installed
 DEVD_USER := $(shell u="$${USER:-}"; if [ -z "$$u" ] || [ "$$u" = root ]; then echo devd; else echo "$$u"; fi)
 export USER := $(DEVD_USER)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,14 @@ demo: install
 lint: install
 	$(PY) -m ruff check devd tests bench examples
 
-test: install lint
+# The card tests render in a real headless Chromium (Debian's): install it when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing and installing it needs root: card browser tests will skip" >&2; fi; }
+
+test: install lint chromium
 	$(PY) -m pytest -q
 
 bench: install
