@@ -1,4 +1,4 @@
-"""`make demo`: run an example flow for real, then spin one step cold and warm.
+"""`make demo`: run an example flow for real, spin one step cold and warm, write its preview.
 
 Everything happens in ./out/demo so the repository stays clean.
 """
@@ -49,6 +49,13 @@ def main() -> int:
         print(f"score={result.artifacts['score']}  next={result.next_steps}")
     print(f"\ncold CLI spin (whole process): {cold * 1000:.0f} ms")
     print(f"warm spin (median of 5):       {warm[2] * 1000:.1f} ms")
+
+    print("\n== devd card hello_flow.py train  (its card and results, one offline page)",
+          flush=True)
+    preview = OUT / "preview.html"
+    if devd("card", FLOW, "train", "-o", str(preview)).returncode != 0:
+        return 1
+    print(f"open it in a browser: {preview.as_uri()}")
     return 0
 
 
