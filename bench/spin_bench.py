@@ -278,6 +278,16 @@ def summary_lines(r: SizeResult) -> list[str]:
     ]
 
 
+def sample_lines(r: SizeResult) -> list[str]:
+    """Every sample of one size in ms, in the order taken (to judge the noise)."""
+    lines = []
+    for phase in ("first", "steady"):
+        for key, samples in getattr(r, phase).items():
+            values = " ".join(f"{s * 1000:.0f}" for s in samples)
+            lines.append(f"{r.mb} MB, {phase}, {key}: {values}")
+    return lines
+
+
 def median_timings(samples: list[dict[str, float]]) -> dict[str, float]:
     keys = sorted({k for s in samples for k in s})
     return {k: statistics.median([s[k] for s in samples if k in s]) for k in keys}
@@ -405,6 +415,8 @@ def markdown(rows: list[SizeResult], reps: int, command: str, daemon: bool,
                                ("Session warm", r.warm_timings)):
             parts = ", ".join(f"{k} {v:.1f}" for k, v in median_timings(samples).items())
             out.append(f"| {r.mb} MB | {label} | {parts or 'n/a'} |")
+    out += ["", "<details><summary>Every sample (ms, in the order taken)</summary>", "",
+            *[f"- {line}" for r in rows for line in sample_lines(r)], "", "</details>"]
     out += ["", "devd's background load of what a first spin read lazily (waited for, untimed, "
             "before the next measurement): " + ", ".join(
                 f"{r.mb} MB {ms(statistics.median(r.background))}" for r in rows) + ".",
@@ -458,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nmedians of {reps} alternating rounds; (Nx) = metaflow's time / devd's time\n")
     for r in rows:
         print("\n".join(summary_lines(r)))
+        print("\n".join("          " + line for line in sample_lines(r)))
     print("\n" + "\n".join(targets(rows)))
     if args.markdown:
         path = Path(args.markdown)
