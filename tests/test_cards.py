@@ -349,8 +349,9 @@ def test_card_refreshes_reach_the_caller_while_the_step_runs(in_project: Path) -
     assert finished - arrivals[0] > 1.0  # five pauses of 0.4 s follow the first refresh
 
 
-def devd_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "devd.cli", *args], cwd=cwd,
+def devd_cli(*args: str, cwd: Path, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "devd.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -387,3 +388,54 @@ def test_devd_card_writes_the_preview_of_a_spin_and_of_a_recorded_task(
 
     proc = devd_cli("card", FLOW, "report", "--recorded", cwd=in_project)
     assert proc.returncode == 2 and "Flow/RUN/STEP/TASK" in proc.stderr
+
+
+EXTENSION_CARD = """
+from metaflow.plugins.cards.card_modules.card import MetaflowCard
+
+
+class ShoutCard(MetaflowCard):
+    type = "devd_shout"
+
+    def __init__(self, options=None, components=None, graph=None, flow=None, **kwargs):
+        self._components = components or []
+
+    def render(self, task):
+        return ("<!DOCTYPE html><html><body><h1>SHOUT %s</h1><p id='after'>after=%s</p>"
+                "</body></html>" % (task.pathspec, task["after"].data))
+
+
+CARDS = [ShoutCard]
+"""
+
+
+def test_card_types_of_installed_metaflow_extensions_render(
+        in_project: Path, browser: Any, tmp_path: Path) -> None:
+    from metaflow import Flow, namespace
+    from metaflow.cards import get_cards
+
+    # Not installed in this process (nor in the real run): Metaflow's "not found" card.
+    result = devd.spin(FLOW, "end")
+    namespace(None)
+    stored = get_cards(Flow("CardFlow").latest_run["end"].task)[0].get()
+    for name, html in (("devd", result.cards[0]), ("metaflow", stored)):
+        watched = Watched(browser)
+        watched.page.goto(card_file(tmp_path, f"not-found-{name}", html))
+        text = watched.page.locator("body").inner_text()
+        assert "MetaflowCard named devd_shout not found" in text, name
+        watched.close()
+
+    # A Metaflow extension on PYTHONPATH registers the card type; `devd card` renders it.
+    package = tmp_path / "ext" / "metaflow_extensions" / "devd_test" / "plugins" / "cards"
+    (package / "devd_shout").mkdir(parents=True)
+    (package / "devd_shout" / "__init__.py").write_text(EXTENSION_CARD)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "ext")}
+    out = tmp_path / "shout.html"
+    proc = devd_cli("card", FLOW, "end", "-o", str(out), cwd=in_project, env=env)
+    assert proc.returncode == 0, proc.stderr
+    watched = Watched(browser)
+    watched.page.goto(out.as_uri())
+    shout = watched.page.frame_locator('iframe[data-card-type="devd_shout"]')
+    assert shout.locator("h1").inner_text().startswith("SHOUT CardFlow/")
+    assert shout.locator("#after").inner_text() == "after=9"
+    watched.close()
