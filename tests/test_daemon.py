@@ -30,7 +30,8 @@ from tests.conftest import run_flow
 def daemon_project(project: Path) -> Any:
     """A project copy of its own, with a short runtime dir; its daemon is stopped after."""
     root = Path(tempfile.mkdtemp(prefix="dvp"))
-    for name in ("linear_flow.py", "fail_flow.py", "slow_flow.py", "chaos_flow.py"):
+    for name in ("linear_flow.py", "fail_flow.py", "slow_flow.py", "chaos_flow.py",
+                 "card_flow.py"):
         shutil.copy(project / name, root / name)
     (root / "lint_flow.py").write_text(
         "from metaflow import FlowSpec, step\n\n\nclass LintFlow(FlowSpec):\n"
@@ -41,7 +42,7 @@ def daemon_project(project: Path) -> Any:
     previous = {k: os.environ.get(k) for k in ("DEVD_RUNTIME_DIR", "DEVD_IDLE_TIMEOUT")}
     os.environ["DEVD_RUNTIME_DIR"] = runtime
     os.environ["DEVD_IDLE_TIMEOUT"] = "300"
-    for flow in ("linear_flow.py", "slow_flow.py", "chaos_flow.py"):
+    for flow in ("linear_flow.py", "slow_flow.py", "chaos_flow.py", "card_flow.py"):
         run_flow(root, flow)
     run_flow(root, "fail_flow.py", check=False)
     yield root
@@ -74,6 +75,7 @@ async def client(daemon_project: Path) -> Any:
     lsp.devd_logs = []
     lsp.devd_finished = []
     lsp.devd_state = []
+    lsp.devd_cards = []
 
     @lsp.feature("devd/log")
     def on_log(params: Any) -> None:
@@ -82,6 +84,10 @@ async def client(daemon_project: Path) -> Any:
     @lsp.feature("devd/spinFinished")
     def on_finished(params: Any) -> None:
         lsp.devd_finished.append(plain(params))
+
+    @lsp.feature("devd/cardUpdated")
+    def on_card(params: Any) -> None:
+        lsp.devd_cards.append(plain(params))
 
     @lsp.feature("devd/stateChanged")
     def on_state(params: Any) -> None:
@@ -296,6 +302,23 @@ async def test_status_card_and_user_crashes_keep_the_daemon(client: LanguageClie
                for t in status["warm"])
     nothing = await call(client, "devd/card", {"uri": chaos, "step": "end"})
     assert nothing["ok"] is False and "no spin of 'end'" in nothing["error"]
+
+
+@pytest.mark.asyncio
+async def test_live_card_updates_and_card_preview(client: LanguageClient,
+                                                  daemon_project: Path) -> None:
+    flow = uri(daemon_project, "card_flow.py")
+    result = await call(client, "devd/spin", {"uri": flow, "step": "live",
+                                              "artifacts": {"delay": 1.1}})
+    assert result["ok"], result
+    updates = [u for u in client.devd_cards if u["step"] == "live"]
+    assert updates, "no devd/cardUpdated arrived while the step ran"
+    assert all(u["uri"] == flow and u["card"]["type"] == "blank" for u in updates)
+    assert any(u["card"].get("html") for u in updates)  # first render: the layout
+    assert any(u["card"]["components"] for u in updates)  # then component updates
+    card = await call(client, "devd/card", {"uri": flow, "step": "live"})
+    assert card["ok"] and card["cards"][0]["type"] == "blank"
+    assert card["preview"].startswith("<!DOCTYPE html>") and "iframe" in card["preview"]
 
 
 @pytest.mark.asyncio
