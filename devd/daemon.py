@@ -93,6 +93,14 @@ class Daemon:
         self.stop_event = threading.Event()
         self.watcher = FileWatcher(self._file_changed)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._spare: Any = None
+
+    def _make_spare(self) -> None:
+        """A language server ready for the next client (building one takes ~5 ms)."""
+        from .server import DevdServer
+
+        if self._spare is None and not self.stop_event.is_set():
+            self._spare = DevdServer(self.engine, self.pool)
 
     # -- files --------------------------------------------------------------------
     def _file_changed(self, path: str) -> None:
@@ -114,7 +122,9 @@ class Daemon:
                 return
         self.connections += 1
         self.engine.touch()
-        server = DevdServer(self.engine, self.pool)
+        server, self._spare = self._spare or DevdServer(self.engine, self.pool), None
+        # Build the next connection's server once this one's first request is answered.
+        loop.call_later(0.2, self._make_spare)
         server.loop = loop
         server.protocol.set_writer(_LoopWriter(writer, loop))  # type: ignore[arg-type]
         connection_done = threading.Event()
