@@ -55,7 +55,9 @@ def artifact_diff(result: SpinResult, recorded: dict[str, str] | None) -> list[d
     for row in result.artifact_rows:
         name = row["name"]
         mine = result.artifact_hashes.get(name)
-        if recorded is None or name not in recorded:
+        if recorded is None and result.recorded_task:
+            diff = "not compared"  # there is a recorded task, but its hashes were not read
+        elif recorded is None or name not in recorded:
             diff = "new"
         elif mine is None:
             diff = "not compared"
@@ -69,8 +71,11 @@ def artifact_diff(result: SpinResult, recorded: dict[str, str] | None) -> list[d
 
 
 def render_preview(result: SpinResult, *, recorded: dict[str, str] | None = None,
-                   events_url: str | None = None) -> str:
-    """The preview document of one spin (compute ``recorded`` with recorded_hashes)."""
+                   events_url: str | None = None, recorded_view: bool = False) -> str:
+    """The preview document of one spin (compute ``recorded`` with recorded_hashes).
+
+    ``recorded_view``: ``result`` describes the recorded task itself (no diff column).
+    """
     data = result.to_json()
     cards = []
     for index, html in enumerate(result.cards):
@@ -87,6 +92,7 @@ def render_preview(result: SpinResult, *, recorded: dict[str, str] | None = None
         else None, stale=result.stale, notices=result.notices,
         error=data["error"], cards=cards, artifacts=artifact_diff(result, recorded),
         recorded_task=result.recorded_task, stdout=result.stdout, stderr=result.stderr,
+        compared=recorded is not None, recorded_view=recorded_view,
         events_url=events_url, events_origin=origin,
     )
 
@@ -125,4 +131,4 @@ def render_recorded(flow_file: str, pathspec: str) -> tuple[str, str]:
         recorded_task=pathspec,
         artifact_hashes={},
     )
-    return render_preview(result, recorded=None), step
+    return render_preview(result, recorded=None, recorded_view=True), step

@@ -329,7 +329,12 @@ def test_live_card_updates_patch_an_open_preview_without_reloading(
         assert abs(page.evaluate("window.scrollY") - scrolled) < 5
         assert len(navigations) == 1
         assert page.evaluate("document.body.dataset.liveUpdates") == str(len(sent))
-        watched.shot(tmp_path, "preview-live", full_page=False)
+        watched.shot(tmp_path, "preview-live-scrolled", full_page=False)
+        live_card = tmp_path / "preview-live-card.png"
+        page.locator('iframe[data-card-id="live"]').screenshot(path=str(live_card))
+        shutil.copy(live_card, SHOTS / live_card.name)
+        # That page rendered the last spin without reading the recorded task's hashes.
+        assert set(page.locator("#artifacts td.diff").all_inner_texts()) == {"not compared"}
         assert watched.errors == [] and watched.remote_requests(harness.url) == []
         watched.close()
     finally:
@@ -383,6 +388,8 @@ def test_devd_card_writes_the_preview_of_a_spin_and_of_a_recorded_task(
     assert report.locator("h1", has_text="Quarterly report").is_visible()
     assert report.locator("td", has_text="8").count() == 1  # the recorded total
     assert "report total 8" in page.locator("#stdout").inner_text()
+    assert page.locator('#artifacts tr[data-artifact="total"]').inner_text().split() == \
+        ["total", "int", "8"]  # the recorded task itself: no diff column
     watched.shot(tmp_path, "preview-recorded")
     watched.close()
 
