@@ -19,7 +19,7 @@ import struct
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,26 +62,24 @@ class _Channel:
             view = view[written:]
 
 
-def _read_messages(fd: int) -> list[tuple[str, Any]]:
-    """Read every message from a channel until EOF (used by the parent)."""
-    raw = io.BytesIO()
+def _iter_messages(fd: int) -> Iterator[tuple[str, Any]]:
+    """Yield each message from a channel as soon as it is complete, until EOF."""
+    buffer = bytearray()
     while True:
         chunk = os.read(fd, 1 << 20)
         if not chunk:
             break
-        raw.write(chunk)
-    data = raw.getvalue()
-    messages = []
-    pos = 0
-    while pos + 8 <= len(data):
-        (size,) = struct.unpack("!Q", data[pos : pos + 8])
-        pos += 8
-        try:
-            messages.append(pickle.loads(data[pos : pos + size]))
-        except Exception as exc:
-            messages.append(("error", f"could not read a message from the child: {exc!r}"))
-        pos += size
-    return messages
+        buffer += chunk
+        while len(buffer) >= 8:
+            (size,) = struct.unpack("!Q", buffer[:8])
+            if len(buffer) < 8 + size:
+                break
+            body = bytes(buffer[8 : 8 + size])
+            del buffer[: 8 + size]
+            try:
+                yield pickle.loads(body)
+            except Exception as exc:
+                yield ("error", f"could not read a message from the child: {exc!r}")
 
 
 class ChildProcess:
@@ -163,8 +161,14 @@ class ChildProcess:
             pass
 
     def wait(self) -> ChildOutcome:
+        messages: list[tuple[str, Any]] = []
         if self.forked:
-            messages = _read_messages(self._res_r)
+            # Events (live card updates) go on as they arrive, while the step still runs.
+            for kind, payload in _iter_messages(self._res_r):
+                if kind in ("result", "error") or self._on_event is None:
+                    messages.append((kind, payload))
+                else:
+                    self._on_event(kind, payload)
             os.close(self._res_r)
             _, status = os.waitpid(self.pid, 0)
             code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
@@ -173,7 +177,7 @@ class ChildProcess:
             assert self._res_path is not None
             fd = os.open(self._res_path, os.O_RDONLY)
             try:
-                messages = _read_messages(fd)
+                messages = list(_iter_messages(fd))
             finally:
                 os.close(fd)
                 os.unlink(self._res_path)

@@ -341,9 +341,6 @@ def test_live_card_updates_patch_an_open_preview_without_reloading(
         harness.close()
 
 
-@pytest.mark.xfail(strict=True, reason="devd/forking.py ChildProcess.wait reads the child's "
-                   "events only after the child exits, so card refreshes arrive all at once "
-                   "at the end; they should be dispatched as they are read")
 def test_card_refreshes_reach_the_caller_while_the_step_runs(in_project: Path) -> None:
     arrivals: list[float] = []
     with Session(FLOW) as session:

@@ -365,7 +365,7 @@ async def test_watch_and_spin_on_save(client: LanguageClient, daemon_project: Pa
     client.devd_finished.clear()
     client.devd_state.clear()
     path.write_text(source.replace("sum(self.x) * self.alpha", "sum(self.x) * 7"))
-    for _ in range(100):
+    for _ in range(300):  # up to 30 s: watchdog and a spin on a loaded machine
         if any(n.get("reason") == "fileChanged" for n in client.devd_state):
             break
         await asyncio.sleep(0.1)
@@ -373,7 +373,7 @@ async def test_watch_and_spin_on_save(client: LanguageClient, daemon_project: Pa
     assert notes and notes[0]["file"] == str(path)
     client.text_document_did_save(types.DidSaveTextDocumentParams(
         text_document=types.TextDocumentIdentifier(path.as_uri())))
-    for _ in range(100):
+    for _ in range(300):  # up to 30 s: watchdog and a spin on a loaded machine
         if any(f["step"] == "double" for f in client.devd_finished):
             break
         await asyncio.sleep(0.1)
