@@ -200,7 +200,10 @@ class Engine:
             params: dict[str, Any] = {"reason": "fileChanged", "file": path}
             if flow:
                 params["flow"] = flow
-                params["stale"] = self.stale_steps(flow)
+                try:
+                    params["stale"] = self.stale_steps(flow)
+                except DevdError as exc:  # caught mid-write, or broken: say so, keep going
+                    params["error"] = str(exc)
             self.emit("devd/stateChanged", params)
 
     def model(self, flow_file: str) -> FlowModel:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+
+log = logging.getLogger("devd.watch")
 
 
 class FileWatcher(FileSystemEventHandler):
@@ -48,7 +51,10 @@ class FileWatcher(FileSystemEventHandler):
                 continue
             path = os.path.realpath(os.fsdecode(raw))
             if path in self._files:
-                self._on_change(path)
+                try:
+                    self._on_change(path)
+                except Exception:  # an exception here would end watchdog's thread
+                    log.exception("handling a change of %s failed", path)
 
     def stop(self) -> None:
         if self._started:
