@@ -51,19 +51,6 @@ def step_source_hashes(model: FlowModel) -> dict[str, str]:
     return hashes
 
 
-def ancestors(model: FlowModel, step: str) -> list[str]:
-    """Every step upstream of ``step``, nearest first."""
-    seen: list[str] = []
-    frontier = list(model.steps[step].in_funcs)
-    while frontier:
-        name = frontier.pop(0)
-        if name in seen or name not in model.steps:
-            continue
-        seen.append(name)
-        frontier.extend(model.steps[name].in_funcs)
-    return seen
-
-
 @dataclass
 class SpinRecord:
     """The last spin of a step: its result, every value it holds, and its code at the time."""
@@ -364,7 +351,7 @@ class Engine:
             recorded = self._run_sources.setdefault(key, now)
         return [
             {"step": s, "reason": f"code of step '{s}' changed since run {result.origin_run_id}"}
-            for s in ancestors(model, result.step)
+            for s in model.ancestors(result.step)
             if s in recorded and recorded[s] != now.get(s)
         ]
 
@@ -382,7 +369,7 @@ class Engine:
                 continue
             changed = [s for s in model.steps if s in recorded and recorded[s] != now.get(s)]
             for step in model.steps:
-                ups = [s for s in ancestors(model, step) if s in changed]
+                ups = [s for s in model.ancestors(step) if s in changed]
                 if ups:
                     marks[step] = [{"step": s, "reason": f"code of step '{s}' changed since "
                                     f"run {run_id}"} for s in ups]

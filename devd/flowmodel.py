@@ -83,6 +83,17 @@ class FlowModel:
                 return info
         return None
 
+    def ancestors(self, step: str) -> list[str]:
+        """Every step upstream of ``step``, nearest first."""
+        seen: list[str] = []
+        frontier = list(self.steps[step].in_funcs)
+        while frontier:
+            name = frontier.pop(0)
+            if name not in seen and name in self.steps:
+                seen.append(name)
+                frontier.extend(self.steps[name].in_funcs)
+        return seen
+
     def join_type(self, step: str) -> str | None:
         """'foreach' or 'linear' for a join step (as Metaflow decides it), else None."""
         info = self.steps[step]

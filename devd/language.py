@@ -93,17 +93,6 @@ def assigned_names(source: str, flow_class: str) -> dict[str, set[str]]:
     return names
 
 
-def upstream(model: FlowModel, step: str) -> list[str]:
-    seen: list[str] = []
-    frontier = list(model.steps[step].in_funcs)
-    while frontier:
-        name = frontier.pop(0)
-        if name not in seen and name in model.steps:
-            seen.append(name)
-            frontier.extend(model.steps[name].in_funcs)
-    return seen
-
-
 def available_names(model: FlowModel, source: str, step: str,
                     warm_names: set[str]) -> dict[str, str]:
     """Artifact names a step can read, with where each comes from."""
@@ -112,7 +101,7 @@ def available_names(model: FlowModel, source: str, step: str,
     for name in sorted(warm_names):
         if not name.startswith("_"):
             found[name] = "warm parent artifact"
-    for up in upstream(model, step):
+    for up in model.ancestors(step):
         for name in sorted(assigned.get(up, ())):
             found.setdefault(name, f"set in step '{up}'")
     for param in model.parameters:
