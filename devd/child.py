@@ -181,6 +181,27 @@ def _sha_index() -> dict[str, tuple[str, str, Any, Any]]:
     return index
 
 
+def _unchanged_parent_objects(produced: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Artifacts that are a parent's own big array or buffer, read but not changed.
+
+    Reading ``self.x`` caches it on the flow, so Metaflow sees it as set by the step; the
+    same object with the same crc32 is the parent's value, and needs no copy back.
+    """
+    from .warmstore import fingerprint
+
+    owners = {}
+    for task in _State.warm_tasks:
+        for name, crc in task.fingerprints.items():
+            if name in task.values:
+                owners[id(task.values[name])] = (task.ref.pathspec, name, crc)
+    found = {}
+    for name, value in produced.items():
+        owner = owners.get(id(value))
+        if owner is not None and fingerprint(value) == owner[2]:
+            found[name] = (owner[0], owner[1])
+    return found
+
+
 def _describe_unloaded(name: str, task: Any, source: str) -> dict[str, Any]:
     """A row for a passed-down artifact nobody has read yet: from its recorded metadata."""
     info = task.datastore._info.get(source, {})
@@ -449,10 +470,14 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
     unloaded: dict[str, tuple[Any, str]] = {}
     names = sorted(n for n in set(produced) | set(passdown)
                    if req.want_private or not n.startswith("_"))
+    read_only = _unchanged_parent_objects(produced)
     for name in names:
         if name not in produced and name in _State.spin_artifacts:
             produced[name] = _State.spin_artifacts[name]  # an overridden Parameter, say
-        if name in produced:
+        if name in read_only:  # a big parent value the step only read: passed down as is
+            parent_values[name] = read_only[name]
+            value = produced.pop(name)
+        elif name in produced:
             value = produced[name]
             if req.want_values:
                 try:  # pickled here, once: an unpicklable value must not sink the result

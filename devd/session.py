@@ -34,6 +34,7 @@ class Session:
                  warm_after_spin: bool = True) -> None:
         self.flow_file = os.path.abspath(os.fspath(flow_file))
         self.cwd = os.path.abspath(cwd) if cwd else os.getcwd()
+        self._owns_store = store is None
         self.store = store if store is not None else WarmStore(budget_bytes)
         self._model: FlowModel | None = None
         self._model_key: tuple[int, int] | None = None
@@ -54,9 +55,12 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        """Forget the warm parents of this session's flow."""
+        """Stop a running spin and forget the warm parents (unless the store is shared)."""
         self.cancel()
         self._plans.clear()
+        if self._owns_store:
+            self.wait_warm(timeout=60)
+            self.store.clear()
 
     # -- the flow ----------------------------------------------------------------
     @property

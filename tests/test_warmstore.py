@@ -61,3 +61,35 @@ def test_large_artifacts_load_only_when_read_then_stay_warm(
         assert again.artifacts_loaded_by_step == []  # all it reads is warm now
         assert {r["name"]: r for r in again.artifact_rows}["label"]["summary"] == \
             "len 3: 'lin'"
+
+
+def test_a_big_parent_array_the_step_reads_is_not_copied_back_unless_changed(
+        in_project: Path, monkeypatch) -> None:
+    import devd.warmstore as warmstore
+    from tests.conftest import run_flow
+
+    monkeypatch.setattr(warmstore, "EAGER_LIMIT_BYTES", 0)  # every array counts as big
+    (in_project / "array_flow.py").write_text(
+        "import numpy as np\nfrom metaflow import FlowSpec, step\n\n\n"
+        "class ArrayFlow(FlowSpec):\n"
+        "    @step\n    def start(self):\n        self.arr = np.arange(1000, dtype=float)\n"
+        "        self.next(self.use, self.mutate)\n\n"
+        "    @step\n    def use(self):\n        self.total = float(self.arr.sum())\n"
+        "        self.next(self.join)\n\n"
+        "    @step\n    def mutate(self):\n        self.arr[0] = -1.0\n"
+        "        self.next(self.join)\n\n"
+        "    @step\n    def join(self, inputs):\n        self.next(self.end)\n\n"
+        "    @step\n    def end(self):\n        pass\n\n\n"
+        "if __name__ == '__main__':\n    ArrayFlow()\n")
+    run_flow(in_project, "array_flow.py")
+    store = WarmStore()
+    with Session("array_flow.py", store=store) as session:
+        session.spin("use")
+        session.wait_warm()
+        used = session.spin("use")  # now warm: the step reads the warm array in place
+        warm = store.snapshot()[0].values["arr"]
+        assert used.artifacts["total"] == 499500.0
+        assert used.artifacts["arr"] is warm  # passed down, no copy through the pipe
+        mutated = session.spin("mutate")
+        assert mutated.artifacts["arr"][0] == -1.0  # an in-place change is the task's value
+        assert mutated.artifacts["arr"] is not warm and warm[0] == 0.0
