@@ -115,7 +115,7 @@ class WarmTaskDataStore:
             return values[name]
         if name not in self._objects:
             raise KeyError(name)
-        loaded = _load(self._warm.ref, self._real, [name])
+        loaded = _load(self._warm.ref, self._real, [name], rehome=False)  # short-lived child
         values.update(loaded)
         self._warm.fingerprints.update(fingerprints(loaded))
         LAZY_LOADED.append((self._warm.ref.pathspec, name))
@@ -223,9 +223,11 @@ def fingerprints(values: dict[str, Any]) -> dict[str, int]:
     return found
 
 
-def _load(ref: TaskRef, datastore: Any, names: list[str]) -> dict[str, Any]:
+def _load(ref: TaskRef, datastore: Any, names: list[str],
+          rehome: bool = True) -> dict[str, Any]:
     try:
-        return {name: _rehome(value) for name, value in datastore.load_artifacts(names)}
+        return {name: _rehome(value) if rehome else value
+                for name, value in datastore.load_artifacts(names)}
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
         raise DevdError(
