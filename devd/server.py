@@ -31,7 +31,9 @@ from .language import (
     describe_value,
     self_attribute_at,
 )
+from .parents import parse_target
 from .result import SpinResult
+from .warmstore import WarmTask
 
 
 def plain(value: Any) -> Any:
@@ -310,6 +312,15 @@ def _model_or_none(engine: Engine, path: str) -> FlowModel | None:
         return None
 
 
+def _warm_parents(engine: Engine, path: str, step: str) -> list[WarmTask]:
+    """The parent tasks of ``step`` that are already warm (editor features never load any)."""
+    try:
+        plan = engine.session(path).plan(step)
+    except DevdError:
+        return []
+    return [engine.store.get(ref) for ref in plan.parents if ref.pathspec in engine.store]
+
+
 def _hover_text(engine: Engine, path: str, source: str, line: int, name: str) -> str | None:
     model = _model_or_none(engine, path)
     if model is None:
@@ -321,17 +332,9 @@ def _hover_text(engine: Engine, path: str, source: str, line: int, name: str) ->
     if record is not None and record.result.ok and name in record.result.all_values:
         when = record.result.pathspec or f"last spin of '{info.name}'"
         return describe_value(name, record.result.all_values[name], when)
-    session = engine.session(path)
-    try:
-        plan = session.plan(info.name)
-    except DevdError:
-        plan = None
-    if plan is not None:
-        for ref in plan.parents:
-            if ref.pathspec in engine.store:
-                warm = engine.store.get(ref)
-                if name in warm.values:
-                    return describe_value(name, warm.values[name], f"task {ref.pathspec}")
+    for warm in _warm_parents(engine, path, info.name):
+        if name in warm.values:
+            return describe_value(name, warm.values[name], f"task {warm.ref.pathspec}")
     origins = available_names(model, source, info.name, set())
     if name in origins:
         return f"**self.{name}** — {origins[name]}; spin or run the flow to see its value"
@@ -346,13 +349,8 @@ def _completion_names(engine: Engine, path: str, source: str, line: int) -> dict
     if info is None:
         return {}
     warm: set[str] = set()
-    try:
-        plan = engine.session(path).plan(info.name)
-        for ref in plan.parents:
-            if ref.pathspec in engine.store:
-                warm |= set(engine.store.get(ref).values)
-    except DevdError:
-        pass
+    for task in _warm_parents(engine, path, info.name):
+        warm |= set(task.values)
     return available_names(model, source, info.name, warm)
 
 
@@ -394,9 +392,7 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
         raise JsonRpcInvalidParams("devd/card needs 'step' (or 'pathspec')")
     try:
         model = engine.model(path)
-        step = target.split("/")[-2] if target.count("/") >= 2 and \
-            target.split("/")[-1].isdigit() else target.split("/")[-1]
-        model.step(step)
+        step = parse_target(model, target).step
         record = engine.last_spin(path, step)
         if record is None and args.get("spinIfMissing"):
             engine.spin(path, target)
