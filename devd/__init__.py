@@ -9,12 +9,15 @@ import the engine (or Metaflow).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# Not `from typing import ...`: importing typing costs the CLI milliseconds it has not got.
+TYPE_CHECKING = False
 
 __all__ = ["DevdError", "Session", "SpinError", "SpinResult", "spin"]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .errors import DevdError
     from .result import SpinError, SpinResult
     from .session import Session
@@ -53,6 +56,6 @@ def spin(
     """
     from .session import Session
 
-    with Session(flow_file, warm_after_spin=False) as session:
+    with Session(flow_file, warm_after_spin=False, prepare=False) as session:
         return session.spin(step, artifacts=artifacts, artifacts_module=artifacts_module,
                             config=config, config_value=config_value, persist=persist)

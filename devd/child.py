@@ -49,6 +49,20 @@ class SpinRequest:
     parent_refs: list[Any] = field(default_factory=list)  # TaskRef, for the spawn path
     want_private: bool = False  # also return _-prefixed artifacts (to chain spins)
     want_diff: bool = False  # content hashes of the artifacts, to diff with the recorded task
+    data_files: list[str] = field(default_factory=list)  # Config files the flow reads
+
+    def prepared_key(self) -> tuple[Any, ...]:
+        """What a child prepared ahead of time has fixed: the rest may come with the request."""
+        return (self.flow_file, self.cwd, self.step, self.origin_run_id,
+                tuple(self.input_paths), self.split_index, tuple(self.config_args),
+                self.config_overrides, self.persist, tuple(self.data_files))
+
+
+@dataclass
+class Outdated:
+    """What a prepared child answers when a source file changed since it imported the flow."""
+
+    path: str
 
 
 @dataclass
@@ -83,8 +97,10 @@ class _State:
     join_artifacts: dict[str, dict[str, Any]] = {}
     warm: Any  # WarmFlowDataStore
     warm_tasks: list[Any]
-    result: ChildResult | None = None
+    result: ChildResult | Outdated | None = None
     cards: list[dict[str, Any]] = []
+    prepared: bool = False  # wait for the request after set-up (see Session's prepared child)
+    stamps: list[tuple[str, int, int]] = []  # (path, mtime_ns, size) of what the child read
 
 
 def _is_artifact(flow: Any, var: str, val: Any) -> bool:
@@ -402,12 +418,11 @@ def _warm_task_class() -> Any:
     return WarmMetaflowTask
 
 
-def _run_step(obj: Any) -> ChildResult:
+def _run_step(obj: Any) -> ChildResult | Outdated:
     task_class = _warm_task_class()
 
     req = _State.request
     flow = obj.flow
-    started = time.perf_counter()
     step_func = getattr(flow, req.step)
     notices = []
     kept = []
@@ -419,14 +434,22 @@ def _run_step(obj: Any) -> ChildResult:
                 os.environ.update({k: str(v) for k, v in env_vars.items()})
         else:
             notices.append(f"@{deco.name} skipped in a spin (it applies to `devd run`)")
-    _apply_config_overrides(flow)
-    spin_artifacts: Any = _State.spin_artifacts
-    if obj.graph[req.step].type == "join":
-        spin_artifacts = _State.join_artifacts
     sink: dict[str, Any] = {}
     _capture_output_datastore(obj.flow_datastore, sink)
     run_id = obj.metadata.new_run_id()
     task_id = obj.metadata.new_task_id(run_id, req.step)
+    if _State.prepared:  # all set: wait for the request itself
+        _mark("prepare")
+        req = _await_request()
+        if isinstance(req, Outdated):
+            return req
+        _mark("idle")
+    started = time.perf_counter()
+    read_overrides(req)
+    _apply_config_overrides(flow)
+    spin_artifacts: Any = _State.spin_artifacts
+    if obj.graph[req.step].type == "join":
+        spin_artifacts = _State.join_artifacts
     _State.flow, _State.run_id, _State.task_id = flow, run_id, task_id
     task = task_class(
         flow, obj.flow_datastore, obj.metadata, obj.environment,
@@ -612,18 +635,69 @@ def _mark(name: str) -> None:
     _State.marks.append((name, time.perf_counter()))
 
 
-def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
-    """Entry point in the child: set up Metaflow's CLI state and run the step."""
+def _stamp(paths: list[str]) -> list[tuple[str, int, int]]:
+    stamps = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            stamps.append((path, st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamps.append((path, -1, -1))
+    return stamps
+
+
+def _source_files(req: SpinRequest) -> list[str]:
+    """The files this child's flow came from: the user's modules and Config files."""
+    from .loader import is_user_module
+
+    root = os.path.realpath(os.path.dirname(req.flow_file))
+    files = {os.path.abspath(req.flow_file)}
+    for module in list(sys.modules.values()):
+        if module is not None and is_user_module(module, root):
+            files.add(os.path.abspath(module.__file__))
+    args = req.config_args
+    files.update(os.path.abspath(args[i + 2]) for i, arg in enumerate(args[:-2])
+                 if arg == "--config")
+    files.update(req.data_files)
+    return sorted(files)
+
+
+def _await_request() -> SpinRequest | Outdated:
+    """Block until the parent sends the request; refuse it if a source changed meanwhile."""
+    import datetime
+
+    from .forking import emit, receive
+
+    req = receive()
+    for path, mtime, size in _State.stamps:
+        if _stamp([path])[0] != (path, mtime, size):
+            return Outdated(path)
+    emit("accepted", None)
+    _State.request = req
+    _State.created_at = datetime.datetime.now()
+    return req
+
+
+def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any],
+             prepared: bool = False) -> ChildResult | Outdated:
+    """Entry point in the child: set up Metaflow's CLI state and run the step.
+
+    ``prepared``: do everything up to the step itself, then wait for the request (which
+    must have the same ``prepared_key``) so that the spin only pays for running the step.
+    """
     import datetime
 
     from metaflow import parameters
     from metaflow.plugins.datastores.spin_storage import SpinStorage
 
+    from .forking import NoRequest
     from .loader import load_flow_class
     from .warmstore import WarmFlowDataStore, load_task
 
     _State.marks = [("start", time.perf_counter())]
     _State.created_at = datetime.datetime.now()
+    _State.prepared = prepared
+    _State.result = None
     sys.stdout = _Tee(sys.stdout)
     sys.stderr = _Tee(sys.stderr)
     os.chdir(req.cwd)
@@ -642,8 +716,12 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
         SpinStorage.SYSROOT_VAR = os.path.join(scratch, SpinStorage.DATASTORE_DIR)
         os.mkdir(SpinStorage.SYSROOT_VAR)
     try:
-        read_overrides(req)
+        # The flow file is stamped before it is read: an edit while importing shows.
+        flow_stamp = _stamp([os.path.abspath(req.flow_file)])
         flow_cls = load_flow_class(req.flow_file)
+        if prepared:
+            files = [f for f in _source_files(req) if f != flow_stamp[0][0]]
+            _State.stamps = flow_stamp + _stamp(files)
         _mark("import")
         _install_card_capture()
         args = [
@@ -658,12 +736,19 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any]) -> ChildResult:
                                entrypoint=[sys.executable, req.flow_file])
         if _State.result is None:
             raise RuntimeError(f"Metaflow's CLI exited ({code}) before the step ran")
+        if isinstance(_State.result, Outdated):
+            return _State.result
         _mark("finish")
         marks = _State.marks
         _State.result.phases = {name: end - begin for (_, begin), (name, end)
                                 in zip(marks, marks[1:], strict=False)}
         return _State.result
+    except NoRequest:
+        raise
     except BaseException as exc:  # the flow, its configs or the overrides are broken
+        if prepared and _State.request is req:
+            # Failed before the request came: the spin itself will report it, afresh.
+            return Outdated(req.flow_file)
         return _setup_failed(exc, req)
     finally:
         if scratch:

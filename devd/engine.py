@@ -154,7 +154,7 @@ class Engine:
                 self._sessions[path] = session
                 self._watch(path)
                 try:
-                    for config_file in self._config_files(session.model):
+                    for config_file in session.model.config_files(self.root):
                         self._watch(config_file)
                 except DevdError:
                     pass
@@ -163,19 +163,6 @@ class Engine:
     def _watch(self, path: str) -> None:
         if self.watch_hook is not None and os.path.isfile(path):
             self.watch_hook(path)
-
-    def _config_files(self, model: FlowModel) -> list[str]:
-        """Existing files named by Configs' defaults (relative to the project or the flow)."""
-        found = []
-        for param in model.configs():
-            default = param.default
-            if isinstance(default, str) and default:
-                for base in (self.root, os.path.dirname(model.path)):
-                    candidate = os.path.join(base, default)
-                    if os.path.isfile(candidate):
-                        found.append(os.path.abspath(candidate))
-                        break
-        return found
 
     def file_changed(self, path: str) -> None:
         """A watched file changed on disk: drop cached plans and tell every client."""

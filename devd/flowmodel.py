@@ -104,6 +104,19 @@ class FlowModel:
     def configs(self) -> list[ParameterInfo]:
         return [p for p in self.parameters if p.is_config]
 
+    def config_files(self, root: str) -> list[str]:
+        """Existing files named by Configs' defaults (relative to ``root`` or the flow)."""
+        found = []
+        for param in self.configs():
+            default = param.default
+            if isinstance(default, str) and default:
+                for base in (root, os.path.dirname(self.path)):
+                    candidate = os.path.join(base, default)
+                    if os.path.isfile(candidate):
+                        found.append(os.path.abspath(candidate))
+                        break
+        return found
+
 
 class FlowLoadError(DevdError):
     """The flow file could not be imported or is not a valid flow; carries the line if known."""

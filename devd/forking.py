@@ -82,8 +82,17 @@ def _iter_messages(fd: int) -> Iterator[tuple[str, Any]]:
                 yield ("error", f"could not read a message from the child: {exc!r}")
 
 
+# One fork at a time: gc.freeze()/unfreeze() around a fork are process-wide.
+_FORK_LOCK = threading.Lock()
+
+
 class ChildProcess:
-    """A running child: kill it, or wait for its outcome."""
+    """A running child: kill it, or wait for its outcome.
+
+    An *armed* child (fork only) gets a request pipe too: it runs ahead of time and
+    blocks in ``receive()`` until the parent ``send``s it what to do. Its output
+    before ``attach`` is kept and handed to the callbacks given there.
+    """
 
     def __init__(
         self,
@@ -91,15 +100,18 @@ class ChildProcess:
         args: tuple[Any, ...],
         on_output: OutputCallback | None = None,
         on_event: Callable[[str, Any], None] | None = None,
+        armed: bool = False,
     ) -> None:
         self._on_output = on_output
         self._on_event = on_event
         self._out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._out_lock = threading.Lock()
+        self._req_w: int | None = None
         self.pid = 0
-        self._start(func, args)
+        self._start(func, args, armed)
 
     # -- parent side -------------------------------------------------------
-    def _start(self, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def _start(self, func: Callable[..., Any], args: tuple[Any, ...], armed: bool) -> None:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         sys.stdout.flush()
@@ -107,22 +119,33 @@ class ChildProcess:
         self.forked = fork_available()
         self._proc: Any = None
         self._res_path: str | None = None
+        if armed and not self.forked:
+            raise RuntimeError("an armed child needs fork")
         if self.forked:
             res_r, res_w = os.pipe()
-            # Objects that exist now are never scanned by the child's garbage collector:
-            # a collection there would write to every object and copy every page.
-            gc.freeze()
-            pid = os.fork()
-            if pid != 0:
-                gc.unfreeze()
+            req_r, req_w = os.pipe() if armed else (-1, -1)
+            with _FORK_LOCK:
+                # Objects that exist now are never scanned by the child's garbage
+                # collector: a collection there would write to every object and copy
+                # every page.
+                gc.freeze()
+                pid = os.fork()
+                if pid != 0:
+                    gc.unfreeze()
             if pid == 0:  # pragma: no cover - runs in the child
                 os.close(out_r)
                 os.close(err_r)
                 os.close(res_r)
-                _child_main(func, args, out_w, err_w, _Channel(res_w))
+                if armed:
+                    os.close(req_w)
+                _child_main(func, args, out_w, err_w, _Channel(res_w), req_r)
             os.close(res_w)
+            if armed:
+                os.close(req_r)
+                self._req_w = req_w
             self.pid = pid
             self._res_r = res_r
+            self._messages = _iter_messages(res_r)
         else:
             self._proc, self._res_path = _spawn(func, args, out_w, err_w)
             self.pid = self._proc.pid
@@ -144,11 +167,51 @@ class ChildProcess:
                     break
                 text = decoder.decode(chunk)
                 if text:
-                    self._out[stream].append(text)
-                    if self._on_output is not None:
-                        self._on_output(stream, text)
+                    with self._out_lock:
+                        self._out[stream].append(text)
+                        if self._on_output is not None:
+                            self._on_output(stream, text)
         finally:
             os.close(fd)
+
+    def attach(self, on_output: OutputCallback | None,
+               on_event: Callable[[str, Any], None] | None) -> None:
+        """Give an armed child its callbacks; output it printed so far goes there first."""
+        with self._out_lock:
+            if on_output is not None:
+                for stream in ("stdout", "stderr"):
+                    for text in self._out[stream]:
+                        on_output(stream, text)
+            self._on_output = on_output
+            self._on_event = on_event
+
+    def send(self, payload: Any) -> None:
+        """Hand an armed child its request (once); it has been waiting in ``receive()``."""
+        if self._req_w is None:
+            raise RuntimeError("this child takes no request")
+        data = cloudpickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(struct.pack("!Q", len(data)) + data)
+        try:
+            while view:
+                view = view[os.write(self._req_w, view):]
+        finally:
+            os.close(self._req_w)
+            self._req_w = None
+
+    def next_message(self) -> tuple[str, Any] | None:
+        """The child's next message (None once it closed its channel); for armed children."""
+        return next(self._messages, None)
+
+    def discard(self) -> None:
+        """Kill a child nobody will wait for, and reap it."""
+        if self._req_w is not None:
+            os.close(self._req_w)
+            self._req_w = None
+        self.kill()
+        try:
+            self.wait()
+        except OSError:
+            pass
 
     def kill(self) -> None:
         """Stop the child at once (used to cancel or supersede a spin)."""
@@ -164,14 +227,24 @@ class ChildProcess:
         messages: list[tuple[str, Any]] = []
         if self.forked:
             # Events (live card updates) go on as they arrive, while the step still runs.
-            for kind, payload in _iter_messages(self._res_r):
+            final = False
+            for kind, payload in self._messages:
                 if kind in ("result", "error") or self._on_event is None:
                     messages.append((kind, payload))
+                    final = kind in ("result", "error")
+                    if final:  # its last word: output is complete, exit is a formality
+                        break
                 else:
                     self._on_event(kind, payload)
             os.close(self._res_r)
-            _, status = os.waitpid(self.pid, 0)
-            code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            if final:
+                # Tearing down a big address space takes milliseconds: reap it aside.
+                threading.Thread(target=_reap, args=(self.pid,), daemon=True).start()
+                code = 0
+            else:
+                _, status = os.waitpid(self.pid, 0)
+                code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) \
+                    else os.WEXITSTATUS(status)
         else:
             code = self._proc.wait()
             assert self._res_path is not None
@@ -203,6 +276,13 @@ class ChildProcess:
         return outcome
 
 
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
 def _describe_exit(code: int) -> str:
     if code < 0:
         try:
@@ -223,6 +303,28 @@ def _incremental_decoder() -> Any:
 
 # -- child side ---------------------------------------------------------------
 _CHANNEL: _Channel | None = None
+_REQUESTS = -1
+
+
+class NoRequest(Exception):
+    """The parent dropped an armed child without sending it a request."""
+
+
+def receive() -> Any:
+    """In an armed child: wait for the parent's request and return it."""
+    global _REQUESTS
+    data = bytearray()
+    while True:
+        chunk = os.read(_REQUESTS, 1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    os.close(_REQUESTS)
+    _REQUESTS = -1
+    if len(data) < 8:
+        raise NoRequest()
+    (size,) = struct.unpack("!Q", data[:8])
+    return pickle.loads(bytes(data[8 : 8 + size]))
 
 
 def emit(kind: str, payload: Any) -> None:
@@ -237,10 +339,13 @@ def _child_main(
     out_w: int | None,
     err_w: int | None,
     channel: _Channel,
+    requests: int = -1,
 ) -> None:  # pragma: no cover - runs in the child
-    global _CHANNEL
+    global _CHANNEL, _REQUESTS
+    _REQUESTS = requests
     code = 0
     try:
+        _close_inherited({fd for fd in (out_w, err_w, channel.fd, requests) if fd is not None})
         import faulthandler
 
         faulthandler.disable()  # a crash is reported by its signal, not by a dump elsewhere
@@ -259,9 +364,14 @@ def _child_main(
         _CHANNEL = channel
         try:
             value = func(*args)
+            _close_output()  # all output is in the pipes before the result is
             _CHANNEL.send("result", value)
+        except NoRequest:
+            pass
         except BaseException:
-            _CHANNEL.send("error", traceback.format_exc())
+            message = traceback.format_exc()
+            _close_output()
+            _CHANNEL.send("error", message)
             code = 1
     finally:
         try:
@@ -270,6 +380,47 @@ def _child_main(
         except Exception:
             pass
         os._exit(code)
+
+
+def _close_inherited(keep: set[int]) -> None:  # pragma: no cover - runs in the child
+    """Close the pipes and sockets this child inherited from other threads' work.
+
+    A fork copies every descriptor: a pipe another thread's subprocess writes to, or a
+    client's socket, would stay open here and its reader would never see the end.
+    Regular files stay open (a logging handler may still write to one).
+    """
+    import stat
+
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        if fd <= 2 or fd in keep:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            continue
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _close_output() -> None:  # pragma: no cover - runs in the child
+    """Flush stdout/stderr and let go of the parent's pipes (later writes go nowhere)."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 def _spawn(

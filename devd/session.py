@@ -20,6 +20,9 @@ from .parents import SpinPlan, Target, parse_target, resolve_plan
 from .result import Artifacts, SpinError, SpinResult
 from .warmstore import TaskRef, WarmFlowDataStore, WarmStore, WarmTask
 
+# How long after a spin its successor's child is forked (see _prepare_next).
+PREPARE_DELAY_S = float(os.environ.get("DEVD_PREPARE_DELAY_MS", "5")) / 1000
+
 
 class Session:
     """Keeps one flow's parents warm across spins (the engine behind API, CLI and daemon).
@@ -31,7 +34,7 @@ class Session:
 
     def __init__(self, flow_file: str | os.PathLike[str], *, store: WarmStore | None = None,
                  budget_bytes: int | None = None, cwd: str | None = None,
-                 warm_after_spin: bool = True) -> None:
+                 warm_after_spin: bool = True, prepare: bool | None = None) -> None:
         self.flow_file = os.path.abspath(os.fspath(flow_file))
         self.cwd = os.path.abspath(cwd) if cwd else os.getcwd()
         self._owns_store = store is None
@@ -43,6 +46,14 @@ class Session:
         self._lock = threading.RLock()
         self._warming: list[threading.Thread] = []
         self.warm_after_spin = warm_after_spin
+        # A child forked ahead of time, flow imported and Metaflow set up, waiting for the
+        # next spin of the step last spun (see docs/engine.md, "Prepared children").
+        self.prepare = prepare if prepare is not None else \
+            os.environ.get("DEVD_PREPARE", "1") not in ("0", "false")
+        self._prepared: _Prepared | None = None
+        self._prepared_lock = threading.Lock()
+        self._closed = False
+        self.store.on_drop.append(self._dropped)
         require_user()
         preload()
         bind_metaflow_root()
@@ -56,7 +67,11 @@ class Session:
 
     def close(self) -> None:
         """Stop a running spin and forget the warm parents (unless the store is shared)."""
+        self._closed = True
         self.cancel()
+        self._drop_prepared()
+        if self._dropped in self.store.on_drop:
+            self.store.on_drop.remove(self._dropped)
         self._plans.clear()
         if self._owns_store:
             self.wait_warm(timeout=60)
@@ -175,16 +190,21 @@ class Session:
             parent_refs=list(plan.parents),
             want_private=want_private,
             want_diff=diff,
+            data_files=model.config_files(self.cwd),
         )
         t3 = time.perf_counter()
-        if fork_available():
-            warm: Any = WarmFlowDataStore(model.flow_name, warm_tasks)
-            args: tuple[Any, ...] = (request, warm, warm_tasks)
-        else:
-            args = (request, None, [])
         events = (lambda kind, payload: on_card(payload) if kind == "card" else None) \
             if on_card else None
-        child = ChildProcess(run_spin, args, on_output=on_output, on_event=events)
+        child = self._take_prepared(request, warm_tasks)
+        if child is not None:
+            child.attach(on_output, events)
+        else:
+            if fork_available():
+                warm: Any = WarmFlowDataStore(model.flow_name, warm_tasks)
+                args: tuple[Any, ...] = (request, warm, warm_tasks)
+            else:
+                args = (request, None, [])
+            child = ChildProcess(run_spin, args, on_output=on_output, on_event=events)
         self._running = child
         if on_started is not None:
             on_started(child)
@@ -193,14 +213,79 @@ class Session:
         finally:
             self._running = None
         timings["child"] = time.perf_counter() - t3
-        return self._result(model, plan, warm_tasks, outcome, persist, timings,
-                            time.perf_counter() - t0)
+        result = self._result(model, plan, warm_tasks, outcome, persist, timings,
+                              time.perf_counter() - t0, then=self._preparer(
+                                  model.flow_name, request, warm_tasks))
+        return result
+
+    def _preparer(self, flow_name: str, request: SpinRequest,
+                  warm_tasks: list[WarmTask]) -> Callable[[], None] | None:
+        if not (self.prepare and fork_available()) or request.persist:
+            return None
+        return functools.partial(self._prepare_next, flow_name, request, warm_tasks)
+
+    # -- prepared children --------------------------------------------------------
+    def _prepare_next(self, flow_name: str, request: SpinRequest,
+                      warm_tasks: list[WarmTask]) -> None:
+        """Fork the child for the next spin of this step now, off the spin's clock."""
+        # A fork holds the interpreter for milliseconds: let the spin's result go out first.
+        time.sleep(PREPARE_DELAY_S)
+        if self._closed:
+            return
+        args = (request, WarmFlowDataStore(flow_name, warm_tasks), warm_tasks, True)
+        try:
+            child = ChildProcess(run_spin, args, armed=True)
+        except OSError:  # out of processes or memory: spins still work, unprepared
+            return
+        fresh = _Prepared(request.prepared_key(), _warm_signature(warm_tasks), child)
+        with self._prepared_lock:
+            old, self._prepared = self._prepared, fresh
+        if old is not None:
+            old.child.discard()
+        if self._closed:
+            self._drop_prepared()
+
+    def _take_prepared(self, request: SpinRequest,
+                       warm_tasks: list[WarmTask]) -> ChildProcess | None:
+        """The prepared child, if it was made for this spin and its sources are unchanged."""
+        with self._prepared_lock:
+            prepared, self._prepared = self._prepared, None
+        if prepared is None:
+            return None
+        child = prepared.child
+        if prepared.key != request.prepared_key() or \
+                prepared.signature != _warm_signature(warm_tasks):
+            child.discard()
+            return None
+        try:
+            child.send(request)
+        except OSError:  # it already ended (its flow failed to import, say)
+            child.discard()
+            return None
+        message = child.next_message()  # it checks its source files first
+        if message is None or message[0] != "accepted":
+            child.discard()
+            return None
+        return child
+
+    def _drop_prepared(self) -> None:
+        with self._prepared_lock:
+            prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            prepared.child.discard()
+
+    def _dropped(self, pathspecs: list[str]) -> None:
+        """Warm tasks left the store: a prepared child holding them would keep their memory."""
+        prepared = self._prepared
+        if prepared is not None and any(p in prepared.pathspecs for p in pathspecs):
+            self._drop_prepared()
 
     def _parent_value(self, ref: TaskRef, name: str) -> Any:
         return self.store.ensure(ref, [name]).values[name]
 
     def _warm_in_background(self, tasks: dict[str, WarmTask],
-                            loaded: list[tuple[str, str]]) -> None:
+                            loaded: list[tuple[str, str]],
+                            then: Callable[[], None] | None = None) -> None:
         """Load what the child had to read itself, so that the next spin finds it warm."""
         wanted: dict[str, list[str]] = {}
         for pathspec, name in loaded:
@@ -212,6 +297,8 @@ class Session:
                     self.store.ensure(tasks[pathspec].ref, names)
                 except DevdError:
                     pass
+            if then is not None:
+                then()
 
         thread = threading.Thread(target=work, name="devd-warm", daemon=True)
         thread.start()
@@ -257,10 +344,12 @@ class Session:
 
     def _result(self, model: FlowModel, plan: SpinPlan, warm_tasks: list[WarmTask],
                 outcome: Any, persist: bool, timings: dict[str, float],
-                total: float) -> SpinResult:
+                total: float, then: Callable[[], None] | None) -> SpinResult:
+        """The spin's result; ``then`` runs in the background once the parents are warm."""
         child: ChildResult | None = outcome.value if isinstance(outcome.value, ChildResult) \
             else None
         if child is None:
+            _in_background(then)
             crash = (outcome.crashed or "the step process ended without a result").strip()
             message = crash.splitlines()[-1] if crash else "no result"
             error = SpinError("devd.ChildCrashed", message, self.flow_file, None, crash)
@@ -268,6 +357,7 @@ class Session:
                               outcome.stderr, [], total, plan.parent_pathspecs,
                               plan.origin_run_id, timings=timings)
         if child.error and child.error["type"] == "devd.DevdError":
+            _in_background(then)
             raise DevdError(child.error["message"])
         by_pathspec = {t.ref.pathspec: t for t in warm_tasks}
         for phase, seconds in child.phases.items():
@@ -281,7 +371,9 @@ class Session:
             else:
                 deferred[name] = functools.partial(self._parent_value, task.ref, source)
         if child.lazy_loaded and self.warm_after_spin:
-            self._warm_in_background(by_pathspec, child.lazy_loaded)
+            self._warm_in_background(by_pathspec, child.lazy_loaded, then)
+        else:
+            _in_background(then)
         values = Artifacts(loaded, deferred)
         public = Artifacts({k: v for k, v in loaded.items() if not k.startswith("_")},
                            {k: v for k, v in deferred.items() if not k.startswith("_")})
@@ -321,6 +413,27 @@ class Session:
             timings=timings,
             _persist_root=os.path.dirname(child.persisted_root) if child.persisted_root else None,
         )
+
+
+class _Prepared:
+    """A prepared child and what it was made for."""
+
+    def __init__(self, key: tuple[Any, ...], signature: tuple[Any, ...],
+                 child: ChildProcess) -> None:
+        self.key = key
+        self.signature = signature
+        self.child = child
+        self.pathspecs = {entry[0] for entry in signature}
+
+
+def _warm_signature(warm_tasks: list[WarmTask]) -> tuple[Any, ...]:
+    """Which warm objects a child forked now would hold (it sees none loaded later)."""
+    return tuple((t.ref.pathspec, id(t), frozenset(t.values)) for t in warm_tasks)
+
+
+def _in_background(work: Callable[[], None] | None) -> None:
+    if work is not None:
+        threading.Thread(target=work, name="devd-prepare", daemon=True).start()
 
 
 def preload_libraries(names: list[str]) -> None:

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -258,6 +258,13 @@ class WarmStore:
         self.budget_bytes = budget_bytes
         self._tasks: OrderedDict[str, WarmTask] = OrderedDict()
         self._lock = threading.RLock()
+        # Called with the pathspecs of tasks that left the store (evicted, discarded).
+        self.on_drop: list[Callable[[list[str]], None]] = []
+
+    def _tell_dropped(self, pathspecs: list[str]) -> None:
+        if pathspecs:
+            for listener in list(self.on_drop):
+                listener(pathspecs)
 
     def get(self, ref: TaskRef) -> WarmTask:
         """The warm task for ``ref``, opened on first use."""
@@ -293,20 +300,25 @@ class WarmStore:
     def _evict(self, keep: set[str]) -> None:
         if self.budget_bytes is None:
             return
+        evicted = []
         while self.total_bytes > self.budget_bytes:
             victim = next((p for p in self._tasks if p not in keep), None)
             if victim is None:
-                return
+                break
             del self._tasks[victim]
+            evicted.append(victim)
+        self._tell_dropped(evicted)
 
     def discard(self, pathspecs: Iterable[str]) -> None:
         with self._lock:
-            for p in pathspecs:
-                self._tasks.pop(p, None)
+            gone = [p for p in pathspecs if self._tasks.pop(p, None) is not None]
+        self._tell_dropped(gone)
 
     def clear(self) -> None:
         with self._lock:
+            gone = list(self._tasks)
             self._tasks.clear()
+        self._tell_dropped(gone)
 
     @property
     def total_bytes(self) -> int:

@@ -1,0 +1,193 @@
+"""Prepared children: the next spin's child is forked ahead of time and waits for it.
+
+Each test makes sure a prepared child was really used (its result reports the time it
+waited, ``child.idle``) or really refused, and that what the spin returns is exactly what
+a freshly forked child would have returned.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from devd import DevdError, Session
+from devd.warmstore import WarmStore
+
+FLOW = '''\
+from metaflow import FlowSpec, step
+import helper_mod
+
+print("imported {name}")
+
+
+class {name}(FlowSpec):
+    @step
+    def start(self):
+        self.x = 3
+        self.next(self.compute)
+
+    @step
+    def compute(self):
+        self.y = self.x * helper_mod.FACTOR + OFFSET
+        print("y is", self.y)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+OFFSET = 0
+
+if __name__ == "__main__":
+    {name}()
+'''
+
+
+@pytest.fixture
+def flow(in_project: Path, request: pytest.FixtureRequest) -> Path:
+    """A flow of its own (it imports a helper module next to it), run once for real."""
+    from tests.conftest import run_flow
+
+    name = "Prep" + request.node.name.split("[")[0].replace("test_", "").title().replace("_", "")
+    folder = in_project / name.lower()
+    folder.mkdir()
+    (folder / "helper_mod.py").write_text("FACTOR = 2\n")
+    path = folder / "prep_flow.py"
+    path.write_text(FLOW.format(name=name))
+    run_flow(folder, "prep_flow.py")
+    os.chdir(folder)
+    return path
+
+
+def wait_prepared(session: Session) -> None:
+    """Until the child prepared after the last spin has imported the flow."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        prepared = session._prepared
+        if prepared is not None and "imported" in "".join(prepared.child._out["stdout"]):
+            return
+        time.sleep(0.01)
+    raise AssertionError("no child was prepared after the last spin")
+
+
+def spin_prepared(session: Session, step: str = "compute", **kwargs):
+    """Spin once the prepared child is ready (it is made in the background)."""
+    wait_prepared(session)
+    return session.spin(step, **kwargs)
+
+
+def rewrite(path: Path, text: str) -> None:
+    path.write_text(text)
+    os.utime(path, ns=(1, 1))  # a different mtime even within one clock tick
+
+
+def test_the_next_spin_uses_the_prepared_child(flow: Path) -> None:
+    with Session(flow) as s:
+        first = s.spin("compute")
+        assert first.ok and "child.idle" not in first.timings
+        second = spin_prepared(s)
+        assert second.ok, second.error
+        assert "child.idle" in second.timings
+        assert second.artifacts["y"] == first.artifacts["y"] == 6
+        # output printed while the child was being prepared still belongs to the spin, once
+        assert second.stdout.count("imported") == 1 and "y is 6" in second.stdout
+
+
+def test_output_streams_to_the_spin_that_takes_the_child(flow: Path) -> None:
+    with Session(flow) as s:
+        s.spin("compute")
+        seen: list[str] = []
+        result = spin_prepared(s, on_output=lambda stream, text: seen.append(text))
+        assert "child.idle" in result.timings
+        assert "".join(seen) == result.stdout
+
+
+def test_overrides_come_with_the_request(flow: Path) -> None:
+    with Session(flow) as s:
+        s.spin("compute")
+        result = spin_prepared(s, artifacts={"x": 10})
+        assert "child.idle" in result.timings
+        assert result.artifacts["y"] == 20
+
+
+def test_an_edited_flow_file_is_never_run_stale(flow: Path) -> None:
+    source = flow.read_text()
+    with Session(flow) as s:
+        assert s.spin("compute").artifacts["y"] == 6
+        wait_prepared(s)  # the flow file was stamped before this child imported it
+        rewrite(flow, source.replace("OFFSET = 0", "OFFSET = 100"))
+        result = s.spin("compute")
+        assert result.ok and result.artifacts["y"] == 106
+        assert "child.idle" not in result.timings  # the prepared child was refused
+
+
+def test_an_edited_helper_module_is_never_run_stale(flow: Path) -> None:
+    with Session(flow) as s:
+        assert s.spin("compute").artifacts["y"] == 6
+        wait_prepared(s)
+        time.sleep(0.5)  # helpers are stamped just after the import
+        rewrite(flow.parent / "helper_mod.py", "FACTOR = 5\n")
+        result = s.spin("compute")
+        assert result.ok and result.artifacts["y"] == 15
+        # and once the edit is old news, the next child is prepared from it
+        again = spin_prepared(s)
+        assert "child.idle" in again.timings and again.artifacts["y"] == 15
+
+
+def test_a_syntax_error_then_its_fix(flow: Path) -> None:
+    source = flow.read_text()
+    with Session(flow) as s:
+        assert s.spin("compute").ok
+        wait_prepared(s)
+        rewrite(flow, source.replace("self.y = self.x", "self.y = = self.x"))
+        with pytest.raises(DevdError, match="SyntaxError"):
+            s.spin("compute")
+        rewrite(flow, source)
+        time.sleep(0.2)  # a child prepared from the broken file gives way too
+        fixed = s.spin("compute")
+        assert fixed.ok and fixed.artifacts["y"] == 6
+
+
+def test_another_step_does_not_take_the_child(flow: Path) -> None:
+    with Session(flow) as s:
+        s.spin("compute")
+        other = spin_prepared(s, step="end")
+        assert other.ok and "child.idle" not in other.timings
+
+
+def test_close_and_eviction_end_the_prepared_child(flow: Path) -> None:
+    store = WarmStore()
+    s = Session(flow, store=store)
+    s.spin("compute")
+    spin_prepared(s)
+    wait_prepared(s)
+    pid = s._prepared.child.pid
+    store.clear()  # its parents left the store: it must not keep their memory alive
+    assert s._prepared is None
+    assert not _alive(pid)
+    s.spin("compute")
+    wait_prepared(s)
+    pid = s._prepared.child.pid
+    s.close()
+    assert not _alive(pid)
+
+
+def test_prepare_false_forks_at_each_spin(flow: Path) -> None:
+    with Session(flow, prepare=False) as s:
+        s.spin("compute")
+        time.sleep(0.2)
+        assert s._prepared is None
+        assert "child.idle" not in s.spin("compute").timings
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process exists (a zombie counts as gone: it was killed, not reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
