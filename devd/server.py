@@ -90,6 +90,9 @@ class DevdServer(LanguageServer):
         self.spin_on_save = False
         self.last_spun: dict[str, str] = {}  # path -> step last spun from this client
         self.close_connection: Any = None
+        # Only an LSP client (one that sent `initialize`) gets broadcast notifications; a
+        # bare JSON-RPC client such as the CLI gets just the logs of its own requests.
+        self.lsp_client = False
         self._register()
 
     # -- plumbing ---------------------------------------------------------------------
@@ -108,6 +111,8 @@ class DevdServer(LanguageServer):
 
     def on_engine_event(self, method: str, params: dict[str, Any]) -> None:
         """Forward engine events to this client; refresh what they affect."""
+        if not self.lsp_client:
+            return
         if method == "devd/spinFinished":
             result: SpinResult = params["result"]
             path = params["flow"]
@@ -170,6 +175,7 @@ class DevdServer(LanguageServer):
 
         @server.feature(types.INITIALIZE)
         def initialize(params: types.InitializeParams) -> None:
+            server.lsp_client = True
             options = plain(params.initialization_options) or {}
             server.spin_on_save = bool(options.get("spinOnSave", False))
 
