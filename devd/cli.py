@@ -10,7 +10,10 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself is not imported: the CLI must start fast
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -19,7 +22,12 @@ def _pairs(values: list[list[str]] | None) -> dict[str, str]:
     return {name: value for name, value in (values or [])}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; with ``only``, just that command's (faster to build)."""
+
+    def want(command: str) -> bool:
+        return only is None or only == command
+
     parser = argparse.ArgumentParser(
         prog="devd",
         description="The instant inner loop for Metaflow: spin one step on warm parents.",
@@ -27,82 +35,95 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of devd errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    spin = sub.add_parser(
-        "spin", help="re-run one step with its parents' recorded state",
-        description="Re-run one step of FLOW with its parents' state. STEP is a step name "
-        "(parents from the newest run that has them), RUN/STEP, or Flow/RUN/STEP/TASK.",
-    )
-    spin.add_argument("flow", metavar="FLOW", help="the flow's .py file")
-    spin.add_argument("target", metavar="STEP_OR_PATHSPEC")
-    spin.add_argument("--artifacts-module", metavar="FILE",
-                      help="a .py file defining ARTIFACTS = {name: value} to override inputs")
-    spin.add_argument("--persist", action="store_true",
-                      help="store the spun task where Metaflow's inspect_spin('.') reads it")
-    spin.add_argument("--config", nargs=2, action="append", metavar=("NAME", "PATH"),
-                      help="a Config from a file (repeatable)")
-    spin.add_argument("--config-value", nargs=2, action="append", metavar=("NAME", "JSON"),
-                      help="a Config value as JSON (repeatable)")
-    spin.add_argument("--json", action="store_true", help="print one JSON object")
-    spin.add_argument("--from-spin", action="store_true",
-                      help="take parents from the last spins of the parent steps (daemon)")
-    spin.add_argument("--no-daemon", action="store_true",
-                      help="spin in this process even when a daemon runs")
+    if want("spin"):
+        spin = sub.add_parser(
+            "spin", help="re-run one step with its parents' recorded state",
+            description="Re-run one step of FLOW with its parents' state. STEP is a step name "
+            "(parents from the newest run that has them), RUN/STEP, or Flow/RUN/STEP/TASK.",
+        )
+        spin.add_argument("flow", metavar="FLOW", help="the flow's .py file")
+        spin.add_argument("target", metavar="STEP_OR_PATHSPEC")
+        spin.add_argument("--artifacts-module", metavar="FILE",
+                          help="a .py file defining ARTIFACTS = {name: value} to override inputs")
+        spin.add_argument("--persist", action="store_true",
+                          help="store the spun task where Metaflow's inspect_spin('.') reads it")
+        spin.add_argument("--config", nargs=2, action="append", metavar=("NAME", "PATH"),
+                          help="a Config from a file (repeatable)")
+        spin.add_argument("--config-value", nargs=2, action="append", metavar=("NAME", "JSON"),
+                          help="a Config value as JSON (repeatable)")
+        spin.add_argument("--json", action="store_true", help="print one JSON object")
+        spin.add_argument("--from-spin", action="store_true",
+                          help="take parents from the last spins of the parent steps (daemon)")
+        spin.add_argument("--no-daemon", action="store_true",
+                          help="spin in this process even when a daemon runs")
 
-    run = sub.add_parser(
-        "run", help="run the flow with Metaflow (python FLOW run ...)",
-        description="Run FLOW with Metaflow's own `run`; any further options go to Metaflow.",
-    )
-    run.add_argument("flow", metavar="FLOW")
-    run.add_argument("args", nargs=argparse.REMAINDER, help="options for `python FLOW run`")
+    if want("run"):
+        run = sub.add_parser(
+            "run", help="run the flow with Metaflow (python FLOW run ...)",
+            description="Run FLOW with Metaflow's own `run`; any further options go to Metaflow.",
+        )
+        run.add_argument("flow", metavar="FLOW")
+        run.add_argument("args", nargs=argparse.REMAINDER, help="options for `python FLOW run`")
 
-    resume = sub.add_parser(
-        "resume", help="resume the flow with Metaflow (python FLOW resume ...)",
-        description="Resume FLOW with Metaflow's own `resume`, from STEP if given.",
-    )
-    resume.add_argument("flow", metavar="FLOW")
-    resume.add_argument("step", metavar="STEP", nargs="?")
-    resume.add_argument("--origin-run-id", metavar="ID")
-    resume.add_argument("args", nargs=argparse.REMAINDER,
-                        help="options for `python FLOW resume`")
+    if want("resume"):
+        resume = sub.add_parser(
+            "resume", help="resume the flow with Metaflow (python FLOW resume ...)",
+            description="Resume FLOW with Metaflow's own `resume`, from STEP if given.",
+        )
+        resume.add_argument("flow", metavar="FLOW")
+        resume.add_argument("step", metavar="STEP", nargs="?")
+        resume.add_argument("--origin-run-id", metavar="ID")
+        resume.add_argument("args", nargs=argparse.REMAINDER,
+                            help="options for `python FLOW resume`")
 
-    card = sub.add_parser(
-        "card", help="write the preview page of a step's spin (its cards and results)",
-        description="Write the preview of the last spin of STEP (kept by a running daemon), "
-        "or of a spin made now; with --recorded and a task pathspec, the cards Metaflow "
-        "stored for that recorded task. Prints the file's path.",
-    )
-    card.add_argument("flow", metavar="FLOW")
-    card.add_argument("target", metavar="STEP_OR_PATHSPEC")
-    card.add_argument("-o", "--output", metavar="FILE",
-                      help="where to write (default: a file in the temp directory)")
-    card.add_argument("--open", action="store_true", help="open it in the web browser")
-    card.add_argument("--recorded", action="store_true",
-                      help="show the recorded task's own cards (needs Flow/RUN/STEP/TASK)")
+    if want("card"):
+        card = sub.add_parser(
+            "card", help="write the preview page of a step's spin (its cards and results)",
+            description="Write the preview of the last spin of STEP (kept by a running daemon), "
+            "or of a spin made now; with --recorded and a task pathspec, the cards Metaflow "
+            "stored for that recorded task. Prints the file's path.",
+        )
+        card.add_argument("flow", metavar="FLOW")
+        card.add_argument("target", metavar="STEP_OR_PATHSPEC")
+        card.add_argument("-o", "--output", metavar="FILE",
+                          help="where to write (default: a file in the temp directory)")
+        card.add_argument("--open", action="store_true", help="open it in the web browser")
+        card.add_argument("--recorded", action="store_true",
+                          help="show the recorded task's own cards (needs Flow/RUN/STEP/TASK)")
 
-    status = sub.add_parser("status", help="what the project's daemon holds warm and runs")
-    status.add_argument("path", nargs="?", default=".", metavar="FLOW_OR_DIR")
-    status.add_argument("--json", action="store_true")
+    if want("status"):
+        status = sub.add_parser("status", help="what the project's daemon holds warm and runs")
+        status.add_argument("path", nargs="?", default=".", metavar="FLOW_OR_DIR")
+        status.add_argument("--json", action="store_true")
 
-    daemon = sub.add_parser("daemon", help="start, stop or inspect the project's daemon")
-    daemon.add_argument("action", choices=["start", "stop", "status"])
-    daemon.add_argument("path", nargs="?", default=".", metavar="FLOW_OR_DIR",
-                        help="a flow or directory of the project (default: .)")
-    daemon.add_argument("--idle-timeout", type=float, metavar="SECONDS",
-                        help="exit after this long without clients or work (default 1800)")
-    daemon.add_argument("--budget-mb", type=float, metavar="MB",
-                        help="memory for warm parents (default: half the machine's RAM)")
-    daemon.add_argument("--tcp", type=int, metavar="PORT",
-                        help="also listen on 127.0.0.1:PORT (clients send the token first)")
+    if want("daemon"):
+        daemon = sub.add_parser("daemon", help="start, stop or inspect the project's daemon")
+        daemon.add_argument("action", choices=["start", "stop", "status"])
+        daemon.add_argument("path", nargs="?", default=".", metavar="FLOW_OR_DIR",
+                            help="a flow or directory of the project (default: .)")
+        daemon.add_argument("--idle-timeout", type=float, metavar="SECONDS",
+                            help="exit after this long without clients or work (default 1800)")
+        daemon.add_argument("--budget-mb", type=float, metavar="MB",
+                            help="memory for warm parents (default: half the machine's RAM)")
+        daemon.add_argument("--tcp", type=int, metavar="PORT",
+                            help="also listen on 127.0.0.1:PORT (clients send the token first)")
 
-    serve = sub.add_parser("serve", help="language server for an editor (joins the daemon)")
-    serve.add_argument("--stdio", action="store_true", required=True,
-                       help="speak LSP on stdin/stdout")
-    serve.add_argument("--root", default=".", help="the project directory (default: .)")
+    if want("serve"):
+        serve = sub.add_parser("serve", help="language server for an editor (joins the daemon)")
+        serve.add_argument("--stdio", action="store_true", required=True,
+                           help="speak LSP on stdin/stdout")
+        serve.add_argument("--root", default=".", help="the project directory (default: .)")
+
     return parser
 
 
+COMMANDS = ("spin", "run", "resume", "card", "status", "daemon", "serve")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    named = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(named if named in COMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -135,10 +156,13 @@ def _config_values(pairs: dict[str, str]) -> dict[str, Any]:
     return values
 
 
-def file_uri(path: str) -> str:
-    from urllib.parse import quote
+_URI_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-._~")
 
-    return "file://" + quote(os.path.abspath(path))
+
+def file_uri(path: str) -> str:
+    """``file://`` URI of a path, percent-encoded as urllib's ``quote`` does (without it)."""
+    raw = os.path.abspath(path).encode("utf-8", "surrogateescape")
+    return "file://" + "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in raw)
 
 
 def _daemon_for(path: str) -> Any:
@@ -166,7 +190,7 @@ def cmd_spin(args: argparse.Namespace) -> int:
                             "`devd daemon start` and spin the parent steps first")
         from .session import Session
 
-        with Session(args.flow, warm_after_spin=False) as session:
+        with Session(args.flow, warm_after_spin=False, prepare=False) as session:
             result = session.spin(
                 args.target,
                 artifacts_module=args.artifacts_module,
@@ -323,7 +347,7 @@ def cmd_card(args: argparse.Namespace) -> int:
             from .preview import recorded_hashes, render_preview
             from .session import Session
 
-            with Session(args.flow, warm_after_spin=False) as session:
+            with Session(args.flow, warm_after_spin=False, prepare=False) as session:
                 result = session.spin(args.target, diff=True, want_values=False)
             html = render_preview(result, recorded=recorded_hashes(result))
             step = result.step

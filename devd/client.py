@@ -5,14 +5,19 @@ Standard library only, so `devd spin` against a warm daemon starts in millisecon
 
 from __future__ import annotations
 
+# _socket is the C module under `socket`: the Python wrapper imports enum and selectors,
+# which cost `devd spin` milliseconds it cannot spare. Unix stream sockets need no more.
+import _socket
 import json
-import socket
-from collections.abc import Callable
-from typing import Any
 
-from .project import DaemonPaths
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
-Notification = Callable[[str, Any], None]
+    from .project import DaemonPaths
+
+    Notification = Callable[[str, Any], None]
 
 
 class DaemonUnavailable(Exception):
@@ -31,7 +36,7 @@ class DaemonClient:
 
     def __init__(self, paths: DaemonPaths, timeout: float | None = None) -> None:
         self.paths = paths
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
             self._sock.connect(paths.socket)

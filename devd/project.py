@@ -6,7 +6,6 @@ talk to a daemon or to load the engine itself.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -82,5 +81,9 @@ class DaemonPaths:
 
 def daemon_paths(root: str) -> DaemonPaths:
     root = os.path.abspath(root)
-    digest = hashlib.sha1(root.encode()).hexdigest()[:12]
+    try:
+        from _sha1 import sha1  # CPython's own SHA-1: loads faster than OpenSSL's hashlib
+    except ImportError:
+        from hashlib import sha1
+    digest = sha1(root.encode()).hexdigest()[:12]
     return DaemonPaths(root, os.path.join(runtime_base(), digest))
