@@ -92,6 +92,17 @@ def set_environment(root: Path, eager: bool) -> None:
     os.environ["DEVD_RUNTIME_DIR"] = str(root / "rt")
 
 
+def compile_devd() -> None:
+    """Bytecode for devd's own modules, as installing a package writes it.
+
+    A checkout installed in editable mode, under PYTHONDONTWRITEBYTECODE=1, would compile
+    devd afresh in every process; Metaflow's modules in site-packages are compiled.
+    """
+    import compileall
+
+    compileall.compile_dir(str(REPO / "devd"), quiet=1)
+
+
 def devd_command() -> list[str]:
     """The `devd` console script next to this interpreter (or `python -m devd.cli`)."""
     script = Path(sys.executable).with_name("devd")
@@ -454,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
 
     root = Path(tempfile.mkdtemp(prefix="devd-bench-"))
     set_environment(root, args.eager)
+    compile_devd()
     # After the environment (Metaflow reads it on import); numpy, as a warm process of a
     # numpy flow has it imported.
     import numpy  # noqa: F401

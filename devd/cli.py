@@ -6,13 +6,14 @@ the command that needs them.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
-TYPE_CHECKING = False  # typing itself is not imported: the CLI must start fast
+# Not imported here: argparse, json, typing. Each pulls in `re`; a `devd spin` answered
+# by a warm daemon must be done in the time they take to import (see _quick_spin_args).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -24,6 +25,7 @@ def _pairs(values: list[list[str]] | None) -> dict[str, str]:
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The CLI's parser; with ``only``, just that command's (faster to build)."""
+    import argparse
 
     def want(command: str) -> bool:
         return only is None or only == command
@@ -120,14 +122,81 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 COMMANDS = ("spin", "run", "resume", "card", "status", "daemon", "serve")
 
 
+class _SpinArgs:
+    """The namespace argparse makes for ``spin``, made without argparse."""
+
+    def __init__(self) -> None:
+        self.command = "spin"
+        self.debug = False
+        self.flow: str | None = None
+        self.target: str | None = None
+        self.artifacts_module: str | None = None
+        self.persist = False
+        self.config: list[list[str]] | None = None
+        self.config_value: list[list[str]] | None = None
+        self.json = False
+        self.from_spin = False
+        self.no_daemon = False
+
+
+_SPIN_FLAGS = {"--persist": "persist", "--json": "json", "--from-spin": "from_spin",
+               "--no-daemon": "no_daemon"}
+_SPIN_PAIRS = {"--config": "config", "--config-value": "config_value"}
+
+
+def _quick_spin_args(argv: list[str]) -> _SpinArgs | None:
+    """``devd spin`` arguments in their plain forms, read without importing argparse.
+
+    Anything else (help, ``--opt=value``, abbreviations, a value that looks like an
+    option, a mistake) returns None, and argparse reads the line as usual: whatever this
+    accepts, argparse reads the same way (tests/test_cli.py checks it).
+    """
+    args = _SpinArgs()
+    i = 0
+    while i < len(argv) and argv[i] == "--debug":
+        args.debug = True
+        i += 1
+    if i >= len(argv) or argv[i] != "spin":
+        return None
+    positionals: list[str] = []
+    rest = argv[i + 1:]
+    j = 0
+    while j < len(rest):
+        token = rest[j]
+        if not token.startswith("-"):
+            positionals.append(token)
+        elif token in _SPIN_FLAGS:
+            setattr(args, _SPIN_FLAGS[token], True)
+        elif token == "--artifacts-module" or token in _SPIN_PAIRS:
+            count = 1 if token == "--artifacts-module" else 2
+            values = rest[j + 1:j + 1 + count]
+            if len(values) < count or any(v.startswith("-") for v in values):
+                return None
+            if count == 1:
+                args.artifacts_module = values[0]
+            else:
+                name = _SPIN_PAIRS[token]
+                setattr(args, name, (getattr(args, name) or []) + [values])
+            j += count
+        else:
+            return None
+        j += 1
+    if len(positionals) != 2:
+        return None
+    args.flow, args.target = positionals
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    named = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(named if named in COMMANDS else None)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_BAD_INPUT
+    args: Any = _quick_spin_args(argv)
+    if args is None:
+        named = next((a for a in argv if not a.startswith("-")), None)
+        parser = build_parser(named if named in COMMANDS else None)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_BAD_INPUT
     from .errors import DevdError
 
     try:
@@ -145,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _config_values(pairs: dict[str, str]) -> dict[str, Any]:
+    import json
+
     from .errors import DevdError
 
     values = {}
@@ -202,7 +273,9 @@ def cmd_spin(args: argparse.Namespace) -> int:
             )
         data = result.to_json()
     if args.json:
-        print(json.dumps(data, default=str))
+        from .wire import dumps
+
+        print(dumps(data, default=str))
     else:
         print_result(data)
     return EXIT_OK if data["ok"] else EXIT_STEP_FAILED
@@ -373,7 +446,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     with client:
         data = client.request("devd/status")
     if args.json:
-        print(json.dumps(data))
+        from .wire import dumps
+
+        print(dumps(data))
         return EXIT_OK
     from .summary import human_bytes
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 # _socket is the C module under `socket`: the Python wrapper imports enum and selectors,
 # which cost `devd spin` milliseconds it cannot spare. Unix stream sockets need no more.
 import _socket
-import json
+
+from . import wire
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class DaemonClient:
         self.close()
 
     def _send(self, message: dict[str, Any]) -> None:
-        body = json.dumps(message).encode()
+        body = wire.dumps(message).encode()
         self._sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
     def _read_message(self) -> dict[str, Any]:
@@ -75,7 +76,7 @@ class DaemonClient:
         while len(self._buffer) < length:
             self._fill()
         body, self._buffer = self._buffer[:length], self._buffer[length:]
-        return json.loads(body)
+        return wire.loads(body)
 
     def _fill(self) -> None:
         chunk = self._sock.recv(1 << 16)

@@ -6,7 +6,6 @@ talk to a daemon or to load the engine itself.
 
 from __future__ import annotations
 
-import json
 import os
 
 
@@ -71,6 +70,8 @@ class DaemonPaths:
         os.chmod(self.directory, 0o700)
 
     def read_info(self) -> dict[str, object]:
+        import json
+
         try:
             with open(self.info) as fh:
                 data = json.load(fh)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import reprlib
-from typing import Any
+
+TYPE_CHECKING = False  # no typing import: the CLI prints results with human_bytes
+if TYPE_CHECKING:
+    from typing import Any
 
 _repr = reprlib.Repr()
 _repr.maxstring = 60

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def devd(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "devd.cli", *args], cwd=cwd,
@@ -93,3 +95,84 @@ def test_run_and_resume_are_metaflows_own(in_project: Path) -> None:
     out = devd(in_project, "resume", "run_cli_flow.py", "double", "--origin-run-id", run_id)
     assert out.returncode == 0, out.stderr
     assert "resume finished: run id" in out.stdout
+
+
+SPIN_LINES = [
+    ["spin", "flow.py", "train"],
+    ["--debug", "spin", "flow.py", "train", "--json"],
+    ["spin", "--json", "flow.py", "--persist", "1/train"],
+    ["spin", "flow.py", "F/1/train/2", "--from-spin", "--no-daemon"],
+    ["spin", "flow.py", "train", "--artifacts-module", "a.py"],
+    ["spin", "flow.py", "train", "--config", "cfg", "c.json", "--config", "other", "o.json"],
+    ["spin", "flow.py", "train", "--config-value", "cfg", '{"a": 1}'],
+    ["spin", "my flow.py", "tr ain"],
+]
+NOT_QUICK = [
+    ["spin", "flow.py", "train", "--json=1"],
+    ["spin", "flow.py", "train", "--jso"],  # an abbreviation: argparse's business
+    ["spin", "flow.py", "train", "--artifacts-module", "-x.py"],
+    ["spin", "flow.py", "train", "--config", "cfg"],
+    ["spin", "flow.py"],
+    ["spin", "flow.py", "train", "extra"],
+    ["spin", "-h"],
+    ["spin", "flow.py", "train", "--", "x"],
+    ["status"],
+    [],
+]
+
+
+@pytest.mark.parametrize("argv", SPIN_LINES, ids=" ".join)
+def test_quick_spin_arguments_read_as_argparse_reads_them(argv: list[str]) -> None:
+    from devd.cli import _quick_spin_args, build_parser
+
+    quick = _quick_spin_args(argv)
+    assert quick is not None
+    assert vars(quick) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", NOT_QUICK, ids=" ".join)
+def test_everything_else_goes_to_argparse(argv: list[str]) -> None:
+    from devd.cli import _quick_spin_args
+
+    assert _quick_spin_args(argv) is None
+
+
+def test_a_spin_answered_by_a_daemon_imports_neither_argparse_nor_json() -> None:
+    """What `devd spin` loads before it talks to the daemon (imports cost it most)."""
+    code = (
+        "import sys; from devd.cli import _quick_spin_args, file_uri, print_result; "
+        "from devd.client import connect; from devd.project import daemon_paths, project_root; "
+        "_quick_spin_args(['spin', 'f.py', 's', '--json']); file_uri('f.py'); "
+        "print(sorted(m for m in ('argparse', 'json', 're', 'typing', 'socket', 'hashlib') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("value", [
+    {"a": [1, 2.5, -3, "é ✓ \n \"q\"", True, False, None], "b": {}, "c": []},
+    [float("inf"), 1e300, "\\u1234", {"nested": {"x": [[]]}}],
+    "plain", 0, None,
+])
+def test_wire_json_is_json(value) -> None:
+    import json
+
+    from devd import wire
+
+    assert wire.dumps(value) == json.dumps(value)
+    assert wire.loads(json.dumps(value)) == json.loads(json.dumps(value))
+    assert wire.loads(json.dumps(value).encode()) == json.loads(json.dumps(value))
+
+
+def test_wire_refuses_what_json_refuses() -> None:
+    import json
+
+    from devd import wire
+
+    with pytest.raises(json.JSONDecodeError):
+        wire.loads('{"a": 1} trailing')
+    with pytest.raises(TypeError):
+        wire.dumps({"a": object()})
+    assert wire.dumps({"a": object()}, default=lambda o: "x") == '{"a": "x"}'
