@@ -51,6 +51,7 @@ FLOW_SRC = HERE / "flows" / "big_parent_flow.py"
 FLOW = FLOW_SRC.name
 FLOW_NAME = "BigParentFlow"
 WARM_TARGET_MS = 30.0
+DAEMON_TARGET_RATIO = 20.0
 FLOOR_CODE = "import numpy, metaflow"
 
 
@@ -326,6 +327,14 @@ def targets(rows: list[SizeResult]) -> list[str]:
             f"**{'Met' if ok_cold else 'Not met'}** against Metaflow's first spin, "
             f"**{'met' if ok_steady else 'not met'}** even against its spin with a warm "
             "blob cache.")
+    daemon = [(r.mb, r.median("steady", "devd cli daemon"), r.median("steady", "metaflow spin"))
+              for r in rows if r.steady.get("devd cli daemon")]
+    if daemon:
+        ok = all(d and m and m / d >= DAEMON_TARGET_RATIO for _, d, m in daemon)
+        txt = "; ".join(f"{mb} MB: {vs(m, d)} vs {ms(m)}" for mb, d, m in daemon)
+        lines.append(f"- Whole-process `devd spin` via a warm daemon >= {DAEMON_TARGET_RATIO:.0f}x "
+                     f"faster than `python flow.py spin`: {txt}. "
+                     f"**{'Met' if ok else 'Not met'}.**")
     return lines
 
 

@@ -107,6 +107,7 @@ class ChildProcess:
         self._out: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self._out_lock = threading.Lock()
         self._req_w: int | None = None
+        self.killed = False
         self.pid = 0
         self._start(func, args, armed)
 
@@ -215,6 +216,7 @@ class ChildProcess:
 
     def kill(self) -> None:
         """Stop the child at once (used to cancel or supersede a spin)."""
+        self.killed = True
         try:
             if self._proc is not None:
                 self._proc.kill()

@@ -195,21 +195,19 @@ class Session:
         t3 = time.perf_counter()
         events = (lambda kind, payload: on_card(payload) if kind == "card" else None) \
             if on_card else None
-        child = self._take_prepared(request, warm_tasks)
-        if child is not None:
-            child.attach(on_output, events)
-        else:
-            if fork_available():
-                warm: Any = WarmFlowDataStore(model.flow_name, warm_tasks)
-                args: tuple[Any, ...] = (request, warm, warm_tasks)
-            else:
-                args = (request, None, [])
-            child = ChildProcess(run_spin, args, on_output=on_output, on_event=events)
-        self._running = child
-        if on_started is not None:
-            on_started(child)
         try:
-            outcome = child.wait()
+            outcome = self._run_prepared(request, warm_tasks, on_output, events, on_started)
+            if outcome is None:
+                if fork_available():
+                    warm: Any = WarmFlowDataStore(model.flow_name, warm_tasks)
+                    args: tuple[Any, ...] = (request, warm, warm_tasks)
+                else:
+                    args = (request, None, [])
+                child = ChildProcess(run_spin, args, on_output=on_output, on_event=events)
+                self._running = child
+                if on_started is not None:
+                    on_started(child)
+                outcome = child.wait()
         finally:
             self._running = None
         timings["child"] = time.perf_counter() - t3
@@ -245,9 +243,11 @@ class Session:
         if self._closed:
             self._drop_prepared()
 
-    def _take_prepared(self, request: SpinRequest,
-                       warm_tasks: list[WarmTask]) -> ChildProcess | None:
-        """The prepared child, if it was made for this spin and its sources are unchanged."""
+    def _run_prepared(self, request: SpinRequest, warm_tasks: list[WarmTask],
+                      on_output: OutputCallback | None, on_event: Any,
+                      on_started: Callable[[ChildProcess], None] | None) -> Any:
+        """Run the spin in the prepared child, if there is one made for it and its sources
+        are unchanged; its outcome, or None (then a fresh child must run it)."""
         with self._prepared_lock:
             prepared, self._prepared = self._prepared, None
         if prepared is None:
@@ -262,11 +262,17 @@ class Session:
         except OSError:  # it already ended (its flow failed to import, say)
             child.discard()
             return None
+        self._running = child  # cancellable while it finishes setting up, too
+        if on_started is not None:
+            on_started(child)
         message = child.next_message()  # it checks its source files first
         if message is None or message[0] != "accepted":
+            if child.killed:  # cancelled meanwhile: that is this spin's outcome
+                return child.wait()
             child.discard()
             return None
-        return child
+        child.attach(on_output, on_event)
+        return child.wait()
 
     def _drop_prepared(self) -> None:
         with self._prepared_lock:

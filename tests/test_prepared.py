@@ -17,10 +17,17 @@ from devd import DevdError, Session
 from devd.warmstore import WarmStore
 
 FLOW = '''\
+import os
+import time
+
 from metaflow import FlowSpec, step
 import helper_mod
 
 print("imported {name}")
+_hold = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hold")
+_until = time.monotonic() + 60
+while os.path.exists(_hold) and time.monotonic() < _until:
+    time.sleep(0.05)  # a flow that is slow to import while "hold" exists (cancel test)
 
 
 class {name}(FlowSpec):
@@ -32,6 +39,8 @@ class {name}(FlowSpec):
     @step
     def compute(self):
         self.y = self.x * helper_mod.FACTOR + OFFSET
+        if getattr(self, "hold", None):
+            open(self.hold, "w").close()
         print("y is", self.y)
         self.next(self.end)
 
@@ -191,3 +200,20 @@ def _alive(pid: int) -> bool:
             return fh.read().split(") ")[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_spin_waiting_for_its_prepared_child_can_be_cancelled(flow: Path) -> None:
+    import threading
+
+    hold = flow.parent / "hold"
+    with Session(flow) as s:
+        # this spin leaves the hold file: the child prepared after it hangs importing
+        assert s.spin("compute", artifacts={"hold": str(hold)}).ok
+        wait_prepared(s)
+        threading.Timer(1.0, s.cancel).start()
+        started = time.monotonic()
+        cancelled = s.spin("compute")
+        assert time.monotonic() - started < 30
+        assert not cancelled.ok and "killed" in cancelled.error.message
+        hold.unlink()
+        assert s.spin("compute").artifacts["y"] == 6
