@@ -7,6 +7,7 @@ runs, loading a flow) goes to a thread pool so hovers and lenses stay instant.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -78,11 +79,21 @@ class DevdProtocol(LanguageServerProtocol):
             closer()
 
 
+@functools.cache
+def shared_converter() -> Any:
+    """pygls's converter, built once: building one registers every LSP type with cattrs
+    (~8 ms), and the daemon makes a server per connection."""
+    from pygls.protocol import default_converter
+
+    return default_converter()
+
+
 class DevdServer(LanguageServer):
     """One client's view of the shared engine."""
 
     def __init__(self, engine: Engine, pool: ThreadPoolExecutor) -> None:
         super().__init__("devd", __version__, protocol_cls=DevdProtocol,
+                         converter_factory=shared_converter,
                          text_document_sync_kind=types.TextDocumentSyncKind.Full)
         self.engine = engine
         self.pool = pool
