@@ -461,6 +461,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  running: {work['kind']} {work.get('step') or ''} ({work['seconds']} s)")
     for flow in data["flows"]:
         print(f"  flow: {flow}")
+    for prepared in data.get("prepared") or []:
+        print(f"  prepared: a child for the next spin of {prepared['step']} "
+              f"(pid {prepared['pid']})")
     return EXIT_OK
 
 

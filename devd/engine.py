@@ -451,4 +451,7 @@ class Engine:
             "lastSpins": [{"flow": p, "step": s, "ok": r.result.ok,
                            "durationMs": round(r.result.duration_s * 1000, 1)}
                           for (p, s), r in sorted(self._last.items())],
+            "prepared": [{"flow": path, "step": step, "pid": pid}
+                         for path, session in sorted(self._sessions.items())
+                         for step, pid in [session.prepared_for()] if step],
         }

@@ -274,6 +274,13 @@ class Session:
         child.attach(on_output, on_event)
         return child.wait()
 
+    def prepared_for(self) -> tuple[str | None, int | None]:
+        """(step, pid) of the child prepared for the next spin, if there is one."""
+        prepared = self._prepared
+        if prepared is None:
+            return None, None
+        return prepared.key[2], prepared.child.pid
+
     def _drop_prepared(self) -> None:
         with self._prepared_lock:
             prepared, self._prepared = self._prepared, None

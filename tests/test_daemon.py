@@ -386,10 +386,16 @@ async def test_terminal_and_editor_share_one_warm_state(client: LanguageClient,
                                                         daemon_project: Path) -> None:
     await call(client, "devd/spin", {"uri": uri(daemon_project, "linear_flow.py"),
                                      "step": "double"})
+    deadline = time.monotonic() + 30  # the child for the next spin is forked aside
+    while not any(p["step"] == "double" for p in
+                  (await call(client, "devd/status", {}))["prepared"]):
+        assert time.monotonic() < deadline, "no child was prepared after the editor's spin"
+        await asyncio.sleep(0.05)
     out = cli(daemon_project, "spin", "linear_flow.py", "double", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["timingsMs"]["load"] < 50  # parents were already warm in the daemon
+    assert "child.idle" in data["timingsMs"]  # and it ran in the child the editor's spin left
     status = json.loads(cli(daemon_project, "status", "--json").stdout)
     assert any(s["step"] == "double" and s["flow"].endswith("linear_flow.py")
                for s in status["lastSpins"])
