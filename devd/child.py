@@ -201,8 +201,10 @@ def _unchanged_parent_objects(produced: dict[str, Any]) -> dict[str, tuple[str, 
     """Artifacts that are a parent's own big array or buffer, read but not changed.
 
     Reading ``self.x`` caches it on the flow, so Metaflow sees it as set by the step; the
-    same object with the same crc32 is the parent's value, and needs no copy back.
+    same object, with no page written since the fork (devd/pagecheck.py) or else the same
+    crc32, is the parent's value, and needs no copy back.
     """
+    from .pagecheck import untouched_since_fork
     from .warmstore import fingerprint
 
     owners = {}
@@ -213,7 +215,7 @@ def _unchanged_parent_objects(produced: dict[str, Any]) -> dict[str, tuple[str, 
     found = {}
     for name, value in produced.items():
         owner = owners.get(id(value))
-        if owner is not None and fingerprint(value) == owner[2]:
+        if owner is not None and (untouched_since_fork(value) or fingerprint(value) == owner[2]):
             found[name] = (owner[0], owner[1])
     return found
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from devd import Session
 from devd.warmstore import WarmStore, load_task
 
@@ -93,3 +95,27 @@ def test_a_big_parent_array_the_step_reads_is_not_copied_back_unless_changed(
         mutated = session.spin("mutate")
         assert mutated.artifacts["arr"][0] == -1.0  # an in-place change is the task's value
         assert mutated.artifacts["arr"] is not warm and warm[0] == 0.0
+
+
+def _page_verdicts(arr, write: bool) -> tuple:
+    from devd.pagecheck import untouched_since_fork
+
+    before = untouched_since_fork(arr)
+    if write:
+        arr[len(arr) // 2] += 1.0
+    return before, untouched_since_fork(arr)
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_the_page_map_tells_whether_a_child_wrote_an_inherited_array(write: bool) -> None:
+    """The fast 'unchanged' proof for big parent arrays (a crc32 decides otherwise)."""
+    import numpy as np
+
+    from devd.forking import run_in_child
+    from devd.pagecheck import untouched_since_fork
+
+    arr = np.ones(4 << 20)  # 32 MB of private memory, every page written here
+    assert untouched_since_fork(arr) is None  # in the process that wrote it: no proof
+    outcome = run_in_child(_page_verdicts, arr, write)
+    assert outcome.value == ((True, None) if write else (True, True))
+    assert untouched_since_fork(arr[10:]) is None  # a view: never vouched for
