@@ -45,7 +45,7 @@ class ChildOutcome:
 
 
 class _Channel:
-    """Length-prefixed pickled messages over a pipe (child -> parent)."""
+    """Length-prefixed pickled ``(kind, payload)`` messages over a pipe."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -55,11 +55,9 @@ class _Channel:
             data = cloudpickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # an unpicklable payload must not lose the message
             data = cloudpickle.dumps((kind, {"unpicklable": repr(exc)}))
-        header = struct.pack("!Q", len(data))
-        view = memoryview(header + data)
+        view = memoryview(struct.pack("!Q", len(data)) + data)
         while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
+            view = view[os.write(self.fd, view):]
 
 
 def _iter_messages(fd: int) -> Iterator[tuple[str, Any]]:
@@ -190,11 +188,8 @@ class ChildProcess:
         """Hand an armed child its request (once); it has been waiting in ``receive()``."""
         if self._req_w is None:
             raise RuntimeError("this child takes no request")
-        data = cloudpickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(struct.pack("!Q", len(data)) + data)
         try:
-            while view:
-                view = view[os.write(self._req_w, view):]
+            _Channel(self._req_w).send("request", payload)
         finally:
             os.close(self._req_w)
             self._req_w = None
@@ -315,18 +310,14 @@ class NoRequest(Exception):
 def receive() -> Any:
     """In an armed child: wait for the parent's request and return it."""
     global _REQUESTS
-    data = bytearray()
-    while True:
-        chunk = os.read(_REQUESTS, 1 << 20)
-        if not chunk:
-            break
-        data += chunk
-    os.close(_REQUESTS)
-    _REQUESTS = -1
-    if len(data) < 8:
+    try:
+        message = next(_iter_messages(_REQUESTS), None)
+    finally:
+        os.close(_REQUESTS)
+        _REQUESTS = -1
+    if message is None or message[0] != "request":
         raise NoRequest()
-    (size,) = struct.unpack("!Q", data[:8])
-    return pickle.loads(bytes(data[8 : 8 + size]))
+    return message[1]
 
 
 def emit(kind: str, payload: Any) -> None:
