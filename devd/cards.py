@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import inspect
+import os
 import re
 from typing import Any
 
@@ -221,10 +222,49 @@ def with_live_bridge(html: str) -> str:
     html = _REMOTE_FONT.sub("", html, count=1)
     if 'data-devd="live-bridge"' in html:
         return html
-    end = html.lower().rfind("</body>")  # the last one: the card's script may contain it
+    end = _last_body_close(html)  # the last one: the card's script may contain it
     if end < 0:
         return html + LIVE_BRIDGE
     return html[:end] + LIVE_BRIDGE + html[end:]
+
+
+def _last_body_close(html: str) -> int:
+    """Where the last ``</body>`` (any case) starts; the tail first (cards run to MBs)."""
+    tail_start = max(0, len(html) - 4096)
+    found = html[tail_start:].lower().rfind("</body>")
+    if found >= 0:
+        return tail_start + found
+    return html.lower().rfind("</body>") if tail_start else -1
+
+
+def cache_card_assets() -> None:
+    """Read Metaflow's card page template, JS and CSS (~1 MB) once, in the warm process.
+
+    Metaflow's default and blank cards read them from its package at every render; a
+    spin's child would read them again each time. Only files inside Metaflow's card
+    package are cached: they never change while a process runs.
+    """
+    from metaflow.plugins.cards.card_modules import basic
+
+    if getattr(basic.read_file, "devd_cached", False):
+        return
+    package = os.path.dirname(os.path.abspath(basic.__file__)) + os.sep
+    original = basic.read_file
+    cache: dict[str, str] = {}
+
+    def read_file(path: str) -> str:
+        if not os.path.abspath(path).startswith(package):
+            return original(path)
+        if path not in cache:
+            cache[path] = original(path)
+        return cache[path]
+
+    read_file.devd_cached = True  # type: ignore[attr-defined]
+    basic.read_file = read_file
+    for name in ("RENDER_TEMPLATE_PATH", "JS_PATH", "CSS_PATH"):
+        path = getattr(basic, name, None)
+        if isinstance(path, str) and os.path.isfile(path):
+            read_file(path)
 
 
 def update_payload(entry: dict[str, Any]) -> dict[str, Any]:

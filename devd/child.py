@@ -766,12 +766,21 @@ def preload() -> None:
         "metaflow.system", "metaflow.cli_components.utils", "metaflow.util",
         "metaflow.plugins.cards.card_creator", "metaflow.plugins.cards.component_serializer",
         "metaflow.plugins.datastores.spin_storage", "metaflow.plugins.metadata_providers.spin",
-        "metaflow.cards", "devd.loader", "cloudpickle",
+        "metaflow.cards", "metaflow.plugins.cards.card_cli",
+        "metaflow.plugins.cards.card_modules.basic",
+        "metaflow.plugins.cards.card_modules.chevron", "devd.cards", "devd.loader",
+        "cloudpickle",
     ):
         try:
             importlib.import_module(name)
         except Exception:  # an optional part of Metaflow missing must not stop spins
             pass
+    try:
+        from .cards import cache_card_assets
+
+        cache_card_assets()
+    except Exception:
+        pass
     # Caches children inherit: tokenizer regexes (graph building reads step source) and
     # Metaflow's version string (it runs `git describe` the first time).
     import io

@@ -443,3 +443,35 @@ def test_card_types_of_installed_metaflow_extensions_render(
     assert shout.locator("h1").inner_text().startswith("SHOUT CardFlow/")
     assert shout.locator("#after").inner_text() == "after=9"
     watched.close()
+
+
+def test_live_bridge_goes_before_the_last_body_close_in_any_case() -> None:
+    from devd.cards import LIVE_BRIDGE, with_live_bridge
+
+    script = "<script>var s = '</body>';</script>"
+    long_tail = "x" * 10_000
+    for page in (f"<html><body>{script}</BODY></html>",
+                 f"<html><body>{script}</body>{long_tail}</html>",
+                 "<html><body>no close"):
+        out = with_live_bridge(page)
+        assert out.count(LIVE_BRIDGE) == 1 and with_live_bridge(out) == out
+        if "no close" in page:
+            assert out.endswith(LIVE_BRIDGE)
+        else:
+            assert out.index(LIVE_BRIDGE) > out.index(script)  # not inside the script
+            assert out[out.index(LIVE_BRIDGE) + len(LIVE_BRIDGE):].lower().startswith("</body>")
+
+
+def test_card_assets_are_read_once_and_only_metaflows_own(tmp_path: Path) -> None:
+    from metaflow.plugins.cards.card_modules import basic
+
+    from devd.cards import cache_card_assets
+
+    cache_card_assets()
+    first = basic.read_file(basic.JS_PATH)
+    assert basic.read_file(basic.JS_PATH) is first  # the cached text itself
+    other = tmp_path / "template.html"
+    other.write_text("one")
+    assert basic.read_file(str(other)) == "one"
+    other.write_text("two")
+    assert basic.read_file(str(other)) == "two"  # a user's own template is read anew
