@@ -217,3 +217,37 @@ def test_a_spin_waiting_for_its_prepared_child_can_be_cancelled(flow: Path) -> N
         assert not cancelled.ok and "killed" in cancelled.error.message
         hold.unlink()
         assert s.spin("compute").artifacts["y"] == 6
+
+
+def test_configs_given_to_a_spin_are_never_those_a_child_was_prepared_with(
+        in_project: Path) -> None:
+    other = in_project / "prepared-other.json"
+    other.write_text('{"lr": 0.9, "tag": "file"}')
+    with Session("config_flow.py") as s:
+        assert s.spin("train").artifacts["lr"] == 0.1
+        wait_for_child(s)
+        given = s.spin("train", config_value={"settings": {"lr": 0.5, "tag": "tuned"}})
+        assert "child.idle" not in given.timings
+        assert (given.artifacts["lr"], given.artifacts["env_tag"]) == (0.5, "tuned")
+        wait_for_child(s)
+        again = s.spin("train", config_value={"settings": {"lr": 0.5, "tag": "tuned"}})
+        assert "child.idle" in again.timings  # prepared with these very values
+        assert (again.artifacts["lr"], again.artifacts["env_tag"]) == (0.5, "tuned")
+        wait_for_child(s)
+        from_file = s.spin("train", config={"settings": str(other)})
+        assert (from_file.artifacts["lr"], from_file.artifacts["env_tag"]) == (0.9, "file")
+        wait_for_child(s)
+        other.write_text('{"lr": 0.7, "tag": "edited"}')
+        os.utime(other, ns=(1, 1))
+        edited = s.spin("train", config={"settings": str(other)})
+        assert "child.idle" not in edited.timings  # the Config file changed since
+        assert (edited.artifacts["lr"], edited.artifacts["env_tag"]) == (0.7, "edited")
+
+
+def wait_for_child(session: Session) -> None:
+    """Until a child is prepared and has had time to set up (no print to wait for here)."""
+    deadline = time.monotonic() + 30
+    while session._prepared is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert session._prepared is not None
+    time.sleep(2.0)
