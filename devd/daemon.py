@@ -186,7 +186,7 @@ class Daemon:
             idle.cancel()
             for s in servers:
                 s.close()
-            self.engine.cancel()
+            self.engine.close()
             self.watcher.stop()
             self._remove_files()
 

@@ -409,6 +409,14 @@ class Engine:
         self.touch()
         return outcome
 
+    def close(self) -> None:
+        """Stop running work and end every flow's prepared child (the daemon is exiting)."""
+        self.cancel()
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            session.close()
+
     def cancel(self, target: str | None = None) -> list[int]:
         """Stop running work: all of it, a step's spin, or 'run' for runs and resumes."""
         stopped = []

@@ -54,6 +54,10 @@ class Artifacts(Mapping[str, Any]):
     def __contains__(self, name: object) -> bool:
         return name in self._loaded or name in self._deferred
 
+    def is_loaded(self, name: str) -> bool:
+        """Whether reading ``name`` costs nothing (it is not a parent value still on disk)."""
+        return name in self._loaded
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Mapping):
             return NotImplemented

@@ -34,6 +34,7 @@ from .language import (
 )
 from .parents import parse_target
 from .result import SpinResult
+from .summary import human_bytes
 from .warmstore import WarmTask
 
 
@@ -346,12 +347,22 @@ def _hover_text(engine: Engine, path: str, source: str, line: int, name: str) ->
     if info is None:
         return None
     record = engine.last_spin(path, info.name)
+    unloaded = None
     if record is not None and record.result.ok and name in record.result.all_values:
         when = record.result.pathspec or f"last spin of '{info.name}'"
-        return describe_value(name, record.result.all_values[name], when)
+        if record.result.all_values.is_loaded(name):
+            return describe_value(name, record.result.all_values[name], when)
+        # a big parent value the step never read: a hover must not load it
+        rows = {r["name"]: r for r in record.result.artifact_rows}
+        unloaded = (rows.get(name), when)
     for warm in _warm_parents(engine, path, info.name):
         if name in warm.values:
             return describe_value(name, warm.values[name], f"task {warm.ref.pathspec}")
+    if unloaded is not None and unloaded[0] is not None:
+        row, when = unloaded
+        size = human_bytes(row.get("sizeBytes"))
+        return (f"**self.{name}**: `{row['type']}` — {row['summary']}"
+                f"{f' ({size})' if size else ''}\n\nfrom {when}")
     origins = available_names(model, source, info.name, set())
     if name in origins:
         return f"**self.{name}** — {origins[name]}; spin or run the flow to see its value"

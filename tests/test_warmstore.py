@@ -119,3 +119,24 @@ def test_the_page_map_tells_whether_a_child_wrote_an_inherited_array(write: bool
     outcome = run_in_child(_page_verdicts, arr, write)
     assert outcome.value == ((True, None) if write else (True, True))
     assert untouched_since_fork(arr[10:]) is None  # a view: never vouched for
+
+
+def test_hover_on_a_parent_value_nobody_read_does_not_load_it(in_project: Path,
+                                                              monkeypatch) -> None:
+    import devd.warmstore as warmstore
+    from devd.engine import Engine
+    from devd.server import _hover_text
+
+    monkeypatch.setattr(warmstore, "EAGER_LIMIT_BYTES", 0)  # every artifact counts as big
+    engine = Engine(str(in_project), None)
+    path = str(in_project / "linear_flow.py")
+    result = engine.spin(path, "double")  # reads x, never label
+    assert result.ok and not result.all_values.is_loaded("label")
+    source = (in_project / "linear_flow.py").read_text()
+    line = next(i for i, text in enumerate(source.splitlines()) if "sum(self.x)" in text)
+    text = _hover_text(engine, path, source, line, "label")
+    assert text is not None and "`str`" in text and "not loaded" in text
+    assert not result.all_values.is_loaded("label")
+    assert all("label" not in t.values for t in engine.store.snapshot())
+    assert "`list`" in _hover_text(engine, path, source, line, "x")  # read: shown as is
+    engine.close()
