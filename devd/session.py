@@ -231,11 +231,12 @@ class Session:
         if self._closed:
             return
         args = (request, WarmFlowDataStore(flow_name, warm_tasks), warm_tasks, True)
+        state = _process_state()  # what the child inherits; a later change refuses it
         try:
             child = ChildProcess(run_spin, args, armed=True)
         except OSError:  # out of processes or memory: spins still work, unprepared
             return
-        fresh = _Prepared(request.prepared_key(), _warm_signature(warm_tasks), child)
+        fresh = _Prepared(request.prepared_key(), _warm_signature(warm_tasks), child, state)
         with self._prepared_lock:
             old, self._prepared = self._prepared, fresh
         if old is not None:
@@ -254,7 +255,8 @@ class Session:
             return None
         child = prepared.child
         if prepared.key != request.prepared_key() or \
-                prepared.signature != _warm_signature(warm_tasks):
+                prepared.signature != _warm_signature(warm_tasks) or \
+                prepared.state != _process_state():
             child.discard()
             return None
         try:
@@ -432,11 +434,18 @@ class _Prepared:
     """A prepared child and what it was made for."""
 
     def __init__(self, key: tuple[Any, ...], signature: tuple[Any, ...],
-                 child: ChildProcess) -> None:
+                 child: ChildProcess, state: tuple[Any, ...]) -> None:
         self.key = key
         self.signature = signature
         self.child = child
+        self.state = state
         self.pathspecs = {entry[0] for entry in signature}
+
+
+def _process_state() -> tuple[Any, ...]:
+    """What a step may see of this process besides its parents: a notebook that sets an
+    environment variable or extends sys.path between spins must not get an older child."""
+    return tuple(sorted(os.environ.items())), tuple(sys.path)
 
 
 def _warm_signature(warm_tasks: list[WarmTask]) -> tuple[Any, ...]:

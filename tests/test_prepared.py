@@ -251,3 +251,20 @@ def wait_for_child(session: Session) -> None:
         time.sleep(0.01)
     assert session._prepared is not None
     time.sleep(2.0)
+
+
+def test_an_environment_changed_after_the_child_was_prepared_reaches_the_step(
+        flow: Path, monkeypatch) -> None:
+    source = flow.read_text().replace(
+        "self.y = self.x * helper_mod.FACTOR + OFFSET",
+        "self.y = self.x * helper_mod.FACTOR + int(os.environ.get('PREP_OFFSET', '0'))")
+    rewrite(flow, source)
+    with Session(flow) as s:
+        assert s.spin("compute").artifacts["y"] == 6
+        wait_prepared(s)
+        monkeypatch.setenv("PREP_OFFSET", "1000")  # as a notebook cell would, between spins
+        result = s.spin("compute")
+        assert result.artifacts["y"] == 1006 and "child.idle" not in result.timings
+        wait_prepared(s)
+        again = s.spin("compute")  # prepared with it now
+        assert again.artifacts["y"] == 1006 and "child.idle" in again.timings
