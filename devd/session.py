@@ -211,21 +211,22 @@ class Session:
         finally:
             self._running = None
         timings["child"] = time.perf_counter() - t3
-        result = self._result(model, plan, warm_tasks, outcome, persist, timings,
-                              time.perf_counter() - t0, then=self._preparer(
-                                  model.flow_name, request, warm_tasks))
-        return result
-
-    def _preparer(self, flow_name: str, request: SpinRequest,
-                  warm_tasks: list[WarmTask]) -> Callable[[], None] | None:
-        if not (self.prepare and fork_available()) or request.persist:
-            return None
-        return functools.partial(self._prepare_next, flow_name, request, warm_tasks)
+        try:
+            return self._result(model, plan, warm_tasks, outcome, persist, timings,
+                                time.perf_counter() - t0)
+        finally:
+            if self.prepare and fork_available() and not persist:
+                # after the parents this spin read are warm: the child must inherit them
+                threading.Thread(target=self._prepare_next, name="devd-prepare", daemon=True,
+                                 args=(model.flow_name, request, warm_tasks,
+                                       list(self._warming))).start()
 
     # -- prepared children --------------------------------------------------------
     def _prepare_next(self, flow_name: str, request: SpinRequest,
-                      warm_tasks: list[WarmTask]) -> None:
+                      warm_tasks: list[WarmTask], warming: list[threading.Thread]) -> None:
         """Fork the child for the next spin of this step now, off the spin's clock."""
+        for thread in warming:
+            thread.join()
         # A fork holds the interpreter for milliseconds: let the spin's result go out first.
         time.sleep(PREPARE_DELAY_S)
         if self._closed:
@@ -236,7 +237,7 @@ class Session:
             child = ChildProcess(run_spin, args, armed=True)
         except OSError:  # out of processes or memory: spins still work, unprepared
             return
-        fresh = _Prepared(request.prepared_key(), _warm_signature(warm_tasks), child, state)
+        fresh = _Prepared(request, _warm_signature(warm_tasks), child, state)
         with self._prepared_lock:
             old, self._prepared = self._prepared, fresh
         if old is not None:
@@ -281,7 +282,7 @@ class Session:
         prepared = self._prepared
         if prepared is None:
             return None, None
-        return prepared.key[2], prepared.child.pid
+        return prepared.step, prepared.child.pid
 
     def _drop_prepared(self) -> None:
         with self._prepared_lock:
@@ -299,8 +300,7 @@ class Session:
         return self.store.ensure(ref, [name]).values[name]
 
     def _warm_in_background(self, tasks: dict[str, WarmTask],
-                            loaded: list[tuple[str, str]],
-                            then: Callable[[], None] | None = None) -> None:
+                            loaded: list[tuple[str, str]]) -> None:
         """Load what the child had to read itself, so that the next spin finds it warm."""
         wanted: dict[str, list[str]] = {}
         for pathspec, name in loaded:
@@ -312,8 +312,6 @@ class Session:
                     self.store.ensure(tasks[pathspec].ref, names)
                 except DevdError:
                     pass
-            if then is not None:
-                then()
 
         thread = threading.Thread(target=work, name="devd-warm", daemon=True)
         thread.start()
@@ -359,12 +357,10 @@ class Session:
 
     def _result(self, model: FlowModel, plan: SpinPlan, warm_tasks: list[WarmTask],
                 outcome: Any, persist: bool, timings: dict[str, float],
-                total: float, then: Callable[[], None] | None) -> SpinResult:
-        """The spin's result; ``then`` runs in the background once the parents are warm."""
+                total: float) -> SpinResult:
         child: ChildResult | None = outcome.value if isinstance(outcome.value, ChildResult) \
             else None
         if child is None:
-            _in_background(then)
             crash = (outcome.crashed or "the step process ended without a result").strip()
             message = crash.splitlines()[-1] if crash else "no result"
             error = SpinError("devd.ChildCrashed", message, self.flow_file, None, crash)
@@ -372,7 +368,6 @@ class Session:
                               outcome.stderr, [], total, plan.parent_pathspecs,
                               plan.origin_run_id, timings=timings)
         if child.error and child.error["type"] == "devd.DevdError":
-            _in_background(then)
             raise DevdError(child.error["message"])
         by_pathspec = {t.ref.pathspec: t for t in warm_tasks}
         for phase, seconds in child.phases.items():
@@ -386,9 +381,7 @@ class Session:
             else:
                 deferred[name] = functools.partial(self._parent_value, task.ref, source)
         if child.lazy_loaded and self.warm_after_spin:
-            self._warm_in_background(by_pathspec, child.lazy_loaded, then)
-        else:
-            _in_background(then)
+            self._warm_in_background(by_pathspec, child.lazy_loaded)
         values = Artifacts(loaded, deferred)
         public = Artifacts({k: v for k, v in loaded.items() if not k.startswith("_")},
                            {k: v for k, v in deferred.items() if not k.startswith("_")})
@@ -433,9 +426,10 @@ class Session:
 class _Prepared:
     """A prepared child and what it was made for."""
 
-    def __init__(self, key: tuple[Any, ...], signature: tuple[Any, ...],
+    def __init__(self, request: SpinRequest, signature: tuple[Any, ...],
                  child: ChildProcess, state: tuple[Any, ...]) -> None:
-        self.key = key
+        self.key = request.prepared_key()
+        self.step = request.step
         self.signature = signature
         self.child = child
         self.state = state
@@ -451,11 +445,6 @@ def _process_state() -> tuple[Any, ...]:
 def _warm_signature(warm_tasks: list[WarmTask]) -> tuple[Any, ...]:
     """Which warm objects a child forked now would hold (it sees none loaded later)."""
     return tuple((t.ref.pathspec, id(t), frozenset(t.values)) for t in warm_tasks)
-
-
-def _in_background(work: Callable[[], None] | None) -> None:
-    if work is not None:
-        threading.Thread(target=work, name="devd-prepare", daemon=True).start()
 
 
 def preload_libraries(names: list[str]) -> None:
