@@ -1,0 +1,82 @@
+/** Cancel, Show Card Preview, Show Daemon Status, Restart Daemon. */
+import { spawn } from "node:child_process";
+import * as vscode from "vscode";
+
+import { type Devd, settingsFor } from "../context";
+import { Methods, type StatusResult } from "../protocol";
+import { resolveInterpreterFor } from "../python/environment";
+import { humanBytes } from "../statusbar/format";
+
+export async function cancel(devd: Devd): Promise<string[]> {
+  const cancelled: string[] = [];
+  for (const { client } of devd.clients.running()) {
+    const answer = await client.sendRequest<{ cancelled: string[] }>(Methods.cancel, {});
+    cancelled.push(...answer.cancelled);
+  }
+  void vscode.window.setStatusBarMessage(cancelled.length ? `devd: cancelled ${cancelled.length}` : "devd: nothing running", 3000);
+  return cancelled;
+}
+
+/** The pane for the step last spun, else the step under the cursor's last spin. */
+export async function showPreview(devd: Devd): Promise<void> {
+  const current = devd.panel.current ?? devd.lastSpun;
+  if (current) {
+    await devd.panel.show(current, true);
+    return;
+  }
+  const editor = vscode.window.activeTextEditor;
+  const client = editor ? await devd.clients.clientFor(editor.document.uri) : undefined;
+  if (!editor || !client) {
+    void vscode.window.showInformationMessage("devd: no spin yet — press Ctrl+Alt+S in a step first.");
+    return;
+  }
+  const status = await client.sendRequest<StatusResult>(Methods.status, {});
+  const mine = status.lastSpins.filter((s) => s.flow === editor.document.uri.fsPath);
+  const last = mine[mine.length - 1];
+  if (!last) {
+    void vscode.window.showInformationMessage("devd: no spin of this flow yet — press Ctrl+Alt+S in a step first.");
+    return;
+  }
+  await devd.panel.show({ uri: editor.document.uri.toString(), step: last.step }, true);
+}
+
+export function formatStatusReport(s: StatusResult): string {
+  const lines = [
+    `devd daemon for ${s.root} (pid ${s.pid})`,
+    `  warm: ${humanBytes(s.warmBytes)} of ${humanBytes(s.budgetBytes)} budget, ${s.warm.length} task(s)`,
+    ...s.warm.map((w) => `    ${w.pathspec}  ${humanBytes(w.sizeBytes)}`),
+    `  running: ${s.running.length ? s.running.map((r) => `${r.kind} ${r.step ?? ""} (${r.seconds.toFixed(1)} s, id ${r.id})`).join(", ") : "nothing"}`,
+    `  watched flows: ${s.flows.join(", ") || "none"}`,
+    `  last spins: ${s.lastSpins.map((l) => `${l.step} ${l.ok ? "ok" : "failed"} ${l.durationMs} ms`).join(", ") || "none"}`,
+    `  prepared children: ${(s.prepared ?? []).map((p) => `${p.step} (pid ${p.pid})`).join(", ") || "none"}`,
+  ];
+  return lines.join("\n");
+}
+
+export async function showStatus(devd: Devd): Promise<void> {
+  const running = devd.clients.running();
+  if (!running.length) {
+    devd.output.appendLine("[devd] no daemon connected: open a flow file to start one");
+  }
+  for (const { client } of running) {
+    const status = await client.sendRequest<StatusResult>(Methods.status, {});
+    devd.output.appendLine(formatStatusReport(status));
+  }
+  devd.output.show(true);
+}
+
+/** Stop each project's daemon (the warm state goes with it) and start afresh. */
+export async function restart(devd: Devd): Promise<void> {
+  for (const root of devd.clients.roots()) {
+    const resource = vscode.Uri.file(root);
+    const python = await resolveInterpreterFor(resource, settingsFor(resource));
+    await new Promise<void>((resolve) => {
+      const child = spawn(python.path, ["-m", "devd.cli", "daemon", "stop", root], { cwd: root });
+      child.stdout.on("data", (d: Buffer) => devd.output.append(d.toString()));
+      child.stderr.on("data", (d: Buffer) => devd.output.append(d.toString()));
+      child.on("error", () => resolve());
+      child.on("close", () => resolve());
+    });
+  }
+  await devd.clients.restartAll("Restart Daemon");
+}

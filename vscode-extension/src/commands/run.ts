@@ -1,0 +1,93 @@
+/** Run Flow (ctrl+alt+r, the `Run flow` lens) and Resume From Step, with progress and Cancel. */
+import * as path from "node:path";
+import * as vscode from "vscode";
+import { WorkDoneProgress, type WorkDoneProgressBegin, type WorkDoneProgressReport } from "vscode-languageclient/node";
+
+import { type Devd, saveFirst, settingsFor, targetDocument } from "../context";
+import { Methods, type RunResult } from "../protocol";
+
+let tokens = 0;
+
+export async function run(devd: Devd, uriArg?: string | vscode.Uri): Promise<RunResult | undefined> {
+  return flowCommand(devd, "run", uriArg);
+}
+
+/** Resume from the lens's step, else a step picked from the daemon's lenses (or Metaflow's default). */
+export async function resume(devd: Devd, uriArg?: string | vscode.Uri, step?: string): Promise<RunResult | undefined> {
+  const doc = await targetDocument(uriArg);
+  if (!doc) {
+    return undefined;
+  }
+  let from = step;
+  if (!from) {
+    const lenses = (await vscode.commands.executeCommand<vscode.CodeLens[]>("vscode.executeCodeLensProvider", doc.uri)) ?? [];
+    const steps = lenses.filter((l) => l.command?.command === "devd.resume").map((l) => String(l.command?.arguments?.[1]));
+    const picked = await vscode.window.showQuickPick(
+      [{ label: "$(debug-restart) the failed step", description: "Metaflow's default", step: "" }, ...steps.map((s) => ({ label: s, description: "", step: s }))],
+      { title: "devd: resume the newest run from…" },
+    );
+    if (!picked) {
+      return undefined;
+    }
+    from = picked.step || undefined;
+  }
+  return flowCommand(devd, "resume", doc.uri, from);
+}
+
+async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string | vscode.Uri, step?: string): Promise<RunResult | undefined> {
+  const doc = await targetDocument(uriArg);
+  if (!doc || !(await saveFirst(doc))) {
+    return undefined;
+  }
+  const client = await devd.clients.clientFor(doc.uri);
+  if (!client) {
+    return undefined;
+  }
+  const settings = settingsFor(doc.uri);
+  const token = `devd-ui-${kind}-${process.pid}-${++tokens}`;
+  const name = path.basename(doc.fileName);
+  const params: Record<string, unknown> = { uri: doc.uri.toString(), args: settings.runArgs, workDoneToken: token };
+  if (step) {
+    params.step = step;
+  }
+  devd.output.appendLine(`[devd] ${kind} ${name}${step ? ` from ${step}` : ""} ${settings.runArgs.join(" ")}`);
+  devd.status.update({ running: kind === "run" ? "running" : `resuming ${step ?? ""}`.trim() });
+  const result = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `devd: ${kind} ${name}`, cancellable: true },
+    async (progress, cancel) => {
+      let done = 0;
+      const sub = client.onProgress(WorkDoneProgress.type, token, (value) => {
+        if (value.kind === "report" || value.kind === "begin") {
+          const v = value as WorkDoneProgressReport | WorkDoneProgressBegin;
+          const pct = v.percentage ?? done;
+          progress.report({ message: v.message, increment: Math.max(pct - done, 0) });
+          done = Math.max(pct, done);
+          if (v.message) {
+            devd.status.update({ running: `${kind} ${v.message.split(" (")[0]}` });
+          }
+        }
+      });
+      const stop = cancel.onCancellationRequested(() => {
+        void client.sendRequest(Methods.cancel, { target: "run" });
+      });
+      try {
+        return await client.sendRequest<RunResult>(Methods[kind], params);
+      } finally {
+        sub.dispose();
+        stop.dispose();
+      }
+    },
+  );
+  devd.status.update({ running: undefined });
+  if (result.ok) {
+    void vscode.window.showInformationMessage(`devd: ${kind} of ${name} finished: run ${result.runId}`);
+  } else {
+    const why = result.error ?? `exit code ${result.returncode}`;
+    void vscode.window.showErrorMessage(`devd: ${kind} of ${name} failed (${why})`, "Show Log").then((pick) => {
+      if (pick) {
+        devd.output.show(true);
+      }
+    });
+  }
+  return result;
+}

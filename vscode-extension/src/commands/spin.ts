@@ -1,0 +1,89 @@
+/** Spin Step (ctrl+alt+s, the `▶ Spin` lens), With Artifacts…, From Last Spins. */
+import * as path from "node:path";
+import * as vscode from "vscode";
+
+import { type Devd, saveFirst, targetDocument } from "../context";
+import { Methods, type SpinParams, type SpinResult } from "../protocol";
+
+export interface SpinOptions {
+  uri?: string | vscode.Uri;
+  step?: string;
+  fromSpin?: boolean;
+  artifactsModule?: string;
+}
+
+/** Spin the lens's step, else the step under the cursor; the daemon resolves the line. */
+export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinResult | undefined> {
+  const doc = await targetDocument(options.uri);
+  if (!doc || !(await saveFirst(doc))) {
+    return undefined;
+  }
+  const params: SpinParams = { uri: doc.uri.toString() };
+  if (options.step) {
+    params.step = options.step;
+  } else {
+    const editor = vscode.window.activeTextEditor;
+    params.line = editor && editor.document === doc ? editor.selection.active.line : 0;
+  }
+  if (options.fromSpin) {
+    params.fromSpin = true;
+  }
+  if (options.artifactsModule) {
+    params.artifactsModule = options.artifactsModule;
+  }
+  const client = await devd.clients.clientFor(doc.uri);
+  if (!client) {
+    return undefined;
+  }
+  const result = await client.sendRequest<SpinResult>(Methods.spin, params);
+  if (!result.ok && result.error?.type === "devd.BadRequest") {
+    void vscode.window.showWarningMessage(`devd: ${result.error.message}`);
+  }
+  return result;
+}
+
+/** Pick a module defining ARTIFACTS (overrides of parent artifacts), then spin with it. */
+export async function spinWithArtifacts(devd: Devd, uriArg?: string | vscode.Uri, step?: string): Promise<SpinResult | undefined> {
+  const doc = await targetDocument(uriArg);
+  if (!doc) {
+    return undefined;
+  }
+  const folder = vscode.workspace.getWorkspaceFolder(doc.uri);
+  const files = await vscode.workspace.findFiles(
+    new vscode.RelativePattern(folder ?? path.dirname(doc.uri.fsPath), "**/*.py"),
+    "**/{.venv,venv,node_modules,.metaflow,.metaflow_spin}/**",
+    500,
+  );
+  const modules: vscode.Uri[] = [];
+  for (const file of files) {
+    if (file.fsPath === doc.uri.fsPath) {
+      continue;
+    }
+    const text = Buffer.from(await vscode.workspace.fs.readFile(file)).toString("utf8");
+    if (/^ARTIFACTS\s*[:=]/m.test(text)) {
+      modules.push(file);
+    }
+  }
+  const browse = "$(folder-opened) Browse…";
+  const items = [
+    ...modules.map((m) => ({ label: vscode.workspace.asRelativePath(m), description: "defines ARTIFACTS", uri: m })),
+    { label: browse, description: "any Python file defining ARTIFACTS = {...}", uri: undefined },
+  ];
+  const picked = await vscode.window.showQuickPick(items, { title: "devd: spin with artifacts from…" });
+  if (!picked) {
+    return undefined;
+  }
+  let module = picked.uri;
+  if (!module) {
+    const chosen = await vscode.window.showOpenDialog({
+      canSelectMany: false,
+      filters: { Python: ["py"] },
+      defaultUri: vscode.Uri.file(path.dirname(doc.uri.fsPath)),
+    });
+    module = chosen?.[0];
+  }
+  if (!module) {
+    return undefined;
+  }
+  return spin(devd, { uri: doc.uri, step, artifactsModule: module.fsPath });
+}

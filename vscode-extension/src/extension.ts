@@ -1,0 +1,182 @@
+/**
+ * devd for VS Code: the editor half of devd. The daemon owns state and logic (spins, runs,
+ * cards, lenses, hovers, diagnostics); this extension owns the keys, the pane and the status.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as vscode from "vscode";
+import type { LanguageClient } from "vscode-languageclient/node";
+
+import * as daemonCommands from "./commands/daemon";
+import { resume, run } from "./commands/run";
+import { spin, spinWithArtifacts } from "./commands/spin";
+import { RESTART_KEYS } from "./config/settings";
+import { type Devd, settingsFor } from "./context";
+import { PreviewPanel } from "./panel/previewPanel";
+import {
+  type CardResult,
+  type CardUpdatedParams,
+  type LogParams,
+  Methods,
+  type SpinResult,
+  type StateChangedParams,
+  type StatusResult,
+} from "./protocol";
+import { resolveInterpreterFor, watchPythonEnvironment } from "./python/environment";
+import { installWheel } from "./python/install";
+import { type DaemonState, DaemonClients } from "./server/clients";
+import { debounce } from "./server/debounce";
+import { definesFlow } from "./server/project";
+import { StatusBar } from "./statusbar/statusBar";
+
+/** What `activate` returns: the pieces tests and benchmarks observe. */
+export interface DevdApi {
+  onDidUpdatePreview: vscode.Event<{ uri: string; step: string }>;
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<DevdApi> {
+  const output = vscode.window.createOutputChannel("devd");
+  const status = new StatusBar();
+  let clients: DaemonClients;
+  const panel = new PreviewPanel(
+    {
+      card: async (uri, params) => {
+        const client = await clients.clientFor(vscode.Uri.parse(uri));
+        return client?.sendRequest<CardResult>(Methods.card, params);
+      },
+    },
+    output,
+  );
+  const devd: Devd = { clients: undefined as unknown as DaemonClients, panel, status, output, extension: context };
+
+  const refreshMemory = async (client: LanguageClient) => {
+    try {
+      const s = await client.sendRequest<StatusResult>(Methods.status, {});
+      status.update({ warmBytes: s.warmBytes, budgetBytes: s.budgetBytes });
+    } catch {
+      // the status bar keeps its last figures; the log has the connection error
+    }
+  };
+
+  clients = new DaemonClients(output, {
+    interpreter: (resource) => resolveInterpreterFor(resource, settingsFor(resource)),
+    offerInstall: (python, detail) => offerInstall(context, output, python, detail),
+    attach: (client) => {
+      client.onNotification(Methods.log, (p: LogParams) => output.append(p.text));
+      client.onNotification(Methods.spinFinished, (result: SpinResult) => {
+        if (result.step && result.uri && result.error?.type !== "devd.BadRequest") {
+          devd.lastSpun = { uri: result.uri, step: result.step };
+          status.update({
+            lastSpin: {
+              step: result.step,
+              ok: result.ok,
+              durationMs: result.durationMs,
+              cancelled: result.error?.type === "devd.Cancelled",
+            },
+            stale: (result.stale ?? []).map((m) => m.reason),
+          });
+        }
+        void panel.spinFinished(result, settingsFor(result.uri ? vscode.Uri.parse(result.uri) : undefined).previewOpenOn);
+        void refreshMemory(client);
+      });
+      client.onNotification(Methods.cardUpdated, (p: CardUpdatedParams) => panel.cardUpdated(p));
+      client.onNotification(Methods.stateChanged, (p: StateChangedParams) => {
+        if (p.reason === "fileChanged" && p.stale) {
+          status.update({ stale: p.stale.map((m) => m.reason) });
+        }
+      });
+    },
+    state: (state: DaemonState) => onDaemonState(status, state),
+  });
+  devd.clients = clients;
+  context.subscriptions.push(output, status, panel, { dispose: () => void clients.dispose() });
+
+  const register = (id: string, fn: (...args: never[]) => unknown) =>
+    context.subscriptions.push(vscode.commands.registerCommand(id, fn as (...args: unknown[]) => unknown));
+  register("devd.spin", (uri?: string, step?: string) => spin(devd, { uri, step }));
+  register("devd.spinWithArtifacts", (uri?: string, step?: string) => spinWithArtifacts(devd, uri, step));
+  register("devd.spinFromLast", (uri?: string, step?: string) => spin(devd, { uri, step, fromSpin: true }));
+  register("devd.run", (uri?: string) => run(devd, uri));
+  register("devd.resume", (uri?: string, step?: string) => resume(devd, uri, step));
+  register("devd.cancel", () => daemonCommands.cancel(devd));
+  register("devd.showPreview", () => daemonCommands.showPreview(devd));
+  register("devd.showStatus", () => daemonCommands.showStatus(devd));
+  register("devd.restart", () => daemonCommands.restart(devd));
+  register("devd.showLog", () => output.show(true));
+
+  // A new interpreter or server setting needs a new server: once, after the edits settle.
+  const restartSoon = debounce(() => void clients.restartAll("interpreter or settings changed"), 750);
+  context.subscriptions.push(
+    { dispose: () => restartSoon.cancel() },
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (RESTART_KEYS.some((k) => e.affectsConfiguration(k)) && clients.roots().length) {
+        restartSoon();
+      }
+    }),
+  );
+  void watchPythonEnvironment(() => {
+    if (clients.roots().length && !settingsFor().pythonPath) {
+      restartSoon();
+    }
+  }).then((d) => d && context.subscriptions.push(d));
+
+  // Light up on flow files: start the project's client when one is opened or focused.
+  const consider = (doc: vscode.TextDocument | undefined) => {
+    if (doc && doc.languageId === "python" && doc.uri.scheme === "file" && definesFlow(doc.getText())) {
+      void vscode.commands.executeCommand("setContext", "devd.flowFile", true);
+      void clients.clientFor(doc.uri);
+    }
+  };
+  context.subscriptions.push(
+    vscode.window.onDidChangeActiveTextEditor((e) => consider(e?.document)),
+    vscode.workspace.onDidOpenTextDocument(consider),
+  );
+  vscode.workspace.textDocuments.forEach(consider);
+
+  return { onDidUpdatePreview: panel.onDidUpdate };
+}
+
+function onDaemonState(status: StatusBar, state: DaemonState): void {
+  switch (state.kind) {
+    case "failed":
+      status.update({ daemon: "failed", message: state.message });
+      break;
+    case "notInstalled":
+      status.update({ daemon: "notInstalled", message: `devd is not importable by ${state.python}: ${state.detail}` });
+      break;
+    default:
+      status.update({ daemon: state.kind, message: undefined });
+  }
+}
+
+/** devd is missing from the interpreter: offer the wheel shipped inside this extension. */
+async function offerInstall(context: vscode.ExtensionContext, output: vscode.OutputChannel, python: string, detail: string): Promise<boolean> {
+  const bundled = path.join(context.extensionPath, "bundled");
+  const wheel = fs.existsSync(bundled) ? fs.readdirSync(bundled).find((f) => /^devd-.*\.whl$/.test(f)) : undefined;
+  const choice = await vscode.window.showWarningMessage(
+    `devd is not installed for ${python} (${detail}).`,
+    ...(wheel ? ["Install devd"] : []),
+    "Choose Interpreter…",
+  );
+  if (choice === "Choose Interpreter…") {
+    await vscode.commands.executeCommand("workbench.action.openSettings", "devd.pythonPath");
+    return false;
+  }
+  if (choice !== "Install devd" || !wheel) {
+    return false;
+  }
+  output.show(true);
+  const code = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `devd: installing into ${python}` },
+    () => installWheel(python, path.join(bundled, wheel), process.env, (t) => output.append(t)),
+  );
+  if (code !== 0) {
+    void vscode.window.showErrorMessage(`devd: pip install failed (exit ${code}); the output is in the devd channel.`);
+    return false;
+  }
+  return true;
+}
+
+export function deactivate(): void {
+  // subscriptions (clients, pane, status bar) are disposed by VS Code
+}

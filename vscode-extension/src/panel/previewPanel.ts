@@ -1,0 +1,142 @@
+/**
+ * The card pane: one webview beside the editor showing the daemon's preview page of the
+ * step last spun (from this editor or a terminal). The page is set once; every later spin
+ * result and live card update is posted into it, so it changes in place.
+ */
+import { randomBytes } from "node:crypto";
+import * as vscode from "vscode";
+
+import type { OpenOn } from "../config/settings";
+import { type CardResult, type CardUpdatedParams, Methods, type SpinResult } from "../protocol";
+import { makeNonce, paneAction, parsePageMessage } from "./policy";
+
+export interface PreviewSource {
+  /** `devd/card` on the client serving `uri`. */
+  card(uri: string, params: Record<string, unknown>): Promise<CardResult | undefined>;
+}
+
+interface Shown {
+  uri: string;
+  step: string;
+}
+
+export class PreviewPanel implements vscode.Disposable {
+  private panel: vscode.WebviewPanel | undefined;
+  private nonce = "";
+  private shown: Shown | undefined;
+  private openedBefore = false;
+  private loadedHtml = false;
+  private latest = 0; // the newest request wins: an older page never overwrites a newer one
+  /** Resolved when the page of the newest spin is in the pane (tests and benchmarks wait on it). */
+  private readonly updatedEmitter = new vscode.EventEmitter<Shown>();
+  readonly onDidUpdate = this.updatedEmitter.event;
+
+  constructor(
+    private readonly source: PreviewSource,
+    private readonly output: vscode.OutputChannel,
+  ) {}
+
+  /** A spin finished somewhere (this editor, a terminal): open, update or ignore the pane. */
+  async spinFinished(result: SpinResult, openOn: OpenOn): Promise<void> {
+    const action = paneAction(result, openOn, this.panel !== undefined, this.openedBefore);
+    if (action === "ignore" || !result.uri || !result.step) {
+      return;
+    }
+    await this.show({ uri: result.uri, step: result.step }, action !== "update");
+  }
+
+  /** Show the preview of `target` (Show Card Preview, or a spin that opens the pane). */
+  async show(target: Shown, reveal: boolean): Promise<void> {
+    const seq = ++this.latest;
+    const webview = this.ensurePanel(reveal);
+    const card = await this.source.card(target.uri, {
+      uri: target.uri,
+      step: target.step,
+      webview: { nonce: this.nonce, cspSource: webview.cspSource },
+    });
+    if (seq !== this.latest || !this.panel) {
+      return; // a newer spin's page is on its way, or the pane was closed meanwhile
+    }
+    if (!card || !card.ok || !card.preview) {
+      if (!this.loadedHtml) {
+        this.panel.webview.html = placeholder(this.nonce, card?.error ?? "no preview from the daemon");
+      }
+      this.output.appendLine(`[devd] preview of ${target.step}: ${card?.error ?? "no answer"}`);
+      return;
+    }
+    this.shown = target;
+    this.panel.title = `devd: ${target.step}`;
+    if (!this.loadedHtml || !this.panel.visible) {
+      // A hidden webview gets no messages (and reloads when shown): give it the page itself.
+      this.panel.webview.html = card.preview;
+      this.loadedHtml = true;
+    } else {
+      await this.panel.webview.postMessage({ type: "devd/preview", html: card.preview });
+    }
+    this.updatedEmitter.fire(target);
+  }
+
+  /** A live card update of a running step: patch the pane if it shows that step. */
+  cardUpdated(params: CardUpdatedParams): void {
+    if (this.panel && this.shown && this.shown.uri === params.uri && this.shown.step === params.step) {
+      void this.panel.webview.postMessage({ type: Methods.cardUpdated, card: params.card });
+    }
+  }
+
+  get current(): Shown | undefined {
+    return this.shown;
+  }
+
+  private ensurePanel(reveal: boolean): vscode.Webview {
+    if (this.panel) {
+      if (reveal) {
+        this.panel.reveal(vscode.ViewColumn.Beside, true);
+      }
+      return this.panel.webview;
+    }
+    this.nonce = makeNonce(randomBytes);
+    this.loadedHtml = false;
+    this.openedBefore = true;
+    const panel = vscode.window.createWebviewPanel(
+      "devd.preview",
+      "devd: card",
+      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+      { enableScripts: true, localResourceRoots: [], enableFindWidget: true },
+    );
+    panel.onDidDispose(() => {
+      this.panel = undefined;
+      this.shown = undefined;
+    });
+    panel.webview.onDidReceiveMessage((data: unknown) => this.onMessage(data));
+    this.panel = panel;
+    return panel.webview;
+  }
+
+  private async onMessage(data: unknown): Promise<void> {
+    const msg = parsePageMessage(data);
+    if (msg.type !== "openFile") {
+      return;
+    }
+    try {
+      const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(msg.file));
+      const line = Math.min(msg.line - 1, Math.max(doc.lineCount - 1, 0));
+      const range = new vscode.Range(line, 0, line, 0);
+      await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.One, selection: range });
+    } catch (err) {
+      void vscode.window.showWarningMessage(`devd: cannot open ${msg.file}: ${String(err)}`);
+    }
+  }
+
+  dispose(): void {
+    this.panel?.dispose();
+    this.updatedEmitter.dispose();
+  }
+}
+
+function placeholder(nonce: string, text: string): string {
+  const safe = text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c] ?? c);
+  return `<!DOCTYPE html><html><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'nonce-${nonce}'">
+<style nonce="${nonce}">body{font-family:var(--vscode-font-family);color:var(--vscode-foreground);padding:1em}</style>
+</head><body><p>${safe}</p></body></html>`;
+}

@@ -1,0 +1,99 @@
+/**
+ * The daemon's JSON-RPC shapes (docs/protocol.md), as the extension uses them.
+ * Hand-written for now; the daemon is the source of truth.
+ */
+
+export interface SpinError {
+  type: string;
+  message: string;
+  file?: string | null;
+  line?: number | null;
+  traceback?: string;
+}
+
+export interface StaleMark {
+  step: string;
+  reason: string;
+}
+
+export interface SpinResult {
+  ok: boolean;
+  uri: string | null;
+  flow: string | null;
+  step: string | null;
+  durationMs: number;
+  error: SpinError | null;
+  stale?: StaleMark[];
+  cards: { index: number; id?: string | null; type: string; uuid?: string | null }[];
+  nextSteps?: string[];
+  originRunId?: string | null;
+}
+
+export interface SpinParams {
+  uri: string;
+  step?: string;
+  line?: number;
+  pathspec?: string;
+  artifactsModule?: string;
+  fromSpin?: boolean;
+}
+
+export interface CardResult {
+  ok: boolean;
+  step: string;
+  preview?: string;
+  error?: string;
+}
+
+export interface RunResult {
+  ok: boolean;
+  runId: string | null;
+  returncode?: number;
+  error?: string;
+}
+
+export interface StatusResult {
+  root: string;
+  pid: number;
+  warm: { pathspec: string; sizeBytes: number }[];
+  warmBytes: number;
+  budgetBytes: number;
+  running: { id: string; kind: string; flow: string; step?: string; seconds: number }[];
+  flows: string[];
+  lastSpins: { flow: string; step: string; ok: boolean; durationMs: number }[];
+  prepared?: { flow: string; step: string; pid: number }[];
+}
+
+export interface LogParams {
+  stream: "stdout" | "stderr";
+  text: string;
+  uri?: string;
+  step?: string;
+}
+
+export interface CardUpdatedParams {
+  uri: string;
+  flow: string;
+  step: string;
+  card: unknown;
+}
+
+export interface StateChangedParams {
+  reason: string;
+  uri?: string;
+  stale?: StaleMark[];
+  error?: string;
+}
+
+export const Methods = {
+  spin: "devd/spin",
+  run: "devd/run",
+  resume: "devd/resume",
+  cancel: "devd/cancel",
+  status: "devd/status",
+  card: "devd/card",
+  log: "devd/log",
+  spinFinished: "devd/spinFinished",
+  stateChanged: "devd/stateChanged",
+  cardUpdated: "devd/cardUpdated",
+} as const;

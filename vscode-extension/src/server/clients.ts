@@ -1,0 +1,201 @@
+/**
+ * One language client per project, each running `devd serve --stdio` (which joins or
+ * starts the project's daemon), started lazily on the first flow file of that project.
+ */
+import * as vscode from "vscode";
+import {
+  CloseAction,
+  ErrorAction,
+  LanguageClient,
+  type LanguageClientOptions,
+  type ServerOptions,
+  State,
+} from "vscode-languageclient/node";
+
+import { readSettings, serverEnv, type Settings } from "../config/settings";
+import { probeDevd } from "../python/install";
+import type { Interpreter } from "../python/interpreter";
+import { CrashPolicy } from "./crashPolicy";
+import { projectRoot } from "./project";
+
+export type DaemonState =
+  | { kind: "starting"; root: string }
+  | { kind: "ready"; root: string }
+  | { kind: "stopped"; root: string }
+  | { kind: "failed"; root: string; message: string }
+  | { kind: "notInstalled"; root: string; python: string; detail: string };
+
+export interface ClientHooks {
+  /** Which interpreter to use (resolved anew at every start). */
+  interpreter(resource: vscode.Uri): Promise<Interpreter>;
+  /** devd is not importable there: offer to install it; true when it now is. */
+  offerInstall(python: string, detail: string): Promise<boolean>;
+  /** Register notification handlers on a new client. */
+  attach(client: LanguageClient, root: string): void;
+  state(state: DaemonState): void;
+}
+
+interface Entry {
+  root: string;
+  /** A file of the project, for resource-scoped settings and restarts. */
+  resource: vscode.Uri;
+  client?: LanguageClient;
+  starting?: Promise<LanguageClient | undefined>;
+  policy: CrashPolicy;
+}
+
+export class DaemonClients implements vscode.Disposable {
+  private readonly entries = new Map<string, Entry>();
+  private readonly probed = new Map<string, boolean>();
+
+  constructor(
+    private readonly output: vscode.OutputChannel,
+    private readonly hooks: ClientHooks,
+  ) {}
+
+  rootOf(uri: vscode.Uri): string {
+    return projectRoot(uri.fsPath);
+  }
+
+  /** The running client of `uri`'s project, started if needed; undefined if it cannot start. */
+  async clientFor(uri: vscode.Uri): Promise<LanguageClient | undefined> {
+    const root = this.rootOf(uri);
+    let entry = this.entries.get(root);
+    if (!entry) {
+      entry = { root, resource: uri, policy: new CrashPolicy(1) };
+      this.entries.set(root, entry);
+    }
+    if (entry.client && entry.client.state === State.Running) {
+      return entry.client;
+    }
+    if (!entry.starting) {
+      const current = entry;
+      current.starting = this.start(current, uri).finally(() => {
+        current.starting = undefined;
+      });
+    }
+    return entry.starting;
+  }
+
+  /** Every client that is running now (for broadcasts such as Cancel). */
+  running(): { root: string; client: LanguageClient }[] {
+    const found: { root: string; client: LanguageClient }[] = [];
+    for (const entry of this.entries.values()) {
+      if (entry.client && entry.client.state === State.Running) {
+        found.push({ root: entry.root, client: entry.client });
+      }
+    }
+    return found;
+  }
+
+  roots(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  /** Stop every client and start again those that ran (after a settings or interpreter change). */
+  async restartAll(why: string): Promise<void> {
+    this.probed.clear();
+    const entries = [...this.entries.values()];
+    this.output.appendLine(`[devd] restarting (${why})`);
+    await Promise.all(entries.map((e) => this.stop(e)));
+    for (const entry of entries) {
+      entry.policy.reset();
+      void this.clientFor(entry.resource);
+    }
+  }
+
+  private async stop(entry: Entry): Promise<void> {
+    const client = entry.client;
+    entry.client = undefined;
+    if (client && client.state !== State.Stopped) {
+      try {
+        await client.stop(2000);
+      } catch (err) {
+        this.output.appendLine(`[devd] stopping the client of ${entry.root}: ${String(err)}`);
+      }
+    }
+  }
+
+  private async start(entry: Entry, resource: vscode.Uri): Promise<LanguageClient | undefined> {
+    const { root } = entry;
+    this.hooks.state({ kind: "starting", root });
+    const settings: Settings = readSettings((k) => vscode.workspace.getConfiguration("devd", resource).get(k));
+    const python = await this.hooks.interpreter(resource);
+    const env = serverEnv(settings, process.env);
+    if (!(await this.ensureDevd(python.path, env, root))) {
+      return undefined;
+    }
+    this.output.appendLine(`[devd] ${root}: starting devd serve with ${python.path} (${python.source})`);
+    const serverOptions: ServerOptions = {
+      command: python.path,
+      args: ["-m", "devd.cli", "serve", "--stdio", "--root", root],
+      options: { cwd: root, env },
+    };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: [{ scheme: "file", language: "python", pattern: `${globEscape(root)}/**/*.py` }],
+      outputChannel: this.output,
+      initializationOptions: { spinOnSave: settings.spinOnSave },
+      synchronize: { configurationSection: "devd" },
+      errorHandler: {
+        error: () => ({ action: ErrorAction.Continue }),
+        closed: () => {
+          if (entry.policy.shouldRestart()) {
+            this.output.appendLine(`[devd] ${root}: the daemon connection closed; restarting it once`);
+            this.hooks.state({ kind: "starting", root });
+            return { action: CloseAction.Restart, handled: true };
+          }
+          const message = "the devd daemon stopped again after a restart";
+          this.output.appendLine(`[devd] ${root}: ${message}; not restarting (devd: Restart Daemon tries again)`);
+          this.hooks.state({ kind: "failed", root, message });
+          return { action: CloseAction.DoNotRestart, handled: true };
+        },
+      },
+    };
+    const client = new LanguageClient("devd", "devd", serverOptions, clientOptions);
+    client.onDidChangeState((e) => {
+      if (e.newState === State.Running) {
+        this.hooks.state({ kind: "ready", root });
+      }
+    });
+    this.hooks.attach(client, root);
+    entry.client = client;
+    try {
+      await client.start();
+    } catch (err) {
+      entry.client = undefined;
+      const message = `devd did not start with ${python.path}: ${String(err)}`;
+      this.output.appendLine(`[devd] ${root}: ${message}`);
+      this.hooks.state({ kind: "failed", root, message });
+      return undefined;
+    }
+    return client;
+  }
+
+  private async ensureDevd(python: string, env: NodeJS.ProcessEnv, root: string): Promise<boolean> {
+    if (this.probed.get(python)) {
+      return true;
+    }
+    const probe = await probeDevd(python, env);
+    if (probe.ok) {
+      this.probed.set(python, true);
+      return true;
+    }
+    this.output.appendLine(`[devd] devd is not importable by ${python}: ${probe.detail}`);
+    this.hooks.state({ kind: "notInstalled", root, python, detail: probe.detail });
+    if (await this.hooks.offerInstall(python, probe.detail)) {
+      this.probed.set(python, true);
+      return true;
+    }
+    return false;
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([...this.entries.values()].map((e) => this.stop(e)));
+    this.entries.clear();
+  }
+}
+
+/** A directory as a literal glob prefix (brackets and braces in folder names are rare but real). */
+function globEscape(dir: string): string {
+  return dir.replace(/\\/g, "/").replace(/[[\]{}*?]/g, (c) => `[${c}]`);
+}

@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { beforeEach, describe, it } from "node:test";
+
+import { PreviewPanel } from "../src/panel/previewPanel";
+import type { CardResult, SpinResult } from "../src/protocol";
+import { recorded, reset } from "./stubs/vscode";
+
+const output = { appendLine: () => undefined } as never;
+
+function spinResult(step = "train", over: Partial<SpinResult> = {}): SpinResult {
+  return { ok: true, uri: "file:///p/flow.py", flow: "F", step, durationMs: 20, error: null, cards: [], ...over };
+}
+
+/** A daemon stand-in answering devd/card with a page naming the step and a counter. */
+function source(delays: Record<string, number> = {}) {
+  const asked: Record<string, unknown>[] = [];
+  let n = 0;
+  return {
+    asked,
+    card: async (_uri: string, params: Record<string, unknown>): Promise<CardResult> => {
+      asked.push(params);
+      const step = String(params.step);
+      const page = `<html>${step} #${++n}</html>`;
+      await new Promise((r) => setTimeout(r, delays[step] ?? 0));
+      return { ok: true, step, preview: page };
+    },
+  };
+}
+
+describe("card pane", () => {
+  beforeEach(() => reset());
+
+  it("opens on the first spin with the page, then posts each new page in place", async () => {
+    const daemon = source();
+    const pane = new PreviewPanel(daemon, output);
+    await pane.spinFinished(spinResult(), "firstSpin");
+    assert.equal(recorded.panels.length, 1);
+    const panel = recorded.panels[0];
+    assert.equal(panel.htmlSets.length, 1);
+    assert.match(panel.htmlSets[0], /train #1/);
+    const nonce = (daemon.asked[0].webview as { nonce: string }).nonce;
+    assert.match(nonce, /^[A-Za-z0-9]{16,}$/);
+    await pane.spinFinished(spinResult(), "firstSpin");
+    assert.equal(panel.htmlSets.length, 1, "no reload");
+    assert.deepEqual(panel.posted, [{ type: "devd/preview", html: "<html>train #2</html>" }]);
+    assert.equal((daemon.asked[1].webview as { nonce: string }).nonce, nonce, "one nonce for the pane's life");
+    assert.equal(recorded.panels.length, 1, "one pane, reused");
+  });
+
+  it("a slow older page never overwrites a newer one", async () => {
+    const daemon = source({ start: 60 });
+    const pane = new PreviewPanel(daemon, output);
+    await pane.spinFinished(spinResult("train"), "firstSpin");
+    const slow = pane.spinFinished(spinResult("start"), "firstSpin");
+    const fast = pane.spinFinished(spinResult("join"), "firstSpin");
+    await Promise.all([slow, fast]);
+    const panel = recorded.panels[0];
+    assert.deepEqual(panel.posted, [{ type: "devd/preview", html: "<html>join #3</html>" }]);
+    assert.deepEqual(pane.current, { uri: "file:///p/flow.py", step: "join" });
+  });
+
+  it("a hidden pane gets the page itself (it gets no messages while hidden)", async () => {
+    const pane = new PreviewPanel(source(), output);
+    await pane.spinFinished(spinResult(), "firstSpin");
+    const panel = recorded.panels[0];
+    panel.visible = false;
+    await pane.spinFinished(spinResult(), "firstSpin");
+    assert.equal(panel.posted.length, 0);
+    assert.equal(panel.htmlSets.length, 2);
+  });
+
+  it("live card updates reach the pane only for the step it shows", async () => {
+    const pane = new PreviewPanel(source(), output);
+    await pane.spinFinished(spinResult("train"), "firstSpin");
+    pane.cardUpdated({ uri: "file:///p/flow.py", flow: "F", step: "start", card: { id: "x" } });
+    pane.cardUpdated({ uri: "file:///p/flow.py", flow: "F", step: "train", card: { id: "live" } });
+    assert.deepEqual(recorded.panels[0].posted, [{ type: "devd/cardUpdated", card: { id: "live" } }]);
+  });
+
+  it("a closed pane stays closed with firstSpin; everySpin opens it again", async () => {
+    const pane = new PreviewPanel(source(), output);
+    await pane.spinFinished(spinResult(), "firstSpin");
+    recorded.panels[0].dispose();
+    await pane.spinFinished(spinResult(), "firstSpin");
+    assert.equal(recorded.panels.length, 1);
+    await pane.spinFinished(spinResult(), "everySpin");
+    assert.equal(recorded.panels.length, 2);
+  });
+
+  it("the error's file:line link opens the file at that line", async () => {
+    const pane = new PreviewPanel(source(), output);
+    await pane.spinFinished(spinResult("train", { ok: false, error: { type: "ValueError", message: "bad", file: "/p/flow.py", line: 14 } }), "firstSpin");
+    recorded.panels[0].receive({ type: "devd/openFile", file: "/p/flow.py", line: 14 });
+    await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(recorded.shownDocuments, [{ path: "/p/flow.py", line: 13 }]);
+  });
+});
