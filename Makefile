@@ -46,6 +46,7 @@ EDITOR_BIN := $(EDITOR)/bin
 CODE_SERVER := $(EDITOR)/code-server/node_modules/code-server
 CODE_SERVER_VERSION := 4.139.1
 NODE_MAJOR := 24
+VSCE_VERSION := 3
 EDITOR_DEBS := libkrb5-dev libxkbfile-dev libsecret-1-dev libx11-dev pkg-config
 # npm run by Node 24 (the first node on PATH), native modules built against its headers.
 NPM24 := PATH="$(EDITOR_BIN):$$PATH" npm_config_nodedir="$(NODE24_PKG)" npm --no-fund --no-audit
@@ -87,7 +88,15 @@ $(EDITOR)/.code-server-$(CODE_SERVER_VERSION).stamp: $(EDITOR)/.node$(NODE_MAJOR
 	test -d $(CODE_SERVER)/lib/vscode/extensions/node_modules; \
 	touch $@
 
-editor-tools: editor-debs chromium $(EDITOR)/.code-server-$(CODE_SERVER_VERSION).stamp
+# @vscode/vsce packages a .vsix offline (the tests package extensions they build).
+$(EDITOR)/.vsce$(VSCE_VERSION).stamp: $(EDITOR)/.node$(NODE_MAJOR).stamp
+	mkdir -p $(EDITOR)/vsce
+	cd $(EDITOR)/vsce && { [ -f package.json ] || echo '{"private": true}' > package.json; } \
+	  && $(NPM24) install @vscode/vsce@$(VSCE_VERSION)
+	touch $@
+
+editor-tools: editor-debs chromium $(EDITOR)/.code-server-$(CODE_SERVER_VERSION).stamp \
+  $(EDITOR)/.vsce$(VSCE_VERSION).stamp
 
 test: install lint editor-tools chromium
 	$(PY) -m pytest -q
