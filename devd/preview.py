@@ -4,11 +4,16 @@ One self-contained HTML document (jinja2 templates from ``cards/``, installed as
 ``devd.templates``): status, duration, staleness, the artifacts with a diff against the
 recorded task, stdout and stderr, the error with its traceback, and the cards. It follows
 VS Code's theme variables inside a webview and has light and dark defaults elsewhere.
+
+For a VS Code webview, ``render_preview(..., nonce=N, csp_source=S)`` gives the page a
+nonce-based Content-Security-Policy and puts ``nonce="N"`` on every inline script, the page's
+and each card document's: a card's ``srcdoc`` frame inherits the page's policy.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from typing import Any
 from urllib.parse import urlparse
@@ -27,6 +32,88 @@ def _templates() -> Any:
         here = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cards")
         loader = jinja2.FileSystemLoader(here)
     return jinja2.Environment(loader=loader, autoescape=True, keep_trailing_newline=True)
+
+
+class WebviewOptionsError(ValueError):
+    """A webview nonce or CSP source that cannot go into a Content-Security-Policy."""
+
+
+_NONCE = re.compile(r"[A-Za-z0-9+/=_-]{16,256}")
+# One or more CSP source expressions (a VS Code webview's cspSource is one, e.g.
+# "https://*.vscode-cdn.net"): nothing that could end the directive or the attribute.
+_CSP_SOURCE = re.compile(r"[A-Za-z0-9.*:/_+%'-]+( [A-Za-z0-9.*:/_+%'-]+){0,7}")
+
+
+def check_webview(nonce: Any, csp_source: Any = None) -> None:
+    """Raise WebviewOptionsError unless ``nonce`` (and ``csp_source``) are safe to use."""
+    if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
+        raise WebviewOptionsError(
+            "webview.nonce must be 16 to 256 characters of A-Z a-z 0-9 + / = _ -")
+    if csp_source is not None and (not isinstance(csp_source, str) or len(csp_source) > 512
+                                   or not _CSP_SOURCE.fullmatch(csp_source)):
+        raise WebviewOptionsError(
+            "webview.cspSource must be CSP source expressions (e.g. https://*.vscode-cdn.net)"
+            " without ';' ',' or quotes other than single quotes")
+
+
+_SCRIPT_OR_COMMENT = re.compile(r"<script(?=[\s/>])|<!--", re.IGNORECASE)
+_SCRIPT_END = re.compile(r"</script(?=[\s/>])", re.IGNORECASE)
+# One piece of a start tag: whitespace, an attribute (name, maybe = value), or a slash.
+_TAG_PIECE = re.compile(r"""(\s+)|([^\s/>"'=][^\s/>"'=]*)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]*))?|/""")
+
+
+def _script_attributes(html: str, pos: int) -> tuple[str, int]:
+    """The attributes of the ``<script`` start tag whose name ends at ``pos``, without any
+    ``nonce`` attribute, and where the tag's ``>`` is (``len(html)`` if it has none)."""
+    kept: list[str] = []
+    space = ""
+    while pos < len(html) and html[pos] != ">":
+        piece = _TAG_PIECE.match(html, pos)
+        if piece is None or not piece.group(0):
+            kept.append(space + html[pos])  # a stray quote or '=': kept as it was
+            space = ""
+            pos += 1
+            continue
+        if piece.group(1) is not None:
+            space += piece.group(0)
+        elif piece.group(2) is not None and piece.group(2).lower() == "nonce":
+            space = ""  # dropped with the space before it
+        else:
+            kept.append(space + piece.group(0))
+            space = ""
+        pos = piece.end()
+    return "".join(kept) + space, pos
+
+
+def with_nonce(html: str, nonce: str) -> str:
+    """``html`` with ``nonce="..."`` on every ``<script>`` start tag, instead of any nonce
+    the tag had: Chromium honours no nonce on an element with a duplicate attribute.
+
+    Script bodies and comments are skipped, as an HTML parser skips them: a ``<script``
+    inside a script's text (a string in a bundle) is not a tag. Idempotent.
+    """
+    check_webview(nonce)
+    mine = f' nonce="{nonce}"'
+    out: list[str] = []
+    pos = 0
+    while True:
+        found = _SCRIPT_OR_COMMENT.search(html, pos)
+        if found is None:
+            break
+        if found.group(0) == "<!--":
+            end = html.find("-->", found.end())
+            stop = len(html) if end < 0 else end + 3
+            out.append(html[pos:stop])
+            pos = stop
+            continue
+        attributes, tag_end = _script_attributes(html, found.end())
+        out.append(html[pos:found.end()] + mine + attributes)
+        body_end = _SCRIPT_END.search(html, tag_end + 1)
+        stop = len(html) if body_end is None else body_end.end()
+        out.append(html[tag_end:stop])
+        pos = stop
+    out.append(html[pos:])
+    return "".join(out)
 
 
 def recorded_hashes(result: SpinResult) -> dict[str, str] | None:
@@ -71,15 +158,26 @@ def artifact_diff(result: SpinResult, recorded: dict[str, str] | None) -> list[d
 
 
 def render_preview(result: SpinResult, *, recorded: dict[str, str] | None = None,
-                   events_url: str | None = None, recorded_view: bool = False) -> str:
+                   events_url: str | None = None, recorded_view: bool = False,
+                   nonce: str | None = None, csp_source: str | None = None) -> str:
     """The preview document of one spin (compute ``recorded`` with recorded_hashes).
 
     ``recorded_view``: ``result`` describes the recorded task itself (no diff column).
+    ``nonce``: the page is for a VS Code webview: its policy allows scripts carrying that
+    nonce only (and images from ``csp_source``, the webview's ``cspSource``), and every
+    inline script, the page's and the cards', carries it. WebviewOptionsError when either
+    is unsafe (see check_webview).
     """
+    if nonce is not None:
+        check_webview(nonce, csp_source)
+    elif csp_source is not None:
+        raise WebviewOptionsError("webview.cspSource needs webview.nonce")
     data = result.to_json()
     cards = []
     for index, html in enumerate(result.cards):
         info = result.card_info[index] if index < len(result.card_info) else {}
+        if nonce is not None:
+            html = with_nonce(html, nonce)
         cards.append({"html": html, "type": info.get("type", "card"), "id": info.get("id"),
                       "uuid": info.get("uuid")})
     origin = ""
@@ -93,7 +191,7 @@ def render_preview(result: SpinResult, *, recorded: dict[str, str] | None = None
         error=data["error"], cards=cards, artifacts=artifact_diff(result, recorded),
         recorded_task=result.recorded_task, stdout=result.stdout, stderr=result.stderr,
         compared=recorded is not None, recorded_view=recorded_view,
-        events_url=events_url, events_origin=origin,
+        events_url=events_url, events_origin=origin, nonce=nonce, csp_source=csp_source,
     )
 
 

@@ -475,3 +475,143 @@ def test_card_assets_are_read_once_and_only_metaflows_own(tmp_path: Path) -> Non
     assert basic.read_file(str(other)) == "one"
     other.write_text("two")
     assert basic.read_file(str(other)) == "two"  # a user's own template is read anew
+
+
+# --- The VS Code card pane: a webview page with a nonce, updated in place --------------------
+
+NONCE = "dGVzdC1ub25jZS0xMjM0NTY3OA=="
+CSP_SOURCE = "https://*.vscode-cdn.net"
+WEBVIEW_CSP = (f"default-src 'none'; img-src data: {CSP_SOURCE}; style-src 'unsafe-inline'; "
+               f"script-src 'nonce-{NONCE}' 'unsafe-eval'; font-src data:; "
+               "frame-src about: data:")
+# A card whose own inline script writes the text a person sees.
+# (Its second script has a nonce of its own, which devd replaces: Chromium honours no
+# nonce on an element with two nonce attributes.)
+SCRIPTED_CARD = ("<!DOCTYPE html><html><body><p id='set'>written by the page</p>"
+                 "<p id='foreign'>not run</p><p id='marker'></p>"
+                 "<script>document.getElementById('set').textContent = "
+                 "'written by the card script';</script>"
+                 "<script nonce='Zm9yZWlnbi1ub25jZQ=='>document.getElementById('foreign')"
+                 ".textContent = 'run';</script></body></html>")
+
+
+def with_card(result: Any, html: str, info: dict[str, Any]) -> Any:
+    """``result`` with one more card (its document as devd renders it: with the bridge)."""
+    import dataclasses
+
+    from devd.cards import with_live_bridge
+
+    return dataclasses.replace(result, cards=[*result.cards, with_live_bridge(html)],
+                               card_info=[*result.card_info, info])
+
+
+def inject(page_html: str, card_marker: str, script: str) -> str:
+    """A script without the nonce, put where the page's CSP must stop it: before the page's
+    ``</body>`` and, escaped as jinja escapes srcdoc, into the card holding ``card_marker``."""
+    from markupsafe import escape
+
+    escaped_marker = str(escape(card_marker))
+    assert page_html.count(escaped_marker) == 1
+    page_html = page_html.replace(escaped_marker, str(escape(script)))
+    head, tail = page_html.rsplit("</body>", 1)
+    return head + "<script>window.devdInjected = 'ran';</script></body>" + tail
+
+
+def test_with_nonce_puts_the_nonce_on_every_script_tag_and_only_there() -> None:
+    from devd.preview import WebviewOptionsError, check_webview, with_nonce
+
+    mine = f'nonce="{NONCE}"'
+    page = ("<!-- <script>old</script> --><SCRIPT>var s = '<script>x</script';</SCRIPT>"
+            "<script nonce='theirs' data-x=\"a>b\" NONCE=again nonce>y</script>"
+            "<script src=data:,1></script><scripted>")
+    out = with_nonce(page, NONCE)
+    assert out == ("<!-- <script>old</script> -->"
+                   f"<SCRIPT {mine}>var s = '<script>x</script';</SCRIPT>"
+                   f"<script {mine} data-x=\"a>b\">y</script>"
+                   f"<script {mine} src=data:,1></script><scripted>")
+    assert with_nonce(out, NONCE) == out
+    for bad in ("short", "x" * 257, 'a"' * 10, "spaces are not allowed", None, 12345678901234567):
+        with pytest.raises(WebviewOptionsError):
+            check_webview(bad)
+    for bad_source in ("https://x; script-src *", 'https://x"', "a,b", ""):
+        with pytest.raises(WebviewOptionsError):
+            check_webview(NONCE, bad_source)
+    check_webview(NONCE, "https://*.vscode-cdn.net 'self'")
+
+
+def script_hash(text: str) -> str:
+    import base64
+    import hashlib
+
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+def blocked_scripts(console: list[str]) -> set[str]:
+    """The hashes of the inline scripts Chromium's CSP violation messages name (a violation
+    in a card frame is sometimes logged twice: a set)."""
+    import re
+
+    return {m.group(1) for text in console if "Content Security Policy" in text
+            for m in [re.search(r"'(sha256-[A-Za-z0-9+/=]+)'", text)] if m}
+
+
+def test_a_webview_preview_runs_only_scripts_carrying_its_nonce_cards_included(
+        in_project: Path, browser: Any, tmp_path: Path) -> None:
+    with Session(FLOW) as session:
+        result = session.spin("report")
+    assert result.ok
+    result = with_card(result, SCRIPTED_CARD, {"id": "scripted", "type": "blank", "uuid": "s1"})
+    card_script = "<script>document.body.dataset.injected = 'ran';</script>"
+    seen: dict[str, dict[str, Any]] = {}
+    for flavour, options in (("webview", {"nonce": NONCE, "csp_source": CSP_SOURCE}),
+                             ("browser", {})):
+        html = render_preview(result, **options)
+        if flavour == "webview":
+            assert f'<meta http-equiv="Content-Security-Policy" content="{WEBVIEW_CSP}">' in html
+            assert "'unsafe-inline' 'unsafe-eval'" not in html
+        watched = Watched(browser)
+        page = watched.page
+        console: list[str] = []
+        page.on("console", lambda m, c=console: c.append(m.text))
+        page.goto(card_file(tmp_path, f"preview-{flavour}",
+                            inject(html, "<p id='marker'></p>", card_script)))
+        report = page.frame_locator('iframe[data-card-id="report"]')
+        # Metaflow's own card scripts ran: its Svelte app writes the report from its data.
+        report.locator("h1", has_text="Quarterly report").wait_for()
+        page.wait_for_function("() => document.querySelector("
+                               "'iframe[data-card-id=\"report\"]').offsetHeight > 600")
+        scripted = page.frame_locator('iframe[data-card-id="scripted"]')
+        scripted.locator("#set", has_text="written by the card script").wait_for()
+        scripted.locator("#foreign", has_text="run").wait_for()
+        page.wait_for_timeout(300)
+        page.evaluate("""() => { const s = document.createElement('script');
+                          s.textContent = 'window.devdDynamic = 1';
+                          document.body.appendChild(s); }""")
+        scripted_frame = next(f for f in page.frames
+                              if f != page.main_frame and f.frame_element()
+                              .get_attribute("data-card-id") == "scripted")
+        seen[flavour] = {
+            "page script": page.evaluate("typeof window.devdApplyCardUpdate"),
+            "injected page script": page.evaluate("window.devdInjected || null"),
+            "dynamic script": page.evaluate("window.devdDynamic || null"),
+            "injected card script": scripted_frame.evaluate(
+                "document.body.dataset.injected || null"),
+        }
+        page.wait_for_timeout(300)  # console messages arrive asynchronously
+        seen[flavour]["blocked"] = blocked_scripts(console)
+        if flavour == "webview":
+            watched.shot(tmp_path, "preview-webview-nonce")
+        assert watched.errors == [] and watched.remote_requests() == []
+        watched.close()
+    # In the webview flavour only scripts with the nonce run, inside card frames too: a
+    # srcdoc frame inherits the page's policy (Chromium), a sandboxed one included.
+    assert seen["webview"] == {
+        "page script": "function", "injected page script": None, "dynamic script": None,
+        "injected card script": None,
+        "blocked": {script_hash(s) for s in ("window.devdInjected = 'ran';",
+                                              "document.body.dataset.injected = 'ran';",
+                                              "window.devdDynamic = 1")}}
+    # The same injections run in the ordinary page: the policy is what stopped them.
+    assert seen["browser"] == {"page script": "function", "injected page script": "ran",
+                               "dynamic script": 1, "injected card script": "ran",
+                               "blocked": set()}
