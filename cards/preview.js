@@ -1,7 +1,71 @@
-// devd preview: forwards live card updates into the sandboxed card frames, in place.
+// devd preview: forwards live card updates into the sandboxed card frames, in place; takes
+// a whole new preview from its host in place too; talks to VS Code when inside a webview.
 (function () {
   "use strict";
+  // The page's own nonce (a VS Code webview page, else ""). Card frames inherit the page's
+  // Content-Security-Policy, so every card document loaded here must carry it too.
+  var nonce = (document.currentScript && document.currentScript.nonce) || "";
+  var vscode = null;
+  if (typeof window.acquireVsCodeApi === "function") {
+    try { vscode = window.acquireVsCodeApi(); } catch (e) { vscode = null; }  // once only
+  }
+  var count = function (name) {
+    document.body.dataset[name] = String(Number(document.body.dataset[name] || 0) + 1);
+  };
+  // `nonce="..."` on every <script> start tag of a card document (not inside script bodies
+  // or comments), instead of any nonce the tag had: Chromium honours no nonce on an element
+  // with a duplicate attribute. As devd.preview.with_nonce does; idempotent.
+  var PIECE = /(\s+)|([^\s\/>"'=][^\s\/>"'=]*)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]*))?|\//y;
+  var attributesOf = function (html, pos) {  // the tag's attributes but nonce; where '>' is
+    var kept = "";
+    var space = "";
+    while (pos < html.length && html[pos] !== ">") {
+      PIECE.lastIndex = pos;
+      var piece = PIECE.exec(html);
+      if (!piece || !piece[0]) { kept += space + html[pos]; space = ""; pos += 1; continue; }
+      if (piece[1] !== undefined) { space += piece[0]; }
+      else if (piece[2] !== undefined && piece[2].toLowerCase() === "nonce") { space = ""; }
+      else { kept += space + piece[0]; space = ""; }
+      pos = PIECE.lastIndex;
+    }
+    return { text: kept + space, end: pos };
+  };
+  var withNonce = function (html) {
+    if (!nonce || !html) { return html; }
+    var mine = ' nonce="' + nonce + '"';
+    var open = /<script(?=[\s\/>])|<!--/gi;
+    var close = /<\/script(?=[\s\/>])/gi;
+    var out = [];
+    var pos = 0;
+    var m;
+    for (;;) {
+      open.lastIndex = pos;
+      m = open.exec(html);
+      if (!m) { break; }
+      var at = open.lastIndex;
+      if (m[0] === "<!--") {
+        var shut = html.indexOf("-->", at);
+        var after = shut < 0 ? html.length : shut + 3;
+        out.push(html.slice(pos, after));
+        pos = after;
+        continue;
+      }
+      var attrs = attributesOf(html, at);
+      out.push(html.slice(pos, at) + mine + attrs.text);
+      close.lastIndex = attrs.end + 1;
+      var end = close.exec(html) ? close.lastIndex : html.length;
+      out.push(html.slice(attrs.end, end));
+      pos = end;
+    }
+    out.push(html.slice(pos));
+    return out.join("");
+  };
   var frames = function () { return Array.prototype.slice.call(document.querySelectorAll("iframe.card")); };
+  var boxes = function (root) {
+    return Array.prototype.slice.call(root.querySelectorAll(".card-frame")).filter(function (b) {
+      return b.querySelector("iframe.card");
+    });
+  };
   // The frame showing `card`: same uuid (same spin), else same @card id, else the only
   // frame of that type. Card uuids change with every spin; ids and types do not.
   var frameFor = function (card) {
@@ -50,7 +114,24 @@
       var queued = frame.devdQueue.splice(0);
       queued.forEach(function (message) { send(frame, message); });
     };
-    frame.srcdoc = html;  // the frame keeps its height until the new card reports its own
+    frame.srcdoc = withNonce(html);  // the frame keeps its height until the new card reports its own
+  };
+  // Cards kept from the spin before a failed one: greyed, labelled, never looking current.
+  var PREVIOUS = "card from the previous spin \u2014 this spin failed";
+  var markPrevious = function (box) {
+    box.classList.add("previous");
+    if (!box.querySelector(".previous-label")) {
+      var label = document.createElement("p");
+      label.className = "previous-label";
+      label.textContent = PREVIOUS;
+      box.insertBefore(label, box.querySelector("iframe.card"));
+    }
+  };
+  var unmarkPrevious = function (box) {
+    if (!box) { return; }
+    box.classList.remove("previous");
+    var label = box.querySelector(".previous-label");
+    if (label) { label.remove(); }
   };
   function apply(card) {
     if (!card) { return; }
@@ -59,13 +140,193 @@
       if (!frame) { frame = newFrame(card); }
       frame.dataset.uuid = card.uuid || frame.dataset.uuid;
       load(frame, card.html);
+      unmarkPrevious(frame.closest(".card-frame"));  // the running spin's own card now
     } else if (frame) {
       send(frame, { type: "devd/cardUpdated", components: card.components || {} });
     } else {
       return;  // data for a card this page has not seen rendered: nothing to patch
     }
-    document.body.dataset.liveUpdates = String(Number(document.body.dataset.liveUpdates || 0) + 1);
+    count("liveUpdates");
   }
+
+  // --- A whole new preview (the next spin), applied in place ------------------------------
+  var SECTIONS = ["head", "stale", "notices", "error", "cards", "artifacts", "output"];
+  var cardOf = function (box) {
+    var f = box.querySelector("iframe.card");
+    return { box: box, frame: f, uuid: f.dataset.uuid || "", id: f.dataset.cardId || "",
+             type: f.dataset.cardType || "" };
+  };
+  // The same card: same uuid, else the same @card id, else (cards without an id) the same
+  // type at the same position among the cards of that type.
+  var matchCards = function (olds, news) {
+    var used = [];
+    var take = function (card, test) {
+      if (card.match) { return; }
+      for (var i = 0; i < olds.length; i++) {
+        if (used.indexOf(i) < 0 && test(olds[i])) { used.push(i); card.match = olds[i]; return; }
+      }
+    };
+    news.forEach(function (c) { if (c.uuid) { take(c, function (o) { return o.uuid === c.uuid; }); } });
+    news.forEach(function (c) { if (c.id) { take(c, function (o) { return o.id === c.id; }); } });
+    news.forEach(function (c) {
+      if (!c.id) { take(c, function (o) { return !o.id && o.type === c.type; }); }
+    });
+    return olds.filter(function (o, i) { return used.indexOf(i) < 0; });
+  };
+  // A card of a page rendered for another nonce (or none) gets this page's nonce, so an
+  // unchanged card compares equal to the document this page shows.
+  var reconcileCards = function (incoming, keepPrevious) {
+    var section = document.getElementById("cards");
+    var olds = boxes(section).map(cardOf);
+    var news = incoming ? boxes(incoming).map(function (box) {
+      var c = cardOf(box);
+      c.html = withNonce(c.frame.getAttribute("srcdoc") || "");
+      return c;
+    }) : [];
+    var empty = section.querySelector(".empty");
+    if (!news.length && keepPrevious && olds.length) {
+      olds.forEach(function (o) { markPrevious(o.box); });
+      if (empty) { empty.remove(); }
+      return;
+    }
+    matchCards(olds, news).forEach(function (gone) { gone.box.remove(); });
+    if (empty) { empty.remove(); }
+    var cursor = null;
+    news.forEach(function (c) {
+      var box;
+      if (c.match) {
+        box = c.match.box;
+        var frame = c.match.frame;
+        var title = box.querySelector(".card-title");
+        var newTitle = c.box.querySelector(".card-title");
+        if (title && newTitle) { title.innerHTML = newTitle.innerHTML; }
+        frame.title = c.frame.title;
+        frame.dataset.uuid = c.uuid;
+        frame.dataset.cardId = c.id;
+        frame.dataset.cardType = c.type;
+        unmarkPrevious(box);
+        if ((frame.getAttribute("srcdoc") || "") !== c.html) { load(frame, c.html); }
+      } else {
+        box = document.importNode(c.box, true);
+        box.querySelector("iframe.card").removeAttribute("srcdoc");
+      }
+      var expected = cursor ? cursor.nextElementSibling : section.firstElementChild;
+      if (expected !== box) { section.insertBefore(box, expected); }  // new, or reordered
+      if (!c.match) { load(box.querySelector("iframe.card"), c.html); }
+      cursor = box;
+    });
+    var newEmpty = incoming && incoming.querySelector(".empty");
+    if (newEmpty) { section.appendChild(document.importNode(newEmpty, true)); }
+  };
+  var applyPreview = function (html) {
+    if (typeof html !== "string" || !html) { return; }
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    if (!doc.getElementById("cards")) { return; }  // not a devd preview page
+    var x = window.scrollX;
+    var y = window.scrollY;
+    var body = document.body.dataset;
+    var next = doc.body.dataset;
+    var sameStep = body.flow === next.flow && body.step === next.step;
+    SECTIONS.forEach(function (id, index) {
+      var mine = document.getElementById(id);
+      var theirs = doc.getElementById(id);
+      if (id === "cards") {
+        reconcileCards(theirs, next.ok === "false" && sameStep);
+        return;
+      }
+      if (!theirs) { if (mine) { mine.remove(); } return; }
+      var fresh = document.importNode(theirs, true);
+      if (mine) { mine.replaceWith(fresh); return; }
+      var before = null;  // the next section this page has, in the page's order
+      for (var i = index + 1; i < SECTIONS.length && !before; i++) {
+        before = document.getElementById(SECTIONS[i]);
+      }
+      document.body.insertBefore(fresh, before || document.querySelector("body > script"));
+    });
+    body.flow = next.flow || "";
+    body.step = next.step || "";
+    body.ok = next.ok || "";
+    document.title = doc.title;
+    linkify();
+    window.scrollTo(x, y);
+    count("previewUpdates");
+    saveScroll();
+  };
+
+  // --- VS Code: file links, scroll state, ready ---------------------------------------------
+  var link = function (text, file, line) {
+    var a = document.createElement("a");
+    a.href = "#";
+    a.className = "open-file";
+    a.textContent = text;
+    a.dataset.file = file;
+    a.dataset.line = line || "";
+    return a;
+  };
+  function linkify() {
+    if (!vscode) { return; }
+    Array.prototype.forEach.call(document.querySelectorAll("#error .where[data-file]"), function (p) {
+      if (!p.dataset.file || p.querySelector("a")) { return; }
+      var a = link(p.textContent, p.dataset.file, p.dataset.line);
+      p.textContent = "";
+      p.appendChild(a);
+    });
+    // Frames of the traceback: `File "/path/x.py", line 12` links to that line.
+    Array.prototype.forEach.call(document.querySelectorAll("#error .traceback"), function (pre) {
+      if (pre.dataset.linked) { return; }
+      pre.dataset.linked = "1";
+      var text = pre.textContent;
+      var re = /File "([^"]+)", line (\d+)/g;
+      var parts = [];
+      var last = 0;
+      var m;
+      while ((m = re.exec(text))) {
+        parts.push(document.createTextNode(text.slice(last, m.index)));
+        parts.push(link(m[0], m[1], m[2]));
+        last = re.lastIndex;
+      }
+      if (!parts.length) { return; }
+      parts.push(document.createTextNode(text.slice(last)));
+      pre.textContent = "";
+      parts.forEach(function (n) { pre.appendChild(n); });
+    });
+  }
+  document.addEventListener("click", function (event) {
+    var a = event.target && event.target.closest && event.target.closest("a.open-file");
+    if (!a || !vscode) { return; }
+    event.preventDefault();
+    vscode.postMessage({ type: "devd/openFile", file: a.dataset.file,
+                         line: a.dataset.line ? Number(a.dataset.line) : null });
+  });
+  // VS Code reloads a hidden webview when it is shown again: keep the scroll position in
+  // the webview's state and go back there, also while the cards still grow to full height.
+  var restoring = null;
+  function saveScroll() {
+    if (!vscode || restoring) { return; }
+    var state = vscode.getState() || {};
+    state.scrollX = window.scrollX;
+    state.scrollY = window.scrollY;
+    vscode.setState(state);
+  }
+  if (vscode) {
+    var saved = vscode.getState() || {};
+    if (typeof saved.scrollY === "number" && saved.scrollY > 0) {
+      restoring = { x: saved.scrollX || 0, y: saved.scrollY };
+      var stop = function () { restoring = null; };
+      ["wheel", "keydown", "mousedown", "touchstart"].forEach(function (name) {
+        window.addEventListener(name, stop, { once: true, passive: true });
+      });
+      window.addEventListener("load", function () { setTimeout(stop, 3000); });
+    }
+    var pending = false;
+    window.addEventListener("scroll", function () {
+      if (pending) { return; }
+      pending = true;
+      setTimeout(function () { pending = false; saveScroll(); }, 100);
+    }, { passive: true });
+  }
+  var restore = function () { if (restoring) { window.scrollTo(restoring.x, restoring.y); } };
+
   window.addEventListener("message", function (event) {
     var msg = event.data || {};
     if (msg.type === "devd/cardHeight") {
@@ -73,6 +334,7 @@
       frames().forEach(function (f) {
         if (f.contentWindow === event.source && msg.height > 0) { f.style.height = Math.min(msg.height + 24, 20000) + "px"; }
       });
+      restore();
       return;
     }
     if (event.source !== window.parent && event.source !== window) { return; }  // host only
@@ -81,13 +343,20 @@
     } else if (msg.type === "devd/spinStatus") {
       var status = document.getElementById("status");
       if (status) { status.textContent = msg.text; status.className = "badge " + (msg.ok ? "ok" : "failed"); }
+    } else if (msg.type === "devd/preview") {
+      applyPreview(msg.html);
+      restore();
     }
   });
   window.devdApplyCardUpdate = apply;
+  window.devdApplyPreview = applyPreview;
   // Outside an editor: live updates from an event stream, if the page was given one.
   var url = document.body.dataset.eventsUrl;
   if (url && window.EventSource) {
     var source = new EventSource(url);
     source.addEventListener("cardUpdated", function (e) { apply(JSON.parse(e.data)); });
   }
+  linkify();
+  restore();
+  if (vscode) { vscode.postMessage({ type: "devd/ready" }); }
 })();

@@ -615,3 +615,234 @@ def test_a_webview_preview_runs_only_scripts_carrying_its_nonce_cards_included(
     assert seen["browser"] == {"page script": "function", "injected page script": "ran",
                                "dynamic script": 1, "injected card script": "ran",
                                "blocked": set()}
+
+
+HOST_PAGE = """<!DOCTYPE html><html><body style="margin:0">
+<script>
+window.received = []; window.acquired = 0; window.state = null;
+addEventListener("message", (e) => {
+  const d = e.data || {};
+  if (d.devdHost === "postMessage") { received.push(d.message); }
+  else if (d.devdHost === "setState") { state = d.state; }
+  else if (d.devdHost === "acquired") { acquired += 1; }
+});
+window.post = (m) => document.getElementById("webview").contentWindow.postMessage(m, "*");
+</script>
+<iframe id="webview" name="devd-webview" src="%s" style="border:0;width:100vw;height:100vh">
+</iframe>
+</body></html>"""
+
+# What VS Code gives a webview's page: acquireVsCodeApi (once), whose postMessage and
+# setState reach the host (here: the page around the frame); getState is the saved state.
+WEBVIEW_API = """(() => {
+  if (window.name !== "devd-webview") { return; }
+  let acquired = false;
+  let state = %s;
+  window.acquireVsCodeApi = () => {
+    if (acquired) { throw new Error("An instance of the VS Code API has already been acquired"); }
+    acquired = true;
+    window.parent.postMessage({devdHost: "acquired"}, "*");
+    const host = (message) => window.parent.postMessage(message, "*");
+    return {
+      postMessage: (message) => host({devdHost: "postMessage", message}),
+      setState: (s) => { state = s; host({devdHost: "setState", state: s}); },
+      getState: () => state,
+    };
+  };
+})();"""
+
+
+class WebviewHost:
+    """A page standing in for VS Code: the preview in a frame named like a webview, with the
+    webview API; messages both ways go through postMessage, as in VS Code."""
+
+    def __init__(self, browser: Any, tmp_path: Path, preview_html: str,
+                 state: dict[str, Any] | None = None, width: int = 1100,
+                 height: int = 700) -> None:
+        self.watched = Watched(browser, width=width, height=height)
+        self.page = self.watched.page
+        self.page.add_init_script(WEBVIEW_API % json.dumps(state))
+        preview = card_file(tmp_path, "webview-preview", preview_html)
+        host = card_file(tmp_path, "webview-host", HOST_PAGE % preview)
+        self.page.goto(host)
+        self.page.wait_for_function("() => window.received.some(m => m.type === 'devd/ready')")
+        self.view = self.page.frame(name="devd-webview")
+        self.locator = self.page.frame_locator("#webview")
+
+    def post(self, message: dict[str, Any]) -> None:
+        self.page.evaluate("m => window.post(m)", message)
+
+    def card_frames(self) -> dict[str, Any]:
+        """The webview's card frames by @card id (else type)."""
+        found = {}
+        for child in self.view.child_frames:
+            element = child.frame_element()
+            key = element.get_attribute("data-card-id") or element.get_attribute(
+                "data-card-type")
+            found[key] = child
+        return found
+
+    def received(self) -> list[dict[str, Any]]:
+        return self.page.evaluate("window.received")
+
+
+def test_a_new_preview_replaces_the_open_one_in_place(in_project: Path, browser: Any,
+                                                      tmp_path: Path) -> None:
+    import dataclasses
+
+    with Session(FLOW) as session:
+        first = session.spin("report", artifacts={"base": 21}, diff=True)
+        second = session.spin("report", artifacts={"base": 30}, diff=True, persist=True)
+    assert first.ok and second.ok and second.pathspec
+    assert [c["type"] for c in second.card_info] == ["default", "blank"]
+    # Every spin's card differs (its run id); this default card is the first spin's, so
+    # that one frame has nothing new to load.
+    second = dataclasses.replace(second, cards=[first.cards[0], second.cards[1]])
+    old = render_preview(first, recorded=recorded_hashes(first), nonce=NONCE)
+    new = render_preview(second, recorded=recorded_hashes(second), nonce=NONCE)
+
+    host = WebviewHost(browser, tmp_path, old)
+    view, locate = host.view, host.locator
+    report = locate.frame_locator('iframe[data-card-id="report"]')
+    report.locator("td", has_text="42").wait_for()
+    view.wait_for_function("() => document.querySelector("
+                           "'iframe[data-card-id=\"report\"]').offsetHeight > 600")
+    view.evaluate("window.devdTestMark = 'same page'")
+    for frame in host.card_frames().values():
+        frame.evaluate("window.devdFrameMark = 'same document'")
+    view.evaluate("window.scrollTo(0, 900)")
+    scrolled = view.evaluate("window.scrollY")
+    assert scrolled == 900
+    assert "persisted as" not in locate.locator("#head").inner_text()
+
+    host.post({"type": "devd/preview", "html": new})
+    view.wait_for_function("() => document.body.dataset.previewUpdates === '1'")
+    report.locator("td", has_text="60").wait_for()  # the report card of the new spin
+    assert view.evaluate("window.devdTestMark") == "same page"
+    assert abs(view.evaluate("window.scrollY") - scrolled) < 5
+    assert f"persisted as {second.pathspec}" in locate.locator("#head").inner_text()
+    assert "60" in locate.locator('#artifacts tr[data-artifact="total"]').inner_text()
+    assert "report total 60" in locate.locator("#stdout").inner_text()
+    frames = host.card_frames()
+    assert set(frames) == {"default", "report"} and locate.locator("iframe.card").count() == 2
+    marks = {key: frame.evaluate("window.devdFrameMark || null")
+             for key, frame in frames.items()}
+    assert marks == {"default": "same document", "report": None}  # only the changed one
+    assert abs(view.evaluate("window.scrollY") - scrolled) < 5  # also once cards reloaded
+
+    # Live updates still reach the page: the status badge (a new element now), and a card's
+    # new document, which the page gives its nonce before loading it.
+    host.post({"type": "devd/spinStatus", "text": "spinning…", "ok": True})
+    locate.locator("#status", has_text="spinning…").wait_for()
+    host.post({"type": "devd/cardUpdated", "card": {
+        "uuid": "new", "id": "report", "type": "blank", "mode": "render_runtime",
+        "components": {}, "html": SCRIPTED_CARD}})
+    report.locator("#set", has_text="written by the card script").wait_for()
+    report.locator("#foreign", has_text="run").wait_for()
+    assert view.evaluate("document.body.dataset.liveUpdates") == "1"
+
+    # The same spin again, rendered for another nonce: the unchanged card is not reloaded
+    # and the replaced one runs its scripts under the page's own nonce.
+    for frame in host.card_frames().values():
+        frame.evaluate("window.devdFrameMark = 'again'")
+    host.post({"type": "devd/preview", "html": render_preview(
+        second, recorded=recorded_hashes(second), nonce="b3RoZXItbm9uY2UtOTg3NjU0MzI=")})
+    view.wait_for_function("() => document.body.dataset.previewUpdates === '2'")
+    report.locator("td", has_text="60").wait_for()
+    marks = {key: frame.evaluate("window.devdFrameMark || null")
+             for key, frame in host.card_frames().items()}
+    assert marks == {"default": "again", "report": None}  # the live document was replaced
+    host.watched.shot(tmp_path, "webview-updated", full_page=False)
+    assert host.watched.errors == [] and host.watched.remote_requests() == []
+    host.watched.close()
+
+
+def test_a_failed_spin_keeps_the_previous_cards_greyed_until_a_success(
+        in_project: Path, browser: Any, tmp_path: Path) -> None:
+    with Session(FLOW) as session:
+        good = session.spin("report", artifacts={"base": 21})
+        bad = session.spin("report", artifacts={"base": "x"})  # TypeError before any card
+        fixed = session.spin("report", artifacts={"base": 30})
+        start = session.spin("start")
+    assert good.ok and not bad.ok and fixed.ok and bad.cards == [] and start.cards == []
+
+    host = WebviewHost(browser, tmp_path, render_preview(good, nonce=NONCE))
+    view, locate = host.view, host.locator
+    assert locate.locator("#error").count() == 0
+    host.post({"type": "devd/preview", "html": render_preview(bad, nonce=NONCE)})
+    view.wait_for_function("() => document.body.dataset.previewUpdates === '1'")
+    assert locate.locator("#status").inner_text() == "failed"
+    assert "TypeError" in locate.locator("#error h2").inner_text()  # a section that appeared
+    boxes = locate.locator("#cards .card-frame")
+    assert boxes.count() == 2
+    for box in boxes.all():
+        assert "previous" in box.get_attribute("class")
+        assert box.locator(".previous-label").inner_text() == \
+            "card from the previous spin — this spin failed"
+        opacity = box.locator("iframe.card").evaluate("f => getComputedStyle(f).opacity")
+        assert float(opacity) < 0.5
+    assert locate.locator("#cards .empty").count() == 0
+    host.watched.shot(tmp_path, "webview-failed-previous-cards", full_page=False)
+
+    host.post({"type": "devd/preview", "html": render_preview(fixed, nonce=NONCE)})
+    view.wait_for_function("() => document.body.dataset.previewUpdates === '2'")
+    assert locate.locator("#status").inner_text() == "succeeded"
+    assert locate.locator("#error").count() == 0  # and a section that went away
+    assert locate.locator(".card-frame.previous, .previous-label").count() == 0
+    locate.frame_locator('iframe[data-card-id="report"]').locator(
+        "td", has_text="60").wait_for()
+
+    # A card that appears gets a frame of its own; a step without cards has none.
+    more = with_card(fixed, SCRIPTED_CARD, {"id": "scripted", "type": "blank", "uuid": "s2"})
+    host.post({"type": "devd/preview", "html": render_preview(more, nonce=NONCE)})
+    locate.frame_locator('iframe[data-card-id="scripted"]').locator(
+        "#set", has_text="written by the card script").wait_for()
+    assert [f.get_attribute("data-card-id") or f.get_attribute("data-card-type")
+            for f in locate.locator("iframe.card").all()] == ["default", "report", "scripted"]
+    host.post({"type": "devd/preview", "html": render_preview(start, nonce=NONCE)})
+    view.wait_for_function("() => document.body.dataset.previewUpdates === '4'")
+    assert locate.locator("iframe.card").count() == 0
+    assert locate.locator("#cards .empty").is_visible()
+    assert locate.locator("h1").inner_text() == "CardFlow/start"
+    assert host.watched.errors == []
+    host.watched.close()
+
+
+def test_the_webview_page_opens_the_error_line_says_ready_and_keeps_its_scroll(
+        in_project: Path, browser: Any, tmp_path: Path) -> None:
+    with Session(FLOW) as session:
+        bad = session.spin("report", artifacts={"base": "x"})
+        good = session.spin("report", artifacts={"base": 21})
+    error = bad.to_json()["error"]
+    assert error["file"].endswith(FLOW) and error["line"]
+    host = WebviewHost(browser, tmp_path, render_preview(bad, nonce=NONCE))
+    locate = host.locator
+    assert host.received() == [{"type": "devd/ready"}]
+    assert host.page.evaluate("window.acquired") == 1
+    where = locate.locator("#error .where a.open-file")
+    assert where.inner_text() == f"{error['file']}:{error['line']}"
+    where.click()
+    host.page.wait_for_function("() => window.received.length === 2")
+    assert host.received()[1] == {"type": "devd/openFile", "file": error["file"],
+                                  "line": error["line"]}
+    # The traceback's frames link to their lines too.
+    frame_link = locate.locator(f'#error .traceback a.open-file[data-file="{error["file"]}"]')
+    frame_link.click()
+    host.page.wait_for_function("() => window.received.length === 3")
+    assert host.received()[2] == {"type": "devd/openFile", "file": error["file"],
+                                  "line": error["line"]}
+    host.watched.close()
+
+    # The scroll position goes to the webview's state, and comes back when VS Code
+    # reloads a hidden webview (same html, saved state); the page says ready again.
+    host = WebviewHost(browser, tmp_path, render_preview(good, nonce=NONCE))
+    host.view.wait_for_function("() => document.documentElement.scrollHeight > 1800")
+    host.view.evaluate("window.scrollTo(0, 1000)")
+    host.page.wait_for_function("() => window.state && window.state.scrollY === 1000")
+    state = host.page.evaluate("window.state")
+    host.watched.close()
+    host = WebviewHost(browser, tmp_path, render_preview(good, nonce=NONCE), state=state)
+    host.view.wait_for_function("() => window.scrollY === 1000")
+    assert host.received() == [{"type": "devd/ready"}]
+    assert host.watched.errors == []
+    host.watched.close()
