@@ -271,7 +271,8 @@ class DevdServer(LanguageServer):
         async def run(params: Any) -> dict[str, Any]:
             args = plain(params) or {}
             path = _required_path(args, "devd/run")
-            return await _run_request(server, path, "run", list(args.get("args") or []))
+            return await _run_request(server, path, "run", list(args.get("args") or []),
+                                      args.get("workDoneToken"))
 
         @server.feature("devd/resume")
         async def resume(params: Any) -> dict[str, Any]:
@@ -282,7 +283,7 @@ class DevdServer(LanguageServer):
                 extra += ["--origin-run-id", str(args["originRunId"])]
             if args.get("step"):
                 extra = [str(args["step"]), *extra]
-            return await _run_request(server, path, "resume", extra)
+            return await _run_request(server, path, "resume", extra, args.get("workDoneToken"))
 
         @server.feature("devd/cancel")
         def cancel(params: Any) -> dict[str, Any]:
@@ -411,13 +412,26 @@ def _spin_request(server: DevdServer, path: str, uri: str,
 
 
 def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[str, Any]:
-    """The last spin's cards and preview page; with spinIfMissing, spin when there is none."""
-    from .preview import recorded_hashes, render_preview
+    """The last spin's cards and preview page; with spinIfMissing, spin when there is none.
+
+    ``webview: {nonce, cspSource?}``: the preview is for a VS Code webview (devd/preview.py).
+    """
+    from .preview import WebviewOptionsError, check_webview, recorded_hashes, render_preview
 
     engine = server.engine
     target = args.get("step") or args.get("pathspec")
     if not target:
         raise JsonRpcInvalidParams("devd/card needs 'step' (or 'pathspec')")
+    webview = args.get("webview")
+    options: dict[str, Any] = {}
+    if webview is not None:
+        if not isinstance(webview, dict):
+            raise JsonRpcInvalidParams("devd/card: 'webview' must be {nonce, cspSource?}")
+        options = {"nonce": webview.get("nonce"), "csp_source": webview.get("cspSource")}
+        try:
+            check_webview(options["nonce"], options["csp_source"])
+        except WebviewOptionsError as exc:
+            raise JsonRpcInvalidParams(f"devd/card: {exc}") from None
     try:
         model = engine.model(path)
         step = parse_target(model, target).step
@@ -433,7 +447,7 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
     result = record.result
     data = spin_json(result, args["uri"])
     return {"ok": True, "step": step, "cards": data["cards"], "spin": data,
-            "preview": render_preview(result, recorded=recorded_hashes(result))}
+            "preview": render_preview(result, recorded=recorded_hashes(result), **options)}
 
 
 def _safe_spin(server: DevdServer, path: str, step: str) -> None:
@@ -444,11 +458,20 @@ def _safe_spin(server: DevdServer, path: str, step: str) -> None:
 
 
 async def _run_request(server: DevdServer, path: str, subcommand: str,
-                       args: list[str]) -> dict[str, Any]:
+                       args: list[str], client_token: Any = None) -> dict[str, Any]:
+    """A run or resume; progress on the client's ``workDoneToken`` when it sent one, else on
+    a token created with window/workDoneProgress/create when the client supports that."""
     token = f"devd-{subcommand}-{id(args)}"
     progress = False
     caps = server.client_capabilities
-    if caps and caps.window and caps.window.work_done_progress:
+    if client_token is not None:
+        if not isinstance(client_token, str | int) or isinstance(client_token, bool):
+            raise JsonRpcInvalidParams("workDoneToken must be a string or an integer")
+        token = client_token
+        server.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+            title=f"devd {subcommand}", percentage=0, cancellable=False))
+        progress = True
+    elif caps and caps.window and caps.window.work_done_progress:
         try:
             await server.work_done_progress.create_async(token)
             server.work_done_progress.begin(token, types.WorkDoneProgressBegin(
@@ -475,4 +498,5 @@ async def _run_request(server: DevdServer, path: str, subcommand: str,
     finally:
         if progress:
             server.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
+            server.work_done_progress.tokens.pop(token, None)
     return {"ok": outcome.ok, "runId": outcome.run_id, "returncode": outcome.returncode}

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -490,3 +491,90 @@ def test_daemon_lifecycle_stale_files_idle_exit_and_tcp_token(daemon_project: Pa
             data += sock.recv(65536)
         assert b'"pid"' in data
     assert "daemon stopped" in cli(root, "daemon", "stop", str(root)).stdout
+
+
+class _Scripts(HTMLParser):
+    """The nonce of every <script> of a page, and the documents of its card frames."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.nonces: list[str | None] = []
+        self.cards: list[str] = []
+        self.csp = ""
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "script":
+            self.nonces.append(found.get("nonce"))
+        elif tag == "iframe" and found.get("srcdoc"):
+            self.cards.append(found["srcdoc"] or "")
+        elif tag == "meta" and found.get("http-equiv") == "Content-Security-Policy":
+            self.csp = found.get("content") or ""
+
+
+@pytest.mark.asyncio
+async def test_card_preview_for_a_vscode_webview_carries_the_nonce_everywhere(
+        client: LanguageClient, daemon_project: Path) -> None:
+    from pygls.exceptions import JsonRpcInvalidParams
+
+    flow = uri(daemon_project, "card_flow.py")
+    nonce = "Tm9uY2VGb3JUaGVXZWJ2aWV3MDE="
+    source = "https://*.vscode-cdn.net"
+    card = await call(client, "devd/card", {
+        "uri": flow, "step": "report", "spinIfMissing": True,
+        "webview": {"nonce": nonce, "cspSource": source}})
+    assert card["ok"] and len(card["cards"]) == 2
+    page = _Scripts(card["preview"])
+    assert page.csp == (f"default-src 'none'; img-src data: {source}; "
+                        "style-src 'unsafe-inline'; "
+                        f"script-src 'nonce-{nonce}' 'unsafe-eval'; font-src data:; "
+                        "frame-src about: data:")
+    assert page.nonces == [nonce]  # the page's own script
+    assert len(page.cards) == 2
+    for document in page.cards:  # Metaflow's scripts and the live bridge, in each card
+        scripts = _Scripts(document).nonces
+        assert len(scripts) >= 3 and set(scripts) == {nonce}, scripts
+    # `cards` are the documents as rendered, for any use: no nonce there.
+    assert all("nonce=" not in c["html"] for c in card["cards"])
+
+    plain_page = await call(client, "devd/card", {"uri": flow, "step": "report"})
+    plain_scripts = _Scripts(plain_page["preview"])
+    assert "script-src 'unsafe-inline' 'unsafe-eval'" in plain_scripts.csp
+    assert plain_scripts.nonces == [None]
+    assert all(set(_Scripts(d).nonces) == {None} for d in plain_scripts.cards)
+
+    for webview in ({"nonce": "short"}, {"nonce": nonce + '"><script>'},
+                    {"nonce": "x" * 300}, {"nonce": 1234567890123456789}, {},
+                    {"nonce": nonce, "cspSource": "https://x; script-src *"}, "nonce"):
+        with pytest.raises(JsonRpcInvalidParams):
+            await client.protocol.send_request_async("devd/card", {
+                "uri": flow, "step": "report", "webview": webview})
+
+
+@pytest.mark.asyncio
+async def test_run_and_resume_report_progress_on_the_clients_work_done_token(
+        client: LanguageClient, daemon_project: Path) -> None:
+    import re
+
+    flow = uri(daemon_project, "linear_flow.py")
+    client.progress_reports["editor-run-1"] = []  # the client made this token itself
+    before = set(client.progress_reports)
+    result = await call(client, "devd/run", {"uri": flow, "workDoneToken": "editor-run-1"})
+    assert result["ok"] and result["runId"]
+    reports = client.progress_reports["editor-run-1"]
+    kinds = [r.kind for r in reports]
+    assert kinds[0] == "begin" and kinds[-1] == "end" and kinds.count("begin") == 1
+    steps = [r.message for r in reports if r.kind == "report"]
+    assert steps and all(re.fullmatch(r"\d/3 steps \(\w+\)", m) for m in steps), steps
+    assert steps[-1] == "3/3 steps (end)"
+    assert set(client.progress_reports) == before  # no token of the server's own
+
+    client.progress_reports[7] = []
+    resumed = await call(client, "devd/resume", {"uri": flow, "step": "double",
+                                                 "originRunId": result["runId"],
+                                                 "workDoneToken": 7})
+    assert resumed["ok"] and resumed["runId"] != result["runId"]
+    kinds = [r.kind for r in client.progress_reports[7]]
+    assert kinds[0] == "begin" and kinds[-1] == "end" and "report" in kinds
+    assert set(client.progress_reports) == before | {7}
