@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-EXIT_OK, EXIT_STEP_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_STEP_FAILED, EXIT_BAD_INPUT, EXIT_DAEMON = 0, 1, 2, 3
 
 
 def _pairs(values: list[list[str]] | None) -> dict[str, str]:
@@ -204,11 +204,11 @@ def main(argv: list[str] | None = None) -> int:
                    "status": cmd_status, "daemon": cmd_daemon,
                    "serve": cmd_serve}[args.command]
         return handler(args)
-    except DevdError as exc:
+    except DevdError as exc:  # also every failure talking to a daemon (client.DaemonError)
         if args.debug:
             raise
         print(f"devd: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return getattr(exc, "exit_code", EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         return 130
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import _socket
 
 from . import wire
+from .errors import DevdError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,15 +22,22 @@ if TYPE_CHECKING:
     Notification = Callable[[str, Any], None]
 
 
-class DaemonUnavailable(Exception):
-    """No daemon answers on the project's socket."""
+class DaemonError(DevdError):
+    """Talking to the daemon failed: the CLI says so in one line (exit code 3)."""
+
+    exit_code = 3
 
 
-class RpcError(Exception):
+class DaemonUnavailable(DaemonError):
+    """No daemon answers on the project's socket, or it went away mid-request."""
+
+
+class RpcError(DaemonError):
     def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
+        first = (message or "").strip().splitlines()[:1]
+        super().__init__(f"the daemon answered error {code}: {first[0] if first else '?'}")
         self.code = code
-        self.message = message
+        self.rpc_message = message
 
 
 class DaemonClient:
@@ -50,7 +58,7 @@ class DaemonClient:
     def close(self) -> None:
         try:
             self._send({"jsonrpc": "2.0", "method": "exit"})
-        except OSError:
+        except (OSError, DaemonUnavailable):
             pass
         self._sock.close()
 
@@ -62,7 +70,15 @@ class DaemonClient:
 
     def _send(self, message: dict[str, Any]) -> None:
         body = wire.dumps(message).encode()
-        self._sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        try:
+            self._sock.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        except OSError as exc:  # BrokenPipe, ConnectionReset: the daemon went away
+            raise self._gone(exc) from None
+
+    def _gone(self, exc: BaseException | None = None) -> DaemonUnavailable:
+        why = f" ({exc.strerror or exc})" if isinstance(exc, OSError) else ""
+        return DaemonUnavailable(f"the daemon for {self.paths.root} closed the connection "
+                                 f"before answering{why}; see {self.paths.log}")
 
     def _read_message(self) -> dict[str, Any]:
         while b"\r\n\r\n" not in self._buffer:
@@ -71,17 +87,30 @@ class DaemonClient:
         length = 0
         for line in head.split(b"\r\n"):
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
+            if name.strip().lower() == b"content-length" and value.strip().isdigit():
                 length = int(value.strip())
         while len(self._buffer) < length:
             self._fill()
         body, self._buffer = self._buffer[:length], self._buffer[length:]
-        return wire.loads(body)
+        try:
+            message = wire.loads(body)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            raise DaemonError(f"the daemon for {self.paths.root} sent a message devd cannot "
+                              f"read ({bytes(body[:60])!r}); see {self.paths.log}")
+        return message
 
     def _fill(self) -> None:
-        chunk = self._sock.recv(1 << 16)
+        try:
+            chunk = self._sock.recv(1 << 16)
+        except TimeoutError:
+            raise DaemonUnavailable(f"the daemon for {self.paths.root} did not answer in "
+                                    "time") from None
+        except OSError as exc:
+            raise self._gone(exc) from None
         if not chunk:
-            raise DaemonUnavailable("the daemon closed the connection")
+            raise self._gone()
         self._buffer += chunk
 
     def request(self, method: str, params: Any = None,

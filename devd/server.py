@@ -71,7 +71,19 @@ def bad_request_json(message: str, uri: str | None, path: str | None) -> dict[st
 
 
 class DevdProtocol(LanguageServerProtocol):
-    """LSP protocol whose ``exit`` ends this connection only, never the shared daemon."""
+    """LSP protocol whose ``exit`` ends this connection only, never the shared daemon.
+
+    Every method works for a bare JSON-RPC client that never sends ``initialize`` (the
+    CLI): until one arrives, the client has no capabilities and an empty workspace
+    (documents are read from disk).
+    """
+
+    def __init__(self, server: Any, converter: Any) -> None:
+        super().__init__(server, converter)
+        from pygls.workspace import Workspace
+
+        self.client_capabilities = types.ClientCapabilities()
+        self._workspace = Workspace(None, types.TextDocumentSyncKind.Full)
 
     @lsp_method(types.EXIT)
     def lsp_exit(self, *args: Any) -> None:
