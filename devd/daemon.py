@@ -22,6 +22,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from . import daemonlog
+from .daemonlog import Throttle
 from .project import DaemonPaths, daemon_paths
 
 log = logging.getLogger("devd.daemon")
@@ -46,6 +48,22 @@ class _LoopWriter:
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._writer.close)
+
+
+async def _discard(reader: asyncio.StreamReader, limit: int, seconds: float) -> None:
+    """Read and drop what the client still sends (up to ``limit`` bytes, ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while limit > 0:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            chunk = await asyncio.wait_for(reader.read(1 << 16), left)
+        except (asyncio.TimeoutError, ConnectionError):
+            return
+        if not chunk:
+            return
+        limit -= len(chunk)
 
 
 def socket_alive(paths: DaemonPaths) -> bool:
@@ -94,6 +112,14 @@ class Daemon:
         self.watcher = FileWatcher(self._file_changed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._spare: Any = None
+        self._throttle = Throttle(burst=1, window=60.0)
+
+    def note(self, key: str, message: str, level: int = logging.WARNING) -> None:
+        """Log ``message`` once a minute at most per ``key`` (with how often it recurred)."""
+        ok, suppressed = self._throttle.allow(key)
+        if ok:
+            more = f" [{suppressed} more like this in the last minute]" if suppressed else ""
+            log.log(level, "%s%s", message, more)
 
     def _make_spare(self) -> None:
         """A language server ready for the next client (building one takes ~5 ms)."""
@@ -109,17 +135,30 @@ class Daemon:
     # -- connections ---------------------------------------------------------------
     async def _serve_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
-        from pygls.io_ import run_async
+        try:
+            if not await self._admit(reader, writer):
+                writer.transport.abort()
+                return
+            await self._serve_admitted(reader, writer)
+        except Exception as exc:  # noqa: BLE001 - one connection's failure is logged, never raised
+            self.note(f"connection {type(exc).__name__}",
+                      f"a connection ended with {type(exc).__name__}: {exc}", logging.ERROR)
+            writer.transport.abort()
 
-        from .server import DevdServer
-
-        loop = asyncio.get_running_loop()
+    async def _admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """A TCP peer must send the token before anything else."""
         if self.token is not None and writer.get_extra_info("peername") and \
                 not isinstance(writer.get_extra_info("peername"), str):
             line = await reader.readline()
-            if line.strip() != f"TOKEN {self.token}".encode():
-                writer.close()
-                return
+            return line.strip() == f"TOKEN {self.token}".encode()
+        return True
+
+    async def _serve_admitted(self, reader: asyncio.StreamReader,
+                              writer: asyncio.StreamWriter) -> None:
+        from .rpcio import Connection
+        from .server import DevdServer, shared_converter
+
+        loop = asyncio.get_running_loop()
         self.connections += 1
         self.engine.touch()
         server, self._spare = self._spare or DevdServer(self.engine, self.pool), None
@@ -136,16 +175,12 @@ class Daemon:
         server.close_connection = close_connection
         self.engine.add_listener(server.on_engine_event)
         self.engine.watch_hook = self.watcher.watch
-        def bad_message(exc: Exception, source: Any) -> None:
-            """JSON-RPC 2.0: a parse error or invalid request gets an error response."""
-            parse = isinstance(exc, json.JSONDecodeError)
-            code, what = (-32700, "Parse error") if parse else (-32600, "Invalid request")
-            server.protocol._send_data({"jsonrpc": "2.0", "id": None,
-                                        "error": {"code": code, "message": f"{what}: {exc}"}})
-
         try:
-            await run_async(stop_event=connection_done, reader=reader,  # type: ignore[arg-type]
-                            protocol=server.protocol, logger=log, error_handler=bad_message)
+            unframed = await Connection(server.protocol, shared_converter(), self.note).serve(
+                reader, connection_done)
+            if unframed:  # let the client read the error: no reset for its unread bytes
+                writer.write_eof()
+                await _discard(reader, limit=4 << 20, seconds=2.0)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -153,8 +188,12 @@ class Daemon:
             self.connections -= 1
             self.engine.touch()
             try:
+                await writer.drain()
+            except Exception:  # noqa: BLE001
+                pass
+            try:
                 writer.close()
-            except Exception:
+            except Exception:  # noqa: BLE001
                 pass
 
     async def _idle_watch(self) -> None:
@@ -167,14 +206,17 @@ class Daemon:
                 self.stop_event.set()
 
     async def serve(self) -> None:
+        from .rpcio import MAX_LINE
+
         self._loop = asyncio.get_running_loop()
         self.paths.ensure()
-        server = await asyncio.start_unix_server(self._serve_connection, path=self.paths.socket)
+        server = await asyncio.start_unix_server(self._serve_connection,
+                                                 path=self.paths.socket, limit=MAX_LINE)
         os.chmod(self.paths.socket, 0o600)
         servers = [server]
         if self.tcp_port is not None:
             servers.append(await asyncio.start_server(self._serve_connection, "127.0.0.1",
-                                                      self.tcp_port))
+                                                      self.tcp_port, limit=MAX_LINE))
         self._write_files()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.stop_event.set)
@@ -328,8 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-mb", type=float, default=None)
     parser.add_argument("--tcp", type=int, default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    paths = daemon_paths(args.root)
+    paths.ensure()
+    daemonlog.setup(paths.log)
     os.chdir(args.root)
     budget = int(args.budget_mb * (1 << 20)) if args.budget_mb is not None else budget_default()
     idle = args.idle_timeout if args.idle_timeout is not None else idle_seconds_default()

@@ -1,5 +1,5 @@
-"""Clients that never send `initialize` (the CLI): a real daemon process, raw bytes on its
-real socket."""
+"""JSON-RPC conformance of the daemon, and clients that never send `initialize` (the CLI):
+a real daemon process, raw bytes on its real socket."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from devd.project import daemon_paths
-from tests.wirehelp import Raw, cli, make_project, request
+from tests.wirehelp import Raw, cli, frame, log_text, make_project, request
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,10 @@ def proto_project(project: Path) -> Any:
 
 def sock_of(root: Path) -> str:
     return daemon_paths(str(root)).socket
+
+
+def log_of(root: Path) -> str:
+    return log_text(daemon_paths(str(root)).log)
 
 
 # -- item 5: clients that never send `initialize` ------------------------------------------
@@ -172,3 +177,131 @@ def test_a_daemon_killed_mid_spin_is_one_line(proto_project: Path) -> None:
     assert spin.returncode == 3, err
     assert err.count("\n") == 1 and "closed the connection before answering" in err, err
     assert "Traceback" not in err
+
+
+# -- item 10: JSON-RPC conformance ---------------------------------------------------------
+
+def test_a_request_without_params_is_answered_with_its_own_id(proto_project: Path) -> None:
+    with Raw(sock_of(proto_project)) as conn:
+        conn.send(request(41, "devd/status"))
+        answer = conn.read()
+        assert answer["id"] == 41 and answer["result"]["pid"] > 0, answer
+        conn.send(request("s-2", "devd/cancel"))
+        assert conn.answer("s-2")["result"] == {"cancelled": []}
+        conn.send(request(43, "textDocument/hover"))  # LSP requires params here
+        answer = conn.answer(43)
+        assert answer["error"]["code"] == -32602 and "params" in answer["error"]["message"]
+        conn.send(request(44, "shutdown"))
+        assert conn.answer(44)["result"] is None
+        conn.send(request(45, "devd/status"))  # after shutdown: an error, still answered
+        assert conn.answer(45)["error"]["code"] == -32600
+
+
+@pytest.mark.parametrize("method,params,field", [
+    ("devd/spin", {"uri": 5, "step": "double"}, "'uri'"),
+    ("devd/spin", {"uri": "file:///x.py", "step": 3}, "'step'"),
+    ("devd/spin", {"uri": "file:///x.py", "line": "4"}, "'line'"),
+    ("devd/spin", {"uri": "file:///x.py", "persist": "yes"}, "'persist'"),
+    ("devd/spin", {"uri": "file:///x.py", "config": {"cfg": 1}}, "'config["),
+    ("devd/spin", [1, 2], "params must be an object"),
+    ("devd/spin", "flow.py", "params must be an object or an array"),
+    ("devd/run", {"uri": "file:///x.py", "args": "--alpha 3"}, "'args'"),
+    ("devd/run", {"uri": "file:///x.py", "args": ["--alpha", 3]}, "'args[1]'"),
+    ("devd/resume", {"uri": ["a"]}, "'uri'"),
+    ("devd/card", {"uri": "file:///x.py", "step": {"a": 1}}, "'step'"),
+    ("devd/cancel", {"target": 7}, "'target'"),
+    ("devd/spin", {}, "needs 'uri'"),
+    ("textDocument/hover", {"textDocument": {"uri": "file:///x.py"},
+                            "position": {"line": "a", "character": 2}}, "'position.line'"),
+    ("textDocument/codeLens", {"textDocument": 5}, "'textDocument"),
+])
+def test_wrong_typed_params_are_invalid_params_naming_the_field(
+        proto_project: Path, method: str, params: Any, field: str) -> None:
+    with Raw(sock_of(proto_project)) as conn:
+        conn.send(request(9, method, params))
+        answer = conn.answer(9)
+    assert answer["error"]["code"] == -32602, answer
+    assert field in answer["error"]["message"], answer
+    assert "data" not in answer["error"]  # no traceback: the client's mistake, said plainly
+
+
+def test_invalid_envelopes_are_answered_and_the_daemon_keeps_serving(proto_project: Path
+                                                                     ) -> None:
+    with Raw(sock_of(proto_project)) as conn:
+        conn.send(frame(b"{not json"))
+        assert conn.read()["error"]["code"] == -32700
+        conn.send(frame(b"[1, 2]"))
+        assert conn.read()["error"]["code"] == -32600
+        conn.send({"jsonrpc": "1.0", "id": 3, "method": "devd/status"})
+        assert conn.answer(3)["error"]["code"] == -32600
+        conn.send({"jsonrpc": "2.0", "id": 4, "method": 12})
+        assert conn.answer(4)["error"]["code"] == -32600
+        conn.send({"jsonrpc": "2.0", "id": [5], "method": "devd/status"})
+        assert conn.read()["error"]["code"] == -32600
+        conn.send(request(6, "devd/noSuchMethod", {}))
+        assert conn.answer(6)["error"]["code"] == -32601
+        conn.send(b"\r\n" + frame(request(7, "devd/status")))  # a stray blank line is fine
+        assert conn.answer(7)["result"]["pid"] > 0
+
+
+def test_a_1mb_header_line_is_refused_without_an_unhandled_exception(proto_project: Path
+                                                                      ) -> None:
+    with Raw(sock_of(proto_project)) as conn:
+        conn.send(b"X-Junk: " + b"x" * (1 << 20) + b"\r\n\r\n")
+        answer = conn.read()
+        assert answer is not None and answer["error"]["code"] == -32600, answer
+        assert "header line longer than" in answer["error"]["message"]
+        assert conn.read() is None  # then the daemon closes this connection
+    with Raw(sock_of(proto_project)) as conn:
+        conn.send(b"Content-Length: 999999999999\r\n\r\n")
+        assert conn.read()["error"]["code"] == -32600
+    with Raw(sock_of(proto_project)) as conn:
+        conn.send(request(1, "devd/status", {}))
+        assert conn.answer(1)["result"]["pid"] > 0  # still serving
+    text = log_of(proto_project)
+    assert "Unhandled exception" not in text and "LimitOverrunError" not in text, text[-2000:]
+
+
+def test_ten_thousand_invalid_requests_leave_the_log_small(proto_project: Path) -> None:
+    size_before = len(log_of(proto_project).encode())
+    bad = [frame(b"{oops"), frame(request(1, "devd/noSuchMethod", {})),
+           frame(request(2, "devd/spin", {"uri": 5})), frame(b"[]"),
+           frame(request(3, "textDocument/hover", {"textDocument": 1})),
+           frame({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"x": 1}})]
+    payload = b"".join(bad[i % len(bad)] for i in range(10_000))
+    with Raw(sock_of(proto_project), timeout=60) as conn:
+        sender = threading.Thread(target=conn.send, args=(payload,))
+        sender.start()
+        answers = 0
+        expected = sum(1 for i in range(10_000) if i % len(bad) != 5)  # not the notification
+        while answers < expected:
+            message = conn.read(timeout=60)
+            assert message is not None
+            answers += 1
+        sender.join()
+        conn.send(request(99, "devd/status", {}))
+        assert conn.answer(99)["result"]["pid"] > 0
+    grown = len(log_of(proto_project).encode()) - size_before
+    assert grown < 20_000, f"daemon.log grew by {grown} bytes"
+
+
+def test_the_daemon_log_rolls_over_at_its_cap(tmp_path: Path) -> None:
+    """daemon.log is capped and rotated, and what is written to fds 1 and 2 follows it."""
+    code = textwrap.dedent("""
+        import logging, os, sys
+        from devd import daemonlog
+        daemonlog.setup(sys.argv[1], max_bytes=8192)
+        log = logging.getLogger("devd.test")
+        for i in range(3000):
+            log.warning(f"distinct message {i} " + "x" * 40)
+        os.write(2, b"raw fd 2 write\\n")
+        print("print to stdout", flush=True)
+        log.warning("last")
+    """)
+    path = tmp_path / "daemon.log"
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=60)
+    assert path.stat().st_size <= 8192 + 200
+    assert (tmp_path / "daemon.log.1").stat().st_size <= 8192 + 200
+    assert not (tmp_path / "daemon.log.2").exists()
+    text = path.read_text()
+    assert "raw fd 2 write" in text and "print to stdout" in text and "last" in text
