@@ -67,21 +67,22 @@ async def _discard(reader: asyncio.StreamReader, limit: int, seconds: float) -> 
 
 
 def socket_alive(paths: DaemonPaths) -> bool:
-    """True when a daemon answers on the project's socket."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(1.0)
+    """True when a daemon of this user answers on the project's socket.
+
+    Raises UnsafeRuntimeDir when the directory or socket could be another user's.
+    """
+    from .client import DaemonUnavailable, open_socket
+
     try:
-        sock.connect(paths.socket)
+        open_socket(paths, 1.0).close()
         return True
-    except OSError:
+    except DaemonUnavailable:
         return False
-    finally:
-        sock.close()
 
 
 def clear_stale(paths: DaemonPaths) -> bool:
     """Remove socket and pid files a killed daemon left behind; True if there were any."""
-    if socket_alive(paths):
+    if not paths.check() or socket_alive(paths):
         return False
     removed = False
     for name in (paths.socket, paths.pidfile, paths.info):
@@ -102,6 +103,7 @@ class Daemon:
         from .watch import FileWatcher
 
         self.paths = daemon_paths(root)
+        self.uid = os.geteuid() if hasattr(os, "geteuid") else None
         self.idle_seconds = idle_seconds
         self.tcp_port = tcp_port
         self.token = secrets.token_hex(16) if tcp_port is not None else None
@@ -146,12 +148,22 @@ class Daemon:
             writer.transport.abort()
 
     async def _admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """A TCP peer must send the token before anything else."""
-        if self.token is not None and writer.get_extra_info("peername") and \
-                not isinstance(writer.get_extra_info("peername"), str):
-            line = await reader.readline()
-            return line.strip() == f"TOKEN {self.token}".encode()
-        return True
+        """Only the owner gets in: a Unix peer must run as the daemon's own user
+        (SO_PEERCRED); a TCP peer must send the token before anything else."""
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family == socket.AF_UNIX:
+            from .client import peer_uid
+
+            uid = peer_uid(sock)
+            if uid is not None and self.uid is not None and uid != self.uid:
+                self.note("peer uid", f"refused a connection from uid {uid} (the daemon "
+                          f"serves uid {self.uid} only)")
+                return False
+            return True
+        if self.token is None:
+            return False
+        line = await reader.readline()
+        return line.strip() == f"TOKEN {self.token}".encode()
 
     async def _serve_admitted(self, reader: asyncio.StreamReader,
                               writer: asyncio.StreamWriter) -> None:
@@ -210,8 +222,12 @@ class Daemon:
 
         self._loop = asyncio.get_running_loop()
         self.paths.ensure()
-        server = await asyncio.start_unix_server(self._serve_connection,
-                                                 path=self.paths.socket, limit=MAX_LINE)
+        old_umask = os.umask(0o077)  # the socket is 0600 from the start, not after a chmod
+        try:
+            server = await asyncio.start_unix_server(self._serve_connection,
+                                                     path=self.paths.socket, limit=MAX_LINE)
+        finally:
+            os.umask(old_umask)
         os.chmod(self.paths.socket, 0o600)
         servers = [server]
         if self.tcp_port is not None:
@@ -306,11 +322,11 @@ def start_background(root: str, idle_seconds: float | None = None,
 def stop(root: str, wait: float = 10.0) -> bool:
     """Stop the project's daemon; False if none was running."""
     paths = daemon_paths(root)
-    info = paths.read_info()
-    pid = int(info.get("pid", 0) or 0)
-    if not socket_alive(paths):
+    if not socket_alive(paths):  # checks the directory is the user's before trusting info.json
         clear_stale(paths)
         return False
+    info = paths.read_info()
+    pid = int(info.get("pid", 0) or 0)
     if pid:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -325,10 +341,11 @@ def stop(root: str, wait: float = 10.0) -> bool:
 
 def relay_stdio(root: str) -> int:
     """``devd serve --stdio``: join the project daemon (starting it) and relay bytes."""
+    from .client import open_socket
+
     paths = daemon_paths(root)
     start_background(root, idle_seconds=idle_seconds_default())
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(paths.socket)
+    sock = open_socket(paths)
     stdin_fd = sys.stdin.fileno()
     stdout = sys.stdout.buffer
 

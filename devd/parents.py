@@ -92,8 +92,19 @@ def _ref(task: Any, fallback: tuple[str, str] | None = None) -> TaskRef:
 
 
 def _usable(task: Any) -> bool:
+    """Finished, and ok as Metaflow's runtime judges a task to go on from: its
+    ``_task_ok`` (``Task.finished``), true also for a task whose exception ``@catch``
+    handled (that one is not ``successful``, yet the run went on from it)."""
     try:
-        return bool(task.finished) and bool(task.successful)
+        return bool(task.finished)
+    except Exception:
+        return False
+
+
+def _written(task: Any) -> bool:
+    """The task has stored its artifacts: it ended (well or not), it is not still running."""
+    try:
+        return "_graph_info" in task
     except Exception:
         return False
 
@@ -171,6 +182,8 @@ def _plan_from_parent_steps(model: FlowModel, run: Any, step: str) -> SpinPlan |
         tasks = per_step[info.in_funcs[0]]
         outer = _outer_path(tasks[0])
         group = [t for t in tasks if _outer_path(t) == outer]
+        if not _every_split(model, run, step, outer, len(group)):
+            return None  # a run still going (or one that stopped) has not made them all
         return SpinPlan(step, run_id, tuple(_ref(t) for t in sorted(group, key=_order_key)),
                         None, None)
     if join_type == "linear":
@@ -191,6 +204,18 @@ def _plan_from_parent_steps(model: FlowModel, run: Any, step: str) -> SpinPlan |
         if not num:
             return None
     return SpinPlan(step, run_id, (_ref(parent),), split_index, None)
+
+
+def _every_split(model: FlowModel, run: Any, join: str, outer: str, count: int) -> bool:
+    """Whether ``count`` inputs are every split of the foreach ``join`` closes."""
+    foreach = model.steps[join].split_parents[-1]
+    for task in _tasks_of(run, foreach):
+        if (task.metadata_dict.get("foreach-execution-path") or "") == outer:
+            try:
+                return int(task["_foreach_num_splits"].data) == count
+            except Exception:
+                return False
+    return False
 
 
 def _outer_path(task: Any) -> str:
@@ -225,11 +250,19 @@ def _plan_in_run_unchecked(model: FlowModel, run: Any, target: Target) -> SpinPl
                 f"no task {pathspec}; list the step's tasks with Metaflow's Client or spin "
                 f"'{run.id}/{target.step}'"
             ) from None
+        if target.step != model.start_step and not _written(task):
+            # Metaflow links a task to its parents through what it stored (the start
+            # step's parent, the run's parameters, needs nothing of it).
+            raise DevdError(
+                f"task {pathspec} stored nothing (it is still running, or died before it "
+                f"could); spin it once it ended, or spin '{run.id}/{target.step}'"
+            )
         return _plan_from_task(model, task)
-    recorded = _tasks_of(run, target.step)
-    if recorded:
+    # A task still running stored nothing yet; its parents, finished, are found below.
+    recorded = next((t for t in _tasks_of(run, target.step) if _written(t)), None)
+    if recorded is not None:
         try:
-            return _plan_from_task(model, recorded[0])
+            return _plan_from_task(model, recorded)
         except DevdError:
             if target.run_id is not None:
                 raise

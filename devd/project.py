@@ -7,6 +7,9 @@ talk to a daemon or to load the engine itself.
 from __future__ import annotations
 
 import os
+import stat
+
+from .errors import DevdError
 
 
 def project_root(path: str) -> str:
@@ -32,21 +35,93 @@ def project_root(path: str) -> str:
 
 def runtime_base() -> str:
     """Per-user directory for daemon sockets: $DEVD_RUNTIME_DIR, $XDG_RUNTIME_DIR/devd, or tmp."""
+    return _runtime_base()[0]
+
+
+def _runtime_base() -> tuple[str, bool]:
+    """(the base directory, whether the user named it with $DEVD_RUNTIME_DIR)."""
     base = os.environ.get("DEVD_RUNTIME_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_RUNTIME_DIR")
-        uid = os.getuid() if hasattr(os, "getuid") else 0
-        tmp = os.environ.get("TMPDIR") or "/tmp"
-        base = os.path.join(xdg, "devd") if xdg else os.path.join(tmp, f"devd-{uid}")
-    return base
+    if base:
+        return os.path.abspath(base), True
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    tmp = os.environ.get("TMPDIR") or "/tmp"
+    return os.path.abspath(os.path.join(xdg, "devd") if xdg else
+                           os.path.join(tmp, f"devd-{uid}")), False
+
+
+class UnsafeRuntimeDir(DevdError):
+    """A directory or socket that another user could control: devd will not use it."""
+
+    exit_code = 3  # the CLI's code for "the daemon cannot be used"
+
+
+def _euid() -> int | None:
+    return os.geteuid() if hasattr(os, "geteuid") else None
+
+
+def check_private(path: str, st: os.stat_result | None = None) -> None:
+    """``path`` (not followed if a link) is a directory of this user that no one else can write.
+
+    What ssh-agent and tmux check of their socket directories: another user who created
+    it, or can write to it, could put their own socket in the victim's place.
+    """
+    uid = _euid()
+    if uid is None:
+        return
+    st = st or os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeRuntimeDir(f"{path} is not a directory (a symlink or a file): devd will "
+                               "not keep its socket there; remove it, or set DEVD_RUNTIME_DIR")
+    if st.st_uid != uid:
+        raise UnsafeRuntimeDir(f"{path} belongs to another user (uid {st.st_uid}, you are "
+                               f"{uid}): devd will not use it; remove it, or set "
+                               "DEVD_RUNTIME_DIR to a directory of your own")
+    if st.st_mode & 0o022:
+        raise UnsafeRuntimeDir(f"{path} is writable by other users (mode "
+                               f"{stat.S_IMODE(st.st_mode):04o}): devd will not use it; "
+                               f"`chmod 700 {path}` if it is yours")
+
+
+def check_parent(path: str) -> None:
+    """``path`` holds devd's directory: only this user or root may replace its entries.
+
+    Owned by this user or root, and writable by no one else unless sticky (as /tmp is:
+    then others cannot rename or remove what devd created in it).
+    """
+    uid = _euid()
+    if uid is None:
+        return
+    st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeRuntimeDir(f"{path} is not a directory: set DEVD_RUNTIME_DIR to one")
+    if st.st_uid not in (uid, 0):
+        raise UnsafeRuntimeDir(f"{path} belongs to another user (uid {st.st_uid}): devd will "
+                               "not keep its socket under it; set DEVD_RUNTIME_DIR to a "
+                               "directory of your own")
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        raise UnsafeRuntimeDir(f"{path} is writable by other users and not sticky (mode "
+                               f"{stat.S_IMODE(st.st_mode):04o}): devd will not keep its "
+                               "socket under it; set DEVD_RUNTIME_DIR to a directory of your "
+                               "own")
+
+
+def _make_dir(path: str) -> bool:
+    """mkdir 0700; False if it existed (then it is checked, never changed)."""
+    try:
+        os.mkdir(path, 0o700)
+        return True
+    except FileExistsError:
+        return False
 
 
 class DaemonPaths:
     """Files of one project's daemon, inside a 0700 runtime directory."""
 
-    def __init__(self, root: str, directory: str) -> None:
+    def __init__(self, root: str, directory: str, base_named: bool = False) -> None:
         self.root = root
         self.directory = directory
+        self.base_named = base_named  # the base came from $DEVD_RUNTIME_DIR
 
     @property
     def socket(self) -> str:
@@ -65,9 +140,54 @@ class DaemonPaths:
         return os.path.join(self.directory, "daemon.log")
 
     def ensure(self) -> None:
-        os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        os.chmod(os.path.dirname(self.directory), 0o700)
-        os.chmod(self.directory, 0o700)
+        """Create the runtime directories (mode 0700) or check the existing ones.
+
+        Never changes the mode of a directory devd did not create here: one named by
+        ``DEVD_RUNTIME_DIR`` may be shared (a sticky /tmp-like directory is fine, each
+        project gets its own 0700 directory inside); one of another user, or writable by
+        others, is refused with :class:`UnsafeRuntimeDir`.
+        """
+        base = os.path.dirname(self.directory)
+        if self.base_named:
+            if not os.path.isdir(base):
+                os.makedirs(base, mode=0o700, exist_ok=True)
+            check_parent(base)
+        else:
+            check_parent(os.path.dirname(base))
+            _make_dir(base)
+            check_private(base)
+        _make_dir(self.directory)
+        check_private(self.directory)
+
+    def check(self) -> bool:
+        """False when the project's directory does not exist (no daemon); raises
+        :class:`UnsafeRuntimeDir` when it, or a directory above it that devd relies on,
+        could be controlled by another user."""
+        try:
+            st = os.lstat(self.directory)
+        except FileNotFoundError:
+            return False
+        base = os.path.dirname(self.directory)
+        if self.base_named:
+            check_parent(base)
+        else:
+            check_parent(os.path.dirname(base))
+            check_private(base)
+        check_private(self.directory, st)
+        return True
+
+    def check_socket(self) -> bool:
+        """False when there is no socket; raises :class:`UnsafeRuntimeDir` when the file
+        is not a socket of this user."""
+        try:
+            st = os.lstat(self.socket)
+        except FileNotFoundError:
+            return False
+        uid = _euid()
+        if not stat.S_ISSOCK(st.st_mode) or (uid is not None and st.st_uid != uid):
+            raise UnsafeRuntimeDir(f"{self.socket} is not a socket of yours (owner uid "
+                                   f"{st.st_uid}): devd will not connect to it")
+        return True
 
     def read_info(self) -> dict[str, object]:
         import json
@@ -87,4 +207,5 @@ def daemon_paths(root: str) -> DaemonPaths:
     except ImportError:
         from hashlib import sha1
     digest = sha1(root.encode()).hexdigest()[:12]
-    return DaemonPaths(root, os.path.join(runtime_base(), digest))
+    base, named = _runtime_base()
+    return DaemonPaths(root, os.path.join(base, digest), named)

@@ -1,0 +1,406 @@
+"""Spins reproduce what Metaflow's own run does, for flows devd's other tests do not cover:
+Configs read by any parser, IncludeFile, ``@catch``, ``current.task``, helper code
+outside the flow's folder, a run still being written, default decospecs.
+
+Every flow here is run for real with ``python flow.py run`` in a project of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from metaflow import Flow, Task, namespace
+
+import devd
+from devd import DevdError, Session
+from tests.conftest import run_flow
+
+CONFIG_FLOW = '''\
+import os
+
+from metaflow import Config, FlowSpec, config_expr, environment, step
+
+
+def parse_pairs(text):
+    """key=value lines: a parser of the flow's own."""
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def words(text):
+    return tuple(text.split())
+
+
+def numbers(text):
+    return [int(part) for part in text.split(",")]
+
+
+class ParsedConfigFlow(FlowSpec):
+    cfg = Config("cfg", default="cfg.toml", parser="tomllib.loads")
+    pairs = Config("pairs", default="pairs.txt", parser=parse_pairs)
+    colors = Config("colors", default_value="red green", parser=words, plain=True)
+    sizes = Config("sizes", default_value="1,2,3", parser=numbers, plain=True)
+    note = Config("note", default_value="just text", plain=True)
+
+    @step
+    def start(self):
+        self.lr = self.cfg.lr
+        self.model_name = self.cfg.model.name
+        self.pair_a = self.pairs["a"]
+        self.first_color = self.colors[0]
+        self.color_type = type(self.colors).__name__
+        self.total = sum(self.sizes)
+        self.note_upper = self.note.upper()
+        self.next(self.train)
+
+    @environment(vars={"MODEL": config_expr("cfg.model.name"),
+                       "FIRST_COLOR": config_expr("colors[0]")})
+    @step
+    def train(self):
+        self.env_model = os.environ.get("MODEL")
+        self.env_color = os.environ.get("FIRST_COLOR")
+        self.body_lr = self.cfg.lr
+        self.body_colors = self.colors
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    ParsedConfigFlow()
+'''
+
+ENV_CONFIG_FLOW = '''\
+import json
+import os
+
+from metaflow import Config, FlowSpec, step
+
+# The flow names its Config file itself, as a team's launcher script might.
+os.environ.setdefault("METAFLOW_FLOW_CONFIG", json.dumps(
+    {"settings": os.path.join(os.path.dirname(os.path.abspath(__file__)), "env.json")}))
+
+
+class EnvConfigFlow(FlowSpec):
+    settings = Config("settings", default="unused.json")
+
+    @step
+    def start(self):
+        self.depth = self.settings.depth
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.seen = self.settings.name
+
+
+if __name__ == "__main__":
+    EnvConfigFlow()
+'''
+
+INCLUDE_FLOW = '''\
+from metaflow import FlowSpec, IncludeFile, step
+
+
+class IncludeFlow(FlowSpec):
+    notes = IncludeFile("notes", default="notes.txt")
+    blob = IncludeFile("blob", default="blob.bin", is_text=False)
+
+    @step
+    def start(self):
+        self.lines = len(self.notes.splitlines())
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.size = len(self.blob)
+
+
+if __name__ == "__main__":
+    IncludeFlow()
+'''
+
+CATCH_FLOW = '''\
+from metaflow import FlowSpec, catch, step
+
+
+class CaughtFlow(FlowSpec):
+    @step
+    def start(self):
+        self.x = 1
+        self.next(self.risky)
+
+    @catch(var="failure")
+    @step
+    def risky(self):
+        self.partial = "set before the error"
+        if self.x:
+            raise ValueError("risky failed")
+        self.next(self.after)
+
+    @step
+    def after(self):
+        self.caught = str(self.failure.exception)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    CaughtFlow()
+'''
+
+CURRENT_FLOW = '''\
+import time
+
+from metaflow import FlowSpec, current, step
+
+
+class CurrentFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.look)
+
+    @step
+    def look(self):
+        task = current.task
+        self.task_path = task.pathspec
+        self.task_finished = task.finished
+        self.run_path = current.run.pathspec
+        self.next(self.slow)
+
+    @step
+    def slow(self):
+        time.sleep(1.5)
+        self.slept = True
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    CurrentFlow()
+'''
+
+HOLD_FLOW = '''\
+import os
+import time
+
+from metaflow import FlowSpec, current, step
+
+HOLD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hold")
+
+
+def hold_here():
+    """A run started with HOLD_STEP=<this step> waits here while the file "hold" exists."""
+    if os.environ.get("HOLD_STEP") == current.step_name:
+        until = time.monotonic() + 120
+        while os.path.exists(HOLD) and time.monotonic() < until:
+            time.sleep(0.05)
+
+
+class HoldFlow(FlowSpec):
+    @step
+    def start(self):
+        hold_here()
+        self.items = [1, 2, 3]
+        self.next(self.body, foreach="items")
+
+    @step
+    def body(self):
+        hold_here()
+        self.sq = self.input ** 2
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.squares = [i.sq for i in inputs]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    HoldFlow()
+'''
+
+STALE_FLOW = '''\
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+
+import helper_lib  # noqa: E402  (a folder beside the flow's, put on sys.path)
+import stalepkg  # noqa: E402  (a package of the project, installed in editable mode)
+from metaflow import FlowSpec, step  # noqa: E402
+
+print("imported StaleFlow")
+
+
+class StaleFlow(FlowSpec):
+    @step
+    def start(self):
+        self.x = 10
+        self.next(self.compute)
+
+    @step
+    def compute(self):
+        self.y = self.x * helper_lib.FACTOR + stalepkg.OFFSET
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    StaleFlow()
+'''
+
+
+def public_artifacts(task: Task) -> dict:
+    return {a.id: a.data for a in task if not a.id.startswith("_")}
+
+
+def devd_cli(cwd: Path, *args: str, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "devd.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def fidelity(tmp_path_factory: pytest.TempPathFactory):
+    """A project holding this module's flows, each run once for real."""
+    root = tmp_path_factory.mktemp("fidelity")
+    files = {
+        "config_flow.py": CONFIG_FLOW,
+        "cfg.toml": 'lr = 0.1\n[model]\nname = "small"\n',
+        "pairs.txt": "a=1\nb=2\n",
+        "env_config_flow.py": ENV_CONFIG_FLOW,
+        "env.json": '{"depth": 4, "name": "from-env"}',
+        "include_flow.py": INCLUDE_FLOW,
+        "notes.txt": "first line\nsecond line\n",
+        "catch_flow.py": CATCH_FLOW,
+        "current_flow.py": CURRENT_FLOW,
+        "hold_flow.py": HOLD_FLOW,
+    }
+    for name, text in files.items():
+        (root / name).write_text(text)
+    (root / "blob.bin").write_bytes(bytes(range(256)) * 4)
+    previous = os.getcwd()
+    os.chdir(root)
+    for flow in ("config_flow.py", "env_config_flow.py", "include_flow.py", "catch_flow.py",
+                 "current_flow.py", "hold_flow.py"):
+        run_flow(root, flow)
+    namespace("user:devd-test")
+    yield root
+    os.chdir(previous)
+
+
+@pytest.fixture
+def here(fidelity: Path) -> Path:
+    os.chdir(fidelity)
+    return fidelity
+
+
+def client_here() -> None:
+    """This process's Client reads this project (it may have read another one before)."""
+    from devd.session import bind_metaflow_root
+
+    bind_metaflow_root()
+    namespace("user:devd-test")
+
+
+def every_task(flow_name: str) -> list[Task]:
+    client_here()
+    return [task for step in Flow(flow_name).latest_run for task in step]
+
+
+# -- 20. @catch --------------------------------------------------------------------------------
+
+def test_a_parent_handled_by_catch_is_a_parent(here: Path) -> None:
+    by_name = devd.spin("catch_flow.py", "after")
+    assert by_name.ok, by_name.error and by_name.error.traceback
+    assert by_name.artifacts["caught"] == "risky failed"
+    assert by_name.artifacts["partial"] == "set before the error"
+    for task in every_task("CaughtFlow"):
+        if task.path_components[2] == "risky":
+            continue  # the step that raises: a spin of it raises too (no @catch in a spin)
+        result = devd.spin("catch_flow.py", task.pathspec)
+        assert result.ok, result.error and result.error.traceback
+        assert set(result.artifacts) == set(public_artifacts(task))
+        assert result.artifacts.get("caught") == public_artifacts(task).get("caught")
+
+
+# -- 3. a run still being written ----------------------------------------------------------
+
+def _start_held_run(root: Path, step: str) -> tuple[subprocess.Popen, str]:
+    """A run of HoldFlow that waits in ``step`` (every task of it) until "hold" goes."""
+    (root / "hold").touch()
+    id_file = root / f".held-{step}"
+    proc = subprocess.Popen(
+        [sys.executable, "hold_flow.py", "run", "--run-id-file", str(id_file)],
+        cwd=root, env={**os.environ, "HOLD_STEP": step},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if id_file.exists() and id_file.read_text().strip():
+            run_id = id_file.read_text().strip()
+            step_dir = root / ".metaflow" / "HoldFlow" / run_id / step
+            if step_dir.is_dir() and any(step_dir.iterdir()):
+                time.sleep(0.5)  # its tasks are running (or about to)
+                return proc, run_id
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"the held run never reached {step}")
+
+
+def _release(root: Path, proc: subprocess.Popen) -> None:
+    (root / "hold").unlink(missing_ok=True)
+    assert proc.wait(timeout=120) == 0
+
+
+def test_a_run_still_being_written_gives_its_complete_parents_only(here: Path) -> None:
+    client_here()
+    complete = Flow("HoldFlow").latest_run.id
+    proc, held = _start_held_run(here, "start")
+    try:
+        with Session("hold_flow.py", prepare=False) as s:
+            start = s.spin("start")  # its parents (the run's parameters) are complete
+            assert start.ok, start.error and start.error.traceback
+            assert start.origin_run_id == held
+            join = s.spin("join")
+            assert join.ok and join.origin_run_id == complete
+            assert join.artifacts["squares"] == [1, 4, 9]
+            running = next(iter(Flow("HoldFlow")[held]["start"])).pathspec
+            assert s.spin(running).origin_run_id == held  # its one parent is complete
+    finally:
+        _release(here, proc)
+    complete = held  # finished now
+    proc, held = _start_held_run(here, "body")
+    try:
+        with Session("hold_flow.py", prepare=False) as s:
+            body = s.spin("body")
+            assert body.ok, body.error and body.error.traceback
+            assert body.origin_run_id == held and body.artifacts["sq"] == 1
+            for step in ("join", "end"):
+                result = s.spin(step)
+                assert result.ok and result.origin_run_id == complete, step
+            running = next(iter(Flow("HoldFlow")[held]["body"])).pathspec
+            with pytest.raises(DevdError, match="stored nothing .*still running"):
+                s.spin(running)
+    finally:
+        _release(here, proc)
