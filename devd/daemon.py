@@ -50,6 +50,12 @@ class _LoopWriter:
         self._loop.call_soon_threadsafe(self._writer.close)
 
 
+# TCP clients: the token line must arrive within this many seconds; at most this many
+# connections may be waiting to send it (others are closed at once).
+TOKEN_SECONDS = 2.0
+MAX_PREAUTH = 16
+
+
 async def _discard(reader: asyncio.StreamReader, limit: int, seconds: float) -> None:
     """Read and drop what the client still sends (up to ``limit`` bytes, ``seconds``)."""
     deadline = time.monotonic() + seconds
@@ -114,6 +120,7 @@ class Daemon:
         self.watcher = FileWatcher(self._file_changed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._spare: Any = None
+        self._preauth = 0  # TCP connections that have not sent the token yet
         self._throttle = Throttle(burst=1, window=60.0)
 
     def note(self, key: str, message: str, level: int = logging.WARNING) -> None:
@@ -149,7 +156,7 @@ class Daemon:
 
     async def _admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Only the owner gets in: a Unix peer must run as the daemon's own user
-        (SO_PEERCRED); a TCP peer must send the token before anything else."""
+        (SO_PEERCRED); a TCP peer must send the token, in time, before anything else."""
         sock = writer.get_extra_info("socket")
         if sock is not None and sock.family == socket.AF_UNIX:
             from .client import peer_uid
@@ -162,8 +169,27 @@ class Daemon:
             return True
         if self.token is None:
             return False
-        line = await reader.readline()
-        return line.strip() == f"TOKEN {self.token}".encode()
+        if self._preauth >= MAX_PREAUTH:
+            self.note("preauth cap", f"more than {MAX_PREAUTH} TCP connections without a "
+                      "token yet: closing new ones")
+            return False
+        self._preauth += 1
+        try:
+            line = await asyncio.wait_for(reader.readuntil(b"\n"), TOKEN_SECONDS)
+        except asyncio.TimeoutError:
+            self.note("token timeout", f"a TCP connection did not send its token within "
+                      f"{TOKEN_SECONDS:g} s: closed")
+            return False
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            self.note("no token", "a TCP connection closed, or sent a line too long, before "
+                      "its token: closed")
+            return False
+        finally:
+            self._preauth -= 1
+        if not secrets.compare_digest(line.strip(), f"TOKEN {self.token}".encode()):
+            self.note("bad token", "a TCP connection sent a wrong token: closed")
+            return False
+        return True
 
     async def _serve_admitted(self, reader: asyncio.StreamReader,
                               writer: asyncio.StreamWriter) -> None:
@@ -208,6 +234,20 @@ class Daemon:
             except Exception:  # noqa: BLE001
                 pass
 
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """asyncio's errors, once a minute each: out of file descriptors, every accept()
+        fails and asyncio retries every second."""
+        message = str(context.get("message") or "asyncio error")
+        exc = context.get("exception")
+        ok, suppressed = self._throttle.allow(("asyncio", message))
+        if not ok:
+            return
+        more = f" [{suppressed} more like this in the last minute]" if suppressed else ""
+        if isinstance(exc, OSError):
+            log.error("%s: %s%s", message, exc, more)
+        else:
+            loop.default_exception_handler(context)
+
     async def _idle_watch(self) -> None:
         while not self.stop_event.is_set():
             await asyncio.sleep(min(5.0, max(self.idle_seconds / 4, 0.2)))
@@ -221,6 +261,7 @@ class Daemon:
         from .rpcio import MAX_LINE
 
         self._loop = asyncio.get_running_loop()
+        self._loop.set_exception_handler(self._loop_exception)
         self.paths.ensure()
         old_umask = os.umask(0o077)  # the socket is 0600 from the start, not after a chmod
         try:

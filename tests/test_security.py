@@ -1,4 +1,4 @@
-"""Only the owner reaches the daemon: runtime directories and peer credentials.
+"""Only the owner reaches the daemon: runtime directories, peer credentials, the TCP token.
 
 The attacker is a real second Unix user, created for these tests (they run as root in CI)
 and removed after; its side runs in a subprocess that drops to that user with os.setuid.
@@ -9,20 +9,23 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import resource
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devd.project import daemon_paths
-from tests.wirehelp import cli, frame, log_text, make_project, request
+from tests.wirehelp import Raw, cli, frame, log_text, make_project, request
 
 
 @pytest.fixture(scope="module")
@@ -302,3 +305,127 @@ def test_the_client_checks_who_listens_before_sending(other_user: tuple[int, int
     finally:
         received = finish(fake)
     assert "got" not in received, received
+
+
+# -- item 13: TCP ------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_limited(root: Path, env: dict[str, str], nofile: int, *extra: str) -> None:
+    """`devd daemon start` whose daemon may open at most ``nofile`` files."""
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    out = subprocess.run([sys.executable, "-m", "devd.cli", "daemon", "start", str(root),
+                          *extra], cwd=root, env=env, capture_output=True, text=True,
+                         timeout=120, preexec_fn=limit)
+    assert "daemon started" in out.stdout, out.stderr
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def test_tcp_token_must_come_first_and_in_time(sec_project: Path) -> None:
+    env = env_with(DEVD_RUNTIME_DIR=tempfile.mkdtemp(prefix="dvt"))
+    port = free_port()
+    out = cli(sec_project, "daemon", "start", str(sec_project), "--tcp", str(port), env=env)
+    assert "daemon started" in out.stdout, out.stderr
+    own = project_dir(env, sec_project)
+    token = json.loads((own / "info.json").read_text())["tcp"]["token"]
+    try:
+        silent = socket.create_connection(("127.0.0.1", port), timeout=10)
+        slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+        slow.sendall(b"TOKEN " + token[:5].encode())  # never finishes its line
+        huge = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            huge.sendall(b"TOKEN " + b"x" * (1 << 20))
+        except OSError:
+            pass
+        started = time.monotonic()
+        for sock in (silent, slow, huge):
+            sock.settimeout(10)
+            try:
+                assert sock.recv(100) == b""
+            except ConnectionResetError:
+                pass
+            sock.close()
+        assert time.monotonic() - started < 6, "unauthenticated connections were kept"
+        with Raw(("127.0.0.1", port)) as conn:
+            conn.send(f"TOKEN {token}\r\n".encode() + frame(request(1, "devd/status", {})))
+            assert conn.answer(1)["result"]["pid"] > 0
+        text = log_text(str(own / "daemon.log"))
+        assert "Traceback" not in text and "Unhandled" not in text, text[-2000:]
+    finally:
+        cli(sec_project, "daemon", "stop", str(sec_project), env=env)
+
+
+def test_a_thousand_idle_tcp_connections_do_not_stall_the_owner(sec_project: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1400:
+        pytest.skip(f"this test holds 1,100 sockets; the file limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1400), hard))
+    env = env_with(DEVD_RUNTIME_DIR=tempfile.mkdtemp(prefix="dvi"))
+    port = free_port()
+    start_limited(sec_project, env, 256, "--tcp", str(port))
+    own = project_dir(env, sec_project)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(1100):
+            try:
+                held.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            except OSError:
+                pass
+        started = time.monotonic()
+        with Raw(str(own / "sock"), timeout=10) as conn:
+            conn.send(request(1, "devd/status", {}))
+            assert conn.answer(1, timeout=10)["result"]["pid"] > 0
+        assert time.monotonic() - started < 2.0
+        time.sleep(4)  # past the token timeout: every idle connection is closed
+        still_open = sum(1 for sock in held if not closed_by_peer(sock))
+        assert still_open == 0
+        size = sum(p.stat().st_size for p in own.glob("daemon.log*"))
+        assert size < 20_000, f"daemon.log is {size} bytes"
+    finally:
+        for sock in held:
+            sock.close()
+        cli(sec_project, "daemon", "stop", str(sec_project), env=env)
+
+
+def test_accept_errors_are_logged_once_not_in_a_loop(sec_project: Path) -> None:
+    """Out of file descriptors, every accept() fails; asyncio retries each second. The log
+    says so once, and the daemon serves again when descriptors are free."""
+    env = env_with(DEVD_RUNTIME_DIR=tempfile.mkdtemp(prefix="dva"))
+    start_limited(sec_project, env, 96)
+    own = project_dir(env, sec_project)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(150):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(0.5)
+            try:
+                sock.connect(str(own / "sock"))
+                held.append(sock)
+            except OSError:
+                sock.close()
+        time.sleep(5)
+        text = log_text(str(own / "daemon.log"))
+        assert 1 <= text.count("out of system resource") <= 1, text[-3000:]
+        assert "Traceback" not in text
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(1.5)
+    status = cli(sec_project, "status", "--json", env=env)
+    assert json.loads(status.stdout)["pid"] > 0, status.stderr
+    cli(sec_project, "daemon", "stop", str(sec_project), env=env)
