@@ -650,13 +650,11 @@ def _stamp(paths: list[str]) -> list[tuple[str, int, int]]:
 
 def _source_files(req: SpinRequest) -> list[str]:
     """The files this child's flow came from: the user's modules and Config files."""
-    from .loader import is_user_module
+    from .loader import user_modules
 
-    root = os.path.realpath(os.path.dirname(req.flow_file))
     files = {os.path.abspath(req.flow_file)}
-    for module in list(sys.modules.values()):
-        if module is not None and is_user_module(module, root):
-            files.add(os.path.abspath(module.__file__))
+    for module in user_modules().values():  # wherever they are: next to it, or not
+        files.add(os.path.abspath(module.__file__))
     args = req.config_args
     files.update(os.path.abspath(args[i + 2]) for i, arg in enumerate(args[:-2])
                  if arg == "--config")

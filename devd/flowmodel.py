@@ -226,14 +226,15 @@ def _library_modules(names: set[str], path: str) -> list[str]:
     """Top-level library packages the flow imported (numpy, pandas, ...), to preload."""
     from .loader import is_user_module
 
-    root = os.path.dirname(os.path.realpath(path))
     found = set()
     for name in names:
         top = name.split(".")[0]
         module = sys.modules.get(top)
         if module is None or top in ("metaflow", "devd", "__main__") or top.startswith("_"):
             continue
-        if getattr(module, "__file__", None) and not is_user_module(module, root):
+        # The user's own code (a helper folder, an editable install) is never preloaded:
+        # the warm process would keep it, and every child would inherit the old version.
+        if getattr(module, "__file__", None) and not is_user_module(module):
             found.add(top)
     return sorted(found)
 

@@ -16,6 +16,7 @@ from .child import ChildResult, SpinRequest, preload, run_spin
 from .errors import DevdError
 from .flowmodel import FlowModel, load_flow_model
 from .forking import ChildProcess, OutputCallback, fork_available
+from .loader import user_modules
 from .parents import SpinPlan, Target, parse_target, resolve_plan
 from .result import Artifacts, SpinError, SpinResult
 from .warmstore import TaskRef, WarmFlowDataStore, WarmStore, WarmTask
@@ -203,6 +204,7 @@ class Session:
                     args: tuple[Any, ...] = (request, warm, warm_tasks)
                 else:
                     args = (request, None, [])
+                user_modules()  # known here, a child only classifies modules new to it
                 child = ChildProcess(run_spin, args, on_output=on_output, on_event=events)
                 self._running = child
                 if on_started is not None:
@@ -232,6 +234,7 @@ class Session:
         if self._closed:
             return
         args = (request, WarmFlowDataStore(flow_name, warm_tasks), warm_tasks, True)
+        user_modules()
         state = _process_state()  # what the child inherits; a later change refuses it
         try:
             child = ChildProcess(run_spin, args, armed=True)

@@ -404,3 +404,55 @@ def test_a_run_still_being_written_gives_its_complete_parents_only(here: Path) -
                 s.spin(running)
     finally:
         _release(here, proc)
+
+
+# -- 4. imported code outside the flow's folder ---------------------------------------------
+
+def _edit(path: Path, text: str, stamp: int) -> None:
+    path.write_text(text)
+    os.utime(path, ns=(stamp, stamp))  # a different mtime even within one clock tick
+
+
+def test_edited_helper_code_outside_the_flow_folder_is_used(
+        here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = here / "stale"
+    (project / "flows").mkdir(parents=True)
+    (project / "lib").mkdir()
+    (project / "src" / "stalepkg").mkdir(parents=True)
+    (project / "lib" / "helper_lib.py").write_text("FACTOR = 2\n")
+    (project / "src" / "stalepkg" / "__init__.py").write_text("from .calc import OFFSET\n")
+    (project / "src" / "stalepkg" / "calc.py").write_text("OFFSET = 1\n")
+    flow = project / "flows" / "stale_flow.py"
+    flow.write_text(STALE_FLOW)
+    # An editable install puts the package's source folder on sys.path of every process.
+    monkeypatch.setenv("PYTHONPATH", str(project / "src"))
+    monkeypatch.syspath_prepend(str(project / "src"))
+    run_flow(project / "flows", "stale_flow.py")
+    os.chdir(project / "flows")
+    assert devd.spin(str(flow), "compute").artifacts["y"] == 21
+    _edit(project / "lib" / "helper_lib.py", "FACTOR = 3\n", 10**9)
+    assert devd.spin(str(flow), "compute").artifacts["y"] == 31  # a fresh Session
+    _edit(project / "src" / "stalepkg" / "calc.py", "OFFSET = 2\n", 2 * 10**9)
+    assert devd.spin(str(flow), "compute").artifacts["y"] == 32  # never kept in this process
+    with Session(flow) as s:
+        assert s.spin("compute").artifacts["y"] == 32
+        _wait_prepared(s)
+        unchanged = s.spin("compute")
+        assert unchanged.artifacts["y"] == 32 and "child.idle" in unchanged.timings
+        _wait_prepared(s)
+        _edit(project / "lib" / "helper_lib.py", "FACTOR = 4\n", 3 * 10**9)
+        assert s.spin("compute").artifacts["y"] == 42
+        _wait_prepared(s)
+        _edit(project / "src" / "stalepkg" / "calc.py", "OFFSET = 5\n", 4 * 10**9)
+        assert s.spin("compute").artifacts["y"] == 45
+
+
+def _wait_prepared(session: Session) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        prepared = session._prepared
+        if prepared is not None and "imported" in "".join(prepared.child._out["stdout"]):
+            time.sleep(0.2)  # imported, stamped, and Metaflow set up
+            return
+        time.sleep(0.01)
+    raise AssertionError("no child was prepared after the last spin")
