@@ -50,12 +50,24 @@ class SpinRequest:
     want_private: bool = False  # also return _-prefixed artifacts (to chain spins)
     want_diff: bool = False  # content hashes of the artifacts, to diff with the recorded task
     data_files: list[str] = field(default_factory=list)  # Config files the flow reads
+    # Config values already parsed (recorded in the run, or given as values): Metaflow
+    # takes them as they are, as its own runtime does with ``kv.`` values, never re-parsed.
+    config_values: dict[str, Any] = field(default_factory=dict)
 
     def prepared_key(self) -> tuple[Any, ...]:
         """What a child prepared ahead of time has fixed: the rest may come with the request."""
         return (self.flow_file, self.cwd, self.step, self.origin_run_id,
                 tuple(self.input_paths), self.split_index, tuple(self.config_args),
-                self.config_overrides, self.persist, tuple(self.data_files))
+                _frozen(self.config_values), self.config_overrides, self.persist,
+                tuple(self.data_files))
+
+
+def _frozen(values: dict[str, Any]) -> Any:
+    """Config values as something ``==`` compares safely (they may hold any object)."""
+    try:
+        return pickle.dumps(values, protocol=4)
+    except Exception:
+        return repr(values)
 
 
 @dataclass
@@ -376,6 +388,68 @@ def _fresh_metaflow_cli() -> Any:
     return importlib.import_module("metaflow.cli")
 
 
+def _config_value_args(flow_cls: Any, values: dict[str, Any]) -> list[str]:
+    """``--config-value NAME kv.NAME`` for Configs whose value is already parsed.
+
+    Metaflow's runtime hands a task its run's Config values this way: the ``kv.`` mark
+    makes its CLI take the value as it is from ``ConfigInput``'s table instead of putting
+    a text through the Config's parser (TOML, YAML, a function of the flow...). A run's
+    recorded values and values given to a spin as objects go this way.
+    """
+    if not values:
+        return []
+    from metaflow.user_configs.config_options import ConfigInput
+
+    plain = {param.name: bool(param.kwargs.get("plain", False))
+             for _, param in flow_cls._get_parameters()
+             if getattr(param, "IS_CONFIG_PARAMETER", False)}
+    table: dict[str, tuple[Any, bool]] = {}
+    args: list[str] = []
+    for name, value in values.items():
+        if name in plain:  # a Config since removed from the flow is not asked for
+            table[name] = (value, plain[name])
+            args += ["--config-value", name, ConfigInput.make_key_name(name)]
+    ConfigInput.loaded_configs = table
+    return args
+
+
+def _report_parser_failures() -> None:
+    """A Config parser that refuses a value given to the spin: one line naming it."""
+    from metaflow._vendor import click
+    from metaflow.user_configs.config_options import ConfigInput
+
+    original = ConfigInput._call_parser
+
+    def call_parser(parser: Any, val: str, is_plain: bool) -> Any:
+        try:
+            return original(parser, val, is_plain)
+        except Exception as exc:
+            name = parser if isinstance(parser, str) else \
+                getattr(parser, "__qualname__", repr(parser))
+            detail = (str(exc).strip().splitlines() or [""])[0]
+            raise click.UsageError(f"the Config parser {name} refused the value given: "
+                                   f"{type(exc).__name__}: {detail}") from exc
+
+    ConfigInput._call_parser = staticmethod(call_parser)
+
+
+def _run_cli(mf_cli: Any, flow: Any, args: list[str], entrypoint: list[str]) -> Any:
+    """``metaflow.cli.main`` without click's standalone mode: a usage error (a Config
+    value its parser refuses, say) is raised here instead of printed and exited on."""
+    import warnings
+
+    warnings.filterwarnings("ignore")  # as Metaflow's main does
+    state = mf_cli.CliState(flow)
+    state.entrypoint = entrypoint
+    try:
+        return mf_cli.start.main(args=args, obj=state, auto_envvar_prefix="METAFLOW",
+                                 standalone_mode=False)
+    finally:
+        for part in (getattr(state, "monitor", None), getattr(state, "event_logger", None)):
+            if part is not None:
+                part.terminate()
+
+
 def _register_command(mf_cli: Any) -> None:
     from metaflow._vendor import click
 
@@ -567,11 +641,21 @@ def _setup_failed(exc: BaseException, req: SpinRequest) -> ChildResult:
     elif isinstance(exc, DevdError):
         error = {"type": "devd.DevdError", "message": str(exc), "file": req.flow_file,
                  "line": None, "traceback": str(exc)}
+    elif _is_usage_error(exc):  # Metaflow's CLI refused the Configs given (bad input)
+        message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+        error = {"type": "devd.DevdError", "message": message, "file": req.flow_file,
+                 "line": None, "traceback": message}
     else:
         error = error_info(exc, req.flow_file)
     return ChildResult(ok=False, artifacts=[], values={}, parent_values={}, error=error,
                        next_steps=[], run_id=None, task_id=None, persisted_root=None, cards=[],
                        notices=[], foreach_stack=[], duration_s=0.0)
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    from metaflow._vendor.click.exceptions import UsageError
+
+    return isinstance(exc, UsageError)
 
 
 def read_overrides(req: SpinRequest) -> None:
@@ -724,16 +808,18 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any],
             _State.stamps = flow_stamp + _stamp(files)
         _mark("import")
         _install_card_capture()
+        _report_parser_failures()
         args = [
             "--quiet", "--no-pylint", "--datastore", "local", "--metadata", "local",
             "--environment", "local", "--event-logger", "nullSidecarLogger",
-            "--monitor", "nullSidecarMonitor", *req.config_args, "devd-spin-step",
+            "--monitor", "nullSidecarMonitor", *req.config_args,
+            *_config_value_args(flow_cls, req.config_values), "devd-spin-step",
         ]
         with parameters.flow_context(flow_cls):
             mf_cli = _fresh_metaflow_cli()
             _register_command(mf_cli)
-            code = mf_cli.main(flow_cls(use_cli=False), args=args, handle_exceptions=False,
-                               entrypoint=[sys.executable, req.flow_file])
+            code = _run_cli(mf_cli, flow_cls(use_cli=False), args,
+                            [sys.executable, req.flow_file])
         if _State.result is None:
             raise RuntimeError(f"Metaflow's CLI exited ({code}) before the step ran")
         if isinstance(_State.result, Outdated):

@@ -51,8 +51,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                           help="store the spun task where Metaflow's inspect_spin('.') reads it")
         spin.add_argument("--config", nargs=2, action="append", metavar=("NAME", "PATH"),
                           help="a Config from a file (repeatable)")
-        spin.add_argument("--config-value", nargs=2, action="append", metavar=("NAME", "JSON"),
-                          help="a Config value as JSON (repeatable)")
+        spin.add_argument("--config-value", nargs=2, action="append", metavar=("NAME", "TEXT"),
+                          help="a Config's value as text, read by its parser (repeatable)")
         spin.add_argument("--json", action="store_true", help="print one JSON object")
         spin.add_argument("--from-spin", action="store_true",
                           help="take parents from the last spins of the parent steps (daemon)")
@@ -214,17 +214,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _config_values(pairs: dict[str, str]) -> dict[str, Any]:
-    import json
-
-    from .errors import DevdError
-
-    values = {}
-    for name, text in pairs.items():
-        try:
-            values[name] = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DevdError(f"--config-value {name}: not valid JSON ({exc.msg})") from None
-    return values
+    """``--config-value NAME TEXT`` as Metaflow takes it: the text, for the flow's parser
+    (JSON, TOML, a function...) to read in the child; a text it refuses is bad input."""
+    return dict(pairs)
 
 
 _URI_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-._~")

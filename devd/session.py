@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import pickle
 import sys
@@ -174,7 +173,8 @@ class Session:
         timings = timings if timings is not None else {}
         t0 = started if started is not None else time.perf_counter()
         model = self.model
-        config_args = self._config_args(model, warm_tasks, config or {}, config_value or {})
+        config_args, config_values = self._config_args(model, warm_tasks, config or {},
+                                                       config_value or {})
         request = SpinRequest(
             flow_file=self.flow_file,
             cwd=self.cwd,
@@ -185,6 +185,7 @@ class Session:
             artifacts=dict(artifacts or {}),
             artifacts_module=artifacts_module,
             config_args=config_args,
+            config_values=config_values,
             config_overrides=bool(config or config_value),
             persist=persist,
             want_values=want_values,
@@ -333,30 +334,41 @@ class Session:
 
     # -- helpers --------------------------------------------------------------------
     def _config_args(self, model: FlowModel, warm_tasks: list[WarmTask],
-                     config: dict[str, str], config_value: dict[str, Any]) -> list[str]:
-        """``--config``/``--config-value`` for every Config: the given ones, else the run's."""
+                     config: dict[str, str], config_value: dict[str, Any]
+                     ) -> tuple[list[str], dict[str, Any]]:
+        """Every Config's value for the child: the given ones, else the run's.
+
+        Returns ``--config``/``--config-value`` arguments for what Metaflow must still read
+        or parse (a file, a text), and the values that are parsed already (the run's
+        recorded ones, objects given to the spin): those the child hands Metaflow as they
+        are, the way Metaflow's runtime passes a run's Configs to its tasks (``kv.``).
+        """
         known = {p.name: p for p in model.configs()}
         unknown = [n for n in list(config) + list(config_value) if n not in known]
         if unknown:
             names = ", ".join(known) or "none"
             raise DevdError(f"{model.flow_name} has no Config '{unknown[0]}'; its Configs: {names}")
         args: list[str] = []
-        recorded = warm_tasks[0].values if warm_tasks else {}
+        values: dict[str, Any] = {}
+        recorded = warm_tasks[0] if warm_tasks else None
+        if recorded is not None:  # a big Config is not loaded eagerly
+            recorded.ensure([p.var for p in known.values()
+                             if p.name not in config and p.name not in config_value])
         for name, param in known.items():
             if name in config_value:
                 value = config_value[name]
-                text = value if isinstance(value, str) else json.dumps(value)
-                args += ["--config-value", name, text]
+                if isinstance(value, str):  # a text, as on Metaflow's command line: parsed
+                    args += ["--config-value", name, value]
+                else:
+                    values[name] = _config_object(value)
             elif name in config:
                 path = os.path.abspath(config[name])
                 if not os.path.isfile(path):
                     raise DevdError(f"config file {config[name]} for '{name}' does not exist")
                 args += ["--config", name, path]
-            elif param.var in recorded and recorded[param.var] is not None:
-                value = recorded[param.var]
-                plain = value.to_dict() if hasattr(value, "to_dict") else value
-                args += ["--config-value", name, json.dumps(plain, default=str)]
-        return args
+            elif recorded is not None and param.var in recorded.values:
+                values[name] = _config_object(recorded.values[param.var])
+        return args, values
 
     def _result(self, model: FlowModel, plan: SpinPlan, warm_tasks: list[WarmTask],
                 outcome: Any, persist: bool, timings: dict[str, float],
@@ -437,6 +449,11 @@ class _Prepared:
         self.child = child
         self.state = state
         self.pathspecs = {entry[0] for entry in signature}
+
+
+def _config_object(value: Any) -> Any:
+    """A Config's value as Metaflow keeps it: a ``ConfigValue`` as the dict it wraps."""
+    return value.to_dict() if hasattr(value, "to_dict") else value
 
 
 def _process_state() -> tuple[Any, ...]:

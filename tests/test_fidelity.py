@@ -7,6 +7,7 @@ Every flow here is run for real with ``python flow.py run`` in a project of its 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -327,6 +328,79 @@ def client_here() -> None:
 def every_task(flow_name: str) -> list[Task]:
     client_here()
     return [task for step in Flow(flow_name).latest_run for task in step]
+
+
+# -- 1. Configs with any parser -------------------------------------------------------------
+
+def test_every_task_with_configs_of_any_parser_is_reproduced(here: Path) -> None:
+    tasks = every_task("ParsedConfigFlow")
+    with Session("config_flow.py") as s:
+        for task in tasks:
+            result = s.spin(task.pathspec)
+            assert result.ok, result.error and result.error.traceback
+            assert result.artifacts == public_artifacts(task), task.pathspec
+        train = s.spin("train")
+    assert train.ok, train.error and train.error.traceback
+    assert (train.artifacts["env_model"], train.artifacts["env_color"]) == ("small", "red")
+    assert train.artifacts["body_colors"] == ("red", "green")  # the parser's tuple, kept
+    start = devd.spin("config_flow.py", "start")
+    assert (start.artifacts["lr"], start.artifacts["pair_a"], start.artifacts["total"],
+            start.artifacts["color_type"], start.artifacts["note_upper"]) == \
+        (0.1, "1", 6, "tuple", "JUST TEXT")
+
+
+def test_config_values_given_as_objects_are_taken_as_they_are(here: Path) -> None:
+    given = {"cfg": {"lr": 0.5, "model": {"name": "big"}}, "colors": ("blue",),
+             "sizes": [10, 20], "pairs": {"a": "7"}, "note": "other"}
+    train = devd.spin("config_flow.py", "train", config_value=given)
+    assert train.ok, train.error and train.error.traceback
+    assert (train.artifacts["env_model"], train.artifacts["env_color"]) == ("big", "blue")
+    assert train.artifacts["body_lr"] == 0.5 and train.artifacts["body_colors"] == ("blue",)
+    start = devd.spin("config_flow.py", "start", config_value=given)
+    assert (start.artifacts["pair_a"], start.artifacts["total"],
+            start.artifacts["note_upper"]) == ("7", 30, "OTHER")
+
+
+def test_config_texts_go_through_the_flows_parsers(here: Path) -> None:
+    texts = {"cfg": 'lr = 0.7\n[model]\nname = "toml"\n', "pairs": "a=9",
+             "colors": "yellow black", "sizes": "5,5"}
+    with Session("config_flow.py") as s:
+        start = s.spin("start", config_value=texts)
+        assert start.ok, start.error and start.error.traceback
+        assert (start.artifacts["lr"], start.artifacts["model_name"], start.artifacts["pair_a"],
+                start.artifacts["first_color"], start.artifacts["total"]) == \
+            (0.7, "toml", "9", "yellow", 10)
+        train = s.spin("train", config_value=texts)
+        assert (train.artifacts["env_model"], train.artifacts["env_color"]) == ("toml", "yellow")
+        with pytest.raises(DevdError, match=r"parser tomllib.loads refused.*TOMLDecodeError"):
+            s.spin("train", config_value={"cfg": "lr = = 1"})
+
+
+def test_cli_config_value_is_text_for_the_flows_parser(here: Path) -> None:
+    out = devd_cli(here, "spin", "config_flow.py", "train", "--no-daemon", "--json",
+                   "--config-value", "cfg", 'lr = 0.3\n[model]\nname = "cli"')
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r["summary"] for r in json.loads(out.stdout)["artifacts"]}
+    assert rows["env_model"].endswith("'cli'") and rows["body_lr"] == "0.3"
+    bad = devd_cli(here, "spin", "config_flow.py", "train", "--no-daemon",
+                   "--config-value", "cfg", "{not toml")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert "tomllib.loads" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_flow_that_names_its_config_file_in_the_environment(here: Path) -> None:
+    for task in every_task("EnvConfigFlow"):
+        result = devd.spin("env_config_flow.py", task.pathspec)
+        assert result.ok, result.error and result.error.traceback
+        assert result.artifacts == public_artifacts(task)
+    given = devd.spin("env_config_flow.py", "start",
+                      config_value={"settings": {"depth": 9, "name": "given"}})
+    assert given.ok, given.error and given.error.traceback
+    assert given.artifacts["depth"] == 9
+    other = here / "env-other.json"
+    other.write_text('{"depth": 2, "name": "file"}')
+    from_file = devd.spin("env_config_flow.py", "end", config={"settings": str(other)})
+    assert from_file.ok and from_file.artifacts["seen"] == "file"
 
 
 # -- 20. @catch --------------------------------------------------------------------------------
