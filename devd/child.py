@@ -494,6 +494,15 @@ def _warm_task_class() -> Any:
     return WarmMetaflowTask
 
 
+def client_value(name: str, value: Any) -> Any:
+    """An artifact as Metaflow's Client gives it: an IncludeFile's content, not its handle."""
+    from metaflow.includefile import IncludedFile
+
+    if isinstance(value, IncludedFile):
+        return value.decode(name)
+    return value
+
+
 def _run_step(obj: Any) -> ChildResult | Outdated:
     task_class = _warm_task_class()
 
@@ -598,15 +607,16 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
                         hashes[name] = passdown[name]
                 continue
         if not name.startswith("_"):
-            rows.append(describe(name, value))
-            public[name] = value
+            shown = client_value(name, value)
+            rows.append(describe(name, shown))
+            public[name] = shown
             if req.want_diff:
                 hashes[name] = passdown[name] if name not in produced and name in passdown \
                     else _content_hash(value)
     try:
         if _State.cards:  # a card shows every artifact: read the ones not loaded yet
             for name, (task, source) in unloaded.items():
-                public[name] = WarmTaskDataStore(task)[source]
+                public[name] = client_value(name, WarmTaskDataStore(task)[source])
         card_html = _render_final_cards(public) if _State.cards else []
     except Exception:  # rendering must never cost the spin its result
         card_html = [{"id": None, "type": "error", "html": traceback.format_exc()}]

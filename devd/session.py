@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .child import ChildResult, SpinRequest, preload, run_spin
+from .child import ChildResult, SpinRequest, client_value, preload, run_spin
 from .errors import DevdError
 from .flowmodel import FlowModel, load_flow_model
 from .forking import ChildProcess, OutputCallback, fork_available
@@ -398,8 +398,11 @@ class Session:
         if child.lazy_loaded and self.warm_after_spin:
             self._warm_in_background(by_pathspec, child.lazy_loaded)
         values = Artifacts(loaded, deferred)
-        public = Artifacts({k: v for k, v in loaded.items() if not k.startswith("_")},
-                           {k: v for k, v in deferred.items() if not k.startswith("_")})
+        # As the Client shows them (an IncludeFile's content); chained spins get the raw ones.
+        public = Artifacts({k: client_value(k, v) for k, v in loaded.items()
+                            if not k.startswith("_")},
+                           {k: functools.partial(_client_value_of, k, v)
+                            for k, v in deferred.items() if not k.startswith("_")})
         error = None
         if child.error:
             e = child.error
@@ -449,6 +452,10 @@ class _Prepared:
         self.child = child
         self.state = state
         self.pathspecs = {entry[0] for entry in signature}
+
+
+def _client_value_of(name: str, load: Callable[[], Any]) -> Any:
+    return client_value(name, load())
 
 
 def _config_object(value: Any) -> Any:

@@ -403,6 +403,20 @@ def test_a_flow_that_names_its_config_file_in_the_environment(here: Path) -> Non
     assert from_file.ok and from_file.artifacts["seen"] == "file"
 
 
+# -- 15. IncludeFile --------------------------------------------------------------------------
+
+def test_included_files_come_back_as_the_client_gives_them(here: Path) -> None:
+    for task in every_task("IncludeFlow"):
+        result = devd.spin("include_flow.py", task.pathspec)
+        assert result.ok, result.error and result.error.traceback
+        assert result.artifacts == public_artifacts(task), task.pathspec
+    end = devd.spin("include_flow.py", "end")
+    assert end.artifacts["notes"] == "first line\nsecond line\n"
+    assert end.artifacts["blob"] == bytes(range(256)) * 4 and end.artifacts["size"] == 1024
+    rows = {r["name"]: r["type"] for r in end.to_json()["artifacts"]}
+    assert (rows["notes"], rows["blob"]) == ("str", "bytes")
+
+
 # -- 20. @catch --------------------------------------------------------------------------------
 
 def test_a_parent_handled_by_catch_is_a_parent(here: Path) -> None:
