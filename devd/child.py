@@ -494,6 +494,33 @@ def _warm_task_class() -> Any:
     return WarmMetaflowTask
 
 
+def _spun_task_in_client() -> None:
+    """``current.task`` and ``current.run`` find the spun task, as in Metaflow's spin.
+
+    They read it through the metadata the task is recorded in (the spin's own); the rest
+    of the Client keeps reading the project's runs, so a step may still look at them.
+    """
+    from metaflow import Run, Task
+    from metaflow.metaflow_current import Current
+
+    def task(self: Any) -> Any:
+        parts = (self._flow_name, self._run_id, self._step_name, self._task_id)
+        if any(part is None for part in parts):
+            return None
+        return Task("/".join(parts), _namespace_check=False,
+                    _current_metadata=self._metadata_str)
+
+    def run(self: Any) -> Any:
+        parts = (self._flow_name, self._run_id)
+        if any(part is None for part in parts):
+            return None
+        return Run("/".join(parts), _namespace_check=False,
+                   _current_metadata=self._metadata_str)
+
+    Current.task = property(task, doc=Current.task.__doc__)
+    Current.run = property(run, doc=Current.run.__doc__)
+
+
 def client_value(name: str, value: Any) -> Any:
     """An artifact as Metaflow's Client gives it: an IncludeFile's content, not its handle."""
     from metaflow.includefile import IncludedFile
@@ -542,6 +569,7 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
         orig_flow_datastore=_State.warm, spin_artifacts=spin_artifacts,
     )
     error = None
+    _spun_task_in_client()
     _mark("setup")
     try:
         task.run_step(
@@ -783,6 +811,7 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any],
 
     from metaflow import parameters
     from metaflow.plugins.datastores.spin_storage import SpinStorage
+    from metaflow.plugins.metadata_providers.spin import SpinMetadataProvider
 
     from .forking import NoRequest
     from .loader import load_flow_class
@@ -802,6 +831,9 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any],
     _State.warm = warm
     _State.warm_tasks = warm_tasks
     _State.cards = []
+    # Where the spin metadata is: the warm process may have read another project's spins
+    # (``inspect_spin``); ``current.task`` must look where this task is written.
+    SpinMetadataProvider._INFO = None
     scratch = None
     if not req.persist:
         shm = "/dev/shm"

@@ -433,6 +433,19 @@ def test_a_parent_handled_by_catch_is_a_parent(here: Path) -> None:
         assert result.artifacts.get("caught") == public_artifacts(task).get("caught")
 
 
+# -- 19. current.task / current.run ------------------------------------------------------
+
+def test_current_task_and_run_are_the_spun_ones(here: Path) -> None:
+    result = devd.spin("current_flow.py", "look")
+    assert result.ok, result.error and result.error.traceback
+    flow, run_id, step, _task_id = result.artifacts["task_path"].split("/")
+    assert (flow, step) == ("CurrentFlow", "look") and run_id != result.origin_run_id
+    assert result.artifacts["run_path"] == f"CurrentFlow/{run_id}"
+    assert result.artifacts["task_finished"] is False
+    persisted = devd.spin("current_flow.py", "look", persist=True)
+    assert persisted.ok and persisted.artifacts["task_path"] == persisted.pathspec
+
+
 # -- 3. a run still being written ----------------------------------------------------------
 
 def _start_held_run(root: Path, step: str) -> tuple[subprocess.Popen, str]:
