@@ -859,6 +859,9 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any],
         ]
         with parameters.flow_context(flow_cls):
             mf_cli = _fresh_metaflow_cli()
+            # Metaflow applies METAFLOW_DEFAULT_DECOSPECS to neither `spin` nor `spin-step`
+            # (a default `timeout` or `retry` is for real runs); nor does devd's command.
+            mf_cli.DEFAULT_DECOSPECS = ""
             _register_command(mf_cli)
             code = _run_cli(mf_cli, flow_cls(use_cli=False), args,
                             [sys.executable, req.flow_file])

@@ -446,6 +446,20 @@ def test_current_task_and_run_are_the_spun_ones(here: Path) -> None:
     assert persisted.ok and persisted.artifacts["task_path"] == persisted.pathspec
 
 
+# -- METAFLOW_DEFAULT_DECOSPECS ------------------------------------------------------------
+
+def test_default_decospecs_do_not_apply_to_a_spin(here: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import metaflow.metaflow_config as config
+
+    monkeypatch.setattr(config, "DEFAULT_DECOSPECS", "timeout:seconds=1")
+    result = devd.spin("current_flow.py", "slow")
+    assert result.ok, result.error and result.error.message
+    out = devd_cli(here, "spin", "current_flow.py", "slow", "--no-daemon",
+                   env={"METAFLOW_DEFAULT_DECOSPECS": "timeout:seconds=1"})
+    assert out.returncode == 0, out.stderr
+
+
 # -- 3. a run still being written ----------------------------------------------------------
 
 def _start_held_run(root: Path, step: str) -> tuple[subprocess.Popen, str]:
