@@ -82,8 +82,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<DevdAp
       });
       client.onNotification(Methods.cardUpdated, (p: CardUpdatedParams) => panel.cardUpdated(p));
       client.onNotification(Methods.stateChanged, (p: StateChangedParams) => {
-        if (p.reason === "fileChanged" && p.stale) {
-          status.update({ stale: p.stale.map((m) => m.reason) });
+        // `stale` maps each step to its stale parents: the status bar follows the last spun step.
+        const last = devd.lastSpun;
+        if (p.reason === "fileChanged" && p.stale && last && p.uri === last.uri) {
+          status.update({ stale: (p.stale[last.step] ?? []).map((m) => m.reason) });
         }
       });
     },

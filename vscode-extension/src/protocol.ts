@@ -81,7 +81,8 @@ export interface CardUpdatedParams {
 export interface StateChangedParams {
   reason: string;
   uri?: string;
-  stale?: StaleMark[];
+  /** For `fileChanged`: each step's stale parents. */
+  stale?: Record<string, StaleMark[]>;
   error?: string;
 }
 

@@ -49,11 +49,16 @@ export class PreviewPanel implements vscode.Disposable {
   async show(target: Shown, reveal: boolean): Promise<void> {
     const seq = ++this.latest;
     const webview = this.ensurePanel(reveal);
-    const card = await this.source.card(target.uri, {
-      uri: target.uri,
-      step: target.step,
-      webview: { nonce: this.nonce, cspSource: webview.cspSource },
-    });
+    let card: CardResult | undefined;
+    try {
+      card = await this.source.card(target.uri, {
+        uri: target.uri,
+        step: target.step,
+        webview: { nonce: this.nonce, cspSource: webview.cspSource },
+      });
+    } catch (err) {
+      card = { ok: false, step: target.step, error: `devd/card failed: ${String(err)}` };
+    }
     if (seq !== this.latest || !this.panel) {
       return; // a newer spin's page is on its way, or the pane was closed meanwhile
     }
@@ -70,8 +75,8 @@ export class PreviewPanel implements vscode.Disposable {
       // A hidden webview gets no messages (and reloads when shown): give it the page itself.
       this.panel.webview.html = card.preview;
       this.loadedHtml = true;
-    } else {
-      await this.panel.webview.postMessage({ type: "devd/preview", html: card.preview });
+    } else if (!(await this.panel.webview.postMessage({ type: "devd/preview", html: card.preview }))) {
+      this.output.appendLine(`[devd] the pane did not take the preview of ${target.step}`);
     }
     this.updatedEmitter.fire(target);
   }

@@ -1,0 +1,198 @@
+"""The devd extension in a real VS Code (code-server in headless Chromium), on a real flow.
+
+One code-server for the module; the tests run in order, as a user would work: spin a step
+with a card, edit the card and spin again (the pane updates in place), break the step,
+run the flow, spin from a terminal, and put the cursor outside any step. Screenshots go
+to out/screenshots/ (open them: they are the editor as a user sees it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from vscode_harness import CodeServer, Workbench, find_editor_tools, open_workbench
+
+pytestmark = pytest.mark.editor
+
+REPO = Path(__file__).resolve().parent.parent
+SHOTS = REPO / "out" / "screenshots"
+FLOW = "hello_flow.py"
+VENV_BIN = Path(sys.executable).parent
+
+# Lines of examples/hello_flow.py (1-based), checked by test_flow_lines_are_as_expected.
+TRAIN_BODY = 20  # self.rate = self.input
+CARD_LINE = 24  # current.card.append(Markdown(f"# Trained with rate ...
+OUTSIDE = 2  # a blank line above the class
+
+
+def extension_vsix() -> Path:
+    """The .vsix `make vsix` builds (built here when missing, as `make test` does first)."""
+    version = __import__("json").loads((REPO / "vscode-extension/package.json").read_text())[
+        "version"]
+    vsix = REPO / "vscode-extension" / f"devd-{version}.vsix"
+    if not vsix.exists():
+        subprocess.run(["make", "-C", str(REPO), "vsix"], check=True, timeout=600)
+    return vsix
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with hello_flow.py and one real recorded run."""
+    root = tmp_path_factory.mktemp("ws")
+    shutil.copy(REPO / "examples" / FLOW, root / FLOW)
+    subprocess.run([sys.executable, FLOW, "run"], cwd=root, check=True, capture_output=True,
+                   timeout=300)
+    return root
+
+
+def runs(workspace: Path) -> set[str]:
+    return {p.name for p in (workspace / ".metaflow" / "HelloFlow").iterdir()
+            if p.name.isdigit()}
+
+
+@pytest.fixture(scope="module")
+def wb(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
+    tools, why = find_editor_tools()
+    if tools is None:
+        pytest.skip(f"no editor tools: {why} (make editor-tools installs them)")
+    runtime = tmp_path_factory.mktemp("rt")
+    env = {
+        "USER": os.environ.get("USER", "devd-test"),
+        "METAFLOW_DEFAULT_DATASTORE": "local",
+        "METAFLOW_DEFAULT_METADATA": "local",
+        "DEVD_RUNTIME_DIR": str(runtime),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    settings = {"devd.pythonPath": sys.executable}
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with CodeServer(extension_vsix(), workspace, settings, env, tools=tools) as server, \
+            open_workbench(server, artifacts=SHOTS) as bench:
+        bench.open_file(FLOW)
+        bench.click_editor()
+        try:
+            yield bench
+        finally:
+            subprocess.run([sys.executable, "-m", "devd.cli", "daemon", "stop",
+                            str(workspace)], env={**os.environ, **env}, capture_output=True,
+                           timeout=60)
+
+
+def preview_frame(wb: Workbench, text: str):
+    """The pane's page (not a card inside it): the frame with the artifacts table."""
+    def find():
+        for frame in wb.page.frames:
+            try:
+                if frame.evaluate("() => !!document.getElementById('artifacts')") and \
+                        text in frame.evaluate("() => document.body.innerText"):
+                    return frame
+            except Exception:
+                continue
+        return None
+
+    return wb.wait_until(find, f"the card pane showing {text!r}")
+
+
+def replace_line(wb: Workbench, line: int, text: str) -> None:
+    """Select line ``line`` (its text, after the indentation) and type ``text`` over it."""
+    wb.goto_line(line)
+    wb.press("End")
+    wb.press("shift+Home")
+    wb.page.keyboard.insert_text(text)
+
+
+def test_flow_lines_are_as_expected() -> None:
+    lines = (REPO / "examples" / FLOW).read_text().splitlines()
+    assert lines[TRAIN_BODY - 1].strip() == "self.rate = self.input"
+    assert lines[CARD_LINE - 1].strip().startswith('current.card.append(Markdown(f"# Trained')
+    assert lines[OUTSIDE - 1].strip() == ""
+
+
+def test_spin_shows_the_card_and_the_status(wb: Workbench) -> None:
+    wb.goto_line(TRAIN_BODY)
+    wb.press("ctrl+alt+s")
+    wb.wait_for_webview_text("Trained with rate 0.1", timeout=120)
+    frame = preview_frame(wb, "HelloFlow/train")
+    assert "succeeded" in frame.evaluate("() => document.getElementById('status').innerText")
+    assert "score" in frame.evaluate("() => document.getElementById('artifacts').innerText")
+    status = wb.wait_for_status_text("devd: train")
+    assert " ms" in status
+    wb.screenshot(SHOTS / "vscode-1-spin.png")
+
+
+def test_edit_and_spin_again_updates_the_pane_in_place(wb: Workbench) -> None:
+    frame = preview_frame(wb, "HelloFlow/train")
+    frame.evaluate("() => { window.devdTestMarker = 'same page'; }")
+    before = int(frame.evaluate("() => Number(document.body.dataset.previewUpdates || 0)"))
+    replace_line(wb, CARD_LINE, 'current.card.append(Markdown(f"# Fitted with rate '
+                                '{self.rate}\\nscore = {self.score:.2f}"))')
+    wb.save()
+    wb.goto_line(TRAIN_BODY)
+    wb.press("ctrl+alt+s")
+    wb.wait_for_webview_text("Fitted with rate 0.1", timeout=60)
+    assert frame.evaluate("() => window.devdTestMarker") == "same page", "the pane reloaded"
+    after = int(frame.evaluate("() => Number(document.body.dataset.previewUpdates || 0)"))
+    assert after > before
+    assert not any("Trained with rate" in t for t in wb.webview_texts())
+    wb.screenshot(SHOTS / "vscode-2-edited.png")
+
+
+def test_a_broken_step_shows_the_error_its_line_and_a_diagnostic(wb: Workbench) -> None:
+    replace_line(wb, TRAIN_BODY, "self.rate = self.input / 0")
+    wb.save()
+    wb.goto_line(TRAIN_BODY)
+    wb.press("ctrl+alt+s")
+    text = wb.wait_for_webview_text("ZeroDivisionError", timeout=60)
+    assert f"{FLOW}:{TRAIN_BODY}" in text
+    frame = preview_frame(wb, "ZeroDivisionError")
+    assert "failed" in frame.evaluate("() => document.getElementById('status').innerText")
+    wb.wait_until(lambda: wb.squiggles("error") > 0, "an error squiggle in the editor")
+    problems = wb.problems_text()
+    assert "ZeroDivisionError" in problems, problems
+    assert f"[Ln {TRAIN_BODY}" in problems or f"({TRAIN_BODY}," in problems, problems
+    wb.screenshot(SHOTS / "vscode-3-error.png")
+    wb.press("Escape")
+    # The file:line link in the pane jumps to the line.
+    wb.goto_line(1)
+    frame.click("#error .where a.open-file")
+    wb.wait_until(lambda: f"Ln {TRAIN_BODY}," in wb.status_bar_text(),
+                  f"the cursor on line {TRAIN_BODY} after clicking the error's link")
+    replace_line(wb, TRAIN_BODY, "self.rate = self.input")
+    wb.save()
+
+
+def test_run_the_flow_with_progress(wb: Workbench, workspace: Path) -> None:
+    before = runs(workspace)
+    wb.focus_editor_group(1)
+    wb.press("ctrl+alt+r")
+    progress = wb.wait_for_notification("steps", timeout=120)
+    assert "devd: run" in progress or "/" in progress
+    wb.wait_for_notification("finished: run", timeout=180)
+    new = runs(workspace) - before
+    assert len(new) == 1, f"expected one new run, got {new}"
+    run_id = new.pop()
+    assert (workspace / ".metaflow" / "HelloFlow" / run_id / "end").is_dir()
+    wb.screenshot(SHOTS / "vscode-4-run.png")
+
+
+def test_a_terminal_spin_moves_the_pane(wb: Workbench) -> None:
+    wb.open_terminal()
+    # The venv's devd by its path: a login shell may rebuild PATH without the venv.
+    wb.terminal_run(f"{VENV_BIN / 'devd'} spin {FLOW} join", expect="best")
+    wb.wait_until(lambda: preview_frame(wb, "HelloFlow/join"), "the pane on the terminal's spin")
+    wb.wait_for_status_text("devd: join")
+    wb.screenshot(SHOTS / "vscode-5-terminal.png")
+
+
+def test_cursor_outside_a_step_says_so_in_one_line(wb: Workbench) -> None:
+    wb.focus_editor_group(1)
+    wb.goto_line(OUTSIDE)
+    wb.press("ctrl+alt+s")
+    message = wb.wait_for_notification("not inside a step")
+    assert "start" in message and "train" in message and "join" in message
+    wb.screenshot(SHOTS / "vscode-6-outside.png")
