@@ -60,6 +60,9 @@ class SpinRecord:
     finished_at: float
     seq: int
     good: SpinResult | None = None  # the last successful result (values to chain on)
+    # the step's code when this result was made: a failure is not reported against code that
+    # has changed since (the editor's diagnostic goes when the failing lines do)
+    spun_source: str | None = None
     _chain: WarmTask | None = None
 
     def chain_task(self, flow_name: str) -> WarmTask | None:
@@ -289,6 +292,7 @@ class Engine:
         key = (session.flow_file, result.step)
         with self._lock:
             previous = self._last.get(key)
+            now = step_source_hashes(model) if not result.ok else {}
             if result.ok:
                 record = SpinRecord(result, step_source_hashes(model), time.time(),
                                     next(self._ids), good=result)
@@ -296,7 +300,8 @@ class Engine:
                 record = SpinRecord(result, previous.sources, time.time(), previous.seq,
                                     good=previous.good, _chain=previous._chain)
             else:
-                record = SpinRecord(result, step_source_hashes(model), time.time(), 0)
+                record = SpinRecord(result, now, time.time(), 0)
+            record.spun_source = now.get(result.step) if now else None
             self._last[key] = record
 
     def _chain_plan(self, session: Session, model: FlowModel,

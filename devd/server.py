@@ -22,7 +22,7 @@ from pygls.protocol.language_server import lsp_method
 from pygls.uris import from_fs_path
 
 from . import __version__
-from .engine import Engine
+from .engine import Engine, step_source_hashes
 from .errors import DevdError
 from .flowmodel import FlowLoadError, FlowModel
 from .language import (
@@ -167,10 +167,15 @@ class DevdServer(LanguageServer):
             return []
         for err in model.lint_errors:
             found.append(_diag(err.line, err.message, "metaflow lint"))
+        current: dict[str, str] | None = None
         for step, record in self.engine.last_spins(path).items():
             error = record.result.error
             if error is None or record.result.ok:
                 continue
+            if record.spun_source is not None:
+                current = current if current is not None else step_source_hashes(model)
+                if current.get(step) != record.spun_source:
+                    continue  # the failing code has been edited since: no stale squiggle
             line = error.lineno if error.filename and \
                 os.path.abspath(error.filename) == path else model.steps[step].def_line \
                 if step in model.steps else None

@@ -227,6 +227,42 @@ async def test_diagnostics_lint_and_failed_spin_line(client: LanguageClient,
 
 
 @pytest.mark.asyncio
+async def test_a_failed_spin_diagnostic_goes_when_its_step_is_edited(
+        client: LanguageClient, daemon_project: Path) -> None:
+    """The squiggle of a failed spin is about code: once the step's lines change (saved), it
+    goes without another spin; edits elsewhere in the file keep it."""
+    name = "fail_edit_flow.py"
+    path = daemon_project / name
+    path.write_text((daemon_project / "fail_flow.py").read_text())  # same flow, same runs
+    open_doc(client, daemon_project, name)
+    result = await call(client, "devd/spin", {"uri": path.as_uri(), "step": "train"})
+    assert result["ok"] is False
+
+    async def diagnostics_settle(want: bool) -> list[types.Diagnostic]:
+        for _ in range(100):
+            found = [d for d in client.diagnostics.get(path.as_uri()) or []
+                     if "spin of 'train' failed" in d.message]
+            if bool(found) == want:
+                return found
+            await asyncio.sleep(0.1)
+        return found
+
+    assert await diagnostics_settle(True)
+    source = path.read_text()
+    path.write_text(source.replace("    def end(self):\n        pass",
+                                   "    def end(self):\n        print('done')"))
+    client.text_document_did_save(types.DidSaveTextDocumentParams(
+        text_document=types.TextDocumentIdentifier(path.as_uri())))
+    await asyncio.sleep(1.0)
+    assert await diagnostics_settle(True), "an edit of another step dropped the diagnostic"
+    path.write_text(path.read_text().replace("if self.kk < self.threshold:",
+                                             "if self.kk < self.threshold - 100:"))
+    client.text_document_did_save(types.DidSaveTextDocumentParams(
+        text_document=types.TextDocumentIdentifier(path.as_uri())))
+    assert not await diagnostics_settle(False), "the failed-spin diagnostic outlived its code"
+
+
+@pytest.mark.asyncio
 async def test_run_streams_output_with_progress_then_becomes_the_parent(
         client: LanguageClient, daemon_project: Path) -> None:
     flow = uri(daemon_project, "linear_flow.py")
