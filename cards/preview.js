@@ -327,6 +327,14 @@
   }
   var restore = function () { if (restoring) { window.scrollTo(restoring.x, restoring.y); } };
 
+  // Messages from the host only: the page itself, its parent, or, in a VS Code webview,
+  // the webview's host frame. VS Code sets window.parent = window there, so the host is
+  // known by its origin: the page's own (cards' sandboxed frames have the opaque "null").
+  var fromHost = function (event) {
+    if (event.source === window.parent || event.source === window) { return true; }
+    return !!vscode && event.origin === window.location.origin &&
+      !frames().some(function (f) { return f.contentWindow === event.source; });
+  };
   window.addEventListener("message", function (event) {
     var msg = event.data || {};
     if (msg.type === "devd/cardHeight") {
@@ -337,7 +345,7 @@
       restore();
       return;
     }
-    if (event.source !== window.parent && event.source !== window) { return; }  // host only
+    if (!fromHost(event)) { return; }
     if (msg.type === "devd/cardUpdated") {
       apply(msg.card || (msg.params && msg.params.card));
     } else if (msg.type === "devd/spinStatus") {

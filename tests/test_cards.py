@@ -632,39 +632,77 @@ window.post = (m) => document.getElementById("webview").contentWindow.postMessag
 </iframe>
 </body></html>"""
 
-# What VS Code gives a webview's page: acquireVsCodeApi (once), whose postMessage and
-# setState reach the host (here: the page around the frame); getState is the saved state.
+# What VS Code gives a webview's page (its pre/index.html, before the page's own scripts):
+# acquireVsCodeApi (once), whose postMessage and setState reach the host frame (here: the
+# page around the frame), getState the saved state; and then, as VS Code does,
+# window.parent = window.top = window: a host's message comes from a window that is not
+# `window.parent`, from the page's own origin.
 WEBVIEW_API = """(() => {
   if (window.name !== "devd-webview") { return; }
+  const realParent = window.parent;
+  const host = (message) => realParent.postMessage(message, "*");
   let acquired = false;
   let state = %s;
   window.acquireVsCodeApi = () => {
     if (acquired) { throw new Error("An instance of the VS Code API has already been acquired"); }
     acquired = true;
-    window.parent.postMessage({devdHost: "acquired"}, "*");
-    const host = (message) => window.parent.postMessage(message, "*");
+    host({devdHost: "acquired"});
     return {
       postMessage: (message) => host({devdHost: "postMessage", message}),
       setState: (s) => { state = s; host({devdHost: "setState", state: s}); },
       getState: () => state,
     };
   };
+  window.parent = window;
+  window.top = window;
+  window.frameElement = null;
 })();"""
+
+
+class StaticPages:
+    """Loopback-only HTTP server of a few pages: host and page share an origin, as VS Code's
+    webview host and content frame do."""
+
+    def __init__(self, pages: dict[str, str]) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                body = pages.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class WebviewHost:
     """A page standing in for VS Code: the preview in a frame named like a webview, with the
     webview API; messages both ways go through postMessage, as in VS Code."""
 
-    def __init__(self, browser: Any, tmp_path: Path, preview_html: str,
+    def __init__(self, browser: Any, preview_html: str,
                  state: dict[str, Any] | None = None, width: int = 1100,
                  height: int = 700) -> None:
         self.watched = Watched(browser, width=width, height=height)
         self.page = self.watched.page
         self.page.add_init_script(WEBVIEW_API % json.dumps(state))
-        preview = card_file(tmp_path, "webview-preview", preview_html)
-        host = card_file(tmp_path, "webview-host", HOST_PAGE % preview)
-        self.page.goto(host)
+        self.pages = StaticPages({"/": HOST_PAGE % "/preview.html",
+                                  "/preview.html": preview_html})
+        self.page.goto(self.pages.url + "/")
         self.page.wait_for_function("() => window.received.some(m => m.type === 'devd/ready')")
         self.view = self.page.frame(name="devd-webview")
         self.locator = self.page.frame_locator("#webview")
@@ -685,6 +723,10 @@ class WebviewHost:
     def received(self) -> list[dict[str, Any]]:
         return self.page.evaluate("window.received")
 
+    def close(self) -> None:
+        self.watched.close()
+        self.pages.close()
+
 
 def test_a_new_preview_replaces_the_open_one_in_place(in_project: Path, browser: Any,
                                                       tmp_path: Path) -> None:
@@ -701,7 +743,7 @@ def test_a_new_preview_replaces_the_open_one_in_place(in_project: Path, browser:
     old = render_preview(first, recorded=recorded_hashes(first), nonce=NONCE)
     new = render_preview(second, recorded=recorded_hashes(second), nonce=NONCE)
 
-    host = WebviewHost(browser, tmp_path, old)
+    host = WebviewHost(browser, old)
     view, locate = host.view, host.locator
     report = locate.frame_locator('iframe[data-card-id="report"]')
     report.locator("td", has_text="42").wait_for()
@@ -730,6 +772,12 @@ def test_a_new_preview_replaces_the_open_one_in_place(in_project: Path, browser:
     assert marks == {"default": "same document", "report": None}  # only the changed one
     assert abs(view.evaluate("window.scrollY") - scrolled) < 5  # also once cards reloaded
 
+    # A card cannot pose as the host (its sandboxed frame's origin is "null").
+    frames["report"].evaluate(
+        "() => window.parent.postMessage({type: 'devd/spinStatus', text: 'spoofed'}, '*')")
+    view.wait_for_timeout(300)
+    assert locate.locator("#status").inner_text() == "succeeded"
+
     # Live updates still reach the page: the status badge (a new element now), and a card's
     # new document, which the page gives its nonce before loading it.
     host.post({"type": "devd/spinStatus", "text": "spinning…", "ok": True})
@@ -753,8 +801,8 @@ def test_a_new_preview_replaces_the_open_one_in_place(in_project: Path, browser:
              for key, frame in host.card_frames().items()}
     assert marks == {"default": "again", "report": None}  # the live document was replaced
     host.watched.shot(tmp_path, "webview-updated", full_page=False)
-    assert host.watched.errors == [] and host.watched.remote_requests() == []
-    host.watched.close()
+    assert host.watched.errors == [] and host.watched.remote_requests(host.pages.url) == []
+    host.close()
 
 
 def test_a_failed_spin_keeps_the_previous_cards_greyed_until_a_success(
@@ -766,7 +814,7 @@ def test_a_failed_spin_keeps_the_previous_cards_greyed_until_a_success(
         start = session.spin("start")
     assert good.ok and not bad.ok and fixed.ok and bad.cards == [] and start.cards == []
 
-    host = WebviewHost(browser, tmp_path, render_preview(good, nonce=NONCE))
+    host = WebviewHost(browser, render_preview(good, nonce=NONCE))
     view, locate = host.view, host.locator
     assert locate.locator("#error").count() == 0
     host.post({"type": "devd/preview", "html": render_preview(bad, nonce=NONCE)})
@@ -805,7 +853,7 @@ def test_a_failed_spin_keeps_the_previous_cards_greyed_until_a_success(
     assert locate.locator("#cards .empty").is_visible()
     assert locate.locator("h1").inner_text() == "CardFlow/start"
     assert host.watched.errors == []
-    host.watched.close()
+    host.close()
 
 
 def test_the_webview_page_opens_the_error_line_says_ready_and_keeps_its_scroll(
@@ -815,7 +863,7 @@ def test_the_webview_page_opens_the_error_line_says_ready_and_keeps_its_scroll(
         good = session.spin("report", artifacts={"base": 21})
     error = bad.to_json()["error"]
     assert error["file"].endswith(FLOW) and error["line"]
-    host = WebviewHost(browser, tmp_path, render_preview(bad, nonce=NONCE))
+    host = WebviewHost(browser, render_preview(bad, nonce=NONCE))
     locate = host.locator
     assert host.received() == [{"type": "devd/ready"}]
     assert host.page.evaluate("window.acquired") == 1
@@ -831,18 +879,18 @@ def test_the_webview_page_opens_the_error_line_says_ready_and_keeps_its_scroll(
     host.page.wait_for_function("() => window.received.length === 3")
     assert host.received()[2] == {"type": "devd/openFile", "file": error["file"],
                                   "line": error["line"]}
-    host.watched.close()
+    host.close()
 
     # The scroll position goes to the webview's state, and comes back when VS Code
     # reloads a hidden webview (same html, saved state); the page says ready again.
-    host = WebviewHost(browser, tmp_path, render_preview(good, nonce=NONCE))
+    host = WebviewHost(browser, render_preview(good, nonce=NONCE))
     host.view.wait_for_function("() => document.documentElement.scrollHeight > 1800")
     host.view.evaluate("window.scrollTo(0, 1000)")
     host.page.wait_for_function("() => window.state && window.state.scrollY === 1000")
     state = host.page.evaluate("window.state")
-    host.watched.close()
-    host = WebviewHost(browser, tmp_path, render_preview(good, nonce=NONCE), state=state)
+    host.close()
+    host = WebviewHost(browser, render_preview(good, nonce=NONCE), state=state)
     host.view.wait_for_function("() => window.scrollY === 1000")
     assert host.received() == [{"type": "devd/ready"}]
     assert host.watched.errors == []
-    host.watched.close()
+    host.close()
