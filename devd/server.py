@@ -56,9 +56,14 @@ def uri_to_path(uri: str) -> str:
     return os.path.abspath(unquote(parsed.path) if parsed.scheme else uri)
 
 
-def spin_json(result: SpinResult, uri: str) -> dict[str, Any]:
+def spin_json(result: SpinResult, uri: str, card_html: bool = True) -> dict[str, Any]:
+    """The wire form of a spin; without ``card_html`` the cards are named, not included
+    (an editor that shows them through devd/card need not receive ~1 MB per card twice)."""
     data = result.to_json()
     data["uri"] = uri
+    if not card_html:
+        data["cards"] = [{k: v for k, v in card.items() if k != "html"}
+                         for card in data["cards"]]
     return data
 
 
@@ -112,6 +117,7 @@ class DevdServer(LanguageServer):
         self.pool = pool
         self.loop: asyncio.AbstractEventLoop | None = None
         self.spin_on_save = False
+        self.card_html = True  # initializationOptions.cardHtml: false leaves card HTML out
         self.last_spun: dict[str, str] = {}  # path -> step last spun from this client
         self.close_connection: Any = None
         # Only an LSP client (one that sent `initialize`) gets broadcast notifications; a
@@ -140,7 +146,8 @@ class DevdServer(LanguageServer):
         if method == "devd/spinFinished":
             result: SpinResult = params["result"]
             path = params["flow"]
-            self.notify_threadsafe(method, spin_json(result, from_fs_path(path) or path))
+            self.notify_threadsafe(method, spin_json(result, from_fs_path(path) or path,
+                                                     self.card_html))
             self.publish_diagnostics_threadsafe(path)
         elif method == "devd/cardUpdated":
             payload = dict(params)
@@ -207,6 +214,7 @@ class DevdServer(LanguageServer):
             server.lsp_client = True
             options = plain(params.initialization_options) or {}
             server.spin_on_save = bool(options.get("spinOnSave", False))
+            server.card_html = bool(options.get("cardHtml", True))
 
         @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
         def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
@@ -425,7 +433,7 @@ def _spin_request(server: DevdServer, path: str, uri: str,
     except DevdError as exc:
         return bad_request_json(str(exc), uri, path)
     server.last_spun[path] = result.step
-    return spin_json(result, uri)
+    return spin_json(result, uri, server.card_html)
 
 
 def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -462,9 +470,12 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
         return {"ok": False, "step": step, "cards": [],
                 "error": f"no spin of '{step}' yet in this daemon: spin it first"}
     result = record.result
+    preview = render_preview(result, recorded=recorded_hashes(result), **options)
+    if webview is not None:  # a pane shows the page only: the cards are in it already
+        return {"ok": True, "step": step, "preview": preview}
     data = spin_json(result, args["uri"])
     return {"ok": True, "step": step, "cards": data["cards"], "spin": data,
-            "preview": render_preview(result, recorded=recorded_hashes(result), **options)}
+            "preview": preview}
 
 
 def _safe_spin(server: DevdServer, path: str, step: str) -> None:

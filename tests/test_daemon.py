@@ -67,6 +67,14 @@ def uri(root: Path, name: str) -> str:
 
 @pytest_asyncio.fixture
 async def client(daemon_project: Path) -> Any:
+    lsp = await start_client(daemon_project, {"spinOnSave": True})
+    yield lsp
+    await lsp.shutdown_session()
+    await lsp.stop()
+
+
+async def start_client(daemon_project: Path, options: dict[str, Any]) -> Any:
+    """An editor's connection: `devd serve --stdio`, initialized with ``options``."""
     config = ClientServerConfig(
         server_command=[sys.executable, "-m", "devd.cli", "serve", "--stdio", "--root",
                         str(daemon_project)],
@@ -98,11 +106,9 @@ async def client(daemon_project: Path) -> Any:
         capabilities=types.ClientCapabilities(
             window=types.WindowClientCapabilities(work_done_progress=True)),
         root_uri=daemon_project.as_uri(),
-        initialization_options={"spinOnSave": True},
+        initialization_options=options,
     ))
-    yield lsp
-    await lsp.shutdown_session()
-    await lsp.stop()
+    return lsp
 
 
 async def call(lsp: LanguageClient, method: str, params: dict[str, Any]) -> Any:
@@ -560,7 +566,7 @@ async def test_card_preview_for_a_vscode_webview_carries_the_nonce_everywhere(
     card = await call(client, "devd/card", {
         "uri": flow, "step": "report", "spinIfMissing": True,
         "webview": {"nonce": nonce, "cspSource": source}})
-    assert card["ok"] and len(card["cards"]) == 2
+    assert card["ok"] and set(card) == {"ok", "step", "preview"}  # the page is all a pane needs
     page = _Scripts(card["preview"])
     assert page.csp == (f"default-src 'none'; img-src data: {source}; "
                         "style-src 'unsafe-inline'; "
@@ -571,10 +577,10 @@ async def test_card_preview_for_a_vscode_webview_carries_the_nonce_everywhere(
     for document in page.cards:  # Metaflow's scripts and the live bridge, in each card
         scripts = _Scripts(document).nonces
         assert len(scripts) >= 3 and set(scripts) == {nonce}, scripts
-    # `cards` are the documents as rendered, for any use: no nonce there.
-    assert all("nonce=" not in c["html"] for c in card["cards"])
-
     plain_page = await call(client, "devd/card", {"uri": flow, "step": "report"})
+    # `cards` are the documents as rendered, for any use: no nonce there.
+    assert len(plain_page["cards"]) == 2
+    assert all("nonce=" not in c["html"] for c in plain_page["cards"])
     plain_scripts = _Scripts(plain_page["preview"])
     assert "script-src 'unsafe-inline' 'unsafe-eval'" in plain_scripts.csp
     assert plain_scripts.nonces == [None]
@@ -614,3 +620,29 @@ async def test_run_and_resume_report_progress_on_the_clients_work_done_token(
     kinds = [r.kind for r in client.progress_reports[7]]
     assert kinds[0] == "begin" and kinds[-1] == "end" and "report" in kinds
     assert set(client.progress_reports) == before | {7}
+
+
+@pytest.mark.asyncio
+async def test_an_editor_can_leave_card_html_out_of_spin_results(daemon_project: Path) -> None:
+    """initializationOptions.cardHtml false: spin results and spinFinished name the cards
+    without their HTML (the pane takes the page from devd/card); other clients still get it."""
+    editor = await start_client(daemon_project, {"cardHtml": False})
+    try:
+        flow = uri(daemon_project, "card_flow.py")
+        result = await call(editor, "devd/spin", {"uri": flow, "step": "report"})
+        assert result["ok"] and len(result["cards"]) == 2
+        assert all("html" not in c and c["type"] for c in result["cards"]), result["cards"]
+        for _ in range(100):
+            if editor.devd_finished:
+                break
+            await asyncio.sleep(0.05)
+        assert editor.devd_finished and all("html" not in c for c in
+                                            editor.devd_finished[-1]["cards"])
+        card = await call(editor, "devd/card", {"uri": flow, "step": "report"})
+        assert all(c["html"].startswith("<!DOCTYPE") or "<html" in c["html"][:500]
+                   for c in card["cards"])
+        out = cli(daemon_project, "spin", "card_flow.py", "report", "--json")
+        assert all(c["html"] for c in json.loads(out.stdout)["cards"])
+    finally:
+        await editor.shutdown_session()
+        await editor.stop()

@@ -134,7 +134,8 @@ export class DaemonClients implements vscode.Disposable {
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: "file", language: "python", pattern: `${globEscape(root)}/**/*.py` }],
       outputChannel: this.output,
-      initializationOptions: { spinOnSave: settings.spinOnSave },
+      // The pane takes cards from devd/card: spin results need not carry ~1 MB of HTML per card.
+      initializationOptions: { spinOnSave: settings.spinOnSave, cardHtml: false },
       synchronize: { configurationSection: "devd" },
       errorHandler: {
         error: () => ({ action: ErrorAction.Continue }),
