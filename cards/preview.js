@@ -106,6 +106,33 @@
     if (frame.devdLoading) { frame.devdQueue.push(message); return; }
     if (frame.contentWindow) { frame.contentWindow.postMessage(message, "*"); }
   };
+  // Big card scripts (Metaflow's card renderer, ~1 MB) are sent to an editor pane once: a
+  // later card carries a `data-devd-asset="HASH"` script tag with no body, and gets it
+  // back here from the copy this page keeps (devd/preview.py, CardAssets).
+  var assets = {};
+  var ASSET = /<script\b[^>]*\bdata-devd-asset="([0-9a-f]+)"[^>]*>/gi;
+  var withAssets = function (html) {
+    if (!html || html.indexOf("data-devd-asset") < 0) { return html; }
+    var out = [];
+    var pos = 0;
+    var tag;
+    ASSET.lastIndex = 0;
+    while ((tag = ASSET.exec(html)) !== null) {
+      var bodyStart = tag.index + tag[0].length;
+      var bodyEnd = html.indexOf("<\/script", bodyStart);  // "<\/": this file is inline
+      if (bodyEnd < 0) { break; }
+      if (bodyEnd > bodyStart) {
+        assets[tag[1]] = html.slice(bodyStart, bodyEnd);  // learnt: later cards may omit it
+      } else if (assets[tag[1]] !== undefined) {
+        out.push(html.slice(pos, bodyStart), assets[tag[1]]);
+        pos = bodyStart;
+      }
+      ASSET.lastIndex = bodyEnd;
+    }
+    out.push(html.slice(pos));
+    return out.join("");
+  };
+  frames().forEach(function (f) { withAssets(f.getAttribute("srcdoc") || ""); });
   var load = function (frame, html) {
     frame.devdQueue = frame.devdQueue || [];
     frame.devdLoading = true;
@@ -114,7 +141,7 @@
       var queued = frame.devdQueue.splice(0);
       queued.forEach(function (message) { send(frame, message); });
     };
-    frame.srcdoc = withNonce(html);  // the frame keeps its height until the new card reports its own
+    frame.srcdoc = withAssets(withNonce(html));  // the frame keeps its height meanwhile
   };
   // Cards kept from the spin before a failed one: greyed, labelled, never looking current.
   var PREVIOUS = "card from the previous spin \u2014 this spin failed";
@@ -180,7 +207,7 @@
     var olds = boxes(section).map(cardOf);
     var news = incoming ? boxes(incoming).map(function (box) {
       var c = cardOf(box);
-      c.html = withNonce(c.frame.getAttribute("srcdoc") || "");
+      c.html = withAssets(withNonce(c.frame.getAttribute("srcdoc") || ""));
       return c;
     }) : [];
     var empty = section.querySelector(".empty");

@@ -13,8 +13,10 @@ and each card document's: a card's ``srcdoc`` frame inherits the page's policy.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
+from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 from urllib.parse import urlparse
@@ -89,12 +91,39 @@ def _script_attributes(html: str, pos: int) -> tuple[str, int]:
     return "".join(kept) + space, pos
 
 
-def with_nonce(html: str, nonce: str) -> str:
+ASSET_MIN_CHARS = 32 * 1024  # scripts this big are shared between a pane's cards
+
+
+class CardAssets:
+    """Big card scripts (Metaflow's ~1 MB card renderer) sent to a pane once.
+
+    A script of at least ASSET_MIN_CHARS gets ``data-devd-asset="<hash>"``; its body is left
+    out when the pane already holds that hash (``known``), and the page puts it back from its
+    own copy before the card loads (cards/preview.js). ``sent``: hashes sent in full.
+    """
+
+    def __init__(self, known: Iterable[str] = ()) -> None:
+        self.known = set(known)
+        self.sent: set[str] = set()
+
+    def body(self, text: str) -> tuple[str, str]:
+        """The attribute to add to the script's tag and the body to keep."""
+        if len(text) < ASSET_MIN_CHARS:
+            return "", text
+        digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+        if digest in self.known:
+            return f' data-devd-asset="{digest}"', ""
+        self.sent.add(digest)
+        return f' data-devd-asset="{digest}"', text
+
+
+def with_nonce(html: str, nonce: str, assets: CardAssets | None = None) -> str:
     """``html`` with ``nonce="..."`` on every ``<script>`` start tag, instead of any nonce
     the tag had: Chromium honours no nonce on an element with a duplicate attribute.
 
     Script bodies and comments are skipped, as an HTML parser skips them: a ``<script``
-    inside a script's text (a string in a bundle) is not a tag. Idempotent.
+    inside a script's text (a string in a bundle) is not a tag. Idempotent. With
+    ``assets``, big script bodies are marked and, when the pane has them, left out.
     """
     check_webview(nonce)
     mine = f' nonce="{nonce}"'
@@ -111,10 +140,18 @@ def with_nonce(html: str, nonce: str) -> str:
             pos = stop
             continue
         attributes, tag_end = _script_attributes(html, found.end())
-        out.append(html[pos:found.end()] + mine + attributes)
         body_end = _SCRIPT_END.search(html, tag_end + 1)
         stop = len(html) if body_end is None else body_end.end()
-        out.append(html[tag_end:stop])
+        body_stop = len(html) if body_end is None else body_end.start()
+        marker, body = "", html[tag_end + 1:body_stop]
+        if assets is not None and body_end is not None and tag_end < len(html) \
+                and "data-devd-asset" not in attributes:
+            marker, body = assets.body(body)
+        out.append(html[pos:found.end()] + mine + attributes + marker)
+        if marker:
+            out.append(">" + body + html[body_stop:stop])
+        else:
+            out.append(html[tag_end:stop])
         pos = stop
     out.append(html[pos:])
     return "".join(out)
@@ -163,14 +200,16 @@ def artifact_diff(result: SpinResult, recorded: dict[str, str] | None) -> list[d
 
 def render_preview(result: SpinResult, *, recorded: dict[str, str] | None = None,
                    events_url: str | None = None, recorded_view: bool = False,
-                   nonce: str | None = None, csp_source: str | None = None) -> str:
+                   nonce: str | None = None, csp_source: str | None = None,
+                   assets: CardAssets | None = None) -> str:
     """The preview document of one spin (compute ``recorded`` with recorded_hashes).
 
     ``recorded_view``: ``result`` describes the recorded task itself (no diff column).
     ``nonce``: the page is for a VS Code webview: its policy allows scripts carrying that
     nonce only (and images from ``csp_source``, the webview's ``cspSource``), and every
     inline script, the page's and the cards', carries it. WebviewOptionsError when either
-    is unsafe (see check_webview).
+    is unsafe (see check_webview). ``assets`` (webview only): share big card scripts with
+    the pane's copies (CardAssets).
     """
     if nonce is not None:
         check_webview(nonce, csp_source)
@@ -181,7 +220,7 @@ def render_preview(result: SpinResult, *, recorded: dict[str, str] | None = None
     for index, html in enumerate(result.cards):
         info = result.card_info[index] if index < len(result.card_info) else {}
         if nonce is not None:
-            html = with_nonce(html, nonce)
+            html = with_nonce(html, nonce, assets)
         cards.append({"html": html, "type": info.get("type", "card"), "id": info.get("id"),
                       "uuid": info.get("uuid")})
     origin = ""

@@ -441,7 +441,13 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
 
     ``webview: {nonce, cspSource?}``: the preview is for a VS Code webview (devd/preview.py).
     """
-    from .preview import WebviewOptionsError, check_webview, recorded_hashes, render_preview
+    from .preview import (
+        CardAssets,
+        WebviewOptionsError,
+        check_webview,
+        recorded_hashes,
+        render_preview,
+    )
 
     engine = server.engine
     target = args.get("step") or args.get("pathspec")
@@ -457,6 +463,12 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
             check_webview(options["nonce"], options["csp_source"])
         except WebviewOptionsError as exc:
             raise JsonRpcInvalidParams(f"devd/card: {exc}") from None
+        known = webview.get("assets") or []
+        if not isinstance(known, list) or len(known) > 64 or \
+                not all(isinstance(h, str) and len(h) <= 64 for h in known):
+            raise JsonRpcInvalidParams("devd/card: 'webview.assets' must be a list of the "
+                                       "asset hashes the pane holds")
+        options["assets"] = CardAssets(known)
     try:
         model = engine.model(path)
         step = parse_target(model, target).step
@@ -472,7 +484,8 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
     result = record.result
     preview = render_preview(result, recorded=recorded_hashes(result), **options)
     if webview is not None:  # a pane shows the page only: the cards are in it already
-        return {"ok": True, "step": step, "preview": preview}
+        return {"ok": True, "step": step, "preview": preview,
+                "assets": sorted(options["assets"].sent)}
     data = spin_json(result, args["uri"])
     return {"ok": True, "step": step, "cards": data["cards"], "spin": data,
             "preview": preview}

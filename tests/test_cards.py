@@ -894,3 +894,45 @@ def test_the_webview_page_opens_the_error_line_says_ready_and_keeps_its_scroll(
     assert host.received() == [{"type": "devd/ready"}]
     assert host.watched.errors == []
     host.close()
+
+
+def test_a_pane_gets_metaflows_card_renderer_once(in_project: Path, browser: Any) -> None:
+    """A webview preview marks big card scripts; a pane that holds one gets later cards
+    without it (~1 MB less per spin) and the page puts it back before the card loads."""
+    from devd.preview import ASSET_MIN_CHARS, CardAssets
+
+    with Session(FLOW) as session:
+        first = session.spin("report", artifacts={"base": 21}, diff=True)
+        second = session.spin("report", artifacts={"base": 30}, diff=True)
+    assert first.ok and second.ok
+    sent = CardAssets()
+    old = render_preview(first, recorded=recorded_hashes(first), nonce=NONCE, assets=sent)
+    assert len(sent.sent) == 1  # Metaflow's card renderer, in the default card
+    digest = next(iter(sent.sent))
+    assert old.count(f"data-devd-asset=&#34;{digest}&#34;") == 2  # both cards use it
+    held = CardAssets(sent.sent)
+    new = render_preview(second, recorded=recorded_hashes(second), nonce=NONCE, assets=held)
+    assert held.sent == set() and len(old) - len(new) > 2 * ASSET_MIN_CHARS
+
+    host = WebviewHost(browser, old)
+    view, locate = host.view, host.locator
+    default = locate.frame_locator('iframe[data-card-type="default"]')
+    default.locator("text=Task Metadata").first.wait_for()
+    host.post({"type": "devd/preview", "html": new})
+    view.wait_for_function("() => document.body.dataset.previewUpdates === '1'")
+    run_id = second.origin_run_id  # the default card of the new spin, drawn by the renderer
+    default.locator("text=Task Metadata").first.wait_for()
+    frame = host.card_frames()["default"]
+    frame.wait_for_function("() => document.body.innerText.includes('report')")
+    assert run_id
+    assert frame.evaluate("() => document.querySelectorAll('script[data-devd-asset]')"
+                          "[0].textContent.length") > ASSET_MIN_CHARS
+    assert host.watched.errors == []
+    host.close()
+
+
+def test_the_inline_page_script_never_closes_its_own_tag() -> None:
+    """cards/preview.js is inlined into a <script>: the text "</script" anywhere in it (a
+    comment, a string) would end the script there and break the whole page."""
+    text = (Path(__file__).resolve().parent.parent / "cards" / "preview.js").read_text()
+    assert "</script" not in text.lower()

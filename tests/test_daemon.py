@@ -566,7 +566,7 @@ async def test_card_preview_for_a_vscode_webview_carries_the_nonce_everywhere(
     card = await call(client, "devd/card", {
         "uri": flow, "step": "report", "spinIfMissing": True,
         "webview": {"nonce": nonce, "cspSource": source}})
-    assert card["ok"] and set(card) == {"ok", "step", "preview"}  # the page is all a pane needs
+    assert card["ok"] and set(card) == {"ok", "step", "preview", "assets"}  # a pane needs no more
     page = _Scripts(card["preview"])
     assert page.csp == (f"default-src 'none'; img-src data: {source}; "
                         "style-src 'unsafe-inline'; "

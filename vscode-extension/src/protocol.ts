@@ -42,6 +42,8 @@ export interface CardResult {
   ok: boolean;
   step: string;
   preview?: string;
+  /** With `webview`: the big card scripts this preview carries in full (the page keeps them). */
+  assets?: string[];
   error?: string;
 }
 

@@ -94,4 +94,33 @@ describe("card pane", () => {
     await new Promise((r) => setTimeout(r, 5));
     assert.deepEqual(recorded.shownDocuments, [{ path: "/p/flow.py", line: 13 }]);
   });
+
+  it("big card scripts go to the page once; a reloaded page gets them again", async () => {
+    const asked: string[][] = [];
+    const daemon = {
+      card: async (_uri: string, params: Record<string, unknown>): Promise<CardResult> => {
+        const known = (params.webview as { assets: string[] }).assets;
+        asked.push(known);
+        const full = !known.includes("abc");
+        return { ok: true, step: "train", preview: full ? "<html>bundle</html>" : "<html>slim</html>", assets: full ? ["abc"] : [] };
+      },
+    };
+    const pane = new PreviewPanel(daemon, output);
+    await pane.spinFinished(spinResult(), "firstSpin");
+    await pane.spinFinished(spinResult(), "firstSpin");
+    const panel = recorded.panels[0];
+    assert.deepEqual(asked, [[], ["abc"]]);
+    assert.deepEqual(panel.posted, [{ type: "devd/preview", html: "<html>slim</html>" }]);
+    // VS Code reloads a webview that was hidden: the page says ready, and gets the newest
+    // preview posted again, slim, since the html it was rebuilt from holds the scripts.
+    panel.receive({ type: "devd/ready" });
+    await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(asked[2], ["abc"]);
+    assert.equal(panel.posted.length, 2);
+    // Hidden: the page itself is set, with every script in it.
+    panel.visible = false;
+    await pane.spinFinished(spinResult(), "firstSpin");
+    assert.deepEqual(asked[3], []);
+    assert.equal(panel.htmlSets[panel.htmlSets.length - 1], "<html>bundle</html>");
+  });
 });

@@ -27,6 +27,12 @@ export class PreviewPanel implements vscode.Disposable {
   private openedBefore = false;
   private loadedHtml = false;
   private latest = 0; // the newest request wins: an older page never overwrites a newer one
+  /** Big card scripts the page holds (it keeps them: later pages leave them out). */
+  private assets = new Set<string>();
+  /** Those in the page last set as the webview's html (what a reloaded page holds). */
+  private htmlAssets: string[] = [];
+  /** A page was posted since the html was set: a reload of the webview shows an old page. */
+  private postedSinceHtml = false;
   /** Resolved when the page of the newest spin is in the pane (tests and benchmarks wait on it). */
   private readonly updatedEmitter = new vscode.EventEmitter<Shown>();
   readonly onDidUpdate = this.updatedEmitter.event;
@@ -49,15 +55,26 @@ export class PreviewPanel implements vscode.Disposable {
   async show(target: Shown, reveal: boolean): Promise<void> {
     const seq = ++this.latest;
     const webview = this.ensurePanel(reveal);
-    let card: CardResult | undefined;
-    try {
-      card = await this.source.card(target.uri, {
-        uri: target.uri,
-        step: target.step,
-        webview: { nonce: this.nonce, cspSource: webview.cspSource },
-      });
-    } catch (err) {
-      card = { ok: false, step: target.step, error: `devd/card failed: ${String(err)}` };
+    const request = async (known: string[]): Promise<CardResult> => {
+      try {
+        const answer = await this.source.card(target.uri, {
+          uri: target.uri,
+          step: target.step,
+          webview: { nonce: this.nonce, cspSource: webview.cspSource, assets: known },
+        });
+        return answer ?? { ok: false, step: target.step, error: "no answer from the daemon" };
+      } catch (err) {
+        return { ok: false, step: target.step, error: `devd/card failed: ${String(err)}` };
+      }
+    };
+    const posting = this.loadedHtml && this.panel?.visible === true;
+    const known = posting ? [...this.assets] : [];
+    let card = await request(known);
+    if (seq !== this.latest || !this.panel) {
+      return;
+    }
+    if (card.ok && known.length && !(this.loadedHtml && this.panel.visible)) {
+      card = await request([]); // hidden meanwhile: the page itself must hold every script
     }
     if (seq !== this.latest || !this.panel) {
       return; // a newer spin's page is on its way, or the pane was closed meanwhile
@@ -75,8 +92,14 @@ export class PreviewPanel implements vscode.Disposable {
       // A hidden webview gets no messages (and reloads when shown): give it the page itself.
       this.panel.webview.html = card.preview;
       this.loadedHtml = true;
+      this.htmlAssets = card.assets ?? [];
+      this.assets = new Set(this.htmlAssets);
+      this.postedSinceHtml = false;
     } else if (!(await this.panel.webview.postMessage({ type: "devd/preview", html: card.preview }))) {
       this.output.appendLine(`[devd] the pane did not take the preview of ${target.step}`);
+    } else {
+      (card.assets ?? []).forEach((a) => this.assets.add(a));
+      this.postedSinceHtml = true;
     }
     this.updatedEmitter.fire(target);
   }
@@ -101,6 +124,9 @@ export class PreviewPanel implements vscode.Disposable {
     }
     this.nonce = makeNonce(randomBytes);
     this.loadedHtml = false;
+    this.assets.clear();
+    this.htmlAssets = [];
+    this.postedSinceHtml = false;
     this.openedBefore = true;
     const panel = vscode.window.createWebviewPanel(
       "devd.preview",
@@ -119,6 +145,14 @@ export class PreviewPanel implements vscode.Disposable {
 
   private async onMessage(data: unknown): Promise<void> {
     const msg = parsePageMessage(data);
+    if (msg.type === "ready" && this.postedSinceHtml && this.shown) {
+      // VS Code reloaded the webview (hidden, then shown) from the html first set: it holds
+      // that page's scripts only, and the newest preview goes to it again.
+      this.assets = new Set(this.htmlAssets);
+      this.postedSinceHtml = false;
+      await this.show(this.shown, false);
+      return;
+    }
     if (msg.type !== "openFile") {
       return;
     }
