@@ -43,6 +43,21 @@ NOW = "() => performance.timeOrigin + performance.now()"
 LOADED = ("() => { const n = performance.getEntriesByType('navigation')[0];"
           " return n && n.loadEventEnd ? performance.timeOrigin + n.loadEventEnd : null; }")
 CARD_ID = re.compile(r"HelloFlow/(\S+)/train/\d+")
+# In the pane's page: when each new preview arrives from the extension (epoch ms).
+LISTEN = ("() => { window.devdBenchArrivals = []; window.addEventListener('message', e => {"
+          " if (e.data && e.data.type === 'devd/preview') window.devdBenchArrivals.push("
+          "performance.timeOrigin + performance.now()); }); }")
+
+
+def preview_frame(page):
+    """The pane's page (the frame holding the artifacts table), not a card inside it."""
+    for frame in page.frames:
+        try:
+            if frame.evaluate("() => !!document.getElementById('artifacts')"):
+                return frame
+        except Exception:
+            continue
+    raise SystemExit("no card pane found")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -103,6 +118,8 @@ def main() -> int:
                    capture_output=True, timeout=300)
 
     presses: list[float] = []
+    to_page: list[float] = []  # key → the new preview reaches the pane's page
+    in_page: list[float] = []  # → the page applied it and the new card finished loading
     cli: list[float] = []
     metaflow: list[float] = []
     try:
@@ -118,14 +135,21 @@ def main() -> int:
             wb.goto_line(TRAIN_BODY)
             seen: set[str] = set()
             page = wb.page
+            pane = None
             for i in range(args.presses + 3):  # 3 warm-up presses: parents warm, child prepared
+                if i == 3:
+                    pane = preview_frame(page)
+                    pane.evaluate(LISTEN)
                 start = page.evaluate(NOW)
                 wb.press("ctrl+alt+s")
                 card, loaded = wb.wait_until(lambda: card_frame(page, seen),
                                              "the new card in the pane", 60)
                 seen.add(card)
-                if i >= 3:
+                if pane is not None:
+                    arrived = pane.evaluate("() => window.devdBenchArrivals.slice(-1)[0]")
                     presses.append(loaded - start)
+                    to_page.append(arrived - start)
+                    in_page.append(loaded - arrived)
                 time.sleep(0.5)
             for _ in range(args.cli):
                 cli.append(timed(["devd", "spin", FLOW, "train"], ws, env))
@@ -146,6 +170,8 @@ def main() -> int:
     print("|---|---|---|---|---|")
     mf = med(metaflow)
     rows = [("Ctrl+Alt+S → new card in the pane (warm daemon)", presses),
+            ("… of which: key → new preview reaches the pane's page", to_page),
+            ("… of which: page applies it → new card loaded", in_page),
             ("`devd spin hello_flow.py train` in a terminal (warm daemon, whole process)", cli),
             ("`python hello_flow.py spin train` (Metaflow's own)", metaflow)]
     for name, samples in rows:
