@@ -9,7 +9,9 @@ to out/screenshots/ (open them: they are the editor as a user sees it).
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "out" / "screenshots"
 FLOW = "hello_flow.py"
 VENV_BIN = Path(sys.executable).parent
+
+DEVD_ENV: dict[str, str] = {}  # what the editor's devd runs with (runtime dir, user)
 
 # Lines of examples/hello_flow.py (1-based), checked by test_flow_lines_are_as_expected.
 TRAIN_BODY = 20  # self.rate = self.input
@@ -69,6 +73,7 @@ def wb(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
         "DEVD_RUNTIME_DIR": str(runtime),
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    DEVD_ENV.update(env)
     settings = {"devd.pythonPath": sys.executable}
     SHOTS.mkdir(parents=True, exist_ok=True)
     with CodeServer(extension_vsix(), workspace, settings, env, tools=tools) as server, \
@@ -196,3 +201,40 @@ def test_cursor_outside_a_step_says_so_in_one_line(wb: Workbench) -> None:
     message = wb.wait_for_notification("not inside a step")
     assert "start" in message and "train" in message and "join" in message
     wb.screenshot(SHOTS / "vscode-6-outside.png")
+
+
+def daemon_pid(workspace: Path) -> int | None:
+    out = subprocess.run([sys.executable, "-m", "devd.cli", "daemon", "status", str(workspace)],
+                         env={**os.environ, **DEVD_ENV}, capture_output=True, text=True,
+                         timeout=60).stdout
+    found = re.search(r"daemon running \(pid (\d+)\)", out)
+    return int(found.group(1)) if found else None
+
+
+def test_a_daemon_that_dies_is_restarted_once_then_reported(wb: Workbench,
+                                                             workspace: Path) -> None:
+    first = daemon_pid(workspace)
+    assert first, "no daemon runs for the editor"
+    os.kill(first, signal.SIGKILL)
+    second = wb.wait_until(lambda: (pid := daemon_pid(workspace)) and pid != first and pid,
+                           "a new daemon started by the extension", 90)
+    frame = preview_frame(wb, "HelloFlow/")
+    before = int(frame.evaluate("() => Number(document.body.dataset.previewUpdates || 0)"))
+    wb.focus_editor_group(1)
+    wb.goto_line(TRAIN_BODY)
+    wb.press("ctrl+alt+s")  # the editor works on the new daemon
+    wb.wait_until(lambda: int(frame.evaluate(
+        "() => Number(document.body.dataset.previewUpdates || 0)")) > before,
+        "the pane updated by a spin on the restarted daemon", 90)
+    wb.wait_for_status_text("devd: train")
+    os.kill(second, signal.SIGKILL)
+    status = wb.wait_for_status_text("daemon stopped", 90)
+    assert "devd" in status
+    wb.screenshot(SHOTS / "vscode-7-daemon-stopped.png")
+    wb.page.locator(".statusbar-item", has_text="daemon stopped").first.click()
+    def panel_text() -> str:
+        panel = wb.page.locator(".part.panel")
+        return panel.inner_text().replace("\u00a0", " ") if panel.count() else ""
+
+    wb.wait_until(lambda: "not restarting" in panel_text(), "the devd log in the Output panel",
+                  30)
