@@ -238,3 +238,29 @@ def test_a_daemon_that_dies_is_restarted_once_then_reported(wb: Workbench,
 
     wb.wait_until(lambda: "not restarting" in panel_text(), "the devd log in the Output panel",
                   30)
+
+
+def test_palette_commands_restart_status_and_chained_spins(wb: Workbench,
+                                                           workspace: Path) -> None:
+    """After the daemon was given up on: Restart Daemon starts a new one; Show Daemon Status
+    prints it; Spin From Last Spins chains `end` on the spin of `join` just made."""
+    wb.run_command("devd: Restart Daemon")
+    wb.wait_until(lambda: daemon_pid(workspace), "a daemon started by Restart Daemon", 90)
+    wb.wait_until(lambda: "daemon stopped" not in wb.status_bar_text(), "the status back", 60)
+    wb.focus_editor_group(1)
+    wb.goto_line(29)  # join's body
+    wb.press("ctrl+alt+s")
+    preview_frame(wb, "HelloFlow/join")
+    wb.goto_line(35)  # end's body
+    wb.run_command("devd: Spin From Last Spins")
+    frame = preview_frame(wb, "HelloFlow/end")
+    assert "devd-spin" in frame.evaluate("() => document.querySelector('.head').innerText")
+    wb.run_command("devd: Show Daemon Status")
+
+    def panel_text() -> str:
+        panel = wb.page.locator(".part.panel")
+        return panel.inner_text().replace("\u00a0", " ") if panel.count() else ""
+
+    wb.wait_until(lambda: "devd daemon for" in panel_text() and "last spins" in panel_text(),
+                  "the daemon status in the devd output channel", 30)
+    wb.screenshot(SHOTS / "vscode-8-palette.png")
