@@ -126,7 +126,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<DevdAp
   // Light up on flow files: start the project's client when one is opened or focused.
   const consider = (doc: vscode.TextDocument | undefined) => {
     if (doc && doc.languageId === "python" && doc.uri.scheme === "file" && definesFlow(doc.getText())) {
-      void vscode.commands.executeCommand("setContext", "devd.flowFile", true);
       void clients.clientFor(doc.uri);
     }
   };

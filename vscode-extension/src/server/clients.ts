@@ -47,6 +47,8 @@ interface Entry {
 export class DaemonClients implements vscode.Disposable {
   private readonly entries = new Map<string, Entry>();
   private readonly probed = new Map<string, boolean>();
+  /** Interpreters whose install offer was turned down: not asked again until a restart. */
+  private readonly declined = new Set<string>();
 
   constructor(
     private readonly output: vscode.OutputChannel,
@@ -95,6 +97,7 @@ export class DaemonClients implements vscode.Disposable {
   /** Stop every client and start again those that ran (after a settings or interpreter change). */
   async restartAll(why: string): Promise<void> {
     this.probed.clear();
+    this.declined.clear();
     const entries = [...this.entries.values()];
     this.output.appendLine(`[devd] restarting (${why})`);
     await Promise.all(entries.map((e) => this.stop(e)));
@@ -183,10 +186,14 @@ export class DaemonClients implements vscode.Disposable {
     }
     this.output.appendLine(`[devd] devd is not importable by ${python}: ${probe.detail}`);
     this.hooks.state({ kind: "notInstalled", root, python, detail: probe.detail });
+    if (this.declined.has(python)) {
+      return false; // the status bar says so; Restart Daemon or a new interpreter asks again
+    }
     if (await this.hooks.offerInstall(python, probe.detail)) {
       this.probed.set(python, true);
       return true;
     }
+    this.declined.add(python);
     return false;
   }
 
