@@ -367,6 +367,20 @@ def _content_hash(value: Any) -> str | None:
         return None
 
 
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def _pickle_problem(value: Any) -> str | None:
+    """Why Metaflow could not store ``value`` (it pickles artifacts), or None if it can."""
+    try:
+        pickle.Pickler(_Discard(), protocol=4).dump(value)  # type: ignore[arg-type]
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _jsonable(value: Any) -> bool:
     try:
         json.dumps(value)
@@ -608,6 +622,7 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
                    if req.want_private or not n.startswith("_"))
     read_only = _unchanged_parent_objects(produced)
     for name in names:
+        hashed: Any = _NOT_LOADED  # not computed yet
         if name not in produced and name in _State.spin_artifacts:
             produced[name] = _State.spin_artifacts[name]  # an overridden Parameter, say
         if name in read_only:  # a big parent value the step only read: passed down as is
@@ -615,6 +630,12 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
             value = produced.pop(name)
         elif name in produced:
             value = produced[name]
+            hashed = _content_hash(value) if req.want_diff and not name.startswith("_") \
+                else None
+            problem = _pickle_problem(value) if hashed is None else None
+            if problem:  # Metaflow pickles every artifact it stores: say so in every spin
+                notices.append(f"artifact `{name}` cannot be pickled ({problem}): a real run "
+                               "would fail to store it")
             if req.want_values:
                 try:  # pickled here, once: an unpicklable value must not sink the result
                     values[name] = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
@@ -640,7 +661,7 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
             public[name] = shown
             if req.want_diff:
                 hashes[name] = passdown[name] if name not in produced and name in passdown \
-                    else _content_hash(value)
+                    else (_content_hash(value) if hashed is _NOT_LOADED else hashed)
     try:
         if _State.cards:  # a card shows every artifact: read the ones not loaded yet
             for name, (task, source) in unloaded.items():
@@ -706,20 +727,7 @@ def read_overrides(req: SpinRequest) -> None:
 
     merged: dict[str, Any] = {}
     if req.artifacts_module:
-        from metaflow.util import read_artifacts_module
-
-        path = os.path.abspath(req.artifacts_module)
-        if not os.path.isfile(path):
-            raise DevdError(f"{req.artifacts_module}: no such artifacts module; pass a .py "
-                            "file that defines ARTIFACTS = {...}")
-        try:
-            module_artifacts = read_artifacts_module(path)
-        except Exception as exc:
-            raise DevdError(f"{req.artifacts_module}: cannot read ARTIFACTS ({exc}); it must "
-                            "define ARTIFACTS = {name: value}") from None
-        if not isinstance(module_artifacts, dict):
-            raise DevdError(f"{req.artifacts_module}: ARTIFACTS must be a dict")
-        merged.update(module_artifacts)
+        merged.update(_read_artifacts_module(req.artifacts_module))
     for key, value in (req.artifacts or {}).items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict) and "/" in key:
             merged[key] = {**merged[key], **value}
@@ -741,6 +749,49 @@ def read_overrides(req: SpinRequest) -> None:
         per_input[short].update(value)
     _State.spin_artifacts = plain
     _State.join_artifacts = per_input
+
+
+def _read_artifacts_module(given: str) -> dict[str, Any]:
+    """``ARTIFACTS`` of an ``--artifacts-module`` file, each failure named by its real cause.
+
+    Metaflow's own ``read_artifacts_module`` raises a ``NameError`` for every failure (it
+    uses ``MetaflowInternalError`` without importing it), hiding the cause: read it here.
+    """
+    import importlib.machinery
+    import importlib.util
+
+    from .errors import DevdError
+
+    path = os.path.abspath(given)
+    if not os.path.isfile(path):
+        raise DevdError(f"{given}: no such artifacts module; pass a .py "
+                        "file that defines ARTIFACTS = {...}")
+    if not path.endswith(".py"):
+        raise DevdError(f"{given}: not a .py file; an artifacts module is a Python file "
+                        "that defines ARTIFACTS = {name: value}")
+    name = os.path.splitext(os.path.basename(path))[0]
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    try:
+        loader.exec_module(module)
+    except SyntaxError as exc:
+        raise DevdError(f"{given}:{exc.lineno}: SyntaxError: {exc.msg}") from None
+    except BaseException as exc:  # noqa: BLE001 - user code: name whatever it raised
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        tb = traceback.extract_tb(exc.__traceback__)
+        frames = [f for f in tb if os.path.abspath(f.filename) == path]
+        where = f"{given}:{frames[-1].lineno}" if frames else given
+        raise DevdError(f"{where}: importing the artifacts module raised "
+                        f"{type(exc).__name__}: {exc}") from None
+    if not hasattr(module, "ARTIFACTS"):
+        raise DevdError(f"{given}: defines no ARTIFACTS; it must define "
+                        "ARTIFACTS = {name: value}")
+    artifacts = module.ARTIFACTS
+    if not isinstance(artifacts, dict):
+        raise DevdError(f"{given}: ARTIFACTS must be a dict, not {type(artifacts).__name__}")
+    return artifacts
 
 
 class Unpicklable:

@@ -207,10 +207,40 @@ def main(argv: list[str] | None = None) -> int:
     except DevdError as exc:  # also every failure talking to a daemon (client.DaemonError)
         if args.debug:
             raise
+        if getattr(args, "json", False):  # scripts read one JSON object, also for bad input
+            from .wire import dumps
+
+            _quietly(print, dumps({"ok": False, "error": {
+                "type": "devd.BadRequest", "message": str(exc)}}))
         print(f"devd: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", EXIT_BAD_INPUT)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_BROKEN_PIPE if _PIPE_CLOSED else 130
+    except BrokenPipeError:  # `devd spin ... | head`: the reader left; leave quietly
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
+_PIPE_CLOSED: list[bool] = []  # set once stdout's reader has gone
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _quietly(write: Any, *args: Any) -> None:
+    try:
+        write(*args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
 
 
 def _config_values(pairs: dict[str, str]) -> dict[str, Any]:
@@ -299,8 +329,18 @@ def _log_printer(stream: Any) -> Any:
 
 def _echo(stream: str, text: str) -> None:
     target = sys.stdout if stream == "stdout" else sys.stderr
-    target.write(text)
-    target.flush()
+    try:
+        target.write(text)
+        target.flush()
+    except BrokenPipeError:  # `| head` left: stop the spin as SIGPIPE would stop a tool
+        import _thread
+        import threading
+
+        _silence_stdout()
+        if threading.current_thread() is threading.main_thread():
+            raise
+        _PIPE_CLOSED.append(True)
+        _thread.interrupt_main()  # the spin's own Ctrl-C path stops its child
 
 
 def print_result(data: dict[str, Any]) -> None:

@@ -170,18 +170,37 @@ class Engine:
     def file_changed(self, path: str) -> None:
         """A watched file changed on disk: drop cached plans and tell every client."""
         path = os.path.abspath(path)
-        flows = [p for p in self._sessions if os.path.realpath(p) == os.path.realpath(path)]
+        gone = not os.path.exists(path)
+        with self._lock:
+            flows = [p for p in self._sessions
+                     if os.path.realpath(p) == os.path.realpath(path)]
         for flow in flows:
-            self._sessions[flow].forget_plans()
+            if gone:  # deleted (or moved away): its session and prepared child go too
+                self.release_flow(flow)
+            else:
+                self._sessions[flow].forget_plans()
         for flow in flows or [None]:
-            params: dict[str, Any] = {"reason": "fileChanged", "file": path}
+            params: dict[str, Any] = {"reason": "fileDeleted" if gone else "fileChanged",
+                                      "file": path}
             if flow:
                 params["flow"] = flow
-                try:
-                    params["stale"] = self.stale_steps(flow)
-                except DevdError as exc:  # caught mid-write, or broken: say so, keep going
-                    params["error"] = str(exc)
+                if not gone:
+                    try:
+                        params["stale"] = self.stale_steps(flow)
+                    except DevdError as exc:  # caught mid-write, or broken: say so
+                        params["error"] = str(exc)
             self.emit("devd/stateChanged", params)
+
+    def release_flow(self, flow_file: str) -> None:
+        """Forget a flow whose file is gone: its session, prepared child and last spins
+        (warm parents stay in the shared store, under its budget, for a flow that returns)."""
+        path = os.path.abspath(flow_file)
+        with self._lock:
+            session = self._sessions.pop(path, None)
+            for key in [k for k in self._last if k[0] == path]:
+                del self._last[key]
+        if session is not None:
+            session.close()
 
     def model(self, flow_file: str) -> FlowModel:
         return self.session(flow_file).model

@@ -158,7 +158,7 @@ class DevdServer(LanguageServer):
             if "flow" in payload:
                 payload["uri"] = from_fs_path(payload["flow"])
             self.notify_threadsafe(method, payload)
-            if payload.get("flow") and payload.get("reason") in ("fileChanged",):
+            if payload.get("flow") and payload.get("reason") in ("fileChanged", "fileDeleted"):
                 self.publish_diagnostics_threadsafe(payload["flow"])
 
     # -- diagnostics ----------------------------------------------------------------------

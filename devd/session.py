@@ -248,6 +248,30 @@ class Session:
             old.child.discard()
         if self._closed:
             self._drop_prepared()
+        else:
+            threading.Thread(target=self._reap_if_it_dies, args=(fresh,), daemon=True,
+                             name="devd-prepared-watch").start()
+
+    def _reap_if_it_dies(self, prepared: _Prepared) -> None:
+        """A prepared child killed from outside (OOM killer, ``kill``) is dropped and reaped
+        at once, not left a zombie until the next spin. Waits on a pidfd: that reaps
+        nothing, so the child's own wait keeps its exit status when a spin takes it."""
+        import select
+
+        try:
+            pidfd = os.pidfd_open(prepared.child.pid)
+        except (AttributeError, OSError):  # not Linux 5.3+, or already reaped
+            return
+        try:
+            select.select([pidfd], [], [])
+        finally:
+            os.close(pidfd)
+        with self._prepared_lock:
+            mine = self._prepared is prepared
+            if mine:
+                self._prepared = None
+        if mine:  # it died waiting: nobody else will reap it
+            prepared.child.discard()
 
     def _run_prepared(self, request: SpinRequest, warm_tasks: list[WarmTask],
                       on_output: OutputCallback | None, on_event: Any,

@@ -176,3 +176,103 @@ def test_wire_refuses_what_json_refuses() -> None:
     with pytest.raises(TypeError):
         wire.dumps({"a": object()})
     assert wire.dumps({"a": object()}, default=lambda o: "x") == '{"a": "x"}'
+
+
+def test_artifacts_module_failures_name_the_real_cause(in_project: Path) -> None:
+    """Metaflow's read_artifacts_module says `name 'MetaflowInternalError' is not defined`
+    for every failure; devd names the cause (and where, when it is a line of the module)."""
+    modules = {
+        "am_text.txt": ("ARTIFACTS = {'x': [5]}\n", "am_text.txt: not a .py file"),
+        "am_none.py": ("x = 1\n", "am_none.py: defines no ARTIFACTS"),
+        "am_raises.py": ("import os\nraise ValueError('no overrides today')\n",
+                         "am_raises.py:2: importing the artifacts module raised "
+                         "ValueError: no overrides today"),
+        "am_import.py": ("import devd_no_such_module_zz\n",
+                         "am_import.py:1: importing the artifacts module raised "
+                         "ModuleNotFoundError: No module named 'devd_no_such_module_zz'"),
+        "am_list.py": ("ARTIFACTS = [1]\n", "ARTIFACTS must be a dict, not list"),
+        "am_syntax.py": ("ARTIFACTS = {\n", "am_syntax.py:1: SyntaxError"),
+    }
+    for name, (text, message) in modules.items():
+        (in_project / name).write_text(text)
+        out = devd(in_project, "spin", "linear_flow.py", "double", "--artifacts-module", name)
+        assert out.returncode == 2, (name, out.stdout, out.stderr)
+        assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
+        assert "MetaflowInternalError" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_json_prints_a_json_error_object_on_bad_input(in_project: Path) -> None:
+    for args in (("spin", "missing.py", "start"), ("spin", "linear_flow.py", "nope"),
+                 ("spin", "linear_flow.py", "double", "--artifacts-module", "nowhere.py")):
+        out = devd(in_project, *args, "--json")
+        assert out.returncode == 2, out.stderr
+        data = json.loads(out.stdout)
+        assert data["ok"] is False and data["error"]["type"] == "devd.BadRequest"
+        assert data["error"]["message"] in out.stderr
+
+
+NOISY_FLOW = '''
+import threading
+from metaflow import FlowSpec, step
+
+
+class NoisyFlow(FlowSpec):
+    @step
+    def start(self):
+        self.x = 1
+        self.next(self.talk)
+
+    @step
+    def talk(self):
+        self.lock = threading.Lock()
+        self.y = self.x + 1
+        for i in range(20000):
+            print("line", i)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    NoisyFlow()
+'''
+
+
+@pytest.fixture(scope="module")
+def noisy_flow(project: Path) -> Path:
+    from conftest import run_flow
+
+    flow = project / "noisy_flow.py"
+    flow.write_text(NOISY_FLOW.replace("self.lock = threading.Lock()", "self.lock = None"))
+    run_flow(project, "noisy_flow.py")
+    flow.write_text(NOISY_FLOW)  # now the step sets an artifact Metaflow cannot store
+    return flow
+
+
+def test_unpicklable_artifact_is_named_in_every_spin(in_project: Path, noisy_flow: Path) -> None:
+    out = devd(in_project, "spin", "noisy_flow.py", "talk", "--json")
+    assert out.returncode == 0, out.stderr
+    notices = json.loads(out.stdout)["notices"]
+    assert any("`lock` cannot be pickled" in n and "_thread.lock" in n for n in notices), notices
+    result = devd_api_spin(in_project)
+    assert any("`lock` cannot be pickled" in n for n in result.notices), result.notices
+    assert result.ok and result.artifacts["y"] == 2
+
+
+def devd_api_spin(cwd: Path):
+    import devd as api
+
+    return api.spin(str(cwd / "noisy_flow.py"), "talk")
+
+
+def test_spin_piped_into_head_exits_quietly(in_project: Path, noisy_flow: Path) -> None:
+    for extra in ("--no-daemon", "--json"):
+        out = subprocess.run(
+            f"{sys.executable} -m devd.cli spin noisy_flow.py talk {extra} | head -c 20; "
+            "echo; echo status ${PIPESTATUS[0]}",
+            shell=True, executable="/bin/bash", cwd=in_project, capture_output=True,
+            text=True, timeout=300, env=os.environ)
+        assert out.stderr == "", out.stderr
+        assert out.stdout.splitlines()[-1] in ("status 141", "status 0"), out.stdout

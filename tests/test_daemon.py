@@ -646,3 +646,74 @@ async def test_an_editor_can_leave_card_html_out_of_spin_results(daemon_project:
     finally:
         await editor.shutdown_session()
         await editor.stop()
+
+
+def _zombie_or_alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "X"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+async def _prepared_pid(lsp: LanguageClient, flow: Path, step: str) -> int:
+    deadline = time.monotonic() + 30  # the child for the next spin is forked aside
+    while True:
+        for p in (await call(lsp, "devd/status", {}))["prepared"]:
+            if p["step"] == step and p["flow"] == str(flow):
+                return p["pid"]
+        assert time.monotonic() < deadline, "no child was prepared"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.asyncio
+async def test_saves_are_debounced_and_a_deleted_flow_is_released(
+        client: LanguageClient, daemon_project: Path) -> None:
+    path = daemon_project / "burst_flow.py"
+    source = (daemon_project / "linear_flow.py").read_text().replace("LinearFlow", "BurstFlow")
+    path.write_text(source)
+    run_flow(daemon_project, path.name)
+    first = await call(client, "devd/spin", {"uri": path.as_uri(), "step": "double"})
+    assert first["ok"], first
+    pid = await _prepared_pid(client, path, "double")
+    client.devd_state.clear()
+    started = time.monotonic()
+    for i in range(100):  # a script (or a formatter) rewriting the file: 100 saves in 1 s
+        path.write_text(source + f"\n# save {i}\n")
+        await asyncio.sleep(0.01)
+    assert time.monotonic() - started < 3
+    await asyncio.sleep(1.5)
+    changed = [n for n in client.devd_state
+               if n.get("reason") == "fileChanged" and n.get("file") == str(path)]
+    assert 1 <= len(changed) <= 8, len(changed)  # was 201 (and 202 diagnostics)
+    assert "# save 99" in path.read_text()
+    path.unlink()
+    deadline = time.monotonic() + 30
+    while not any(n.get("reason") == "fileDeleted" and n.get("file") == str(path)
+                  for n in client.devd_state):
+        assert time.monotonic() < deadline, client.devd_state[-5:]
+        await asyncio.sleep(0.05)
+    status = await call(client, "devd/status", {})
+    assert str(path) not in status["flows"]
+    assert all(p["flow"] != str(path) for p in status["prepared"])
+    deadline = time.monotonic() + 10
+    while _zombie_or_alive(pid):  # the prepared child was killed and reaped
+        assert time.monotonic() < deadline, f"prepared child {pid} is still there"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.asyncio
+async def test_a_killed_prepared_child_is_reaped(client: LanguageClient,
+                                                 daemon_project: Path) -> None:
+    flow = daemon_project / "linear_flow.py"
+    result = await call(client, "devd/spin", {"uri": flow.as_uri(), "step": "double"})
+    assert result["ok"], result
+    pid = await _prepared_pid(client, flow, "double")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _zombie_or_alive(pid):  # not left a zombie until the next spin
+        assert time.monotonic() < deadline, f"killed prepared child {pid} is a zombie"
+        await asyncio.sleep(0.05)
+    status = await call(client, "devd/status", {})
+    assert all(p["pid"] != pid for p in status["prepared"])
+    again = await call(client, "devd/spin", {"uri": flow.as_uri(), "step": "double"})
+    assert again["ok"], again
