@@ -264,3 +264,11 @@ def test_palette_commands_restart_status_and_chained_spins(wb: Workbench,
     wb.wait_until(lambda: "devd daemon for" in panel_text() and "last spins" in panel_text(),
                   "the daemon status in the devd output channel", 30)
     wb.screenshot(SHOTS / "vscode-8-palette.png")
+
+
+def test_hover_shows_the_warm_value_of_an_artifact(wb: Workbench) -> None:
+    """The daemon's hover, through the language client: `self.best` in `join` after its spin."""
+    wb.focus_editor_group(1)
+    wb.goto_line(30, 15)  # `        self.best = max(self.scores)`, on "best"
+    text = wb.hover_text()
+    assert "self.best" in text and "float" in text and "40.5" in text, text
