@@ -168,10 +168,39 @@ def _capture_output_datastore(flow_datastore: Any, sink: dict[str, Any]) -> None
                 real_persist(flow)
 
             ds.persist = persist
+            _read_merged_from_origin(ds)
             sink["output"] = ds
         return ds
 
     flow_datastore.get_task_datastore = get_task_datastore
+
+
+def _read_merged_from_origin(ds: Any) -> None:
+    """An artifact ``merge_artifacts`` passed down is read from the input it came from.
+
+    The merge records only the input's content hash in the task's store, whose blobs are
+    in the parents' datastores, not in the spin's: reading ``self.x`` right after the
+    merge would look in the empty spin store (Metaflow's own spin fails there).
+    """
+    real_passdown, real_load = ds.passdown_partial, ds.load_artifacts
+    origins: dict[str, Any] = {}
+
+    def passdown_partial(origin: Any, variables: Any) -> None:
+        real_passdown(origin, variables)
+        for var in variables:
+            sha = getattr(origin, "_objects", {}).get(var)
+            if sha and ds._objects.get(var) == sha:
+                origins[var] = origin
+
+    def load_artifacts(names: Any) -> Any:
+        names = list(names)
+        rest = [n for n in names if n not in origins]
+        loaded = dict(real_load(rest)) if rest else {}
+        for name in names:
+            yield name, (origins[name][name] if name in origins else loaded[name])
+
+    ds.passdown_partial = passdown_partial
+    ds.load_artifacts = load_artifacts
 
 
 def _collect_artifacts(flow: Any, sink: dict[str, Any]) -> None:
