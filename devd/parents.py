@@ -138,7 +138,7 @@ def _plan_from_task(model: FlowModel, task: Any) -> SpinPlan:
         params = Step(f"{model.flow_name}/{run_id}/_parameters", _namespace_check=False).task
         parents = [params]
     else:
-        parents = list(task.parent_tasks)
+        parents = _taken_path(model, task, list(task.parent_tasks))
     if not parents:
         raise DevdError(f"{task.pathspec}: Metaflow records no parent tasks for it")
     missing = [p.pathspec for p in parents if not _usable(p)]
@@ -151,6 +151,43 @@ def _plan_from_task(model: FlowModel, task: Any) -> SpinPlan:
     split_index = task.index if _follows_foreach(model, step) else None
     refs = tuple(_ref(p, own_ds) for p in parents)
     return SpinPlan(step, run_id, refs, split_index, task.pathspec)
+
+
+def _artifact(task: Any, name: str, default: Any = None) -> Any:
+    try:
+        return task[name].data if name in task else default
+    except Exception:
+        return default
+
+
+def _taken_path(model: FlowModel, task: Any, parents: list[Any]) -> list[Any]:
+    """The one parent a switch or recursive step's task came from.
+
+    ``Task.parent_tasks`` lists every task of every step that *may* lead to the step (the
+    cases of a switch, each iteration of a recursive step, the task itself). A step that
+    is not a join has one parent: the task whose recorded ``_transition`` chose this step,
+    and, for a recursive step, the iteration before this one (``_iteration_stack``), or
+    the task that entered the loop for its first iteration.
+    """
+    step = task.path_components[2]
+    if model.steps[step].type == "join" or len(parents) <= 1:
+        return parents
+    chosen = [p for p in parents if p.pathspec != task.pathspec
+              and step in ((_artifact(p, "_transition") or ((),))[0] or ())]
+    if step in model.steps[step].out_funcs:  # recursive: which iteration is this?
+        stack = _artifact(task, "_iteration_stack") or [0]
+        iteration = stack[-1]
+        if iteration == 0:
+            chosen = [p for p in chosen if p.path_components[2] != step]
+        else:
+            chosen = [p for p in chosen if p.path_components[2] == step
+                      and (_artifact(p, "_iteration_stack") or [None])[-1] == iteration - 1]
+    if len(chosen) != 1:
+        raise DevdError(
+            f"{task.pathspec}: cannot tell which of {len(parents)} possible parent tasks "
+            "it came from (switch/recursive step); spin it by step name instead"
+        )
+    return chosen
 
 
 def _follows_foreach(model: FlowModel, step: str) -> bool:
