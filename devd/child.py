@@ -274,6 +274,26 @@ def _describe_unloaded(name: str, task: Any, source: str) -> dict[str, Any]:
             "sizeBytes": size}
 
 
+def _quiet_skipped_decorators() -> None:
+    """No "[Warning] Ignoring Step decorator" lines in the step's output.
+
+    Metaflow prints one for every decorator of *every* step it does not run in a spin,
+    twice; the spun step's own skipped decorators are in the result's notices instead.
+    """
+    from metaflow import decorators
+
+    real = decorators._should_skip_decorator_for_spin
+    if getattr(real, "_devd_quiet", False):
+        return
+
+    def should_skip(deco: Any, is_spin: Any, skip_decorators: Any, logger: Any,
+                    decorator_type: str = "decorator") -> bool:
+        return real(deco, is_spin, skip_decorators, lambda *a, **k: None, decorator_type)
+
+    should_skip._devd_quiet = True  # type: ignore[attr-defined]
+    decorators._should_skip_decorator_for_spin = should_skip
+
+
 def _install_card_capture() -> None:
     """Keep card components in memory instead of Metaflow's ``card create`` subprocess."""
     from metaflow.plugins.cards.card_creator import CardCreator
@@ -930,6 +950,7 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any],
             _State.stamps = flow_stamp + _stamp(files)
         _mark("import")
         _install_card_capture()
+        _quiet_skipped_decorators()
         _report_parser_failures()
         args = [
             "--quiet", "--no-pylint", "--datastore", "local", "--metadata", "local",
