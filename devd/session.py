@@ -405,7 +405,10 @@ class Session:
             error = SpinError("devd.ChildCrashed", message, self.flow_file, None, crash)
             return SpinResult(model.flow_name, plan.step, False, {}, [], error, outcome.stdout,
                               outcome.stderr, [], total, plan.parent_pathspecs,
-                              plan.origin_run_id, timings=timings)
+                              plan.origin_run_id, timings=timings,
+                              recorded_task=plan.recorded_task,
+                              recorded_ds=(plan.parents[0].ds_type, plan.parents[0].ds_root)
+                              if plan.parents else None)
         if child.error and child.error["type"] == "devd.DevdError":
             raise DevdError(child.error["message"])
         by_pathspec = {t.ref.pathspec: t for t in warm_tasks}
