@@ -173,6 +173,7 @@ def _capture_output_datastore(flow_datastore: Any, sink: dict[str, Any]) -> None
         return ds
 
     flow_datastore.get_task_datastore = get_task_datastore
+    sink["flow_datastore"] = flow_datastore
 
 
 def _read_merged_from_origin(ds: Any) -> None:
@@ -652,6 +653,27 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
                          obj.flow_datastore.datastore_root if req.persist else None)
 
 
+def _store_cards(flow_datastore: Any, pathspec: str, cards: list[dict[str, Any]],
+                 notices: list[str]) -> None:
+    """A persisted spin's cards go where Metaflow's ``get_cards(task)`` looks for them:
+    ``<ds-root>/mf.cards/...`` of the spun task's datastore, as ``card create`` writes."""
+    try:
+        from metaflow.datastore import FlowDataStore
+        from metaflow.metaflow_config import CARD_SUFFIX
+        from metaflow.plugins.cards.card_datastore import CardDatastore
+
+        card_fds = FlowDataStore(
+            flow_name=pathspec.split("/")[0], environment=None,
+            storage_impl=type(flow_datastore._storage_impl),
+            ds_root=os.path.join(flow_datastore.datastore_root, CARD_SUFFIX))
+        store = CardDatastore(card_fds, pathspec=pathspec)
+        for card in cards:
+            if card.get("uuid") and card.get("html") and card.get("type") != "error":
+                store.save_card(card["uuid"], card["type"], card["html"], card_id=card["id"])
+    except Exception as exc:  # the spin's result stands; the card is not stored
+        notices.append(f"cards of {pathspec} not stored ({type(exc).__name__}: {exc})")
+
+
 def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: str,
                   task_id: str, notices: list[str], stack: list[dict[str, Any]],
                   started: float, persisted_root: str | None) -> ChildResult:
@@ -718,6 +740,9 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
         card_html = _render_final_cards(public) if _State.cards else []
     except Exception:  # rendering must never cost the spin its result
         card_html = [{"id": None, "type": "error", "html": traceback.format_exc()}]
+    if persisted_root and card_html:
+        _store_cards(sink.get("flow_datastore"), f"{_State.flow.name}/{run_id}/{req.step}/"
+                     f"{task_id}", card_html, notices)
     return ChildResult(
         lazy_loaded=list(LAZY_LOADED),
         card_html=card_html,
