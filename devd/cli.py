@@ -258,19 +258,33 @@ def file_uri(path: str) -> str:
     return "file://" + "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in raw)
 
 
-def _daemon_for(path: str) -> Any:
-    """A connection to the running daemon of ``path``'s project, or None."""
+def _daemon_for(path: str, restart: bool = False) -> Any:
+    """A connection to the running daemon of ``path``'s project, or None.
+
+    With ``restart``, a daemon that died without cleaning up (its socket file is still
+    there: killed, or crashed) is replaced by a fresh one rather than the command
+    quietly running in this process.
+    """
     from .client import connect
     from .project import daemon_paths, project_root
 
-    return connect(daemon_paths(project_root(path)))
+    paths = daemon_paths(project_root(path))
+    client = connect(paths)
+    if client is None and restart and os.path.lexists(paths.socket):
+        from .daemon import start_background
+
+        print(f"devd: the daemon for {paths.root} had died; starting a fresh one",
+              file=sys.stderr)
+        start_background(paths.root)
+        client = connect(paths)
+    return client
 
 
 def cmd_spin(args: argparse.Namespace) -> int:
     from .errors import DevdError
 
     stream = None if args.json else _echo
-    client = None if args.no_daemon else _daemon_for(args.flow)
+    client = None if args.no_daemon else _daemon_for(args.flow, restart=True)
     if client is not None:
         with client:
             data = client.request("devd/spin", _spin_params(args),
@@ -392,7 +406,7 @@ def _run_or_resume(flow: str, verb: str, extra: list[str]) -> int:
     """Through the daemon when one runs (its warm state then follows the new run)."""
     from .runner import RunOutcome
 
-    client = _daemon_for(flow)
+    client = _daemon_for(flow, restart=True)
     if client is not None:
         if not os.path.isfile(flow):
             from .errors import DevdError

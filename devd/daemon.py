@@ -19,12 +19,12 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import daemonlog
 from .daemonlog import Throttle
 from .project import DaemonPaths, daemon_paths
+from .threads import ThreadPerTask
 
 log = logging.getLogger("devd.daemon")
 
@@ -114,7 +114,9 @@ class Daemon:
         self.tcp_port = tcp_port
         self.token = secrets.token_hex(16) if tcp_port is not None else None
         self.engine = Engine(root, budget_bytes)
-        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="devd")
+        # A thread per request: user code (a step that never returns) must not be able to
+        # use up a fixed pool and hang every later request.
+        self.pool = ThreadPerTask(thread_name_prefix="devd")
         self.connections = 0
         self.stop_event = threading.Event()
         self.watcher = FileWatcher(self._file_changed)
@@ -223,6 +225,11 @@ class Daemon:
             pass
         finally:
             self.engine.remove_listener(server.on_engine_event)
+            # Nobody waits for this connection's spins and runs any more (its client
+            # exited, or was interrupted with Ctrl-C): stop them.
+            stopped = self.engine.cancel_owner(server)
+            if stopped:
+                log.info("connection closed: cancelled its work %s", stopped)
             self.connections -= 1
             self.engine.touch()
             try:

@@ -89,6 +89,7 @@ class Work:
     kill: Callable[[], None]
     cancelled: bool = False
     superseded: bool = False
+    owner: Any = None  # the connection that asked for it: its end cancels the work
 
 
 class _ChainDataStore:
@@ -246,6 +247,7 @@ class Engine:
         persist: bool = False,
         from_spin: bool = False,
         on_log: LogCallback | None = None,
+        owner: Any = None,
     ) -> SpinResult:
         """Spin ``target`` (a step or pathspec); supersedes a running spin of the same step."""
         self.touch()
@@ -255,7 +257,8 @@ class Engine:
         model = session.model
         step = parse_target(model, target).step
         self._supersede(session.flow_file, step)
-        work = Work(next(self._ids), "spin", session.flow_file, step, time.time(), lambda: None)
+        work = Work(next(self._ids), "spin", session.flow_file, step, time.time(), lambda: None,
+                    owner=owner)
         with self._lock:
             self._work[work.id] = work
         self.emit("devd/stateChanged", {"reason": "spinStarted", "flow": session.flow_file,
@@ -389,14 +392,15 @@ class Engine:
     # -- running flows ---------------------------------------------------------------
     def run(self, flow_file: str, subcommand: str, args: list[str],
             on_log: LogCallback | None = None,
-            on_progress: Callable[[int, int, str], None] | None = None) -> runner.RunOutcome:
+            on_progress: Callable[[int, int, str], None] | None = None,
+            owner: Any = None) -> runner.RunOutcome:
         """A real ``python FLOW run|resume``; its tasks become the default parents after."""
         self.touch()
         session = self.session(flow_file)
         model = session.model
         sources = step_source_hashes(model)
         work = Work(next(self._ids), subcommand, session.flow_file, None, time.time(),
-                    lambda: None)
+                    lambda: None, owner=owner)
         with self._lock:
             self._work[work.id] = work
         done: set[str] = set()
@@ -413,9 +417,9 @@ class Engine:
                             on_progress(len(done), total, name)
 
         def started(proc: Any) -> None:
-            work.kill = proc.kill
+            work.kill = lambda: runner.kill(proc)
             if work.cancelled:
-                proc.kill()
+                runner.kill(proc)
 
         try:
             outcome = runner.execute(session.flow_file, subcommand, args, on_output=output,
@@ -449,6 +453,17 @@ class Engine:
                 if target in (None, "", "all") or target == work.step or \
                         (target == "run" and work.kind in ("run", "resume")) or \
                         target == str(work.id):
+                    work.cancelled = True
+                    work.kill()
+                    stopped.append(work.id)
+        return stopped
+
+    def cancel_owner(self, owner: Any) -> list[int]:
+        """Stop the work one connection asked for (it closed: nobody waits for it)."""
+        stopped = []
+        with self._lock:
+            for work in self._work.values():
+                if work.owner is owner and owner is not None:
                     work.cancelled = True
                     work.kill()
                     stopped.append(work.id)

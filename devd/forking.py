@@ -10,6 +10,7 @@ same contract.
 
 from __future__ import annotations
 
+import functools
 import gc
 import io
 import os
@@ -83,6 +84,95 @@ def _iter_messages(fd: int) -> Iterator[tuple[str, Any]]:
 # One fork at a time: gc.freeze()/unfreeze() around a fork are process-wide.
 _FORK_LOCK = threading.Lock()
 
+_PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _libc_prctl() -> Any:
+    """libc's ``prctl`` (Linux), or None: children ask it to die with the warm process."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+class _Forker:
+    """Forks on one long-lived thread.
+
+    Linux's parent-death signal (``PR_SET_PDEATHSIG``) fires when the *thread* that
+    forked a child ends, not only the process: a child forked on a short-lived request
+    thread would be killed when that thread finished. All forks go through this thread,
+    which lives as long as the process, so a child dies exactly when the warm process
+    does (SIGKILL included).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: Any = None
+        self._owner_pid = 0
+
+    def fork(self, in_child: Callable[[], None]) -> int:
+        import queue
+
+        with self._lock:
+            if self._owner_pid != os.getpid():  # first use, or we are a fork ourselves
+                self._jobs = queue.SimpleQueue()
+                self._owner_pid = os.getpid()
+                threading.Thread(target=self._serve, args=(self._jobs,), name="devd-fork",
+                                 daemon=True).start()
+            jobs = self._jobs
+        done = threading.Event()
+        box: list[Any] = [0, None]
+        jobs.put((in_child, box, done))
+        done.wait()
+        if box[1] is not None:
+            raise box[1]
+        return int(box[0])
+
+    @staticmethod
+    def _serve(jobs: Any) -> None:
+        while True:
+            in_child, box, done = jobs.get()
+            try:
+                box[0] = _fork_now(in_child)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                box[1] = exc
+            done.set()
+
+
+def _fork_now(in_child: Callable[[], None]) -> int:
+    parent = os.getpid()
+    with _FORK_LOCK:
+        # Objects that exist now are never scanned by the child's garbage collector: a
+        # collection there would write to every object and copy every page.
+        gc.freeze()
+        pid = os.fork()
+        if pid != 0:
+            gc.unfreeze()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            # Its own process group: whatever the step starts is killed with it.
+            os.setpgid(0, 0)
+            prctl = _libc_prctl()
+            if prctl is not None:
+                prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+                if os.getppid() != parent:  # the warm process died before prctl
+                    os._exit(1)
+        except BaseException:  # noqa: BLE001
+            pass
+        in_child()
+        os._exit(0)
+    return pid
+
+
+_FORKER = _Forker()
+
 
 class ChildProcess:
     """A running child: kill it, or wait for its outcome.
@@ -123,21 +213,23 @@ class ChildProcess:
         if self.forked:
             res_r, res_w = os.pipe()
             req_r, req_w = os.pipe() if armed else (-1, -1)
-            with _FORK_LOCK:
-                # Objects that exist now are never scanned by the child's garbage
-                # collector: a collection there would write to every object and copy
-                # every page.
-                gc.freeze()
-                pid = os.fork()
-                if pid != 0:
-                    gc.unfreeze()
-            if pid == 0:  # pragma: no cover - runs in the child
+
+            def in_child() -> None:  # pragma: no cover - runs in the child
                 os.close(out_r)
                 os.close(err_r)
                 os.close(res_r)
                 if armed:
                     os.close(req_w)
                 _child_main(func, args, out_w, err_w, _Channel(res_w), req_r)
+
+            try:
+                pid = _FORKER.fork(in_child) if _libc_prctl() is not None \
+                    else _fork_now(in_child)
+            except BaseException:
+                for fd in (out_r, out_w, err_r, err_w, res_r, res_w, req_r, req_w):
+                    if fd >= 0:
+                        os.close(fd)
+                raise
             os.close(res_w)
             if armed:
                 os.close(req_r)
@@ -210,17 +302,36 @@ class ChildProcess:
             pass
 
     def kill(self) -> None:
-        """Stop the child at once (used to cancel or supersede a spin)."""
+        """Stop the child at once (used to cancel or supersede a spin), and every process
+        it started (its process group)."""
         self.killed = True
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        """SIGKILL the child's process group: the child and what it left running."""
+        if self.pid <= 0:
+            return
         try:
-            if self._proc is not None:
-                self._proc.kill()
-                return
-            os.kill(self.pid, signal.SIGKILL)
+            if not hasattr(os, "killpg"):  # Windows: no process groups
+                raise OSError("no process groups")
+            os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError, OSError):
-            pass
+            try:  # not a group leader (yet): the child alone
+                if self._proc is not None:
+                    self._proc.kill()
+                else:
+                    os.kill(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, OSError):
+                pass
 
     def wait(self) -> ChildOutcome:
+        try:
+            return self._wait()
+        except BaseException:  # Ctrl-C (KeyboardInterrupt) in the waiting process
+            self.kill()
+            raise
+
+    def _wait(self) -> ChildOutcome:
         messages: list[tuple[str, Any]] = []
         if self.forked:
             # Events (live card updates) go on as they arrive, while the step still runs.
@@ -234,6 +345,10 @@ class ChildProcess:
                 else:
                     self._on_event(kind, payload)
             os.close(self._res_r)
+            # The step is over: what it left running (a subprocess, a grandchild holding
+            # our pipes) goes with it. The child is not reaped yet, so its pid still
+            # names its group.
+            self._kill_group()
             if final:
                 # Tearing down a big address space takes milliseconds: reap it aside.
                 threading.Thread(target=_reap, args=(self.pid,), daemon=True).start()
@@ -244,6 +359,7 @@ class ChildProcess:
                     else os.WEXITSTATUS(status)
         else:
             code = self._proc.wait()
+            self._kill_group()
             assert self._res_path is not None
             fd = os.open(self._res_path, os.O_RDONLY)
             try:
@@ -251,9 +367,13 @@ class ChildProcess:
             finally:
                 os.close(fd)
                 os.unlink(self._res_path)
+        import time
+
+        deadline = time.monotonic() + 1.0
         for reader in self._readers:
-            # A grandchild that keeps our pipes open must not hang us.
-            reader.join(timeout=5)
+            # The group is gone; a process that left it (setsid) and keeps our pipes open
+            # must not hang us.
+            reader.join(timeout=max(deadline - time.monotonic(), 0.0))
         outcome = ChildOutcome(
             stdout="".join(self._out["stdout"]), stderr="".join(self._out["stderr"])
         )
@@ -431,6 +551,7 @@ def _spawn(
         stdin=subprocess.PIPE,
         stdout=out_w,
         stderr=err_w,
+        start_new_session=True,
     )
     assert proc.stdin is not None
     proc.stdin.write(payload)

@@ -7,6 +7,7 @@ deploys unchanged. devd only streams their output and reports the new run id.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -85,8 +86,9 @@ def execute(flow_file: str, subcommand: str, args: list[str],
                 on_start(proc)
             code = proc.wait()
         else:
+            # Its own process group: cancelling the run kills Metaflow's workers too.
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    cwd=cwd)
+                                    cwd=cwd, start_new_session=True)
             if on_start:
                 on_start(proc)
             pumps = [threading.Thread(target=_pump, args=(s, n, on_output), daemon=True)
@@ -104,6 +106,20 @@ def execute(flow_file: str, subcommand: str, args: list[str],
     finally:
         if os.path.exists(id_file):
             os.unlink(id_file)
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a run: its process group when it leads one (the daemon's runs), else itself."""
+    try:
+        if os.name == "posix" and os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return
+    except OSError:
+        pass
+    try:
+        proc.kill()
+    except OSError:
+        pass
 
 
 def _pump(stream: object, name: str, on_output: Callable[[str, str], None]) -> None:

@@ -10,7 +10,7 @@ import asyncio
 import functools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -109,7 +109,7 @@ def shared_converter() -> Any:
 class DevdServer(LanguageServer):
     """One client's view of the shared engine."""
 
-    def __init__(self, engine: Engine, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, engine: Engine, pool: Executor) -> None:
         super().__init__("devd", __version__, protocol_cls=DevdProtocol,
                          converter_factory=shared_converter,
                          text_document_sync_kind=types.TextDocumentSyncKind.Full)
@@ -429,6 +429,7 @@ def _spin_request(server: DevdServer, path: str, uri: str,
             persist=bool(args.get("persist", False)),
             from_spin=bool(args.get("fromSpin", False)),
             on_log=log,
+            owner=server,
         )
     except DevdError as exc:
         return bad_request_json(str(exc), uri, path)
@@ -532,8 +533,8 @@ async def _run_request(server: DevdServer, path: str, subcommand: str,
             server.loop.call_soon_threadsafe(server.work_done_progress.report, token, report)
 
     try:
-        outcome = await server.in_pool(server.engine.run, path, subcommand, args, log,
-                                       step_done)
+        outcome = await server.in_pool(functools.partial(
+            server.engine.run, path, subcommand, args, log, step_done, owner=server))
     except DevdError as exc:
         return {"ok": False, "runId": None, "error": str(exc)}
     finally:
