@@ -258,3 +258,17 @@ def test_a_killed_daemon_takes_its_children_and_the_next_spin_starts_a_fresh_one
     assert fresh != daemon and alive(fresh)
     status = json.loads(cli(life_project, "status", "--json").stdout)
     assert status["pid"] == fresh and status["lastSpins"]  # the spin ran in the daemon
+
+
+def test_ctrl_c_on_a_cli_run_cancels_the_whole_run_in_the_daemon(life_project: Path,
+                                                                 daemon: int) -> None:
+    start_busy(life_project)
+    run = cli_background(life_project, "run", "life_flow.py")
+    pid = step_pid(life_project, "busy0", seconds=120)  # a task of Metaflow's own runtime
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 130, err
+    assert "Traceback" not in err
+    wait_for(lambda: not alive(pid), 10, f"the run's task (pid {pid}) to stop")
+    wait_for(lambda: json.loads(cli(life_project, "status", "--json").stdout)["running"]
+             == [], 10, "the daemon to list no running work")
