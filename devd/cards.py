@@ -47,6 +47,82 @@ LIVE_BRIDGE = """<script data-devd="live-bridge">
 </script>"""
 
 
+# Put first in every card document, before the card's own scripts. WebRTC opens network
+# paths (STUN/TURN over UDP) that no Content-Security-Policy in a page stops in Chromium
+# (156 ignores a `webrtc 'block'` directive in a <meta> policy, and a webview's html can
+# carry no header): the card's window loses WebRTC's constructors, and its own policy
+# forbids nested frames and workers, whose fresh windows would still have them.
+NO_WEBRTC = """<meta http-equiv="Content-Security-Policy" content="frame-src 'none'; \
+child-src 'none'; worker-src 'none'"><script data-devd="no-webrtc">
+(function () {
+  var names = ["RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChannel",
+               "RTCIceTransport", "RTCDtlsTransport", "RTCSctpTransport", "RTCRtpSender",
+               "RTCRtpReceiver", "RTCRtpTransceiver", "RTCSessionDescription",
+               "RTCIceCandidate", "RTCCertificate", "RTCTrackEvent", "RTCError"];
+  function seal(win) {
+    for (var i = 0; i < names.length; i++) {
+      try {
+        Object.defineProperty(win, names[i], {value: undefined, writable: false,
+                                              configurable: false, enumerable: false});
+      } catch (e) { /* already sealed */ }
+    }
+  }
+  seal(window);
+  // `frame-src 'none'` stops every nested frame but a srcdoc one, whose document would
+  // have WebRTC again: such a frame is removed before it loads (a srcdoc navigation takes
+  // a task; a mutation observer runs at the next microtask), in shadow roots too.
+  function unframe(records) {
+    for (var i = 0; i < records.length; i++) {
+      var nodes = records[i].type === "attributes" ? [records[i].target]
+                                                     : records[i].addedNodes;
+      for (var j = 0; j < nodes.length; j++) {
+        var node = nodes[j];
+        if (node.nodeType !== 1) { continue; }
+        var found = node.matches("iframe, frame") ? [node] : [];
+        found = found.concat(Array.prototype.slice.call(
+          node.querySelectorAll("iframe, frame")));
+        found.forEach(function (frame) { frame.removeAttribute("srcdoc"); frame.remove(); });
+      }
+    }
+  }
+  var watch = {childList: true, subtree: true, attributes: true,
+               attributeFilter: ["srcdoc"]};
+  new MutationObserver(unframe).observe(document, watch);
+  var attach = Element.prototype.attachShadow;
+  if (attach) {
+    Element.prototype.attachShadow = function () {
+      var root = attach.apply(this, arguments);
+      new MutationObserver(unframe).observe(root, watch);
+      return root;
+    };
+  }
+  // Belt and braces for a nested same-origin frame: its window is sealed when reached.
+  [window.HTMLIFrameElement, window.HTMLFrameElement, window.HTMLObjectElement]
+    .forEach(function (kind) {
+      if (!kind) { return; }
+      var desc = Object.getOwnPropertyDescriptor(kind.prototype, "contentWindow");
+      if (!desc || !desc.get) { return; }
+      Object.defineProperty(kind.prototype, "contentWindow", {configurable: false,
+        get: function () { var w = desc.get.call(this); if (w) { try { seal(w); }
+                           catch (e) { /* another origin */ } } return w; }});
+    });
+})();
+</script>"""
+
+
+def _head_end(html: str) -> int:
+    """Where a card's first script may go: after ``<head ...>`` in the document's first
+    kilobytes, else after the doctype, else the start (the doctype must stay first)."""
+    import re as _re
+
+    start = html[:8192]
+    head = _re.search(r"<head(\s[^>]*)?>", start, _re.IGNORECASE)
+    if head:
+        return head.end()
+    doctype = _re.match(r"\s*<!doctype[^>]*>", start, _re.IGNORECASE)
+    return doctype.end() if doctype else 0
+
+
 class ArtifactView:
     """What card code reads of a Client ``DataArtifact``."""
 
@@ -218,8 +294,11 @@ _REMOTE_FONT = re.compile(r'@import\s*(?:url\()?\s*"https://fonts\.googleapis\.c
 
 
 def with_live_bridge(html: str) -> str:
-    """Add the listener that applies live updates; idempotent."""
+    """Add the listener that applies live updates, and the WebRTC guard first; idempotent."""
     html = _REMOTE_FONT.sub("", html, count=1)
+    if 'data-devd="no-webrtc"' not in html[:16384]:
+        at = _head_end(html)
+        html = html[:at] + NO_WEBRTC + html[at:]
     if 'data-devd="live-bridge"' in html:
         return html
     end = _last_body_close(html)  # the last one: the card's script may contain it

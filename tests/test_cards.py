@@ -936,3 +936,74 @@ def test_the_inline_page_script_never_closes_its_own_tag() -> None:
     comment, a string) would end the script there and break the whole page."""
     text = (Path(__file__).resolve().parent.parent / "cards" / "preview.js").read_text()
     assert "</script" not in text.lower()
+
+
+# A card that tries WebRTC every way a card script can: directly, through a nested
+# same-origin frame's window, and from a nested srcdoc or data: document of its own.
+RTC_CALL = ("try {{ var pc = new {ctor}({{iceServers: [{{urls: 'stun:127.0.0.1:{port}'}}]}});"
+            " pc.createDataChannel('x'); pc.createOffer().then(function (o) {{"
+            " return pc.setLocalDescription(o); }}); {mark} }} catch (e) {{ }}")
+
+
+def webrtc_card(port: int) -> str:
+    direct = RTC_CALL.format(ctor="RTCPeerConnection", port=port,
+                             mark="document.getElementById('direct').textContent='open';")
+    inner = json.dumps("<script>" + RTC_CALL.format(ctor="RTCPeerConnection", port=port,
+                                                     mark="") + "</script>").replace("</", "<\\/")
+    nested = ("var f = document.createElement('iframe'); document.body.appendChild(f);"
+              + RTC_CALL.format(ctor="f.contentWindow.RTCPeerConnection", port=port, mark="")
+              + "var g = document.createElement('iframe'); g.srcdoc = " + inner
+              + "; document.body.appendChild(g);"
+              "var h = document.createElement('iframe'); h.src = 'data:text/html,' + "
+              "encodeURIComponent(" + inner + "); document.body.appendChild(h);"
+              "document.getElementById('tried').textContent = 'tried';")
+    return ("<!DOCTYPE html><html><head><title>rtc</title></head><body>"
+            "<p id='tried'>no</p><p id='direct'>closed</p>"
+            f"<script>{direct}</script><script>{nested}</script></body></html>")
+
+
+def stun_packets(sock: Any, seconds: float) -> int:
+    got, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            sock.recvfrom(4096)
+            got += 1
+        except TimeoutError:
+            pass
+    return got
+
+
+def test_card_frames_cannot_open_webrtc_in_either_flavour(
+        in_project: Path, browser: Any, tmp_path: Path) -> None:
+    """A card sent STUN packets out despite the page's CSP: Chromium applies no CSP to
+    WebRTC. The STUN server is a loopback UDP port this test listens on."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.1)
+    card = webrtc_card(sock.getsockname()[1])
+    try:
+        # The probe works: the same card opened bare in Chromium reaches the port.
+        bare = Watched(browser)
+        bare.page.goto(card_file(tmp_path, "rtc-bare", card))
+        assert stun_packets(sock, 5) > 0, "no STUN packet from an unguarded card"
+        bare.close()
+        stun_packets(sock, 0.5)  # drain
+        with Session(FLOW) as session:
+            result = session.spin("report")
+        result = with_card(result, card, {"id": "rtc", "type": "blank", "uuid": "r1"})
+        for flavour, options in (("browser", {}),
+                                 ("webview", {"nonce": NONCE, "csp_source": CSP_SOURCE})):
+            watched = Watched(browser)
+            watched.page.goto(card_file(tmp_path, f"rtc-{flavour}",
+                                        render_preview(result, **options)))
+            frame = watched.page.frame_locator('iframe[data-card-id="rtc"]')
+            frame.locator("#tried", has_text="tried").wait_for()  # the card's scripts ran
+            report = watched.page.frame_locator('iframe[data-card-id="report"]')
+            report.locator("h1", has_text="Quarterly report").wait_for()  # cards still work
+            assert frame.locator("#direct").inner_text() == "closed", flavour
+            assert stun_packets(sock, 4) == 0, f"a card opened WebRTC ({flavour})"
+            watched.close()
+    finally:
+        sock.close()
