@@ -475,7 +475,7 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
         step = parse_target(model, target).step
         record = engine.last_spin(path, step)
         if record is None and args.get("spinIfMissing"):
-            engine.spin(path, target)
+            engine.spin(path, target, owner=server)
             record = engine.last_spin(path, step)
     except DevdError as exc:
         return {"ok": False, "step": target, "cards": [], "error": str(exc)}
@@ -494,7 +494,7 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
 
 def _safe_spin(server: DevdServer, path: str, step: str) -> None:
     try:
-        server.engine.spin(path, step)
+        server.engine.spin(path, step, owner=server)
     except DevdError:
         server.publish_diagnostics_threadsafe(path)
 
