@@ -369,11 +369,19 @@ class ChildProcess:
                 os.unlink(self._res_path)
         import time
 
+        # The group is gone, so the pipes close once the readers have drained them. A
+        # process that left the group (setsid) and keeps our pipes open must not hang us:
+        # wait while output still arrives, give up after a second without any.
         deadline = time.monotonic() + 1.0
+        seen = -1
         for reader in self._readers:
-            # The group is gone; a process that left it (setsid) and keeps our pipes open
-            # must not hang us.
-            reader.join(timeout=max(deadline - time.monotonic(), 0.0))
+            while reader.is_alive():
+                reader.join(timeout=0.05)
+                count = len(self._out["stdout"]) + len(self._out["stderr"])
+                if count != seen:
+                    seen, deadline = count, time.monotonic() + 1.0
+                elif time.monotonic() > deadline:
+                    break
         outcome = ChildOutcome(
             stdout="".join(self._out["stdout"]), stderr="".join(self._out["stderr"])
         )
