@@ -341,11 +341,17 @@ class _Tee:
     """Keeps what the step prints (for the card's stdout/stderr) and passes it on."""
 
     def __init__(self, stream: Any) -> None:
+        from .forking import max_output_bytes
+
         self._stream = stream
         self.text: list[str] = []
+        self._room = max_output_bytes()  # as the parent keeps: the card shows no more
 
     def write(self, text: str) -> int:
-        self.text.append(text)
+        if self._room > 0:
+            kept = text[:self._room]
+            self.text.append(kept)
+            self._room -= len(kept)
         return self._stream.write(text)
 
     def __getattr__(self, name: str) -> Any:

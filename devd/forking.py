@@ -82,6 +82,32 @@ def _iter_messages(fd: int) -> Iterator[tuple[str, Any]]:
 
 
 # One fork at a time: gc.freeze()/unfreeze() around a fork are process-wide.
+def max_output_bytes() -> int:
+    """How much of a step's stdout (and of its stderr) is kept, streamed and returned: as
+    Metaflow's ``run --max-log-size`` (10 MB) does, the rest is summarised, kept in a file."""
+    try:
+        return max(int(float(os.environ.get("DEVD_MAX_LOG_MB", "10")) * 1_000_000), 1)
+    except ValueError:
+        return 10_000_000
+
+
+def _spill_file(stream: str) -> Any:
+    """A private file (0600, in the temp dir) for the full text of a step's ``stream``."""
+    import tempfile
+
+    folder = os.path.join(tempfile.gettempdir(), f"devd-output-{os.getuid()}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    import stat
+
+    info = os.lstat(folder)
+    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not stat.S_ISDIR(info.st_mode):
+        folder = tempfile.gettempdir()  # someone else's or open: mkstemp's own safety only
+    fd, path = tempfile.mkstemp(prefix=f"{stream}-", suffix=".log", dir=folder)
+    spill = os.fdopen(fd, "wb")
+    spill.path = path  # type: ignore[attr-defined]
+    return spill
+
+
 _FORK_LOCK = threading.Lock()
 
 _PR_SET_PDEATHSIG = 1
@@ -251,19 +277,48 @@ class ChildProcess:
 
     def _pump(self, fd: int, stream: str) -> None:
         decoder = _incremental_decoder()
+        cap = max_output_bytes()
+        kept = 0  # characters kept (and streamed) so far
+        spill: Any = None  # the file holding the full text, once over the cap
+        rest_bytes = rest_lines = 0
         try:
             while True:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     break
+                if spill is not None:  # over the cap: to the file, undecoded, unstreamed
+                    spill.write(chunk)
+                    rest_bytes += len(chunk)
+                    rest_lines += chunk.count(b"\n")
+                    continue
                 text = decoder.decode(chunk)
-                if text:
+                if not text:
+                    continue
+                if kept + len(text) > cap:
                     with self._out_lock:
-                        self._out[stream].append(text)
-                        if self._on_output is not None:
-                            self._on_output(stream, text)
+                        whole = "".join(self._out[stream]) + text + decoder.decode(b"", True)
+                    spill = _spill_file(stream)
+                    spill.write(whole.encode("utf-8", "surrogateescape"))
+                    text = text[:cap - kept]
+                    rest = whole[cap:]
+                    rest_bytes = len(rest.encode("utf-8", "surrogateescape"))
+                    rest_lines = rest.count("\n")
+                kept += len(text)
+                with self._out_lock:
+                    self._out[stream].append(text)
+                    if self._on_output is not None:
+                        self._on_output(stream, text)
         finally:
             os.close(fd)
+            if spill is not None:
+                spill.close()
+                note = (f"\n[devd: {stream} truncated at {cap / 1e6:g} MB (DEVD_MAX_LOG_MB): "
+                        f"{rest_bytes} more bytes, {rest_lines} more lines; the full text is "
+                        f"in {spill.path}]\n")
+                with self._out_lock:
+                    self._out[stream].append(note)
+                    if self._on_output is not None:
+                        self._on_output(stream, note)
 
     def attach(self, on_output: OutputCallback | None,
                on_event: Callable[[str, Any], None] | None) -> None:

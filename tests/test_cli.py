@@ -276,3 +276,39 @@ def test_spin_piped_into_head_exits_quietly(in_project: Path, noisy_flow: Path) 
             text=True, timeout=300, env=os.environ)
         assert out.stderr == "", out.stderr
         assert out.stdout.splitlines()[-1] in ("status 141", "status 0"), out.stdout
+
+
+def test_step_output_is_capped_and_the_full_text_kept_in_a_file(
+        in_project: Path, noisy_flow: Path, tmp_path: Path) -> None:
+    """As Metaflow's `run --max-log-size`: past DEVD_MAX_LOG_MB the output is summarised
+    (neither streamed, kept in memory nor returned), the full text is in a file."""
+    env = {**os.environ, "DEVD_MAX_LOG_MB": "0.05", "DEVD_RUNTIME_DIR": str(tmp_path / "rt")}
+    full = "".join(f"line {i}\n" for i in range(20000))
+    for how in ("--no-daemon", "daemon"):
+        if how == "daemon":
+            started = subprocess.run([sys.executable, "-m", "devd.cli", "daemon", "start"],
+                                     cwd=in_project, env=env, capture_output=True, text=True,
+                                     timeout=120)
+            assert started.returncode == 0, started.stderr
+        args = ["--json"] + ([how] if how != "daemon" else [])
+        try:
+            out = subprocess.run([sys.executable, "-m", "devd.cli", "spin", "noisy_flow.py",
+                                  "talk", *args], cwd=in_project, env=env,
+                                 capture_output=True, text=True, timeout=300)
+        finally:
+            if how == "daemon":
+                subprocess.run([sys.executable, "-m", "devd.cli", "daemon", "stop"],
+                               cwd=in_project, env=env, capture_output=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        stdout = json.loads(out.stdout)["stdout"]
+        assert len(stdout) < 50_000 + 400, len(stdout)
+        assert stdout.startswith("line 0\nline 1\n")
+        note = stdout.rstrip("\n").splitlines()[-1]
+        assert note.startswith("[devd: stdout truncated at 0.05 MB (DEVD_MAX_LOG_MB): "), note
+        kept = stdout[:stdout.rindex("\n[devd: stdout truncated")]
+        more = len(full) - len(kept)
+        assert f"{more} more bytes, {full[len(kept):].count(chr(10))} more lines" in note
+        path = Path(note.rsplit(" in ", 1)[1].rstrip("]"))
+        assert path.read_text() == full, how
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+        path.unlink()
