@@ -6,10 +6,13 @@ environment is set here, before anything imports it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,24 @@ os.environ["METAFLOW_DEFAULT_METADATA"] = "local"
 os.environ.pop("METAFLOW_DATASTORE_SYSROOT_LOCAL", None)
 
 FLOWS = Path(__file__).parent / "flows"
+
+
+@contextlib.contextmanager
+def daemon_environment(prefix: str) -> Iterator[str]:
+    """A private runtime dir (named ``prefix``...) and a long idle timeout for the daemons a
+    test module starts; the environment is put back afterwards."""
+    previous = {k: os.environ.get(k) for k in ("DEVD_RUNTIME_DIR", "DEVD_IDLE_TIMEOUT")}
+    runtime = tempfile.mkdtemp(prefix=prefix)
+    os.environ["DEVD_RUNTIME_DIR"] = runtime
+    os.environ["DEVD_IDLE_TIMEOUT"] = "300"
+    try:
+        yield runtime
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def run_flow(project: Path, flow: str, *args: str, check: bool = True) -> str | None:

@@ -24,7 +24,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from devd.project import daemon_paths
 from devd.server import plain
-from tests.conftest import run_flow
+from tests.conftest import daemon_environment, run_flow
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +39,12 @@ def daemon_project(project: Path) -> Any:
         "    @step\n    def start(self):\n        self.next(self.end)\n\n"
         "    @step\n    def middle(self):\n        self.next(self.end)\n\n"
         "    @step\n    def end(self):\n        pass\n")
-    runtime = tempfile.mkdtemp(prefix="dvr")
-    previous = {k: os.environ.get(k) for k in ("DEVD_RUNTIME_DIR", "DEVD_IDLE_TIMEOUT")}
-    os.environ["DEVD_RUNTIME_DIR"] = runtime
-    os.environ["DEVD_IDLE_TIMEOUT"] = "300"
-    for flow in ("linear_flow.py", "slow_flow.py", "chaos_flow.py", "card_flow.py"):
-        run_flow(root, flow)
-    run_flow(root, "fail_flow.py", check=False)
-    yield root
-    cli(root, "daemon", "stop", str(root))
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with daemon_environment("dvr"):
+        for flow in ("linear_flow.py", "slow_flow.py", "chaos_flow.py", "card_flow.py"):
+            run_flow(root, flow)
+        run_flow(root, "fail_flow.py", check=False)
+        yield root
+        cli(root, "daemon", "stop", str(root))
 
 
 def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

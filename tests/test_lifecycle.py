@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from devd.project import daemon_paths
-from tests.conftest import run_flow
+from tests.conftest import daemon_environment, run_flow
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="reads /proc and relies on Linux process groups")
@@ -94,19 +94,11 @@ if __name__ == "__main__":
 def life_project() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="dvl"))
     (root / "life_flow.py").write_text(FLOW)
-    runtime = tempfile.mkdtemp(prefix="dvlr")
-    previous = {k: os.environ.get(k) for k in ("DEVD_RUNTIME_DIR", "DEVD_IDLE_TIMEOUT")}
-    os.environ["DEVD_RUNTIME_DIR"] = runtime
-    os.environ["DEVD_IDLE_TIMEOUT"] = "300"
-    run_flow(root, "life_flow.py")
-    yield root
-    (root / "busy.on").unlink(missing_ok=True)
-    cli(root, "daemon", "stop", str(root))
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with daemon_environment("dvlr"):
+        run_flow(root, "life_flow.py")
+        yield root
+        (root / "busy.on").unlink(missing_ok=True)
+        cli(root, "daemon", "stop", str(root))
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -18,26 +18,19 @@ from typing import Any
 import pytest
 
 from devd.project import daemon_paths
+from tests.conftest import daemon_environment
 from tests.wirehelp import Raw, cli, frame, log_text, make_project, request
 
 
 @pytest.fixture(scope="module")
 def proto_project(project: Path) -> Any:
-    runtime = tempfile.mkdtemp(prefix="dvq")
-    previous = {k: os.environ.get(k) for k in ("DEVD_RUNTIME_DIR", "DEVD_IDLE_TIMEOUT")}
-    os.environ["DEVD_RUNTIME_DIR"] = runtime
-    os.environ["DEVD_IDLE_TIMEOUT"] = "300"
-    root = make_project(project, ("linear_flow.py", "slow_flow.py"), "dvq",
-                        run=("linear_flow.py", "slow_flow.py"))
-    out = cli(root, "daemon", "start", str(root))
-    assert "daemon started" in out.stdout, out.stderr
-    yield root
-    cli(root, "daemon", "stop", str(root))
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with daemon_environment("dvq"):
+        root = make_project(project, ("linear_flow.py", "slow_flow.py"), "dvq",
+                            run=("linear_flow.py", "slow_flow.py"))
+        out = cli(root, "daemon", "start", str(root))
+        assert "daemon started" in out.stdout, out.stderr
+        yield root
+        cli(root, "daemon", "stop", str(root))
 
 
 def sock_of(root: Path) -> str:
