@@ -64,6 +64,7 @@ async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string |
           done = Math.max(pct, done);
           if (v.message) {
             devd.status.update({ running: `${kind} ${v.message.split(" (")[0]}` });
+            devd.output.appendLine(`[devd] ${kind} ${name}: ${v.message}`);
           }
         }
       });
