@@ -11,7 +11,6 @@ export interface Devd {
   panel: PreviewPanel;
   status: StatusBar;
   output: vscode.OutputChannel;
-  extension: vscode.ExtensionContext;
   /** The step last spun in any project (from this editor or a terminal). */
   lastSpun?: { uri: string; step: string };
 }

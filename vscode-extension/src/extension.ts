@@ -29,16 +29,10 @@ import { debounce } from "./server/debounce";
 import { definesFlow } from "./server/project";
 import { StatusBar } from "./statusbar/statusBar";
 
-/** What `activate` returns: the pieces tests and benchmarks observe. */
-export interface DevdApi {
-  onDidUpdatePreview: vscode.Event<{ uri: string; step: string }>;
-}
-
-export async function activate(context: vscode.ExtensionContext): Promise<DevdApi> {
+export function activate(context: vscode.ExtensionContext): void {
   const began = Date.now();
   const output = vscode.window.createOutputChannel("devd", { log: true });
   const status = new StatusBar();
-  let clients: DaemonClients;
   const panel = new PreviewPanel(
     {
       card: async (uri, params) => {
@@ -48,8 +42,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<DevdAp
     },
     output,
   );
-  const devd: Devd = { clients: undefined as unknown as DaemonClients, panel, status, output, extension: context };
-
   const refreshMemory = async (client: LanguageClient) => {
     try {
       const s = await client.sendRequest<StatusResult>(Methods.status, {});
@@ -59,7 +51,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<DevdAp
     }
   };
 
-  clients = new DaemonClients(output, {
+  const clients: DaemonClients = new DaemonClients(output, {
     interpreter: (resource) => resolveInterpreterFor(resource, settingsFor(resource)),
     offerInstall: (python, detail) => offerInstall(context, output, python, detail),
     attach: (client) => {
@@ -91,7 +83,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<DevdAp
     },
     state: (state: DaemonState) => onDaemonState(status, state),
   });
-  devd.clients = clients;
+  const devd: Devd = { clients, panel, status, output };
   context.subscriptions.push(output, status, panel, { dispose: () => void clients.dispose() });
 
   const register = (id: string, fn: (...args: never[]) => unknown) =>
@@ -135,8 +127,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<DevdAp
   );
   vscode.workspace.textDocuments.forEach(consider);
   output.appendLine(`[devd] activated in ${Date.now() - began} ms`);
-
-  return { onDidUpdatePreview: panel.onDidUpdate };
 }
 
 function onDaemonState(status: StatusBar, state: DaemonState): void {

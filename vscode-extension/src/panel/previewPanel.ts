@@ -33,9 +33,6 @@ export class PreviewPanel implements vscode.Disposable {
   private htmlAssets: string[] = [];
   /** A page was posted since the html was set: a reload of the webview shows an old page. */
   private postedSinceHtml = false;
-  /** Resolved when the page of the newest spin is in the pane (tests and benchmarks wait on it). */
-  private readonly updatedEmitter = new vscode.EventEmitter<Shown>();
-  readonly onDidUpdate = this.updatedEmitter.event;
 
   constructor(
     private readonly source: PreviewSource,
@@ -101,7 +98,6 @@ export class PreviewPanel implements vscode.Disposable {
       (card.assets ?? []).forEach((a) => this.assets.add(a));
       this.postedSinceHtml = true;
     }
-    this.updatedEmitter.fire(target);
   }
 
   /** A live card update of a running step: patch the pane if it shows that step. */
@@ -168,7 +164,6 @@ export class PreviewPanel implements vscode.Disposable {
 
   dispose(): void {
     this.panel?.dispose();
-    this.updatedEmitter.dispose();
   }
 }
 

@@ -55,13 +55,9 @@ export class DaemonClients implements vscode.Disposable {
     private readonly hooks: ClientHooks,
   ) {}
 
-  rootOf(uri: vscode.Uri): string {
-    return projectRoot(uri.fsPath);
-  }
-
   /** The running client of `uri`'s project, started if needed; undefined if it cannot start. */
   async clientFor(uri: vscode.Uri): Promise<LanguageClient | undefined> {
-    const root = this.rootOf(uri);
+    const root = projectRoot(uri.fsPath);
     let entry = this.entries.get(root);
     if (!entry) {
       entry = { root, resource: uri, policy: new CrashPolicy(1) };

@@ -18,10 +18,6 @@ export class StatusBar implements vscode.Disposable {
     this.render();
   }
 
-  get current(): StatusFacts {
-    return this.facts;
-  }
-
   private render(): void {
     const view = formatStatus(this.facts);
     this.item.text = view.text;
