@@ -103,6 +103,10 @@ class CardAssets:
     """
 
     def __init__(self, known: Iterable[str] = ()) -> None:
+        if not isinstance(known, list | tuple | set | frozenset) or len(known) > 64 or \
+                not all(isinstance(h, str) and len(h) <= 64 for h in known):
+            raise WebviewOptionsError("webview.assets must be a list of at most 64 hashes of "
+                                      "the card scripts the pane holds")
         self.known = set(known)
         self.sent: set[str] = set()
 

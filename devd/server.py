@@ -440,7 +440,8 @@ def _spin_request(server: DevdServer, path: str, uri: str,
 def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[str, Any]:
     """The last spin's cards and preview page; with spinIfMissing, spin when there is none.
 
-    ``webview: {nonce, cspSource?}``: the preview is for a VS Code webview (devd/preview.py).
+    ``webview: {nonce, cspSource?, assets?}``: the preview is for a VS Code webview
+    (devd/preview.py).
     """
     from .preview import (
         CardAssets,
@@ -462,14 +463,9 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
         options = {"nonce": webview.get("nonce"), "csp_source": webview.get("cspSource")}
         try:
             check_webview(options["nonce"], options["csp_source"])
+            options["assets"] = CardAssets(webview.get("assets") or [])
         except WebviewOptionsError as exc:
             raise JsonRpcInvalidParams(f"devd/card: {exc}") from None
-        known = webview.get("assets") or []
-        if not isinstance(known, list) or len(known) > 64 or \
-                not all(isinstance(h, str) and len(h) <= 64 for h in known):
-            raise JsonRpcInvalidParams("devd/card: 'webview.assets' must be a list of the "
-                                       "asset hashes the pane holds")
-        options["assets"] = CardAssets(known)
     try:
         model = engine.model(path)
         step = parse_target(model, target).step

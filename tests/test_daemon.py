@@ -580,7 +580,9 @@ async def test_card_preview_for_a_vscode_webview_carries_the_nonce_everywhere(
 
     for webview in ({"nonce": "short"}, {"nonce": nonce + '"><script>'},
                     {"nonce": "x" * 300}, {"nonce": 1234567890123456789}, {},
-                    {"nonce": nonce, "cspSource": "https://x; script-src *"}, "nonce"):
+                    {"nonce": nonce, "cspSource": "https://x; script-src *"}, "nonce",
+                    {"nonce": nonce, "assets": "abc"}, {"nonce": nonce, "assets": ["x" * 65]},
+                    {"nonce": nonce, "assets": ["a"] * 65}):
         with pytest.raises(JsonRpcInvalidParams):
             await client.protocol.send_request_async("devd/card", {
                 "uri": flow, "step": "report", "webview": webview})
