@@ -53,6 +53,10 @@ class SpinRequest:
     # Config values already parsed (recorded in the run, or given as values): Metaflow
     # takes them as they are, as its own runtime does with ``kv.`` values, never re-parsed.
     config_values: dict[str, Any] = field(default_factory=dict)
+    # debugpy listens on loopback before the step runs and waits this long for a client
+    debug: bool = False
+    debug_timeout: float = 120.0
+    pdb: bool = False  # post-mortem pdb on the terminal (the spin runs in that process)
 
     def prepared_key(self) -> tuple[Any, ...]:
         """What a child prepared ahead of time has fixed: the rest may come with the request."""
@@ -641,6 +645,8 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
     error = None
     _spun_task_in_client()
     _mark("setup")
+    if req.debug:
+        _attach_debugger(req)
     try:
         task.run_step(
             req.step, run_id, task_id, req.origin_run_id, req.input_paths, req.split_index,
@@ -648,6 +654,15 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
         )
     except BaseException as exc:  # the user's step failed (or Metaflow refused it)
         error = error_info(exc, req.flow_file)
+        if req.pdb:
+            from .debugging import post_mortem
+
+            post_mortem(exc)
+    finally:
+        if req.debug:
+            from .debugging import end_session
+
+            end_session()
     sys.stdout.flush()
     sys.stderr.flush()
     _mark("step")
@@ -657,6 +672,18 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
                       "num_splits": frame.num_splits})
     return _build_result(sink, error, run_id, task_id, notices, stack, started,
                          obj.flow_datastore.datastore_root if req.persist else None)
+
+
+def _attach_debugger(req: SpinRequest) -> None:
+    """Listen for a DAP client on loopback, say where, and wait for it (bounded)."""
+    from .debugging import listen, wait_for_client
+    from .forking import emit
+
+    host, port = listen()
+    emit("debugReady", {"host": host, "port": port})
+    _mark("listen")
+    wait_for_client(req.debug_timeout)
+    _mark("attach")
 
 
 def _store_cards(flow_datastore: Any, pathspec: str, cards: list[dict[str, Any]],
@@ -779,6 +806,9 @@ def _setup_failed(exc: BaseException, req: SpinRequest) -> ChildResult:
                  "traceback": "".join(traceback.format_exception_only(type(exc), exc))}
     elif isinstance(exc, DevdError):
         error = {"type": "devd.DevdError", "message": str(exc), "file": req.flow_file,
+                 "line": None, "traceback": str(exc)}
+    elif type(exc).__name__ == "DebugTimeout":  # nobody attached: the step did not run
+        error = {"type": "devd.DebugTimeout", "message": str(exc), "file": req.flow_file,
                  "line": None, "traceback": str(exc)}
     elif _is_usage_error(exc):  # Metaflow's CLI refused the Configs given (bad input)
         message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]

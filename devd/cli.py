@@ -58,6 +58,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                           help="take parents from the last spins of the parent steps (daemon)")
         spin.add_argument("--no-daemon", action="store_true",
                           help="spin in this process even when a daemon runs")
+        spin.add_argument("--debug", dest="debug_spin", action="store_true",
+                          help="wait for a debugger (DAP: VS Code, PyCharm, nvim-dap) on a "
+                          "loopback port, printed, then run the step under it")
+        spin.add_argument("--debug-timeout", type=float, metavar="SECONDS",
+                          help="how long --debug waits for the debugger (default 120)")
+        spin.add_argument("--pdb", action="store_true",
+                          help="run the step in this terminal; pdb post-mortem on an "
+                          "exception, and breakpoint() works")
 
     if want("run"):
         run = sub.add_parser(
@@ -137,10 +145,13 @@ class _SpinArgs:
         self.json = False
         self.from_spin = False
         self.no_daemon = False
+        self.debug_spin = False
+        self.debug_timeout: float | None = None
+        self.pdb = False
 
 
 _SPIN_FLAGS = {"--persist": "persist", "--json": "json", "--from-spin": "from_spin",
-               "--no-daemon": "no_daemon"}
+               "--no-daemon": "no_daemon", "--debug": "debug_spin", "--pdb": "pdb"}
 _SPIN_PAIRS = {"--config": "config", "--config-value": "config_value"}
 
 
@@ -283,8 +294,14 @@ def _daemon_for(path: str, restart: bool = False) -> Any:
 def cmd_spin(args: argparse.Namespace) -> int:
     from .errors import DevdError
 
+    if args.pdb and args.debug_spin:
+        raise DevdError("--pdb and --debug are two ways to debug: pick one (--pdb in this "
+                        "terminal, --debug for a DAP client such as VS Code)")
+    if args.pdb and args.json:
+        raise DevdError("--pdb talks to you in this terminal: leave out --json")
     stream = None if args.json else _echo
-    client = None if args.no_daemon else _daemon_for(args.flow, restart=True)
+    # --pdb needs this terminal, so the step runs in this process, not in the daemon's child
+    client = None if args.no_daemon or args.pdb else _daemon_for(args.flow, restart=True)
     if client is not None:
         with client:
             data = client.request("devd/spin", _spin_params(args),
@@ -306,6 +323,10 @@ def cmd_spin(args: argparse.Namespace) -> int:
                 persist=args.persist,
                 on_output=stream,
                 want_values=False,
+                debug=args.debug_spin,
+                debug_timeout=args.debug_timeout,
+                on_debug_ready=_print_debug_ready,
+                pdb=args.pdb,
             )
         data = result.to_json()
     if args.json:
@@ -330,6 +351,10 @@ def _spin_params(args: argparse.Namespace) -> dict[str, Any]:
         params["config"] = {k: os.path.abspath(v) for k, v in _pairs(args.config).items()}
     if args.config_value:
         params["configValue"] = _config_values(_pairs(args.config_value))
+    if args.debug_spin:
+        params["debug"] = True
+        if args.debug_timeout is not None:
+            params["debugTimeout"] = args.debug_timeout
     return params
 
 
@@ -337,8 +362,17 @@ def _log_printer(stream: Any) -> Any:
     def on_notification(method: str, params: Any) -> None:
         if method == "devd/log" and stream is not None and isinstance(params, dict):
             stream(params.get("stream", "stdout"), params.get("text", ""))
+        elif method == "devd/debugReady" and isinstance(params, dict):
+            _print_debug_ready(params)
 
     return on_notification
+
+
+def _print_debug_ready(endpoint: dict[str, Any]) -> None:
+    """On stderr (stdout may be --json): where a DAP client attaches to a --debug spin."""
+    from .debugging import describe
+
+    print(f"devd: {describe(endpoint)}", file=sys.stderr, flush=True)
 
 
 def _echo(stream: str, text: str) -> None:

@@ -248,8 +248,15 @@ class Engine:
         from_spin: bool = False,
         on_log: LogCallback | None = None,
         owner: Any = None,
+        debug: bool = False,
+        debug_timeout: float | None = None,
+        on_debug_ready: Callable[[dict[str, Any]], None] | None = None,
     ) -> SpinResult:
-        """Spin ``target`` (a step or pathspec); supersedes a running spin of the same step."""
+        """Spin ``target`` (a step or pathspec); supersedes a running spin of the same step.
+
+        ``debug``: the step's child waits for a DAP client first (``on_debug_ready`` gets
+        its loopback ``{host, port}``); cancel and supersede work as for any spin.
+        """
         self.touch()
         if artifacts_module:
             self._watch(os.path.abspath(artifacts_module))
@@ -276,7 +283,8 @@ class Engine:
         common = dict(artifacts=artifacts, artifacts_module=artifacts_module,
                       config_value=config_value, config=config, persist=persist,
                       on_output=on_log, on_card=card_update, on_started=started,
-                      want_values=True, want_private=True, diff=True)
+                      want_values=True, want_private=True, diff=True, debug=debug,
+                      debug_timeout=debug_timeout, on_debug_ready=on_debug_ready)
         try:
             if from_spin:
                 if persist:

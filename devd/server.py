@@ -420,6 +420,10 @@ def _spin_request(server: DevdServer, path: str, uri: str,
             server.notify_threadsafe("devd/log", {"stream": stream, "text": text,
                                                   "step": target, "uri": uri})
 
+        def debug_ready(endpoint: dict[str, Any]) -> None:  # to the requester only
+            server.notify_threadsafe("devd/debugReady", {"uri": uri, "step": target,
+                                                         **endpoint})
+
         result = engine.spin(
             path, target,
             artifacts=args.get("artifacts"),
@@ -430,6 +434,9 @@ def _spin_request(server: DevdServer, path: str, uri: str,
             from_spin=bool(args.get("fromSpin", False)),
             on_log=log,
             owner=server,
+            debug=bool(args.get("debug", False)),
+            debug_timeout=args.get("debugTimeout"),
+            on_debug_ready=debug_ready,
         )
     except DevdError as exc:
         return bad_request_json(str(exc), uri, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import pickle
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .child import ChildResult, SpinRequest, client_value, preload, run_spin
+from .debugging import DEFAULT_TIMEOUT_S
 from .errors import DevdError
 from .flowmodel import FlowModel, load_flow_model
 from .forking import ChildProcess, OutputCallback, fork_available
@@ -166,10 +168,19 @@ class Session:
         want_values: bool = True,
         want_private: bool = False,
         diff: bool = False,
+        debug: bool = False,
+        debug_timeout: float | None = None,
+        on_debug_ready: Callable[[dict[str, Any]], None] | None = None,
+        pdb: bool = False,
         timings: dict[str, float] | None = None,
         started: float | None = None,
     ) -> SpinResult:
-        """Run ``plan.step`` on the given warm parent tasks (recorded, or earlier spins)."""
+        """Run ``plan.step`` on the given warm parent tasks (recorded, or earlier spins).
+
+        ``debug``: the child waits for a DAP client on a loopback port (``on_debug_ready``
+        gets ``{host, port}``) before running the step. ``pdb``: the step runs in this very
+        process, on its terminal, with post-mortem pdb (devd/debugging.py).
+        """
         timings = timings if timings is not None else {}
         t0 = started if started is not None else time.perf_counter()
         model = self.model
@@ -193,13 +204,31 @@ class Session:
             want_private=want_private,
             want_diff=diff,
             data_files=model.config_files(self.cwd),
+            debug=debug,
+            debug_timeout=debug_timeout if debug_timeout is not None else DEFAULT_TIMEOUT_S,
+            pdb=pdb,
         )
+        if debug_timeout is not None and not debug_timeout > 0:
+            raise DevdError(f"the debug timeout must be a positive number of seconds, "
+                            f"not {debug_timeout!r}")
+        if debug and not fork_available():
+            raise DevdError("debugging a spin needs fork (not available here, or "
+                            "DEVD_NO_FORK=1): use --pdb to debug in the terminal instead")
         t3 = time.perf_counter()
-        events = (lambda kind, payload: on_card(payload) if kind == "card" else None) \
-            if on_card else None
+
+        def events(kind: str, payload: Any) -> None:
+            if kind == "card" and on_card is not None:
+                on_card(payload)
+            elif kind == "debugReady" and on_debug_ready is not None:
+                on_debug_ready(payload)
+
         try:
-            outcome = self._run_prepared(request, warm_tasks, on_output, events, on_started)
-            if outcome is None:
+            outcome = None if debug or pdb else \
+                self._run_prepared(request, warm_tasks, on_output, events, on_started)
+            if pdb:
+                outcome = _run_here(request, WarmFlowDataStore(model.flow_name, warm_tasks),
+                                    warm_tasks)
+            elif outcome is None:
                 if fork_available():
                     warm: Any = WarmFlowDataStore(model.flow_name, warm_tasks)
                     args: tuple[Any, ...] = (request, warm, warm_tasks)
@@ -218,11 +247,12 @@ class Session:
             return self._result(model, plan, warm_tasks, outcome, persist, timings,
                                 time.perf_counter() - t0)
         finally:
-            if self.prepare and fork_available() and not persist:
+            if self.prepare and fork_available() and not persist and not pdb:
                 # after the parents this spin read are warm: the child must inherit them
+                # (after a debug spin, a child for an ordinary spin of the step)
                 threading.Thread(target=self._prepare_next, name="devd-prepare", daemon=True,
-                                 args=(model.flow_name, request, warm_tasks,
-                                       list(self._warming))).start()
+                                 args=(model.flow_name, dataclasses.replace(request, debug=False),
+                                       warm_tasks, list(self._warming))).start()
 
     # -- prepared children --------------------------------------------------------
     def _prepare_next(self, flow_name: str, request: SpinRequest,
@@ -466,6 +496,20 @@ class Session:
             timings=timings,
             _persist_root=os.path.dirname(child.persisted_root) if child.persisted_root else None,
         )
+
+
+def _run_here(request: SpinRequest, warm: Any, warm_tasks: list[WarmTask]) -> Any:
+    """Run a spin in this process (``--pdb``: the step needs the terminal); the process's
+    streams and working directory are put back afterwards."""
+    from .forking import ChildOutcome
+
+    streams, cwd = (sys.stdout, sys.stderr), os.getcwd()
+    try:
+        return ChildOutcome(value=run_spin(request, warm, warm_tasks))
+    finally:
+        sys.stdout.flush()
+        sys.stdout, sys.stderr = streams
+        os.chdir(cwd)
 
 
 class _Prepared:

@@ -1,0 +1,99 @@
+"""Debugging a spun step: debugpy in the spin's child, or pdb in the terminal's process.
+
+Everything here runs in the process that runs the step (a forked child, or the CLI's own
+process for ``--pdb``): the warm process never imports debugpy. The child listens on a
+loopback port only, tells the requester where (``debugReady``), waits for a DAP client
+(VS Code, PyCharm, nvim-dap...) for a bounded time, runs the step under it, and ends the
+debug session cleanly before its result goes back, so the client sees ``terminated``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any
+
+# Loopback only: a debugger runs any code it likes in the step's process.
+HOST = "127.0.0.1"
+DEFAULT_TIMEOUT_S = 120.0
+
+
+class DebugTimeout(Exception):
+    """Nobody attached to a debug spin in time: the spin ends without running the step."""
+
+
+class _Listening:
+    endpoint: tuple[str, int] | None = None
+
+
+def listen() -> tuple[str, int]:
+    """Start debugpy's adapter in this process on a free loopback port; ``(host, port)``."""
+    # Python's frozen stdlib modules make pydevd print a warning on every start.
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    try:
+        import debugpy
+    except ImportError:
+        from .errors import DevdError
+
+        raise DevdError("debugging a spin needs debugpy: pip install debugpy "
+                        f"(into {sys.executable})") from None
+    # The step runs on the thread that forked this child, a daemon thread of the warm
+    # process: pydevd ends a session once only daemon threads are left unless one is
+    # marked as its main thread (its own marker, which it sets on the real main thread).
+    setattr(threading.current_thread(), "__pydevd_main_thread", True)  # noqa: B010
+    host, port = debugpy.listen((HOST, 0), in_process_debug_adapter=True)
+    _Listening.endpoint = (str(host), int(port))
+    return _Listening.endpoint
+
+
+def wait_for_client(timeout: float) -> None:
+    """Block until a DAP client attached and finished configuring (its breakpoints are
+    set), or raise DebugTimeout after ``timeout`` seconds."""
+    import debugpy
+
+    timer = threading.Timer(timeout, debugpy.wait_for_client.cancel)
+    timer.daemon = True
+    timer.start()
+    try:
+        debugpy.wait_for_client()
+    finally:
+        timer.cancel()
+    if not debugpy.is_client_connected():
+        host, port = _Listening.endpoint or (HOST, 0)
+        raise DebugTimeout(f"no debugger attached to {host}:{port} within {timeout:g} s; "
+                           "attach sooner, or give a longer debug timeout")
+
+
+def end_session() -> None:
+    """Detach the debugger: the client gets its last responses and ``terminated`` before
+    the step's process exits (an exit alone would cut the connection mid-message)."""
+    if _Listening.endpoint is None or "pydevd" not in sys.modules:
+        return
+    _Listening.endpoint = None
+    try:
+        import pydevd
+
+        pydevd.stoptrace()
+    except Exception:  # the step's result matters more than a tidy goodbye
+        pass
+
+
+def post_mortem(exc: BaseException) -> None:
+    """``pdb`` at the frame that raised ``exc``, on this process's terminal (``--pdb``)."""
+    import bdb
+    import pdb
+    import traceback
+
+    if isinstance(exc, bdb.BdbQuit):  # the user quit a breakpoint(): no second prompt
+        return
+    sys.stdout.flush()
+    print("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+          file=sys.stderr, end="")
+    print("devd: entering post-mortem pdb (q to quit)", file=sys.stderr, flush=True)
+    pdb.post_mortem(exc.__traceback__)
+
+
+def describe(endpoint: dict[str, Any]) -> str:
+    """The line a terminal shows for a debug spin waiting for its client."""
+    return f"waiting for a debugger on {endpoint['host']}:{endpoint['port']}"

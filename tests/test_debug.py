@@ -1,0 +1,246 @@
+"""Debugging a spun step: a real daemon's debug spin driven by a DAP client (as VS Code,
+PyCharm or nvim-dap would), and ``devd spin --pdb`` driven through a pseudo-terminal."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from devd.client import DaemonClient
+from devd.project import daemon_paths
+from tests.conftest import FLOWS, daemon_environment, run_flow
+from tests.dapclient import DapClient
+
+LINEAR = (FLOWS / "linear_flow.py").read_text().splitlines()
+BREAK_LINE = LINEAR.index("        self.y = sum(self.x) * self.alpha") + 1  # in `double`
+
+
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "devd.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def debug_project() -> Any:
+    """A project of its own (linear and failing flows, run once) and its daemon."""
+    root = Path(tempfile.mkdtemp(prefix="dbg"))
+    for name in ("linear_flow.py", "fail_flow.py"):
+        shutil.copy(FLOWS / name, root / name)
+    previous = os.getcwd()
+    os.chdir(root)
+    with daemon_environment("dbr"):
+        run_flow(root, "linear_flow.py")
+        run_flow(root, "fail_flow.py", check=False)
+        started = cli(root, "daemon", "start", str(root))
+        assert started.returncode == 0, started.stderr
+        try:
+            yield root
+        finally:
+            cli(root, "daemon", "stop", str(root))
+            os.chdir(previous)
+
+
+class DebugSpin:
+    """A ``devd/spin`` with ``debug: true`` in flight on its own connection."""
+
+    def __init__(self, root: Path, step: str, **extra: Any) -> None:
+        self.ready: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.result: queue.Queue[Any] = queue.Queue()
+        self.client = DaemonClient(daemon_paths(str(root)))
+        params = {"uri": (root / "linear_flow.py").as_uri(), "step": step, "debug": True,
+                  **extra}
+
+        def notified(method: str, payload: Any) -> None:
+            if method == "devd/debugReady":
+                self.ready.put(payload)
+
+        def work() -> None:
+            try:
+                self.result.put(self.client.request("devd/spin", params, notified))
+            except Exception as exc:  # noqa: BLE001 - the test reads it
+                self.result.put(exc)
+            finally:
+                self.client.close()
+
+        threading.Thread(target=work, daemon=True).start()
+
+    def answer(self, timeout: float = 60) -> dict[str, Any]:
+        value = self.result.get(timeout=timeout)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+
+def request(root: Path, method: str, params: dict[str, Any]) -> Any:
+    with DaemonClient(daemon_paths(str(root))) as client:
+        return client.request(method, params)
+
+
+def mapped_files(pid: int) -> str:
+    with open(f"/proc/{pid}/maps") as fh:
+        return fh.read()
+
+
+def test_breakpoint_in_a_step_sees_warm_parents(debug_project: Path) -> None:
+    root = debug_project
+    flow = str(root / "linear_flow.py")
+    spin = DebugSpin(root, "double")
+    ready = spin.ready.get(timeout=60)
+    assert ready["host"] == "127.0.0.1" and ready["step"] == "double"
+    assert ready["uri"] == (root / "linear_flow.py").as_uri()
+    dap = DapClient(ready["host"], ready["port"])
+    try:
+        verified = dap.attach({flow: [BREAK_LINE]})
+        assert verified[flow][0]["verified"], verified
+        stopped = dap.wait_event("stopped")
+        assert stopped["body"]["reason"] == "breakpoint"
+        thread = stopped["body"]["threadId"]
+        frame = dap.request("stackTrace", {"threadId": thread})["stackFrames"][0]
+        assert frame["line"] == BREAK_LINE
+        assert os.path.samefile(frame["source"]["path"], flow)
+        assert frame["name"] == "double"
+
+        def evaluate(expression: str) -> str:
+            return dap.request("evaluate", {"expression": expression, "frameId": frame["id"],
+                                            "context": "repl"})["result"]
+
+        assert evaluate("self.x") == "[1, 2, 3]"  # the warm parent's value
+        assert evaluate("self.label") == "'lin'"
+        # The Variables view: `self` in Locals, the parent's artifacts under it.
+        scope = dap.request("scopes", {"frameId": frame["id"]})["scopes"][0]
+        local = {v["name"]: v for v in
+                 dap.request("variables", {"variablesReference":
+                                           scope["variablesReference"]})["variables"]}
+        members = {v["name"]: v["value"] for v in
+                   dap.request("variables", {"variablesReference":
+                                             local["self"]["variablesReference"]})["variables"]}
+        assert members.get("label") == "'lin'", sorted(members)
+        # The step's process runs debugpy; the warm daemon never loads it.
+        debuggee = next(m for m in dap.seen if m.get("event") == "process")
+        child = debuggee["body"]["systemProcessId"]
+        daemon_pid = request(root, "devd/status", {})["pid"]
+        assert child != daemon_pid
+        assert "pydevd" in mapped_files(child)
+        # A debugger may change what the step sees: that stays in the step's process.
+        evaluate("self.x.append(100)")
+        dap.request("continue", {"threadId": thread})
+        dap.wait_event("terminated")
+    finally:
+        dap.close()
+    result = spin.answer()
+    assert result["ok"], result.get("error")
+    assert {a["name"]: a["summary"] for a in result["artifacts"]}["y"] == "212"
+    assert "y is 212" in result["stdout"]
+    assert "pydevd" not in mapped_files(daemon_pid)
+    # The warm parents are as recorded: an ordinary spin after the session reads them.
+    again = request(root, "devd/spin", {"uri": (root / "linear_flow.py").as_uri(),
+                                        "step": "double"})
+    assert again["ok"] and {a["name"]: a["summary"] for a in again["artifacts"]}["y"] == "12"
+    assert request(root, "devd/status", {})["running"] == []
+
+
+def test_nobody_attaches_times_out_clearly(debug_project: Path) -> None:
+    root = debug_project
+    spin = DebugSpin(root, "double", debugTimeout=1)
+    ready = spin.ready.get(timeout=60)
+    result = spin.answer()
+    assert not result["ok"]
+    assert result["error"]["type"] == "devd.DebugTimeout"
+    assert result["error"]["message"] == (
+        f"no debugger attached to 127.0.0.1:{ready['port']} within 1 s; attach sooner, or "
+        "give a longer debug timeout")
+    status = request(root, "devd/status", {})
+    assert status["running"] == []
+    healthy = request(root, "devd/spin", {"uri": (root / "linear_flow.py").as_uri(),
+                                          "step": "double"})
+    assert healthy["ok"]
+
+
+def test_debug_spin_is_cancelled_like_any_spin(debug_project: Path) -> None:
+    root = debug_project
+    spin = DebugSpin(root, "double")
+    spin.ready.get(timeout=60)  # waiting for a client
+    assert request(root, "devd/cancel", {"target": "double"})["cancelled"]
+    result = spin.answer()
+    assert result["error"]["type"] == "devd.Cancelled"
+
+
+def test_bad_debug_timeout_is_one_line(debug_project: Path) -> None:
+    answer = request(debug_project, "devd/spin", {
+        "uri": (debug_project / "linear_flow.py").as_uri(), "step": "double",
+        "debug": True, "debugTimeout": -1})
+    assert answer["error"]["type"] == "devd.BadRequest"
+    assert answer["error"]["message"] == \
+        "the debug timeout must be a positive number of seconds, not -1"
+
+
+def test_cli_debug_prints_where_to_attach(debug_project: Path) -> None:
+    root = debug_project
+    proc = subprocess.Popen([sys.executable, "-m", "devd.cli", "spin", "linear_flow.py",
+                             "double", "--debug"], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert line.startswith("devd: waiting for a debugger on 127.0.0.1:"), line
+    port = int(line.rsplit(":", 1)[1])
+    dap = DapClient("127.0.0.1", port)
+    try:
+        dap.attach({})
+        dap.wait_event("terminated")
+    finally:
+        dap.close()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "LinearFlow/double: ok" in out
+
+
+def test_pdb_post_mortem_in_the_terminal(debug_project: Path) -> None:
+    root = debug_project
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    child = pexpect.spawn(sys.executable, ["-m", "devd.cli", "spin", "fail_flow.py", "train",
+                                           "--pdb"], cwd=str(root), env=env,
+                          encoding="utf-8", timeout=60)
+    try:
+        child.expect(r"ValueError: kk=5 is below 10")
+        child.expect(r"-> raise ValueError")
+        child.expect(r"\(Pdb\) ")
+        child.sendline("p self.threshold")
+        child.expect(r"\r\n10\r\n")
+        child.expect(r"\(Pdb\) ")
+        child.sendline("q")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 1  # the step failed
+
+
+def test_pdb_breakpoint_in_the_step(debug_project: Path) -> None:
+    root = debug_project
+    shown = '        print("y is", self.y)\n'
+    source = (root / "linear_flow.py").read_text().replace(
+        shown, "        breakpoint()\n" + shown)
+    (root / "bp_flow.py").write_text(source)
+    child = pexpect.spawn(sys.executable, ["-m", "devd.cli", "spin", "bp_flow.py", "double",
+                                           "--pdb"], cwd=str(root), encoding="utf-8",
+                          timeout=60)
+    try:
+        child.expect(r"\(Pdb\) ")
+        child.sendline("p self.y, self.label")
+        child.expect(r"\(12, 'lin'\)")
+        child.sendline("c")
+        child.expect(r"LinearFlow/double: ok")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+        (root / "bp_flow.py").unlink()
+    assert child.exitstatus == 0
