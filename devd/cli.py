@@ -124,10 +124,19 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                            help="speak LSP on stdin/stdout")
         serve.add_argument("--root", default=".", help="the project directory (default: .)")
 
+    if want("mcp"):
+        mcp = sub.add_parser(
+            "mcp", help="Model Context Protocol server for coding agents (stdio)",
+            description="Serve devd's spin, run, card, artifacts and status as MCP tools on "
+            "stdin/stdout, backed by the project's daemon (started when none runs). Needs "
+            "the extra: pip install 'devd[mcp]'.")
+        mcp.add_argument("--root", default=".",
+                         help="the directory flow paths are relative to (default: .)")
+
     return parser
 
 
-COMMANDS = ("spin", "run", "resume", "card", "status", "daemon", "serve")
+COMMANDS = ("spin", "run", "resume", "card", "status", "daemon", "serve", "mcp")
 
 
 class _SpinArgs:
@@ -213,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = {"spin": cmd_spin, "run": cmd_run, "resume": cmd_resume, "card": cmd_card,
                    "status": cmd_status, "daemon": cmd_daemon,
-                   "serve": cmd_serve}[args.command]
+                   "serve": cmd_serve, "mcp": cmd_mcp}[args.command]
         return handler(args)
     except DevdError as exc:  # also every failure talking to a daemon (client.DaemonError)
         if args.debug:
@@ -222,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             from .wire import dumps
 
             _quietly(print, dumps({"ok": False, "error": {
-                "type": "devd.BadRequest", "message": str(exc)}}))
+                "type": "devd.BadRequest", "message": str(exc)},
+                "next": f"the spin did not start: {exc}", "nextCommand": None}))
         print(f"devd: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", EXIT_BAD_INPUT)
     except KeyboardInterrupt:
@@ -330,9 +340,10 @@ def cmd_spin(args: argparse.Namespace) -> int:
             )
         data = result.to_json()
     if args.json:
+        from .agent import add_agent_fields
         from .wire import dumps
 
-        print(dumps(data, default=str))
+        print(dumps(add_agent_fields(data, args.flow, args.target), default=str))
     else:
         print_result(data)
     return EXIT_OK if data["ok"] else EXIT_STEP_FAILED
@@ -577,6 +588,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .project import project_root
 
     return relay_stdio(project_root(args.root))
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from .mcp_server import main as serve_mcp
+
+    return serve_mcp(args.root)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,9 @@ DEVD_PARAMS: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
     "devd/card": {"uri": ((_STR,), True), "step": ((_STR,), False),
                   "pathspec": ((_STR,), False), "spinIfMissing": ((_BOOL,), False),
                   "webview": ((_OBJ,), False), "workDoneToken": (_TOKEN, False)},
+    "devd/artifacts": {"uri": ((_STR,), True), "step": ((_STR,), False),
+                       "pathspec": ((_STR,), False), "name": ((_STR,), False),
+                       "spinIfMissing": ((_BOOL,), False)},
 }
 # Where every element must have one type: (method, field) -> element type.
 _ELEMENTS = {("devd/run", "args"): _STR, ("devd/resume", "args"): _STR,

@@ -325,6 +325,12 @@ class DevdServer(LanguageServer):
             path = _required_path(args, "devd/card")
             return await server.in_pool(_card_request, server, path, args)
 
+        @server.feature("devd/artifacts")
+        async def artifacts(params: Any) -> dict[str, Any]:
+            args = plain(params) or {}
+            path = _required_path(args, "devd/artifacts")
+            return await server.in_pool(_artifacts_request, server, path, args)
+
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
@@ -493,6 +499,43 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
     data = spin_json(result, args["uri"])
     return {"ok": True, "step": step, "cards": data["cards"], "spin": data,
             "preview": preview}
+
+
+def _artifacts_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The last spin's artifact rows and, with ``name``, a bounded repr of that one value
+    (spinning first with spinIfMissing); a value is loaded only when it is asked for."""
+    from .summary import bounded_repr, describe
+
+    engine = server.engine
+    target = args.get("step") or args.get("pathspec")
+    if not target:
+        raise JsonRpcInvalidParams("devd/artifacts needs 'step' (or 'pathspec')")
+    try:
+        step = parse_target(engine.model(path), target).step
+        record = engine.last_spin(path, step)
+        if record is None and args.get("spinIfMissing"):
+            engine.spin(path, target, owner=server)
+            record = engine.last_spin(path, step)
+    except DevdError as exc:
+        return {"ok": False, "step": target, "artifacts": [], "error": str(exc)}
+    if record is None:
+        return {"ok": False, "step": step, "artifacts": [],
+                "error": f"no spin of '{step}' yet in this daemon: spin it first"}
+    result = record.result
+    answer: dict[str, Any] = {
+        "ok": True, "step": step, "spinOk": result.ok, "artifacts": result.artifact_rows,
+        "originRunId": result.origin_run_id,
+        "error": result.error.to_json() if result.error else None}
+    name = args.get("name")
+    if name:
+        names = [row["name"] for row in result.artifact_rows]
+        if name not in names:
+            return {**answer, "ok": False,
+                    "error": f"the last spin of '{step}' has no artifact '{name}'; it has: "
+                             f"{', '.join(names) or 'none'}"}
+        value = result.all_values[name]
+        answer["value"] = {**describe(name, value), "repr": bounded_repr(value)}
+    return answer
 
 
 def _safe_spin(server: DevdServer, path: str, step: str) -> None:

@@ -34,6 +34,23 @@ def short_repr(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_long_repr = reprlib.Repr()
+_long_repr.maxstring = 1000
+_long_repr.maxother = 4000  # numpy and pandas shorten their own reprs; others are clipped
+_long_repr.maxlist = _long_repr.maxtuple = _long_repr.maxset = _long_repr.maxdeque = 50
+_long_repr.maxdict = 30
+_long_repr.maxlevel = 4
+
+
+def bounded_repr(value: Any, limit: int = 2000) -> str:
+    """A repr of one value that fits in a message: containers cut, long text clipped."""
+    try:
+        text = _long_repr.repr(value)
+    except Exception as exc:  # a user __repr__ that raises
+        text = f"<repr failed: {type(exc).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def size_bytes(value: Any) -> int | None:
     """Bytes held by common large values (arrays, frames, buffers); None when unknown."""
     nbytes = getattr(value, "nbytes", None)

@@ -209,6 +209,45 @@ def test_json_prints_a_json_error_object_on_bad_input(in_project: Path) -> None:
         data = json.loads(out.stdout)
         assert data["ok"] is False and data["error"]["type"] == "devd.BadRequest"
         assert data["error"]["message"] in out.stderr
+        assert data["next"] == f"the spin did not start: {data['error']['message']}"
+        assert data["nextCommand"] is None
+
+
+def test_json_tells_an_agent_where_it_failed_and_what_to_run_next(in_project: Path) -> None:
+    failed = json.loads(devd(in_project, "spin", "fail_flow.py", "train", "--json").stdout)
+    line = next(i for i, text in enumerate((in_project / "fail_flow.py").read_text()
+                                          .splitlines(), 1) if "raise ValueError" in text)
+    error = failed["error"]
+    assert error["where"] == f"fail_flow.py:{line}" and error["line"] == line
+    assert error["source"] == 'raise ValueError(f"kk={self.kk} is below {self.threshold}")'
+    assert failed["nextCommand"] == "devd spin fail_flow.py train --json"
+    assert failed["next"].startswith(f"fix fail_flow.py:{line} (ValueError: kk=5 is below 10)")
+    assert failed["warnings"] == []
+
+    middle = json.loads(devd(in_project, "spin", "linear_flow.py", "double", "--json").stdout)
+    assert middle["nextCommand"] == "devd spin linear_flow.py end --json"
+    assert "devd run linear_flow.py" in middle["next"]  # record a changed step first
+    assert {"name": "y", "type": "int", "summary": "12"} in middle["artifacts"]
+    last = json.loads(devd(in_project, "spin", str(in_project / "linear_flow.py"), "end",
+                           "--json").stdout)
+    assert last["ok"] is True and last["nextCommand"] == "devd run linear_flow.py"
+
+
+def test_agent_fields_name_stale_parents_and_quote_paths(tmp_path: Path) -> None:
+    from devd.agent import add_agent_fields
+
+    data = {"ok": True, "step": "train", "nextSteps": ["join"], "originRunId": "17",
+            "stale": [{"step": "start", "reason": "code of step 'start' changed since run 17"}]}
+    add_agent_fields(data, "my flows/flow.py")
+    assert data["warnings"] == ["code of step 'start' changed since run 17: the parents do "
+                                "not reflect it; `devd run 'my flows/flow.py'` records them "
+                                "again"]
+    assert data["nextCommand"] == "devd run 'my flows/flow.py'"
+    assert "devd spin 'my flows/flow.py' train --json" in data["next"]
+    tools = add_agent_fields({"ok": True, "step": "a", "nextSteps": ["b", "c"]}, "f.py",
+                             tools=True)
+    assert tools["nextCommand"] == 'spin(flow="f.py", step="b")'
+    assert 'spin(flow="f.py", step="c")' in tools["next"]
 
 
 NOISY_FLOW = '''

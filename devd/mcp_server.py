@@ -1,0 +1,329 @@
+"""``devd mcp``: devd's spin, run, cards and artifacts as Model Context Protocol tools.
+
+A coding agent (Claude Code, Cursor, VS Code's agent mode...) starts this over stdio. Each
+tool call goes to the project's daemon exactly as the CLI does (devd/client.py), starting
+it when none runs, so the agent's spins are warm and share state with the editor and the
+terminal. Results are text an agent reads well: JSON for spins and artifacts, a plain-text
+summary for cards (their headings, tables and values, not HTML); a failing step is a tool
+error whose first line is ``file:line: Type: message``.
+"""
+
+
+import functools
+import json
+import os
+import re
+from typing import Any
+
+from .agent import add_agent_fields, shown_path, source_line
+from .errors import DevdError
+
+MAX_OUTPUT = 4000  # characters of a step's or a run's output an answer keeps (the end)
+INSTRUCTIONS = """\
+devd re-executes ("spins") one step of a Metaflow flow on its parents' recorded artifacts
+in tens of milliseconds. Develop a flow step by step: write a skeleton with empty @steps
+and a data-loading start step, `run` it once, then for each step write it and `spin` it
+(fix the file:line a failed spin names, spin again), `run` the flow when a step works to
+record its outputs for the next one, and `run` the whole flow at the end. `artifacts` shows
+a spun step's values, `card` its cards as text, `status` what the daemon keeps warm."""
+
+_NEEDS_SDK = ("the MCP server needs the MCP Python SDK 2.x: install it with "
+              "`pip install 'devd[mcp]'` (or `pip install 'mcp>=2,<3'`)")
+
+
+def _sdk() -> Any:
+    try:
+        from mcp.server.mcpserver import MCPServer
+    except ImportError:
+        raise DevdError(_NEEDS_SDK) from None
+    return MCPServer
+
+
+def _tail(text: str, limit: int = MAX_OUTPUT) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[-limit:]
+    return f"[… {len(text) - limit} earlier characters left out]\n" + cut[cut.find("\n") + 1:]
+
+
+class Tools:
+    """The tools' work, without the SDK: each call is one request to the project daemon."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+
+    # -- plumbing ---------------------------------------------------------------------
+    def flow_path(self, flow: str) -> str:
+        path = os.path.join(self.root, flow)
+        if not os.path.isfile(path):
+            raise DevdError(f"{flow}: no such file under {self.root}; pass the path of the "
+                            "flow's .py file, relative to the project")
+        return os.path.abspath(path)
+
+    def request(self, path: str, method: str, params: dict[str, Any],
+                on_notification: Any = None) -> Any:
+        """One request to the daemon of ``path``'s project, starting the daemon if needed."""
+        from .client import connect
+        from .daemon import idle_seconds_default, start_background
+        from .project import daemon_paths, project_root
+
+        paths = daemon_paths(project_root(path))
+        client = connect(paths)
+        if client is None:
+            start_background(paths.root, idle_seconds=idle_seconds_default())
+            client = connect(paths)
+            if client is None:
+                raise DevdError(f"the daemon for {paths.root} did not answer; see {paths.log}")
+        with client:
+            return client.request(method, params, on_notification=on_notification)
+
+    def shown(self, path: str) -> str:
+        return shown_path(path, self.root)
+
+    # -- tools ------------------------------------------------------------------------
+    def spin(self, flow: str, step: str, artifacts: dict[str, Any] | None = None,
+             config_value: dict[str, str] | None = None, from_spin: bool = False,
+             ) -> dict[str, Any]:
+        path = self.flow_path(flow)
+        params: dict[str, Any] = {"uri": _uri(path), "fromSpin": from_spin}
+        params["pathspec" if "/" in step else "step"] = step
+        if artifacts:
+            params["artifacts"] = artifacts
+        if config_value:
+            params["configValue"] = config_value
+        data = self.request(path, "devd/spin", params)
+        error = data.get("error") or {}
+        if error.get("type") == "devd.BadRequest":
+            raise DevdError(error.get("message") or "the spin did not start")
+        data = add_agent_fields(data, self.shown(path), step, cwd=self.root, tools=True)
+        data["cards"] = [{k: v for k, v in card.items() if k != "html"}
+                         for card in data.get("cards") or []]
+        for stream in ("stdout", "stderr"):
+            data[stream] = _tail(data.get(stream) or "")
+        if data.get("error") and data["error"].get("traceback"):
+            data["error"]["traceback"] = _tail(data["error"]["traceback"], 3000)
+        data.pop("uri", None)
+        return data
+
+    def run(self, flow: str, args: list[str] | None = None) -> dict[str, Any]:
+        path = self.flow_path(flow)
+        output: list[str] = []
+
+        def collect(method: str, params: Any) -> None:
+            if method == "devd/log" and isinstance(params, dict):
+                output.append(str(params.get("text", "")))
+
+        data = self.request(path, "devd/run", {"uri": _uri(path), "args": list(args or [])},
+                            on_notification=collect)
+        text = "".join(output)
+        answer = {"ok": bool(data.get("ok")), "runId": data.get("runId"),
+                  "returncode": data.get("returncode"), "output": _tail(text)}
+        if data.get("error"):
+            answer["error"] = data["error"]
+        if not answer["ok"]:
+            answer["failure"] = run_failure(text, path, self.root)
+        return answer
+
+    def artifacts(self, flow: str, step: str, name: str | None = None) -> dict[str, Any]:
+        path = self.flow_path(flow)
+        params: dict[str, Any] = {"uri": _uri(path), "spinIfMissing": True,
+                                  "pathspec" if "/" in step else "step": step}
+        if name:
+            params["name"] = name
+        data = self.request(path, "devd/artifacts", params)
+        if not data.get("ok"):
+            raise DevdError(str(data.get("error") or "no artifacts"))
+        return data
+
+    def card(self, flow: str, step: str) -> str:
+        from .cardtext import card_text
+
+        path = self.flow_path(flow)
+        data = self.request(path, "devd/card", {
+            "uri": _uri(path), "spinIfMissing": True,
+            "pathspec" if "/" in step else "step": step})
+        if not data.get("ok"):
+            raise DevdError(str(data.get("error") or "no cards"))
+        spin = data.get("spin") or {}
+        state = "ok" if spin.get("ok") else "FAILED"
+        parts = [f"cards of the last spin of '{data.get('step')}' ({state}, parents from run "
+                 f"{spin.get('originRunId')})"]
+        error = spin.get("error")
+        if error:
+            parts.append(_error_line(error, self.root))
+        cards = data.get("cards") or []
+        if not cards:
+            parts.append("this step has no cards: add @card (and components through "
+                         "current.card) to the step")
+        for card in cards:
+            label = " ".join(str(card[k]) for k in ("type", "id") if card.get(k))
+            parts.append(f"=== card {card.get('index')}: {label} ===\n"
+                         + (card_text(card.get("html") or "") or "(empty)"))
+        return "\n\n".join(parts)
+
+    def status(self, flow_or_dir: str = ".") -> dict[str, Any]:
+        from .client import connect
+        from .project import daemon_paths, project_root
+
+        target = os.path.join(self.root, flow_or_dir)
+        paths = daemon_paths(project_root(target))
+        client = connect(paths)
+        if client is None:
+            return {"daemonRunning": False, "root": paths.root,
+                    "message": "no daemon runs for this project yet; the first spin, run, "
+                               "card or artifacts call starts one"}
+        with client:
+            return {"daemonRunning": True, **client.request("devd/status")}
+
+
+def _uri(path: str) -> str:
+    from .cli import file_uri
+
+    return file_uri(path)
+
+
+def _error_line(error: dict[str, Any], root: str) -> str:
+    file, line = error.get("file"), error.get("line")
+    where = (shown_path(file, root) + (f":{line}" if line else "") + ": ") if file else ""
+    text = f"{where}{error.get('type')}: {error.get('message')}"
+    source = error.get("source") or source_line(file, line)
+    return text + (f"\n    {source}" if source else "")
+
+
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ (?:\[[^\]]*\] ?)?")
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<fn>\S+))?')
+_EXCEPTION = re.compile(r"^(?P<type>[A-Za-z_][\w.]*): ?(?P<message>.*)$")
+
+
+def run_failure(output: str, flow_path: str, root: str) -> dict[str, Any] | None:
+    """Where a failed run's step failed: the innermost frame in the flow file of the last
+    traceback in Metaflow's output, and the exception under it."""
+    lines = [_LOG_PREFIX.sub("", line) for line in output.splitlines()]
+    found = None
+    for i, line in enumerate(lines):
+        match = _FRAME.match(line)
+        if match and os.path.abspath(match["file"]) == flow_path:
+            found = (i, match)
+    if found is None:
+        return None
+    index, frame = found
+    failure: dict[str, Any] = {"file": frame["file"], "line": int(frame["line"]),
+                               "where": f"{shown_path(frame['file'], root)}:{frame['line']}",
+                               "step": frame["fn"], "source": source_line(frame["file"],
+                                                                         int(frame["line"]))}
+    for line in lines[index + 1:]:
+        if _FRAME.match(line):
+            continue
+        exc = _EXCEPTION.match(line.strip())
+        if exc and not line.startswith((" ", "\t")) and exc["type"][0].isupper():
+            failure["type"], failure["message"] = exc["type"], exc["message"]
+            break
+    return failure
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, default=str)
+
+
+def build_server(root: str) -> Any:
+    """The MCP server with devd's five tools (``mcp`` SDK 2.x)."""
+    mcp_server_cls = _sdk()
+    from mcp.types import CallToolResult, TextContent
+
+    from . import __version__
+
+    tools = Tools(root)
+    server = mcp_server_cls("devd", version=__version__, instructions=INSTRUCTIONS,
+                            log_level="WARNING")
+
+    # Failures are returned, not raised: the SDK would put "Error executing tool X: " before
+    # the text, and the first line of a failure is the file:line an agent looks for.
+    def answer(text: str, error: bool = False) -> CallToolResult:
+        return CallToolResult(content=[TextContent(type="text", text=text)], is_error=error)
+
+    def tool(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> CallToolResult:
+            try:
+                return fn(*args, **kwargs)
+            except DevdError as exc:  # bad input, or the daemon could not be used
+                return answer(f"devd: {exc}", error=True)
+
+        return server.tool()(wrapper)
+
+    @tool
+    def spin(flow: str, step: str, artifacts: dict[str, Any] | None = None,
+             config_value: dict[str, str] | None = None,
+             from_spin: bool = False) -> CallToolResult:
+        """Re-execute ONE step of a Metaflow flow on its parents' recorded artifacts, warm,
+        in milliseconds (no full run). `flow`: the flow's .py file, relative to the project;
+        `step`: a step name (parents from the newest run), RUN/STEP or Flow/RUN/STEP/TASK.
+        `artifacts` overrides parent artifacts ({name: value}); `config_value` gives a
+        Config's value as text ({name: text}); `from_spin` takes the parents from the last
+        spins of the parent steps instead of a run. Returns JSON: ok, artifacts (name, type,
+        summary), stdout/stderr (their end), nextSteps, warnings (stale parents), next (what
+        to do now) and nextCommand. A failing step is a tool error starting with
+        file:line: Type: message, then the source line and the traceback."""
+        data = tools.spin(flow, step, artifacts, config_value, from_spin)
+        if data.get("ok"):
+            return answer(_dumps(data))
+        error = data.get("error") or {}
+        parts = [_error_line(error, tools.root), f"next: {data.get('next')}"]
+        if error.get("traceback"):
+            parts.append(error["traceback"].rstrip())
+        if data.get("stderr"):
+            parts.append("stderr:\n" + data["stderr"].rstrip())
+        if data.get("stdout"):
+            parts.append("stdout:\n" + data["stdout"].rstrip())
+        return answer("\n\n".join(parts), error=True)
+
+    @tool
+    def run(flow: str, args: list[str] | None = None) -> CallToolResult:
+        """Run the whole flow with Metaflow's own `python FLOW run ARGS` (seconds to
+        minutes); the new run's tasks become the parents of later spins. Run once before
+        the first spin, after a step works (to record its outputs for the next step), and
+        at the end. Returns JSON: ok, runId, returncode, output (its end). A failed run is
+        a tool error starting with file:line: Type: message of the failing step."""
+        data = tools.run(flow, args)
+        if data["ok"]:
+            return answer(_dumps(data))
+        failure = data.get("failure")
+        if failure:
+            head = f"{failure['where']}: {failure.get('type', 'Error')}: "
+            head += f"{failure.get('message', '')}"
+            head += f"\n    {failure['source']}" if failure.get("source") else ""
+        else:
+            head = f"devd: the run failed (exit {data.get('returncode')})"
+        hint = (f'next: fix it, then spin(flow="{flow}", step="{failure["step"]}")'
+                if failure and failure.get("step") else "next: read the output below")
+        return answer(f"{head}\n{hint}\n\nrun id {data.get('runId')}, exit "
+                      f"{data.get('returncode')}; output:\n{data['output'].rstrip()}",
+                      error=True)
+
+    @tool
+    def card(flow: str, step: str) -> CallToolResult:
+        """The cards of the step's last spin (spinning it first if it was not spun yet) as
+        plain text: headings, markdown, tables, values, images by label, not HTML."""
+        return answer(tools.card(flow, step))
+
+    @tool
+    def artifacts(flow: str, step: str, name: str | None = None) -> CallToolResult:
+        """The artifacts of the step's last spin (spinning it first if needed): name, type,
+        summary (shape, length) and size of each; with `name`, also a bounded repr of that
+        one value. Returns JSON."""
+        return answer(_dumps(tools.artifacts(flow, step, name)))
+
+    @tool
+    def status(flow_or_dir: str = ".") -> CallToolResult:
+        """What the project's devd daemon holds: warm parent tasks and their memory, running
+        spins and runs, watched flows, last spins. Returns JSON."""
+        return answer(_dumps(tools.status(flow_or_dir)))
+
+    return server
+
+
+def main(root: str = ".") -> int:
+    """Serve MCP on stdin/stdout until the client closes it."""
+    server = build_server(root)
+    server.run("stdio")
+    return 0

@@ -1,0 +1,161 @@
+"""`devd mcp` driven by the MCP SDK's own stdio client, against a real daemon and real runs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+from tests.conftest import daemon_environment
+
+MCP_FLOW = '''
+from metaflow import FlowSpec, Parameter, step
+
+
+class McpFlow(FlowSpec):
+    n = Parameter("n", default=3, type=int)
+
+    @step
+    def start(self):
+        self.items = list(range(self.n))
+        self.next(self.total)
+
+    @step
+    def total(self):
+        if self.n < 0:
+            raise RuntimeError("n must not be negative")
+        self.sum = sum(self.items)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    McpFlow()
+'''
+
+
+@pytest.fixture(scope="module")
+def mcp_project(project: Path) -> Iterator[Path]:
+    """The shared test project (its flows run once), served by a daemon of this module's own."""
+    (project / "mcp_flow.py").write_text(MCP_FLOW)
+    with daemon_environment("dmcp"):
+        yield project
+        subprocess.run([sys.executable, "-m", "devd.cli", "daemon", "stop", str(project)],
+                       cwd=project, capture_output=True, timeout=60)
+
+
+@contextlib.asynccontextmanager
+async def session(root: Path) -> AsyncIterator[ClientSession]:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "devd.cli", "mcp"],
+                                   cwd=str(root), env=dict(os.environ))
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+        await client.initialize()
+        yield client
+
+
+def text_of(result: Any) -> str:
+    return "\n".join(block.text for block in result.content if block.type == "text")
+
+
+def line_of(path: Path, fragment: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if fragment in line)
+
+
+@pytest.mark.asyncio
+async def test_spin_ok_error_and_bad_input_as_tools(mcp_project: Path) -> None:
+    async with session(mcp_project) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"spin", "run", "card", "artifacts", "status"} <= names
+
+        ok = await client.call_tool("spin", {"flow": "linear_flow.py", "step": "double"})
+        assert not ok.is_error, text_of(ok)
+        data = json.loads(text_of(ok))
+        assert data["ok"] is True and data["step"] == "double"
+        rows = {r["name"]: r for r in data["artifacts"]}
+        assert rows["y"]["summary"] == "12"
+        assert "y is 12" in data["stdout"]
+        assert data["nextCommand"] == 'spin(flow="linear_flow.py", step="end")'
+        assert all("html" not in card for card in data["cards"])
+
+        failed = await client.call_tool("spin", {"flow": "fail_flow.py", "step": "train"})
+        assert failed.is_error
+        text = text_of(failed)
+        line = line_of(mcp_project / "fail_flow.py", "raise ValueError")
+        first, source = text.splitlines()[:2]
+        assert first == f"fail_flow.py:{line}: ValueError: kk=5 is below 10"
+        assert source.strip().startswith("raise ValueError(")
+        assert 'spin(flow="fail_flow.py", step="train")' in text
+        assert "Traceback" in text
+
+        override = await client.call_tool("spin", {"flow": "fail_flow.py", "step": "train",
+                                                   "artifacts": {"kk": 30}})
+        assert not override.is_error, text_of(override)
+        assert {"name": "model", "type": "int", "summary": "60"} in json.loads(
+            text_of(override))["artifacts"]
+
+        bad = await client.call_tool("spin", {"flow": "linear_flow.py", "step": "nope"})
+        assert bad.is_error and "LinearFlow has no step 'nope'" in text_of(bad)
+        missing = await client.call_tool("spin", {"flow": "nowhere.py", "step": "start"})
+        assert missing.is_error and "nowhere.py: no such file" in text_of(missing)
+
+
+@pytest.mark.asyncio
+async def test_card_is_text_and_artifacts_show_one_value(mcp_project: Path) -> None:
+    async with session(mcp_project) as client:
+        card = await client.call_tool("card", {"flow": "card_flow.py", "step": "report"})
+        assert not card.is_error, text_of(card)
+        text = text_of(card)
+        for expected in ("# Quarterly report", "Total is **8**.", "region | units",
+                         "north | 4", "south | 8", "[image: red square]", "epochs: 7/10",
+                         "Accuracy: 93%", "## Notes from the default card"):
+            assert expected in text, (expected, text)
+        assert "<div" not in text and "<script" not in text
+
+        arts = await client.call_tool("artifacts", {"flow": "linear_flow.py",
+                                                    "step": "double", "name": "x"})
+        assert not arts.is_error, text_of(arts)
+        data = json.loads(text_of(arts))
+        assert {r["name"] for r in data["artifacts"]} >= {"x", "y", "label"}
+        assert data["value"]["repr"] == "[1, 2, 3]" and data["value"]["type"] == "list"
+        unknown = await client.call_tool("artifacts", {"flow": "linear_flow.py",
+                                                       "step": "double", "name": "nope"})
+        assert unknown.is_error and "has no artifact 'nope'" in text_of(unknown)
+
+        status = json.loads(text_of(await client.call_tool("status", {})))
+        assert status["daemonRunning"] is True and status["pid"] > 0
+        assert any(f.endswith("linear_flow.py") for f in status["flows"])
+        assert any(s["step"] == "report" for s in status["lastSpins"])
+
+
+@pytest.mark.asyncio
+async def test_run_records_parents_for_the_next_spin_and_a_failed_run_names_its_line(
+        mcp_project: Path) -> None:
+    async with session(mcp_project) as client:
+        run = await client.call_tool("run", {"flow": "mcp_flow.py", "args": ["--n", "5"]})
+        assert not run.is_error, text_of(run)
+        data = json.loads(text_of(run))
+        assert data["ok"] is True and data["returncode"] == 0 and data["runId"]
+        spun = json.loads(text_of(await client.call_tool(
+            "spin", {"flow": "mcp_flow.py", "step": "total"})))
+        assert spun["originRunId"] == data["runId"]
+        assert {"name": "sum", "type": "int", "summary": "10"} in spun["artifacts"]
+
+        failed = await client.call_tool("run", {"flow": "mcp_flow.py", "args": ["--n", "-1"]})
+        assert failed.is_error
+        line = line_of(mcp_project / "mcp_flow.py", "raise RuntimeError")
+        text = text_of(failed)
+        assert text.splitlines()[0] == (f"mcp_flow.py:{line}: RuntimeError: n must not be "
+                                        "negative"), text
+        assert 'spin(flow="mcp_flow.py", step="total")' in text
