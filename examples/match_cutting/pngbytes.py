@@ -24,11 +24,3 @@ def png(rgb: np.ndarray, scale: int = 1) -> bytes:
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b""))
 
-
-def heatmap(matrix: np.ndarray, cell: int = 48) -> bytes:
-    """A white-to-blue heat map of a non-negative matrix (a confusion matrix), as PNG."""
-    m = np.asarray(matrix, dtype=float)
-    share = m / m.max() if m.max() > 0 else m
-    white, blue = np.array([255.0, 255.0, 255.0]), np.array([31.0, 84.0, 160.0])
-    rgb = (white + share[..., None] * (blue - white)).round().astype(np.uint8)
-    return png(rgb, scale=cell)
