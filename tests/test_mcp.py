@@ -159,3 +159,14 @@ async def test_run_records_parents_for_the_next_spin_and_a_failed_run_names_its_
         assert text.splitlines()[0] == (f"mcp_flow.py:{line}: RuntimeError: n must not be "
                                         "negative"), text
         assert 'spin(flow="mcp_flow.py", step="total")' in text
+
+
+def test_without_the_sdk_devd_mcp_says_what_to_install(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['mcp'] = None; from devd.cli import main; "
+            "sys.exit(main(['mcp']))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip().splitlines() == [
+        "devd: the MCP server needs the MCP Python SDK 2.x: install it with "
+        "`pip install 'devd[mcp]'` (or `pip install 'mcp>=2,<3'`)"]

@@ -67,6 +67,7 @@ def test_every_method_answers_a_client_that_never_initialized(proto_project: Pat
         ("devd/status", {}),
         ("devd/spin", {"uri": flow, "step": "double"}),
         ("devd/card", {"uri": flow, "step": "double"}),
+        ("devd/artifacts", {"uri": flow, "step": "double", "name": "x"}),
         ("devd/cancel", {"target": "nothing-runs"}),
         ("textDocument/codeLens", doc),
         ("textDocument/hover", {**doc, "position": {"line": y_line, "character": y_col}}),
@@ -83,6 +84,8 @@ def test_every_method_answers_a_client_that_never_initialized(proto_project: Pat
             assert "error" not in answer, (method, answer)
             if method == "devd/spin":
                 assert answer["result"]["ok"] is True
+            if method == "devd/artifacts":
+                assert answer["result"]["value"]["repr"] == "[1, 2, 3]"
             if method == "textDocument/hover":
                 assert "`int`" in answer["result"]["contents"]["value"]
             if method == "textDocument/codeLens":
@@ -202,6 +205,7 @@ def test_a_request_without_params_is_answered_with_its_own_id(proto_project: Pat
     ("devd/run", {"uri": "file:///x.py", "args": ["--alpha", 3]}, "'args[1]'"),
     ("devd/resume", {"uri": ["a"]}, "'uri'"),
     ("devd/card", {"uri": "file:///x.py", "step": {"a": 1}}, "'step'"),
+    ("devd/artifacts", {"uri": "file:///x.py", "step": "s", "name": 3}, "'name'"),
     ("devd/cancel", {"target": 7}, "'target'"),
     ("devd/spin", {}, "needs 'uri'"),
     ("textDocument/hover", {"textDocument": {"uri": "file:///x.py"},
