@@ -140,7 +140,7 @@ async def test_card_is_text_and_artifacts_show_one_value(mcp_project: Path) -> N
 
 
 @pytest.mark.asyncio
-async def test_run_records_parents_for_the_next_spin_and_a_failed_run_names_its_line(
+async def test_run_records_parents_stale_ones_are_warned_and_a_failed_run_names_its_line(
         mcp_project: Path) -> None:
     async with session(mcp_project) as client:
         run = await client.call_tool("run", {"flow": "mcp_flow.py", "args": ["--n", "5"]})
@@ -151,6 +151,17 @@ async def test_run_records_parents_for_the_next_spin_and_a_failed_run_names_its_
             "spin", {"flow": "mcp_flow.py", "step": "total"})))
         assert spun["originRunId"] == data["runId"]
         assert {"name": "sum", "type": "int", "summary": "10"} in spun["artifacts"]
+        assert spun["warnings"] == [] and spun["nextCommand"] == (
+            'spin(flow="mcp_flow.py", step="end")')
+
+        flow = mcp_project / "mcp_flow.py"
+        flow.write_text(MCP_FLOW.replace("list(range(self.n))", "list(range(self.n))  # edited"))
+        stale = json.loads(text_of(await client.call_tool(
+            "spin", {"flow": "mcp_flow.py", "step": "total"})))
+        assert stale["ok"] is True and stale["nextCommand"] == 'run(flow="mcp_flow.py")'
+        assert stale["warnings"] == [
+            f"code of step 'start' changed since run {data['runId']}: the parents do not "
+            'reflect it; `run(flow="mcp_flow.py")` records them again']
 
         failed = await client.call_tool("run", {"flow": "mcp_flow.py", "args": ["--n", "-1"]})
         assert failed.is_error
