@@ -142,7 +142,10 @@ def test_a_spin_answered_by_a_daemon_imports_neither_argparse_nor_json() -> None
     code = (
         "import sys; from devd.cli import _quick_spin_args, file_uri, print_result; "
         "from devd.client import connect; from devd.project import daemon_paths, project_root; "
+        "from devd.agent import add_agent_fields; "
         "_quick_spin_args(['spin', 'f.py', 's', '--json']); file_uri('f.py'); "
+        "add_agent_fields({'ok': False, 'step': 's', 'error': {'type': 'E', 'file': 'f.py', "
+        "'line': 1}}, 'f.py'); "
         "print(sorted(m for m in ('argparse', 'json', 're', 'typing', 'socket', 'hashlib') "
         "if m in sys.modules))"
     )
