@@ -322,9 +322,13 @@ def cmd_spin(args: argparse.Namespace) -> int:
         if args.from_spin:
             raise DevdError("--from-spin chains on spins kept by a daemon: start one with "
                             "`devd daemon start` and spin the parent steps first")
+        from .blobcache import watch
+        from .progressline import ProgressLine
         from .session import Session
 
-        with Session(args.flow, warm_after_spin=False, prepare=False) as session:
+        progress_line = ProgressLine()
+        with Session(args.flow, warm_after_spin=False, prepare=False) as session, \
+                watch(progress_line.on_progress):
             result = session.spin(
                 args.target,
                 artifacts_module=args.artifacts_module,
@@ -338,6 +342,7 @@ def cmd_spin(args: argparse.Namespace) -> int:
                 on_debug_ready=_print_debug_ready,
                 pdb=args.pdb,
             )
+        progress_line.done()
         data = result.to_json()
     if args.json:
         from .agent import add_agent_fields
@@ -351,7 +356,8 @@ def cmd_spin(args: argparse.Namespace) -> int:
 
 def _spin_params(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {"uri": file_uri(args.flow),
-                              "persist": args.persist, "fromSpin": args.from_spin}
+                              "persist": args.persist, "fromSpin": args.from_spin,
+                              "workDoneToken": "devd-cli"}  # parents downloading: $/progress
     if "/" in args.target:
         params["pathspec"] = args.target
     else:
@@ -370,9 +376,18 @@ def _spin_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _log_printer(stream: Any) -> Any:
+    progress_line = None
+
     def on_notification(method: str, params: Any) -> None:
+        nonlocal progress_line
         if method == "devd/log" and stream is not None and isinstance(params, dict):
             stream(params.get("stream", "stdout"), params.get("text", ""))
+        elif method == "$/progress":
+            if progress_line is None:
+                from .progressline import ProgressLine
+
+                progress_line = ProgressLine()
+            progress_line.on_lsp_progress(params)
         elif method == "devd/debugReady" and isinstance(params, dict):
             _print_debug_ready(params)
 

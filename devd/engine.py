@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import runner
+from .blobcache import watch as watch_transfers
 from .cards import update_payload
 from .errors import DevdError
 from .flowmodel import FlowModel
@@ -251,8 +252,12 @@ class Engine:
         debug: bool = False,
         debug_timeout: float | None = None,
         on_debug_ready: Callable[[dict[str, Any]], None] | None = None,
+        on_progress: Callable[[int, int, str], None] | None = None,
     ) -> SpinResult:
         """Spin ``target`` (a step or pathspec); supersedes a running spin of the same step.
+
+        ``on_progress(done, total, message)``: parents downloading from a remote datastore
+        (bytes); cancelling the spin stops the download.
 
         ``debug``: the step's child waits for a DAP client first (``on_debug_ready`` gets
         its loopback ``{host, port}``); cancel and supersede work as for any spin.
@@ -293,7 +298,9 @@ class Engine:
                 plan, warm_tasks, stale = self._chain_plan(session, model, step)
                 result = session.spin_on(plan, warm_tasks, **common)
             else:
-                result = session.spin(target, **common)
+                with watch_transfers(on_progress,
+                                     lambda: work.cancelled or work.superseded):
+                    result = session.spin(target, **common)
                 stale = self._recorded_staleness(session, model, result)
         finally:
             with self._lock:

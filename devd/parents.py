@@ -75,6 +75,16 @@ def _default_datastore() -> tuple[str, str] | None:
     return (DEFAULT_DATASTORE, root) if root else None
 
 
+def _probe_default_store(model: FlowModel) -> None:
+    """A remote store (a team's S3) that cannot be read at all is one line now, not
+    minutes of retries inside Metaflow's Client while it looks for the parents."""
+    default = _default_datastore()
+    if default is not None and default[0] != "local":
+        from .blobcache import probe
+
+        probe(default[0], default[1], f"the runs of {model.flow_name}")
+
+
 def _ref(task: Any, fallback: tuple[str, str] | None = None) -> TaskRef:
     """A task's location; ``_parameters`` records none, so it takes ``fallback``'s."""
     flow_name, run_id, step, task_id = task.path_components
@@ -312,6 +322,7 @@ def resolve_plan(model: FlowModel, target: Target) -> SpinPlan:
     from metaflow import Flow, Run
     from metaflow.exception import MetaflowNamespaceMismatch, MetaflowNotFound
 
+    _probe_default_store(model)
     if target.run_id is not None:
         try:
             run = Run(f"{model.flow_name}/{target.run_id}", _namespace_check=False)

@@ -417,6 +417,7 @@ def _completion_names(engine: Engine, path: str, source: str, line: int) -> dict
 def _spin_request(server: DevdServer, path: str, uri: str,
                   args: dict[str, Any]) -> dict[str, Any]:
     engine = server.engine
+    progress = _TransferProgress(server, args.get("workDoneToken"), "devd: parents")
     try:
         model = engine.model(path)
         target = engine.resolve_step(model, args.get("step"), args.get("line"),
@@ -443,11 +444,86 @@ def _spin_request(server: DevdServer, path: str, uri: str,
             debug=bool(args.get("debug", False)),
             debug_timeout=args.get("debugTimeout"),
             on_debug_ready=debug_ready,
+            on_progress=progress.report,
         )
     except DevdError as exc:
         return bad_request_json(str(exc), uri, path)
+    finally:
+        progress.end()
     server.last_spun[path] = result.step
     return spin_json(result, uri, server.card_html)
+
+
+class _TransferProgress:
+    """``$/progress`` for parents downloading during a spin, begun at the first byte: on
+    the client's ``workDoneToken`` (the CLI's), else on a token the server creates when
+    the client supports window/workDoneProgress (an editor). Called from a pool thread."""
+
+    def __init__(self, server: DevdServer, client_token: Any, title: str) -> None:
+        self.server = server
+        self.title = title
+        valid = isinstance(client_token, str | int) and not isinstance(client_token, bool)
+        self.client_token = client_token if valid else None
+        self.token: Any = None
+        self.begun = False  # set on the event loop
+        self.ended = False
+
+    def _loop(self) -> asyncio.AbstractEventLoop | None:
+        loop = self.server.loop
+        return loop if loop is not None and loop.is_running() else None
+
+    def report(self, done: int, total: int, message: str) -> None:
+        loop = self._loop()
+        if loop is None:
+            return
+        percentage = int(100 * done / total) if total else 0
+        if self.token is None:
+            caps = self.server.client_capabilities
+            if self.client_token is not None:
+                self.token = self.client_token
+            elif caps and caps.window and caps.window.work_done_progress:
+                self.token = f"devd-download-{id(self)}"
+            else:
+                self.token = False  # nobody to tell
+                return
+            asyncio.run_coroutine_threadsafe(self._begin(message, percentage), loop)
+            return
+        if self.token is False:
+            return
+        report = types.WorkDoneProgressReport(message=message, percentage=percentage)
+        loop.call_soon_threadsafe(self._send, report)
+
+    async def _begin(self, message: str, percentage: int) -> None:
+        progress = self.server.work_done_progress
+        try:
+            if self.token != self.client_token:
+                await progress.create_async(self.token)
+            progress.begin(self.token, types.WorkDoneProgressBegin(
+                title=self.title, message=message, percentage=percentage, cancellable=False))
+            self.begun = True
+        except Exception:  # the client refused the token: no progress, the spin goes on
+            self.token = False
+            return
+        if self.ended:  # the spin ended while the client answered
+            self._finish()
+
+    def _send(self, value: Any) -> None:
+        if self.begun:
+            self.server.work_done_progress.report(self.token, value)
+
+    def end(self) -> None:
+        loop = self._loop()
+        if loop is None or not self.token:
+            return
+        loop.call_soon_threadsafe(self._finish)
+
+    def _finish(self) -> None:
+        self.ended = True
+        if self.begun:
+            self.begun = False
+            self.server.work_done_progress.end(self.token,
+                                               types.WorkDoneProgressEnd(message="done"))
+            self.server.work_done_progress.tokens.pop(self.token, None)
 
 
 def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[str, Any]:

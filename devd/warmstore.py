@@ -159,13 +159,18 @@ def open_task_datastore(ref: TaskRef) -> Any:
     from metaflow.datastore import FlowDataStore
     from metaflow.plugins import DATASTORES
 
+    from .blobcache import explain, metaflow_s3_client, probe, store_name
+
     impls = [d for d in DATASTORES if d.TYPE == ref.ds_type]
     if not impls:
         raise DevdError(
             f"{ref.pathspec} is stored in a '{ref.ds_type}' datastore that this Metaflow "
             "install does not know; install the extension that provides it"
         )
+    probe(ref.ds_type, ref.ds_root, f"parent task {ref.pathspec}")
     flow_ds = FlowDataStore(ref.flow_name, storage_impl=impls[0], ds_root=ref.ds_root)
+    if ref.ds_type == "s3":  # devd's timeouts and retry bound: an error, never a hang
+        flow_ds._storage_impl.s3_client = metaflow_s3_client()
     try:  # Metaflow's client cache: decompressed blobs, shared with its own spin and Client
         from metaflow.client.filecache import FileBlobCache, FileCache, TaskMetadataCache
 
@@ -179,6 +184,9 @@ def open_task_datastore(ref: TaskRef) -> Any:
     try:
         return flow_ds.get_task_datastore(ref.run_id, ref.step, ref.task_id, attempt=ref.attempt)
     except Exception as exc:
+        if ref.ds_type != "local":
+            raise DevdError(f"cannot read parent task {ref.pathspec} from "
+                            f"{store_name(ref.ds_type, ref.ds_root)}: {explain(exc)}") from None
         raise DevdError(
             f"parent task {ref.pathspec} is gone from {ref.ds_root} ({exc}); "
             "run the flow again with `devd run FLOW`"
@@ -186,17 +194,51 @@ def open_task_datastore(ref: TaskRef) -> Any:
 
 
 def _rehome(value: Any) -> Any:
-    """A big numpy array copied into numpy's own (huge-page) memory.
+    """A big numpy array moved onto huge pages.
 
     Unpickled arrays live in small pages; forking a process that holds a 1 GB array in
-    small pages copies 262,144 page-table entries (~35 ms here), in huge pages 512.
+    small pages copies 262,144 page-table entries (~35 ms here), in huge pages 512. The
+    kernel collapses the pages in place (``MADV_COLLAPSE``, Linux 6.1+: no second copy
+    of the array, so loading peaks at the array's size); elsewhere the array is copied
+    into numpy's own (huge-page) memory.
     """
     np = sys.modules.get("numpy")
     if np is None or not isinstance(value, np.ndarray):
         return value
     if value.nbytes < HUGE_ARRAY_BYTES or value.dtype.hasobject:
         return value
+    if value.flags.c_contiguous and _collapse_in_place(value.ctypes.data, value.nbytes):
+        return value
     return np.array(value, copy=True, order="K")
+
+
+_HUGE = 2 << 20
+_collapse_works: list[bool] = []
+
+
+def _collapse_in_place(address: int, length: int) -> bool:
+    """madvise(MADV_HUGEPAGE) then MADV_COLLAPSE over the 2 MB-aligned middle of a buffer."""
+    if _collapse_works and not _collapse_works[0]:
+        return False
+    if not sys.platform.startswith("linux"):
+        _collapse_works.append(False)
+        return False
+    import ctypes
+
+    start = (address + _HUGE - 1) // _HUGE * _HUGE
+    end = (address + length) // _HUGE * _HUGE
+    if end <= start:
+        return True  # nothing a huge page could hold
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        libc.madvise(start, end - start, 14)  # MADV_HUGEPAGE: khugepaged may keep them so
+        ok = libc.madvise(start, end - start, 25) == 0  # MADV_COLLAPSE
+    except (OSError, AttributeError):
+        ok = False
+    if not _collapse_works:
+        _collapse_works.append(ok)
+    return ok
 
 
 def fingerprint(value: Any) -> int | None:
@@ -227,28 +269,142 @@ def _load(ref: TaskRef, datastore: Any, names: list[str],
           rehome: bool = True) -> dict[str, Any]:
     try:
         return {name: _rehome(value) if rehome else value
-                for name, value in datastore.load_artifacts(names)}
+                for name, value in _load_streamed(ref, datastore, names)}
+    except DevdError:
+        raise
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
+        if ref.ds_type != "local":
+            from .blobcache import explain, store_name
+
+            raise DevdError(f"cannot read parent task {ref.pathspec} from "
+                            f"{store_name(ref.ds_type, ref.ds_root)}: {explain(exc)}") from None
         raise DevdError(
             f"parent task {ref.pathspec} is gone or unreadable ({type(exc).__name__}: "
             f"{detail}); run the flow again with `devd run FLOW`"
         ) from None
 
 
-def load_task(ref: TaskRef, eager_limit: int | None = None) -> WarmTask:
+_PICKLED = frozenset(["pickle-v2", "pickle-v4", "gzip+pickle-v2", "gzip+pickle-v4"])
+
+
+def _streamable(datastore: Any, name: str) -> bool:
+    """Whether Metaflow would read ``name`` with its pickle serializer (then devd streams
+    it); artifacts of other serializers go through Metaflow's ``load_artifacts``."""
+    info = datastore._info.get(name, {})
+    encoding = info.get("encoding", "gzip+pickle-v2")
+    if encoding not in _PICKLED:
+        return False
+    try:
+        from metaflow.datastore.artifacts.serializer import SerializationMetadata
+
+        metadata = SerializationMetadata(obj_type=info.get("type", "object"),
+                                         size=info.get("size", 0), encoding=encoding,
+                                         serializer_info=info.get("serializer_info", {}))
+        for serializer in datastore._serializers:
+            if serializer.can_deserialize(metadata):
+                return getattr(serializer, "TYPE", None) == "pickle"
+    except (ImportError, AttributeError):  # an older Metaflow: pickle is all it has
+        return True
+    return False
+
+
+def blob_files(ref: TaskRef, datastore: Any, keys: list[str]) -> dict[str, Any]:
+    """Local files holding the blobs ``keys`` as Metaflow stored them: the datastore's own
+    files for a local datastore, devd's disk cache (downloaded once) for S3."""
+    from .blobcache import BlobFile, fetch_s3
+
+    if not keys:
+        return {}
+    if ref.ds_type == "s3":
+        sizes = {datastore._objects[n]: int(datastore._info.get(n, {}).get("size", 0) or 0)
+                 for n in datastore._objects}
+        return fetch_s3(ref.ds_root, ref.flow_name, keys, ref.pathspec,
+                        {k: sizes.get(k, 0) for k in keys})
+    if ref.ds_type != "local":
+        return {}
+    ca_store = datastore._ca_store
+    storage = ca_store._storage_impl
+    paths = {storage.path_join(ca_store._prefix, key[:2], key): key for key in keys}
+    found = {}
+    with storage.load_bytes(list(paths)) as loaded:
+        for path, local, meta in loaded:
+            if local is not None and path in paths:
+                found[paths[path]] = BlobFile(local, bool(meta and meta.get("cas_raw")))
+    return found
+
+
+def _load_streamed(ref: TaskRef, datastore: Any,
+                   names: list[str]) -> Iterable[tuple[str, Any]]:
+    """Artifacts read straight from their stored files: decompressed and unpickled as a
+    stream, so loading never holds the compressed blob, the decompressed bytes and the
+    object at once (peak: about the object's size)."""
+    import pickle
+
+    from .blobcache import open_blob
+
+    stream = [n for n in names if n in datastore._objects and _streamable(datastore, n)]
+    files = blob_files(ref, datastore, [datastore._objects[n] for n in stream])
+    rest = [n for n in names if n not in stream or datastore._objects[n] not in files]
+    if rest:
+        yield from datastore.load_artifacts(rest)
+    for name in stream:
+        blob = files.get(datastore._objects[name])
+        if blob is not None:
+            with open_blob(blob) as handle:
+                yield name, pickle.load(handle)
+
+
+def _eager_names(datastore: Any, eager_limit: int | None) -> list[str]:
+    limit = EAGER_LIMIT_BYTES if eager_limit is None else eager_limit
+    return [n for n in datastore._objects
+            if limit < 0 or n.startswith("_")
+            or int(datastore._info.get(n, {}).get("size", 0) or 0) <= limit]
+
+
+def load_task(ref: TaskRef, eager_limit: int | None = None,
+              datastore: Any = None) -> WarmTask:
     """Open a recorded task and load its small artifacts (all of them with no limit)."""
     started = time.perf_counter()
-    datastore = open_task_datastore(ref)
-    limit = EAGER_LIMIT_BYTES if eager_limit is None else eager_limit
-    names = [n for n in datastore._objects
-             if limit < 0 or n.startswith("_")
-             or int(datastore._info.get(n, {}).get("size", 0) or 0) <= limit]
+    datastore = datastore if datastore is not None else open_task_datastore(ref)
+    names = _eager_names(datastore, eager_limit)
     values = _load(ref, datastore, names)
     crcs = fingerprints(values)
     size = sum(int(datastore._info.get(n, {}).get("size", 0) or 0) for n in names)
     return WarmTask(ref, datastore, values, size, time.perf_counter() - started,
                     fingerprints=crcs)
+
+
+def prefetch(refs: list[TaskRef]) -> dict[TaskRef, Any]:
+    """Open the datastores of remote parent tasks in parallel and download what loading
+    their small artifacts needs in one parallel batch; returns the opened datastores."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .blobcache import fetch_s3
+
+    remote = [r for r in refs if r.ds_type == "s3"]
+    if not remote:
+        return {}
+    if len(remote) == 1:
+        return {remote[0]: open_task_datastore(remote[0])}
+    with ThreadPoolExecutor(max_workers=min(8, len(remote)),
+                            thread_name_prefix="devd-open") as pool:
+        opened = dict(zip(remote, pool.map(open_task_datastore, remote), strict=True))
+    groups: dict[tuple[str, str], list[TaskRef]] = {}
+    for ref in remote:
+        groups.setdefault((ref.ds_root, ref.flow_name), []).append(ref)
+    for (ds_root, flow_name), group in groups.items():
+        keys, sizes, owners = [], {}, {}
+        for ref in group:
+            datastore = opened[ref]
+            for name in _eager_names(datastore, None):
+                if _streamable(datastore, name):
+                    key = datastore._objects[name]
+                    keys.append(key)
+                    sizes[key] = int(datastore._info.get(name, {}).get("size", 0) or 0)
+                    owners.setdefault(key, ref.pathspec)
+        fetch_s3(ds_root, flow_name, keys, f"{len(group)} parent tasks", sizes, owners)
+    return opened
 
 
 class WarmStore:
@@ -266,15 +422,15 @@ class WarmStore:
             for listener in list(self.on_drop):
                 listener(pathspecs)
 
-    def get(self, ref: TaskRef) -> WarmTask:
-        """The warm task for ``ref``, opened on first use."""
+    def get(self, ref: TaskRef, datastore: Any = None) -> WarmTask:
+        """The warm task for ``ref``, opened on first use (``datastore``: opened already)."""
         with self._lock:
             warm = self._tasks.get(ref.pathspec)
             if warm is not None and warm.ref == ref:
                 self._tasks.move_to_end(ref.pathspec)
                 warm.last_used = time.monotonic()
                 return warm
-        loaded = load_task(ref)
+        loaded = load_task(ref, datastore=datastore)
         with self._lock:
             self._tasks[ref.pathspec] = loaded
             self._tasks.move_to_end(ref.pathspec)
@@ -283,7 +439,11 @@ class WarmStore:
 
     def get_many(self, refs: Iterable[TaskRef]) -> list[WarmTask]:
         refs = list(refs)
-        tasks = [self.get(r) for r in refs]
+        with self._lock:
+            cold = [r for r in refs if r.pathspec not in self._tasks
+                    or self._tasks[r.pathspec].ref != r]
+        opened = prefetch(cold)  # remote parents: downloaded together, in parallel
+        tasks = [self.get(r, opened.get(r)) for r in refs]
         with self._lock:  # the whole set must stay warm together
             for t in tasks:
                 self._tasks[t.ref.pathspec] = t

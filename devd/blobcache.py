@@ -1,0 +1,465 @@
+"""Parent artifacts of a remote datastore (S3): downloaded once, in parallel, kept on disk.
+
+Metaflow's spin downloads every parent blob again on every spin. Here a blob is
+downloaded once into a size-bounded disk cache, as Metaflow stored it (compressed), so
+a restarted daemon reads it from disk, and the warm loader can stream it (decompress
+and unpickle on the fly, never holding the blob and the object at once).
+
+Transfers use Metaflow's ``S3Client`` (its credentials, role, endpoint and client
+parameters) with devd's own timeouts and a bounded retry count: an unreachable endpoint,
+a missing credential or object, a timeout or a server that goes away mid-download is one
+line naming the pathspec and the store, within seconds, never a hang. Progress and
+cancellation come from ``watch()`` around the work (the daemon's spin sets them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import DevdError
+
+ProgressCallback = Callable[[int, int, str], None]  # bytes done, bytes in all, message
+
+CHUNK = 1 << 20
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def cache_dir() -> str:
+    """``DEVD_BLOB_CACHE``, else ``devd-blobs`` in Metaflow's client cache directory."""
+    explicit = os.environ.get("DEVD_BLOB_CACHE")
+    if explicit:
+        return os.path.abspath(explicit)
+    from metaflow.metaflow_config import CLIENT_CACHE_PATH
+
+    return os.path.join(os.path.abspath(CLIENT_CACHE_PATH), "devd-blobs")
+
+
+def cache_limit_bytes() -> int:
+    """``DEVD_BLOB_CACHE_MB``, else Metaflow's own client cache bound (10 GB by default)."""
+    from metaflow.metaflow_config import CLIENT_CACHE_MAX_SIZE
+
+    return int(_env_float("DEVD_BLOB_CACHE_MB", float(CLIENT_CACHE_MAX_SIZE)) * (1 << 20))
+
+
+def timeout_seconds() -> float:
+    """How long a transfer may go without a byte arriving (``DEVD_S3_TIMEOUT``, 30 s)."""
+    return max(1.0, _env_float("DEVD_S3_TIMEOUT", 30.0))
+
+
+# -- progress and cancel for the work of one thread ----------------------------------------
+@dataclass
+class Watch:
+    on_progress: ProgressCallback | None = None
+    cancelled: Callable[[], bool] = lambda: False
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def watch(on_progress: ProgressCallback | None = None,
+          cancelled: Callable[[], bool] | None = None) -> Iterator[Watch]:
+    """Downloads started by this thread inside the block report to ``on_progress`` and
+    stop (with a DevdError) once ``cancelled()`` is true."""
+    previous = getattr(_local, "watch", None)
+    current = Watch(on_progress, cancelled or (lambda: False))
+    _local.watch = current
+    try:
+        yield current
+    finally:
+        _local.watch = previous
+
+
+def _current() -> Watch:
+    return getattr(_local, "watch", None) or Watch()
+
+
+class Cancelled(DevdError):
+    """The user cancelled while parents were downloading."""
+
+
+# -- the disk cache ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BlobFile:
+    """A stored blob on local disk: ``raw`` as is, else gzip-framed (Metaflow's CAS v1)."""
+
+    path: str
+    raw: bool
+
+
+def _store_id(ds_root: str) -> str:
+    return hashlib.sha1(ds_root.encode()).hexdigest()[:16]
+
+
+def _cached_path(ds_root: str, flow_name: str, key: str, raw: bool) -> str:
+    suffix = ".raw" if raw else ".gz"
+    return os.path.join(cache_dir(), _store_id(ds_root), flow_name, key[:2], key + suffix)
+
+
+def cached(ds_root: str, flow_name: str, key: str) -> BlobFile | None:
+    for raw in (False, True):
+        path = _cached_path(ds_root, flow_name, key, raw)
+        if os.path.exists(path):
+            with contextlib.suppress(OSError):
+                os.utime(path)  # most recently used: trimmed last
+            return BlobFile(path, raw)
+    return None
+
+
+class _Stream:
+    """A blob's bytes as a file for ``pickle.load``: ``readinto`` fills the unpickler's
+    buffer a few MB at a time, so a big ``bytes`` inside the pickle (a numpy array's data)
+    is decompressed straight into its final place, never into a second buffer."""
+
+    def __init__(self, inner: Any, *also: Any) -> None:
+        self._inner = inner
+        self._also = also
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0 or size <= CHUNK:
+            return self._inner.read(size)
+        buffer = bytearray(size)
+        return bytes(buffer[:self.readinto(buffer)])
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view):
+            piece = self._inner.read(min(4 * CHUNK, len(view) - filled))
+            if not piece:
+                break
+            view[filled:filled + len(piece)] = piece
+            filled += len(piece)
+        return filled
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._inner.readline(size)
+
+    def close(self) -> None:
+        self._inner.close()
+        for other in self._also:
+            other.close()
+
+    def __enter__(self) -> _Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_blob(blob: BlobFile) -> _Stream:
+    """The stored blob's content (decompressed as it is read, for a gzip-framed blob)."""
+    import gzip
+
+    handle = open(blob.path, "rb")  # noqa: SIM115 - closed by the _Stream
+    if blob.raw:
+        return _Stream(handle)
+    return _Stream(gzip.GzipFile(fileobj=handle, mode="rb"), handle)
+
+
+def trim_cache(limit: int | None = None, keep: set[str] | frozenset[str] = frozenset()) -> int:
+    """Delete least recently used blobs until the cache fits ``limit``; returns bytes freed."""
+    limit = cache_limit_bytes() if limit is None else limit
+    entries = []
+    for folder, _dirs, files in os.walk(cache_dir()):
+        for name in files:
+            if name.endswith((".gz", ".raw")):
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    st = os.stat(path)
+                    entries.append((st.st_mtime, st.st_size, path))
+    total = sum(e[1] for e in entries)
+    freed = 0
+    for _mtime, size, path in sorted(entries):
+        if total - freed <= limit:
+            break
+        if path in keep:
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            freed += size
+    return freed
+
+
+def clear_cache() -> None:
+    import shutil
+
+    shutil.rmtree(cache_dir(), ignore_errors=True)
+
+
+# -- S3 -------------------------------------------------------------------------------------
+_clients: dict[tuple[int, float], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client_params() -> dict[str, Any]:
+    from botocore.config import Config
+    from metaflow.metaflow_config import DATATOOLS_CLIENT_PARAMS
+
+    params = dict(DATATOOLS_CLIENT_PARAMS or {})
+    ours = Config(connect_timeout=min(10.0, timeout_seconds()), read_timeout=timeout_seconds(),
+                  retries={"max_attempts": 2, "mode": "standard"})
+    base = params.get("config")
+    if isinstance(base, dict):
+        base = Config(**base)
+    params["config"] = base.merge(ours) if base is not None else ours
+    return params
+
+
+def metaflow_s3_client() -> Any:
+    """Metaflow's ``S3Client`` (credentials, role, endpoint and client parameters as
+    Metaflow is configured) with devd's timeouts and retry bound; it keeps them when
+    Metaflow resets it after an error."""
+    from metaflow.plugins.datatools.s3.s3 import S3Client
+
+    bound_metaflow_retries()
+    return S3Client(s3_client_params=_client_params())
+
+
+def s3_client() -> Any:
+    """The boto3 client of ``metaflow_s3_client()``, one per process and timeout."""
+    key = (os.getpid(), timeout_seconds())  # connections are not shared across a fork
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = metaflow_s3_client().client
+            _clients[key] = client
+    return client
+
+
+_bounded: list[bool] = []
+
+
+def bound_metaflow_retries() -> None:
+    """Metaflow's S3 layer retries a failed read up to 21 times with backoff capped at six
+    minutes (a dead endpoint looks like a hang). In the process that holds warm parents
+    devd bounds that to ``DEVD_S3_RETRIES`` (2) unless METAFLOW_S3_RETRY_COUNT is set."""
+    if _bounded or "METAFLOW_S3_RETRY_COUNT" in os.environ:
+        return
+    _bounded.append(True)
+    retries = max(0, int(_env_float("DEVD_S3_RETRIES", 2)))
+    try:
+        from metaflow.plugins.datatools.s3 import s3, s3util
+
+        s3.S3_RETRY_COUNT = s3.S3_TRANSIENT_RETRY_COUNT = retries
+        s3util.S3_RETRY_COUNT = retries
+    except Exception:  # another Metaflow layout: its own retries apply
+        pass
+
+
+def endpoint() -> str:
+    from metaflow.metaflow_config import S3_ENDPOINT_URL
+
+    return S3_ENDPOINT_URL or "AWS S3"
+
+
+def store_name(ds_type: str, ds_root: str) -> str:
+    """How an error names a store: its root, and the endpoint for S3."""
+    return f"{ds_root} at {endpoint()}" if ds_type == "s3" else ds_root
+
+
+def explain(exc: BaseException) -> str:
+    """One line for an S3 failure, without botocore's traceback."""
+    try:
+        from botocore import exceptions as bx
+    except ImportError:  # pragma: no cover - boto3 comes with Metaflow
+        bx = None
+    timeout = f"{timeout_seconds():g} s"
+    if isinstance(exc, Cancelled):
+        return str(exc)
+    if bx is not None:
+        if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+            return ("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
+                    "AWS_SECRET_ACCESS_KEY, or run `aws sso login`)")
+        if isinstance(exc, bx.ConnectTimeoutError):
+            return f"timed out connecting to {endpoint()} after {timeout} (DEVD_S3_TIMEOUT)"
+        if isinstance(exc, bx.ReadTimeoutError):
+            return f"no data from {endpoint()} for {timeout} (DEVD_S3_TIMEOUT)"
+        if isinstance(exc, bx.EndpointConnectionError):
+            return (f"cannot reach {endpoint()} (check METAFLOW_S3_ENDPOINT_URL, "
+                    "the network or a VPN)")
+        if isinstance(exc, bx.ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+                return "the object is missing from the store (deleted, or another store)"
+            if code == "NoSuchBucket":
+                return "the bucket does not exist (check METAFLOW_DATASTORE_SYSROOT_S3)"
+            if code in ("AccessDenied", "403", "InvalidAccessKeyId",
+                        "SignatureDoesNotMatch", "ExpiredToken") or status == 403:
+                return (f"access denied ({code or status}): check the AWS credentials and "
+                        "their permissions on the bucket")
+            return f"S3 answered {code or status}: {error.get('Message', '')}".strip()
+        if isinstance(exc, bx.ResponseStreamingError | bx.ConnectionClosedError
+                      | bx.IncompleteReadError):
+            return f"the connection to {endpoint()} broke off mid-download"
+        if isinstance(exc, bx.BotoCoreError):
+            return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = str(exc).strip().splitlines()
+    if isinstance(exc, OSError | ConnectionError) or "IncompleteRead" in type(exc).__name__:
+        return f"the connection to {endpoint()} broke off mid-download ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {text[0] if text else 'no detail'}"
+
+
+def _bucket_and_prefix(ds_root: str) -> tuple[str, str]:
+    rest = ds_root.split("://", 1)[-1]
+    bucket, _, prefix = rest.partition("/")
+    return bucket, prefix.strip("/")
+
+
+class _Progress:
+    """Adds up bytes from several transfer threads; tells the watch at most 5 times/s."""
+
+    def __init__(self, watch_: Watch, what: str, total: int) -> None:
+        self.watch = watch_
+        self.what = what
+        self.total = total
+        self.done = 0
+        self.lock = threading.Lock()
+        self.last = 0.0
+        self.started = time.monotonic()
+
+    def add(self, count: int, final: bool = False) -> None:
+        with self.lock:
+            self.done += count
+            now = time.monotonic()
+            if self.watch.on_progress is None or (not final and now - self.last < 0.2):
+                return
+            self.last = now
+            done, total = self.done, max(self.total, self.done)
+        mb = 1 << 20
+        self.watch.on_progress(done, total, f"downloading {self.what}: "
+                                            f"{done / mb:.0f}/{total / mb:.0f} MB")
+
+
+def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
+             sizes: dict[str, int] | None = None,
+             owners: dict[str, str] | None = None) -> dict[str, BlobFile]:
+    """The blobs ``keys`` of ``flow_name`` in ``ds_root`` on local disk, downloading the
+    ones not cached yet in parallel. A DevdError names the store and the task the blob
+    belongs to (``owners``: key to pathspec; else ``pathspec``)."""
+    found: dict[str, BlobFile] = {}
+    missing = []
+    for key in dict.fromkeys(keys):
+        hit = cached(ds_root, flow_name, key)
+        if hit is not None:
+            found[key] = hit
+        else:
+            missing.append(key)
+    if not missing:
+        return found
+    watch_ = _current()
+    store = store_name("s3", ds_root)
+    if watch_.cancelled():
+        raise Cancelled(f"cancelled before downloading the parents of {pathspec}")
+    bucket, prefix = _bucket_and_prefix(ds_root)
+    total = sum((sizes or {}).get(k, 0) for k in missing)
+    progress = _Progress(watch_, f"{len(missing)} parent blob(s) of {pathspec}", total)
+    folder = os.path.join(cache_dir(), _store_id(ds_root), flow_name)
+    os.makedirs(folder, exist_ok=True)
+    try:
+        client = s3_client()
+    except Exception as exc:
+        raise DevdError(f"cannot read parent task {pathspec} from {store}: {explain(exc)}") \
+            from None
+    stop = threading.Event()
+
+    def one(key: str) -> BlobFile:
+        try:
+            return transfer(key)
+        except Cancelled:
+            raise
+        except BaseException as exc:
+            owner = (owners or {}).get(key, pathspec)
+            why = str(exc) if isinstance(exc, DevdError) else explain(exc)
+            raise DevdError(f"cannot read parent task {owner} from {store}: {why}") from None
+
+    def transfer(key: str) -> BlobFile:
+        object_key = "/".join(p for p in (prefix, flow_name, "data", key[:2], key) if p)
+        response = client.get_object(Bucket=bucket, Key=object_key)
+        length = int(response.get("ContentLength") or 0)
+        if key not in (sizes or {}):
+            with progress.lock:
+                progress.total += length
+        meta_text = (response.get("Metadata") or {}).get("metaflow-user-attributes")
+        meta = json.loads(meta_text) if meta_text else None
+        raw = bool(meta and meta.get("cas_raw", False))
+        if meta and not raw and meta.get("cas_version", 1) != 1:
+            raise DevdError(f"blob {key} has encoding version {meta.get('cas_version')}, "
+                            "which this Metaflow cannot read; update Metaflow")
+        final = _cached_path(ds_root, flow_name, key, raw)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        body = response["Body"]
+        try:
+            with os.fdopen(handle, "wb") as out:
+                for chunk in body.iter_chunks(CHUNK):
+                    if stop.is_set() or watch_.cancelled():
+                        raise Cancelled(f"cancelled while downloading the parents of "
+                                        f"{pathspec} from {store}")
+                    out.write(chunk)
+                    progress.add(len(chunk))
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                body.close()  # drop the connection: the server stops sending
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return BlobFile(final, raw)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=min(8, len(missing)),
+                            thread_name_prefix="devd-s3") as pool:
+        futures = {key: pool.submit(one, key) for key in missing}
+        try:
+            for key, future in futures.items():
+                found[key] = future.result()
+        except BaseException:
+            stop.set()
+            for other in futures.values():
+                other.cancel()
+            raise
+    if time.monotonic() - started > 0 or progress.done:
+        progress.add(0, final=True)
+    trim_cache(keep={b.path for b in found.values()})
+    return found
+
+
+_probed: dict[tuple[str, str], float] = {}
+
+
+def probe(ds_type: str, ds_root: str, what: str) -> None:
+    """Fail fast, in one line, when a remote store cannot be read at all (no credentials,
+    endpoint down, no bucket), before Metaflow's own client retries for minutes. A store
+    that answered is not probed again for a minute."""
+    if ds_type != "s3":
+        return
+    now = time.monotonic()
+    key = (ds_type, ds_root)
+    if now - _probed.get(key, -1e9) < 60:
+        return
+    bucket, prefix = _bucket_and_prefix(ds_root)
+    try:
+        s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    except Exception as exc:
+        raise DevdError(f"cannot read {what} from {store_name(ds_type, ds_root)}: "
+                        f"{explain(exc)}") from None
+    _probed[key] = now

@@ -1,0 +1,302 @@
+"""Spins of runs recorded in S3: a real S3-compatible server (moto's server mode) on
+loopback, a bucket made here, a flow run for real with ``--datastore=s3`` against it.
+
+Everything that touches S3 runs in subprocesses (the flow, the daemon, the CLI, a
+checker using devd's Python API): Metaflow reads its datastore configuration once, when
+first imported, and this pytest process is configured for the local datastore.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import daemon_environment
+from tests.s3server import S3Server
+
+DEVD = [sys.executable, "-m", "devd.cli"]
+BLOB_BYTES = 6 << 20  # the big parent artifact: over DEVD_EAGER_MB, incompressible
+
+S3_FLOW = '''\
+import os
+import random
+
+from metaflow import Config, FlowSpec, card, current, step
+
+
+class S3Flow(FlowSpec):
+    settings = Config("settings", default="settings.json")
+
+    @card
+    @step
+    def start(self):
+        self.items = [2, 3]
+        self.lr = self.settings["lr"]
+        size = int(os.environ.get("S3FLOW_BLOB_BYTES", "1024"))
+        self.blob = random.Random(7).randbytes(size)  # incompressible, the same every time
+        current.card.append(__import__("metaflow").cards.Markdown("# lr %s" % self.lr))
+        self.next(self.body, foreach="items")
+
+    @step
+    def body(self):
+        self.sq = self.input ** 2
+        self.blob_len = len(self.blob)
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.squares = [inp.sq for inp in inputs]
+        self.merge_artifacts(inputs, exclude=["sq", "blob_len"])
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.total = sum(self.squares) + len(self.blob)
+
+
+if __name__ == "__main__":
+    S3Flow()
+'''
+
+# Spins every task of the run in-process (devd's Python API) and compares each with what
+# Metaflow's Client shows for the recorded task; then one --persist spin read back.
+CHECKER = '''\
+import json, sys
+from metaflow import Flow, Task, namespace
+import devd
+from devd import Session
+
+namespace(None)
+run = Flow("S3Flow")[sys.argv[1]]
+report = {"spun": [], "bad": []}
+with Session("s3_flow.py") as session:
+    for step in run:
+        for task in step:
+            result = session.spin(task.pathspec)
+            report["spun"].append(task.pathspec)
+            if not result.ok:
+                report["bad"].append([task.pathspec, "failed", str(result.error)])
+                continue
+            for artifact in task:
+                if artifact.id.startswith("_"):
+                    continue
+                if result.artifacts[artifact.id] != artifact.data:
+                    report["bad"].append([task.pathspec, artifact.id])
+persisted = devd.spin("s3_flow.py", run["end"].task.pathspec, persist=True)
+report["persisted"] = Task(persisted.pathspec, _namespace_check=False,
+                           _current_metadata="spin@.").data.total
+meta = Task(persisted.pathspec, _namespace_check=False,
+            _current_metadata="spin@.").metadata_dict
+report["persisted_ds"] = [meta.get("ds-type"), meta.get("ds-root")]
+print("REPORT " + json.dumps(report))
+'''
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    server = S3Server()
+    server.create_bucket("devd-team")
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def s3_project(s3: S3Server) -> Iterator[tuple[Path, dict[str, str], str]]:
+    """A project whose flow ran with --datastore=s3 on the loopback server; its env."""
+    root = Path(tempfile.mkdtemp(prefix="devd-s3-"))
+    (root / "s3_flow.py").write_text(S3_FLOW)
+    (root / "settings.json").write_text(json.dumps({"lr": 0.25}))
+    (root / "checker.py").write_text(CHECKER)
+    env = {**os.environ, **s3.env("devd-team"), "S3FLOW_BLOB_BYTES": str(BLOB_BYTES),
+           "METAFLOW_CLIENT_CACHE_PATH": str(root / "client-cache"),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "s3_flow.py", "--datastore=s3", "run",
+                           "--run-id-file", "run-id"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with daemon_environment("devd-s3-rt-") as runtime:
+        env["DEVD_RUNTIME_DIR"] = runtime
+        yield root, env, (root / "run-id").read_text().strip()
+        subprocess.run([*DEVD, "daemon", "stop"], cwd=root, env=env, capture_output=True,
+                       timeout=60)
+
+
+def devd(root: Path, env: dict[str, str], *args: str,
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*DEVD, *args], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def data_gets(s3: S3Server, since: int) -> int:
+    """Bytes the server sent since ``since`` (the relay's counter)."""
+    return s3.relay.bytes_down - since
+
+
+def test_every_task_of_an_s3_run_is_reproduced_and_persist_goes_local(s3_project) -> None:
+    root, env, run_id = s3_project
+    proc = subprocess.run([sys.executable, "checker.py", run_id], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("REPORT ")), None)
+    assert line is not None, proc.stdout + proc.stderr
+    report = json.loads(line[len("REPORT "):])
+    assert len(report["spun"]) == 5  # start, body x2, join, end
+    assert report["bad"] == []
+    assert report["persisted"] == 13 + BLOB_BYTES
+    ds_type, ds_root = report["persisted_ds"]  # as Metaflow's spin: the local spin store
+    assert ds_type == "spin" and ds_root.startswith(str(root / ".metaflow_spin")), ds_root
+
+
+def test_recorded_cards_of_an_s3_run(s3_project) -> None:
+    root, env, run_id = s3_project
+    proc = devd(root, env, "card", "s3_flow.py", f"S3Flow/{run_id}/start/1", "--recorded")
+    assert proc.returncode == 0, proc.stderr
+    page = html.unescape(Path(proc.stdout.strip().splitlines()[-1]).read_text())
+    assert 'data-card-type="default"' in page  # the card Metaflow stored in S3
+    decoded = [base64.b64decode(chunk).decode("utf-8", "replace")
+               for chunk in re.findall(r"[A-Za-z0-9+/=]{200,}", page)
+               if len(chunk) % 4 == 0]
+    assert any("lr 0.25" in text for text in decoded)  # its Markdown, as recorded
+
+
+def test_daemon_downloads_parents_once_and_a_restart_reads_the_disk_cache(
+        s3: S3Server, s3_project) -> None:
+    root, env, run_id = s3_project
+    env = {**env, "DEVD_BLOB_CACHE": str(root / "blob-cache")}
+    devd(root, env, "daemon", "stop")
+    assert devd(root, env, "daemon", "start").returncode == 0
+    before = s3.relay.bytes_down
+    first = devd(root, env, "spin", "s3_flow.py", "end", "--json")
+    data = json.loads(first.stdout)
+    assert data["ok"], first.stdout + first.stderr
+    assert data_gets(s3, before) > BLOB_BYTES  # the big blob came through the server
+    assert "Traceback" not in first.stderr
+    blobs = list((root / "blob-cache").rglob("*.gz"))
+    assert blobs and sum(b.stat().st_size for b in blobs) > BLOB_BYTES
+    before = s3.relay.bytes_down
+    again = json.loads(devd(root, env, "spin", "s3_flow.py", "end", "--json").stdout)
+    assert again["ok"] and data_gets(s3, before) < 200_000  # no blob again (listing only)
+    assert devd(root, env, "daemon", "stop").returncode == 0
+    assert devd(root, env, "daemon", "start").returncode == 0
+    before = s3.relay.bytes_down
+    restarted = json.loads(devd(root, env, "spin", "s3_flow.py", "end", "--json").stdout)
+    assert restarted["ok"] and data_gets(s3, before) < 200_000
+    assert restarted["artifacts"] == again["artifacts"]
+
+
+def _one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr and "botocore" not in proc.stderr
+    lines = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_unreachable_endpoint_and_missing_credentials_are_one_line(s3_project) -> None:
+    root, env, run_id = s3_project
+    dead = {**env, "METAFLOW_S3_ENDPOINT_URL": "http://127.0.0.1:9",
+            "DEVD_BLOB_CACHE": str(root / "cache-dead")}
+    started = time.monotonic()
+    line = _one_line_error(devd(root, dead, "spin", "--no-daemon", "s3_flow.py", "end"))
+    assert "s3://devd-team/metaflow" in line and "cannot reach http://127.0.0.1:9" in line
+    assert time.monotonic() - started < 60
+    nocreds = {k: v for k, v in env.items() if not k.startswith("AWS_ACCESS")
+               and not k.startswith("AWS_SECRET")}
+    nocreds.update(AWS_SHARED_CREDENTIALS_FILE=str(root / "none"),
+                   AWS_CONFIG_FILE=str(root / "none"), DEVD_BLOB_CACHE=str(root / "cache-nc"))
+    line = _one_line_error(devd(root, nocreds, "spin", "--no-daemon", "s3_flow.py", "end"))
+    assert "no AWS credentials" in line and "s3://devd-team/metaflow" in line
+
+
+def test_a_missing_object_names_the_task_and_the_store(s3: S3Server, s3_project) -> None:
+    root, env, run_id = s3_project
+    client = s3.client()
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="devd-team",
+                                                      Prefix="metaflow/S3Flow/data/")
+            .get("Contents", []) if o["Size"] > BLOB_BYTES // 2]
+    assert len(keys) == 1  # the big blob, read by every task but start
+    saved = client.get_object(Bucket="devd-team", Key=keys[0])
+    body, meta = saved["Body"].read(), saved["Metadata"]
+    client.delete_object(Bucket="devd-team", Key=keys[0])
+    try:
+        env = {**env, "DEVD_BLOB_CACHE": str(root / "cache-missing"), "DEVD_EAGER_MB": "100"}
+        line = _one_line_error(devd(root, env, "spin", "--no-daemon", "s3_flow.py",
+                                    f"{run_id}/body"))
+        assert f"S3Flow/{run_id}/start/1" in line and "missing" in line
+        assert "s3://devd-team/metaflow" in line
+    finally:
+        client.put_object(Bucket="devd-team", Key=keys[0], Body=body, Metadata=meta)
+
+
+def test_a_hung_endpoint_times_out(s3: S3Server, s3_project) -> None:
+    root, env, run_id = s3_project
+    s3.relay.hang = True
+    try:
+        env = {**env, "DEVD_S3_TIMEOUT": "2", "DEVD_BLOB_CACHE": str(root / "cache-hung")}
+        started = time.monotonic()
+        line = _one_line_error(devd(root, env, "spin", "--no-daemon", "s3_flow.py", "end"))
+        assert "s3://devd-team/metaflow" in line and "DEVD_S3_TIMEOUT" in line
+        assert time.monotonic() - started < 60
+    finally:
+        s3.relay.hang = False
+
+
+def _spin_while_downloading(s3: S3Server, root: Path, env: dict[str, str],
+                            cache: str) -> subprocess.Popen[str]:
+    env = {**env, "DEVD_BLOB_CACHE": str(root / cache), "DEVD_EAGER_MB": "100"}
+    devd(root, env, "daemon", "stop")
+    assert devd(root, env, "daemon", "start").returncode == 0
+    s3.relay.rate = 1 << 20  # 1 MB/s: the 6 MB blob takes seconds
+    before = s3.relay.bytes_down
+    proc = subprocess.Popen([*DEVD, "spin", "s3_flow.py", "end"], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while s3.relay.bytes_down - before < (2 << 20):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    return proc
+
+
+def test_cancel_during_a_download_stops_it(s3: S3Server, s3_project) -> None:
+    root, env, run_id = s3_project
+    try:
+        proc = _spin_while_downloading(s3, root, env, "cache-cancel")
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the daemon cancels the client's spin
+        proc.communicate(timeout=60)
+        time.sleep(2)  # the transfer stops within a chunk
+        settled = s3.relay.bytes_down
+        time.sleep(2)
+        assert s3.relay.bytes_down - settled < (1 << 20)
+        assert not list((root / "cache-cancel").rglob(".part-*"))  # nothing half-written
+        status = devd(root, env, "status")
+        assert status.returncode == 0, status.stderr
+    finally:
+        s3.relay.rate = None
+
+
+def test_server_stopped_mid_download(s3: S3Server, s3_project) -> None:
+    """Last in this module: the relay (the endpoint the env names) is gone afterwards."""
+    root, env, run_id = s3_project
+    proc = _spin_while_downloading(s3, root, env, "cache-stop")
+    s3.relay.stop()  # the server goes away mid-transfer
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in err and "botocore" not in err
+    error = [x for x in err.splitlines() if x.startswith("devd: cannot read")]
+    assert len(error) == 1, err
+    assert "s3://devd-team/metaflow" in error[0] and f"S3Flow/{run_id}/" in error[0]
+    # the download's progress reached the terminal ($/progress from the daemon)
+    assert any(x.startswith("devd: downloading") for x in err.splitlines()), err
+    assert devd(root, env, "status").returncode == 0  # the daemon lives on
+    assert not list((root / "cache-stop").rglob(".part-*"))
