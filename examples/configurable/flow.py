@@ -8,6 +8,7 @@ training itself (the Configs post's ConfigurableFlow, grown a little).
 
 import pprint
 
+import numpy as np
 from metaflow import (
     Config,
     FlowSpec,
@@ -19,6 +20,7 @@ from metaflow import (
     schedule,
     step,
 )
+from metaflow.cards import Markdown, Table
 
 
 @schedule(cron=config_expr("config.schedule.cron"))
@@ -29,8 +31,6 @@ class ConfigurableFlow(FlowSpec):
 
     @step
     def start(self):
-        import numpy as np
-
         print("Config loaded:")
         pprint.pp(self.config)
         rng = np.random.default_rng(0)
@@ -44,9 +44,6 @@ class ConfigurableFlow(FlowSpec):
     @resources(cpu=config.resources.cpu)
     @step
     def train(self):
-        import numpy as np
-        from metaflow.cards import Markdown, Table
-
         model = self.config.model
         weights = np.zeros(self.X.shape[1])
         moment, velocity = np.zeros_like(weights), np.zeros_like(weights)

@@ -8,7 +8,12 @@ score      every pair of shots scored (quadratic in the shots), the top-K pairs 
            card shows the best pairs as thumbnails, so it reads the frames again
 """
 
+# Imported here, not in the steps: a warm devd spin then finds them already loaded.
+import numpy as np
 from metaflow import FlowSpec, Parameter, card, current, step
+from metaflow.cards import Image, Markdown, Table
+from pngbytes import png
+from video import pooled, shot_boundaries, synthesize, unit
 
 
 class MatchCuttingFlow(FlowSpec):
@@ -18,25 +23,18 @@ class MatchCuttingFlow(FlowSpec):
 
     @step
     def start(self):
-        from video import synthesize
-
         self.video, self.truth = synthesize(self.frames, self.seed)
         print(f"{len(self.video)} frames, {self.video.nbytes / 1e6:.0f} MB")
         self.next(self.shots)
 
     @step
     def shots(self):
-        from video import shot_boundaries
-
         self.SB = shot_boundaries(self.video)
         print(f"{len(self.SB)} shots")
         self.next(self.dedup)
 
     @step
     def dedup(self):
-        import numpy as np
-        from video import pooled, unit
-
         shots = list(self.SB)
         self.embeddings = unit(np.stack([pooled(self.video, *self.SB[s], grey=False)
                                          for s in shots]))
@@ -55,9 +53,6 @@ class MatchCuttingFlow(FlowSpec):
 
     @step
     def represent(self):
-        import numpy as np
-        from video import pooled, unit
-
         self.shot_ids = list(self.SB_deduped)
         self.representations = unit(np.stack(
             [pooled(self.video, *self.SB_deduped[s], grey=True) for s in self.shot_ids]))
@@ -66,8 +61,6 @@ class MatchCuttingFlow(FlowSpec):
     @card
     @step
     def score(self):
-        import numpy as np
-
         self.scores = self.representations @ self.representations.T  # every pair at once
         first, second = np.triu_indices(len(self.shot_ids), 1)
         order = np.argsort(-self.scores[first, second], kind="stable")[: self.top_k]
@@ -80,10 +73,6 @@ class MatchCuttingFlow(FlowSpec):
 
     def report_card(self):
         """The best pairs as thumbnails: the middle frame of each shot, side by side."""
-        import numpy as np
-        from metaflow.cards import Image, Markdown, Table
-        from pngbytes import png
-
         current.card.append(Markdown(
             f"# Top {len(self.top_pairs)} match cuts\n{len(self.shot_ids)} shots after "
             f"deduplication ({len(self.SB)} before), {self.pair_count} pairs scored."))
