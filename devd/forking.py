@@ -81,7 +81,6 @@ def _iter_messages(fd: int) -> Iterator[tuple[str, Any]]:
                 yield ("error", f"could not read a message from the child: {exc!r}")
 
 
-# One fork at a time: gc.freeze()/unfreeze() around a fork are process-wide.
 def max_output_bytes() -> int:
     """How much of a step's stdout (and of its stderr) is kept, streamed and returned: as
     Metaflow's ``run --max-log-size`` (10 MB) does, the rest is summarised, kept in a file."""
@@ -108,6 +107,7 @@ def _spill_file(stream: str) -> Any:
     return spill
 
 
+# One fork at a time: gc.disable()/enable() around a fork are process-wide.
 _FORK_LOCK = threading.Lock()
 
 _PR_SET_PDEATHSIG = 1
@@ -176,11 +176,21 @@ def _fork_now(in_child: Callable[[], None]) -> int:
     parent = os.getpid()
     with _FORK_LOCK:
         # Objects that exist now are never scanned by the child's garbage collector: a
-        # collection there would write to every object and copy every page.
-        gc.freeze()
-        pid = os.fork()
-        if pid != 0:
-            gc.unfreeze()
+        # collection there would write to every object and copy every page. The child
+        # freezes them (O(1): the generation lists are spliced) before its collector can
+        # run; the parent's generations stay as they were. (A freeze/unfreeze around the
+        # fork in the parent moved every young object, garbage too, into the oldest
+        # generation, which only a full collection scans: the daemon's garbage piled up
+        # with every spin.)
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            pid = os.fork()
+            if pid == 0:
+                gc.freeze()
+        finally:
+            if enabled:
+                gc.enable()
     if pid == 0:  # pragma: no cover - runs in the child
         try:
             # Its own process group: whatever the step starts is killed with it.
