@@ -27,11 +27,13 @@ class Lens:
 
 
 def code_lenses(model: FlowModel, uri: str) -> list[Lens]:
-    """'Spin' on every step, 'Run' on the start step, 'Resume from here' on the others."""
+    """'Spin' and 'Debug' on every step, 'Run' on the start step, 'Resume from here' on
+    the others."""
     lenses = []
     for info in model.steps.values():
         line = info.start_line - 1
         lenses.append(Lens(line, "▶ Spin", "devd.spin", [uri, info.name]))
+        lenses.append(Lens(line, "Debug", "devd.debug", [uri, info.name]))
         if info.name == model.start_step:
             lenses.append(Lens(line, "Run flow", "devd.run", [uri]))
         else:

@@ -8,14 +8,17 @@ import * as vscode from "vscode";
 import type { LanguageClient } from "vscode-languageclient/node";
 
 import * as daemonCommands from "./commands/daemon";
+import { debugStep } from "./commands/debug";
 import { resume, run } from "./commands/run";
 import { spin, spinWithArtifacts } from "./commands/spin";
 import { RESTART_KEYS } from "./config/settings";
 import { type Devd, settingsFor } from "./context";
+import { DEBUG_TYPE, debugReadyWaiters, DevdDebugAdapterFactory } from "./debug/adapter";
 import { PreviewPanel } from "./panel/previewPanel";
 import {
   type CardResult,
   type CardUpdatedParams,
+  type DebugReadyParams,
   type LogParams,
   Methods,
   type SpinResult,
@@ -73,6 +76,7 @@ export function activate(context: vscode.ExtensionContext): void {
         void refreshMemory(client);
       });
       client.onNotification(Methods.cardUpdated, (p: CardUpdatedParams) => panel.cardUpdated(p));
+      client.onNotification(Methods.debugReady, (p: DebugReadyParams) => debugReadyWaiters.ready(p));
       client.onNotification(Methods.stateChanged, (p: StateChangedParams) => {
         // `stale` maps each step to its stale parents: the status bar follows the last spun step.
         const last = devd.lastSpun;
@@ -91,6 +95,7 @@ export function activate(context: vscode.ExtensionContext): void {
   register("devd.spin", (uri?: string, step?: string) => spin(devd, { uri, step }));
   register("devd.spinWithArtifacts", (uri?: string, step?: string) => spinWithArtifacts(devd, uri, step));
   register("devd.spinFromLast", (uri?: string, step?: string) => spin(devd, { uri, step, fromSpin: true }));
+  register("devd.debug", (uri?: string, step?: string) => debugStep(devd, { uri, step }));
   register("devd.run", (uri?: string) => run(devd, uri));
   register("devd.resume", (uri?: string, step?: string) => resume(devd, uri, step));
   register("devd.cancel", () => daemonCommands.cancel(devd));
@@ -98,6 +103,7 @@ export function activate(context: vscode.ExtensionContext): void {
   register("devd.showStatus", () => daemonCommands.showStatus(devd));
   register("devd.restart", () => daemonCommands.restart(devd));
   register("devd.showLog", () => output.show(true));
+  context.subscriptions.push(vscode.debug.registerDebugAdapterDescriptorFactory(DEBUG_TYPE, new DevdDebugAdapterFactory()));
 
   // A new interpreter or server setting needs a new server: once, after the edits settle.
   const restartSoon = debounce(() => void clients.restartAll("interpreter or settings changed"), 750);

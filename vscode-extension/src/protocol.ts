@@ -36,6 +36,18 @@ export interface SpinParams {
   pathspec?: string;
   artifactsModule?: string;
   fromSpin?: boolean;
+  /** Run the step under debugpy; the requester gets `devd/debugReady` (docs/debugging.md). */
+  debug?: boolean;
+  /** Seconds a debug spin waits for a debugger to attach (default 120). */
+  debugTimeout?: number;
+}
+
+/** Where the debug spin's child listens for a DAP client (loopback). */
+export interface DebugReadyParams {
+  uri: string;
+  step: string;
+  host: string;
+  port: number;
 }
 
 export interface CardResult {
@@ -99,4 +111,5 @@ export const Methods = {
   spinFinished: "devd/spinFinished",
   stateChanged: "devd/stateChanged",
   cardUpdated: "devd/cardUpdated",
+  debugReady: "devd/debugReady",
 } as const;

@@ -8,6 +8,8 @@ export const recorded = {
   panels: [] as FakePanel[],
   shownDocuments: [] as { path: string; line: number }[],
   activeEditor: undefined as unknown,
+  debugSessions: [] as unknown[],
+  debugStarts: true,
 };
 
 export function reset(): void {
@@ -16,6 +18,8 @@ export function reset(): void {
   recorded.panels.length = 0;
   recorded.shownDocuments.length = 0;
   recorded.activeEditor = undefined;
+  recorded.debugSessions.length = 0;
+  recorded.debugStarts = true;
 }
 
 export class EventEmitter<T> {
@@ -162,4 +166,21 @@ export const workspace = {
   getConfiguration() {
     return { get: () => undefined };
   },
+  getWorkspaceFolder(): undefined {
+    return undefined;
+  },
 };
+
+export const debug = {
+  async startDebugging(_folder: unknown, configuration: unknown): Promise<boolean> {
+    recorded.debugSessions.push(configuration);
+    return recorded.debugStarts;
+  },
+};
+
+export class DebugAdapterServer {
+  constructor(
+    readonly port: number,
+    readonly host?: string,
+  ) {}
+}

@@ -1,0 +1,163 @@
+"""Debugging a step in a real VS Code (code-server in headless Chromium), on a real flow.
+
+The extension's own `devd` debug type attaches VS Code to debugpy in the step's child (no
+Python extension installed): F9 sets a breakpoint, Ctrl+Alt+D saves and debugs the step
+under the cursor, the editor stops on that line with the parents' artifacts in the Variables
+view, F5 continues and the card pane shows the spin's result. Screenshots go to
+out/screenshots/vscode-debug-*.png; the key-press-to-stopped time to
+out/screenshots/vscode-debug-timing.txt.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from vscode_harness import CodeServer, Workbench, find_editor_tools, open_workbench
+
+pytestmark = pytest.mark.editor
+
+REPO = Path(__file__).resolve().parent.parent
+SHOTS = REPO / "out" / "screenshots"
+FLOW = "hello_flow.py"
+VENV_BIN = Path(sys.executable).parent
+LINES = (REPO / "examples" / FLOW).read_text().splitlines()
+TRAIN_BODY = LINES.index("        self.rate = self.input") + 1
+BREAK_LINE = TRAIN_BODY  # the step's first line: it has read none of its parents' artifacts
+STOPPED = ".monaco-editor .codicon-debug-stackframe"  # the yellow arrow where it stopped
+
+
+def extension_vsix() -> Path:
+    """The .vsix `make vsix` builds (built here when missing, as `make test` does first)."""
+    version = __import__("json").loads((REPO / "vscode-extension/package.json").read_text())[
+        "version"]
+    vsix = REPO / "vscode-extension" / f"devd-{version}.vsix"
+    if not vsix.exists():
+        subprocess.run(["make", "-C", str(REPO), "vsix"], check=True, timeout=600)
+    return vsix
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dws")
+    shutil.copy(REPO / "examples" / FLOW, root / FLOW)
+    subprocess.run([sys.executable, FLOW, "run"], cwd=root, check=True, capture_output=True,
+                   timeout=300)
+    return root
+
+
+@pytest.fixture(scope="module")
+def wb(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
+    tools, why = find_editor_tools()
+    if tools is None:
+        pytest.skip(f"no editor tools: {why} (make editor-tools installs them)")
+    env = {
+        "USER": os.environ.get("USER", "devd-test"),
+        "METAFLOW_DEFAULT_DATASTORE": "local",
+        "METAFLOW_DEFAULT_METADATA": "local",
+        "DEVD_RUNTIME_DIR": str(tmp_path_factory.mktemp("drt")),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with CodeServer(extension_vsix(), workspace, {"devd.pythonPath": sys.executable}, env,
+                    tools=tools) as server, open_workbench(server, artifacts=SHOTS) as bench:
+        bench.open_file(FLOW)
+        bench.click_editor()
+        try:
+            yield bench
+        finally:
+            subprocess.run([sys.executable, "-m", "devd.cli", "daemon", "stop", str(workspace)],
+                           env={**os.environ, **env}, capture_output=True, timeout=60)
+
+
+def preview_frame(wb: Workbench, text: str):
+    """The card pane's page (not a card inside it)."""
+    def find():
+        for frame in wb.page.frames:
+            try:
+                if frame.evaluate("() => !!document.getElementById('artifacts')") and \
+                        text in frame.evaluate("() => document.body.innerText"):
+                    return frame
+            except Exception:
+                continue
+        return None
+
+    return wb.wait_until(find, f"the card pane showing {text!r}")
+
+
+def view_text(wb: Workbench, title: str) -> str:
+    """The text of a Run and Debug view's pane (VARIABLES, CALL STACK...)."""
+    pane = wb.page.locator(".pane", has=wb.page.locator(".pane-header", has_text=title)).first
+    return pane.inner_text().replace("\u00a0", " ") if pane.count() else ""
+
+
+def expand(wb: Workbench, name: str) -> None:
+    """Expand the Variables view's row ``name`` (a scope, or a variable: ``self``)."""
+    def row():
+        for el in wb.page.query_selector_all(".debug-variables .monaco-list-row"):
+            label = el.inner_text().split("\n")[0].replace("\u00a0", " ").strip()
+            if label == name or label.startswith(name + ":") or label.startswith(name + " "):
+                return el
+        return None
+
+    found = wb.wait_until(row, f"{name!r} in the Variables view")
+    if found.get_attribute("aria-expanded") != "true":
+        found.click()
+    wb.wait_until(lambda: (r := row()) and r.get_attribute("aria-expanded") == "true",
+                  f"{name!r} expanded in the Variables view")
+
+
+def updates(frame) -> int:
+    return int(frame.evaluate("() => Number(document.body.dataset.previewUpdates || 0)"))
+
+
+def test_breakpoint_ctrl_alt_d_stops_there_with_the_artifacts(wb: Workbench) -> None:
+    # A plain spin first: the daemon is up and the parents warm, the card pane open.
+    wb.goto_line(TRAIN_BODY)
+    wb.press("ctrl+alt+s")
+    wb.wait_for_webview_text("Trained with rate 0.1", timeout=120)
+    frame = preview_frame(wb, "HelloFlow/train")
+    before = updates(frame)
+
+    wb.click_editor()
+    wb.goto_line(BREAK_LINE)
+    wb.press("F9")
+    wb.wait_for_selector(".monaco-editor .codicon-debug-breakpoint")
+    wb.goto_line(TRAIN_BODY + 1)
+    pressed = time.perf_counter()
+    wb.press("ctrl+alt+d")
+    wb.wait_for_selector(STOPPED, timeout=60)
+    stopped_ms = (time.perf_counter() - pressed) * 1000
+
+    # Stopped on the breakpoint's line, in `train`, of this flow.
+    wb.wait_until(lambda: f"train {FLOW} {BREAK_LINE}:" in " ".join(
+        view_text(wb, "Call Stack").split()), f"train at {FLOW}:{BREAK_LINE} in the Call Stack")
+    # Variables: Locals holds `self`; expanded, it lists the parents' artifacts.
+    expand(wb, "Locals")
+    expand(wb, "self")
+    def artifacts_listed() -> str:
+        text = " ".join(view_text(wb, "Variables").split())
+        return text if "data = [0, 3, 6" in text and "rates = [0.1, 0.2, 0.3]" in text else ""
+
+    wb.wait_until(artifacts_listed, "the parent artifacts `data` and `rates` under self")
+    wb.screenshot(SHOTS / "vscode-debug-1-stopped.png")
+
+    wb.press("F5")  # continue: the step ends, and so does the debug session
+    wb.wait_for_selector(STOPPED, state="detached", timeout=60)
+    wb.wait_until(lambda: updates(frame) > before, "the card pane updated by the debug spin", 60)
+    assert "Trained with rate 0.1" in " ".join(wb.webview_texts())
+    assert "succeeded" in frame.evaluate("() => document.getElementById('status').innerText")
+    wb.wait_until(lambda: not wb.page.is_visible(".debug-toolbar"),
+                  "the debug session to end (no debug toolbar)", 30)
+    wb.screenshot(SHOTS / "vscode-debug-2-continued.png")
+    (SHOTS / "vscode-debug-timing.txt").write_text(
+        f"Ctrl+Alt+D to stopped at the breakpoint (warm daemon): {stopped_ms:.0f} ms\n")
+    print(f"\nCtrl+Alt+D to stopped at the breakpoint: {stopped_ms:.0f} ms")
+    log = wb.server.output_channel("devd") if wb.server else ""
+    print("\n".join(line for line in log.splitlines() if "debug" in line))

@@ -1,0 +1,64 @@
+/** Debug Step (ctrl+alt+d, the `Debug` lens): spin under debugpy and attach VS Code to it. */
+import * as vscode from "vscode";
+
+import { type Devd, saveFirst, targetDocument } from "../context";
+import { attachConfiguration, debugReadyWaiters } from "../debug/adapter";
+import { type DebugReadyParams, Methods, type SpinParams, type SpinResult } from "../protocol";
+
+export interface DebugOptions {
+  uri?: string | vscode.Uri;
+  step?: string;
+}
+
+/**
+ * Save, ask the daemon for a debug spin of the lens's step (else the step at the cursor),
+ * and attach when its child listens. The result comes when the step ends; the card pane
+ * updates from the daemon's `devd/spinFinished`, as for any spin.
+ */
+export async function debugStep(devd: Devd, options: DebugOptions = {}): Promise<SpinResult | undefined> {
+  const doc = await targetDocument(options.uri);
+  if (!doc || !(await saveFirst(doc))) {
+    return undefined;
+  }
+  const uri = doc.uri.toString();
+  const params: SpinParams = { uri, debug: true };
+  if (options.step) {
+    params.step = options.step;
+  } else {
+    const editor = vscode.window.activeTextEditor;
+    params.line = editor && editor.document === doc ? editor.selection.active.line : 0;
+  }
+  const client = await devd.clients.clientFor(doc.uri);
+  if (!client) {
+    return undefined;
+  }
+  devd.output.appendLine(`[devd] debug spin of ${params.step ?? `line ${(params.line ?? 0) + 1}`} requested`);
+  const ready = debugReadyWaiters.expect(uri);
+  const answer = client.sendRequest<SpinResult>(Methods.spin, params);
+  const first = await Promise.race([
+    ready.then((r): { ready: DebugReadyParams } => ({ ready: r })),
+    answer.then((r): { result: SpinResult } => ({ result: r })),
+  ]);
+  if ("result" in first) {
+    // it ended before listening: a bad request (one line), or the step's set-up failed
+    debugReadyWaiters.forget(uri);
+    if (!first.result.ok && first.result.error?.type === "devd.BadRequest") {
+      void vscode.window.showWarningMessage(`devd: ${first.result.error.message}`);
+    }
+    return first.result;
+  }
+  devd.output.appendLine(`[devd] debugging ${first.ready.step}: debugpy on ${first.ready.host}:${first.ready.port}`);
+  const folder = vscode.workspace.getWorkspaceFolder(doc.uri);
+  const started = await vscode.debug.startDebugging(folder, attachConfiguration(first.ready));
+  devd.output.appendLine(`[devd] debug session ${started ? "started" : "did not start"}`);
+  if (!started) {
+    // nobody will attach: stop the spin now rather than at its timeout
+    void client.sendRequest(Methods.cancel, { target: first.ready.step });
+    void vscode.window.showWarningMessage("devd: VS Code could not start the debug session; the spin was cancelled.");
+  }
+  const result = await answer;
+  if (!result.ok && result.error?.type === "devd.DebugTimeout") {
+    void vscode.window.showWarningMessage(`devd: ${result.error.message}`);
+  }
+  return result;
+}
