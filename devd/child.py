@@ -676,9 +676,10 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
 
 def _attach_debugger(req: SpinRequest) -> None:
     """Listen for a DAP client on loopback, say where, and wait for it (bounded)."""
-    from .debugging import listen, wait_for_client
+    from .debugging import list_parent_artifacts, listen, wait_for_client
     from .forking import emit
 
+    list_parent_artifacts()
     host, port = listen()
     emit("debugReady", {"host": host, "port": port})
     _mark("listen")

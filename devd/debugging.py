@@ -65,6 +65,42 @@ def wait_for_client(timeout: float) -> None:
                            "attach sooner, or give a longer debug timeout")
 
 
+def list_parent_artifacts() -> None:
+    """A debugger listing ``self`` sees every artifact the step can read.
+
+    Metaflow loads a parent's artifact on first access (``FlowSpec.__getattr__``), so
+    ``dir(self)`` holds only those read so far: the Variables view would miss the rest. For
+    the debugger's own listings only (Metaflow's ``dir(flow)`` when it stores the task is
+    left alone), ``dir`` adds the names in the task's datastore; showing one loads it.
+    """
+    from metaflow import FlowSpec
+
+    if getattr(FlowSpec.__dir__, "_devd", False):
+        return
+
+    def __dir__(self: Any) -> list[str]:  # noqa: N807 - it is the dunder
+        names = object.__dir__(self)
+        if _asked_by_debugger():
+            store = self.__dict__.get("_datastore")
+            stored = getattr(store, "_objects", None) or {}
+            names = sorted(set(names) | {n for n in stored if not n.startswith("__")})
+        return names
+
+    __dir__._devd = True  # type: ignore[attr-defined]
+    FlowSpec.__dir__ = __dir__  # type: ignore[method-assign]
+
+
+def _asked_by_debugger() -> bool:
+    frame = sys._getframe(2)
+    for _ in range(4):
+        if frame is None:
+            return False
+        if "pydevd" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def end_session() -> None:
     """Detach the debugger: the client gets its last responses and ``terminated`` before
     the step's process exits (an exit alone would cut the connection mid-message)."""

@@ -116,7 +116,8 @@ def test_breakpoint_in_a_step_sees_warm_parents(debug_project: Path) -> None:
 
         assert evaluate("self.x") == "[1, 2, 3]"  # the warm parent's value
         assert evaluate("self.label") == "'lin'"
-        # The Variables view: `self` in Locals, the parent's artifacts under it.
+        # The Variables view: `self` in Locals, every parent artifact under it, also those
+        # the step has not read yet (Metaflow loads them on first access).
         scope = dap.request("scopes", {"frameId": frame["id"]})["scopes"][0]
         local = {v["name"]: v for v in
                  dap.request("variables", {"variablesReference":
@@ -125,6 +126,7 @@ def test_breakpoint_in_a_step_sees_warm_parents(debug_project: Path) -> None:
                    dap.request("variables", {"variablesReference":
                                              local["self"]["variablesReference"]})["variables"]}
         assert members.get("label") == "'lin'", sorted(members)
+        assert members.get("x") == "[1, 2, 3]", sorted(members)
         # The step's process runs debugpy; the warm daemon never loads it.
         debuggee = next(m for m in dap.seen if m.get("event") == "process")
         child = debuggee["body"]["systemProcessId"]
