@@ -47,11 +47,13 @@ def source_line(path: str | None, line: int | None) -> str | None:
     return None
 
 
-def spin_command(flow: str, target: str, tools: bool = False) -> str:
+def spin_command(flow: str, target: str, tools: bool = False, from_spin: bool = False) -> str:
     """The command that spins ``target``: a shell line, or with ``tools`` an MCP tool call."""
     if tools:
-        return f'spin(flow="{flow}", step="{target}")'
-    return " ".join(["devd", "spin", quote(flow), quote(target), "--json"])
+        return f'spin(flow="{flow}", step="{target}"' + (", from_spin=true)" if from_spin
+                                                          else ")")
+    chain = ["--from-spin"] if from_spin else []
+    return " ".join(["devd", "spin", quote(flow), quote(target), *chain, "--json"])
 
 
 def run_command(flow: str, tools: bool = False) -> str:
@@ -59,13 +61,14 @@ def run_command(flow: str, tools: bool = False) -> str:
 
 
 def add_agent_fields(data: dict[str, Any], flow: str, target: str | None = None,
-                     cwd: str | None = None, tools: bool = False) -> dict[str, Any]:
+                     cwd: str | None = None, tools: bool = False,
+                     from_spin: bool = False) -> dict[str, Any]:
     """Add ``error.where``/``error.source``, ``warnings``, ``next`` and ``nextCommand``.
 
     ``flow`` is the flow file as the user (or agent) named it, so the commands read as
     theirs; ``target`` the step or pathspec they spun (default: the result's step). With
-    ``tools`` the commands are calls of ``devd mcp``'s tools. Only adds keys: every
-    existing field keeps its meaning.
+    ``tools`` the commands are calls of ``devd mcp``'s tools; after a ``from_spin`` spin
+    they chain on spins too. Only adds keys: every existing field keeps its meaning.
     """
     shown = shown_path(flow, cwd) if os.path.isabs(flow) else flow
     step = data.get("step") or target or "?"
@@ -81,6 +84,12 @@ def add_agent_fields(data: dict[str, Any], flow: str, target: str | None = None,
             data["nextCommand"] = run
             data["next"] = (f"'{step}' is the last step and it works: `{run}` runs the whole "
                             "flow for real")
+        elif from_spin:  # the next step can take this spin's outputs: no run needed
+            command = spin_command(shown, nxt[0], tools, True)
+            others = ", ".join(f"`{spin_command(shown, s, tools, True)}`" for s in nxt[1:])
+            data["nextCommand"] = command
+            data["next"] = (f"'{step}' works: spin the next step on this spin's outputs with "
+                            f"`{command}`" + (f" (also {others})" if others else ""))
         elif warnings:
             data["nextCommand"] = run
             data["next"] = (f"parents are stale: `{run}` records the changed steps, then "
@@ -103,7 +112,7 @@ def add_agent_fields(data: dict[str, Any], flow: str, target: str | None = None,
         data["next"] = f"the spin did not start: {error.get('message')}"
         return data
     if kind == "devd.Cancelled":
-        data["nextCommand"] = spin_command(shown, target, tools)
+        data["nextCommand"] = spin_command(shown, target, tools, from_spin)
         data["next"] = f"the spin was cancelled; spin again with `{data['nextCommand']}`"
         return data
     file, line = error.get("file"), error.get("line")
@@ -113,7 +122,7 @@ def add_agent_fields(data: dict[str, Any], flow: str, target: str | None = None,
         error["source"] = source_line(file, line)
     else:
         where = shown
-    data["nextCommand"] = spin_command(shown, target, tools)
+    data["nextCommand"] = spin_command(shown, target, tools, from_spin)
     data["next"] = (f"fix {where} ({kind}: {error.get('message')}), then spin again with "
                     f"`{data['nextCommand']}`")
     return data

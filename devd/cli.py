@@ -348,7 +348,8 @@ def cmd_spin(args: argparse.Namespace) -> int:
         from .agent import add_agent_fields
         from .wire import dumps
 
-        print(dumps(add_agent_fields(data, args.flow, args.target), default=str))
+        print(dumps(add_agent_fields(data, args.flow, args.target, from_spin=args.from_spin),
+                    default=str))
     else:
         print_result(data)
     return EXIT_OK if data["ok"] else EXIT_STEP_FAILED

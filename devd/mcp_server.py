@@ -95,7 +95,8 @@ class Tools:
         error = data.get("error") or {}
         if error.get("type") == "devd.BadRequest":
             raise DevdError(error.get("message") or "the spin did not start")
-        data = add_agent_fields(data, self.shown(path), step, cwd=self.root, tools=True)
+        data = add_agent_fields(data, self.shown(path), step, cwd=self.root, tools=True,
+                                from_spin=from_spin)
         data["cards"] = [{k: v for k, v in card.items() if k != "html"}
                          for card in data.get("cards") or []]
         for stream in ("stdout", "stderr"):

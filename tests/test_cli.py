@@ -251,6 +251,10 @@ def test_agent_fields_name_stale_parents_and_quote_paths(tmp_path: Path) -> None
                              tools=True)
     assert tools["nextCommand"] == 'spin(flow="f.py", step="b")'
     assert 'spin(flow="f.py", step="c")' in tools["next"]
+    chained = add_agent_fields({"ok": True, "step": "a", "nextSteps": ["b"]}, "f.py",
+                               from_spin=True)
+    assert chained["nextCommand"] == "devd spin f.py b --from-spin --json"
+    assert "devd run" not in chained["next"]  # the next step chains on this spin: no run
 
 
 NOISY_FLOW = '''

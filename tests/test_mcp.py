@@ -88,6 +88,12 @@ async def test_spin_ok_error_and_bad_input_as_tools(mcp_project: Path) -> None:
         assert "y is 12" in data["stdout"]
         assert data["nextCommand"] == 'spin(flow="linear_flow.py", step="end")'
         assert all("html" not in card for card in data["cards"])
+        start = await client.call_tool("spin", {"flow": "linear_flow.py", "step": "start"})
+        assert not start.is_error, text_of(start)
+        chained = json.loads(text_of(await client.call_tool(
+            "spin", {"flow": "linear_flow.py", "step": "double", "from_spin": True})))
+        assert chained["ok"] is True
+        assert chained["nextCommand"] == 'spin(flow="linear_flow.py", step="end", from_spin=true)'
 
         failed = await client.call_tool("spin", {"flow": "fail_flow.py", "step": "train"})
         assert failed.is_error
