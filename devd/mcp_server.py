@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import re
+import threading
 from typing import Any
 
 from .agent import add_agent_fields, shown_path, source_line
@@ -51,6 +52,8 @@ class Tools:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
+        # Agents call tools in parallel: one thread starts a missing daemon, the others wait.
+        self._starting = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------
     def flow_path(self, flow: str) -> str:
@@ -70,7 +73,8 @@ class Tools:
         paths = daemon_paths(project_root(path))
         client = connect(paths)
         if client is None:
-            start_background(paths.root, idle_seconds=idle_seconds_default())
+            with self._starting:
+                start_background(paths.root, idle_seconds=idle_seconds_default())
             client = connect(paths)
             if client is None:
                 raise DevdError(f"the daemon for {paths.root} did not answer; see {paths.log}")
