@@ -106,8 +106,11 @@ SPIN_LINES = [
     ["spin", "flow.py", "train", "--config", "cfg", "c.json", "--config", "other", "o.json"],
     ["spin", "flow.py", "train", "--config-value", "cfg", '{"a": 1}'],
     ["spin", "my flow.py", "tr ain"],
+    ["spin", "flow.py", "train", "--debug"],  # the spin's --debug (a debugger), not devd's
+    ["--debug", "spin", "flow.py", "train", "--pdb"],
 ]
 NOT_QUICK = [
+    ["spin", "flow.py", "train", "--debug-timeout", "5"],
     ["spin", "flow.py", "train", "--json=1"],
     ["spin", "flow.py", "train", "--jso"],  # an abbreviation: argparse's business
     ["spin", "flow.py", "train", "--artifacts-module", "-x.py"],
