@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from . import daemonlog
+from . import daemonlog, memory
 from .daemonlog import Throttle
 from .project import DaemonPaths, daemon_paths
 from .threads import ThreadPerTask
@@ -115,8 +115,9 @@ class Daemon:
         self.token = secrets.token_hex(16) if tcp_port is not None else None
         self.engine = Engine(root, budget_bytes)
         # A thread per request: user code (a step that never returns) must not be able to
-        # use up a fixed pool and hang every later request.
-        self.pool = ThreadPerTask(thread_name_prefix="devd")
+        # use up a fixed pool and hang every later request. When the last one ends, the
+        # free pages of the heap go back to the system (devd/memory.py).
+        self.pool = ThreadPerTask(thread_name_prefix="devd", on_idle=memory.release)
         self.connections = 0
         self.stop_event = threading.Event()
         self.watcher = FileWatcher(self._file_changed)
@@ -435,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-mb", type=float, default=None)
     parser.add_argument("--tcp", type=int, default=None)
     args = parser.parse_args(argv)
+    memory.tune()  # before any thread starts: they would get arenas of their own
     paths = daemon_paths(args.root)
     paths.ensure()
     daemonlog.setup(paths.log)

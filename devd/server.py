@@ -317,7 +317,9 @@ class DevdServer(LanguageServer):
 
         @server.feature("devd/status")
         def status(params: Any) -> dict[str, Any]:
-            return server.engine.status()
+            from .memory import stats  # the daemon process's resident size and heap
+
+            return {**server.engine.status(), "memory": stats()}
 
         @server.feature("devd/card")
         async def card(params: Any) -> dict[str, Any]:

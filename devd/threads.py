@@ -15,10 +15,15 @@ from typing import Any
 
 
 class ThreadPerTask(Executor):
-    """``submit`` starts a daemon thread for the call; usable with ``run_in_executor``."""
+    """``submit`` starts a daemon thread for the call; usable with ``run_in_executor``.
 
-    def __init__(self, thread_name_prefix: str = "devd") -> None:
+    ``on_idle`` runs (in the finishing thread) whenever the last running task ends.
+    """
+
+    def __init__(self, thread_name_prefix: str = "devd",
+                 on_idle: Callable[[], None] | None = None) -> None:
         self._prefix = thread_name_prefix
+        self._on_idle = on_idle  # called by the last running task's thread as it ends
         self._shutdown = False
         self._lock = threading.Lock()
         self._count = 0
@@ -45,6 +50,12 @@ class ThreadPerTask(Executor):
             finally:
                 with self._lock:
                     self._live.discard(thread)
+                    idle = not self._live
+                if idle and self._on_idle is not None:
+                    try:
+                        self._on_idle()
+                    except Exception:  # noqa: BLE001 - housekeeping never fails a task
+                        pass
 
         thread = threading.Thread(target=work, name=name, daemon=True)
         with self._lock:

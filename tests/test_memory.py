@@ -7,11 +7,19 @@ there is checked directly, so a regression fails fast and deterministically.
 from __future__ import annotations
 
 import gc
+import shutil
+import threading
 import weakref
+from pathlib import Path
 
 import pytest
 
+from devd import memory
+from devd.client import DaemonClient
+from devd.daemon import start_background, stop
 from devd.forking import fork_available, run_in_child
+from devd.project import daemon_paths
+from tests.conftest import FLOWS, daemon_environment, run_flow
 
 
 class _Node:
@@ -46,3 +54,44 @@ def test_fork_keeps_the_parents_young_garbage_young() -> None:
         if was:
             gc.enable()
     assert gc.isenabled() is was
+
+
+@pytest.mark.skipif(memory.malloc_arenas() is None, reason="glibc's malloc only (Linux)")
+def test_the_daemon_caps_its_malloc_arenas_under_concurrent_spins(tmp_path: Path) -> None:
+    """Each request has a thread of its own, and glibc gave each concurrent thread a malloc
+    arena of its own (up to 8 per core), whose freed memory stayed there: the daemon grew
+    by tens of KB per spin. Its arenas are capped (and trimmed when idle); devd/status
+    reports them, counted by glibc's malloc_info."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    shutil.copy(FLOWS / "linear_flow.py", root / "linear_flow.py")
+    flow_uri = (root / "linear_flow.py").as_uri()
+    with daemon_environment("dmem"):
+        run_flow(root, "linear_flow.py")
+        start_background(str(root))
+        paths = daemon_paths(str(root))
+        failures: list[object] = []
+
+        def spins(step: str) -> None:  # a new connection each, as `devd spin` does
+            for _ in range(4):
+                with DaemonClient(paths, timeout=120) as client:
+                    result = client.request("devd/spin", {"uri": flow_uri, "step": step})
+                if not result.get("ok"):
+                    failures.append(result)
+
+        try:
+            threads = [threading.Thread(target=spins, args=(step,))
+                       for step in ("start", "double", "end")]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(300)
+            with DaemonClient(paths, timeout=60) as client:
+                status = client.request("devd/status")
+        finally:
+            stop(str(root))
+    assert not failures, failures[0]
+    mem = status["memory"]
+    assert mem["tuned"] is True
+    assert 1 <= mem["mallocArenas"] <= memory.ARENAS, mem
+    assert mem["rssBytes"] > 0
