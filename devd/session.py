@@ -178,7 +178,8 @@ class Session:
         """Run ``plan.step`` on the given warm parent tasks (recorded, or earlier spins).
 
         ``debug``: the child waits for a DAP client on a loopback port (``on_debug_ready``
-        gets ``{host, port}``) before running the step. ``pdb``: the step runs in this very
+        gets ``{host, port}``; without it, the port is printed on stderr) before running
+        the step. ``pdb``: the step runs in this very
         process, on its terminal, with post-mortem pdb (devd/debugging.py).
         """
         timings = timings if timings is not None else {}
@@ -219,8 +220,8 @@ class Session:
         def events(kind: str, payload: Any) -> None:
             if kind == "card" and on_card is not None:
                 on_card(payload)
-            elif kind == "debugReady" and on_debug_ready is not None:
-                on_debug_ready(payload)
+            elif kind == "debugReady":
+                (on_debug_ready or _say_debug_ready)(payload)
 
         try:
             outcome = None if debug or pdb else \
@@ -496,6 +497,13 @@ class Session:
             timings=timings,
             _persist_root=os.path.dirname(child.persisted_root) if child.persisted_root else None,
         )
+
+
+def _say_debug_ready(endpoint: dict[str, Any]) -> None:
+    """Where to attach, for a debug spin whose caller gave no ``on_debug_ready``."""
+    from .debugging import describe
+
+    print(f"devd: {describe(endpoint)}", file=sys.stderr, flush=True)
 
 
 def _run_here(request: SpinRequest, warm: Any, warm_tasks: list[WarmTask]) -> Any:

@@ -246,3 +246,38 @@ def test_pdb_breakpoint_in_the_step(debug_project: Path) -> None:
         child.close()
         (root / "bp_flow.py").unlink()
     assert child.exitstatus == 0
+
+
+def test_session_debug_spin_says_where_and_the_warm_process_stays_clean(
+        debug_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """From Python: the port is printed, and this process (the warm one) never loads
+    debugpy, while the step's child does."""
+    from devd.session import Session
+
+    results: queue.Queue[Any] = queue.Queue()
+    with Session(debug_project / "linear_flow.py", prepare=False) as session:
+        threading.Thread(target=lambda: results.put(session.spin("double", debug=True)),
+                         daemon=True).start()
+        port = None
+        for _ in range(600):
+            err = capsys.readouterr().err
+            if "waiting for a debugger on 127.0.0.1:" in err:
+                port = int(err.split("waiting for a debugger on 127.0.0.1:")[1].split()[0])
+                break
+            threading.Event().wait(0.1)
+        assert port, "no 'waiting for a debugger' line"
+        dap = DapClient("127.0.0.1", port)
+        try:
+            dap.attach({str(debug_project / "linear_flow.py"): [BREAK_LINE]})
+            stopped = dap.wait_event("stopped")
+            child = next(m for m in dap.seen if m.get("event") == "process")
+            assert "pydevd" in mapped_files(child["body"]["systemProcessId"])
+            dap.request("continue", {"threadId": stopped["body"]["threadId"]})
+            dap.wait_event("terminated")
+        finally:
+            dap.close()
+        result = results.get(timeout=60)
+    assert result.ok and result.artifacts["y"] == 12
+    assert not any(name == "debugpy" or name.startswith(("debugpy.", "pydevd"))
+                   for name in sys.modules)
+    assert "pydevd" not in mapped_files(os.getpid())
