@@ -4,8 +4,9 @@ code-server (the real VS Code workbench, `make editor-tools`) in Debian's headle
 with the devd extension from `make vsix`, on examples/hello_flow.py with one recorded run.
 The daemon is warmed first (a few spins), then ``--presses`` key presses on ``train``'s body,
 half a second apart as between edits. Each sample runs from just before the key press (the
-workbench's clock) to the moment the card frame of the new spin finished loading (its own
-navigation timing, same clock origin): the extension's request, the daemon's spin, the
+workbench's clock) to the moment the new spin's card is on screen (the card frame's load
+event, or the animation frame after the frame took the new data in place; same clock
+origin): the extension's request, the daemon's spin, the
 preview page and the card in the pane, all included.
 
 In the same run, for comparison: `devd spin hello_flow.py train` typed in a terminal
@@ -39,9 +40,12 @@ FLOW = "hello_flow.py"
 TRAIN_BODY = 20
 
 NOW = "() => performance.timeOrigin + performance.now()"
-# The card's document: when its load event ended, on the epoch clock shared by all frames.
-LOADED = ("() => { const n = performance.getEntriesByType('navigation')[0];"
-          " return n && n.loadEventEnd ? performance.timeOrigin + n.loadEventEnd : null; }")
+# The card on screen, on the epoch clock shared by all frames: when its document's load
+# event ended, or, when the frame took the new spin's data in place (cards/preview.js),
+# the animation frame after the card re-rendered (its live bridge notes it).
+SHOWN = ("() => { const n = performance.getEntriesByType('navigation')[0];"
+         " const loaded = n && n.loadEventEnd ? performance.timeOrigin + n.loadEventEnd : 0;"
+         " return Math.max(loaded, Number(document.body.dataset.devdShownAt || 0)); }")
 CARD_ID = re.compile(r"HelloFlow/(\S+)/train/\d+")
 # In the pane's page: when each new preview arrives from the extension (epoch ms).
 LISTEN = ("() => { window.devdBenchArrivals = []; window.addEventListener('message', e => {"
@@ -65,8 +69,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def card_frame(page, seen: set[str]):
-    """The card frame of a spin not seen before, once its document has loaded."""
+def card_frame(page, seen: set[str], since: float):
+    """The card frame of a spin not seen before, once it is on screen (after ``since``)."""
     for frame in page.frames:
         try:
             text = frame.evaluate("() => document.body ? document.body.innerText : ''")
@@ -74,9 +78,9 @@ def card_frame(page, seen: set[str]):
             continue
         match = CARD_ID.search(text or "")
         if match and "Trained with rate" in text and match.group(0) not in seen:
-            loaded = frame.evaluate(LOADED)
-            if loaded:
-                return match.group(0), loaded
+            shown = frame.evaluate(SHOWN)
+            if shown > since:
+                return match.group(0), shown
     return None
 
 
@@ -142,7 +146,7 @@ def main() -> int:
                     pane.evaluate(LISTEN)
                 start = page.evaluate(NOW)
                 wb.press("ctrl+alt+s")
-                card, loaded = wb.wait_until(lambda: card_frame(page, seen),
+                card, loaded = wb.wait_until(lambda start=start: card_frame(page, seen, start),
                                              "the new card in the pane", 60)
                 seen.add(card)
                 if pane is not None:

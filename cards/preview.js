@@ -132,16 +132,56 @@
     out.push(html.slice(pos));
     return out.join("");
   };
-  frames().forEach(function (f) { withAssets(f.getAttribute("srcdoc") || ""); });
-  var load = function (frame, html) {
+  // Metaflow's card page differs from the next spin's only in the card's data, its data id
+  // and its title: a frame showing one takes the next in place (`devd/cardData`, applied by
+  // the card's live bridge, devd/cards.py) instead of parsing and running its ~1 MB
+  // renderer again. Any other change, or a frame that cannot, loads the new document.
+  var DATA = /window\.__MF_DATA__\["([^"\\]+)"\]\s*=\s*"([^"\\]*)"/;
+  var TITLE = /<title>([^<]*)<\/title>/i;
+  var cardData = function (html) {
+    var d = html ? DATA.exec(html) : null;
+    if (!d) { return null; }
+    var shell = (html.slice(0, d.index) + html.slice(d.index + d[0].length)).split(d[1]).join("");
+    var title = TITLE.exec(shell);
+    return { id: d[1], data: d[2], title: title ? title[1] : null,
+             shell: title ? shell.replace(TITLE, "<title></title>") : shell };
+  };
+  var textOf = function (html) {  // a title's text, its character references decoded
+    return new DOMParser().parseFromString("<title>" + html + "</title>", "text/html").title;
+  };
+  // What a frame shows (its last document, or the data swapped in since), and its data.
+  var shownHtml = function (frame) {
+    return frame.devdHtml !== undefined ? frame.devdHtml : (frame.getAttribute("srcdoc") || "");
+  };
+  frames().forEach(function (f) {
+    f.devdHtml = withAssets(f.getAttribute("srcdoc") || "");
+    f.devdCard = cardData(f.devdHtml);
+  });
+  var reload = function (frame, full) {
     frame.devdQueue = frame.devdQueue || [];
     frame.devdLoading = true;
+    frame.devdReady = false;
     frame.onload = function () {
       frame.devdLoading = false;
       var queued = frame.devdQueue.splice(0);
       queued.forEach(function (message) { send(frame, message); });
     };
-    frame.srcdoc = withAssets(withNonce(html));  // the frame keeps its height meanwhile
+    frame.srcdoc = full;  // the frame keeps its height meanwhile
+  };
+  var load = function (frame, html) {
+    var full = withAssets(withNonce(html));
+    var next = cardData(full);
+    var before = frame.devdCard;
+    frame.devdHtml = full;
+    frame.devdCard = next;
+    frame.devdSwap = (frame.devdSwap || 0) + 1;
+    if (frame.devdReady && !frame.devdLoading && before && next && before.shell === next.shell) {
+      frame.contentWindow.postMessage({ type: "devd/cardData", seq: frame.devdSwap, id: next.id,
+        data: next.data, title: next.title === null ? null : textOf(next.title) }, "*");
+      count("cardSwaps");
+      return;
+    }
+    reload(frame, full);
   };
   // Cards kept from the spin before a failed one: greyed, labelled, never looking current.
   var PREVIOUS = "card from the previous spin \u2014 this spin failed";
@@ -232,7 +272,7 @@
         frame.dataset.cardId = c.id;
         frame.dataset.cardType = c.type;
         unmarkPrevious(box);
-        if ((frame.getAttribute("srcdoc") || "") !== c.html) { load(frame, c.html); }
+        if (shownHtml(frame) !== c.html) { load(frame, c.html); }
       } else {
         box = document.importNode(c.box, true);
         box.querySelector("iframe.card").removeAttribute("srcdoc");
@@ -370,6 +410,15 @@
         if (f.contentWindow === event.source && msg.height > 0) { f.style.height = Math.min(msg.height + 24, 20000) + "px"; }
       });
       restore();
+      return;
+    }
+    if (msg.type === "devd/cardReady" || msg.type === "devd/cardSwapped") {
+      frames().forEach(function (f) {
+        if (f.contentWindow !== event.source) { return; }
+        if (msg.type === "devd/cardReady") { f.devdReady = !f.devdLoading; return; }
+        // The card could not take the data in place: load the document it should show.
+        if (!msg.ok && msg.seq === f.devdSwap) { reload(f, f.devdHtml); }
+      });
       return;
     }
     if (!fromHost(event)) { return; }

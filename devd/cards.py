@@ -24,9 +24,49 @@ LIVE_BRIDGE = """<script data-devd="live-bridge">
       window.metaflow_card_update(msg.components);
       var seen = Number(document.body.dataset.devdUpdates || 0);
       document.body.dataset.devdUpdates = String(seen + 1);
+    } else if (msg.type === "devd/cardData" && event.source === window.parent) {
+      window.parent.postMessage({type: "devd/cardSwapped", seq: msg.seq, ok: swap(msg)}, "*");
     }
   });
+  // The next spin's data for this same card page, taken in place: Metaflow's card app (the
+  // renderer's export) is unmounted and a new one mounted on the new data, as a fresh load
+  // of the document would do, without parsing and running the renderer again. Not updated
+  // in place: some of its components render their content once, at mount.
+  function swap(msg) {
+    var app = window["Outerbounds Cards"];
+    var App = app && app.constructor;
+    var data = window.__MF_DATA__;
+    var target = document.querySelector(".card_app");
+    if (typeof App !== "function" || typeof app.$destroy !== "function" || !data || !target ||
+        typeof msg.id !== "string" || typeof msg.data !== "string") { return false; }
+    try {
+      JSON.parse(atob(msg.data));  // the renderer would swallow bad data: refuse it here
+    } catch (e) {
+      return false;
+    }
+    var old = window.mfCardDataId;
+    data[msg.id] = msg.data;
+    window.mfCardDataId = msg.id;
+    try {
+      app.$destroy();
+      target.textContent = "";
+      window["Outerbounds Cards"] = new App({target: target, props: {cardDataId: msg.id}});
+    } catch (e) {
+      return false;  // the page loads the document instead
+    }
+    if (old !== msg.id) { delete data[old]; }
+    if (typeof msg.title === "string") { document.title = msg.title; }
+    var shown = function () {
+      document.body.dataset.devdShownAt = String(performance.timeOrigin + performance.now());
+    };
+    if (window.requestAnimationFrame) { window.requestAnimationFrame(shown); } else { shown(); }
+    return true;
+  }
   if (window.parent === window) { return; }  // a card opened on its own: nothing to size
+  // Ready for data in place, told after the frame's load event reached the page.
+  window.addEventListener("load", function () {
+    setTimeout(function () { window.parent.postMessage({type: "devd/cardReady"}, "*"); }, 0);
+  });
   // The preview sizes this frame to the card's content. Metaflow's layout is at least one
   // viewport tall (min-height: 100vh); left so, every resize would grow it again.
   var style = document.createElement("style");

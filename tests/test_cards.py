@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -769,8 +770,29 @@ def test_a_new_preview_replaces_the_open_one_in_place(in_project: Path, browser:
     assert set(frames) == {"default", "report"} and locate.locator("iframe.card").count() == 2
     marks = {key: frame.evaluate("window.devdFrameMark || null")
              for key, frame in frames.items()}
-    assert marks == {"default": "same document", "report": None}  # only the changed one
-    assert abs(view.evaluate("window.scrollY") - scrolled) < 5  # also once cards reloaded
+    # The changed card took the new spin's data in place: no new document, no renderer
+    # run again; the unchanged one was not touched at all.
+    assert marks == {"default": "same document", "report": "same document"}
+    assert view.evaluate("document.body.dataset.cardSwaps") == "1"
+    assert frames["report"].evaluate("document.title") == second.pathspec
+    text = frames["report"].evaluate("document.body.innerText")  # every component anew
+    assert "Total is 60" in text and "Total is 42" not in text and "42" not in text.split()
+    assert abs(view.evaluate("window.scrollY") - scrolled) < 5
+
+    # Data the card cannot take (not the renderer's base64 JSON): the frame loads the
+    # document instead, as for any other change.
+    bad = re.sub(r'(window\.__MF_DATA__\["[^"]+"\]\s*=\s*")[^"]*"', r'\1!!not data!!"',
+                 second.cards[1], count=1)
+    assert bad != second.cards[1]
+    host.post({"type": "devd/cardUpdated", "card": {
+        "uuid": second.card_info[1].get("uuid"), "id": "report", "type": "blank",
+        "mode": "render_runtime", "components": {}, "html": bad}})
+    view.wait_for_function("() => document.body.dataset.cardSwaps === '2'")
+    report.locator(".card_app").wait_for(state="attached")
+    view.wait_for_function(
+        "() => { const f = document.querySelector('iframe[data-card-id=\"report\"]');"
+        " return !f.devdLoading && f.devdReady; }")
+    assert frames["report"].evaluate("window.devdFrameMark || null") is None  # reloaded
 
     # A card cannot pose as the host (its sandboxed frame's origin is "null").
     frames["report"].evaluate(
@@ -787,7 +809,7 @@ def test_a_new_preview_replaces_the_open_one_in_place(in_project: Path, browser:
         "components": {}, "html": SCRIPTED_CARD}})
     report.locator("#set", has_text="written by the card script").wait_for()
     report.locator("#foreign", has_text="run").wait_for()
-    assert view.evaluate("document.body.dataset.liveUpdates") == "1"
+    assert view.evaluate("document.body.dataset.liveUpdates") == "2"
 
     # The same spin again, rendered for another nonce: the unchanged card is not reloaded
     # and the replaced one runs its scripts under the page's own nonce.
