@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import threading
 from concurrent.futures import Executor
@@ -36,6 +37,8 @@ from .parents import parse_target
 from .result import SpinResult
 from .summary import human_bytes
 from .warmstore import WarmTask
+
+log = logging.getLogger("devd.server")
 
 
 def plain(value: Any) -> Any:
@@ -118,6 +121,9 @@ class DevdServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.spin_on_save = False
         self.card_html = True  # initializationOptions.cardHtml: false leaves card HTML out
+        # The card pane this client showed last (`webview` of its devd/spin or devd/card):
+        # every spinFinished to it carries that pane's preview, one round trip less.
+        self.pane: dict[str, Any] | None = None
         self.last_spun: dict[str, str] = {}  # path -> step last spun from this client
         self.close_connection: Any = None
         # Only an LSP client (one that sent `initialize`) gets broadcast notifications; a
@@ -146,8 +152,11 @@ class DevdServer(LanguageServer):
         if method == "devd/spinFinished":
             result: SpinResult = params["result"]
             path = params["flow"]
-            self.notify_threadsafe(method, spin_json(result, from_fs_path(path) or path,
-                                                     self.card_html))
+            payload = spin_json(result, from_fs_path(path) or path, self.card_html)
+            pane = self.pane
+            if pane is not None:
+                payload["preview"] = _pane_preview(result, pane)
+            self.notify_threadsafe(method, payload)
             self.publish_diagnostics_threadsafe(path)
         elif method == "devd/cardUpdated":
             payload = dict(params)
@@ -419,6 +428,9 @@ def _completion_names(engine: Engine, path: str, source: str, line: int) -> dict
 def _spin_request(server: DevdServer, path: str, uri: str,
                   args: dict[str, Any]) -> dict[str, Any]:
     engine = server.engine
+    if "webview" in args:  # the requester's card pane: its preview comes with spinFinished
+        server.pane = None if args["webview"] is None else \
+            _pane_options(server, args["webview"], "devd/spin")
     progress = _TransferProgress(server, args.get("workDoneToken"), "devd: parents")
     try:
         model = engine.model(path)
@@ -454,6 +466,42 @@ def _spin_request(server: DevdServer, path: str, uri: str,
         progress.end()
     server.last_spun[path] = result.step
     return spin_json(result, uri, server.card_html)
+
+
+def _pane_options(server: DevdServer, webview: Any, method: str) -> dict[str, Any]:
+    """``webview: {nonce, cspSource?, assets?, version?}`` checked: the options a preview
+    for that pane is rendered with; remembered as the client's pane (``DevdServer.pane``)."""
+    from .preview import CardAssets, WebviewOptionsError, check_webview
+
+    if not isinstance(webview, dict):
+        raise JsonRpcInvalidParams(f"{method}: 'webview' must be {{nonce, cspSource?}}")
+    version = webview.get("version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise JsonRpcInvalidParams(f"{method}: 'webview.version' must be an integer")
+    try:
+        check_webview(webview.get("nonce"), webview.get("cspSource"))
+        known = list(CardAssets(webview.get("assets") or []).known)
+    except WebviewOptionsError as exc:
+        raise JsonRpcInvalidParams(f"{method}: {exc}") from None
+    pane = {"nonce": webview.get("nonce"), "csp_source": webview.get("cspSource"),
+            "known": known, "version": version}
+    server.pane = pane
+    return pane
+
+
+def _pane_preview(result: SpinResult, pane: dict[str, Any]) -> dict[str, Any] | None:
+    """The preview page of ``result`` for the client's pane, as devd/card answers it, with
+    the pane's ``version`` (the extension drops it if its page changed meanwhile)."""
+    from .preview import CardAssets, recorded_hashes, render_preview
+
+    assets = CardAssets(pane["known"])
+    try:
+        html = render_preview(result, recorded=recorded_hashes(result), nonce=pane["nonce"],
+                              csp_source=pane["csp_source"], assets=assets)
+    except Exception:  # the pane asks with devd/card then, and gets the error there
+        log.exception("rendering the pane's preview of %s", result.step)
+        return None
+    return {"html": html, "assets": sorted(assets.sent), "version": pane["version"]}
 
 
 class _TransferProgress:
@@ -534,13 +582,7 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
     ``webview: {nonce, cspSource?, assets?}``: the preview is for a VS Code webview
     (devd/preview.py).
     """
-    from .preview import (
-        CardAssets,
-        WebviewOptionsError,
-        check_webview,
-        recorded_hashes,
-        render_preview,
-    )
+    from .preview import CardAssets, recorded_hashes, render_preview
 
     engine = server.engine
     target = args.get("step") or args.get("pathspec")
@@ -549,14 +591,9 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
     webview = args.get("webview")
     options: dict[str, Any] = {}
     if webview is not None:
-        if not isinstance(webview, dict):
-            raise JsonRpcInvalidParams("devd/card: 'webview' must be {nonce, cspSource?}")
-        options = {"nonce": webview.get("nonce"), "csp_source": webview.get("cspSource")}
-        try:
-            check_webview(options["nonce"], options["csp_source"])
-            options["assets"] = CardAssets(webview.get("assets") or [])
-        except WebviewOptionsError as exc:
-            raise JsonRpcInvalidParams(f"devd/card: {exc}") from None
+        pane = _pane_options(server, webview, "devd/card")
+        options = {"nonce": pane["nonce"], "csp_source": pane["csp_source"],
+                   "assets": CardAssets(pane["known"])}
     try:
         model = engine.model(path)
         step = parse_target(model, target).step

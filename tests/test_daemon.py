@@ -642,6 +642,54 @@ async def test_an_editor_can_leave_card_html_out_of_spin_results(daemon_project:
         await editor.stop()
 
 
+@pytest.mark.asyncio
+async def test_a_spin_from_the_pane_brings_its_preview_with_spin_finished(
+        daemon_project: Path) -> None:
+    """`webview` on devd/spin: every spinFinished to that client carries the pane's page
+    (nonce, scripts it holds left out, the pane's version); `webview: null` stops it."""
+    from pygls.exceptions import JsonRpcInvalidParams
+
+    editor = await start_client(daemon_project, {"cardHtml": False})
+    flow = uri(daemon_project, "card_flow.py")
+    nonce = "UHVzaGVkUHJldmlld05vbmNlMDE="
+
+    async def finished(count: int) -> dict[str, Any]:
+        for _ in range(200):
+            if len(editor.devd_finished) >= count:
+                return editor.devd_finished[count - 1]
+            await asyncio.sleep(0.05)
+        raise AssertionError("no devd/spinFinished")
+
+    try:
+        webview = {"nonce": nonce, "cspSource": "https://*.vscode-cdn.net", "version": 7}
+        result = await call(editor, "devd/spin", {"uri": flow, "step": "report",
+                                                  "webview": webview})
+        assert result["ok"] and "preview" not in result  # the notification has it
+        first = (await finished(1))["preview"]
+        assert first["version"] == 7 and len(first["assets"]) == 1
+        assert f"nonce-{nonce}" in first["html"] and "report" in first["html"]
+        full = len(first["html"])
+        # The pane holds the card renderer now: the next page leaves it out.
+        webview = {**webview, "assets": first["assets"], "version": 8}
+        await call(editor, "devd/spin", {"uri": flow, "step": "report", "webview": webview})
+        second = (await finished(2))["preview"]
+        assert second["version"] == 8 and second["assets"] == []
+        assert len(second["html"]) < full - 500_000
+        assert first["assets"][0] in second["html"]  # named: the page puts it back
+        # A spin from a terminal reaches the pane the same way.
+        cli(daemon_project, "spin", "card_flow.py", "report")
+        assert (await finished(3))["preview"]["version"] == 8
+        # The pane closed: no more pages rendered for it.
+        await call(editor, "devd/spin", {"uri": flow, "step": "report", "webview": None})
+        assert "preview" not in await finished(4)
+        with pytest.raises(JsonRpcInvalidParams):
+            await editor.protocol.send_request_async("devd/spin", {
+                "uri": flow, "step": "report", "webview": {"nonce": nonce, "version": "x"}})
+    finally:
+        await editor.shutdown_session()
+        await editor.stop()
+
+
 def _zombie_or_alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "X"

@@ -27,6 +27,24 @@ export interface SpinResult {
   cards: { index: number; id?: string | null; type: string; uuid?: string | null }[];
   nextSteps?: string[];
   originRunId?: string | null;
+  /** In `devd/spinFinished` to a client whose pane is known: that pane's preview page. */
+  preview?: PanePreview | null;
+}
+
+/** A card pane a preview is rendered for (`webview` of `devd/spin` and `devd/card`). */
+export interface WebviewOptions {
+  nonce: string;
+  cspSource?: string;
+  /** The big card scripts the pane's page holds (left out of the preview). */
+  assets?: string[];
+  /** The pane's page version: a pushed preview of another version is not for this page. */
+  version?: number;
+}
+
+export interface PanePreview {
+  html: string;
+  assets: string[];
+  version: number | null;
 }
 
 export interface SpinParams {
@@ -36,6 +54,8 @@ export interface SpinParams {
   pathspec?: string;
   artifactsModule?: string;
   fromSpin?: boolean;
+  /** The requester's card pane (null: none open): later spinFinished carry its preview. */
+  webview?: WebviewOptions | null;
   /** Run the step under debugpy; the requester gets `devd/debugReady` (docs/debugging.md). */
   debug?: boolean;
   /** Seconds a debug spin waits for a debugger to attach (default 120). */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 
 import { PreviewPanel } from "../src/panel/previewPanel";
-import type { CardResult, SpinResult } from "../src/protocol";
+import type { CardResult, PanePreview, SpinResult } from "../src/protocol";
 import { recorded, reset } from "./stubs/vscode";
 
 const output = { appendLine: () => undefined } as never;
@@ -122,5 +122,34 @@ describe("card pane", () => {
     await pane.spinFinished(spinResult(), "firstSpin");
     assert.deepEqual(asked[3], []);
     assert.equal(panel.htmlSets[panel.htmlSets.length - 1], "<html>bundle</html>");
+  });
+
+  it("a preview that comes with the spin result is posted without asking again", async () => {
+    const daemon = source();
+    const pane = new PreviewPanel(daemon, output);
+    assert.equal(pane.webviewOptions(), undefined, "no pane, nothing to render for");
+    await pane.spinFinished(spinResult(), "firstSpin");
+    const panel = recorded.panels[0];
+    panel.receive({ type: "devd/ready" });
+    const options = pane.webviewOptions();
+    assert.ok(options && typeof options.version === "number");
+    assert.equal(options.cspSource, "vscode-webview://stub");
+    const pushed = (html: string, version = options.version ?? -1): PanePreview => ({ html, assets: [], version });
+    await pane.spinFinished(spinResult("train", { preview: pushed("<html>pushed</html>") }), "firstSpin");
+    assert.equal(daemon.asked.length, 1, "no devd/card for a pushed page");
+    assert.deepEqual(panel.posted, [{ type: "devd/preview", html: "<html>pushed</html>" }]);
+    // Rendered for the page before a reload: the page may lack its scripts, so ask instead.
+    panel.receive({ type: "devd/ready" });
+    await new Promise((r) => setTimeout(r, 5));
+    const asked = daemon.asked.length;
+    await pane.spinFinished(spinResult("train", { preview: pushed("<html>old page</html>") }), "firstSpin");
+    assert.equal(daemon.asked.length, asked + 1);
+    assert.ok(!panel.posted.some((m) => (m as { html?: string }).html === "<html>old page</html>"));
+    // Hidden: nothing is rendered for it, and a push for it is not taken.
+    const before = pane.webviewOptions();
+    panel.setVisible(false);
+    assert.equal(pane.webviewOptions(), undefined);
+    await pane.spinFinished(spinResult("train", { preview: pushed("<html>hidden</html>", before?.version) }), "firstSpin");
+    assert.ok(!panel.posted.some((m) => (m as { html?: string }).html === "<html>hidden</html>"));
   });
 });

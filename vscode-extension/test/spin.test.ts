@@ -23,7 +23,7 @@ function editorAt(line: number, dirty = false) {
   return doc;
 }
 
-function devdWith(answer: Record<string, unknown>) {
+function devdWith(answer: Record<string, unknown>, pane?: Record<string, unknown>) {
   const sent: { method: string; params: Record<string, unknown> }[] = [];
   const client = {
     sendRequest: async (method: string, params: Record<string, unknown>) => {
@@ -31,7 +31,8 @@ function devdWith(answer: Record<string, unknown>) {
       return answer;
     },
   };
-  const devd = { clients: { clientFor: async () => client } } as unknown as Devd;
+  const panel = { webviewOptions: () => pane };
+  const devd = { clients: { clientFor: async () => client }, panel } as unknown as Devd;
   return { devd, sent };
 }
 
@@ -43,14 +44,22 @@ describe("Spin Step", () => {
     const { devd, sent } = devdWith({ ok: true, step: "train" });
     await spin(devd);
     assert.equal(doc.saved, 1);
-    assert.deepEqual(sent, [{ method: "devd/spin", params: { uri: "file:///p/flow.py", line: 17 } }]);
+    assert.deepEqual(sent, [{ method: "devd/spin", params: { uri: "file:///p/flow.py", line: 17, webview: null } }]);
   });
 
   it("a lens names its step; chains and artifacts modules pass through", async () => {
     editorAt(0);
     const { devd, sent } = devdWith({ ok: true, step: "join" });
     await spin(devd, { uri: "file:///p/flow.py", step: "join", fromSpin: true, artifactsModule: "/p/over.py" });
-    assert.deepEqual(sent[0].params, { uri: "file:///p/flow.py", step: "join", fromSpin: true, artifactsModule: "/p/over.py" });
+    assert.deepEqual(sent[0].params, { uri: "file:///p/flow.py", step: "join", fromSpin: true, artifactsModule: "/p/over.py", webview: null });
+  });
+
+  it("an open pane goes with the request, so the result brings its page", async () => {
+    editorAt(17);
+    const pane = { nonce: "abc", cspSource: "vscode-webview://x", assets: ["h1"], version: 3 };
+    const { devd, sent } = devdWith({ ok: true, step: "train" }, pane);
+    await spin(devd);
+    assert.deepEqual(sent[0].params.webview, pane);
   });
 
   it("a cursor outside any step shows the daemon's one line", async () => {

@@ -31,6 +31,8 @@ export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinR
   if (options.artifactsModule) {
     params.artifactsModule = options.artifactsModule;
   }
+  // The pane's page, if one can take a preview in place: the daemon sends it with the result.
+  params.webview = devd.panel.webviewOptions() ?? null;
   const client = await devd.clients.clientFor(doc.uri);
   if (!client) {
     return undefined;

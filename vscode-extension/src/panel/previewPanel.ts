@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 
 import type { OpenOn } from "../config/settings";
-import { type CardResult, type CardUpdatedParams, Methods, type SpinResult } from "../protocol";
+import { type CardResult, type CardUpdatedParams, Methods, type PanePreview, type SpinResult, type WebviewOptions } from "../protocol";
 import { makeNonce, paneAction, parsePageMessage } from "./policy";
 
 export interface PreviewSource {
@@ -33,6 +33,12 @@ export class PreviewPanel implements vscode.Disposable {
   private htmlAssets: string[] = [];
   /** A page was posted since the html was set: a reload of the webview shows an old page. */
   private postedSinceHtml = false;
+  /**
+   * The page's version: a new one whenever the page may hold fewer scripts than the pane
+   * told the daemon (new html, a reload, hidden, closed). A preview pushed with a spin
+   * result for another version is not for this page.
+   */
+  private version = 0;
 
   constructor(
     private readonly source: PreviewSource,
@@ -45,7 +51,44 @@ export class PreviewPanel implements vscode.Disposable {
     if (action === "ignore" || !result.uri || !result.step) {
       return;
     }
-    await this.show({ uri: result.uri, step: result.step }, action !== "update");
+    const target = { uri: result.uri, step: result.step };
+    if (result.preview && this.takePushed(target, result.preview, action === "reveal")) {
+      return;
+    }
+    await this.show(target, action !== "update");
+  }
+
+  /**
+   * What the daemon needs to render previews for this pane (sent with each spin, so its
+   * spinFinished carries the page): undefined while no page can take one in place.
+   */
+  webviewOptions(): WebviewOptions | undefined {
+    if (!this.panel || !this.loadedHtml || !this.panel.visible) {
+      return undefined;
+    }
+    return { nonce: this.nonce, cspSource: this.panel.webview.cspSource, assets: [...this.assets], version: this.version };
+  }
+
+  /** Post a preview that came with the spin result, if it was rendered for this page. */
+  private takePushed(target: Shown, preview: PanePreview, reveal: boolean): boolean {
+    const panel = this.panel;
+    if (!panel || !this.loadedHtml || !panel.visible || preview.version !== this.version || !preview.html) {
+      return false;
+    }
+    ++this.latest; // supersedes any devd/card still on its way
+    this.shown = target;
+    panel.title = `devd: ${target.step}`;
+    if (reveal) {
+      panel.reveal(vscode.ViewColumn.Beside, true);
+    }
+    void panel.webview.postMessage({ type: "devd/preview", html: preview.html }).then((taken) => {
+      if (!taken) {
+        this.output.appendLine(`[devd] the pane did not take the preview of ${target.step}`);
+      }
+    });
+    preview.assets.forEach((a) => this.assets.add(a));
+    this.postedSinceHtml = true;
+    return true;
   }
 
   /** Show the preview of `target` (Show Card Preview, or a spin that opens the pane). */
@@ -57,7 +100,7 @@ export class PreviewPanel implements vscode.Disposable {
         const answer = await this.source.card(target.uri, {
           uri: target.uri,
           step: target.step,
-          webview: { nonce: this.nonce, cspSource: webview.cspSource, assets: known },
+          webview: { nonce: this.nonce, cspSource: webview.cspSource, assets: known, version: this.version },
         });
         return answer ?? { ok: false, step: target.step, error: "no answer from the daemon" };
       } catch (err) {
@@ -88,6 +131,7 @@ export class PreviewPanel implements vscode.Disposable {
     if (!this.loadedHtml || !this.panel.visible) {
       // A hidden webview gets no messages (and reloads when shown): give it the page itself.
       this.panel.webview.html = card.preview;
+      this.version += 1;
       this.loadedHtml = true;
       this.htmlAssets = card.assets ?? [];
       this.assets = new Set(this.htmlAssets);
@@ -119,6 +163,7 @@ export class PreviewPanel implements vscode.Disposable {
       return this.panel.webview;
     }
     this.nonce = makeNonce(randomBytes);
+    this.version += 1;
     this.loadedHtml = false;
     this.assets.clear();
     this.htmlAssets = [];
@@ -133,6 +178,12 @@ export class PreviewPanel implements vscode.Disposable {
     panel.onDidDispose(() => {
       this.panel = undefined;
       this.shown = undefined;
+      this.version += 1;
+    });
+    panel.onDidChangeViewState(() => {
+      if (!panel.visible) {
+        this.version += 1; // hidden: VS Code rebuilds the page from its html when shown
+      }
     });
     panel.webview.onDidReceiveMessage((data: unknown) => this.onMessage(data));
     this.panel = panel;
@@ -141,6 +192,9 @@ export class PreviewPanel implements vscode.Disposable {
 
   private async onMessage(data: unknown): Promise<void> {
     const msg = parsePageMessage(data);
+    if (msg.type === "ready") {
+      this.version += 1; // a page loaded: from the html, with that html's scripts only
+    }
     if (msg.type === "ready" && this.postedSinceHtml && this.shown) {
       // VS Code reloaded the webview (hidden, then shown) from the html first set: it holds
       // that page's scripts only, and the newest preview goes to it again.

@@ -88,7 +88,9 @@ export class FakePanel {
   posted: unknown[] = [];
   private readonly disposeEmitter = new EventEmitter<void>();
   private readonly messageEmitter = new EventEmitter<unknown>();
+  private readonly viewStateEmitter = new EventEmitter<void>();
   onDidDispose = this.disposeEmitter.event;
+  onDidChangeViewState = this.viewStateEmitter.event;
   webview = {
     cspSource: "vscode-webview://stub",
     onDidReceiveMessage: this.messageEmitter.event,
@@ -117,6 +119,11 @@ export class FakePanel {
   dispose(): void {
     this.disposed = true;
     this.disposeEmitter.fire();
+  }
+  /** The user moves another tab over the pane (or back). */
+  setVisible(visible: boolean): void {
+    this.visible = visible;
+    this.viewStateEmitter.fire();
   }
   /** The page posts a message to the extension. */
   receive(message: unknown): void {
