@@ -8,7 +8,6 @@ summary for cards (their headings, tables and values, not HTML); a failing step 
 error whose first line is ``file:line: Type: message``.
 """
 
-
 import functools
 import json
 import os
@@ -198,12 +197,14 @@ def _error_line(error: dict[str, Any], root: str) -> str:
 _LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ (?:\[[^\]]*\] ?)?")
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<fn>\S+))?')
 _EXCEPTION = re.compile(r"^(?P<type>[A-Za-z_][\w.]*): ?(?P<message>.*)$")
+_TASK_TAG = re.compile(r"\[(?P<run>[^/\]\s]+)/(?P<step>[^/\]\s]+)/(?P<task>[^\]\s]+)")
 
 
 def run_failure(output: str, flow_path: str, root: str) -> dict[str, Any] | None:
     """Where a failed run's step failed: the innermost frame in the flow file of the last
     traceback in Metaflow's output, and the exception under it."""
-    lines = [_LOG_PREFIX.sub("", line) for line in output.splitlines()]
+    raw = output.splitlines()
+    lines = [_LOG_PREFIX.sub("", line) for line in raw]
     found = None
     for i, line in enumerate(lines):
         match = _FRAME.match(line)
@@ -214,8 +215,9 @@ def run_failure(output: str, flow_path: str, root: str) -> dict[str, Any] | None
     index, frame = found
     failure: dict[str, Any] = {"file": frame["file"], "line": int(frame["line"]),
                                "where": f"{shown_path(frame['file'], root)}:{frame['line']}",
-                               "step": frame["fn"], "source": source_line(frame["file"],
-                                                                         int(frame["line"]))}
+                               "source": source_line(frame["file"], int(frame["line"]))}
+    tag = _TASK_TAG.search(raw[index])  # Metaflow tags a task's lines [RUN/STEP/TASK (pid)]
+    failure["step"] = tag["step"] if tag else frame["fn"]
     for line in lines[index + 1:]:
         if _FRAME.match(line):
             continue
