@@ -564,6 +564,11 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"budget, {len(data['warm'])} task(s)")
     for task in data["warm"]:
         print(f"    {task['pathspec']}  {human_bytes(task['sizeBytes'])}")
+    memory = data.get("memory") or {}
+    if memory.get("rssBytes"):
+        arenas = memory.get("mallocArenas")
+        print(f"  daemon process: {human_bytes(memory['rssBytes'])} resident"
+              + (f", {arenas} malloc arena(s)" if arenas else ""))
     for work in data["running"]:
         print(f"  running: {work['kind']} {work.get('step') or ''} ({work['seconds']} s)")
     for flow in data["flows"]:

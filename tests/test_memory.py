@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import shutil
+import subprocess
+import sys
 import threading
 import weakref
 from pathlib import Path
@@ -88,6 +90,8 @@ def test_the_daemon_caps_its_malloc_arenas_under_concurrent_spins(tmp_path: Path
                 thread.join(300)
             with DaemonClient(paths, timeout=60) as client:
                 status = client.request("devd/status")
+            shown = subprocess.run([sys.executable, "-m", "devd.cli", "status"], cwd=root,
+                                   capture_output=True, text=True, timeout=120).stdout
         finally:
             stop(str(root))
     assert not failures, failures[0]
@@ -95,3 +99,4 @@ def test_the_daemon_caps_its_malloc_arenas_under_concurrent_spins(tmp_path: Path
     assert mem["tuned"] is True
     assert 1 <= mem["mallocArenas"] <= memory.ARENAS, mem
     assert mem["rssBytes"] > 0
+    assert f"resident, {mem['mallocArenas']} malloc arena(s)" in shown, shown
