@@ -75,8 +75,15 @@ def add_agent_fields(data: dict[str, Any], flow: str, target: str | None = None,
     target = target or step
     error = data.get("error")
     run = run_command(shown, tools)
-    warnings = [f"{mark.get('reason')}: the parents do not reflect it; `{run}` records them "
-                "again" for mark in data.get("stale") or []]
+    warnings: list[str] = []
+    fixes: list[str] = []
+    for mark in data.get("stale") or []:
+        reason = str(mark.get("reason"))
+        # stale against a recorded run: run again; against a chained spin: spin that parent
+        fix = run if " since run " in reason else spin_command(shown, str(mark.get("step")),
+                                                                tools)
+        fixes.append(fix)
+        warnings.append(f"{reason}: the parents do not reflect it; `{fix}` records them again")
     data["warnings"] = warnings
     if data.get("ok"):
         nxt = list(data.get("nextSteps") or [])
@@ -84,16 +91,16 @@ def add_agent_fields(data: dict[str, Any], flow: str, target: str | None = None,
             data["nextCommand"] = run
             data["next"] = (f"'{step}' is the last step and it works: `{run}` runs the whole "
                             "flow for real")
+        elif warnings:
+            data["nextCommand"] = fixes[0]
+            data["next"] = (f"parents are stale: `{fixes[0]}` records the changed steps, then "
+                            f"`{spin_command(shown, step, tools, from_spin)}` again")
         elif from_spin:  # the next step can take this spin's outputs: no run needed
             command = spin_command(shown, nxt[0], tools, True)
             others = ", ".join(f"`{spin_command(shown, s, tools, True)}`" for s in nxt[1:])
             data["nextCommand"] = command
             data["next"] = (f"'{step}' works: spin the next step on this spin's outputs with "
                             f"`{command}`" + (f" (also {others})" if others else ""))
-        elif warnings:
-            data["nextCommand"] = run
-            data["next"] = (f"parents are stale: `{run}` records the changed steps, then "
-                            f"`{spin_command(shown, step, tools)}` again")
         else:
             command = spin_command(shown, nxt[0], tools)
             others = ", ".join(f"`{spin_command(shown, s, tools)}`" for s in nxt[1:])

@@ -258,6 +258,13 @@ def test_agent_fields_name_stale_parents_and_quote_paths(tmp_path: Path) -> None
                                from_spin=True)
     assert chained["nextCommand"] == "devd spin f.py b --from-spin --json"
     assert "devd run" not in chained["next"]  # the next step chains on this spin: no run
+    stale_chain = add_agent_fields({"ok": True, "step": "b", "nextSteps": ["c"], "stale": [
+        {"step": "a", "reason": "code of step 'a' changed since its last spin"}]}, "f.py",
+        from_spin=True)
+    assert stale_chain["nextCommand"] == "devd spin f.py a --json"  # spin the parent again
+    assert stale_chain["warnings"] == ["code of step 'a' changed since its last spin: the "
+                                       "parents do not reflect it; `devd spin f.py a --json` "
+                                       "records them again"]
 
 
 NOISY_FLOW = '''
