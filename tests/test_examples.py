@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,3 +216,21 @@ def test_match_cutting(chdir_to: Any, browser: Any, tmp_path: Path) -> None:  # 
         card = open_card(browser, tmp_path, "match-score-3", three.cards[0])
         assert card.page.locator("img[src^='data:image/png']").count() == 3
         card.close()
+
+
+def test_match_bench_quick_runs(tmp_path: Path) -> None:
+    """bench/match_bench.py --quick end to end (no timing assertions: the machine is noisy)."""
+    report = tmp_path / "match.md"
+    # A short TMPDIR: the daemon's socket path must fit AF_UNIX's ~108 bytes.
+    scratch = Path(tempfile.mkdtemp(prefix="devd-mb-", dir="/tmp"))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "match_bench.py"), "--quick",
+         "--markdown", str(report)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TMPDIR": str(scratch)})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    row = next(line for line in report.read_text().splitlines() if line.startswith("| `score`"))
+    assert row.count(" ms") == 4 and "x)" in row, row
+    leftover = list(scratch.glob("devd-match-bench-*"))
+    shutil.rmtree(scratch, ignore_errors=True)
+    assert not leftover, "temp project left behind"
