@@ -149,7 +149,7 @@ def slope_kb_per_spin(samples: list[Sample]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
 
 
-def make_target(base: Path, label: str, extra: dict[str, str]) -> Target:
+def make_target(base: Path, runtime: Path, label: str, extra: dict[str, str]) -> Target:
     root = base / label
     root.mkdir()
     shutil.copy(FLOW_SRC, root / FLOW)
@@ -158,7 +158,7 @@ def make_target(base: Path, label: str, extra: dict[str, str]) -> Target:
         env["USER"] = "devd-bench"
     env.update(METAFLOW_DEFAULT_DATASTORE="local", METAFLOW_DEFAULT_METADATA="local",
                METAFLOW_CLIENT_CACHE_PATH=str(base / f"client-cache-{label}"),
-               DEVD_RUNTIME_DIR=str(base / "rt"), DEVD_IDLE_TIMEOUT="3600")
+               DEVD_RUNTIME_DIR=str(runtime), DEVD_IDLE_TIMEOUT="3600")
     env.pop("METAFLOW_DATASTORE_SYSROOT_LOCAL", None)
     return Target(label, root, env)
 
@@ -211,9 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     every = args.every or max(args.spins // 20, 1)
     started = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     base = Path(tempfile.mkdtemp(prefix="devd-soak-"))
-    targets = [make_target(base, "tuned", {})]
+    # Sockets: a Unix socket's path is limited to ~100 bytes, TMPDIR may be deep.
+    runtime = Path(tempfile.mkdtemp(prefix="dsoak", dir="/tmp"))
+    targets = [make_target(base, runtime, "tuned", {})]
     if args.compare:
-        targets.append(make_target(base, "untuned", {"DEVD_MALLOC_TUNING": "0"}))
+        targets.append(make_target(base, runtime, "untuned", {"DEVD_MALLOC_TUNING": "0"}))
     try:
         for t in targets:
             t.start()
@@ -245,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for t in targets:
             t.stop()
+        shutil.rmtree(runtime, ignore_errors=True)
         if args.keep:
             print(f"kept {base}")
         else:
