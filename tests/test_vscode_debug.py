@@ -3,7 +3,8 @@
 The extension's own `devd` debug type attaches VS Code to debugpy in the step's child (no
 Python extension installed): F9 sets a breakpoint, Ctrl+Alt+D saves and debugs the step
 under the cursor, the editor stops on that line with the parents' artifacts in the Variables
-view, F5 continues and the card pane shows the spin's result. Screenshots go to
+view, the Debug Console evaluates an expression on them, F5 continues and the card pane
+shows the spin's result. Screenshots go to
 out/screenshots/vscode-debug-*.png; the key-press-to-stopped time to
 out/screenshots/vscode-debug-timing.txt.
 """
@@ -146,6 +147,12 @@ def test_breakpoint_ctrl_alt_d_stops_there_with_the_artifacts(wb: Workbench) -> 
         return text if "data = [0, 3, 6" in text and "rates = [0.1, 0.2, 0.3]" in text else ""
 
     wb.wait_until(artifacts_listed, "the parent artifacts `data` and `rates` under self")
+    # The Debug Console evaluates expressions on them.
+    wb.page.click(".repl-input-wrapper .monaco-editor .view-lines")
+    wb.type("sum(self.data[:3]) * self.input")
+    wb.press("Enter")
+    wb.wait_until(lambda: "0.9" in wb.page.inner_text(".repl .monaco-list"),
+                  "0.9 (= (0 + 3 + 6) * 0.1) in the Debug Console")
     wb.screenshot(SHOTS / "vscode-debug-1-stopped.png")
 
     wb.press("F5")  # continue: the step ends, and so does the debug session
