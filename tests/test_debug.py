@@ -53,12 +53,12 @@ def debug_project() -> Any:
 class DebugSpin:
     """A ``devd/spin`` with ``debug: true`` in flight on its own connection."""
 
-    def __init__(self, root: Path, step: str, **extra: Any) -> None:
+    def __init__(self, root: Path, step: str, flow: str = "linear_flow.py",
+                 **extra: Any) -> None:
         self.ready: queue.Queue[dict[str, Any]] = queue.Queue()
         self.result: queue.Queue[Any] = queue.Queue()
         self.client = DaemonClient(daemon_paths(str(root)))
-        params = {"uri": (root / "linear_flow.py").as_uri(), "step": step, "debug": True,
-                  **extra}
+        params = {"uri": (root / flow).as_uri(), "step": step, "debug": True, **extra}
 
         def notified(method: str, payload: Any) -> None:
             if method == "devd/debugReady":
@@ -151,6 +151,40 @@ def test_breakpoint_in_a_step_sees_warm_parents(debug_project: Path) -> None:
     assert request(root, "devd/status", {})["running"] == []
 
 
+def test_breakpoint_in_a_module_the_flow_imports(debug_project: Path) -> None:
+    """Your own code next to the flow, re-imported by the step's child, stops too."""
+    root = debug_project
+    (root / "dbg_helper.py").write_text("def total(values):\n    result = sum(values)\n"
+                                        "    return result\n")
+    shown = '        print("y is", self.y)\n'
+    (root / "helper_flow.py").write_text(
+        "import dbg_helper\n" + (root / "linear_flow.py").read_text().replace(
+            shown, "        self.total = dbg_helper.total(self.x)\n" + shown))
+    try:
+        spin = DebugSpin(root, "double", flow="helper_flow.py")
+        ready = spin.ready.get(timeout=60)
+        dap = DapClient(ready["host"], ready["port"])
+        try:
+            dap.attach({str(root / "dbg_helper.py"): [3]})
+            stopped = dap.wait_event("stopped")
+            frames = dap.request("stackTrace", {"threadId": stopped["body"]["threadId"]})
+            top, caller = frames["stackFrames"][:2]
+            assert (top["name"], top["line"]) == ("total", 3)
+            assert os.path.samefile(top["source"]["path"], root / "dbg_helper.py")
+            assert caller["name"] == "double"
+            assert dap.request("evaluate", {"expression": "result", "frameId": top["id"],
+                                            "context": "watch"})["result"] == "6"
+            dap.request("continue", {"threadId": stopped["body"]["threadId"]})
+        finally:
+            dap.close()
+        result = spin.answer()
+        assert result["ok"] and {a["name"]: a["summary"]
+                                 for a in result["artifacts"]}["total"] == "6"
+    finally:
+        (root / "helper_flow.py").unlink()
+        (root / "dbg_helper.py").unlink()
+
+
 def test_nobody_attaches_times_out_clearly(debug_project: Path) -> None:
     root = debug_project
     spin = DebugSpin(root, "double", debugTimeout=1)
@@ -168,13 +202,29 @@ def test_nobody_attaches_times_out_clearly(debug_project: Path) -> None:
     assert healthy["ok"]
 
 
-def test_debug_spin_is_cancelled_like_any_spin(debug_project: Path) -> None:
+def test_debug_spin_is_cancelled_or_superseded_like_any_spin(debug_project: Path) -> None:
     root = debug_project
     spin = DebugSpin(root, "double")
     spin.ready.get(timeout=60)  # waiting for a client
     assert request(root, "devd/cancel", {"target": "double"})["cancelled"]
     result = spin.answer()
     assert result["error"]["type"] == "devd.Cancelled"
+    assert result["error"]["message"] == "spin of 'double' cancelled"
+    # Stopped at a breakpoint, then a newer spin of the same step: the debug spin gives way.
+    spin = DebugSpin(root, "double")
+    ready = spin.ready.get(timeout=60)
+    dap = DapClient(ready["host"], ready["port"])
+    try:
+        dap.attach({str(root / "linear_flow.py"): [BREAK_LINE]})
+        dap.wait_event("stopped")
+        newer = request(root, "devd/spin", {"uri": (root / "linear_flow.py").as_uri(),
+                                            "step": "double"})
+    finally:
+        dap.close()
+    assert newer["ok"]
+    result = spin.answer()
+    assert result["error"]["message"] == \
+        "spin of 'double' superseded by a newer spin of the same step"
 
 
 def test_bad_debug_timeout_is_one_line(debug_project: Path) -> None:
