@@ -87,7 +87,24 @@ def watch(on_progress: ProgressCallback | None = None,
 
 
 def _current() -> Watch:
-    return getattr(_local, "watch", None) or Watch()
+    found = getattr(_local, "watch", None)
+    if found is not None:
+        return found
+    from . import forking
+
+    if forking._CHANNEL is not None:  # in a spin's child (a step reading a big parent):
+        # progress goes to the process that waits for the spin (``relay_progress``)
+        return Watch(on_progress=lambda done, total, message:
+                     forking.emit("progress", [done, total, message]))
+    return Watch()
+
+
+def relay_progress(payload: Any) -> None:
+    """A spin child's download progress, for the watch of this thread (the spin's)."""
+    found = getattr(_local, "watch", None)
+    if found is not None and found.on_progress is not None and isinstance(payload, list) \
+            and len(payload) == 3:
+        found.on_progress(int(payload[0]), int(payload[1]), str(payload[2]))
 
 
 class Cancelled(DevdError):
@@ -179,7 +196,12 @@ def trim_cache(limit: int | None = None, keep: set[str] | frozenset[str] = froze
     entries = []
     for folder, _dirs, files in os.walk(cache_dir()):
         for name in files:
-            if name.endswith((".gz", ".raw")):
+            if name.startswith(".part-"):  # a download killed mid-way (a cancelled child)
+                with contextlib.suppress(OSError):
+                    path = os.path.join(folder, name)
+                    if time.time() - os.stat(path).st_mtime > 3600:
+                        os.unlink(path)
+            elif name.endswith((".gz", ".raw")):
                 path = os.path.join(folder, name)
                 with contextlib.suppress(OSError):
                     st = os.stat(path)
@@ -337,16 +359,16 @@ class _Progress:
         self.started = time.monotonic()
 
     def add(self, count: int, final: bool = False) -> None:
-        with self.lock:
+        with self.lock:  # also keeps the reports in order
             self.done += count
             now = time.monotonic()
             if self.watch.on_progress is None or (not final and now - self.last < 0.2):
                 return
             self.last = now
             done, total = self.done, max(self.total, self.done)
-        mb = 1 << 20
-        self.watch.on_progress(done, total, f"downloading {self.what}: "
-                                            f"{done / mb:.0f}/{total / mb:.0f} MB")
+            mb = 1 << 20
+            self.watch.on_progress(done, total, f"downloading {self.what}: "
+                                                f"{done / mb:.0f}/{total / mb:.0f} MB")
 
 
 def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .blobcache import relay_progress
 from .child import ChildResult, SpinRequest, client_value, preload, run_spin
 from .debugging import DEFAULT_TIMEOUT_S
 from .errors import DevdError
@@ -222,6 +223,8 @@ class Session:
                 on_card(payload)
             elif kind == "debugReady":
                 (on_debug_ready or _say_debug_ready)(payload)
+            elif kind == "progress":  # the child downloading a big parent (devd/blobcache.py)
+                relay_progress(payload)
 
         try:
             outcome = None if debug or pdb else \

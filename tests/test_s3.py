@@ -122,15 +122,25 @@ def s3_project(s3: S3Server) -> Iterator[tuple[Path, dict[str, str], str]]:
     env = {**os.environ, **s3.env("devd-team"), "S3FLOW_BLOB_BYTES": str(BLOB_BYTES),
            "METAFLOW_CLIENT_CACHE_PATH": str(root / "client-cache"),
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.run([sys.executable, "s3_flow.py", "--datastore=s3", "run",
-                           "--run-id-file", "run-id"], cwd=root, env=env,
+    # `devd run` passes --datastore=s3 through to Metaflow (before `run`, where it belongs)
+    proc = subprocess.run([*DEVD, "run", "s3_flow.py", "--datastore=s3"], cwd=root, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_id = proc.stdout.strip().splitlines()[-1].rsplit(" ", 1)[-1]
     with daemon_environment("devd-s3-rt-") as runtime:
         env["DEVD_RUNTIME_DIR"] = runtime
-        yield root, env, (root / "run-id").read_text().strip()
+        yield root, env, run_id
         subprocess.run([*DEVD, "daemon", "stop"], cwd=root, env=env, capture_output=True,
                        timeout=60)
+
+
+def test_run_options_for_remote_compute_and_stores_go_to_metaflow_unchanged() -> None:
+    from devd.runner import build_command
+
+    command = build_command("flow.py", "run", ["--with", "kubernetes", "--datastore=s3",
+                                               "--max-workers", "4"], "id-file", "py")
+    assert command == ["py", "flow.py", "--with", "kubernetes", "--datastore=s3", "run",
+                       "--max-workers", "4", "--run-id-file", "id-file"]
 
 
 def devd(root: Path, env: dict[str, str], *args: str,
@@ -252,14 +262,19 @@ def test_a_hung_endpoint_times_out(s3: S3Server, s3_project) -> None:
         s3.relay.hang = False
 
 
-def _spin_while_downloading(s3: S3Server, root: Path, env: dict[str, str],
-                            cache: str) -> subprocess.Popen[str]:
-    env = {**env, "DEVD_BLOB_CACHE": str(root / cache), "DEVD_EAGER_MB": "100"}
+def _spin_while_downloading(s3: S3Server, root: Path, env: dict[str, str], cache: str,
+                            target: str, eager: bool) -> subprocess.Popen[str]:
+    """A daemon spin of ``target`` with the big blob coming slowly: in the daemon itself
+    (``eager``: all parents loaded up front) or, as by default, in the spin's child when
+    the step first reads it."""
+    env = {**env, "DEVD_BLOB_CACHE": str(root / cache)}
+    if eager:
+        env["DEVD_EAGER_MB"] = "100"
     devd(root, env, "daemon", "stop")
     assert devd(root, env, "daemon", "start").returncode == 0
     s3.relay.rate = 1 << 20  # 1 MB/s: the 6 MB blob takes seconds
     before = s3.relay.bytes_down
-    proc = subprocess.Popen([*DEVD, "spin", "s3_flow.py", "end"], cwd=root, env=env,
+    proc = subprocess.Popen([*DEVD, "spin", "s3_flow.py", target], cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while s3.relay.bytes_down - before < (2 << 20):
@@ -271,7 +286,7 @@ def _spin_while_downloading(s3: S3Server, root: Path, env: dict[str, str],
 def test_cancel_during_a_download_stops_it(s3: S3Server, s3_project) -> None:
     root, env, run_id = s3_project
     try:
-        proc = _spin_while_downloading(s3, root, env, "cache-cancel")
+        proc = _spin_while_downloading(s3, root, env, "cache-cancel", "end", eager=True)
         proc.send_signal(signal.SIGINT)  # Ctrl-C: the daemon cancels the client's spin
         proc.communicate(timeout=60)
         time.sleep(2)  # the transfer stops within a chunk
@@ -286,17 +301,18 @@ def test_cancel_during_a_download_stops_it(s3: S3Server, s3_project) -> None:
 
 
 def test_server_stopped_mid_download(s3: S3Server, s3_project) -> None:
-    """Last in this module: the relay (the endpoint the env names) is gone afterwards."""
+    """Last in this module: the relay (the endpoint the env names) is gone afterwards.
+    `body` reads the big blob, which the spin's child downloads (lazily, as by default)."""
     root, env, run_id = s3_project
-    proc = _spin_while_downloading(s3, root, env, "cache-stop")
+    proc = _spin_while_downloading(s3, root, env, "cache-stop", f"{run_id}/body", eager=False)
     s3.relay.stop()  # the server goes away mid-transfer
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode == 1  # the step failed, on this one line:
     assert "Traceback" not in err and "botocore" not in err
-    error = [x for x in err.splitlines() if x.startswith("devd: cannot read")]
+    error = [x for x in err.splitlines() if "cannot read parent task" in x]
     assert len(error) == 1, err
-    assert "s3://devd-team/metaflow" in error[0] and f"S3Flow/{run_id}/" in error[0]
-    # the download's progress reached the terminal ($/progress from the daemon)
+    assert f"S3Flow/{run_id}/start/1 from s3://devd-team/metaflow" in error[0]
+    assert "broke off mid-download" in error[0]
+    # the child's download progress reached the terminal ($/progress through the daemon)
     assert any(x.startswith("devd: downloading") for x in err.splitlines()), err
     assert devd(root, env, "status").returncode == 0  # the daemon lives on
-    assert not list((root / "cache-stop").rglob(".part-*"))
