@@ -57,13 +57,14 @@ class SpinRequest:
     debug: bool = False
     debug_timeout: float = 120.0
     pdb: bool = False  # post-mortem pdb on the terminal (the spin runs in that process)
+    retry_count: int = 0  # current.retry_count: the recorded attempt a task's pathspec names
 
     def prepared_key(self) -> tuple[Any, ...]:
         """What a child prepared ahead of time has fixed: the rest may come with the request."""
         return (self.flow_file, self.cwd, self.step, self.origin_run_id,
                 tuple(self.input_paths), self.split_index, tuple(self.config_args),
                 _frozen(self.config_values), self.config_overrides, self.persist,
-                tuple(self.data_files))
+                tuple(self.data_files), self.retry_count)
 
 
 def _frozen(values: dict[str, Any]) -> Any:
@@ -650,7 +651,7 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
     try:
         task.run_step(
             req.step, run_id, task_id, req.origin_run_id, req.input_paths, req.split_index,
-            0, 0, kept, req.persist,
+            req.retry_count, req.retry_count, kept, req.persist,
         )
     except BaseException as exc:  # the user's step failed (or Metaflow refused it)
         error = error_info(exc, req.flow_file)
@@ -986,6 +987,11 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any],
     sys.stdout = _Tee(sys.stdout)
     sys.stderr = _Tee(sys.stderr)
     os.chdir(req.cwd)
+    # A task process starts in Metaflow's default namespace (the user's), whatever the warm
+    # process switched to (a notebook's namespace(None), a test's): reset it to "not set".
+    from metaflow.client import core as client_core
+
+    client_core.current_namespace = False
     if warm is None:  # spawn path: nothing is warm in a fresh interpreter
         warm_tasks = [load_task(ref) for ref in req.parent_refs]
         warm = WarmFlowDataStore(req.parent_refs[0].flow_name, warm_tasks)

@@ -7,6 +7,7 @@ Or an explicit pathspec: ``step``, ``run/step``, ``Flow/run/step`` or ``Flow/run
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,9 @@ class SpinPlan:
     parents: tuple[TaskRef, ...]
     split_index: int | None
     recorded_task: str | None  # pathspec of the step's task in that run, if it ran
+    # A spin of a task's pathspec is that task's attempt (``current.retry_count``); a spin
+    # by step name is a new task's first attempt.
+    attempt: int = 0
 
     @property
     def parent_pathspecs(self) -> list[str]:
@@ -304,7 +308,8 @@ def _plan_in_run_unchecked(model: FlowModel, run: Any, target: Target) -> SpinPl
                 f"task {pathspec} stored nothing (it is still running, or died before it "
                 f"could); spin it once it ended, or spin '{run.id}/{target.step}'"
             )
-        return _plan_from_task(model, task)
+        return dataclasses.replace(_plan_from_task(model, task),
+                                   attempt=int(task.current_attempt))
     # A task still running stored nothing yet; its parents, finished, are found below.
     recorded = next((t for t in _tasks_of(run, target.step) if _written(t)), None)
     if recorded is not None:

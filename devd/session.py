@@ -206,6 +206,7 @@ class Session:
             want_private=want_private,
             want_diff=diff,
             data_files=model.config_files(self.cwd),
+            retry_count=plan.attempt,
             debug=debug,
             debug_timeout=debug_timeout if debug_timeout is not None else DEFAULT_TIMEOUT_S,
             pdb=pdb,

@@ -1,0 +1,125 @@
+"""Features found by reproducing Metaflow's own test flows (bench/external_suite.py), each
+written fresh here: every flow is run for real, then its recorded tasks are spun.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from metaflow import Flow, Task, namespace
+
+from devd import Session
+from tests.conftest import run_flow
+
+RETRY_FLOW = '''\
+from metaflow import FlowSpec, current, retry, step
+
+
+class FlakyFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = [1, 2]
+        self.next(self.flaky, foreach="items")
+
+    @retry(times=2)
+    @step
+    def flaky(self):
+        if current.retry_count < 1:
+            raise RuntimeError("first attempt fails")
+        self.attempt = current.retry_count
+        self.doubled = self.input * 2
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.total = sum(i.doubled for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    FlakyFlow()
+'''
+
+NAMESPACE_FLOW = '''\
+from metaflow import FlowSpec, get_namespace, step
+
+
+class NamespaceFlow(FlowSpec):
+    @step
+    def start(self):
+        self.ns = get_namespace()
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.ns_end = get_namespace()
+
+
+if __name__ == "__main__":
+    NamespaceFlow()
+'''
+
+FLOWS = {"flaky_flow.py": RETRY_FLOW, "namespace_flow.py": NAMESPACE_FLOW}
+
+
+def public_artifacts(task: Task) -> dict:
+    return {a.id: a.data for a in task if not a.id.startswith("_")}
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("shapes")
+    for name, text in FLOWS.items():
+        (root / name).write_text(text)
+    previous = os.getcwd()
+    os.chdir(root)
+    for name in FLOWS:
+        run_flow(root, name)
+    yield root
+    os.chdir(previous)
+
+
+@pytest.fixture
+def here(shapes: Path) -> Path:
+    from devd.session import bind_metaflow_root
+
+    os.chdir(shapes)
+    bind_metaflow_root()
+    namespace("user:devd-test")
+    return shapes
+
+
+def test_a_retried_task_is_spun_as_its_recorded_attempt(here: Path) -> None:
+    run = Flow("FlakyFlow").latest_run
+    tasks = list(run["flaky"])
+    assert [int(t.current_attempt) for t in tasks] == [1, 1]
+    with Session("flaky_flow.py") as s:
+        for task in tasks:
+            result = s.spin(task.pathspec)  # current.retry_count is the recorded attempt
+            assert result.ok, result.error and result.error.traceback
+            assert result.artifacts == public_artifacts(task)
+            assert result.artifacts["attempt"] == 1
+        first = s.spin("flaky")  # by step name: a new task, its first attempt
+        assert not first.ok and "first attempt fails" in first.error.message
+        join = s.spin(run["join"].task.pathspec)
+        assert join.ok and join.artifacts["total"] == 6
+
+
+def test_a_step_sees_the_namespace_a_task_starts_in(here: Path) -> None:
+    run = Flow("NamespaceFlow").latest_run
+    assert run["start"].task["ns"].data == "user:devd-test"
+    namespace(None)  # the warm process browses every namespace (a notebook might)
+    try:
+        with Session("namespace_flow.py") as s:
+            for task in (run["start"].task, run["end"].task):
+                result = s.spin(task.pathspec)
+                assert result.ok, result.error and result.error.traceback
+                assert result.artifacts == public_artifacts(task)
+    finally:
+        namespace("user:devd-test")
