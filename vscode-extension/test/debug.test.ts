@@ -66,6 +66,16 @@ describe("Debug Step", () => {
     assert.deepEqual(sent[1], { method: "devd/cancel", params: { target: "train" } });
   });
 
+  it("a spin that answers first does not take a newer spin's wait for its port", async () => {
+    const older = debugReadyWaiters.expect("file:///p/flow.py");
+    const newer = debugReadyWaiters.expect("file:///p/flow.py");
+    debugReadyWaiters.forget("file:///p/flow.py", older);
+    const ready = { uri: "file:///p/flow.py", step: "train", host: "127.0.0.1", port: 4 };
+    assert.equal(debugReadyWaiters.ready(ready), true);
+    assert.deepEqual(await newer, ready);
+    assert.equal(debugReadyWaiters.ready(ready), false);
+  });
+
   it("the adapter is debugpy's, on loopback only", () => {
     const server = new DevdDebugAdapterFactory().createDebugAdapterDescriptor({
       configuration: { type: "devd", request: "attach", name: "x", connect: { host: "127.0.0.1", port: 5678 } },

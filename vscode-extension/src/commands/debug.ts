@@ -38,10 +38,9 @@ export async function debugStep(devd: Devd, options: DebugOptions = {}): Promise
   const first = await Promise.race([
     ready.then((r): { ready: DebugReadyParams } => ({ ready: r })),
     answer.then((r): { result: SpinResult } => ({ result: r })),
-  ]);
+  ]).finally(() => debugReadyWaiters.forget(uri, ready)); // answered, failed or listening
   if ("result" in first) {
     // it ended before listening: a bad request (one line), or the step's set-up failed
-    debugReadyWaiters.forget(uri);
     if (!first.result.ok && first.result.error?.type === "devd.BadRequest") {
       void vscode.window.showWarningMessage(`devd: ${first.result.error.message}`);
     }

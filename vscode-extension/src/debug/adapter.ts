@@ -47,27 +47,33 @@ export class DevdDebugAdapterFactory implements vscode.DebugAdapterDescriptorFac
   }
 }
 
-/** Debug spins waiting for their `devd/debugReady`, by flow URI (one at a time per flow). */
+/** Debug spins waiting for their `devd/debugReady`, by flow URI (the newest one per flow). */
 export class DebugReadyWaiters {
-  private readonly waiting = new Map<string, (ready: DebugReadyParams) => void>();
+  private readonly waiting = new Map<string, { resolve: (ready: DebugReadyParams) => void; done: Promise<DebugReadyParams> }>();
 
   expect(uri: string): Promise<DebugReadyParams> {
-    return new Promise((resolve) => this.waiting.set(uri, resolve));
+    let resolve!: (ready: DebugReadyParams) => void;
+    const done = new Promise<DebugReadyParams>((r) => (resolve = r));
+    this.waiting.set(uri, { resolve, done });
+    return done;
   }
 
   /** A notification arrived: hand it to the command waiting for it; false if none. */
   ready(params: DebugReadyParams): boolean {
-    const resolve = this.waiting.get(params.uri);
-    if (!resolve) {
+    const waiter = this.waiting.get(params.uri);
+    if (!waiter) {
       return false;
     }
     this.waiting.delete(params.uri);
-    resolve(params);
+    waiter.resolve(params);
     return true;
   }
 
-  forget(uri: string): void {
-    this.waiting.delete(uri);
+  /** Stop waiting (the spin answered first), unless a newer debug spin of the flow waits. */
+  forget(uri: string, which: Promise<DebugReadyParams>): void {
+    if (this.waiting.get(uri)?.done === which) {
+      this.waiting.delete(uri);
+    }
   }
 }
 
