@@ -16,8 +16,10 @@ def test_train_learns_each_subcategory():
 
 
 def test_train_with_injected_artifacts():
-    result = devd.spin("flow.py", "train", artifacts_module="artifacts.py")
+    # As the post's `Runner("flow.py").spin("train", persist=True)`: the spun task is stored
+    # in .metaflow_spin/ and read back with Metaflow's Client.
+    result = devd.spin("flow.py", "train", artifacts_module="artifacts.py", persist=True)
     assert result.ok, result.error and result.error.traceback
-    assert result.artifacts["model"] == "kmeans"
+    assert result.task["model"].data == "kmeans"
     assert len(result.artifacts["classifier"][2]) == 15  # one label per cluster
     assert result.artifacts["confusion"].sum() > 0
