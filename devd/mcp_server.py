@@ -109,15 +109,22 @@ class Tools:
         data.pop("uri", None)
         return data
 
-    def run(self, flow: str, args: list[str] | None = None) -> dict[str, Any]:
+    def run(self, flow: str, args: list[str] | None = None,
+            on_progress: Any = None) -> dict[str, Any]:
+        """A run through the daemon; ``on_progress(percent, message)`` per finished task."""
         path = self.flow_path(flow)
         output: list[str] = []
 
         def collect(method: str, params: Any) -> None:
             if method == "devd/log" and isinstance(params, dict):
                 output.append(str(params.get("text", "")))
+            elif method == "$/progress" and on_progress is not None and isinstance(params, dict):
+                value = params.get("value") or {}
+                if value.get("kind") == "report":
+                    on_progress(float(value.get("percentage") or 0), value.get("message"))
 
-        data = self.request(path, "devd/run", {"uri": _uri(path), "args": list(args or [])},
+        data = self.request(path, "devd/run", {"uri": _uri(path), "args": list(args or []),
+                                               "workDoneToken": "devd-mcp-run"},
                             on_notification=collect)
         text = "".join(output)
         answer = {"ok": bool(data.get("ok")), "runId": data.get("runId"),
@@ -235,6 +242,9 @@ def _dumps(data: Any) -> str:
 def build_server(root: str) -> Any:
     """The MCP server with devd's five tools (``mcp`` SDK 2.x)."""
     mcp_server_cls = _sdk()
+    import anyio.from_thread
+    import anyio.to_thread
+    from mcp.server.mcpserver import Context
     from mcp.types import CallToolResult, TextContent
 
     from . import __version__
@@ -284,14 +294,25 @@ def build_server(root: str) -> Any:
             parts.append("stdout:\n" + data["stdout"].rstrip())
         return answer("\n\n".join(parts), error=True)
 
-    @tool
-    def run(flow: str, args: list[str] | None = None) -> CallToolResult:
+    @server.tool()
+    async def run(flow: str, args: list[str] | None = None,
+                  ctx: Context | None = None) -> CallToolResult:
         """Run the whole flow with Metaflow's own `python FLOW run ARGS` (seconds to
         minutes); the new run's tasks become the parents of later spins. Run once before
         the first spin, after a step works (to record its outputs for the next step), and
-        at the end. Returns JSON: ok, runId, returncode, output (its end). A failed run is
-        a tool error starting with file:line: Type: message of the failing step."""
-        data = tools.run(flow, args)
+        at the end. Reports progress per finished task. Returns JSON: ok, runId,
+        returncode, output (its end). A failed run is a tool error starting with
+        file:line: Type: message of the failing step."""
+
+        def progress(percent: float, message: str | None) -> None:
+            if ctx is not None:  # from the worker thread, on the server's event loop
+                anyio.from_thread.run(ctx.report_progress, percent, 100.0, message)
+
+        try:
+            data = await anyio.to_thread.run_sync(
+                functools.partial(tools.run, flow, args, progress))
+        except DevdError as exc:
+            return answer(f"devd: {exc}", error=True)
         if data["ok"]:
             return answer(_dumps(data))
         failure = data.get("failure")

@@ -149,8 +149,17 @@ async def test_card_is_text_and_artifacts_show_one_value(mcp_project: Path) -> N
 async def test_run_records_parents_stale_ones_are_warned_and_a_failed_run_names_its_line(
         mcp_project: Path) -> None:
     async with session(mcp_project) as client:
-        run = await client.call_tool("run", {"flow": "mcp_flow.py", "args": ["--n", "5"]})
+        progress: list[tuple[float, float | None, str | None]] = []
+
+        async def on_progress(done: float, total: float | None, message: str | None) -> None:
+            progress.append((done, total, message))
+
+        run = await client.call_tool("run", {"flow": "mcp_flow.py", "args": ["--n", "5"]},
+                                     progress_callback=on_progress)
         assert not run.is_error, text_of(run)
+        assert [p[2] for p in progress] == ["1/3 steps (start)", "2/3 steps (total)",
+                                            "3/3 steps (end)"]
+        assert progress[-1][:2] == (100, 100)
         data = json.loads(text_of(run))
         assert data["ok"] is True and data["returncode"] == 0 and data["runId"]
         spun = json.loads(text_of(await client.call_tool(
