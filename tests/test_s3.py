@@ -300,6 +300,38 @@ def test_cancel_during_a_download_stops_it(s3: S3Server, s3_project) -> None:
         s3.relay.rate = None
 
 
+def test_an_editor_gets_download_progress_on_a_token_the_daemon_creates(
+        s3: S3Server, s3_project) -> None:
+    """An LSP client that supports window/workDoneProgress sees $/progress begin, reports
+    and end while the daemon downloads the parents of its spin."""
+    from devd.cli import file_uri
+    from devd.client import DaemonClient
+    from devd.project import daemon_paths
+
+    root, env, run_id = s3_project
+    env = {**env, "DEVD_BLOB_CACHE": str(root / "cache-lsp"), "DEVD_EAGER_MB": "100"}
+    devd(root, env, "daemon", "stop")
+    assert devd(root, env, "daemon", "start").returncode == 0
+    s3.relay.rate = 3 << 20  # the 6 MB blob takes about two seconds
+    seen: list[tuple[str, object]] = []
+    try:
+        with DaemonClient(daemon_paths(str(root)), timeout=120) as client:
+            client.request("initialize", {"processId": None, "rootUri": file_uri(str(root)),
+                                          "capabilities": {"window": {"workDoneProgress": True}}})
+            client._send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+            result = client.request("devd/spin", {"uri": file_uri(str(root / "s3_flow.py")),
+                                                  "step": "end"},
+                                    on_notification=lambda m, p: seen.append((m, p)))
+    finally:
+        s3.relay.rate = None
+    assert result["ok"], result
+    values = [p["value"] for m, p in seen if m == "$/progress"]  # type: ignore[index]
+    assert values and values[0]["kind"] == "begin" and values[-1]["kind"] == "end", values
+    reports = [v for v in values if v["kind"] == "report"]
+    assert reports and "downloading" in reports[-1]["message"]
+    assert reports[-1]["percentage"] >= reports[0]["percentage"]
+
+
 def test_server_stopped_mid_download(s3: S3Server, s3_project) -> None:
     """Last in this module: the relay (the endpoint the env names) is gone afterwards.
     `body` reads the big blob, which the spin's child downloads (lazily, as by default)."""
