@@ -105,7 +105,7 @@ class Tools:
         for stream in ("stdout", "stderr"):
             data[stream] = _tail(data.get(stream) or "")
         if data.get("error") and data["error"].get("traceback"):
-            data["error"]["traceback"] = _tail(data["error"]["traceback"], 3000)
+            data["error"]["traceback"] = _tail(user_frames(data["error"]["traceback"]), 3000)
         data.pop("uri", None)
         return data
 
@@ -185,6 +185,29 @@ class Tools:
                                "card or artifacts call starts one"}
         with client:
             return {"daemonRunning": True, **client.request("devd/status")}
+
+
+_FRAME_LINE = re.compile(r'^  File "(?P<file>[^"]+)", line \d+')
+
+
+def user_frames(traceback: str) -> str:
+    """A traceback from its first frame outside devd and Metaflow: the frames above it
+    (devd's child running Metaflow's task runner) are the same in every spin."""
+    import importlib.util
+
+    if traceback.count("Traceback (most recent call last):") != 1:
+        return traceback  # chained exceptions: every part may matter
+    spec = importlib.util.find_spec("metaflow")
+    ours = [os.path.dirname(os.path.abspath(__file__)) + os.sep]
+    if spec is not None and spec.origin:
+        ours.append(os.path.dirname(spec.origin) + os.sep)
+    lines = traceback.splitlines()
+    for i, line in enumerate(lines):
+        frame = _FRAME_LINE.match(line)
+        if frame and not frame["file"].startswith(tuple(ours)):
+            head = lines[:1] if i > 0 and lines[0].startswith("Traceback") else []
+            return "\n".join(head + lines[i:]) + "\n"
+    return traceback
 
 
 def _uri(path: str) -> str:
