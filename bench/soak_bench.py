@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -163,9 +164,11 @@ def make_target(base: Path, runtime: Path, label: str, extra: dict[str, str]) ->
     return Target(label, root, env)
 
 
-def report(targets: list[Target], args: argparse.Namespace, started: str) -> str:
+def report(targets: list[Target], args: argparse.Namespace, started: str, done: int) -> str:
     how = "one kept connection" if args.persistent else "a `devd spin` process each"
-    lines = [f"Soak: {args.spins} spins of `{STEP}` ({FLOW}, {how}), after {args.warmup} "
+    count = f"{done} spins" if done == args.spins else \
+        f"{done} spins (interrupted; {args.spins} asked)"
+    lines = [f"Soak: {count} of `{STEP}` ({FLOW}, {how}), after {args.warmup} "
              f"warm-up spins; started {started}, {platform.platform()}, "
              f"{os.cpu_count()} cores",
              "",
@@ -209,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         print("soak_bench reads /proc: Linux only", file=sys.stderr)
         return 2
     every = args.every or max(args.spins // 20, 1)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     base = Path(tempfile.mkdtemp(prefix="devd-soak-"))
     # Sockets: a Unix socket's path is limited to ~100 bytes, TMPDIR may be deep.
@@ -228,17 +232,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{t.label} after warm-up: RSS {s.rss_kb / 1024:.1f} MB, {s.anon_maps} "
                   f"anon mappings, {s.arenas} arenas", flush=True)
         t0 = time.monotonic()
-        for i in range(1, args.spins + 1):
-            for t in targets:
-                t.spin(args.persistent)
-            if i % every == 0 or i == args.spins:
+        done = 0
+        try:  # Ctrl-C (or SIGTERM) ends the soak early: what was measured is reported
+            for i in range(1, args.spins + 1):
                 for t in targets:
-                    s = t.sample(i)
-                    print(f"{i:>6} {t.label:>8}: RSS {s.rss_kb / 1024:7.1f} MB  anon "
-                          f"{s.anon_maps:>3} maps {s.anon_kb / 1024:6.1f} MB  arenas "
-                          f"{s.arenas}  ({(time.monotonic() - t0) / i * 1000:.0f} ms/round)",
-                          flush=True)
-        text = report(targets, args, started)
+                    t.spin(args.persistent)
+                done = i
+                if i % every == 0 or i == args.spins:
+                    for t in targets:
+                        s = t.sample(i)
+                        print(f"{i:>6} {t.label:>8}: RSS {s.rss_kb / 1024:7.1f} MB  anon "
+                              f"{s.anon_maps:>3} maps {s.anon_kb / 1024:6.1f} MB  arenas "
+                              f"{s.arenas}  ({(time.monotonic() - t0) / i * 1000:.0f} "
+                              "ms/round)", flush=True)
+        except KeyboardInterrupt:
+            print(f"interrupted after {done} spins", flush=True)
+            if done and done % every:
+                for t in targets:
+                    t.sample(done)
+        text = report(targets, args, started, done)
         print("\n" + text)
         if args.markdown:
             with open(args.markdown, "a") as fh:
