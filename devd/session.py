@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import io
 import os
 import pickle
 import sys
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .blobcache import relay_progress
-from .child import ChildResult, SpinRequest, client_value, preload, run_spin
+from .child import ChildResult, SpinRequest, Unpicklable, client_value, preload, run_spin
 from .debugging import DEFAULT_TIMEOUT_S
 from .errors import DevdError
 from .flowmodel import FlowModel, load_flow_model
@@ -449,7 +450,8 @@ class Session:
         by_pathspec = {t.ref.pathspec: t for t in warm_tasks}
         for phase, seconds in child.phases.items():
             timings[f"child.{phase}"] = seconds
-        loaded = {name: pickle.loads(blob) for name, blob in child.values.items()}
+        loaded = {name: _unpickled(name, blob, child.notices)
+                  for name, blob in child.values.items()}
         deferred: dict[str, Callable[[], Any]] = {}
         for name, (pathspec, source) in child.parent_values.items():
             task = by_pathspec[pathspec]
@@ -535,6 +537,30 @@ class _Prepared:
         self.child = child
         self.state = state
         self.pathspecs = {entry[0] for entry in signature}
+
+
+class _NamingUnpickler(pickle.Unpickler):
+    """Remembers the first class a pickle names: what an artifact was, if it cannot load."""
+
+    first: str | None = None
+
+    def find_class(self, module: str, name: str) -> Any:
+        self.first = self.first or f"{module}.{name}"
+        return super().find_class(module, name)
+
+
+def _unpickled(name: str, blob: bytes, notices: list[str]) -> Any:
+    """An artifact the child sent. One that cannot be rebuilt outside the spin (a Client
+    ``Task`` of the throwaway spin, whose metadata went with the child) stands in as
+    ``Unpicklable`` with a notice; the spin itself did not fail."""
+    unpickler = _NamingUnpickler(io.BytesIO(blob))
+    try:
+        return unpickler.load()
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()
+        reason = f"{type(exc).__name__}: {detail[0] if detail else ''}"
+        notices.append(f"artifact `{name}` cannot be loaded outside the spin ({reason})")
+        return Unpicklable(unpickler.first or "object", name, reason)
 
 
 def _client_value_of(name: str, load: Callable[[], Any]) -> Any:

@@ -65,7 +65,29 @@ if __name__ == "__main__":
     NamespaceFlow()
 '''
 
-FLOWS = {"flaky_flow.py": RETRY_FLOW, "namespace_flow.py": NAMESPACE_FLOW}
+CLIENT_FLOW = '''\
+from metaflow import FlowSpec, current, step
+
+
+class ClientObjectFlow(FlowSpec):
+    @step
+    def start(self):
+        self.task_obj = current.task  # Client objects as artifacts, as Metaflow's tests do
+        self.run_obj = current.run
+        self.where = current.task.pathspec.split("/")[2]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.seen = self.where
+
+
+if __name__ == "__main__":
+    ClientObjectFlow()
+'''
+
+FLOWS = {"flaky_flow.py": RETRY_FLOW, "namespace_flow.py": NAMESPACE_FLOW,
+         "client_flow.py": CLIENT_FLOW}
 
 
 def public_artifacts(task: Task) -> dict:
@@ -123,3 +145,21 @@ def test_a_step_sees_the_namespace_a_task_starts_in(here: Path) -> None:
                 assert result.artifacts == public_artifacts(task)
     finally:
         namespace("user:devd-test")
+
+
+def test_client_objects_of_the_spun_task_as_artifacts(here: Path) -> None:
+    run = Flow("ClientObjectFlow").latest_run
+    start = run["start"].task
+    with Session("client_flow.py") as s:
+        result = s.spin(start.pathspec)
+        assert result.ok, result.error and result.error.traceback
+        assert result.artifacts["where"] == "start"
+        # The spun task's Task/Run live in the throwaway spin's metadata, gone with its
+        # process: named, not a failed spin.
+        assert "Task" in repr(result.artifacts["task_obj"])
+        assert any("`task_obj`" in n for n in result.notices), result.notices
+        persisted = s.spin(start.pathspec, persist=True)  # stored: a real Task
+        assert persisted.ok and persisted.artifacts["task_obj"].pathspec == persisted.pathspec
+        end = s.spin(run["end"].task.pathspec)  # reads its parent's Task artifacts
+        assert end.ok and end.artifacts["seen"] == "start"
+        assert end.artifacts["task_obj"].pathspec == start.pathspec  # passed down as recorded
