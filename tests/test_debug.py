@@ -48,6 +48,7 @@ def debug_project() -> Any:
         finally:
             cli(root, "daemon", "stop", str(root))
             os.chdir(previous)
+            shutil.rmtree(root, ignore_errors=True)
 
 
 class DebugSpin:
