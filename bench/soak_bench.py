@@ -13,7 +13,9 @@ arenas, no trimming: the allocator as before devd/memory.py) and alternates spin
 the two daemons, so both see the same machine load. (The other cause found, a fork moving
 the daemon's young garbage into the oldest generation, devd/forking.py, has no switch: it
 was a defect, not a setting.) --persistent spins over one kept connection (the editor's
-pattern) instead of a CLI process per spin.
+pattern) instead of a CLI process per spin. --compare-rev REV adds a daemon running devd
+as it was at git revision REV (`git archive` of this repository into the temporary
+directory, first on PYTHONPATH for its CLI and daemon), e.g. the commit before a fix.
 """
 
 from __future__ import annotations
@@ -150,6 +152,18 @@ def slope_kb_per_spin(samples: list[Sample]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
 
 
+def checkout(rev: str, into: Path) -> Path:
+    """This repository's files at ``rev`` (its devd package importable from there)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], capture_output=True,
+                             timeout=120)
+    if archive.returncode != 0:
+        raise SystemExit(f"git archive {rev} failed: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True,
+                   timeout=120)
+    return into
+
+
 def make_target(base: Path, runtime: Path, label: str, extra: dict[str, str]) -> Target:
     root = base / label
     root.mkdir()
@@ -184,11 +198,13 @@ def report(targets: list[Target], args: argparse.Namespace, started: str, done: 
             f"| {slope_kb_per_spin(t.samples):+.2f} KB "
             f"| {first.anon_maps} → {last.anon_maps} "
             f"| {first.anon_kb / 1024:.1f} → {last.anon_kb / 1024:.1f} MB "
-            f"| {first.arenas} → {last.arenas} | {first.threads} → {last.threads} "
+            f"| {first.arenas or '?'} → {last.arenas or '?'} "
+            f"| {first.threads} → {last.threads} "
             f"| {first.fds} → {last.fds} | {median:.0f} ms | {t.failures} |")
-    lines += ["", "Samples (spins: RSS MB / anon mappings / arenas):", ""]
+    lines += ["", "Samples (spins: RSS MB / anon mappings / malloc arenas; ? where the "
+              "daemon does not report them):", ""]
     for t in targets:
-        row = ", ".join(f"{s.spins}: {s.rss_kb / 1024:.1f}/{s.anon_maps}/{s.arenas}"
+        row = ", ".join(f"{s.spins}: {s.rss_kb / 1024:.1f}/{s.anon_maps}/{s.arenas or '?'}"
                         for s in t.samples)
         lines.append(f"- {t.label}: {row}")
     return "\n".join(lines) + "\n"
@@ -203,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="sample every N spins (default: 20 samples)")
     parser.add_argument("--compare", action="store_true",
                         help="also a daemon with DEVD_MALLOC_TUNING=0, spins alternating")
+    parser.add_argument("--compare-rev", metavar="REV",
+                        help="also a daemon running devd as of this git revision")
     parser.add_argument("--persistent", action="store_true",
                         help="spin over one kept connection, not a CLI process per spin")
     parser.add_argument("--markdown", help="append the report to this file")
@@ -220,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     targets = [make_target(base, runtime, "tuned", {})]
     if args.compare:
         targets.append(make_target(base, runtime, "untuned", {"DEVD_MALLOC_TUNING": "0"}))
+    if args.compare_rev:
+        source = checkout(args.compare_rev, base / "rev")
+        path = os.pathsep.join(p for p in (str(source), os.environ.get("PYTHONPATH")) if p)
+        targets.append(make_target(base, runtime, f"at {args.compare_rev}",
+                                   {"PYTHONPATH": path}))
     try:
         for t in targets:
             t.start()
