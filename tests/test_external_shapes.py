@@ -86,8 +86,41 @@ if __name__ == "__main__":
     ClientObjectFlow()
 '''
 
+USER_DECO_FLOW = '''\
+from metaflow import FlowSpec, step, user_step_decorator, StepMutator
+
+
+@user_step_decorator
+def stamp(step_name, flow, inputs=None, attributes=None):
+    flow.before = f"before {step_name}"
+    yield
+    flow.after = f"after {step_name}"
+
+
+class AddStamp(StepMutator):
+    def mutate(self, mutable_step):
+        mutable_step.add_decorator(stamp, deco_kwargs={}, duplicates=mutable_step.IGNORE)
+
+
+class UserDecoFlow(FlowSpec):
+    @stamp
+    @step
+    def start(self):
+        self.x = 1
+        self.next(self.end)
+
+    @AddStamp
+    @step
+    def end(self):
+        self.y = self.x + 1
+
+
+if __name__ == "__main__":
+    UserDecoFlow()
+'''
+
 FLOWS = {"flaky_flow.py": RETRY_FLOW, "namespace_flow.py": NAMESPACE_FLOW,
-         "client_flow.py": CLIENT_FLOW}
+         "client_flow.py": CLIENT_FLOW, "user_deco_flow.py": USER_DECO_FLOW}
 
 
 def public_artifacts(task: Task) -> dict:
@@ -163,3 +196,13 @@ def test_client_objects_of_the_spun_task_as_artifacts(here: Path) -> None:
         end = s.spin(run["end"].task.pathspec)  # reads its parent's Task artifacts
         assert end.ok and end.artifacts["seen"] == "start"
         assert end.artifacts["task_obj"].pathspec == start.pathspec  # passed down as recorded
+
+
+def test_user_step_decorators_and_step_mutators_run_in_a_spin(here: Path) -> None:
+    run = Flow("UserDecoFlow").latest_run
+    with Session("user_deco_flow.py") as s:
+        for task in (run["start"].task, run["end"].task):
+            result = s.spin(task.pathspec)
+            assert result.ok, result.error and result.error.traceback
+            assert result.artifacts == public_artifacts(task)
+        assert s.spin("end").artifacts["after"] == "after end"  # added by the mutator
