@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from pathlib import Path
 
@@ -100,3 +101,31 @@ def test_the_daemon_caps_its_malloc_arenas_under_concurrent_spins(tmp_path: Path
     assert 1 <= mem["mallocArenas"] <= memory.ARENAS, mem
     assert mem["rssBytes"] > 0
     assert f"resident, {mem['mallocArenas']} malloc arena(s)" in shown, shown
+
+
+def test_the_pool_calls_on_idle_once_its_last_task_ends() -> None:
+    """The daemon trims the heap (memory.release) when its last request ends: not after
+    every task while others still run, and whether the task failed or not."""
+    from devd.threads import ThreadPerTask
+
+    calls: list[int] = []
+    pool = ThreadPerTask("t", on_idle=lambda: calls.append(pool.active()))
+    gates = [threading.Event() for _ in range(3)]
+
+    def wait(gate: threading.Event, fail: bool) -> None:
+        gate.wait(30)
+        if fail:
+            raise ValueError("a failed task ends too")
+
+    futures = [pool.submit(wait, gate, i == 1) for i, gate in enumerate(gates)]
+    for i, gate in enumerate(gates[:2]):
+        gate.set()
+        futures[i].exception(30)
+    assert calls == [], "on_idle ran while a task was still running"
+    gates[2].set()
+    futures[2].result(30)
+    deadline = time.monotonic() + 30
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls == [0]
+    pool.shutdown()
