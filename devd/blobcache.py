@@ -244,14 +244,23 @@ def _client_params() -> dict[str, Any]:
     return params
 
 
+_metaflow_clients: dict[tuple[int, float], Any] = {}
+
+
 def metaflow_s3_client() -> Any:
     """Metaflow's ``S3Client`` (credentials, role, endpoint and client parameters as
     Metaflow is configured) with devd's timeouts and retry bound; it keeps them when
-    Metaflow resets it after an error."""
+    Metaflow resets it after an error. One per process: making a boto3 client costs
+    tens of milliseconds, and a join may have hundreds of parents."""
     from metaflow.plugins.datatools.s3.s3 import S3Client
 
     bound_metaflow_retries()
-    return S3Client(s3_client_params=_client_params())
+    key = (os.getpid(), timeout_seconds())
+    with _clients_lock:
+        client = _metaflow_clients.get(key)
+        if client is None:
+            client = _metaflow_clients[key] = S3Client(s3_client_params=_client_params())
+    return client
 
 
 def s3_client() -> Any:
@@ -260,7 +269,10 @@ def s3_client() -> Any:
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = metaflow_s3_client().client
+            from metaflow.plugins.datatools.s3.s3 import S3Client
+
+            bound_metaflow_retries()
+            client = S3Client(s3_client_params=_client_params()).client
             _clients[key] = client
     return client
 
@@ -417,9 +429,8 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
         object_key = "/".join(p for p in (prefix, flow_name, "data", key[:2], key) if p)
         response = client.get_object(Bucket=bucket, Key=object_key)
         length = int(response.get("ContentLength") or 0)
-        if key not in (sizes or {}):
-            with progress.lock:
-                progress.total += length
+        with progress.lock:  # the stored (compressed) size replaces the artifact's estimate
+            progress.total += length - (sizes or {}).get(key, 0)
         meta_text = (response.get("Metadata") or {}).get("metaflow-user-attributes")
         meta = json.loads(meta_text) if meta_text else None
         raw = bool(meta and meta.get("cas_raw", False))
@@ -482,6 +493,14 @@ def probe(ds_type: str, ds_root: str, what: str) -> None:
     try:
         s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
     except Exception as exc:
-        raise DevdError(f"cannot read {what} from {store_name(ds_type, ds_root)}: "
-                        f"{explain(exc)}") from None
+        if not _denied(exc):  # credentials that may read objects but not list them: go on
+            raise DevdError(f"cannot read {what} from {store_name(ds_type, ds_root)}: "
+                            f"{explain(exc)}") from None
     _probed[key] = now
+
+
+def _denied(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    return str(response.get("Error", {}).get("Code", "")) == "AccessDenied"
