@@ -1,9 +1,9 @@
 """Parent artifacts of a remote datastore (S3): downloaded once, in parallel, kept on disk.
 
-Metaflow's spin downloads every parent blob again on every spin. Here a blob is
-downloaded once into a size-bounded disk cache, as Metaflow stored it (compressed), so
-a restarted daemon reads it from disk, and the warm loader can stream it (decompress
-and unpickle on the fly, never holding the blob and the object at once).
+A blob is downloaded once into a size-bounded disk cache, decompressed as it arrives
+(like Metaflow's client cache, which holds decompressed blobs too), so a restarted daemon
+only reads it from disk, and the warm loader streams it into the unpickler, never holding
+the blob and the object at once.
 
 Transfers use Metaflow's ``S3Client`` (its credentials, role, endpoint and client
 parameters) with devd's own timeouts and a bounded retry count: an unreachable endpoint,
@@ -21,6 +21,7 @@ import os
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -437,7 +438,10 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
         if meta and not raw and meta.get("cas_version", 1) != 1:
             raise DevdError(f"blob {key} has encoding version {meta.get('cas_version')}, "
                             "which this Metaflow cannot read; update Metaflow")
-        final = _cached_path(ds_root, flow_name, key, raw)
+        # Kept decompressed (as Metaflow's client cache does): a restarted daemon then only
+        # reads and unpickles; decompressing overlaps the transfer.
+        final = _cached_path(ds_root, flow_name, key, True)
+        inflate = None if raw else _Inflater()
         os.makedirs(os.path.dirname(final), exist_ok=True)
         handle, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
         body = response["Body"]
@@ -447,8 +451,13 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
                     if stop.is_set() or watch_.cancelled():
                         raise Cancelled(f"cancelled while downloading the parents of "
                                         f"{pathspec} from {store}")
-                    out.write(chunk)
+                    if inflate is None:
+                        out.write(chunk)
+                    else:
+                        inflate.feed(chunk, out)
                     progress.add(len(chunk))
+                if inflate is not None:
+                    inflate.finish(out, key)
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -456,7 +465,7 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        return BlobFile(final, raw)
+        return BlobFile(final, True)
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=min(8, len(missing)),
@@ -474,6 +483,29 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
         progress.add(0, final=True)
     trim_cache(keep={b.path for b in found.values()})
     return found
+
+
+class _Inflater:
+    """Metaflow's gzip framing undone as the bytes arrive, a few MB of output at a time
+    (bounded memory); several gzip members in a row are read as GzipFile reads them."""
+
+    def __init__(self) -> None:
+        self._inflate = zlib.decompressobj(wbits=31)
+
+    def feed(self, data: bytes, out: Any) -> None:
+        while data:
+            out.write(self._inflate.decompress(data, 4 * CHUNK))
+            data = self._inflate.unconsumed_tail
+            if self._inflate.eof:
+                data = self._inflate.unused_data + data
+                if not data:
+                    return
+                self._inflate = zlib.decompressobj(wbits=31)
+
+    def finish(self, out: Any, key: str) -> None:
+        out.write(self._inflate.flush())
+        if not self._inflate.eof:
+            raise DevdError(f"blob {key} ended before its gzip stream did")
 
 
 _probed: dict[tuple[str, str], float] = {}

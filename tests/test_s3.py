@@ -192,7 +192,7 @@ def test_daemon_downloads_parents_once_and_a_restart_reads_the_disk_cache(
     assert data["ok"], first.stdout + first.stderr
     assert data_gets(s3, before) > BLOB_BYTES  # the big blob came through the server
     assert "Traceback" not in first.stderr
-    blobs = list((root / "blob-cache").rglob("*.gz"))
+    blobs = list((root / "blob-cache").rglob("*.raw"))  # kept decompressed
     assert blobs and sum(b.stat().st_size for b in blobs) > BLOB_BYTES
     before = s3.relay.bytes_down
     again = json.loads(devd(root, env, "spin", "s3_flow.py", "end", "--json").stdout)
