@@ -165,14 +165,15 @@ def checkout(rev: str, into: Path) -> Path:
 
 
 def make_target(base: Path, runtime: Path, label: str, extra: dict[str, str]) -> Target:
-    root = base / label
+    slug = "".join(c if c.isalnum() else "-" for c in label)
+    root = base / slug
     root.mkdir()
     shutil.copy(FLOW_SRC, root / FLOW)
     env = {**os.environ, **extra}
     if env.get("USER", "root") in ("", "root"):
         env["USER"] = "devd-bench"
     env.update(METAFLOW_DEFAULT_DATASTORE="local", METAFLOW_DEFAULT_METADATA="local",
-               METAFLOW_CLIENT_CACHE_PATH=str(base / f"client-cache-{label}"),
+               METAFLOW_CLIENT_CACHE_PATH=str(base / f"client-cache-{slug}"),
                DEVD_RUNTIME_DIR=str(runtime), DEVD_IDLE_TIMEOUT="3600")
     env.pop("METAFLOW_DATASTORE_SYSROOT_LOCAL", None)
     return Target(label, root, env)
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                         s = t.sample(i)
                         print(f"{i:>6} {t.label:>8}: RSS {s.rss_kb / 1024:7.1f} MB  anon "
                               f"{s.anon_maps:>3} maps {s.anon_kb / 1024:6.1f} MB  arenas "
-                              f"{s.arenas}  ({(time.monotonic() - t0) / i * 1000:.0f} "
+                              f"{s.arenas or '?'}  ({(time.monotonic() - t0) / i * 1000:.0f} "
                               "ms/round)", flush=True)
         except KeyboardInterrupt:
             print(f"interrupted after {done} spins", flush=True)
