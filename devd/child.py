@@ -58,13 +58,14 @@ class SpinRequest:
     debug_timeout: float = 120.0
     pdb: bool = False  # post-mortem pdb on the terminal (the spin runs in that process)
     retry_count: int = 0  # current.retry_count: the recorded attempt a task's pathspec names
+    resumed_from: str | None = None  # current.origin_run_id, as the recorded run has it
 
     def prepared_key(self) -> tuple[Any, ...]:
         """What a child prepared ahead of time has fixed: the rest may come with the request."""
         return (self.flow_file, self.cwd, self.step, self.origin_run_id,
                 tuple(self.input_paths), self.split_index, tuple(self.config_args),
                 _frozen(self.config_values), self.config_overrides, self.persist,
-                tuple(self.data_files), self.retry_count)
+                tuple(self.data_files), self.retry_count, self.resumed_from)
 
 
 def _frozen(values: dict[str, Any]) -> Any:
@@ -650,7 +651,7 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
         _attach_debugger(req)
     try:
         task.run_step(
-            req.step, run_id, task_id, req.origin_run_id, req.input_paths, req.split_index,
+            req.step, run_id, task_id, req.resumed_from, req.input_paths, req.split_index,
             req.retry_count, req.retry_count, kept, req.persist,
         )
     except BaseException as exc:  # the user's step failed (or Metaflow refused it)

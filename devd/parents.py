@@ -37,6 +37,8 @@ class SpinPlan:
     # A spin of a task's pathspec is that task's attempt (``current.retry_count``); a spin
     # by step name is a new task's first attempt.
     attempt: int = 0
+    # current.origin_run_id: the run this one resumed, as its tasks recorded (None if none)
+    resumed_from: str | None = None
 
     @property
     def parent_pathspecs(self) -> list[str]:
@@ -274,10 +276,25 @@ def _outer_path(task: Any) -> str:
     return ",".join(path.split(",")[:-1])
 
 
+def _resumed_from(plan: SpinPlan) -> str | None:
+    """The ``origin-run-id`` the task (or, for a step that never ran, its parents) recorded:
+    the run a resumed run came from; a run that was not resumed records none."""
+    from metaflow import Task
+
+    pathspec = plan.recorded_task or next(
+        (p.pathspec for p in plan.parents if p.step != "_parameters"), None)
+    if pathspec is None:
+        return None
+    origin = Task(pathspec, _namespace_check=False).metadata_dict.get("origin-run-id")
+    return None if origin in (None, "", "None") else str(origin)
+
+
 def _plan_in_run(model: FlowModel, run: Any, target: Target) -> SpinPlan | None:
     """Parents in ``run``; a run whose recorded data is missing is reported, not crashed on."""
     try:
-        return _plan_in_run_unchecked(model, run, target)
+        plan = _plan_in_run_unchecked(model, run, target)
+        return None if plan is None else dataclasses.replace(plan,
+                                                             resumed_from=_resumed_from(plan))
     except DevdError:
         raise
     except Exception as exc:

@@ -208,6 +208,7 @@ class Session:
             want_diff=diff,
             data_files=model.config_files(self.cwd),
             retry_count=plan.attempt,
+            resumed_from=plan.resumed_from,
             debug=debug,
             debug_timeout=debug_timeout if debug_timeout is not None else DEFAULT_TIMEOUT_S,
             pdb=pdb,

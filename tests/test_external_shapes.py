@@ -5,6 +5,8 @@ written fresh here: every flow is run for real, then its recorded tasks are spun
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,8 +121,33 @@ if __name__ == "__main__":
     UserDecoFlow()
 '''
 
+ORIGIN_FLOW = '''\
+from metaflow import FlowSpec, current, step
+
+
+class OriginFlow(FlowSpec):
+    @step
+    def start(self):
+        self.started_in = current.origin_run_id
+        self.next(self.again)
+
+    @step
+    def again(self):
+        self.origin = current.origin_run_id
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    OriginFlow()
+'''
+
 FLOWS = {"flaky_flow.py": RETRY_FLOW, "namespace_flow.py": NAMESPACE_FLOW,
-         "client_flow.py": CLIENT_FLOW, "user_deco_flow.py": USER_DECO_FLOW}
+         "client_flow.py": CLIENT_FLOW, "user_deco_flow.py": USER_DECO_FLOW,
+         "origin_flow.py": ORIGIN_FLOW}
 
 
 def public_artifacts(task: Task) -> dict:
@@ -136,6 +163,9 @@ def shapes(tmp_path_factory: pytest.TempPathFactory):
     os.chdir(root)
     for name in FLOWS:
         run_flow(root, name)
+    first = (root / ".runid-origin_flow.py").read_text().strip()
+    subprocess.run([sys.executable, "origin_flow.py", "resume", "again", "--origin-run-id",
+                    first], cwd=root, check=True, capture_output=True, timeout=300)
     yield root
     os.chdir(previous)
 
@@ -206,3 +236,14 @@ def test_user_step_decorators_and_step_mutators_run_in_a_spin(here: Path) -> Non
             assert result.ok, result.error and result.error.traceback
             assert result.artifacts == public_artifacts(task)
         assert s.spin("end").artifacts["after"] == "after end"  # added by the mutator
+
+
+def test_origin_run_id_is_the_recorded_one(here: Path) -> None:
+    resumed, first = list(Flow("OriginFlow").runs())[:2]  # newest first
+    assert resumed["again"].task["origin"].data == first.id
+    with Session("origin_flow.py") as s:
+        for task in (first["start"].task, first["again"].task, resumed["again"].task):
+            result = s.spin(task.pathspec)  # not the parents' run id: None, or the origin
+            assert result.ok, result.error and result.error.traceback
+            assert result.artifacts == public_artifacts(task), task.pathspec
+        assert s.spin("again").artifacts["origin"] == first.id  # the resumed run's
