@@ -23,11 +23,14 @@ from typing import Any
 from .summary import describe
 from .warmstore import LAZY_LOADED, WarmTaskDataStore
 
-# Decorators Metaflow's own spin keeps; the rest only make sense on a real run.
-SPIN_KEPT_DECORATORS = (
-    "conda", "pypi", "conda_base", "pypi_base", "environment", "project", "timeout",
-    "conda_env_internal", "card",
-)
+
+def spin_kept_decorators() -> tuple[str, ...]:
+    """Decorators a spin runs: Metaflow's own list for its spins (``conda``, ``pypi``,
+    ``environment``, ``project``, ``timeout``, ``card``...; ``METAFLOW_SPIN_ALLOWED_DECORATORS``
+    changes it, for devd as for ``python flow.py spin``); the rest belong to real runs."""
+    from metaflow.metaflow_config import SPIN_ALLOWED_DECORATORS
+
+    return tuple(SPIN_ALLOWED_DECORATORS)
 
 
 @dataclass
@@ -614,8 +617,9 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
     step_func = getattr(flow, req.step)
     notices = []
     kept = []
+    allowed = spin_kept_decorators()
     for deco in step_func.decorators:
-        if any(deco.name.startswith(p) for p in SPIN_KEPT_DECORATORS):
+        if any(deco.name.startswith(p) for p in allowed):
             kept.append(deco.name)
             if deco.name == "environment":
                 env_vars = deco.attributes.get("vars") or {}

@@ -4,6 +4,7 @@ written fresh here: every flow is run for real, then its recorded tasks are spun
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -145,9 +146,35 @@ if __name__ == "__main__":
     OriginFlow()
 '''
 
+CAUGHT_FLOW = '''\
+from metaflow import FlowSpec, catch, step
+
+
+class CaughtFlow(FlowSpec):
+    @step
+    def start(self):
+        self.x = 1
+        self.next(self.risky)
+
+    @catch(var="problem")
+    @step
+    def risky(self):
+        self.before = self.x
+        raise ValueError("caught in the run")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.saw = self.problem.type
+
+
+if __name__ == "__main__":
+    CaughtFlow()
+'''
+
 FLOWS = {"flaky_flow.py": RETRY_FLOW, "namespace_flow.py": NAMESPACE_FLOW,
          "client_flow.py": CLIENT_FLOW, "user_deco_flow.py": USER_DECO_FLOW,
-         "origin_flow.py": ORIGIN_FLOW}
+         "origin_flow.py": ORIGIN_FLOW, "caught_flow.py": CAUGHT_FLOW}
 
 
 def public_artifacts(task: Task) -> dict:
@@ -247,3 +274,21 @@ def test_origin_run_id_is_the_recorded_one(here: Path) -> None:
             assert result.ok, result.error and result.error.traceback
             assert result.artifacts == public_artifacts(task), task.pathspec
         assert s.spin("again").artifacts["origin"] == first.id  # the resumed run's
+
+
+def spin_json(cwd: Path, *args: str, env: dict[str, str] | None = None) -> dict:
+    out = subprocess.run([sys.executable, "-m", "devd.cli", "spin", *args, "--no-daemon",
+                          "--json"], cwd=cwd, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, **(env or {})})
+    return json.loads(out.stdout)
+
+
+def test_the_decorators_a_spin_runs_follow_metaflows_setting(here: Path) -> None:
+    default = spin_json(here, "caught_flow.py", "risky")  # @catch is for real runs
+    assert default["ok"] is False and default["error"]["type"] == "ValueError"
+    assert default["notices"] == ["@catch skipped in a spin (it applies to `devd run`)"]
+    allowed = json.dumps(["catch", "environment", "timeout", "card", "project"])
+    opted_in = spin_json(here, "caught_flow.py", "risky",
+                         env={"METAFLOW_SPIN_ALLOWED_DECORATORS": allowed})
+    assert opted_in["ok"] is True and opted_in["notices"] == []  # as `flow.py spin` would
+    assert "problem" in {row["name"] for row in opted_in["artifacts"]}
