@@ -62,13 +62,15 @@ class SpinRequest:
     pdb: bool = False  # post-mortem pdb on the terminal (the spin runs in that process)
     retry_count: int = 0  # current.retry_count: the recorded attempt a task's pathspec names
     resumed_from: str | None = None  # current.origin_run_id, as the recorded run has it
+    run_tags: list[str] = field(default_factory=list)  # current.tags: the run's user tags
 
     def prepared_key(self) -> tuple[Any, ...]:
         """What a child prepared ahead of time has fixed: the rest may come with the request."""
         return (self.flow_file, self.cwd, self.step, self.origin_run_id,
                 tuple(self.input_paths), self.split_index, tuple(self.config_args),
                 _frozen(self.config_values), self.config_overrides, self.persist,
-                tuple(self.data_files), self.retry_count, self.resumed_from)
+                tuple(self.data_files), self.retry_count, self.resumed_from,
+                tuple(self.run_tags))
 
 
 def _frozen(values: dict[str, Any]) -> Any:
@@ -650,6 +652,8 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
     )
     error = None
     _spun_task_in_client()
+    if req.run_tags:  # current.tags, as the run's tasks had them (`run --tag ...`)
+        obj.metadata.add_sticky_tags(tags=req.run_tags)
     _mark("setup")
     if req.debug:
         _attach_debugger(req)

@@ -39,6 +39,7 @@ class SpinPlan:
     attempt: int = 0
     # current.origin_run_id: the run this one resumed, as its tasks recorded (None if none)
     resumed_from: str | None = None
+    run_tags: tuple[str, ...] = ()  # current.tags: the user tags of the parents' run
 
     @property
     def parent_pathspecs(self) -> list[str]:
@@ -293,8 +294,8 @@ def _plan_in_run(model: FlowModel, run: Any, target: Target) -> SpinPlan | None:
     """Parents in ``run``; a run whose recorded data is missing is reported, not crashed on."""
     try:
         plan = _plan_in_run_unchecked(model, run, target)
-        return None if plan is None else dataclasses.replace(plan,
-                                                             resumed_from=_resumed_from(plan))
+        return None if plan is None else dataclasses.replace(
+            plan, resumed_from=_resumed_from(plan), run_tags=tuple(sorted(run.user_tags)))
     except DevdError:
         raise
     except Exception as exc:

@@ -209,6 +209,7 @@ class Session:
             data_files=model.config_files(self.cwd),
             retry_count=plan.attempt,
             resumed_from=plan.resumed_from,
+            run_tags=list(plan.run_tags),
             debug=debug,
             debug_timeout=debug_timeout if debug_timeout is not None else DEFAULT_TIMEOUT_S,
             pdb=pdb,

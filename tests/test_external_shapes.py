@@ -50,13 +50,14 @@ if __name__ == "__main__":
 '''
 
 NAMESPACE_FLOW = '''\
-from metaflow import FlowSpec, get_namespace, step
+from metaflow import FlowSpec, current, get_namespace, step
 
 
 class NamespaceFlow(FlowSpec):
     @step
     def start(self):
         self.ns = get_namespace()
+        self.tags = current.tags
         self.next(self.end)
 
     @step
@@ -189,7 +190,8 @@ def shapes(tmp_path_factory: pytest.TempPathFactory):
     previous = os.getcwd()
     os.chdir(root)
     for name in FLOWS:
-        run_flow(root, name)
+        run_flow(root, name, *(("--tag", "alpha", "--tag", "b c") if name == "namespace_flow.py"
+                               else ()))
     first = (root / ".runid-origin_flow.py").read_text().strip()
     subprocess.run([sys.executable, "origin_flow.py", "resume", "again", "--origin-run-id",
                     first], cwd=root, check=True, capture_output=True, timeout=300)
@@ -223,9 +225,10 @@ def test_a_retried_task_is_spun_as_its_recorded_attempt(here: Path) -> None:
         assert join.ok and join.artifacts["total"] == 6
 
 
-def test_a_step_sees_the_namespace_a_task_starts_in(here: Path) -> None:
+def test_a_step_sees_the_namespace_and_tags_of_a_task_of_the_run(here: Path) -> None:
     run = Flow("NamespaceFlow").latest_run
     assert run["start"].task["ns"].data == "user:devd-test"
+    assert run["start"].task["tags"].data == {"alpha", "b c"}  # current.tags: the run's
     namespace(None)  # the warm process browses every namespace (a notebook might)
     try:
         with Session("namespace_flow.py") as s:
