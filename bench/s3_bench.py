@@ -259,8 +259,9 @@ def table(results: list[dict[str, object]]) -> str:
         if result["rows"]:
             lines.append(f"{result['mb']} MB: the daemon's own peak grew by "
                          f"{result['daemon_growth_x']:.2f}x the artifact over its first spin "
-                         f"(the result's copy of the array the child loaded, then the warm "
-                         f"load); the flow's run into S3 took {result['run_s']:.0f} s.")
+                         f"and the background warm load of the array (its imports and "
+                         f"the spin's own work included); the flow's run into S3 took "
+                         f"{result['run_s']:.0f} s.")
     return "\n".join(lines)
 
 
