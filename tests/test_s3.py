@@ -13,6 +13,7 @@ import html
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,6 +133,8 @@ def s3_project(s3: S3Server) -> Iterator[tuple[Path, dict[str, str], str]]:
         yield root, env, run_id
         subprocess.run([*DEVD, "daemon", "stop"], cwd=root, env=env, capture_output=True,
                        timeout=60)
+        shutil.rmtree(runtime, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_run_options_for_remote_compute_and_stores_go_to_metaflow_unchanged() -> None:
