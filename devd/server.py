@@ -584,7 +584,6 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
     """
     from .preview import CardAssets, recorded_hashes, render_preview
 
-    engine = server.engine
     target = args.get("step") or args.get("pathspec")
     if not target:
         raise JsonRpcInvalidParams("devd/card needs 'step' (or 'pathspec')")
@@ -595,17 +594,9 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
         options = {"nonce": pane["nonce"], "csp_source": pane["csp_source"],
                    "assets": CardAssets(pane["known"])}
     try:
-        model = engine.model(path)
-        step = parse_target(model, target).step
-        record = engine.last_spin(path, step)
-        if record is None and args.get("spinIfMissing"):
-            engine.spin(path, target, owner=server)
-            record = engine.last_spin(path, step)
+        step, record = _last_spin_of(server, path, target, bool(args.get("spinIfMissing")))
     except DevdError as exc:
         return {"ok": False, "step": target, "cards": [], "error": str(exc)}
-    if record is None:
-        return {"ok": False, "step": step, "cards": [],
-                "error": f"no spin of '{step}' yet in this daemon: spin it first"}
     result = record.result
     preview = render_preview(result, recorded=recorded_hashes(result), **options)
     if webview is not None:  # a pane shows the page only: the cards are in it already
@@ -616,26 +607,33 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
             "preview": preview}
 
 
+def _last_spin_of(server: DevdServer, path: str, target: str,
+                  spin_if_missing: bool) -> tuple[str, Any]:
+    """The step ``target`` names and this daemon's last spin of it (spun first when
+    ``spin_if_missing``); DevdError when there is none."""
+    engine = server.engine
+    step = parse_target(engine.model(path), target).step
+    record = engine.last_spin(path, step)
+    if record is None and spin_if_missing:
+        engine.spin(path, target, owner=server)
+        record = engine.last_spin(path, step)
+    if record is None:
+        raise DevdError(f"no spin of '{step}' yet in this daemon: spin it first")
+    return step, record
+
+
 def _artifacts_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[str, Any]:
     """The last spin's artifact rows and, with ``name``, a bounded repr of that one value
     (spinning first with spinIfMissing); a value is loaded only when it is asked for."""
     from .summary import bounded_repr, describe
 
-    engine = server.engine
     target = args.get("step") or args.get("pathspec")
     if not target:
         raise JsonRpcInvalidParams("devd/artifacts needs 'step' (or 'pathspec')")
     try:
-        step = parse_target(engine.model(path), target).step
-        record = engine.last_spin(path, step)
-        if record is None and args.get("spinIfMissing"):
-            engine.spin(path, target, owner=server)
-            record = engine.last_spin(path, step)
+        step, record = _last_spin_of(server, path, target, bool(args.get("spinIfMissing")))
     except DevdError as exc:
         return {"ok": False, "step": target, "artifacts": [], "error": str(exc)}
-    if record is None:
-        return {"ok": False, "step": step, "artifacts": [],
-                "error": f"no spin of '{step}' yet in this daemon: spin it first"}
     result = record.result
     answer: dict[str, Any] = {
         "ok": True, "step": step, "spinOk": result.ok, "artifacts": result.artifact_rows,

@@ -12,7 +12,6 @@ out/screenshots/vscode-debug-timing.txt.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vscode_harness import CodeServer, Workbench, find_editor_tools, open_workbench
+from vscode_harness import (
+    CodeServer,
+    Workbench,
+    extension_vsix,
+    find_editor_tools,
+    flow_workspace,
+    open_workbench,
+)
 
 pytestmark = pytest.mark.editor
 
@@ -34,23 +40,10 @@ BREAK_LINE = TRAIN_BODY  # the step's first line: it has read none of its parent
 STOPPED = ".monaco-editor .codicon-debug-stackframe"  # the yellow arrow where it stopped
 
 
-def extension_vsix() -> Path:
-    """The .vsix `make vsix` builds (built here when missing, as `make test` does first)."""
-    version = __import__("json").loads((REPO / "vscode-extension/package.json").read_text())[
-        "version"]
-    vsix = REPO / "vscode-extension" / f"devd-{version}.vsix"
-    if not vsix.exists():
-        subprocess.run(["make", "-C", str(REPO), "vsix"], check=True, timeout=600)
-    return vsix
-
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("dws")
-    shutil.copy(REPO / "examples" / FLOW, root / FLOW)
-    subprocess.run([sys.executable, FLOW, "run"], cwd=root, check=True, capture_output=True,
-                   timeout=300)
-    return root
+    return flow_workspace(tmp_path_factory.mktemp("dws"), FLOW, sys.executable)
 
 
 @pytest.fixture(scope="module")

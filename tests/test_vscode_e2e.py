@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vscode_harness import CodeServer, Workbench, find_editor_tools, open_workbench
+from vscode_harness import (
+    CodeServer,
+    Workbench,
+    extension_vsix,
+    find_editor_tools,
+    flow_workspace,
+    open_workbench,
+)
 
 pytestmark = pytest.mark.editor
 
@@ -35,24 +41,11 @@ CARD_LINE = 24  # current.card.append(Markdown(f"# Trained with rate ...
 OUTSIDE = 2  # a blank line above the class
 
 
-def extension_vsix() -> Path:
-    """The .vsix `make vsix` builds (built here when missing, as `make test` does first)."""
-    version = __import__("json").loads((REPO / "vscode-extension/package.json").read_text())[
-        "version"]
-    vsix = REPO / "vscode-extension" / f"devd-{version}.vsix"
-    if not vsix.exists():
-        subprocess.run(["make", "-C", str(REPO), "vsix"], check=True, timeout=600)
-    return vsix
-
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project with hello_flow.py and one real recorded run."""
-    root = tmp_path_factory.mktemp("ws")
-    shutil.copy(REPO / "examples" / FLOW, root / FLOW)
-    subprocess.run([sys.executable, FLOW, "run"], cwd=root, check=True, capture_output=True,
-                   timeout=300)
-    return root
+    return flow_workspace(tmp_path_factory.mktemp("ws"), FLOW, sys.executable)
 
 
 def runs(workspace: Path) -> set[str]:

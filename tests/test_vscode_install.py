@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_vscode_e2e import SHOTS, TRAIN_BODY, extension_vsix
-from vscode_harness import CodeServer, find_editor_tools, open_workbench
+from test_vscode_e2e import SHOTS, TRAIN_BODY
+from vscode_harness import CodeServer, extension_vsix, find_editor_tools, open_workbench
 
 pytestmark = pytest.mark.editor
 

@@ -115,6 +115,23 @@ class EditorTools:
         return env
 
 
+def extension_vsix() -> Path:
+    """The .vsix `make vsix` builds (built here when missing, as `make test` does first)."""
+    version = json.loads((REPO / "vscode-extension/package.json").read_text())["version"]
+    vsix = REPO / "vscode-extension" / f"devd-{version}.vsix"
+    if not vsix.exists():
+        subprocess.run(["make", "-C", str(REPO), "vsix"], check=True, timeout=600)
+    return vsix
+
+
+def flow_workspace(root: Path, flow: str, python: str) -> Path:
+    """``root`` holding examples/``flow`` with one real recorded run (by ``python``)."""
+    shutil.copy(REPO / "examples" / flow, root / flow)
+    subprocess.run([python, flow, "run"], cwd=root, check=True, capture_output=True,
+                   timeout=300)
+    return root
+
+
 def tools_dir() -> Path:
     return Path(os.environ.get("DEVD_EDITOR_TOOLS") or REPO / ".cache" / "editor")
 
