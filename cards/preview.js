@@ -149,10 +149,8 @@
   var textOf = function (html) {  // a title's text, its character references decoded
     return new DOMParser().parseFromString("<title>" + html + "</title>", "text/html").title;
   };
-  // What a frame shows (its last document, or the data swapped in since), and its data.
-  var shownHtml = function (frame) {
-    return frame.devdHtml !== undefined ? frame.devdHtml : (frame.getAttribute("srcdoc") || "");
-  };
+  // What each frame shows (`devdHtml`: its document, or the data swapped in since) and its
+  // card data; load() keeps both.
   frames().forEach(function (f) {
     f.devdHtml = withAssets(f.getAttribute("srcdoc") || "");
     f.devdCard = cardData(f.devdHtml);
@@ -272,7 +270,7 @@
         frame.dataset.cardId = c.id;
         frame.dataset.cardType = c.type;
         unmarkPrevious(box);
-        if (shownHtml(frame) !== c.html) { load(frame, c.html); }
+        if (frame.devdHtml !== c.html) { load(frame, c.html); }
       } else {
         box = document.importNode(c.box, true);
         box.querySelector("iframe.card").removeAttribute("srcdoc");

@@ -430,7 +430,7 @@ def _spin_request(server: DevdServer, path: str, uri: str,
     engine = server.engine
     if "webview" in args:  # the requester's card pane: its preview comes with spinFinished
         server.pane = None if args["webview"] is None else \
-            _pane_options(server, args["webview"], "devd/spin")
+            _pane_options(args["webview"], "devd/spin")
     progress = _TransferProgress(server, args.get("workDoneToken"), "devd: parents")
     try:
         model = engine.model(path)
@@ -468,9 +468,9 @@ def _spin_request(server: DevdServer, path: str, uri: str,
     return spin_json(result, uri, server.card_html)
 
 
-def _pane_options(server: DevdServer, webview: Any, method: str) -> dict[str, Any]:
-    """``webview: {nonce, cspSource?, assets?, version?}`` checked: the options a preview
-    for that pane is rendered with; remembered as the client's pane (``DevdServer.pane``)."""
+def _pane_options(webview: Any, method: str) -> dict[str, Any]:
+    """``webview: {nonce, cspSource?, assets?, version?}`` checked: the card pane a preview
+    is rendered for (``_pane_page``; the client's pane is ``DevdServer.pane``)."""
     from .preview import CardAssets, WebviewOptionsError, check_webview
 
     if not isinstance(webview, dict):
@@ -483,25 +483,30 @@ def _pane_options(server: DevdServer, webview: Any, method: str) -> dict[str, An
         known = list(CardAssets(webview.get("assets") or []).known)
     except WebviewOptionsError as exc:
         raise JsonRpcInvalidParams(f"{method}: {exc}") from None
-    pane = {"nonce": webview.get("nonce"), "csp_source": webview.get("cspSource"),
+    return {"nonce": webview.get("nonce"), "csp_source": webview.get("cspSource"),
             "known": known, "version": version}
-    server.pane = pane
-    return pane
 
 
-def _pane_preview(result: SpinResult, pane: dict[str, Any]) -> dict[str, Any] | None:
-    """The preview page of ``result`` for the client's pane, as devd/card answers it, with
-    the pane's ``version`` (the extension drops it if its page changed meanwhile)."""
+def _pane_page(result: SpinResult, pane: dict[str, Any]) -> tuple[str, list[str]]:
+    """The preview page of ``result`` for a card pane, and the card scripts it carries in
+    full (those the pane does not hold yet)."""
     from .preview import CardAssets, recorded_hashes, render_preview
 
     assets = CardAssets(pane["known"])
+    html = render_preview(result, recorded=recorded_hashes(result), nonce=pane["nonce"],
+                          csp_source=pane["csp_source"], assets=assets)
+    return html, sorted(assets.sent)
+
+
+def _pane_preview(result: SpinResult, pane: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``preview`` of a spinFinished to the client with that pane, as devd/card answers
+    it, with the pane's ``version`` (the extension drops it if its page changed meanwhile)."""
     try:
-        html = render_preview(result, recorded=recorded_hashes(result), nonce=pane["nonce"],
-                              csp_source=pane["csp_source"], assets=assets)
+        html, assets = _pane_page(result, pane)
     except Exception:  # the pane asks with devd/card then, and gets the error there
         log.exception("rendering the pane's preview of %s", result.step)
         return None
-    return {"html": html, "assets": sorted(assets.sent), "version": pane["version"]}
+    return {"html": html, "assets": assets, "version": pane["version"]}
 
 
 class _TransferProgress:
@@ -582,26 +587,23 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
     ``webview: {nonce, cspSource?, assets?}``: the preview is for a VS Code webview
     (devd/preview.py).
     """
-    from .preview import CardAssets, recorded_hashes, render_preview
+    from .preview import recorded_hashes, render_preview
 
     target = args.get("step") or args.get("pathspec")
     if not target:
         raise JsonRpcInvalidParams("devd/card needs 'step' (or 'pathspec')")
-    webview = args.get("webview")
-    options: dict[str, Any] = {}
-    if webview is not None:
-        pane = _pane_options(server, webview, "devd/card")
-        options = {"nonce": pane["nonce"], "csp_source": pane["csp_source"],
-                   "assets": CardAssets(pane["known"])}
+    pane = None
+    if args.get("webview") is not None:
+        pane = server.pane = _pane_options(args["webview"], "devd/card")
     try:
         step, record = _last_spin_of(server, path, target, bool(args.get("spinIfMissing")))
     except DevdError as exc:
         return {"ok": False, "step": target, "cards": [], "error": str(exc)}
     result = record.result
-    preview = render_preview(result, recorded=recorded_hashes(result), **options)
-    if webview is not None:  # a pane shows the page only: the cards are in it already
-        return {"ok": True, "step": step, "preview": preview,
-                "assets": sorted(options["assets"].sent)}
+    if pane is not None:  # a pane shows the page only: the cards are in it already
+        preview, assets = _pane_page(result, pane)
+        return {"ok": True, "step": step, "preview": preview, "assets": assets}
+    preview = render_preview(result, recorded=recorded_hashes(result))
     data = spin_json(result, args["uri"])
     return {"ok": True, "step": step, "cards": data["cards"], "spin": data,
             "preview": preview}

@@ -40,7 +40,6 @@ BREAK_LINE = TRAIN_BODY  # the step's first line: it has read none of its parent
 STOPPED = ".monaco-editor .codicon-debug-stackframe"  # the yellow arrow where it stopped
 
 
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return flow_workspace(tmp_path_factory.mktemp("dws"), FLOW, sys.executable)

@@ -41,7 +41,6 @@ CARD_LINE = 24  # current.card.append(Markdown(f"# Trained with rate ...
 OUTSIDE = 2  # a blank line above the class
 
 
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project with hello_flow.py and one real recorded run."""

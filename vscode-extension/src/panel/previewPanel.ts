@@ -63,32 +63,43 @@ export class PreviewPanel implements vscode.Disposable {
    * spinFinished carries the page): undefined while no page can take one in place.
    */
   webviewOptions(): WebviewOptions | undefined {
-    if (!this.panel || !this.loadedHtml || !this.panel.visible) {
-      return undefined;
-    }
-    return { nonce: this.nonce, cspSource: this.panel.webview.cspSource, assets: [...this.assets], version: this.version };
+    const panel = this.postable();
+    return panel ? this.optionsFor(panel.webview, [...this.assets]) : undefined;
+  }
+
+  /** The pane, if its page is loaded and visible: a new preview can be posted into it. */
+  private postable(): vscode.WebviewPanel | undefined {
+    return this.loadedHtml && this.panel?.visible ? this.panel : undefined;
+  }
+
+  private optionsFor(webview: vscode.Webview, assets: string[]): WebviewOptions {
+    return { nonce: this.nonce, cspSource: webview.cspSource, assets, version: this.version };
   }
 
   /** Post a preview that came with the spin result, if it was rendered for this page. */
   private takePushed(target: Shown, preview: PanePreview, reveal: boolean): boolean {
-    const panel = this.panel;
-    if (!panel || !this.loadedHtml || !panel.visible || preview.version !== this.version || !preview.html) {
+    if (!this.postable() || preview.version !== this.version || !preview.html) {
       return false;
     }
     ++this.latest; // supersedes any devd/card still on its way
-    this.shown = target;
-    panel.title = `devd: ${target.step}`;
-    if (reveal) {
-      panel.reveal(vscode.ViewColumn.Beside, true);
-    }
-    void panel.webview.postMessage({ type: "devd/preview", html: preview.html }).then((taken) => {
-      if (!taken) {
-        this.output.appendLine(`[devd] the pane did not take the preview of ${target.step}`);
-      }
-    });
-    preview.assets.forEach((a) => this.assets.add(a));
-    this.postedSinceHtml = true;
+    this.ensurePanel(reveal);
+    void this.post(target, preview.html, preview.assets);
     return true;
+  }
+
+  /** Post a new preview into the loaded page (it updates in place). */
+  private async post(target: Shown, html: string, assets: string[]): Promise<void> {
+    if (!this.panel) {
+      return;
+    }
+    this.shown = target;
+    this.panel.title = `devd: ${target.step}`;
+    if (!(await this.panel.webview.postMessage({ type: "devd/preview", html }))) {
+      this.output.appendLine(`[devd] the pane did not take the preview of ${target.step}`);
+      return;
+    }
+    assets.forEach((a) => this.assets.add(a));
+    this.postedSinceHtml = true;
   }
 
   /** Show the preview of `target` (Show Card Preview, or a spin that opens the pane). */
@@ -100,20 +111,19 @@ export class PreviewPanel implements vscode.Disposable {
         const answer = await this.source.card(target.uri, {
           uri: target.uri,
           step: target.step,
-          webview: { nonce: this.nonce, cspSource: webview.cspSource, assets: known, version: this.version },
+          webview: this.optionsFor(webview, known),
         });
         return answer ?? { ok: false, step: target.step, error: "no answer from the daemon" };
       } catch (err) {
         return { ok: false, step: target.step, error: `devd/card failed: ${String(err)}` };
       }
     };
-    const posting = this.loadedHtml && this.panel?.visible === true;
-    const known = posting ? [...this.assets] : [];
+    const known = this.postable() ? [...this.assets] : [];
     let card = await request(known);
     if (seq !== this.latest || !this.panel) {
       return;
     }
-    if (card.ok && known.length && !(this.loadedHtml && this.panel.visible)) {
+    if (card.ok && known.length && !this.postable()) {
       card = await request([]); // hidden meanwhile: the page itself must hold every script
     }
     if (seq !== this.latest || !this.panel) {
@@ -126,22 +136,19 @@ export class PreviewPanel implements vscode.Disposable {
       this.output.appendLine(`[devd] preview of ${target.step}: ${card?.error ?? "no answer"}`);
       return;
     }
+    if (this.postable()) {
+      await this.post(target, card.preview, card.assets ?? []);
+      return;
+    }
+    // A hidden webview gets no messages (and reloads when shown): give it the page itself.
     this.shown = target;
     this.panel.title = `devd: ${target.step}`;
-    if (!this.loadedHtml || !this.panel.visible) {
-      // A hidden webview gets no messages (and reloads when shown): give it the page itself.
-      this.panel.webview.html = card.preview;
-      this.version += 1;
-      this.loadedHtml = true;
-      this.htmlAssets = card.assets ?? [];
-      this.assets = new Set(this.htmlAssets);
-      this.postedSinceHtml = false;
-    } else if (!(await this.panel.webview.postMessage({ type: "devd/preview", html: card.preview }))) {
-      this.output.appendLine(`[devd] the pane did not take the preview of ${target.step}`);
-    } else {
-      (card.assets ?? []).forEach((a) => this.assets.add(a));
-      this.postedSinceHtml = true;
-    }
+    this.panel.webview.html = card.preview;
+    this.version += 1;
+    this.loadedHtml = true;
+    this.htmlAssets = card.assets ?? [];
+    this.assets = new Set(this.htmlAssets);
+    this.postedSinceHtml = false;
   }
 
   /** A live card update of a running step: patch the pane if it shows that step. */
