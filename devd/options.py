@@ -1,0 +1,35 @@
+"""``SpinOptions``: what a spin is asked for, the one value every layer passes along.
+
+The Python API, the CLI, the protocol and the engine all hand a ``SpinOptions`` down;
+how clients spell each field (CLI flag, JSON-RPC field) is in ``devd.optiontable``.
+A new option is a field here and a row there, nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SpinOptions:
+    """How one step is re-run: its target and every option of a spin.
+
+    ``target`` is a step name (parents from the newest run that has them), ``RUN/STEP``
+    or ``Flow/RUN/STEP/TASK``. Frozen: one value is shared by threads and kept with results.
+    """
+
+    target: str
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    artifacts_module: str | None = None
+    config: dict[str, str] = field(default_factory=dict)
+    config_value: dict[str, Any] = field(default_factory=dict)
+    persist: bool = False
+    from_spin: bool = False
+    debug: bool = False
+    debug_timeout: float | None = None
+    pdb: bool = False
+
+    def changed(self, **changes: Any) -> SpinOptions:
+        """A copy with some fields changed."""
+        return replace(self, **changes)

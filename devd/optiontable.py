@@ -1,0 +1,65 @@
+"""How each spin option is spelled by devd's clients: one row an option.
+
+The CLI builds ``devd spin``'s argparse options and its quick reader from these rows; the
+protocol builds ``devd/spin``'s params model (and the extension's TypeScript type) from
+them. The option itself (its type and default) is a field of ``devd.options.SpinOptions``;
+tests/test_options.py checks that the two name the same options.
+
+Imports nothing: the CLI's fast path (a spin answered by a running daemon) reads it.
+"""
+
+from __future__ import annotations
+
+
+class Spelling:
+    """One option of a spin as clients write it.
+
+    ``wire``: its field in ``devd/spin`` params (None: not on the wire), of TypeScript type
+    ``wire_type``. ``flag``: its ``devd spin`` flag (None: not on the command line), of
+    ``kind`` "flag" (store_true), "value" (one value) or "pairs" (NAME VALUE, repeatable).
+    """
+
+    __slots__ = ("field", "doc", "wire", "wire_type", "flag", "kind", "metavar", "dest",
+                 "value_type")
+
+    def __init__(self, field: str, doc: str, *, wire: str | None = None,
+                 wire_type: str = "", flag: str | None = None, kind: str = "flag",
+                 metavar: tuple[str, ...] = (), dest: str | None = None,
+                 value_type: str = "str") -> None:
+        self.field = field
+        self.doc = doc
+        self.wire = wire
+        self.wire_type = wire_type
+        self.flag = flag
+        self.kind = kind
+        self.metavar = metavar
+        self.dest = dest or field  # argparse's attribute (``debug`` is taken by ``devd --debug``)
+        self.value_type = value_type
+
+
+SPIN_SPELLINGS: tuple[Spelling, ...] = (
+    Spelling("artifacts", "values that replace the parents' artifacts of those names",
+             wire="artifacts", wire_type="Record<string, unknown>"),
+    Spelling("artifacts_module",
+             "a .py file defining ARTIFACTS = {name: value} to override inputs",
+             wire="artifactsModule", wire_type="string",
+             flag="--artifacts-module", kind="value", metavar=("FILE",)),
+    Spelling("config", "a Config from a file (repeatable)",
+             wire="config", wire_type="Record<string, string>",
+             flag="--config", kind="pairs", metavar=("NAME", "PATH")),
+    Spelling("config_value", "a Config's value as text, read by its parser (repeatable)",
+             wire="configValue", wire_type="Record<string, unknown>",
+             flag="--config-value", kind="pairs", metavar=("NAME", "TEXT")),
+    Spelling("persist", "store the spun task where Metaflow's inspect_spin('.') reads it",
+             wire="persist", wire_type="boolean", flag="--persist"),
+    Spelling("from_spin", "take parents from the last spins of the parent steps (daemon)",
+             wire="fromSpin", wire_type="boolean", flag="--from-spin"),
+    Spelling("debug", "wait for a debugger (DAP: VS Code, PyCharm, nvim-dap) on a loopback "
+             "port, printed, then run the step under it",
+             wire="debug", wire_type="boolean", flag="--debug", dest="debug_spin"),
+    Spelling("debug_timeout", "how long --debug waits for the debugger (default 120)",
+             wire="debugTimeout", wire_type="number",
+             flag="--debug-timeout", kind="value", metavar=("SECONDS",), value_type="float"),
+    Spelling("pdb", "run the step in this terminal; pdb post-mortem on an exception, and "
+             "breakpoint() works", flag="--pdb"),
+)
