@@ -135,7 +135,7 @@ class Daemon:
 
     def _make_spare(self) -> None:
         """A language server ready for the next client (building one takes ~5 ms)."""
-        from .server import DevdServer
+        from .lsp.server import DevdServer
 
         if self._spare is None and not self.stop_event.is_set():
             self._spare = DevdServer(self.engine, self.pool)
@@ -196,8 +196,8 @@ class Daemon:
 
     async def _serve_admitted(self, reader: asyncio.StreamReader,
                               writer: asyncio.StreamWriter) -> None:
-        from .rpcio import Connection
-        from .server import DevdServer, shared_converter
+        from .lsp.rpcio import Connection
+        from .lsp.server import DevdServer, shared_converter
 
         loop = asyncio.get_running_loop()
         self.connections += 1
@@ -266,7 +266,7 @@ class Daemon:
                 self.stop_event.set()
 
     async def serve(self) -> None:
-        from .rpcio import MAX_LINE
+        from .lsp.rpcio import MAX_LINE
 
         self._loop = asyncio.get_running_loop()
         self._loop.set_exception_handler(self._loop_exception)

@@ -23,7 +23,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from devd.project import daemon_paths
-from devd.server import plain
+from devd.lsp.server import plain
 from tests.conftest import daemon_environment, run_flow
 
 

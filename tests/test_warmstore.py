@@ -125,7 +125,7 @@ def test_hover_on_a_parent_value_nobody_read_does_not_load_it(in_project: Path,
                                                               monkeypatch) -> None:
     import devd.warmstore as warmstore
     from devd.engine import Engine
-    from devd.server import _hover_text
+    from devd.lsp.server import _hover_text
 
     monkeypatch.setattr(warmstore, "EAGER_LIMIT_BYTES", 0)  # every artifact counts as big
     engine = Engine(str(in_project), None)

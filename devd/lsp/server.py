@@ -22,21 +22,21 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.uris import from_fs_path
 
-from . import __version__
-from .engine import Engine, step_source_hashes
-from .errors import DevdError
-from .flowmodel import FlowLoadError, FlowModel
-from .language import (
+from .. import __version__
+from ..engine import Engine, step_source_hashes
+from ..errors import DevdError
+from ..flowmodel import FlowLoadError, FlowModel
+from ..language import (
     available_names,
     code_lenses,
     completing_self,
     describe_value,
     self_attribute_at,
 )
-from .parents import parse_target
-from .result import SpinResult
-from .summary import human_bytes
-from .warmstore import WarmTask
+from ..parents import parse_target
+from ..result import SpinResult
+from ..summary import human_bytes
+from ..warmstore import WarmTask
 
 log = logging.getLogger("devd.server")
 
@@ -326,7 +326,7 @@ class DevdServer(LanguageServer):
 
         @server.feature("devd/status")
         def status(params: Any) -> dict[str, Any]:
-            from .memory import stats  # the daemon process's resident size and heap
+            from ..memory import stats  # the daemon process's resident size and heap
 
             return {**server.engine.status(), "memory": stats()}
 
@@ -471,7 +471,7 @@ def _spin_request(server: DevdServer, path: str, uri: str,
 def _pane_options(webview: Any, method: str) -> dict[str, Any]:
     """``webview: {nonce, cspSource?, assets?, version?}`` checked: the card pane a preview
     is rendered for (``_pane_page``; the client's pane is ``DevdServer.pane``)."""
-    from .preview import CardAssets, WebviewOptionsError, check_webview
+    from ..preview import CardAssets, WebviewOptionsError, check_webview
 
     if not isinstance(webview, dict):
         raise JsonRpcInvalidParams(f"{method}: 'webview' must be {{nonce, cspSource?}}")
@@ -490,7 +490,7 @@ def _pane_options(webview: Any, method: str) -> dict[str, Any]:
 def _pane_page(result: SpinResult, pane: dict[str, Any]) -> tuple[str, list[str]]:
     """The preview page of ``result`` for a card pane, and the card scripts it carries in
     full (those the pane does not hold yet)."""
-    from .preview import CardAssets, recorded_hashes, render_preview
+    from ..preview import CardAssets, recorded_hashes, render_preview
 
     assets = CardAssets(pane["known"])
     html = render_preview(result, recorded=recorded_hashes(result), nonce=pane["nonce"],
@@ -587,7 +587,7 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
     ``webview: {nonce, cspSource?, assets?}``: the preview is for a VS Code webview
     (devd/preview.py).
     """
-    from .preview import recorded_hashes, render_preview
+    from ..preview import recorded_hashes, render_preview
 
     target = args.get("step") or args.get("pathspec")
     if not target:
@@ -627,7 +627,7 @@ def _last_spin_of(server: DevdServer, path: str, target: str,
 def _artifacts_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[str, Any]:
     """The last spin's artifact rows and, with ``name``, a bounded repr of that one value
     (spinning first with spinIfMissing); a value is loaded only when it is asked for."""
-    from .summary import bounded_repr, describe
+    from ..summary import bounded_repr, describe
 
     target = args.get("step") or args.get("pathspec")
     if not target:
