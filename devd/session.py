@@ -14,13 +14,16 @@ from collections.abc import Callable
 from typing import Any
 
 from .blobcache import relay_progress
-from .child import ChildResult, SpinRequest, Unpicklable, client_value, preload, run_spin
+from .child.request import ChildResult, SpinRequest, Unpicklable, client_value
+from .child.run import run_spin
 from .debugging import DEFAULT_TIMEOUT_S
 from .errors import DevdError
 from .flowmodel import FlowModel, load_flow_model
 from .forking import ChildProcess, OutputCallback, fork_available
 from .loader import user_modules
+from .options import SpinOptions
 from .parents import SpinPlan, Target, parse_target, resolve_plan
+from .preload import preload
 from .result import Artifacts, SpinError, SpinResult
 from .warmstore import TaskRef, WarmFlowDataStore, WarmStore, WarmTask
 
@@ -124,71 +127,71 @@ class Session:
     # -- spinning -----------------------------------------------------------------
     def spin(
         self,
-        target: str,
+        options: SpinOptions | str,
         *,
-        artifacts: dict[str, Any] | None = None,
-        artifacts_module: str | None = None,
-        config: dict[str, str] | None = None,
-        config_value: dict[str, Any] | None = None,
-        persist: bool = False,
         on_output: OutputCallback | None = None,
         on_card: Callable[[dict[str, Any]], None] | None = None,
+        on_started: Callable[[ChildProcess], None] | None = None,
+        on_debug_ready: Callable[[dict[str, Any]], None] | None = None,
         want_values: bool = True,
-        **kwargs: Any,
+        want_private: bool = False,
+        diff: bool = False,
+        **option_keywords: Any,
     ) -> SpinResult:
-        """Re-run one step on its warm parents in a forked child; see ``devd.spin``."""
+        """Re-run one step on its warm parents in a forked child; see ``devd.spin``.
+
+        ``options``: a ``SpinOptions``, or a target whose options are the keywords
+        (``spin("train", persist=True)``: any field of ``SpinOptions``).
+        """
+        options = SpinOptions.of(options, **option_keywords)
+        if options.from_spin:
+            raise DevdError("a spin chained on earlier spins (from_spin) needs the daemon, "
+                            "which keeps them: `devd daemon start`, then spin with --from-spin")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         with self._lock:  # the model, plan and warm parents are shared between threads
             model = self.model
             timings["model"] = time.perf_counter() - t0
             t1 = time.perf_counter()
-            plan = self.plan(parse_target(model, target))
+            plan = self.plan(parse_target(model, options.target))
             timings["plan"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             warm_tasks = self.store.get_many(plan.parents)
             timings["load"] = time.perf_counter() - t2
-        return self.spin_on(plan, warm_tasks, artifacts=artifacts,
-                            artifacts_module=artifacts_module, config=config,
-                            config_value=config_value, persist=persist, on_output=on_output,
-                            on_card=on_card, want_values=want_values, timings=timings,
-                            started=t0, **kwargs)
+        return self.spin_on(plan, warm_tasks, options, on_output=on_output, on_card=on_card,
+                            on_started=on_started, on_debug_ready=on_debug_ready,
+                            want_values=want_values, want_private=want_private, diff=diff,
+                            timings=timings, started=t0)
 
     def spin_on(
         self,
         plan: SpinPlan,
         warm_tasks: list[WarmTask],
+        options: SpinOptions,
         *,
-        artifacts: dict[str, Any] | None = None,
-        artifacts_module: str | None = None,
-        config: dict[str, str] | None = None,
-        config_value: dict[str, Any] | None = None,
-        persist: bool = False,
         on_output: OutputCallback | None = None,
         on_card: Callable[[dict[str, Any]], None] | None = None,
         on_started: Callable[[ChildProcess], None] | None = None,
+        on_debug_ready: Callable[[dict[str, Any]], None] | None = None,
         want_values: bool = True,
         want_private: bool = False,
         diff: bool = False,
-        debug: bool = False,
-        debug_timeout: float | None = None,
-        on_debug_ready: Callable[[dict[str, Any]], None] | None = None,
-        pdb: bool = False,
         timings: dict[str, float] | None = None,
         started: float | None = None,
     ) -> SpinResult:
-        """Run ``plan.step`` on the given warm parent tasks (recorded, or earlier spins).
+        """Run ``plan.step`` on the given warm parent tasks (recorded, or earlier spins),
+        with ``options`` (their target is already resolved into ``plan``).
 
-        ``debug``: the child waits for a DAP client on a loopback port (``on_debug_ready``
-        gets ``{host, port}``; without it, the port is printed on stderr) before running
-        the step. ``pdb``: the step runs in this very
+        ``options.debug``: the child waits for a DAP client on a loopback port
+        (``on_debug_ready`` gets ``{host, port}``; without it, the port is printed on
+        stderr) before running the step. ``options.pdb``: the step runs in this very
         process, on its terminal, with post-mortem pdb (devd/debugging.py).
         """
         timings = timings if timings is not None else {}
         t0 = started if started is not None else time.perf_counter()
         model = self.model
-        config_args, config_values = self._config_args(model, warm_tasks, config or {},
-                                                       config_value or {})
+        config_args, config_values = self._config_args(model, warm_tasks, options.config,
+                                                       options.config_value)
         request = SpinRequest(
             flow_file=self.flow_file,
             cwd=self.cwd,
@@ -196,12 +199,12 @@ class Session:
             origin_run_id=plan.origin_run_id,
             input_paths=[p.input_path for p in plan.parents],
             split_index=plan.split_index,
-            artifacts=dict(artifacts or {}),
-            artifacts_module=artifacts_module,
+            artifacts=dict(options.artifacts),
+            artifacts_module=options.artifacts_module,
             config_args=config_args,
             config_values=config_values,
-            config_overrides=bool(config or config_value),
-            persist=persist,
+            config_overrides=bool(options.config or options.config_value),
+            persist=options.persist,
             want_values=want_values,
             parent_refs=list(plan.parents),
             want_private=want_private,
@@ -210,14 +213,15 @@ class Session:
             retry_count=plan.attempt,
             resumed_from=plan.resumed_from,
             run_tags=list(plan.run_tags),
-            debug=debug,
-            debug_timeout=debug_timeout if debug_timeout is not None else DEFAULT_TIMEOUT_S,
-            pdb=pdb,
+            debug=options.debug,
+            debug_timeout=options.debug_timeout if options.debug_timeout is not None
+            else DEFAULT_TIMEOUT_S,
+            pdb=options.pdb,
         )
-        if debug_timeout is not None and not debug_timeout > 0:
+        if options.debug_timeout is not None and not options.debug_timeout > 0:
             raise DevdError(f"the debug timeout must be a positive number of seconds, "
-                            f"not {debug_timeout!r}")
-        if debug and not fork_available():
+                            f"not {options.debug_timeout!r}")
+        if options.debug and not fork_available():
             raise DevdError("debugging a spin needs fork (not available here, or "
                             "DEVD_NO_FORK=1): use --pdb to debug in the terminal instead")
         t3 = time.perf_counter()
@@ -231,9 +235,9 @@ class Session:
                 relay_progress(payload)
 
         try:
-            outcome = None if debug or pdb else \
+            outcome = None if options.debug or options.pdb else \
                 self._run_prepared(request, warm_tasks, on_output, events, on_started)
-            if pdb:
+            if options.pdb:
                 outcome = _run_here(request, WarmFlowDataStore(model.flow_name, warm_tasks),
                                     warm_tasks)
             elif outcome is None:
@@ -252,10 +256,10 @@ class Session:
             self._running = None
         timings["child"] = time.perf_counter() - t3
         try:
-            return self._result(model, plan, warm_tasks, outcome, persist, timings,
+            return self._result(model, plan, warm_tasks, outcome, options.persist, timings,
                                 time.perf_counter() - t0)
         finally:
-            if self.prepare and fork_available() and not persist and not pdb:
+            if self.prepare and fork_available() and not options.persist and not options.pdb:
                 # after the parents this spin read are warm: the child must inherit them
                 # (after a debug spin, a child for an ordinary spin of the step)
                 threading.Thread(target=self._prepare_next, name="devd-prepare", daemon=True,

@@ -16,97 +16,19 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
 from types import FunctionType, MethodType
 from typing import Any
 
-from .summary import describe
-from .warmstore import LAZY_LOADED, WarmTaskDataStore
-
-
-def spin_kept_decorators() -> tuple[str, ...]:
-    """Decorators a spin runs: Metaflow's own list for its spins (``conda``, ``pypi``,
-    ``environment``, ``project``, ``timeout``, ``card``...; ``METAFLOW_SPIN_ALLOWED_DECORATORS``
-    changes it, for devd as for ``python flow.py spin``); the rest belong to real runs."""
-    from metaflow.metaflow_config import SPIN_ALLOWED_DECORATORS
-
-    return tuple(SPIN_ALLOWED_DECORATORS)
-
-
-@dataclass
-class SpinRequest:
-    """Everything a child needs to run one spin (picklable, for the spawn path too)."""
-
-    flow_file: str
-    cwd: str
-    step: str
-    origin_run_id: str
-    input_paths: list[str]
-    split_index: int | None
-    artifacts: dict[str, Any]  # overrides given in Python (applied after the module's)
-    artifacts_module: str | None
-    config_args: list[str]
-    config_overrides: bool
-    persist: bool
-    want_values: bool
-    parent_refs: list[Any] = field(default_factory=list)  # TaskRef, for the spawn path
-    want_private: bool = False  # also return _-prefixed artifacts (to chain spins)
-    want_diff: bool = False  # content hashes of the artifacts, to diff with the recorded task
-    data_files: list[str] = field(default_factory=list)  # Config files the flow reads
-    # Config values already parsed (recorded in the run, or given as values): Metaflow
-    # takes them as they are, as its own runtime does with ``kv.`` values, never re-parsed.
-    config_values: dict[str, Any] = field(default_factory=dict)
-    # debugpy listens on loopback before the step runs and waits this long for a client
-    debug: bool = False
-    debug_timeout: float = 120.0
-    pdb: bool = False  # post-mortem pdb on the terminal (the spin runs in that process)
-    retry_count: int = 0  # current.retry_count: the recorded attempt a task's pathspec names
-    resumed_from: str | None = None  # current.origin_run_id, as the recorded run has it
-    run_tags: list[str] = field(default_factory=list)  # current.tags: the run's user tags
-
-    def prepared_key(self) -> tuple[Any, ...]:
-        """What a child prepared ahead of time has fixed: the rest may come with the request."""
-        return (self.flow_file, self.cwd, self.step, self.origin_run_id,
-                tuple(self.input_paths), self.split_index, tuple(self.config_args),
-                _frozen(self.config_values), self.config_overrides, self.persist,
-                tuple(self.data_files), self.retry_count, self.resumed_from,
-                tuple(self.run_tags))
-
-
-def _frozen(values: dict[str, Any]) -> Any:
-    """Config values as something ``==`` compares safely (they may hold any object)."""
-    try:
-        return pickle.dumps(values, protocol=4)
-    except Exception:
-        return repr(values)
-
-
-@dataclass
-class Outdated:
-    """What a prepared child answers when a source file changed since it imported the flow."""
-
-    path: str
-
-
-@dataclass
-class ChildResult:
-    ok: bool
-    artifacts: list[dict[str, Any]]
-    values: dict[str, bytes]  # name -> pickled value (set in the step)
-    parent_values: dict[str, tuple[str, str]]  # name -> (parent pathspec, artifact name)
-    error: dict[str, Any] | None
-    next_steps: list[str]
-    run_id: str | None
-    task_id: str | None
-    persisted_root: str | None
-    cards: list[dict[str, Any]]
-    notices: list[str]
-    foreach_stack: list[dict[str, Any]]
-    duration_s: float
-    phases: dict[str, float] = field(default_factory=dict)  # seconds, where the child spent
-    card_html: list[dict[str, Any]] = field(default_factory=list)  # {id, type, html}
-    hashes: dict[str, str | None] = field(default_factory=dict)  # name -> content sha1
-    lazy_loaded: list[tuple[str, str]] = field(default_factory=list)  # warm these next
+from ..summary import describe
+from ..warmstore import LAZY_LOADED, WarmTaskDataStore
+from .request import (
+    ChildResult,
+    Outdated,
+    SpinRequest,
+    Unpicklable,
+    client_value,
+    spin_kept_decorators,
+)
 
 
 class _State:
@@ -257,8 +179,8 @@ def _unchanged_parent_objects(produced: dict[str, Any]) -> dict[str, tuple[str, 
     same object, with no page written since the fork (devd/pagecheck.py) or else the same
     crc32, is the parent's value, and needs no copy back.
     """
-    from .pagecheck import untouched_since_fork
-    from .warmstore import fingerprint
+    from ..pagecheck import untouched_since_fork
+    from ..warmstore import fingerprint
 
     owners = {}
     for task in _State.warm_tasks:
@@ -310,7 +232,7 @@ def _install_card_capture() -> None:
     """Keep card components in memory instead of Metaflow's ``card create`` subprocess."""
     from metaflow.plugins.cards.card_creator import CardCreator
 
-    from .forking import emit
+    from ..forking import emit
 
     def create(self: Any, card_uuid: Any = None, user_set_card_id: Any = None,
                runtime_card: bool = False, decorator_attributes: Any = None,
@@ -352,7 +274,7 @@ class _Tee:
     """Keeps what the step prints (for the card's stdout/stderr) and passes it on."""
 
     def __init__(self, stream: Any) -> None:
-        from .forking import max_output_bytes
+        from ..forking import max_output_bytes
 
         self._stream = stream
         self.text: list[str] = []
@@ -375,7 +297,7 @@ def _task_view(values: dict[str, Any], finished: bool) -> Any:
 
     from metaflow.util import get_username
 
-    from .cards import TaskView
+    from ..cards import TaskView
 
     req = _State.request
     flow = _State.flow
@@ -394,7 +316,7 @@ def _task_view(values: dict[str, Any], finished: bool) -> Any:
 
 
 def _render_runtime(entry: dict[str, Any]) -> str | None:
-    from .cards import render_card
+    from ..cards import render_card
 
     try:
         flow = _State.flow
@@ -406,7 +328,7 @@ def _render_runtime(entry: dict[str, Any]) -> str | None:
 
 
 def _render_final_cards(values: dict[str, Any]) -> list[dict[str, Any]]:
-    from .cards import render_card
+    from ..cards import render_card
 
     rendered = []
     for entry in _State.cards:
@@ -423,7 +345,7 @@ def _content_hash(value: Any) -> str | None:
     """Metaflow's content address of a value (sha1 of its protocol-4 pickle), if cheap."""
     import hashlib
 
-    from .summary import size_bytes
+    from ..summary import size_bytes
 
     size = size_bytes(value)
     if size is not None and size > DIFF_LIMIT_BYTES:
@@ -602,15 +524,6 @@ def _spun_task_in_client() -> None:
     Current.run = property(run, doc=Current.run.__doc__)
 
 
-def client_value(name: str, value: Any) -> Any:
-    """An artifact as Metaflow's Client gives it: an IncludeFile's content, not its handle."""
-    from metaflow.includefile import IncludedFile
-
-    if isinstance(value, IncludedFile):
-        return value.decode(name)
-    return value
-
-
 def _run_step(obj: Any) -> ChildResult | Outdated:
     task_class = _warm_task_class()
 
@@ -665,29 +578,25 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
     except BaseException as exc:  # the user's step failed (or Metaflow refused it)
         error = error_info(exc, req.flow_file)
         if req.pdb:
-            from .debugging import post_mortem
+            from ..debugging import post_mortem
 
             post_mortem(exc)
     finally:
         if req.debug:
-            from .debugging import end_session
+            from ..debugging import end_session
 
             end_session()
     sys.stdout.flush()
     sys.stderr.flush()
     _mark("step")
-    stack = []
-    for frame in getattr(flow, "_foreach_stack", None) or []:
-        stack.append({"step": frame.step, "var": frame.var, "index": frame.index,
-                      "num_splits": frame.num_splits})
-    return _build_result(sink, error, run_id, task_id, notices, stack, started,
+    return _build_result(sink, error, run_id, task_id, notices, started,
                          obj.flow_datastore.datastore_root if req.persist else None)
 
 
 def _attach_debugger(req: SpinRequest) -> None:
     """Listen for a DAP client on loopback, say where, and wait for it (bounded)."""
-    from .debugging import list_parent_artifacts, listen, wait_for_client
-    from .forking import emit
+    from ..debugging import list_parent_artifacts, listen, wait_for_client
+    from ..forking import emit
 
     list_parent_artifacts()
     host, port = listen()
@@ -719,8 +628,8 @@ def _store_cards(flow_datastore: Any, pathspec: str, cards: list[dict[str, Any]]
 
 
 def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: str,
-                  task_id: str, notices: list[str], stack: list[dict[str, Any]],
-                  started: float, persisted_root: str | None) -> ChildResult:
+                  task_id: str, notices: list[str], started: float,
+                  persisted_root: str | None) -> ChildResult:
     import cloudpickle
 
     req = _State.request
@@ -802,14 +711,13 @@ def _build_result(sink: dict[str, Any], error: dict[str, Any] | None, run_id: st
         persisted_root=persisted_root,
         cards=list(_State.cards),
         notices=notices,
-        foreach_stack=stack,
         duration_s=time.perf_counter() - started,
     )
 
 
 def _setup_failed(exc: BaseException, req: SpinRequest) -> ChildResult:
     """A result for failures before the step ran (flow import, configs, overrides)."""
-    from .errors import DevdError
+    from ..errors import DevdError
 
     if isinstance(exc, SyntaxError):
         error = {"type": "SyntaxError", "message": exc.msg or str(exc),
@@ -829,7 +737,7 @@ def _setup_failed(exc: BaseException, req: SpinRequest) -> ChildResult:
         error = error_info(exc, req.flow_file)
     return ChildResult(ok=False, artifacts=[], values={}, parent_values={}, error=error,
                        next_steps=[], run_id=None, task_id=None, persisted_root=None, cards=[],
-                       notices=[], foreach_stack=[], duration_s=0.0)
+                       notices=[], duration_s=0.0)
 
 
 def _is_usage_error(exc: BaseException) -> bool:
@@ -844,7 +752,7 @@ def read_overrides(req: SpinRequest) -> None:
     For a join, Metaflow keys overrides by parent pathspec (``run/step/task``); a key
     ``Flow/run/step/task`` is accepted too, and plain names apply to every input.
     """
-    from .errors import DevdError
+    from ..errors import DevdError
 
     merged: dict[str, Any] = {}
     if req.artifacts_module:
@@ -881,7 +789,7 @@ def _read_artifacts_module(given: str) -> dict[str, Any]:
     import importlib.machinery
     import importlib.util
 
-    from .errors import DevdError
+    from ..errors import DevdError
 
     path = os.path.abspath(given)
     if not os.path.isfile(path):
@@ -915,18 +823,6 @@ def _read_artifacts_module(given: str) -> dict[str, Any]:
     return artifacts
 
 
-class Unpicklable:
-    """Stands in for an artifact that cannot leave the child (and so could not be persisted)."""
-
-    def __init__(self, type_name: str, text: str, reason: str) -> None:
-        self.type_name = type_name
-        self.text = text
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"<unpicklable {self.type_name}: {self.text} ({self.reason})>"
-
-
 def _mark(name: str) -> None:
     _State.marks.append((name, time.perf_counter()))
 
@@ -944,7 +840,7 @@ def _stamp(paths: list[str]) -> list[tuple[str, int, int]]:
 
 def _source_files(req: SpinRequest) -> list[str]:
     """The files this child's flow came from: the user's modules and Config files."""
-    from .loader import user_modules
+    from ..loader import user_modules
 
     files = {os.path.abspath(req.flow_file)}
     for module in user_modules().values():  # wherever they are: next to it, or not
@@ -960,7 +856,7 @@ def _await_request() -> SpinRequest | Outdated:
     """Block until the parent sends the request; refuse it if a source changed meanwhile."""
     import datetime
 
-    from .forking import emit, receive
+    from ..forking import emit, receive
 
     req = receive()
     for path, mtime, size in _State.stamps:
@@ -985,9 +881,9 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any],
     from metaflow.plugins.datastores.spin_storage import SpinStorage
     from metaflow.plugins.metadata_providers.spin import SpinMetadataProvider
 
-    from .forking import NoRequest
-    from .loader import load_flow_class
-    from .warmstore import WarmFlowDataStore, load_task
+    from ..forking import NoRequest
+    from ..loader import load_flow_class
+    from ..warmstore import WarmFlowDataStore, load_task
 
     _State.marks = [("start", time.perf_counter())]
     _State.created_at = datetime.datetime.now()
@@ -1062,41 +958,3 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any],
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
-
-
-def preload() -> None:
-    """Import in the warm parent what every child needs, so no child pays for it."""
-    import importlib
-
-    for name in (
-        "metaflow.cli", "metaflow.task", "metaflow.lint", "metaflow.clone_util",
-        "metaflow.system", "metaflow.cli_components.utils", "metaflow.util",
-        "metaflow.plugins.cards.card_creator", "metaflow.plugins.cards.component_serializer",
-        "metaflow.plugins.datastores.spin_storage", "metaflow.plugins.metadata_providers.spin",
-        "metaflow.cards", "metaflow.plugins.cards.card_cli",
-        "metaflow.plugins.cards.card_modules.basic",
-        "metaflow.plugins.cards.card_modules.chevron", "devd.cards", "devd.loader",
-        "cloudpickle",
-    ):
-        try:
-            importlib.import_module(name)
-        except Exception:  # an optional part of Metaflow missing must not stop spins
-            pass
-    try:
-        from .cards import cache_card_assets
-
-        cache_card_assets()
-    except Exception:
-        pass
-    # Caches children inherit: tokenizer regexes (graph building reads step source) and
-    # Metaflow's version string (it runs `git describe` the first time).
-    import io
-    import tokenize
-
-    list(tokenize.generate_tokens(io.StringIO("x = 1\n").readline))
-    try:
-        from metaflow.metaflow_version import get_version
-
-        get_version()
-    except Exception:
-        pass
