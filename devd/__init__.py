@@ -12,19 +12,21 @@ from __future__ import annotations
 # Not `from typing import ...`: importing typing costs the CLI milliseconds it has not got.
 TYPE_CHECKING = False
 
-__all__ = ["DevdError", "Session", "SpinError", "SpinResult", "spin"]
+__all__ = ["DevdError", "Session", "SpinError", "SpinOptions", "SpinResult", "spin"]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from typing import Any
 
     from .errors import DevdError
+    from .options import SpinOptions
     from .result import SpinError, SpinResult
     from .session import Session
 
 _LAZY = {
     "DevdError": ("errors", "DevdError"),
     "Session": ("session", "Session"),
+    "SpinOptions": ("options", "SpinOptions"),
     "SpinError": ("result", "SpinError"),
     "SpinResult": ("result", "SpinResult"),
 }
@@ -39,23 +41,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'devd' has no attribute {name!r}")
 
 
-def spin(
-    flow_file: str,
-    step: str,
-    *,
-    artifacts: dict[str, Any] | None = None,
-    artifacts_module: str | None = None,
-    config_value: dict[str, Any] | None = None,
-    config: dict[str, str] | None = None,
-    persist: bool = False,
-) -> SpinResult:
+def spin(flow_file: str, target: str | SpinOptions, **options: Any) -> SpinResult:
     """Re-execute one step of ``flow_file`` with its parents' state, once.
 
-    ``step`` is a step name (parents from the newest run that has them), ``run/step``,
-    or ``Flow/run/step/task``. Use :class:`Session` to keep parents warm across spins.
+    ``target`` is a step name (parents from the newest run that has them), ``run/step``,
+    or ``Flow/run/step/task`` — or a whole ``devd.SpinOptions``. The keywords are its
+    options (``artifacts``, ``artifacts_module``, ``config``, ``config_value``, ``persist``,
+    ``debug``, ``pdb``...: the fields of ``SpinOptions``). Use :class:`Session` to keep
+    parents warm across spins.
     """
     from .session import Session
 
     with Session(flow_file, warm_after_spin=False, prepare=False) as session:
-        return session.spin(step, artifacts=artifacts, artifacts_module=artifacts_module,
-                            config=config, config_value=config_value, persist=persist)
+        return session.spin(target, **options)

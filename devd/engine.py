@@ -22,6 +22,7 @@ from .cards import update_payload
 from .errors import DevdError
 from .flowmodel import FlowModel
 from .forking import ChildProcess
+from .options import SpinOptions
 from .parents import SpinPlan, parse_target
 from .result import SpinError, SpinResult
 from .session import Session
@@ -29,8 +30,6 @@ from .warmstore import TaskRef, WarmStore, WarmTask
 
 Listener = Callable[[str, dict[str, Any]], None]
 LogCallback = Callable[[str, str], None]
-
-DEFAULT_IDLE_SECONDS = 30 * 60
 
 
 def default_budget_bytes() -> int:
@@ -173,14 +172,16 @@ class Engine:
         """A watched file changed on disk: drop cached plans and tell every client."""
         path = os.path.abspath(path)
         gone = not os.path.exists(path)
+        real = os.path.realpath(path)
+        # Runs on the watcher's thread while clients open and release sessions on theirs:
+        # take each session with the list, never look it up again after the lock.
         with self._lock:
-            flows = [p for p in self._sessions
-                     if os.path.realpath(p) == os.path.realpath(path)]
-        for flow in flows:
+            flows = {p: s for p, s in self._sessions.items() if os.path.realpath(p) == real}
+        for flow, session in flows.items():
             if gone:  # deleted (or moved away): its session and prepared child go too
                 self.release_flow(flow)
             else:
-                self._sessions[flow].forget_plans()
+                session.forget_plans()
         for flow in flows or [None]:
             params: dict[str, Any] = {"reason": "fileDeleted" if gone else "fileChanged",
                                       "file": path}
@@ -208,14 +209,17 @@ class Engine:
         return self.session(flow_file).model
 
     def flows(self) -> list[str]:
-        return sorted(self._sessions)
+        with self._lock:
+            return sorted(self._sessions)
 
     def last_spin(self, flow_file: str, step: str) -> SpinRecord | None:
-        return self._last.get((os.path.abspath(flow_file), step))
+        with self._lock:
+            return self._last.get((os.path.abspath(flow_file), step))
 
     def last_spins(self, flow_file: str) -> dict[str, SpinRecord]:
         path = os.path.abspath(flow_file)
-        return {step: rec for (p, step), rec in self._last.items() if p == path}
+        with self._lock:
+            return {step: rec for (p, step), rec in self._last.items() if p == path}
 
     def resolve_step(self, model: FlowModel, step: str | None, line: int | None,
                      pathspec: str | None) -> str:
@@ -239,35 +243,29 @@ class Engine:
     def spin(
         self,
         flow_file: str,
-        target: str,
+        options: SpinOptions,
         *,
-        artifacts: dict[str, Any] | None = None,
-        artifacts_module: str | None = None,
-        config_value: dict[str, Any] | None = None,
-        config: dict[str, str] | None = None,
-        persist: bool = False,
-        from_spin: bool = False,
         on_log: LogCallback | None = None,
         owner: Any = None,
-        debug: bool = False,
-        debug_timeout: float | None = None,
         on_debug_ready: Callable[[dict[str, Any]], None] | None = None,
         on_progress: Callable[[int, int, str], None] | None = None,
     ) -> SpinResult:
-        """Spin ``target`` (a step or pathspec); supersedes a running spin of the same step.
+        """Spin ``options.target`` (a step or pathspec); supersedes a running spin of the
+        same step. ``options.from_spin`` takes the parents from the last spins of the parent
+        steps instead of a recorded run.
 
         ``on_progress(done, total, message)``: parents downloading from a remote datastore
         (bytes); cancelling the spin stops the download.
 
-        ``debug``: the step's child waits for a DAP client first (``on_debug_ready`` gets
-        its loopback ``{host, port}``); cancel and supersede work as for any spin.
+        ``options.debug``: the step's child waits for a DAP client first (``on_debug_ready``
+        gets its loopback ``{host, port}``); cancel and supersede work as for any spin.
         """
         self.touch()
-        if artifacts_module:
-            self._watch(os.path.abspath(artifacts_module))
+        if options.artifacts_module:
+            self._watch(os.path.abspath(options.artifacts_module))
         session = self.session(flow_file)
         model = session.model
-        step = parse_target(model, target).step
+        step = parse_target(model, options.target).step
         self._supersede(session.flow_file, step)
         work = Work(next(self._ids), "spin", session.flow_file, step, time.time(), lambda: None,
                     owner=owner)
@@ -285,22 +283,20 @@ class Engine:
             self.emit("devd/cardUpdated", {"flow": session.flow_file, "step": step,
                                             "card": update_payload(entry)})
 
-        common = dict(artifacts=artifacts, artifacts_module=artifacts_module,
-                      config_value=config_value, config=config, persist=persist,
-                      on_output=on_log, on_card=card_update, on_started=started,
-                      want_values=True, want_private=True, diff=True, debug=debug,
-                      debug_timeout=debug_timeout, on_debug_ready=on_debug_ready)
+        callbacks: dict[str, Any] = dict(on_output=on_log, on_card=card_update,
+                                         on_started=started, on_debug_ready=on_debug_ready,
+                                         want_private=True, diff=True)
         try:
-            if from_spin:
-                if persist:
+            if options.from_spin:
+                if options.persist:
                     raise DevdError("a spin chained on earlier spins cannot be persisted: "
                                     "spin from a recorded run to persist")
                 plan, warm_tasks, stale = self._chain_plan(session, model, step)
-                result = session.spin_on(plan, warm_tasks, **common)
+                result = session.spin_on(plan, warm_tasks, options, **callbacks)
             else:
                 with watch_transfers(on_progress,
                                      lambda: work.cancelled or work.superseded):
-                    result = session.spin(target, **common)
+                    result = session.spin(options, **callbacks)
                 stale = self._recorded_staleness(session, model, result)
         finally:
             with self._lock:
@@ -387,15 +383,16 @@ class Engine:
     def stale_steps(self, flow_file: str) -> dict[str, list[dict[str, str]]]:
         """For each step, the upstream steps changed since the run its parents come from."""
         path = os.path.abspath(flow_file)
-        session = self._sessions.get(path)
+        with self._lock:
+            session = self._sessions.get(path)
+            runs = [(run_id, recorded) for (p, run_id), recorded in self._run_sources.items()
+                    if p == path]
         if session is None:
             return {}
         model = session.model
         now = step_source_hashes(model)
         marks: dict[str, list[dict[str, str]]] = {}
-        for (p, run_id), recorded in self._run_sources.items():
-            if p != path:
-                continue
+        for run_id, recorded in runs:
             changed = [s for s in model.steps if s in recorded and recorded[s] != now.get(s)]
             for step in model.steps:
                 ups = [s for s in model.ancestors(step) if s in changed]
@@ -486,7 +483,8 @@ class Engine:
 
     def forget_flow_file(self, flow_file: str) -> None:
         """The file changed on disk: drop cached plans (models reload by themselves)."""
-        session = self._sessions.get(os.path.abspath(flow_file))
+        with self._lock:
+            session = self._sessions.get(os.path.abspath(flow_file))
         if session is not None:
             session.forget_plans()
 
@@ -497,6 +495,9 @@ class Engine:
 
     def status(self) -> dict[str, Any]:
         warm = self.store.snapshot()
+        with self._lock:  # clients ask on their threads while others open and release flows
+            last = sorted(self._last.items())
+            sessions = sorted(self._sessions.items())
         return {
             "root": self.root,
             "pid": os.getpid(),
@@ -512,8 +513,8 @@ class Engine:
             "flows": self.flows(),
             "lastSpins": [{"flow": p, "step": s, "ok": r.result.ok,
                            "durationMs": round(r.result.duration_s * 1000, 1)}
-                          for (p, s), r in sorted(self._last.items())],
+                          for (p, s), r in last],
             "prepared": [{"flow": path, "step": step, "pid": pid}
-                         for path, session in sorted(self._sessions.items())
+                         for path, session in sessions
                          for step, pid in [session.prepared_for()] if step],
         }

@@ -33,3 +33,17 @@ class SpinOptions:
     def changed(self, **changes: Any) -> SpinOptions:
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+    @classmethod
+    def of(cls, target: str | SpinOptions, **keywords: Any) -> SpinOptions:
+        """The options a keyword-style call means (``devd.spin(flow, "train", persist=True)``,
+        ``Session.spin(...)``): the one place keywords become a ``SpinOptions``.
+
+        ``target`` is a target or whole options that the keywords change. A keyword given
+        as None keeps the field's value (``artifacts=None`` is no artifacts); an unknown
+        keyword is a TypeError, as for any function.
+        """
+        options = target if isinstance(target, SpinOptions) else cls(target)
+        given = {name: dict(value) if isinstance(value, dict) else value
+                 for name, value in keywords.items() if value is not None}
+        return replace(options, **given) if given else options

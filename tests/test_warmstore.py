@@ -126,11 +126,12 @@ def test_hover_on_a_parent_value_nobody_read_does_not_load_it(in_project: Path,
     import devd.warmstore as warmstore
     from devd.engine import Engine
     from devd.lsp.server import _hover_text
+    from devd.options import SpinOptions
 
     monkeypatch.setattr(warmstore, "EAGER_LIMIT_BYTES", 0)  # every artifact counts as big
     engine = Engine(str(in_project), None)
     path = str(in_project / "linear_flow.py")
-    result = engine.spin(path, "double")  # reads x, never label
+    result = engine.spin(path, SpinOptions("double"))  # reads x, never label
     assert result.ok and not result.all_values.is_loaded("label")
     source = (in_project / "linear_flow.py").read_text()
     line = next(i for i, text in enumerate(source.splitlines()) if "sum(self.x)" in text)

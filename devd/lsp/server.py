@@ -33,6 +33,8 @@ from ..language import (
     describe_value,
     self_attribute_at,
 )
+from ..options import SpinOptions
+from ..optiontable import SPIN_SPELLINGS
 from ..parents import parse_target
 from ..result import SpinResult
 from ..summary import human_bytes
@@ -445,21 +447,10 @@ def _spin_request(server: DevdServer, path: str, uri: str,
             server.notify_threadsafe("devd/debugReady", {"uri": uri, "step": target,
                                                          **endpoint})
 
-        result = engine.spin(
-            path, target,
-            artifacts=args.get("artifacts"),
-            artifacts_module=args.get("artifactsModule"),
-            config_value=args.get("configValue"),
-            config=args.get("config"),
-            persist=bool(args.get("persist", False)),
-            from_spin=bool(args.get("fromSpin", False)),
-            on_log=log,
-            owner=server,
-            debug=bool(args.get("debug", False)),
-            debug_timeout=args.get("debugTimeout"),
-            on_debug_ready=debug_ready,
-            on_progress=progress.report,
-        )
+        options = SpinOptions.of(target, **{row.field: args.get(row.wire)
+                                            for row in SPIN_SPELLINGS if row.wire})
+        result = engine.spin(path, options, on_log=log, owner=server,
+                             on_debug_ready=debug_ready, on_progress=progress.report)
     except DevdError as exc:
         return bad_request_json(str(exc), uri, path)
     finally:
@@ -617,7 +608,7 @@ def _last_spin_of(server: DevdServer, path: str, target: str,
     step = parse_target(engine.model(path), target).step
     record = engine.last_spin(path, step)
     if record is None and spin_if_missing:
-        engine.spin(path, target, owner=server)
+        engine.spin(path, SpinOptions(target), owner=server)
         record = engine.last_spin(path, step)
     if record is None:
         raise DevdError(f"no spin of '{step}' yet in this daemon: spin it first")
@@ -655,7 +646,7 @@ def _artifacts_request(server: DevdServer, path: str, args: dict[str, Any]) -> d
 
 def _safe_spin(server: DevdServer, path: str, step: str) -> None:
     try:
-        server.engine.spin(path, step, owner=server)
+        server.engine.spin(path, SpinOptions(step), owner=server)
     except DevdError:
         server.publish_diagnostics_threadsafe(path)
 
