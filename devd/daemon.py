@@ -206,7 +206,8 @@ class Daemon:
         # Build the next connection's server once this one's first request is answered.
         loop.call_later(0.2, self._make_spare)
         server.loop = loop
-        server.protocol.set_writer(_LoopWriter(writer, loop))  # type: ignore[arg-type]
+        loop_writer = _LoopWriter(writer, loop)
+        server.protocol.set_writer(loop_writer)  # type: ignore[arg-type]
         connection_done = threading.Event()
 
         def close_connection() -> None:
@@ -217,8 +218,8 @@ class Daemon:
         self.engine.add_listener(server.on_engine_event)
         self.engine.watch_hook = self.watcher.watch
         try:
-            unframed = await Connection(server.protocol, shared_converter(), self.note).serve(
-                reader, connection_done)
+            unframed = await Connection(server.protocol, shared_converter(), loop_writer,
+                                        self.note).serve(reader, connection_done)
             if unframed:  # let the client read the error: no reset for its unread bytes
                 writer.write_eof()
                 await _discard(reader, limit=4 << 20, seconds=2.0)

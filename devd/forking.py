@@ -21,7 +21,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
@@ -42,7 +42,6 @@ class ChildOutcome:
     stdout: str = ""
     stderr: str = ""
     exit_code: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class _Channel:

@@ -125,19 +125,3 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 def _pump(stream: object, name: str, on_output: Callable[[str, str], None]) -> None:
     for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
         on_output(name, raw.decode("utf-8", errors="replace"))
-
-
-def run(flow_file: str, args: list[str] | None = None, **kwargs: object) -> RunOutcome:
-    """``python FLOW run ARGS``: a real Metaflow run."""
-    return execute(flow_file, "run", list(args or []), **kwargs)  # type: ignore[arg-type]
-
-
-def resume(flow_file: str, step: str | None = None, origin_run_id: str | None = None,
-           args: list[str] | None = None, **kwargs: object) -> RunOutcome:
-    """``python FLOW resume [STEP] [--origin-run-id ID]``: Metaflow's own resume."""
-    extra = list(args or [])
-    if origin_run_id:
-        extra += ["--origin-run-id", origin_run_id]
-    if step:
-        extra = [step, *extra]
-    return execute(flow_file, "resume", extra, **kwargs)  # type: ignore[arg-type]

@@ -66,14 +66,6 @@ class WarmTask:
     fingerprints: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    @property
-    def names(self) -> list[str]:
-        return list(self.datastore._objects)
-
-    @property
-    def cold_names(self) -> list[str]:
-        return [n for n in self.datastore._objects if n not in self.values]
-
     def recorded_size(self, name: str) -> int:
         return int(self.datastore._info.get(name, {}).get("size", 0) or 0)
 
@@ -394,7 +386,9 @@ def prefetch(refs: list[TaskRef]) -> dict[TaskRef, Any]:
     for ref in remote:
         groups.setdefault((ref.ds_root, ref.flow_name), []).append(ref)
     for (ds_root, flow_name), group in groups.items():
-        keys, sizes, owners = [], {}, {}
+        keys: list[str] = []
+        sizes: dict[str, int] = {}
+        owners: dict[str, str] = {}
         for ref in group:
             datastore = opened[ref]
             for name in _eager_names(datastore, None):

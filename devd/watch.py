@@ -56,11 +56,6 @@ class FileWatcher(FileSystemEventHandler):
                 self._reporter.start()
                 self._started = True
 
-    @property
-    def files(self) -> list[str]:
-        with self._lock:
-            return sorted(self._files)
-
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type not in _EVENTS:
             return

@@ -176,17 +176,28 @@ async def read_body(reader: asyncio.StreamReader) -> bytes | None:
         return None
 
 
-class Connection:
-    """Reads one client's messages and hands the valid ones to its pygls protocol."""
+def frame(message: dict[str, Any]) -> bytes:
+    """One JSON-RPC message with its LSP header, as it goes on the wire."""
+    body = json.dumps(message).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
-    def __init__(self, protocol: JsonRPCProtocol, converter: Any,
+
+class Connection:
+    """Reads one client's messages and hands the valid ones to its pygls protocol.
+
+    Its own answers (errors for messages pygls never sees) go through ``writer``, the
+    same thread-safe writer the protocol was given, not through pygls's private sender.
+    """
+
+    def __init__(self, protocol: JsonRPCProtocol, converter: Any, writer: Any,
                  note: Any = None) -> None:
         self.protocol = protocol
         self.converter = converter
+        self.writer = writer
         self.note = note or (lambda key, text: log.warning("%s", text))
 
     def send(self, message: dict[str, Any]) -> None:
-        self.protocol._send_data(message)
+        self.writer.write(frame(message))
 
     def reject(self, msg_id: Any, code: int, message: str) -> None:
         self.note(f"invalid message ({code})", f"answered {code}: {message[:300]}")
