@@ -251,7 +251,8 @@ def card_class(card_type: str) -> Any:
     """Metaflow's card class for ``card_type`` (built in or from an installed extension)."""
     from metaflow.plugins import CARDS
 
-    return next((c for c in CARDS if c.type == card_type), None)
+    cards: list[Any] = CARDS  # Metaflow declares them as plain types; each has a ``type``
+    return next((c for c in cards if c.type == card_type), None)
 
 
 def _graph_args(flow: Any) -> tuple[dict[str, Any], dict[str, Any]]:

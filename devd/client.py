@@ -5,14 +5,8 @@ Standard library only, so `devd spin` against a warm daemon starts in millisecon
 
 from __future__ import annotations
 
-# _socket is the C module under `socket`: the Python wrapper imports enum and selectors,
-# which cost `devd spin` milliseconds it cannot spare. Unix stream sockets need no more.
-import _socket
-import os
-import sys
-
 from . import wire
-from .errors import DevdError
+from .project import DaemonError, DaemonUnavailable, open_socket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,61 +18,12 @@ if TYPE_CHECKING:
     Notification = Callable[[str, Any], None]
 
 
-class DaemonError(DevdError):
-    """Talking to the daemon failed: the CLI says so in one line (exit code 3)."""
-
-    exit_code = 3
-
-
-class DaemonUnavailable(DaemonError):
-    """No daemon answers on the project's socket, or it went away mid-request."""
-
-
 class RpcError(DaemonError):
     def __init__(self, code: int, message: str) -> None:
         first = (message or "").strip().splitlines()[:1]
         super().__init__(f"the daemon answered error {code}: {first[0] if first else '?'}")
         self.code = code
         self.rpc_message = message
-
-
-def peer_uid(sock: object) -> int | None:
-    """The effective uid of the process at the other end of a Unix socket (None: the
-    platform cannot tell). Linux's SO_PEERCRED; macOS's LOCAL_PEERCRED."""
-    if hasattr(_socket, "SO_PEERCRED"):  # struct ucred {pid_t pid; uid_t uid; gid_t gid}
-        raw = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # type: ignore[attr-defined]
-    elif hasattr(_socket, "LOCAL_PEERCRED"):  # struct xucred {u_int version; uid_t uid; ...}
-        raw = sock.getsockopt(0, _socket.LOCAL_PEERCRED, 76)  # type: ignore[attr-defined]
-    else:
-        return None
-    return int.from_bytes(raw[4:8], sys.byteorder)
-
-
-def open_socket(paths: DaemonPaths, timeout: float | None = None) -> _socket.socket:
-    """A connected socket to the project's daemon, after checking it is the user's own.
-
-    Before anything is sent: the runtime directories are this user's and no one else can
-    write them, the socket file is this user's, and the process that accepted the
-    connection runs as this user (SO_PEERCRED). Raises DaemonUnavailable when no daemon
-    runs, UnsafeRuntimeDir (a DevdError) when any check fails.
-    """
-    from .project import UnsafeRuntimeDir
-
-    if not paths.check() or not paths.check_socket():
-        raise DaemonUnavailable(f"no daemon runs for {paths.root}")
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(paths.socket)
-        uid = peer_uid(sock)
-    except OSError as exc:
-        sock.close()
-        raise DaemonUnavailable(str(exc)) from None
-    if uid is not None and hasattr(os, "geteuid") and uid != os.geteuid():
-        sock.close()
-        raise UnsafeRuntimeDir(f"the process answering on {paths.socket} runs as uid {uid}, "
-                               f"not as you ({os.geteuid()}): devd will not talk to it")
-    return sock
 
 
 class DaemonClient:

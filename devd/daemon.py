@@ -23,7 +23,7 @@ from typing import Any
 
 from . import daemonlog, memory
 from .daemonlog import Throttle
-from .project import DaemonPaths, daemon_paths
+from .project import DaemonPaths, DaemonUnavailable, daemon_paths, open_socket, peer_uid
 from .threads import ThreadPerTask
 
 log = logging.getLogger("devd.daemon")
@@ -77,8 +77,6 @@ def socket_alive(paths: DaemonPaths) -> bool:
 
     Raises UnsafeRuntimeDir when the directory or socket could be another user's.
     """
-    from .client import DaemonUnavailable, open_socket
-
     try:
         open_socket(paths, 1.0).close()
         return True
@@ -162,8 +160,6 @@ class Daemon:
         (SO_PEERCRED); a TCP peer must send the token, in time, before anything else."""
         sock = writer.get_extra_info("socket")
         if sock is not None and sock.family == socket.AF_UNIX:
-            from .client import peer_uid
-
             uid = peer_uid(sock)
             if uid is not None and self.uid is not None and uid != self.uid:
                 self.note("peer uid", f"refused a connection from uid {uid} (the daemon "
@@ -391,8 +387,6 @@ def stop(root: str, wait: float = 10.0) -> bool:
 
 def relay_stdio(root: str) -> int:
     """``devd serve --stdio``: join the project daemon (starting it) and relay bytes."""
-    from .client import open_socket
-
     paths = daemon_paths(root)
     start_background(root, idle_seconds=idle_seconds_default())
     sock = open_socket(paths)

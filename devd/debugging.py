@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from types import FrameType
 from typing import Any
 
 # Loopback only: a debugger runs any code it likes in the step's process.
@@ -79,7 +80,7 @@ def list_parent_artifacts() -> None:
         return
 
     def __dir__(self: Any) -> list[str]:  # noqa: N807 - it is the dunder
-        names = object.__dir__(self)
+        names = list(object.__dir__(self))
         if _asked_by_debugger():
             store = self.__dict__.get("_datastore")
             stored = getattr(store, "_objects", None) or {}
@@ -91,7 +92,7 @@ def list_parent_artifacts() -> None:
 
 
 def _asked_by_debugger() -> bool:
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     for _ in range(4):
         if frame is None:
             return False

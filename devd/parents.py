@@ -153,7 +153,7 @@ def _plan_from_task(model: FlowModel, task: Any) -> SpinPlan:
         else None
     if step == model.start_step:
         params = Step(f"{model.flow_name}/{run_id}/_parameters", _namespace_check=False).task
-        parents = [params]
+        parents: list[Any] = [params]
     else:
         parents = _taken_path(model, task, list(task.parent_tasks))
     if not parents:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import sys
 import time
 
+TYPE_CHECKING = False  # not `typing`: the CLI's fast path imports this module
+if TYPE_CHECKING:
+    from typing import TextIO
+
 DELAY_S = 1.0
 
 
 class ProgressLine:
-    def __init__(self, stream: object = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream: TextIO = stream if stream is not None else sys.stderr
         self.started: float | None = None
         self.message = ""
         self.shown = False
@@ -55,13 +59,13 @@ class ProgressLine:
 
     def _tty(self) -> bool:
         try:
-            return bool(self.stream.isatty())  # type: ignore[attr-defined]
+            return self.stream.isatty()
         except (AttributeError, ValueError):
             return False
 
     def _write(self, text: str) -> None:
         try:
-            self.stream.write(text)  # type: ignore[attr-defined]
-            self.stream.flush()  # type: ignore[attr-defined]
+            self.stream.write(text)
+            self.stream.flush()
         except (OSError, ValueError):
             pass

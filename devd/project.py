@@ -1,4 +1,5 @@
-"""Which project a flow belongs to, and where that project's daemon lives.
+"""Which project a flow belongs to, where that project's daemon lives, and a socket to it
+checked to be the user's own (the CLI's client and the daemon's admission both use it).
 
 Light on purpose (standard library only): the CLI uses it before deciding whether to
 talk to a daemon or to load the engine itself.
@@ -6,8 +7,12 @@ talk to a daemon or to load the engine itself.
 
 from __future__ import annotations
 
+# _socket is the C module under `socket`: the Python wrapper imports enum and selectors,
+# which cost `devd spin` milliseconds it cannot spare. Unix stream sockets need no more.
+import _socket
 import os
 import stat
+import sys
 
 from .errors import DevdError
 
@@ -209,3 +214,50 @@ def daemon_paths(root: str) -> DaemonPaths:
     digest = sha1(root.encode()).hexdigest()[:12]
     base, named = _runtime_base()
     return DaemonPaths(root, os.path.join(base, digest), named)
+
+
+class DaemonError(DevdError):
+    """Talking to the daemon failed: the CLI says so in one line (exit code 3)."""
+
+    exit_code = 3
+
+
+class DaemonUnavailable(DaemonError):
+    """No daemon answers on the project's socket, or it went away mid-request."""
+
+
+def peer_uid(sock: _socket.socket) -> int | None:
+    """The effective uid of the process at the other end of a Unix socket (None: the
+    platform cannot tell). Linux's SO_PEERCRED; macOS's LOCAL_PEERCRED."""
+    if hasattr(_socket, "SO_PEERCRED"):  # struct ucred {pid_t pid; uid_t uid; gid_t gid}
+        raw = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    elif hasattr(_socket, "LOCAL_PEERCRED"):  # struct xucred {u_int version; uid_t uid; ...}
+        raw = sock.getsockopt(0, _socket.LOCAL_PEERCRED, 76)
+    else:
+        return None
+    return int.from_bytes(raw[4:8], sys.byteorder)
+
+
+def open_socket(paths: DaemonPaths, timeout: float | None = None) -> _socket.socket:
+    """A connected socket to the project's daemon, after checking it is the user's own.
+
+    Before anything is sent: the runtime directories are this user's and no one else can
+    write them, the socket file is this user's, and the process that accepted the
+    connection runs as this user (SO_PEERCRED). Raises DaemonUnavailable when no daemon
+    runs, UnsafeRuntimeDir (a DevdError) when any check fails.
+    """
+    if not paths.check() or not paths.check_socket():
+        raise DaemonUnavailable(f"no daemon runs for {paths.root}")
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(paths.socket)
+        uid = peer_uid(sock)
+    except OSError as exc:
+        sock.close()
+        raise DaemonUnavailable(str(exc)) from None
+    if uid is not None and hasattr(os, "geteuid") and uid != os.geteuid():
+        sock.close()
+        raise UnsafeRuntimeDir(f"the process answering on {paths.socket} runs as uid {uid}, "
+                               f"not as you ({os.geteuid()}): devd will not talk to it")
+    return sock

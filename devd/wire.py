@@ -31,7 +31,8 @@ def _c_codec() -> tuple[Callable[[str], Any], Callable[[Any, Any], str]] | None:
     try:
         import _json
 
-        scanner = _json.make_scanner(_DecodeContext())
+        # typeshed wants the scanner's own type as context; any JSONDecoder-like object does.
+        scanner = _json.make_scanner(_DecodeContext())  # type: ignore[arg-type]
 
         def loads(text: str) -> Any:
             try:
