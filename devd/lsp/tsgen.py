@@ -1,0 +1,109 @@
+"""TypeScript for the VS Code extension, generated from the protocol's models.
+
+``python -m devd.lsp.tsgen [FILE]`` writes vscode-extension/src/protocol.ts (``make
+protocol-ts``); tests/test_protocol_models.py fails when the file in the tree is not what
+this renders, so the extension compiles (strict) against the daemon's own shapes.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+from . import models
+
+TARGET = Path(__file__).resolve().parents[2] / "vscode-extension" / "src" / "protocol.ts"
+
+HEADER = """\
+/**
+ * The daemon's JSON-RPC shapes (docs/protocol.md), generated from devd/lsp/models.py by
+ * devd/lsp/tsgen.py: do not edit, run `make protocol-ts`.
+ */
+"""
+
+
+def ts_type(tp: Any) -> str:
+    """The TypeScript spelling of a model field's Python annotation."""
+    if tp is type(None) or tp is None:
+        return "null"
+    if tp is Any:
+        return "unknown"
+    if tp is str:
+        return "string"
+    if tp in (int, float):
+        return "number"
+    if tp is bool:
+        return "boolean"
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        return " | ".join(f'"{v}"' if isinstance(v, str) else str(v).lower() for v in args)
+    if origin in (typing.Union, types.UnionType):
+        parts = [ts_type(a) for a in args]
+        return " | ".join(dict.fromkeys(parts))
+    if origin is list:
+        inner = ts_type(args[0])
+        return f"({inner})[]" if " | " in inner else f"{inner}[]"
+    if origin is dict:
+        return f"Record<{ts_type(args[0])}, {ts_type(args[1])}>"
+    if isinstance(tp, type) and attrs.has(tp):
+        return tp.__name__
+    raise TypeError(f"no TypeScript type for {tp!r}")
+
+
+def _doc(text: str | None, indent: str) -> list[str]:
+    """A one-paragraph TSDoc comment (reST ``code`` becomes Markdown's)."""
+    if not text:
+        return []
+    first = re.sub(r"``(.+?)``", r"`\1`", " ".join(text.strip().split("\n\n")[0].split()))
+    return [f"{indent}/** {first} */"]
+
+
+def interface(cls: type) -> str:
+    """One model as a TypeScript interface."""
+    attrs.resolve_types(cls)
+    lines = [*_doc(cls.__doc__, ""), f"export interface {cls.__name__} {{"]
+    for field in attrs.fields(cls):
+        lines += _doc(field.metadata.get("doc"), "  ")
+        mark = "?" if models.is_optional(field) else ""
+        lines.append(f"  {models.wire_name(field)}{mark}: {ts_type(field.type)};")
+    return "\n".join([*lines, "}"])
+
+
+def _method_key(method: str) -> str:
+    return method.removeprefix("devd/")
+
+
+def render() -> str:
+    """The whole of protocol.ts."""
+    parts = [HEADER.rstrip("\n")]
+    parts += [interface(cls) for cls in models.models()]
+    names = [*models.REQUESTS, *models.NOTIFICATIONS]
+    parts.append("export const Methods = {\n"
+                 + "".join(f'  {_method_key(m)}: "{m}",\n' for m in names)
+                 + "} as const;")
+    parts.append("/** Each request's params and result. */\nexport interface Requests {\n"
+                 + "".join(f'  "{m}": {{ params: {p.__name__}; result: {r.__name__} }};\n'
+                           for m, (p, r) in models.REQUESTS.items())
+                 + "}")
+    parts.append("/** Each notification's params. */\nexport interface Notifications {\n"
+                 + "".join(f'  "{m}": {p.__name__};\n'
+                           for m, p in models.NOTIFICATIONS.items())
+                 + "}")
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    target = Path(argv[0]) if argv else TARGET
+    target.write_text(render())
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
