@@ -9,12 +9,16 @@ from __future__ import annotations
 import os
 import sys
 
+from .optiontable import SPIN_SPELLINGS
+
 # Not imported here: argparse, json, typing. Each pulls in `re`; a `devd spin` answered
 # by a warm daemon must be done in the time they take to import (see _quick_spin_args).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from typing import Any
+
+    from .optiontable import Spelling
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_BAD_INPUT, EXIT_DAEMON = 0, 1, 2, 3
 
@@ -45,27 +49,19 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         )
         spin.add_argument("flow", metavar="FLOW", help="the flow's .py file")
         spin.add_argument("target", metavar="STEP_OR_PATHSPEC")
-        spin.add_argument("--artifacts-module", metavar="FILE",
-                          help="a .py file defining ARTIFACTS = {name: value} to override inputs")
-        spin.add_argument("--persist", action="store_true",
-                          help="store the spun task where Metaflow's inspect_spin('.') reads it")
-        spin.add_argument("--config", nargs=2, action="append", metavar=("NAME", "PATH"),
-                          help="a Config from a file (repeatable)")
-        spin.add_argument("--config-value", nargs=2, action="append", metavar=("NAME", "TEXT"),
-                          help="a Config's value as text, read by its parser (repeatable)")
-        spin.add_argument("--json", action="store_true", help="print one JSON object")
-        spin.add_argument("--from-spin", action="store_true",
-                          help="take parents from the last spins of the parent steps (daemon)")
-        spin.add_argument("--no-daemon", action="store_true",
-                          help="spin in this process even when a daemon runs")
-        spin.add_argument("--debug", dest="debug_spin", action="store_true",
-                          help="wait for a debugger (DAP: VS Code, PyCharm, nvim-dap) on a "
-                          "loopback port, printed, then run the step under it")
-        spin.add_argument("--debug-timeout", type=float, metavar="SECONDS",
-                          help="how long --debug waits for the debugger (default 120)")
-        spin.add_argument("--pdb", action="store_true",
-                          help="run the step in this terminal; pdb post-mortem on an "
-                          "exception, and breakpoint() works")
+        for row in SPIN_SPELLINGS:
+            if row.flag is None:
+                continue
+            if row.kind == "flag":
+                spin.add_argument(row.flag, dest=row.dest, action="store_true", help=row.doc)
+            elif row.kind == "value":
+                spin.add_argument(row.flag, dest=row.dest, metavar=row.metavar[0],
+                                  type=_VALUE_TYPES[row.value_type], help=row.doc)
+            else:
+                spin.add_argument(row.flag, dest=row.dest, nargs=2, action="append",
+                                  metavar=row.metavar, help=row.doc)
+        for flag, dest, doc in _SPIN_CLI_FLAGS:
+            spin.add_argument(flag, dest=dest, action="store_true", help=doc)
 
     if want("run"):
         run = sub.add_parser(
@@ -139,37 +135,37 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 COMMANDS = ("spin", "run", "resume", "card", "status", "daemon", "serve", "mcp")
 
 
+# ``devd spin``'s flags that are not options of the spin but of this command.
+_SPIN_CLI_FLAGS = (
+    ("--json", "json", "print one JSON object"),
+    ("--no-daemon", "no_daemon", "spin in this process even when a daemon runs"),
+)
+_VALUE_TYPES = {"str": str, "float": float}
+
+
 class _SpinArgs:
-    """The namespace argparse makes for ``spin``, made without argparse."""
+    """The namespace argparse makes for ``spin`` (the same attributes, from the same
+    tables), made without argparse."""
 
     def __init__(self) -> None:
         self.command = "spin"
         self.debug = False
         self.flow: str | None = None
         self.target: str | None = None
-        self.artifacts_module: str | None = None
-        self.persist = False
-        self.config: list[list[str]] | None = None
-        self.config_value: list[list[str]] | None = None
-        self.json = False
-        self.from_spin = False
-        self.no_daemon = False
-        self.debug_spin = False
-        self.debug_timeout: float | None = None
-        self.pdb = False
-
-
-_SPIN_FLAGS = {"--persist": "persist", "--json": "json", "--from-spin": "from_spin",
-               "--no-daemon": "no_daemon", "--debug": "debug_spin", "--pdb": "pdb"}
-_SPIN_PAIRS = {"--config": "config", "--config-value": "config_value"}
+        for _, dest, _ in _SPIN_CLI_FLAGS:
+            setattr(self, dest, False)
+        for row in SPIN_SPELLINGS:
+            if row.flag is not None:
+                setattr(self, row.dest, False if row.kind == "flag" else None)
 
 
 def _quick_spin_args(argv: list[str]) -> _SpinArgs | None:
     """``devd spin`` arguments in their plain forms, read without importing argparse.
 
     Anything else (help, ``--opt=value``, abbreviations, a value that looks like an
-    option, a mistake) returns None, and argparse reads the line as usual: whatever this
-    accepts, argparse reads the same way (tests/test_cli.py checks it).
+    option or that argparse's type refuses, a mistake) returns None, and argparse reads
+    the line as usual: whatever this accepts, argparse reads the same way
+    (tests/test_cli.py checks it for every row of ``SPIN_SPELLINGS``).
     """
     args = _SpinArgs()
     i = 0
@@ -178,28 +174,35 @@ def _quick_spin_args(argv: list[str]) -> _SpinArgs | None:
         i += 1
     if i >= len(argv) or argv[i] != "spin":
         return None
+    command_flags = {flag: dest for flag, dest, _ in _SPIN_CLI_FLAGS}
+    options = {row.flag: row for row in SPIN_SPELLINGS if row.flag is not None}
     positionals: list[str] = []
     rest = argv[i + 1:]
     j = 0
     while j < len(rest):
         token = rest[j]
+        row = options.get(token)
         if not token.startswith("-"):
             positionals.append(token)
-        elif token in _SPIN_FLAGS:
-            setattr(args, _SPIN_FLAGS[token], True)
-        elif token == "--artifacts-module" or token in _SPIN_PAIRS:
-            count = 1 if token == "--artifacts-module" else 2
+        elif token in command_flags:
+            setattr(args, command_flags[token], True)
+        elif row is None:
+            return None
+        elif row.kind == "flag":
+            setattr(args, row.dest, True)
+        else:
+            count = len(row.metavar)
             values = rest[j + 1:j + 1 + count]
             if len(values) < count or any(v.startswith("-") for v in values):
                 return None
-            if count == 1:
-                args.artifacts_module = values[0]
+            if row.kind == "value":
+                try:
+                    setattr(args, row.dest, _VALUE_TYPES[row.value_type](values[0]))
+                except ValueError:
+                    return None
             else:
-                name = _SPIN_PAIRS[token]
-                setattr(args, name, (getattr(args, name) or []) + [values])
+                setattr(args, row.dest, (getattr(args, row.dest) or []) + [values])
             j += count
-        else:
-            return None
         j += 1
     if len(positionals) != 2:
         return None
@@ -264,12 +267,6 @@ def _quietly(write: Any, *args: Any) -> None:
         _silence_stdout()
 
 
-def _config_values(pairs: dict[str, str]) -> dict[str, Any]:
-    """``--config-value NAME TEXT`` as Metaflow takes it: the text, for the flow's parser
-    (JSON, TOML, a function...) to read in the child; a text it refuses is bad input."""
-    return dict(pairs)
-
-
 _URI_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-._~")
 
 
@@ -323,25 +320,17 @@ def cmd_spin(args: argparse.Namespace) -> int:
             raise DevdError("--from-spin chains on spins kept by a daemon: start one with "
                             "`devd daemon start` and spin the parent steps first")
         from .blobcache import watch
+        from .options import SpinOptions
         from .progressline import ProgressLine
         from .session import Session
 
+        options = SpinOptions.of(args.target, **{row.field: value
+                                                 for row, value in _given_options(args)})
         progress_line = ProgressLine()
         with Session(args.flow, warm_after_spin=False, prepare=False) as session, \
                 watch(progress_line.on_progress):
-            result = session.spin(
-                args.target,
-                artifacts_module=args.artifacts_module,
-                config=_pairs(args.config),
-                config_value=_config_values(_pairs(args.config_value)),
-                persist=args.persist,
-                on_output=stream,
-                want_values=False,
-                debug=args.debug_spin,
-                debug_timeout=args.debug_timeout,
-                on_debug_ready=_print_debug_ready,
-                pdb=args.pdb,
-            )
+            result = session.spin(options, on_output=stream, want_values=False,
+                                  on_debug_ready=_print_debug_ready)
         progress_line.done()
         data = result.to_json()
     if args.json:
@@ -355,24 +344,30 @@ def cmd_spin(args: argparse.Namespace) -> int:
     return EXIT_OK if data["ok"] else EXIT_STEP_FAILED
 
 
+def _given_options(args: argparse.Namespace) -> list[tuple[Spelling, Any]]:
+    """(row of ``SPIN_SPELLINGS``, value) of every spin option on the command line; a
+    value None was not given, NAME VALUE pairs come as a dict."""
+    given = []
+    for row in SPIN_SPELLINGS:
+        if row.flag is not None:
+            value = getattr(args, row.dest)
+            given.append((row, _pairs(value) if row.kind == "pairs" and value else value))
+    return given
+
+
 def _spin_params(args: argparse.Namespace) -> dict[str, Any]:
+    """``devd/spin``'s params for this command line: each given option by its wire name,
+    file paths made absolute (the daemon runs in another directory)."""
     params: dict[str, Any] = {"uri": file_uri(args.flow),
-                              "persist": args.persist, "fromSpin": args.from_spin,
                               "workDoneToken": "devd-cli"}  # parents downloading: $/progress
-    if "/" in args.target:
-        params["pathspec"] = args.target
-    else:
-        params["step"] = args.target
-    if args.artifacts_module:
-        params["artifactsModule"] = os.path.abspath(args.artifacts_module)
-    if args.config:
-        params["config"] = {k: os.path.abspath(v) for k, v in _pairs(args.config).items()}
-    if args.config_value:
-        params["configValue"] = _config_values(_pairs(args.config_value))
-    if args.debug_spin:
-        params["debug"] = True
-        if args.debug_timeout is not None:
-            params["debugTimeout"] = args.debug_timeout
+    params["pathspec" if "/" in args.target else "step"] = args.target
+    for row, value in _given_options(args):
+        if row.wire is None or value is None:
+            continue
+        if row.paths:
+            value = {k: os.path.abspath(v) for k, v in value.items()} \
+                if isinstance(value, dict) else os.path.abspath(value)
+        params[row.wire] = value
     return params
 
 
@@ -445,8 +440,9 @@ def print_result(data: dict[str, Any]) -> None:
             print(f"  next: {', '.join(data['nextSteps'])}")
     else:
         error = data["error"]
-        where = f"{error['file']}:{error['line']}" if error.get("line") else error["file"]
-        print(f"{where}: {error['type']}: {error['message']}", file=sys.stderr)
+        where = ":".join(str(part) for part in (error.get("file"), error.get("line")) if part)
+        print(f"{where + ': ' if where else ''}{error['type']}: {error['message']}",
+              file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -476,6 +472,10 @@ def _run_or_resume(flow: str, verb: str, extra: list[str]) -> int:
         with client:
             data = client.request(f"devd/{verb}", {"uri": file_uri(flow), "args": extra},
                                   on_notification=_log_printer(_echo))
+        if data.get("error"):  # the run could not start: one line
+            from .client import refused
+
+            raise refused(data, f"the {verb} did not start")
         outcome = RunOutcome(bool(data.get("ok")), data.get("runId"),
                              int(data.get("returncode", 0 if data.get("ok") else 1)), [])
     else:
@@ -506,8 +506,6 @@ def _preview_path(output: str | None, flow: str, step: str) -> str:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from .errors import DevdError
-
     if args.recorded:
         from .preview import render_recorded
 
@@ -521,7 +519,9 @@ def cmd_card(args: argparse.Namespace) -> int:
                           else "pathspec": args.target, "spinIfMissing": True}
                 data = client.request("devd/card", params)
             if not data.get("ok"):
-                raise DevdError(str(data.get("error") or "no preview"))
+                from .client import refused
+
+                raise refused(data, "no preview")
             html = data["preview"]
         else:
             from .preview import recorded_hashes, render_preview

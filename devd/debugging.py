@@ -17,7 +17,6 @@ from typing import Any
 
 # Loopback only: a debugger runs any code it likes in the step's process.
 HOST = "127.0.0.1"
-DEFAULT_TIMEOUT_S = 120.0
 
 
 class DebugTimeout(Exception):

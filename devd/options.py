@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .errors import DevdError
+
 
 @dataclass(frozen=True)
 class SpinOptions:
@@ -27,8 +29,14 @@ class SpinOptions:
     persist: bool = False
     from_spin: bool = False
     debug: bool = False
-    debug_timeout: float | None = None
+    debug_timeout: float = 120.0  # seconds a debug spin waits for its debugger
     pdb: bool = False
+
+    def __post_init__(self) -> None:
+        # Checked once, here, for every client: a bad value is bad input, told in one line.
+        if not (isinstance(self.debug_timeout, (int, float)) and self.debug_timeout > 0):
+            raise DevdError(f"the debug timeout must be a positive number of seconds, "
+                            f"not {self.debug_timeout!r}")
 
     def changed(self, **changes: Any) -> SpinOptions:
         """A copy with some fields changed."""

@@ -17,15 +17,17 @@ class Spelling:
     ``wire``: its field in ``devd/spin`` params (None: not on the wire), of TypeScript type
     ``wire_type``. ``flag``: its ``devd spin`` flag (None: not on the command line), of
     ``kind`` "flag" (store_true), "value" (one value) or "pairs" (NAME VALUE, repeatable).
+    ``paths``: its values are file paths, made absolute before they leave the client (a
+    daemon runs elsewhere).
     """
 
     __slots__ = ("field", "doc", "wire", "wire_type", "flag", "kind", "metavar", "dest",
-                 "value_type")
+                 "value_type", "paths")
 
     def __init__(self, field: str, doc: str, *, wire: str | None = None,
                  wire_type: str = "", flag: str | None = None, kind: str = "flag",
                  metavar: tuple[str, ...] = (), dest: str | None = None,
-                 value_type: str = "str") -> None:
+                 value_type: str = "str", paths: bool = False) -> None:
         self.field = field
         self.doc = doc
         self.wire = wire
@@ -35,6 +37,7 @@ class Spelling:
         self.metavar = metavar
         self.dest = dest or field  # argparse's attribute (``debug`` is taken by ``devd --debug``)
         self.value_type = value_type
+        self.paths = paths
 
 
 SPIN_SPELLINGS: tuple[Spelling, ...] = (
@@ -43,10 +46,10 @@ SPIN_SPELLINGS: tuple[Spelling, ...] = (
     Spelling("artifacts_module",
              "a .py file defining ARTIFACTS = {name: value} to override inputs",
              wire="artifactsModule", wire_type="string",
-             flag="--artifacts-module", kind="value", metavar=("FILE",)),
+             flag="--artifacts-module", kind="value", metavar=("FILE",), paths=True),
     Spelling("config", "a Config from a file (repeatable)",
              wire="config", wire_type="Record<string, string>",
-             flag="--config", kind="pairs", metavar=("NAME", "PATH")),
+             flag="--config", kind="pairs", metavar=("NAME", "PATH"), paths=True),
     Spelling("config_value", "a Config's value as text, read by its parser (repeatable)",
              wire="configValue", wire_type="Record<string, unknown>",
              flag="--config-value", kind="pairs", metavar=("NAME", "TEXT")),

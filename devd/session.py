@@ -16,7 +16,6 @@ from typing import Any
 from .blobcache import relay_progress
 from .child.request import ChildResult, SpinRequest, Unpicklable, client_value
 from .child.run import run_spin
-from .debugging import DEFAULT_TIMEOUT_S
 from .errors import DevdError
 from .flowmodel import FlowModel, load_flow_model
 from .forking import ChildProcess, OutputCallback, fork_available
@@ -199,12 +198,9 @@ class Session:
             origin_run_id=plan.origin_run_id,
             input_paths=[p.input_path for p in plan.parents],
             split_index=plan.split_index,
-            artifacts=dict(options.artifacts),
-            artifacts_module=options.artifacts_module,
+            options=options,
             config_args=config_args,
             config_values=config_values,
-            config_overrides=bool(options.config or options.config_value),
-            persist=options.persist,
             want_values=want_values,
             parent_refs=list(plan.parents),
             want_private=want_private,
@@ -213,14 +209,7 @@ class Session:
             retry_count=plan.attempt,
             resumed_from=plan.resumed_from,
             run_tags=list(plan.run_tags),
-            debug=options.debug,
-            debug_timeout=options.debug_timeout if options.debug_timeout is not None
-            else DEFAULT_TIMEOUT_S,
-            pdb=options.pdb,
         )
-        if options.debug_timeout is not None and not options.debug_timeout > 0:
-            raise DevdError(f"the debug timeout must be a positive number of seconds, "
-                            f"not {options.debug_timeout!r}")
         if options.debug and not fork_available():
             raise DevdError("debugging a spin needs fork (not available here, or "
                             "DEVD_NO_FORK=1): use --pdb to debug in the terminal instead")
@@ -263,7 +252,8 @@ class Session:
                 # after the parents this spin read are warm: the child must inherit them
                 # (after a debug spin, a child for an ordinary spin of the step)
                 threading.Thread(target=self._prepare_next, name="devd-prepare", daemon=True,
-                                 args=(model.flow_name, dataclasses.replace(request, debug=False),
+                                 args=(model.flow_name, dataclasses.replace(
+                                     request, options=options.changed(debug=False)),
                                        warm_tasks, list(self._warming))).start()
 
     # -- prepared children --------------------------------------------------------

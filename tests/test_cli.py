@@ -108,9 +108,10 @@ SPIN_LINES = [
     ["spin", "my flow.py", "tr ain"],
     ["spin", "flow.py", "train", "--debug"],  # the spin's --debug (a debugger), not devd's
     ["--debug", "spin", "flow.py", "train", "--pdb"],
+    ["spin", "flow.py", "train", "--debug", "--debug-timeout", "5"],
 ]
 NOT_QUICK = [
-    ["spin", "flow.py", "train", "--debug-timeout", "5"],
+    ["spin", "flow.py", "train", "--debug-timeout", "soon"],  # argparse's type refuses it
     ["spin", "flow.py", "train", "--json=1"],
     ["spin", "flow.py", "train", "--jso"],  # an abbreviation: argparse's business
     ["spin", "flow.py", "train", "--artifacts-module", "-x.py"],
@@ -124,7 +125,27 @@ NOT_QUICK = [
 ]
 
 
-@pytest.mark.parametrize("argv", SPIN_LINES, ids=" ".join)
+def _every_option_line() -> list[list[str]]:
+    """One line a row of SPIN_SPELLINGS (pairs twice), and one with all of them."""
+    from devd.optiontable import SPIN_SPELLINGS
+
+    lines = []
+    for row in SPIN_SPELLINGS:
+        if row.flag is None:
+            continue
+        if row.kind == "flag":
+            words = [row.flag]
+        elif row.kind == "value":
+            words = [row.flag, "2.5" if row.value_type == "float" else "x.py"]
+        else:
+            words = [row.flag, "a", "1", row.flag, "b", "2"]
+        lines.append(["spin", "flow.py", "train", *words])
+    lines.append([word for line in lines for word in line[3:]])
+    lines[-1][:0] = ["spin", "flow.py", "train"]
+    return lines
+
+
+@pytest.mark.parametrize("argv", SPIN_LINES + _every_option_line(), ids=" ".join)
 def test_quick_spin_arguments_read_as_argparse_reads_them(argv: list[str]) -> None:
     from devd.cli import _quick_spin_args, build_parser
 

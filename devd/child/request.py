@@ -10,6 +10,8 @@ import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..options import SpinOptions
+
 
 def spin_kept_decorators() -> tuple[str, ...]:
     """Decorators a spin runs: Metaflow's own list for its spins (``conda``, ``pypi``,
@@ -30,11 +32,9 @@ class SpinRequest:
     origin_run_id: str
     input_paths: list[str]
     split_index: int | None
-    artifacts: dict[str, Any]  # overrides given in Python (applied after the module's)
-    artifacts_module: str | None
+    # as asked: artifacts (applied after artifacts_module's), persist, debug, pdb...
+    options: SpinOptions
     config_args: list[str]
-    config_overrides: bool
-    persist: bool
     want_values: bool
     parent_refs: list[Any] = field(default_factory=list)  # TaskRef, for the spawn path
     want_private: bool = False  # also return _-prefixed artifacts (to chain spins)
@@ -43,19 +43,20 @@ class SpinRequest:
     # Config values already parsed (recorded in the run, or given as values): Metaflow
     # takes them as they are, as its own runtime does with ``kv.`` values, never re-parsed.
     config_values: dict[str, Any] = field(default_factory=dict)
-    # debugpy listens on loopback before the step runs and waits this long for a client
-    debug: bool = False
-    debug_timeout: float = 120.0
-    pdb: bool = False  # post-mortem pdb on the terminal (the spin runs in that process)
     retry_count: int = 0  # current.retry_count: the recorded attempt a task's pathspec names
     resumed_from: str | None = None  # current.origin_run_id, as the recorded run has it
     run_tags: list[str] = field(default_factory=list)  # current.tags: the run's user tags
+
+    @property
+    def config_overrides(self) -> bool:
+        """Configs given to this spin (else every Config is the run's)."""
+        return bool(self.options.config or self.options.config_value)
 
     def prepared_key(self) -> tuple[Any, ...]:
         """What a child prepared ahead of time has fixed: the rest may come with the request."""
         return (self.flow_file, self.cwd, self.step, self.origin_run_id,
                 tuple(self.input_paths), self.split_index, tuple(self.config_args),
-                _frozen(self.config_values), self.config_overrides, self.persist,
+                _frozen(self.config_values), self.config_overrides, self.options.persist,
                 tuple(self.data_files), self.retry_count, self.resumed_from,
                 tuple(self.run_tags))
 
