@@ -226,7 +226,7 @@ class TaskView:
         self.current_attempt = 0
         params = None
         if parameters is not None:
-            params = TaskView("/".join(parts[:2] + ["_parameters", "0"]), parameters)
+            params = TaskView("/".join([*parts[:2], "_parameters", "0"]), parameters)
         run = RunView(parts[1] if len(parts) > 1 else "", tags or [], params)
         self.parent = StepView(parts[2] if len(parts) > 2 else "", run)
 

@@ -145,9 +145,9 @@ def _table(c: dict[str, Any], out: list[str], pad: str) -> None:
 
 
 class _TextParser(HTMLParser):
-    _SKIP = {"script", "style", "noscript", "template"}
-    _BLOCK = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table",
-              "section", "article", "header", "footer", "pre", "ul", "ol"}
+    _SKIP = frozenset({"script", "style", "noscript", "template"})
+    _BLOCK = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6",
+                        "table", "section", "article", "header", "footer", "pre", "ul", "ol"})
 
     def __init__(self) -> None:
         super().__init__()

@@ -284,7 +284,8 @@ class Daemon:
             self._loop.add_signal_handler(sig, self.stop_event.set)
         idle = asyncio.ensure_future(self._idle_watch())
         try:
-            while not self.stop_event.is_set():
+            # A threading.Event (set from other threads too): polled, as asyncio cannot wait on it.
+            while not self.stop_event.is_set():  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
         finally:
             idle.cancel()
@@ -317,7 +318,7 @@ class Daemon:
 
 def idle_seconds_default() -> float:
     try:
-        return float(os.environ.get("DEVD_IDLE_TIMEOUT", 30 * 60))
+        return float(os.environ.get("DEVD_IDLE_TIMEOUT", "1800"))
     except ValueError:
         return 30 * 60.0
 

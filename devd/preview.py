@@ -170,7 +170,7 @@ def recorded_hashes(result: SpinResult) -> dict[str, str] | None:
 
     flow, run_id, step, task_id = result.recorded_task.split("/")
     ds_type, ds_root = result.recorded_ds
-    impls = [d for d in DATASTORES if d.TYPE == ds_type]
+    impls = [d for d in DATASTORES if ds_type == d.TYPE]
     if not impls:
         return None
     try:

@@ -153,7 +153,7 @@ def open_task_datastore(ref: TaskRef) -> Any:
 
     from .blobcache import explain, metaflow_s3_client, probe, store_name
 
-    impls = [d for d in DATASTORES if d.TYPE == ref.ds_type]
+    impls = [d for d in DATASTORES if ref.ds_type == d.TYPE]
     if not impls:
         raise DevdError(
             f"{ref.pathspec} is stored in a '{ref.ds_type}' datastore that this Metaflow "

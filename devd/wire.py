@@ -12,7 +12,7 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, ClassVar
 
 
 class _DecodeContext:
@@ -24,7 +24,7 @@ class _DecodeContext:
     parse_float = float
     parse_int = int
     parse_constant = float  # 'NaN', 'Infinity', '-Infinity'
-    memo: dict[str, str] = {}
+    memo: ClassVar[dict[str, str]] = {}
 
 
 def _c_codec() -> tuple[Callable[[str], Any], Callable[[Any, Any], str]] | None:

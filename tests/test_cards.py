@@ -118,7 +118,7 @@ def test_spin_renders_each_card_as_an_offline_document(in_project: Path, browser
     page = blank.page
     assert page.locator("h1", has_text="Quarterly report").is_visible()
     cells = page.locator("td").all_inner_texts()
-    assert ["north", "4", "south", "8"] == [c.strip() for c in cells[:4]]
+    assert [c.strip() for c in cells[:4]] == ["north", "4", "south", "8"]
     image = page.locator("img").first
     assert image.get_attribute("src").startswith("data:image/png;base64,")
     assert image.evaluate("img => img.complete && img.naturalWidth") == 2

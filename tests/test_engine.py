@@ -266,7 +266,7 @@ def test_bad_input_gives_one_clear_line(in_project: Path) -> None:
         devd.spin("broken.py", "start")
     (in_project / "norun_flow.py").write_text(
         (in_project / "linear_flow.py").read_text().replace("LinearFlow", "NeverRunFlow"))
-    with pytest.raises(DevdError, match="no run of NeverRunFlow yet.*devd run"):
+    with pytest.raises(DevdError, match=r"no run of NeverRunFlow yet.*devd run"):
         devd.spin("norun_flow.py", "double")
     import subprocess
     import sys

@@ -515,7 +515,7 @@ def test_a_run_still_being_written_gives_its_complete_parents_only(here: Path) -
                 result = s.spin(step)
                 assert result.ok and result.origin_run_id == complete, step
             running = next(iter(Flow("HoldFlow")[held]["body"])).pathspec
-            with pytest.raises(DevdError, match="stored nothing .*still running"):
+            with pytest.raises(DevdError, match=r"stored nothing .*still running"):
                 s.spin(running)
     finally:
         _release(here, proc)

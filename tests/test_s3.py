@@ -185,7 +185,7 @@ def test_recorded_cards_of_an_s3_run(s3_project) -> None:
 
 def test_daemon_downloads_parents_once_and_a_restart_reads_the_disk_cache(
         s3: S3Server, s3_project) -> None:
-    root, env, run_id = s3_project
+    root, env, _ = s3_project
     env = {**env, "DEVD_BLOB_CACHE": str(root / "blob-cache")}
     devd(root, env, "daemon", "stop")
     assert devd(root, env, "daemon", "start").returncode == 0
@@ -217,7 +217,7 @@ def _one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_unreachable_endpoint_and_missing_credentials_are_one_line(s3_project) -> None:
-    root, env, run_id = s3_project
+    root, env, _ = s3_project
     dead = {**env, "METAFLOW_S3_ENDPOINT_URL": "http://127.0.0.1:9",
             "DEVD_BLOB_CACHE": str(root / "cache-dead")}
     started = time.monotonic()
@@ -253,7 +253,7 @@ def test_a_missing_object_names_the_task_and_the_store(s3: S3Server, s3_project)
 
 
 def test_a_hung_endpoint_times_out(s3: S3Server, s3_project) -> None:
-    root, env, run_id = s3_project
+    root, env, _ = s3_project
     s3.relay.hang = True
     try:
         env = {**env, "DEVD_S3_TIMEOUT": "2", "DEVD_BLOB_CACHE": str(root / "cache-hung")}
@@ -287,7 +287,7 @@ def _spin_while_downloading(s3: S3Server, root: Path, env: dict[str, str], cache
 
 
 def test_cancel_during_a_download_stops_it(s3: S3Server, s3_project) -> None:
-    root, env, run_id = s3_project
+    root, env, _ = s3_project
     try:
         proc = _spin_while_downloading(s3, root, env, "cache-cancel", "end", eager=True)
         proc.send_signal(signal.SIGINT)  # Ctrl-C: the daemon cancels the client's spin
@@ -311,7 +311,7 @@ def test_an_editor_gets_download_progress_on_a_token_the_daemon_creates(
     from devd.client import DaemonClient
     from devd.project import daemon_paths
 
-    root, env, run_id = s3_project
+    root, env, _ = s3_project
     env = {**env, "DEVD_BLOB_CACHE": str(root / "cache-lsp"), "DEVD_EAGER_MB": "100"}
     devd(root, env, "daemon", "stop")
     assert devd(root, env, "daemon", "start").returncode == 0
@@ -341,7 +341,7 @@ def test_server_stopped_mid_download(s3: S3Server, s3_project) -> None:
     root, env, run_id = s3_project
     proc = _spin_while_downloading(s3, root, env, "cache-stop", f"{run_id}/body", eager=False)
     s3.relay.stop()  # the server goes away mid-transfer
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1  # the step failed, on this one line:
     assert "Traceback" not in err and "botocore" not in err
     error = [x for x in err.splitlines() if "cannot read parent task" in x]

@@ -95,7 +95,7 @@ def expand(wb: Workbench, name: str) -> None:
     def row():
         for el in wb.page.query_selector_all(".debug-variables .monaco-list-row"):
             label = el.inner_text().split("\n")[0].replace("\u00a0", " ").strip()
-            if label == name or label.startswith(name + ":") or label.startswith(name + " "):
+            if label == name or label.startswith((name + ":", name + " ")):
                 return el
         return None
 

@@ -8,6 +8,8 @@ the match cuts the flow should find.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 HEIGHT, WIDTH = 72, 128
@@ -69,7 +71,7 @@ def shot_boundaries(video: np.ndarray, threshold: float = 30.0) -> dict[int, lis
     small = video[:, ::4, ::4].astype(np.int16)
     jumps = np.abs(np.diff(small, axis=0)).mean(axis=(1, 2, 3)) > threshold
     cuts = [0, *(np.flatnonzero(jumps) + 1).tolist(), len(video)]
-    return {i: [a, b] for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:], strict=True))}
+    return {i: [a, b] for i, (a, b) in enumerate(pairwise(cuts))}
 
 
 def pooled(video: np.ndarray, first: int, end: int, grey: bool) -> np.ndarray:
