@@ -283,9 +283,9 @@ class Engine:
             self.emit("devd/cardUpdated", {"flow": session.flow_file, "step": step,
                                             "card": update_payload(entry)})
 
-        callbacks: dict[str, Any] = dict(on_output=on_log, on_card=card_update,
-                                         on_started=started, on_debug_ready=on_debug_ready,
-                                         want_private=True, diff=True)
+        callbacks: dict[str, Any] = {"on_output": on_log, "on_card": card_update,
+                                     "on_started": started, "on_debug_ready": on_debug_ready,
+                                     "want_private": True, "diff": True}
         try:
             if options.from_spin:
                 if options.persist:
@@ -415,18 +415,15 @@ class Engine:
                     lambda: None, owner=owner)
         with self._lock:
             self._work[work.id] = work
-        done: set[str] = set()
-        total = len(model.steps)
+        progress = None
+        if on_progress is not None:  # from the run's task records, as Metaflow keeps them
+            progress = runner.TaskProgress(
+                model.flow_name, {name: info.out_funcs for name, info in model.steps.items()},
+                on_progress)
 
         def output(stream: str, text: str) -> None:
             if on_log:
                 on_log(stream, text)
-            if "Task finished successfully" in text or "Task is starting" in text:
-                for name in model.steps:
-                    if f"/{name}/" in text and "finished" in text and name not in done:
-                        done.add(name)
-                        if on_progress:
-                            on_progress(len(done), total, name)
 
         def started(proc: Any) -> None:
             work.kill = lambda: runner.kill(proc)
@@ -435,7 +432,8 @@ class Engine:
 
         try:
             outcome = runner.execute(session.flow_file, subcommand, args, on_output=output,
-                                     on_start=started, cwd=self.root)
+                                     on_start=started, cwd=self.root,
+                                     on_run=progress.poll if progress else None)
         finally:
             with self._lock:
                 self._work.pop(work.id, None)

@@ -6,6 +6,9 @@ deploys unchanged. devd only streams their output and reports the new run id.
 
 from __future__ import annotations
 
+import copy
+import functools
+import logging
 import os
 import signal
 import subprocess
@@ -14,15 +17,58 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import DevdError
 
-# Metaflow options that belong before the subcommand (``python flow.py OPTS run``), with arity.
-TOP_LEVEL_OPTIONS = {
-    "--config": 2, "--config-value": 2, "--with": 1, "--datastore": 1, "--datastore-root": 1,
-    "--metadata": 1, "--environment": 1, "--event-logger": 1, "--monitor": 1,
-    "--package-suffixes": 1, "--quiet": 0, "--not-quiet": 0, "--pylint": 0, "--no-pylint": 0,
-}
+log = logging.getLogger("devd.runner")
+
+
+@functools.cache
+def top_level_options() -> dict[str, int]:
+    """Metaflow's options that go before the subcommand (``python FLOW OPTS run``), each
+    with how many values it takes.
+
+    Read from Metaflow's own click command ``start`` as a flow sees it: with the
+    ``--config``/``--config-value`` a flow with a Config gets, and the options flow
+    decorators add (``@project``'s ``--branch``...). No copy to fall behind Metaflow.
+    """
+    from metaflow import Config, FlowSpec, cli, plugins, step
+    from metaflow._vendor import click
+    from metaflow.parameters import flow_context
+    from metaflow.user_configs.config_options import config_options_with_config_input
+
+    class OptionsProbe(FlowSpec):
+        """The smallest flow with a Config: Metaflow adds its config options for it."""
+
+        settings = Config("settings", default_value={})
+
+        @step
+        def start(self) -> None:
+            self.next(self.end)
+
+        @step
+        def end(self) -> None:
+            pass
+
+    command = copy.copy(cli.start)
+    command.params = list(cli.start.params)  # Metaflow's own command stays as it is
+    with flow_context(OptionsProbe):
+        command, _ = config_options_with_config_input(command)
+    params = list(command.params)
+    for deco in plugins.FLOW_DECORATORS:
+        params += [click.Option(("--" + name,), **dict(kwargs))
+                   for name, kwargs in deco.options.items()]
+    arity: dict[str, int] = {}
+    for param in params:
+        if isinstance(param, click.Option):
+            takes = 0 if param.is_flag or param.count else param.nargs
+            for name in (*param.opts, *param.secondary_opts):
+                arity[name] = takes
+    return arity
+
+
+POLL_SECONDS = 0.5  # how often a run's task records are read for its progress
 
 
 @dataclass
@@ -35,14 +81,15 @@ class RunOutcome:
 
 def split_options(args: list[str]) -> tuple[list[str], list[str]]:
     """Separate Metaflow's top-level options from the ``run``/``resume`` ones."""
+    known = top_level_options()
     top: list[str] = []
     rest: list[str] = []
     i = 0
     while i < len(args):
         arg = args[i]
         name = arg.split("=", 1)[0]
-        if name in TOP_LEVEL_OPTIONS:
-            arity = 0 if "=" in arg else TOP_LEVEL_OPTIONS[name]
+        if name in known:
+            arity = 0 if "=" in arg else known[name]
             top.extend(args[i : i + 1 + arity])
             i += 1 + arity
         else:
@@ -65,20 +112,84 @@ def _check_flow(flow_file: str) -> str:
     return path
 
 
+class TaskProgress:
+    """A run's progress from Metaflow's own task records (its metadata), not its log text.
+
+    A step is done once it has tasks, every one of them succeeded, and the run went past
+    it (a task of a next step exists, or it is the last step): a foreach wider than
+    ``--max-workers`` does not look done while its later splits are still to start.
+    """
+
+    def __init__(self, flow_name: str, next_steps: dict[str, tuple[str, ...]],
+                 on_progress: Callable[[int, int, str], None]) -> None:
+        self.flow_name = flow_name
+        self.next_steps = next_steps  # every step of the flow, in order, with its next steps
+        self.on_progress = on_progress
+        self.done: list[str] = []
+        self._succeeded: dict[str, bool] = {}  # task pathspec: settled once finished
+
+    def poll(self, run_id: str) -> None:
+        """Read the run's task records; report each step newly done."""
+        from metaflow import Run
+        from metaflow.exception import MetaflowNotFound
+
+        try:
+            run = Run(f"{self.flow_name}/{run_id}", _namespace_check=False)
+            tasks = {step.id: list(step) for step in run}
+        except MetaflowNotFound:  # the run id is written before the run is registered
+            return
+        self.update(tasks)
+
+    def update(self, tasks: dict[str, list[Any]]) -> None:
+        """Report each step newly done, given the run's tasks so far by step name."""
+        for name, after in self.next_steps.items():
+            if name in self.done or not tasks.get(name):
+                continue
+            went_past = not after or any(tasks.get(n) for n in after)
+            if went_past and all(self._success(task) for task in tasks[name]):
+                self.done.append(name)
+                self.on_progress(len(self.done), len(self.next_steps), name)
+
+    def _success(self, task: Any) -> bool:
+        if task.pathspec in self._succeeded:
+            return self._succeeded[task.pathspec]
+        if task.finished_at is None:  # still running: ask again next time
+            return False
+        self._succeeded[task.pathspec] = ok = bool(task.successful)
+        return ok
+
+
+def _read_run_id(id_file: str) -> str | None:
+    try:
+        with open(id_file) as fh:
+            return fh.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def execute(flow_file: str, subcommand: str, args: list[str],
             on_output: Callable[[str, str], None] | None = None,
             on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
-            python: str | None = None, cwd: str | None = None) -> RunOutcome:
+            python: str | None = None, cwd: str | None = None,
+            on_run: Callable[[str], None] | None = None) -> RunOutcome:
     """Run ``python FLOW [top opts] SUBCOMMAND [opts]`` and return its run id.
 
     Without ``on_output`` the child writes straight to this terminal (colors and all);
-    with it, each line of stdout/stderr is handed over as it arrives.
+    with it, each line of stdout/stderr is handed over as it arrives. ``on_run(run_id)``
+    is called every ``POLL_SECONDS`` once Metaflow has written the run id, and once more
+    when the run has ended (a ``TaskProgress.poll``).
     """
     path = _check_flow(flow_file)
     fd, id_file = tempfile.mkstemp(prefix="devd-run-id-")
     os.close(fd)
     os.unlink(id_file)
     command = build_command(path, subcommand, args, id_file, python)
+    ended = threading.Event()
+    poller = None
+    if on_run is not None:
+        poller = threading.Thread(target=_poll_run, args=(id_file, on_run, ended),
+                                  daemon=True, name="devd-run-progress")
+        poller.start()
     try:
         if on_output is None:
             proc = subprocess.Popen(command, cwd=cwd)
@@ -98,14 +209,32 @@ def execute(flow_file: str, subcommand: str, args: list[str],
             code = proc.wait()
             for t in pumps:
                 t.join(timeout=5)
-        run_id = None
-        if os.path.exists(id_file):
-            with open(id_file) as fh:
-                run_id = fh.read().strip() or None
+        ended.set()
+        if poller is not None:
+            poller.join()
+        run_id = _read_run_id(id_file)
+        if run_id and on_run is not None:
+            _report_run(on_run, run_id)
         return RunOutcome(code == 0, run_id, code, command)
     finally:
+        ended.set()
         if os.path.exists(id_file):
             os.unlink(id_file)
+
+
+def _poll_run(id_file: str, on_run: Callable[[str], None], ended: threading.Event) -> None:
+    while not ended.wait(POLL_SECONDS):
+        run_id = _read_run_id(id_file)
+        if run_id:
+            _report_run(on_run, run_id)
+
+
+def _report_run(on_run: Callable[[str], None], run_id: str) -> None:
+    """Progress is a courtesy: records half-written or unreadable now are read next time."""
+    try:
+        on_run(run_id)
+    except Exception:  # noqa: BLE001 - logged; the run itself goes on regardless
+        log.exception("reading the task records of run %s failed", run_id)
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:
