@@ -22,8 +22,8 @@ import pytest_asyncio
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from devd.lsp.translate import plain
 from devd.project import daemon_paths
-from devd.lsp.server import plain
 from tests.conftest import daemon_environment, run_flow
 
 

@@ -125,7 +125,7 @@ def test_hover_on_a_parent_value_nobody_read_does_not_load_it(in_project: Path,
                                                               monkeypatch) -> None:
     import devd.warmstore as warmstore
     from devd.engine import Engine
-    from devd.lsp.server import _hover_text
+    from devd.lsp.features import hover_text
     from devd.options import SpinOptions
 
     monkeypatch.setattr(warmstore, "EAGER_LIMIT_BYTES", 0)  # every artifact counts as big
@@ -135,11 +135,11 @@ def test_hover_on_a_parent_value_nobody_read_does_not_load_it(in_project: Path,
     assert result.ok and not result.all_values.is_loaded("label")
     source = (in_project / "linear_flow.py").read_text()
     line = next(i for i, text in enumerate(source.splitlines()) if "sum(self.x)" in text)
-    text = _hover_text(engine, path, source, line, "label")
+    text = hover_text(engine, path, source, line, "label")
     assert text is not None and "`str`" in text and "not loaded" in text
     assert not result.all_values.is_loaded("label")
     assert all("label" not in t.values for t in engine.store.snapshot())
-    assert "`list`" in _hover_text(engine, path, source, line, "x")  # read: shown as is
+    assert "`list`" in hover_text(engine, path, source, line, "x")  # read: shown as is
     engine.close()
 
 

@@ -1,0 +1,240 @@
+"""The language features: configuration, open/save, code lenses, hover, completion and
+diagnostics, in LSP types. What they show comes from devd/language.py (pure source
+analysis) and the engine's warm state; nothing here loads a parent a user did not ask for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.uris import from_fs_path
+
+from ..engine import Engine, step_source_hashes
+from ..errors import DevdError
+from ..flowmodel import FlowLoadError, FlowModel
+from ..language import (
+    available_names,
+    code_lenses,
+    completing_self,
+    describe_value,
+    self_attribute_at,
+)
+from ..options import SpinOptions
+from ..summary import human_bytes
+from ..warmstore import WarmTask
+from .translate import plain, uri_to_path
+
+if TYPE_CHECKING:
+    from .server import DevdServer
+
+log = logging.getLogger("devd.server")
+
+
+def register(server: DevdServer) -> None:
+    """Register every language feature on ``server`` (pygls passes it as ``ls``)."""
+    server.feature(types.INITIALIZE)(initialize)
+    server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
+    server.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
+    server.feature(types.TEXT_DOCUMENT_DID_SAVE)(did_save)
+    server.feature(types.TEXT_DOCUMENT_CODE_LENS)(code_lens)
+    server.feature(types.TEXT_DOCUMENT_HOVER)(hover)
+    server.feature(types.TEXT_DOCUMENT_COMPLETION,
+                   types.CompletionOptions(trigger_characters=["."]))(completion)
+
+
+# -- handlers -------------------------------------------------------------------------------
+def initialize(ls: DevdServer, params: types.InitializeParams) -> None:
+    ls.lsp_client = True
+    options = plain(params.initialization_options) or {}
+    ls.spin_on_save = bool(options.get("spinOnSave", False))
+    ls.card_html = bool(options.get("cardHtml", True))
+
+
+def did_change_configuration(ls: DevdServer,
+                             params: types.DidChangeConfigurationParams) -> None:
+    settings = plain(params.settings) or {}
+    devd = settings.get("devd", settings) if isinstance(settings, dict) else {}
+    if isinstance(devd, dict) and "spinOnSave" in devd:
+        ls.spin_on_save = bool(devd["spinOnSave"])
+
+
+def did_open(ls: DevdServer, params: types.DidOpenTextDocumentParams) -> None:
+    publish_diagnostics(ls, uri_to_path(params.text_document.uri))
+
+
+def did_save(ls: DevdServer, params: types.DidSaveTextDocumentParams) -> None:
+    path = uri_to_path(params.text_document.uri)
+    ls.engine.forget_flow_file(path)
+    publish_diagnostics(ls, path)
+    step = ls.last_spun.get(path)
+    if ls.spin_on_save and step:
+        ls.pool.submit(_spin_on_save, ls, path, step)
+
+
+async def code_lens(ls: DevdServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+    path = uri_to_path(params.text_document.uri)
+    model = await ls.in_pool(_model_or_none, ls.engine, path)
+    if model is None:
+        return []
+    return [
+        types.CodeLens(
+            range=types.Range(types.Position(lens.line, 0), types.Position(lens.line, 0)),
+            command=types.Command(title=lens.title, command=lens.command,
+                                  arguments=lens.arguments),
+        )
+        for lens in code_lenses(model, params.text_document.uri)
+    ]
+
+
+async def hover(ls: DevdServer, params: types.HoverParams) -> types.Hover | None:
+    path = uri_to_path(params.text_document.uri)
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    name = self_attribute_at(doc.source, params.position.line, params.position.character)
+    if name is None:
+        return None
+    text = await ls.in_pool(hover_text, ls.engine, path, doc.source, params.position.line,
+                            name)
+    if text is None:
+        return None
+    return types.Hover(contents=types.MarkupContent(types.MarkupKind.Markdown, text))
+
+
+async def completion(ls: DevdServer,
+                     params: types.CompletionParams) -> types.CompletionList | None:
+    path = uri_to_path(params.text_document.uri)
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    prefix = completing_self(doc.source, params.position.line, params.position.character)
+    if prefix is None:
+        return None
+    names = await ls.in_pool(_completion_names, ls.engine, path, doc.source,
+                             params.position.line)
+    items = [types.CompletionItem(label=n, kind=types.CompletionItemKind.Field, detail=origin)
+             for n, origin in names.items() if n.startswith(prefix)]
+    return types.CompletionList(is_incomplete=False, items=items)
+
+
+# -- diagnostics ------------------------------------------------------------------------------
+def diagnostics_for(engine: Engine, path: str) -> list[types.Diagnostic]:
+    """The flow's load error, Metaflow's lint errors, and the last failed spin of each step
+    whose code has not changed since."""
+    found: list[types.Diagnostic] = []
+    try:
+        model = engine.model(path)
+    except FlowLoadError as exc:
+        if exc.line is None and "not a Metaflow flow" in exc.message:
+            return []
+        return [_diag(exc.line, exc.message, "devd")]
+    except DevdError:
+        return []
+    for err in model.lint_errors:
+        found.append(_diag(err.line, err.message, "metaflow lint"))
+    current: dict[str, str] | None = None
+    for step, record in engine.last_spins(path).items():
+        error = record.result.error
+        if error is None or record.result.ok:
+            continue
+        if record.spun_source is not None:
+            current = current if current is not None else step_source_hashes(model)
+            if current.get(step) != record.spun_source:
+                continue  # the failing code has been edited since: no stale squiggle
+        line = error.lineno if error.filename and \
+            os.path.abspath(error.filename) == path else model.steps[step].def_line \
+            if step in model.steps else None
+        found.append(_diag(line, f"spin of '{step}' failed: {error.type}: {error.message}",
+                           "devd spin", types.DiagnosticSeverity.Error))
+    return found
+
+
+def publish_diagnostics(ls: DevdServer, path: str) -> None:
+    """Compute the file's diagnostics on the pool and send them (from any thread)."""
+    def work() -> None:
+        diagnostics = diagnostics_for(ls.engine, path)
+        params = types.PublishDiagnosticsParams(uri=from_fs_path(path) or path,
+                                                diagnostics=diagnostics)
+        ls.notify_threadsafe(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
+
+    ls.pool.submit(work)
+
+
+def _diag(line: int | None, message: str, source: str,
+          severity: types.DiagnosticSeverity = types.DiagnosticSeverity.Error,
+          ) -> types.Diagnostic:
+    row = max((line or 1) - 1, 0)
+    return types.Diagnostic(
+        range=types.Range(types.Position(row, 0), types.Position(row, 200)),
+        message=message, source=source, severity=severity)
+
+
+def _spin_on_save(ls: DevdServer, path: str, step: str) -> None:
+    """spinOnSave: spin again the step this client spun last (its result is broadcast)."""
+    try:
+        ls.engine.spin(path, SpinOptions(step), owner=ls)
+    except DevdError as exc:
+        log.info("spin on save of %s in %s did not start: %s", step, path, exc)
+        publish_diagnostics(ls, path)
+
+
+# -- hover and completion -----------------------------------------------------------------------
+def _model_or_none(engine: Engine, path: str) -> FlowModel | None:
+    try:
+        return engine.model(path)
+    except DevdError:
+        return None
+
+
+def _warm_parents(engine: Engine, path: str, step: str) -> list[WarmTask]:
+    """The parent tasks of ``step`` that are already warm (editor features never load any)."""
+    try:
+        plan = engine.session(path).plan(step)
+    except DevdError:
+        return []
+    return [engine.store.get(ref) for ref in plan.parents if ref.pathspec in engine.store]
+
+
+def hover_text(engine: Engine, path: str, source: str, line: int, name: str) -> str | None:
+    """Markdown for ``self.<name>`` on 0-based ``line``: its value from the last spin or a
+    warm parent, else where it would come from."""
+    model = _model_or_none(engine, path)
+    if model is None:
+        return None
+    info = model.step_at_line(line + 1)
+    if info is None:
+        return None
+    record = engine.last_spin(path, info.name)
+    unloaded = None
+    if record is not None and record.result.ok and name in record.result.all_values:
+        when = record.result.pathspec or f"last spin of '{info.name}'"
+        if record.result.all_values.is_loaded(name):
+            return describe_value(name, record.result.all_values[name], when)
+        # a big parent value the step never read: a hover must not load it
+        rows = {r["name"]: r for r in record.result.artifact_rows}
+        unloaded = (rows.get(name), when)
+    for warm in _warm_parents(engine, path, info.name):
+        if name in warm.values:
+            return describe_value(name, warm.values[name], f"task {warm.ref.pathspec}")
+    if unloaded is not None and unloaded[0] is not None:
+        row, when = unloaded
+        size = human_bytes(row.get("sizeBytes"))
+        return (f"**self.{name}**: `{row['type']}` — {row['summary']}"
+                f"{f' ({size})' if size else ''}\n\nfrom {when}")
+    origins = available_names(model, source, info.name, set())
+    if name in origins:
+        return f"**self.{name}** — {origins[name]}; spin or run the flow to see its value"
+    return None
+
+
+def _completion_names(engine: Engine, path: str, source: str, line: int) -> dict[str, str]:
+    model = _model_or_none(engine, path)
+    if model is None:
+        return {}
+    info = model.step_at_line(line + 1)
+    if info is None:
+        return {}
+    warm: set[str] = set()
+    for task in _warm_parents(engine, path, info.name):
+        warm |= set(task.values)
+    return available_names(model, source, info.name, warm)
+

@@ -1,0 +1,54 @@
+"""Card pane previews: the page a client's VS Code webview shows for a spin, rendered in the
+daemon so a spinFinished can carry it (one round trip less than asking devd/card)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pygls.exceptions import JsonRpcInvalidParams
+
+from ..result import SpinResult
+
+log = logging.getLogger("devd.server")
+
+
+def pane_options(webview: Any, method: str) -> dict[str, Any]:
+    """``webview: {nonce, cspSource?, assets?, version?}`` checked: the card pane a preview
+    is rendered for (``pane_page``; the client's pane is ``DevdServer.pane``)."""
+    from ..preview import CardAssets, WebviewOptionsError, check_webview
+
+    if not isinstance(webview, dict):
+        raise JsonRpcInvalidParams(f"{method}: 'webview' must be {{nonce, cspSource?}}")
+    version = webview.get("version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise JsonRpcInvalidParams(f"{method}: 'webview.version' must be an integer")
+    try:
+        check_webview(webview.get("nonce"), webview.get("cspSource"))
+        known = list(CardAssets(webview.get("assets") or []).known)
+    except WebviewOptionsError as exc:
+        raise JsonRpcInvalidParams(f"{method}: {exc}") from None
+    return {"nonce": webview.get("nonce"), "csp_source": webview.get("cspSource"),
+            "known": known, "version": version}
+
+
+def pane_page(result: SpinResult, pane: dict[str, Any]) -> tuple[str, list[str]]:
+    """The preview page of ``result`` for a card pane, and the card scripts it carries in
+    full (those the pane does not hold yet)."""
+    from ..preview import CardAssets, recorded_hashes, render_preview
+
+    assets = CardAssets(pane["known"])
+    html = render_preview(result, recorded=recorded_hashes(result), nonce=pane["nonce"],
+                          csp_source=pane["csp_source"], assets=assets)
+    return html, sorted(assets.sent)
+
+
+def pane_preview(result: SpinResult, pane: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``preview`` of a spinFinished to the client with that pane, as devd/card answers
+    it, with the pane's ``version`` (the extension drops it if its page changed meanwhile)."""
+    try:
+        html, assets = pane_page(result, pane)
+    except Exception:  # the pane asks with devd/card then, and gets the error there
+        log.exception("rendering the pane's preview of %s", result.step)
+        return None
+    return {"html": html, "assets": assets, "version": pane["version"]}
