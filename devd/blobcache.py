@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -25,7 +26,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from .errors import DevdError
 
@@ -145,7 +146,7 @@ class _Stream:
     buffer a few MB at a time, so a big ``bytes`` inside the pickle (a numpy array's data)
     is decompressed straight into its final place, never into a second buffer."""
 
-    def __init__(self, inner: Any, *also: Any) -> None:
+    def __init__(self, inner: io.BufferedIOBase, *also: io.BufferedIOBase) -> None:
         self._inner = inner
         self._also = also
 
@@ -155,7 +156,7 @@ class _Stream:
         buffer = bytearray(size)
         return bytes(buffer[:self.readinto(buffer)])
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         view = memoryview(buffer).cast("B")
         filled = 0
         while filled < len(view):
@@ -492,7 +493,7 @@ class _Inflater:
     def __init__(self) -> None:
         self._inflate = zlib.decompressobj(wbits=31)
 
-    def feed(self, data: bytes, out: Any) -> None:
+    def feed(self, data: bytes, out: IO[bytes]) -> None:
         while data:
             out.write(self._inflate.decompress(data, 4 * CHUNK))
             data = self._inflate.unconsumed_tail
@@ -502,7 +503,7 @@ class _Inflater:
                     return
                 self._inflate = zlib.decompressobj(wbits=31)
 
-    def finish(self, out: Any, key: str) -> None:
+    def finish(self, out: IO[bytes], key: str) -> None:
         out.write(self._inflate.flush())
         if not self._inflate.eof:
             raise DevdError(f"blob {key} ended before its gzip stream did")

@@ -19,12 +19,15 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import daemonlog, memory
 from .daemonlog import Throttle
 from .project import DaemonPaths, DaemonUnavailable, daemon_paths, open_socket, peer_uid
 from .threads import ThreadPerTask
+
+if TYPE_CHECKING:
+    from .lsp.server import DevdServer
 
 log = logging.getLogger("devd.daemon")
 
@@ -120,7 +123,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self.watcher = FileWatcher(self._file_changed)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._spare: Any = None
+        self._spare: DevdServer | None = None
         self._preauth = 0  # TCP connections that have not sent the token yet
         self._throttle = Throttle(burst=1, window=60.0)
 
@@ -203,7 +206,7 @@ class Daemon:
         loop.call_later(0.2, self._make_spare)
         server.loop = loop
         loop_writer = _LoopWriter(writer, loop)
-        server.protocol.set_writer(loop_writer)  # type: ignore[arg-type]
+        server.protocol.set_writer(loop_writer)
         connection_done = threading.Event()
 
         def close_connection() -> None:
@@ -335,7 +338,7 @@ def start_background(root: str, idle_seconds: float | None = None,
     paths = daemon_paths(root)
     paths.ensure()
     if socket_alive(paths):
-        return int(paths.read_info().get("pid", 0) or 0)
+        return paths.read_pid()
     clear_stale(paths)
     command = [sys.executable, "-m", "devd.daemon", "--root", paths.root]
     if idle_seconds is not None:
@@ -372,8 +375,7 @@ def stop(root: str, wait: float = 10.0) -> bool:
     if not socket_alive(paths):  # checks the directory is the user's before trusting info.json
         clear_stale(paths)
         return False
-    info = paths.read_info()
-    pid = int(info.get("pid", 0) or 0)
+    pid = paths.read_pid()
     if pid:
         try:
             os.kill(pid, signal.SIGTERM)

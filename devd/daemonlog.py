@@ -105,10 +105,10 @@ def setup(path: str, max_bytes: int | None = None, redirect_fds: bool = True,
     root.setLevel(level)
     logging.captureWarnings(True)
 
-    def thread_exception(args: Any) -> None:
+    def thread_exception(args: threading.ExceptHookArgs) -> None:
         logging.getLogger("devd.thread").error(
             "uncaught exception in thread %s", getattr(args.thread, "name", "?"),
-            exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+            exc_info=args.exc_value)
 
     threading.excepthook = thread_exception
     return handler

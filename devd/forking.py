@@ -22,9 +22,17 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
+
+if TYPE_CHECKING:
+    import codecs
+    import queue
+    import subprocess
+
+    # What the fork thread takes: the child's function, a box for (pid, error), done.
+    _ForkJob = tuple[Callable[[], None], list[Any], threading.Event]
 
 OutputCallback = Callable[[str, str], None]
 
@@ -139,19 +147,19 @@ class _Forker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._jobs: Any = None
+        self._jobs: queue.SimpleQueue[_ForkJob] | None = None
         self._owner_pid = 0
 
     def fork(self, in_child: Callable[[], None]) -> int:
         import queue
 
         with self._lock:
-            if self._owner_pid != os.getpid():  # first use, or we are a fork ourselves
-                self._jobs = queue.SimpleQueue()
-                self._owner_pid = os.getpid()
-                threading.Thread(target=self._serve, args=(self._jobs,), name="devd-fork",
-                                 daemon=True).start()
             jobs = self._jobs
+            if jobs is None or self._owner_pid != os.getpid():  # first use, or in a fork
+                jobs = self._jobs = queue.SimpleQueue()
+                self._owner_pid = os.getpid()
+                threading.Thread(target=self._serve, args=(jobs,), name="devd-fork",
+                                 daemon=True).start()
         done = threading.Event()
         box: list[Any] = [0, None]
         jobs.put((in_child, box, done))
@@ -161,7 +169,7 @@ class _Forker:
         return int(box[0])
 
     @staticmethod
-    def _serve(jobs: Any) -> None:
+    def _serve(jobs: queue.SimpleQueue[_ForkJob]) -> None:
         while True:
             in_child, box, done = jobs.get()
             try:
@@ -241,7 +249,7 @@ class ChildProcess:
         sys.stdout.flush()
         sys.stderr.flush()
         self.forked = fork_available()
-        self._proc: Any = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._res_path: str | None = None
         if armed and not self.forked:
             raise RuntimeError("an armed child needs fork")
@@ -422,6 +430,7 @@ class ChildProcess:
                 code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) \
                     else os.WEXITSTATUS(status)
         else:
+            assert self._proc is not None
             code = self._proc.wait()
             self._kill_group()
             assert self._res_path is not None
@@ -484,7 +493,7 @@ def _describe_exit(code: int) -> str:
     return f"the step process exited with code {code} before finishing (os._exit or sys.exit?)"
 
 
-def _incremental_decoder() -> Any:
+def _incremental_decoder() -> codecs.IncrementalDecoder:
     import codecs
 
     return codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -610,7 +619,7 @@ def _close_output() -> None:  # pragma: no cover - runs in the child
 
 def _spawn(
     func: Callable[..., Any], args: tuple[Any, ...], out_w: int, err_w: int
-) -> tuple[Any, str]:
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start a fresh interpreter that runs ``func(*args)`` (the no-fork path)."""
     import subprocess
     import tempfile

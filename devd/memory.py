@@ -17,15 +17,15 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from typing import Any
+from typing import Any, Literal
 
 ARENAS = 2  # the cap: the main arena and one more
 _M_ARENA_MAX = -8  # mallopt parameter, glibc's malloc.h
 
-_libc: Any = None
+_libc: ctypes.CDLL | Literal[False] | None = None  # None: not looked for; False: not glibc
 
 
-def _glibc() -> Any:
+def _glibc() -> ctypes.CDLL | None:
     """glibc through ctypes, or None (another C library, another system)."""
     global _libc
     if _libc is None:

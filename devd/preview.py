@@ -18,14 +18,17 @@ import os
 import re
 from collections.abc import Iterable
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from .result import SpinResult
 
+if TYPE_CHECKING:
+    import jinja2
+
 
 @functools.cache
-def _templates() -> Any:
+def _templates() -> jinja2.Environment:
     """One jinja2 environment per process: it keeps the compiled templates (compiling the
     preview page took ~20 ms of every render); a source checkout's are reloaded when edited."""
     import jinja2
@@ -50,7 +53,7 @@ _NONCE = re.compile(r"[A-Za-z0-9+/=_-]{16,256}")
 _CSP_SOURCE = re.compile(r"[A-Za-z0-9.*:/_+%'-]+( [A-Za-z0-9.*:/_+%'-]+){0,7}")
 
 
-def check_webview(nonce: Any, csp_source: Any = None) -> None:
+def check_webview(nonce: object, csp_source: object = None) -> None:
     """Raise WebviewOptionsError unless ``nonce`` (and ``csp_source``) are safe to use."""
     if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
         raise WebviewOptionsError(

@@ -204,6 +204,11 @@ class DaemonPaths:
         except (OSError, ValueError):
             return {}
 
+    def read_pid(self) -> int:
+        """The daemon's pid as its info.json records it (0: none recorded)."""
+        pid = self.read_info().get("pid")
+        return pid if isinstance(pid, int) else 0
+
 
 def daemon_paths(root: str) -> DaemonPaths:
     root = os.path.abspath(root)
