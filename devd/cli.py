@@ -24,7 +24,7 @@ EXIT_OK, EXIT_STEP_FAILED, EXIT_BAD_INPUT, EXIT_DAEMON = 0, 1, 2, 3
 
 
 def _pairs(values: list[list[str]] | None) -> dict[str, str]:
-    return {name: value for name, value in (values or [])}
+    return {pair[0]: pair[1] for pair in values or []}  # argparse gives [NAME, VALUE] lists
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -227,22 +227,55 @@ def main(argv: list[str] | None = None) -> int:
                    "status": cmd_status, "daemon": cmd_daemon,
                    "serve": cmd_serve, "mcp": cmd_mcp}[args.command]
         return handler(args)
-    except DevdError as exc:  # also every failure talking to a daemon (client.DaemonError)
+    except DevdError as exc:  # also every failure talking to a daemon (project.DaemonError)
         if args.debug:
             raise
-        if getattr(args, "json", False):  # scripts read one JSON object, also for bad input
-            from .wire import dumps
-
-            _quietly(print, dumps({"ok": False, "error": {
-                "type": "devd.BadRequest", "message": str(exc)},
-                "next": f"the spin did not start: {exc}", "nextCommand": None}))
-        print(f"devd: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", EXIT_BAD_INPUT)
+        return _fail(args, _with_next_step(exc, args), "devd.BadRequest",
+                     getattr(exc, "exit_code", EXIT_BAD_INPUT))
     except KeyboardInterrupt:
         return EXIT_BROKEN_PIPE if _PIPE_CLOSED else 130
     except BrokenPipeError:  # `devd spin ... | head`: the reader left; leave quietly
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except OSError as exc:  # a file devd was told to read or write (`card -o DIR/x.html`...)
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(args, f"{where}{exc.strerror or exc}; check the path and its "
+                     "permissions", "devd.BadRequest", EXIT_BAD_INPUT)
+    except Exception as exc:  # noqa: BLE001 - a bug in devd: still one line, never a traceback
+        if args.debug:
+            raise
+        return _fail(args, f"internal error ({type(exc).__name__}: {exc}); run it again as "
+                     "`devd --debug ...` for the traceback, and report it", "devd.InternalError",
+                     EXIT_INTERNAL)
+
+
+EXIT_INTERNAL = 4  # devd itself failed (a bug): one line; `devd --debug` shows the traceback
+
+
+def _fail(args: Any, message: str, kind: str, code: int) -> int:
+    """One line on stderr (and, for --json, one JSON object on stdout); the exit code."""
+    if getattr(args, "json", False):  # scripts read one JSON object, also for bad input
+        from .wire import dumps
+
+        _quietly(print, dumps({"ok": False, "error": {"type": kind, "message": message},
+                               "next": f"the spin did not start: {message}",
+                               "nextCommand": None}))
+    print(f"devd: {message}", file=sys.stderr)
+    return code
+
+
+def _with_next_step(exc: Exception, args: Any) -> str:
+    """The error's line; a daemon's own error also says where the daemon logged why."""
+    from .client import RpcError
+
+    if not isinstance(exc, RpcError):
+        return str(exc)
+    from .project import daemon_paths, project_root
+
+    where = getattr(args, "flow", None) or getattr(args, "path", None) or "."
+    return f"{exc}; the daemon's log says why: {daemon_paths(project_root(where)).log}"
 
 
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a writer killed by SIGPIPE

@@ -389,3 +389,32 @@ def test_step_output_is_capped_and_the_full_text_kept_in_a_file(
         assert path.read_text() == full, how
         assert oct(path.stat().st_mode & 0o777) == "0o600"
         path.unlink()
+
+
+@pytest.mark.parametrize("failure,code,line", [
+    (lambda: __import__("devd.client", fromlist=["RpcError"]).RpcError(-32603, "boom\nmore"),
+     3, "devd: the daemon answered error -32603: boom; the daemon's log says why: "),
+    (lambda: FileNotFoundError(2, "No such file or directory", "/nowhere/x.html"),
+     2, "devd: /nowhere/x.html: No such file or directory; check the path and its permissions"),
+    (lambda: RuntimeError("a bug"),
+     4, "devd: internal error (RuntimeError: a bug); run it again as `devd --debug ...` for the "
+        "traceback, and report it"),
+])
+def test_every_cli_failure_is_one_line_saying_what_next(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        failure, code: int, line: str) -> None:  # noqa: ANN001
+    """A daemon's error, a file devd cannot write, a bug of devd's own: one line on stderr,
+    the documented exit code, and --debug still shows the traceback."""
+    from devd import cli
+
+    def fail(args: object) -> int:
+        raise failure()
+
+    monkeypatch.setattr(cli, "cmd_status", fail)
+    assert cli.main(["status", str(tmp_path)]) == code
+    err = capsys.readouterr().err
+    assert err.startswith(line) and err.count("\n") == 1, err
+    if code == 3:
+        assert err.rstrip().endswith(".log"), err
+    with pytest.raises(type(failure())):
+        cli.main(["--debug", "status", str(tmp_path)])
