@@ -52,6 +52,6 @@ class SpinOptions:
         keyword is a TypeError, as for any function.
         """
         options = target if isinstance(target, SpinOptions) else cls(target)
-        given = {name: dict(value) if isinstance(value, dict) else value
+        given: dict[str, Any] = {name: dict(value) if isinstance(value, dict) else value
                  for name, value in keywords.items() if value is not None}
         return replace(options, **given) if given else options

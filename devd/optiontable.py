@@ -21,8 +21,8 @@ class Spelling:
     daemon runs elsewhere).
     """
 
-    __slots__ = ("field", "doc", "wire", "wire_type", "flag", "kind", "metavar", "dest",
-                 "value_type", "paths")
+    __slots__ = ("dest", "doc", "field", "flag", "kind", "metavar", "paths", "value_type",
+                 "wire", "wire_type")
 
     def __init__(self, field: str, doc: str, *, wire: str | None = None,
                  wire_type: str = "", flag: str | None = None, kind: str = "flag",

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
-import io
 import os
-import pickle
 import sys
 import threading
 import time
@@ -14,20 +11,21 @@ from collections.abc import Callable
 from typing import Any
 
 from .blobcache import relay_progress
-from .child.request import ChildResult, SpinRequest, Unpicklable, client_value
+from .child.request import SpinRequest
 from .child.run import run_spin
+from .configs import config_args
 from .errors import DevdError
 from .flowmodel import FlowModel, load_flow_model
-from .forking import ChildProcess, OutputCallback, fork_available
+from .forking import ChildOutcome, ChildProcess, OutputCallback, fork_available
 from .loader import user_modules
+from .metaflowenv import bind_metaflow_root, require_user, runs_fingerprint
 from .options import SpinOptions
+from .outcome import build_result
 from .parents import SpinPlan, Target, parse_target, resolve_plan
-from .preload import preload
-from .result import Artifacts, SpinError, SpinResult
+from .preload import preload, preload_libraries
+from .prepared import PreparedChildren
+from .result import SpinResult
 from .warmstore import TaskRef, WarmFlowDataStore, WarmStore, WarmTask
-
-# How long after a spin its successor's child is forked (see _prepare_next).
-PREPARE_DELAY_S = float(os.environ.get("DEVD_PREPARE_DELAY_MS", "5")) / 1000
 
 
 class Session:
@@ -56,10 +54,8 @@ class Session:
         # next spin of the step last spun (see docs/engine.md, "Prepared children").
         self.prepare = prepare if prepare is not None else \
             os.environ.get("DEVD_PREPARE", "1") not in ("0", "false")
-        self._prepared: _Prepared | None = None
-        self._prepared_lock = threading.Lock()
-        self._closed = False
-        self.store.on_drop.append(self._dropped)
+        self.prepared = PreparedChildren()
+        self.store.on_drop.append(self.prepared.dropped)
         require_user()
         preload()
         bind_metaflow_root()
@@ -73,11 +69,10 @@ class Session:
 
     def close(self) -> None:
         """Stop a running spin and forget the warm parents (unless the store is shared)."""
-        self._closed = True
+        self.prepared.close()
         self.cancel()
-        self._drop_prepared()
-        if self._dropped in self.store.on_drop:
-            self.store.on_drop.remove(self._dropped)
+        if self.prepared.dropped in self.store.on_drop:
+            self.store.on_drop.remove(self.prepared.dropped)
         self._plans.clear()
         if self._owns_store:
             self.wait_warm(timeout=60)
@@ -110,7 +105,7 @@ class Session:
         if not isinstance(target, Target):
             target = parse_target(model, target)
         key = f"{target.run_id}/{target.step}/{target.task_id}"
-        fingerprint = None if target.task_id else _runs_fingerprint(model.flow_name)
+        fingerprint = None if target.task_id else runs_fingerprint(model.flow_name)
         cached = self._plans.get(key)
         if cached is not None and (target.task_id or
                                    (fingerprint is not None and cached[0] == fingerprint)):
@@ -189,8 +184,8 @@ class Session:
         timings = timings if timings is not None else {}
         t0 = started if started is not None else time.perf_counter()
         model = self.model
-        config_args, config_values = self._config_args(model, warm_tasks, options.config,
-                                                       options.config_value)
+        args, config_values = config_args(model, warm_tasks, options.config,
+                                          options.config_value)
         request = SpinRequest(
             flow_file=self.flow_file,
             cwd=self.cwd,
@@ -199,7 +194,7 @@ class Session:
             input_paths=[p.input_path for p in plan.parents],
             split_index=plan.split_index,
             options=options,
-            config_args=config_args,
+            config_args=args,
             config_values=config_values,
             want_values=want_values,
             parent_refs=list(plan.parents),
@@ -223,138 +218,50 @@ class Session:
             elif kind == "progress":  # the child downloading a big parent (devd/blobcache.py)
                 relay_progress(payload)
 
+        def running(child: ChildProcess) -> None:
+            self._running = child
+            if on_started is not None:
+                on_started(child)
+
         try:
-            outcome = None if options.debug or options.pdb else \
-                self._run_prepared(request, warm_tasks, on_output, events, on_started)
-            if options.pdb:
-                outcome = _run_here(request, WarmFlowDataStore(model.flow_name, warm_tasks),
-                                    warm_tasks)
-            elif outcome is None:
-                if fork_available():
-                    warm: Any = WarmFlowDataStore(model.flow_name, warm_tasks)
-                    args: tuple[Any, ...] = (request, warm, warm_tasks)
-                else:
-                    args = (request, None, [])
-                user_modules()  # known here, a child only classifies modules new to it
-                child = ChildProcess(run_spin, args, on_output=on_output, on_event=events)
-                self._running = child
-                if on_started is not None:
-                    on_started(child)
-                outcome = child.wait()
+            outcome = self._run(request, model.flow_name, warm_tasks, on_output, events,
+                                running)
         finally:
             self._running = None
         timings["child"] = time.perf_counter() - t3
         try:
-            return self._result(model, plan, warm_tasks, outcome, options.persist, timings,
-                                time.perf_counter() - t0)
+            return build_result(
+                self.flow_file, model.flow_name, plan, warm_tasks, outcome,
+                persist=options.persist, timings=timings, total=time.perf_counter() - t0,
+                parent_value=self._parent_value,
+                warm_later=self._warm_in_background if self.warm_after_spin else None)
         finally:
             if self.prepare and fork_available() and not options.persist and not options.pdb:
                 # after the parents this spin read are warm: the child must inherit them
                 # (after a debug spin, a child for an ordinary spin of the step)
-                threading.Thread(target=self._prepare_next, name="devd-prepare", daemon=True,
-                                 args=(model.flow_name, dataclasses.replace(
-                                     request, options=options.changed(debug=False)),
-                                       warm_tasks, list(self._warming))).start()
+                self.prepared.prepare(
+                    model.flow_name,
+                    dataclasses.replace(request, options=options.changed(debug=False)),
+                    warm_tasks, list(self._warming))
 
-    # -- prepared children --------------------------------------------------------
-    def _prepare_next(self, flow_name: str, request: SpinRequest,
-                      warm_tasks: list[WarmTask], warming: list[threading.Thread]) -> None:
-        """Fork the child for the next spin of this step now, off the spin's clock."""
-        for thread in warming:
-            thread.join()
-        # A fork holds the interpreter for milliseconds: let the spin's result go out first.
-        time.sleep(PREPARE_DELAY_S)
-        if self._closed:
-            return
-        args = (request, WarmFlowDataStore(flow_name, warm_tasks), warm_tasks, True)
-        user_modules()
-        state = _process_state()  # what the child inherits; a later change refuses it
-        try:
-            child = ChildProcess(run_spin, args, armed=True)
-        except OSError:  # out of processes or memory: spins still work, unprepared
-            return
-        fresh = _Prepared(request, _warm_signature(warm_tasks), child, state)
-        with self._prepared_lock:
-            old, self._prepared = self._prepared, fresh
-        if old is not None:
-            old.child.discard()
-        if self._closed:
-            self._drop_prepared()
-        else:
-            threading.Thread(target=self._reap_if_it_dies, args=(fresh,), daemon=True,
-                             name="devd-prepared-watch").start()
-
-    def _reap_if_it_dies(self, prepared: _Prepared) -> None:
-        """A prepared child killed from outside (OOM killer, ``kill``) is dropped and reaped
-        at once, not left a zombie until the next spin. Waits on a pidfd: that reaps
-        nothing, so the child's own wait keeps its exit status when a spin takes it."""
-        import select
-
-        try:
-            pidfd = os.pidfd_open(prepared.child.pid)
-        except (AttributeError, OSError):  # not Linux 5.3+, or already reaped
-            return
-        try:
-            select.select([pidfd], [], [])
-        finally:
-            os.close(pidfd)
-        with self._prepared_lock:
-            mine = self._prepared is prepared
-            if mine:
-                self._prepared = None
-        if mine:  # it died waiting: nobody else will reap it
-            prepared.child.discard()
-
-    def _run_prepared(self, request: SpinRequest, warm_tasks: list[WarmTask],
-                      on_output: OutputCallback | None, on_event: Any,
-                      on_started: Callable[[ChildProcess], None] | None) -> Any:
-        """Run the spin in the prepared child, if there is one made for it and its sources
-        are unchanged; its outcome, or None (then a fresh child must run it)."""
-        with self._prepared_lock:
-            prepared, self._prepared = self._prepared, None
-        if prepared is None:
-            return None
-        child = prepared.child
-        if prepared.key != request.prepared_key() or \
-                prepared.signature != _warm_signature(warm_tasks) or \
-                prepared.state != _process_state():
-            child.discard()
-            return None
-        try:
-            child.send(request)
-        except OSError:  # it already ended (its flow failed to import, say)
-            child.discard()
-            return None
-        self._running = child  # cancellable while it finishes setting up, too
-        if on_started is not None:
-            on_started(child)
-        message = child.next_message()  # it checks its source files first
-        if message is None or message[0] != "accepted":
-            if child.killed:  # cancelled meanwhile: that is this spin's outcome
-                return child.wait()
-            child.discard()
-            return None
-        child.attach(on_output, on_event)
+    def _run(self, request: SpinRequest, flow_name: str, warm_tasks: list[WarmTask],
+             on_output: OutputCallback | None, on_event: Callable[[str, Any], None],
+             on_started: Callable[[ChildProcess], None]) -> ChildOutcome:
+        """The spin's outcome: run in this process (pdb), in the child prepared for it, or
+        in a child forked now."""
+        if request.options.pdb:
+            return _run_here(request, WarmFlowDataStore(flow_name, warm_tasks), warm_tasks)
+        if not request.options.debug:  # a prepared child never waits for a debugger
+            outcome = self.prepared.run(request, warm_tasks, on_output, on_event, on_started)
+            if outcome is not None:
+                return outcome
+        args: tuple[Any, ...] = (request, None, [])  # spawned: it loads the parents itself
+        if fork_available():
+            args = (request, WarmFlowDataStore(flow_name, warm_tasks), warm_tasks)
+        user_modules()  # known here, a child only classifies modules new to it
+        child = ChildProcess(run_spin, args, on_output=on_output, on_event=on_event)
+        on_started(child)
         return child.wait()
-
-    def prepared_for(self) -> tuple[str | None, int | None]:
-        """(step, pid) of the child prepared for the next spin, if there is one."""
-        prepared = self._prepared
-        if prepared is None:
-            return None, None
-        return prepared.step, prepared.child.pid
-
-    def _drop_prepared(self) -> None:
-        with self._prepared_lock:
-            prepared, self._prepared = self._prepared, None
-        if prepared is not None:
-            prepared.child.discard()
-
-    def _dropped(self, pathspecs: list[str]) -> None:
-        """Warm tasks left the store: a prepared child holding them would keep their memory."""
-        prepared = self._prepared
-        if prepared is not None and any(p in prepared.pathspecs for p in pathspecs):
-            self._drop_prepared()
 
     def _parent_value(self, ref: TaskRef, name: str) -> Any:
         return self.store.ensure(ref, [name]).values[name]
@@ -388,118 +295,6 @@ class Session:
         if self._running is not None:
             self._running.kill()
 
-    # -- helpers --------------------------------------------------------------------
-    def _config_args(self, model: FlowModel, warm_tasks: list[WarmTask],
-                     config: dict[str, str], config_value: dict[str, Any]
-                     ) -> tuple[list[str], dict[str, Any]]:
-        """Every Config's value for the child: the given ones, else the run's.
-
-        Returns ``--config``/``--config-value`` arguments for what Metaflow must still read
-        or parse (a file, a text), and the values that are parsed already (the run's
-        recorded ones, objects given to the spin): those the child hands Metaflow as they
-        are, the way Metaflow's runtime passes a run's Configs to its tasks (``kv.``).
-        """
-        known = {p.name: p for p in model.configs()}
-        unknown = [n for n in list(config) + list(config_value) if n not in known]
-        if unknown:
-            names = ", ".join(known) or "none"
-            raise DevdError(f"{model.flow_name} has no Config '{unknown[0]}'; its Configs: {names}")
-        args: list[str] = []
-        values: dict[str, Any] = {}
-        recorded = warm_tasks[0] if warm_tasks else None
-        if recorded is not None:  # a big Config is not loaded eagerly
-            recorded.ensure([p.var for p in known.values()
-                             if p.name not in config and p.name not in config_value])
-        for name, param in known.items():
-            if name in config_value:
-                value = config_value[name]
-                if isinstance(value, str):  # a text, as on Metaflow's command line: parsed
-                    args += ["--config-value", name, value]
-                else:
-                    values[name] = _config_object(value)
-            elif name in config:
-                path = os.path.abspath(config[name])
-                if not os.path.isfile(path):
-                    raise DevdError(f"config file {config[name]} for '{name}' does not exist")
-                args += ["--config", name, path]
-            elif recorded is not None and param.var in recorded.values:
-                values[name] = _config_object(recorded.values[param.var])
-        return args, values
-
-    def _result(self, model: FlowModel, plan: SpinPlan, warm_tasks: list[WarmTask],
-                outcome: Any, persist: bool, timings: dict[str, float],
-                total: float) -> SpinResult:
-        child: ChildResult | None = outcome.value if isinstance(outcome.value, ChildResult) \
-            else None
-        if child is None:
-            crash = (outcome.crashed or "the step process ended without a result").strip()
-            message = crash.splitlines()[-1] if crash else "no result"
-            error = SpinError("devd.ChildCrashed", message, self.flow_file, None, crash)
-            return SpinResult(model.flow_name, plan.step, False, {}, [], error, outcome.stdout,
-                              outcome.stderr, [], total, plan.parent_pathspecs,
-                              plan.origin_run_id, timings=timings,
-                              recorded_task=plan.recorded_task,
-                              recorded_ds=(plan.parents[0].ds_type, plan.parents[0].ds_root)
-                              if plan.parents else None)
-        if child.error and child.error["type"] == "devd.DevdError":
-            raise DevdError(child.error["message"])
-        by_pathspec = {t.ref.pathspec: t for t in warm_tasks}
-        for phase, seconds in child.phases.items():
-            timings[f"child.{phase}"] = seconds
-        loaded = {name: _unpickled(name, blob, child.notices)
-                  for name, blob in child.values.items()}
-        deferred: dict[str, Callable[[], Any]] = {}
-        for name, (pathspec, source) in child.parent_values.items():
-            task = by_pathspec[pathspec]
-            if source in task.values:
-                loaded[name] = task.values[source]
-            else:
-                deferred[name] = functools.partial(self._parent_value, task.ref, source)
-        if child.lazy_loaded and self.warm_after_spin:
-            self._warm_in_background(by_pathspec, child.lazy_loaded)
-        values = Artifacts(loaded, deferred)
-        # As the Client shows them (an IncludeFile's content); chained spins get the raw ones.
-        public = Artifacts({k: client_value(k, v) for k, v in loaded.items()
-                            if not k.startswith("_")},
-                           {k: functools.partial(_client_value_of, k, v)
-                            for k, v in deferred.items() if not k.startswith("_")})
-        error = None
-        if child.error:
-            e = child.error
-            error = SpinError(e["type"], e["message"], e["file"], e["line"], e["traceback"])
-        pathspec = None
-        if persist and child.run_id and child.task_id:
-            pathspec = f"{model.flow_name}/{child.run_id}/{plan.step}/{child.task_id}"
-        return SpinResult(
-            flow=model.flow_name,
-            step=plan.step,
-            ok=child.ok,
-            artifacts=public,
-            all_values=values,
-            artifact_rows=child.artifacts,
-            error=error,
-            stdout=outcome.stdout,
-            stderr=outcome.stderr,
-            next_steps=child.next_steps,
-            duration_s=total,
-            parents=plan.parent_pathspecs,
-            origin_run_id=plan.origin_run_id,
-            pathspec=pathspec,
-            persisted=persist and child.persisted_root is not None,
-            card_components=child.cards,
-            cards=[c["html"] for c in child.card_html],
-            card_info=[{"id": c["id"], "type": c["type"], "uuid": c.get("uuid")}
-                       for c in child.card_html],
-            recorded_task=plan.recorded_task,
-            recorded_ds=(plan.parents[0].ds_type, plan.parents[0].ds_root)
-            if plan.parents else None,
-            artifacts_loaded_by_step=sorted(name for _, name in child.lazy_loaded),
-            artifact_hashes=dict(child.hashes),
-            notices=child.notices,
-            timings=timings,
-            _persist_root=os.path.dirname(child.persisted_root) if child.persisted_root else None,
-        )
-
 
 def _say_debug_ready(endpoint: dict[str, Any]) -> None:
     """Where to attach, for a debug spin whose caller gave no ``on_debug_ready``."""
@@ -508,11 +303,10 @@ def _say_debug_ready(endpoint: dict[str, Any]) -> None:
     print(f"devd: {describe(endpoint)}", file=sys.stderr, flush=True)
 
 
-def _run_here(request: SpinRequest, warm: Any, warm_tasks: list[WarmTask]) -> Any:
+def _run_here(request: SpinRequest, warm: WarmFlowDataStore,
+              warm_tasks: list[WarmTask]) -> ChildOutcome:
     """Run a spin in this process (``--pdb``: the step needs the terminal); the process's
     streams and working directory are put back afterwards."""
-    from .forking import ChildOutcome
-
     streams, cwd = (sys.stdout, sys.stderr), os.getcwd()
     try:
         return ChildOutcome(value=run_spin(request, warm, warm_tasks))
@@ -520,126 +314,3 @@ def _run_here(request: SpinRequest, warm: Any, warm_tasks: list[WarmTask]) -> An
         sys.stdout.flush()
         sys.stdout, sys.stderr = streams
         os.chdir(cwd)
-
-
-class _Prepared:
-    """A prepared child and what it was made for."""
-
-    def __init__(self, request: SpinRequest, signature: tuple[Any, ...],
-                 child: ChildProcess, state: tuple[Any, ...]) -> None:
-        self.key = request.prepared_key()
-        self.step = request.step
-        self.signature = signature
-        self.child = child
-        self.state = state
-        self.pathspecs = {entry[0] for entry in signature}
-
-
-class _NamingUnpickler(pickle.Unpickler):
-    """Remembers the first class a pickle names: what an artifact was, if it cannot load."""
-
-    first: str | None = None
-
-    def find_class(self, module: str, name: str) -> Any:
-        self.first = self.first or f"{module}.{name}"
-        return super().find_class(module, name)
-
-
-def _unpickled(name: str, blob: bytes, notices: list[str]) -> Any:
-    """An artifact the child sent. One that cannot be rebuilt outside the spin (a Client
-    ``Task`` of the throwaway spin, whose metadata went with the child) stands in as
-    ``Unpicklable`` with a notice; the spin itself did not fail."""
-    unpickler = _NamingUnpickler(io.BytesIO(blob))
-    try:
-        return unpickler.load()
-    except Exception as exc:
-        detail = str(exc).strip().splitlines()
-        reason = f"{type(exc).__name__}: {detail[0] if detail else ''}"
-        notices.append(f"artifact `{name}` cannot be loaded outside the spin ({reason})")
-        return Unpicklable(unpickler.first or "object", name, reason)
-
-
-def _client_value_of(name: str, load: Callable[[], Any]) -> Any:
-    return client_value(name, load())
-
-
-def _config_object(value: Any) -> Any:
-    """A Config's value as Metaflow keeps it: a ``ConfigValue`` as the dict it wraps."""
-    return value.to_dict() if hasattr(value, "to_dict") else value
-
-
-def _process_state() -> tuple[Any, ...]:
-    """What a step may see of this process besides its parents: a notebook that sets an
-    environment variable or extends sys.path between spins must not get an older child."""
-    return tuple(sorted(os.environ.items())), tuple(sys.path)
-
-
-def _warm_signature(warm_tasks: list[WarmTask]) -> tuple[Any, ...]:
-    """Which warm objects a child forked now would hold (it sees none loaded later)."""
-    return tuple((t.ref.pathspec, id(t), frozenset(t.values)) for t in warm_tasks)
-
-
-def preload_libraries(names: list[str]) -> None:
-    """Import in the warm process the libraries the flow imports (numpy, pandas, ...), so
-    that children inherit them instead of importing them on every spin."""
-    import importlib
-
-    for name in names:
-        if name not in sys.modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # a library that fails here fails in the child, with a line
-                pass
-
-
-def bind_metaflow_root() -> None:
-    """Make Metaflow look for ``.metaflow`` from the current directory again.
-
-    Metaflow caches the local datastore root of the first directory it searched from
-    for the life of the process; a Session belongs to the directory it was made in.
-    """
-    from metaflow.client import core
-    from metaflow.plugins.datastores.local_storage import LocalStorage
-    from metaflow.plugins.datastores.spin_storage import SpinStorage
-
-    LocalStorage.datastore_root = None
-    SpinStorage.datastore_root = None
-    if core.current_metadata is not False and getattr(core.current_metadata, "TYPE", "") in (
-        "local", "spin"
-    ):
-        core.current_metadata = False
-
-
-def require_user() -> None:
-    """Metaflow refuses to work without a non-root user name; say so before it does."""
-    from metaflow.util import get_username
-
-    if get_username() is None:
-        raise DevdError(
-            "Metaflow needs a user name other than root: set USER (e.g. `export USER=alice`)"
-        )
-
-
-def _runs_fingerprint(flow_name: str) -> tuple[Any, ...] | None:
-    """Cheap change detector for the local metadata store; None means 'always look again'."""
-    from metaflow.metaflow_config import DEFAULT_METADATA
-    from metaflow.plugins.datastores.local_storage import LocalStorage
-
-    if DEFAULT_METADATA != "local":
-        return None
-    root = LocalStorage.get_datastore_root_from_config(lambda *a, **k: None,
-                                                       create_on_absent=False)
-    if root is None:
-        return ("none",)
-    flow_dir = os.path.join(root, flow_name)
-    try:
-        entries = [e for e in os.scandir(flow_dir) if e.is_dir() and not e.name.startswith("_")]
-    except FileNotFoundError:
-        return ("none",)
-    stamps = [(e.name, e.stat().st_mtime_ns) for e in entries]
-    newest = max(entries, key=lambda e: e.name, default=None)
-    if newest is not None:
-        for sub in os.scandir(newest.path):
-            if sub.is_dir():
-                stamps.append((sub.name, sub.stat().st_mtime_ns))
-    return tuple(sorted(stamps))

@@ -319,7 +319,7 @@ def here(fidelity: Path) -> Path:
 
 def client_here() -> None:
     """This process's Client reads this project (it may have read another one before)."""
-    from devd.session import bind_metaflow_root
+    from devd.metaflowenv import bind_metaflow_root
 
     bind_metaflow_root()
     namespace("user:devd-test")
@@ -565,7 +565,7 @@ def test_edited_helper_code_outside_the_flow_folder_is_used(
 def _wait_prepared(session: Session) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        prepared = session._prepared
+        prepared = session.prepared.current
         if prepared is not None and "imported" in "".join(prepared.child._out["stdout"]):
             time.sleep(0.2)  # imported, stamped, and Metaflow set up
             return

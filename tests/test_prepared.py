@@ -76,7 +76,7 @@ def wait_prepared(session: Session) -> None:
     """Until the child prepared after the last spin has imported the flow."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        prepared = session._prepared
+        prepared = session.prepared.current
         if prepared is not None and "imported" in "".join(prepared.child._out["stdout"]):
             return
         time.sleep(0.01)
@@ -174,13 +174,13 @@ def test_close_and_eviction_end_the_prepared_child(flow: Path) -> None:
     s.spin("compute")
     spin_prepared(s)
     wait_prepared(s)
-    pid = s._prepared.child.pid
+    pid = s.prepared.current.child.pid
     store.clear()  # its parents left the store: it must not keep their memory alive
-    assert s._prepared is None
+    assert s.prepared.current is None
     assert not _alive(pid)
     s.spin("compute")
     wait_prepared(s)
-    pid = s._prepared.child.pid
+    pid = s.prepared.current.child.pid
     s.close()
     assert not _alive(pid)
 
@@ -189,7 +189,7 @@ def test_prepare_false_forks_at_each_spin(flow: Path) -> None:
     with Session(flow, prepare=False) as s:
         s.spin("compute")
         time.sleep(0.2)
-        assert s._prepared is None
+        assert s.prepared.current is None
         assert "child.idle" not in s.spin("compute").timings
 
 
@@ -247,9 +247,9 @@ def test_configs_given_to_a_spin_are_never_those_a_child_was_prepared_with(
 def wait_for_child(session: Session) -> None:
     """Until a child is prepared and has had time to set up (no print to wait for here)."""
     deadline = time.monotonic() + 30
-    while session._prepared is None and time.monotonic() < deadline:
+    while session.prepared.current is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert session._prepared is not None
+    assert session.prepared.current is not None
     time.sleep(2.0)
 
 

@@ -43,7 +43,7 @@ def test_top_level_options_go_before_the_subcommand() -> None:
 @pytest.fixture
 def run_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A project of its own, this process's Metaflow root (as the daemon's is)."""
-    from devd.session import bind_metaflow_root
+    from devd.metaflowenv import bind_metaflow_root
 
     for name in ("foreach_flow.py", "fail_flow.py"):
         shutil.copy(FLOWS / name, tmp_path / name)
