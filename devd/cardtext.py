@@ -60,7 +60,7 @@ def _cell(value: Any) -> str:
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
-def _component(c: Any, out: list[str], depth: int) -> None:  # noqa: C901 - one case per type
+def _component(c: Any, out: list[str], depth: int) -> None:  # one case per component type
     pad = "  " * depth
     if isinstance(c, str):
         out.append(pad + c)

@@ -87,7 +87,7 @@ class _CappedFile(logging.handlers.RotatingFileHandler):
         os.dup2(fd, 1)
         os.dup2(fd, 2)
 
-    def doRollover(self) -> None:  # noqa: N802 - logging's name
+    def doRollover(self) -> None:  # logging's name
         super().doRollover()
         self._point_fds()
 

@@ -41,7 +41,7 @@ def listen() -> tuple[str, int]:
     # The step runs on the thread that forked this child, a daemon thread of the warm
     # process: pydevd ends a session once only daemon threads are left unless one is
     # marked as its main thread (its own marker, which it sets on the real main thread).
-    setattr(threading.current_thread(), "__pydevd_main_thread", True)  # noqa: B010
+    setattr(threading.current_thread(), "__pydevd_main_thread", True)
     host, port = debugpy.listen((HOST, 0), in_process_debug_adapter=True)
     _Listening.endpoint = (str(host), int(port))
     return _Listening.endpoint
@@ -78,7 +78,7 @@ def list_parent_artifacts() -> None:
     if getattr(FlowSpec.__dir__, "_devd", False):
         return
 
-    def __dir__(self: Any) -> list[str]:  # noqa: N807 - it is the dunder
+    def __dir__(self: Any) -> list[str]:
         names = list(object.__dir__(self))
         if _asked_by_debugger():
             store = self.__dict__.get("_datastore")

@@ -245,7 +245,7 @@ class LiveHarness:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:  # http.server's name
                 if self.path == "/":
                     body = harness.page_html.encode()
                     self.send_response(200)
@@ -669,7 +669,7 @@ class StaticPages:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:  # http.server's name
                 body = pages.get(self.path)
                 if body is None:
                     self.send_error(404)

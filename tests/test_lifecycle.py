@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -135,7 +135,7 @@ def alive(pid: int) -> bool:
         return False
 
 
-def wait_for(predicate, seconds: float, what: str) -> None:  # noqa: ANN001
+def wait_for(predicate: Callable[[], object], seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if predicate():
