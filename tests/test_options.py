@@ -97,3 +97,17 @@ def test_a_spin_request_carries_the_options() -> None:
     assert persisted.prepared_key() != request.prepared_key()
     other = dataclasses.replace(request, options=options.changed(artifacts={"k": 2}))
     assert other.prepared_key() == request.prepared_key()  # overrides come with the request
+
+
+def test_the_python_api_takes_options_or_keywords_alike(in_project: Path) -> None:
+    import devd
+
+    by_keywords = devd.spin("linear_flow.py", "double", artifacts={"x": [10, 20]})
+    by_value = devd.spin("linear_flow.py", devd.SpinOptions("double", artifacts={"x": [10, 20]}))
+    assert by_keywords.ok and by_value.ok
+    assert by_keywords.artifacts["y"] == by_value.artifacts["y"]
+    with devd.Session("linear_flow.py", prepare=False) as session:
+        changed = session.spin(devd.SpinOptions("double"), artifacts={"x": [1]})
+        assert changed.ok and changed.artifacts["x"] == [1]
+        with pytest.raises(DevdError, match="needs the daemon"):
+            session.spin("double", from_spin=True)  # only the daemon keeps spins to chain on
