@@ -514,5 +514,5 @@ class Engine:
                           for (p, s), r in last],
             "prepared": [{"flow": path, "step": step, "pid": pid}
                          for path, session in sessions
-                         for step, pid in [session.prepared_for()] if step],
+                         for step, pid in [session.prepared.waiting_for()] if step],
         }
