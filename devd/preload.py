@@ -38,7 +38,7 @@ def preload() -> None:
         from .cards import cache_card_assets
 
         cache_card_assets()
-    except Exception:  # noqa: BLE001 - children read the card assets themselves
+    except Exception:  # children read the card assets themselves
         log.warning("preload: Metaflow's card assets not cached", exc_info=True)
     # Caches children inherit: tokenizer regexes (graph building reads step source) and
     # Metaflow's version string (it runs `git describe` the first time).
@@ -50,7 +50,7 @@ def preload() -> None:
         from metaflow.metaflow_version import get_version
 
         get_version()
-    except Exception:  # noqa: BLE001 - each child asks Metaflow for it again
+    except Exception:  # each child asks Metaflow for it again
         log.warning("preload: Metaflow's version not read", exc_info=True)
 
 

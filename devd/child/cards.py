@@ -34,7 +34,7 @@ def install_card_capture() -> None:
             if mode in ("render", "render_runtime") else []
         try:
             data = collector._get_latest_data(card_uuid, final=final, mode=mode)
-        except Exception as exc:  # the card renders without its data; the line says why
+        except Exception as exc:  # noqa: BLE001 - said: the card renders without its data
             report_problem(f"card {user_set_card_id or card_uuid}: its data not read", exc)
             data = None
         attrs = decorator_attributes or {}
@@ -92,7 +92,7 @@ def _render_runtime(entry: dict[str, Any]) -> str | None:
         values = {k: v for k, v in vars(flow).items() if not k.startswith("_")}
         return render_card(entry, _task_view(values, finished=False), flow,
                            mode="render_runtime")
-    except Exception as exc:  # render_card shows the card's own errors: this is devd's
+    except Exception as exc:  # noqa: BLE001 - said; the card's own errors are on its page
         report_problem(f"live card {entry.get('id') or entry.get('uuid')} not rendered", exc)
         return None
 
@@ -134,5 +134,5 @@ def store_cards(flow_datastore: Any, pathspec: str, cards: list[dict[str, Any]],
         for card in cards:
             if card.get("uuid") and card.get("html") and card.get("type") != "error":
                 store.save_card(card["uuid"], card["type"], card["html"], card_id=card["id"])
-    except Exception as exc:  # the spin's result stands; the card is not stored
+    except Exception as exc:  # noqa: BLE001 - a notice: the result stands, the card unstored
         notices.append(f"cards of {pathspec} not stored ({type(exc).__name__}: {exc})")

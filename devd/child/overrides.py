@@ -74,7 +74,7 @@ def _read_artifacts_module(given: str) -> dict[str, Any]:
         loader.exec_module(module)
     except SyntaxError as exc:
         raise DevdError(f"{given}:{exc.lineno}: SyntaxError: {exc.msg}") from None
-    except BaseException as exc:  # noqa: BLE001 - user code: name whatever it raised
+    except BaseException as exc:  # user code: name whatever it raised
         if isinstance(exc, KeyboardInterrupt):
             raise
         tb = traceback.extract_tb(exc.__traceback__)

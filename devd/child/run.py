@@ -93,7 +93,7 @@ def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any],
         return State.result
     except NoRequest:
         raise
-    except BaseException as exc:  # the flow, its configs or the overrides are broken
+    except BaseException as exc:  # noqa: BLE001 - the flow, its configs or overrides broken
         if prepared and State.request is req:
             # Failed before the request came: the spin itself will report it, afresh.
             return Outdated(req.flow_file)
@@ -159,7 +159,7 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
             req.step, run_id, task_id, req.resumed_from, req.input_paths, req.split_index,
             req.retry_count, req.retry_count, kept, req.options.persist,
         )
-    except BaseException as exc:  # the user's step failed (or Metaflow refused it)
+    except BaseException as exc:  # noqa: BLE001 - the step failed (or Metaflow refused it)
         error = error_info(exc, req.flow_file)
         if req.options.pdb:
             from ..debugging import post_mortem
