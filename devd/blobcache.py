@@ -295,7 +295,7 @@ def bound_metaflow_retries() -> None:
 
         s3.S3_RETRY_COUNT = s3.S3_TRANSIENT_RETRY_COUNT = retries
         s3util.S3_RETRY_COUNT = retries
-    except Exception:  # another Metaflow layout: its own retries apply
+    except ImportError:  # another Metaflow layout: its own retries apply
         pass
 
 
@@ -412,7 +412,7 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
     os.makedirs(folder, exist_ok=True)
     try:
         client = s3_client()
-    except Exception as exc:
+    except Exception as exc:  # boto3's many ways to fail (credentials, config): one line
         raise DevdError(f"cannot read parent task {pathspec} from {store}: {explain(exc)}") \
             from None
     stop = threading.Event()
@@ -422,7 +422,7 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
             return transfer(key)
         except Cancelled:
             raise
-        except BaseException as exc:
+        except Exception as exc:  # botocore, socket, zlib, disk: one line naming the task
             owner = (owners or {}).get(key, pathspec)
             why = str(exc) if isinstance(exc, DevdError) else explain(exc)
             raise DevdError(f"cannot read parent task {owner} from {store}: {why}") from None
@@ -461,7 +461,7 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
                     inflate.finish(out, key)
             os.replace(tmp, final)
         except BaseException:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # already failing: the first error is the one
                 body.close()  # drop the connection: the server stops sending
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -525,7 +525,7 @@ def probe(ds_type: str, ds_root: str, what: str) -> None:
     bucket, prefix = _bucket_and_prefix(ds_root)
     try:
         s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
-    except Exception as exc:
+    except Exception as exc:  # botocore's errors, unreachable endpoints: told apart by explain
         if not _denied(exc):  # credentials that may read objects but not list them: go on
             raise DevdError(f"cannot read {what} from {store_name(ds_type, ds_root)}: "
                             f"{explain(exc)}") from None

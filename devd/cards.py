@@ -320,7 +320,8 @@ def render_card(entry: dict[str, Any], task: TaskView, flow: Any,
                 elif not info.is_implemented:
                     error = (f"Card of type {card_type} has no `render_runtime`: it cannot "
                              "be shown while the step runs.")
-            except Exception:
+            except Exception:  # noqa: BLE001 - the card's own code failed: shown as
+                # Metaflow shows it, an error card in the card's place
                 error = str(UnrenderableCardException(card_type, entry.get("options")))
     if error is not None:
         error_card = ErrorCard()

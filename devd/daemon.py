@@ -195,8 +195,9 @@ class Daemon:
 
     async def _serve_admitted(self, reader: asyncio.StreamReader,
                               writer: asyncio.StreamWriter) -> None:
+        from .lsp.models import shared_converter
         from .lsp.rpcio import Connection
-        from .lsp.server import DevdServer, shared_converter
+        from .lsp.server import DevdServer
 
         loop = asyncio.get_running_loop()
         self.connections += 1
@@ -235,11 +236,11 @@ class Daemon:
             self.engine.touch()
             try:
                 await writer.drain()
-            except Exception:  # noqa: BLE001
+            except (OSError, RuntimeError):  # the client left first: nothing more to send
                 pass
             try:
                 writer.close()
-            except Exception:  # noqa: BLE001
+            except RuntimeError:  # the loop is closing with the daemon
                 pass
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

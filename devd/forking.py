@@ -84,7 +84,7 @@ def _iter_messages(fd: int) -> Iterator[tuple[str, Any]]:
             del buffer[: 8 + size]
             try:
                 yield pickle.loads(body)
-            except Exception as exc:
+            except Exception as exc:  # unpickling imports and runs the step's classes: any
                 yield ("error", f"could not read a message from the child: {exc!r}")
 
 
@@ -207,8 +207,8 @@ def _fork_now(in_child: Callable[[], None]) -> int:
                 prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
                 if os.getppid() != parent:  # the warm process died before prctl
                     os._exit(1)
-        except BaseException:  # noqa: BLE001
-            pass
+        except BaseException:  # noqa: BLE001 - in the forked child nothing may unwind into
+            pass  # the parent's frames; without its own group or PDEATHSIG the step still runs
         in_child()
         os._exit(0)
     return pid
@@ -562,7 +562,7 @@ def _child_main(
             _CHANNEL.send("result", value)
         except NoRequest:
             pass
-        except BaseException:
+        except BaseException:  # whatever the step raised (SystemExit too) goes to the parent
             message = traceback.format_exc()
             _close_output()
             _CHANNEL.send("error", message)
@@ -571,8 +571,8 @@ def _child_main(
         try:
             sys.stdout.flush()
             sys.stderr.flush()
-        except Exception:
-            pass
+        except Exception:  # noqa: BLE001 - the step may have replaced or closed them; the
+            pass  # child exits either way
         os._exit(code)
 
 
@@ -609,8 +609,8 @@ def _close_output() -> None:  # pragma: no cover - runs in the child
         try:
             if stream is not None:
                 stream.flush()
-        except Exception:
-            pass
+        except Exception:  # noqa: BLE001 - a stream the step replaced or closed: nothing to
+            pass  # flush, and the result still has to go
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)

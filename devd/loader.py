@@ -63,7 +63,7 @@ def is_user_module(module: ModuleType) -> bool:
     """A module whose code the user may edit: see ``is_user_file``."""
     try:  # not getattr: a lazy module's __getattr__ would import things
         path = vars(module).get("__file__")
-    except Exception:  # an object in sys.modules that is not a module
+    except TypeError:  # an object in sys.modules that is not a module (no __dict__)
         return False
     return isinstance(path, str) and is_user_file(path)
 

@@ -114,15 +114,15 @@ def _usable(task: Any) -> bool:
     handled (that one is not ``successful``, yet the run went on from it)."""
     try:
         return bool(task.finished)
-    except Exception:
-        return False
+    except Exception:  # noqa: BLE001 - records no store can read (any error): not a task to
+        return False  # go on from; the next candidate is looked at instead
 
 
 def _written(task: Any) -> bool:
     """The task has stored its artifacts: it ended (well or not), it is not still running."""
     try:
         return "_graph_info" in task
-    except Exception:
+    except Exception:  # noqa: BLE001 - unreadable records: as if still running
         return False
 
 
@@ -173,7 +173,7 @@ def _plan_from_task(model: FlowModel, task: Any) -> SpinPlan:
 def _artifact(task: Any, name: str, default: Any = None) -> Any:
     try:
         return task[name].data if name in task else default
-    except Exception:
+    except Exception:  # noqa: BLE001 - unpickling runs the flow's classes: any error, no value
         return default
 
 
@@ -267,7 +267,7 @@ def _every_split(model: FlowModel, run: Any, join: str, outer: str, count: int) 
         if (task.metadata_dict.get("foreach-execution-path") or "") == outer:
             try:
                 return int(task["_foreach_num_splits"].data) == count
-            except Exception:
+            except Exception:  # noqa: BLE001 - unreadable: not known to be every split
                 return False
     return False
 
@@ -298,7 +298,7 @@ def _plan_in_run(model: FlowModel, run: Any, target: Target) -> SpinPlan | None:
             plan, resumed_from=_resumed_from(plan), run_tags=tuple(sorted(run.user_tags)))
     except DevdError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # whatever the Client or a datastore raises: one line, the run
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DevdError(
             f"parent task data of '{target.step}' in run {model.flow_name}/{run.id} is gone "
@@ -309,12 +309,13 @@ def _plan_in_run(model: FlowModel, run: Any, target: Target) -> SpinPlan | None:
 
 def _plan_in_run_unchecked(model: FlowModel, run: Any, target: Target) -> SpinPlan | None:
     from metaflow import Task
+    from metaflow.exception import MetaflowException
 
     if target.task_id is not None:
         pathspec = f"{model.flow_name}/{run.id}/{target.step}/{target.task_id}"
         try:
             task = Task(pathspec, _namespace_check=False)
-        except Exception:
+        except MetaflowException:  # not found, or not a pathspec
             raise DevdError(
                 f"no task {pathspec}; list the step's tasks with Metaflow's Client or spin "
                 f"'{run.id}/{target.step}'"
@@ -382,8 +383,9 @@ def resolve_plan(model: FlowModel, target: Target) -> SpinPlan:
 
 def _namespace() -> str:
     from metaflow import get_namespace
+    from metaflow.exception import MetaflowException
 
     try:
         return str(get_namespace())
-    except Exception:
+    except MetaflowException:  # no user name to make the default namespace from
         return "?"

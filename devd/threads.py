@@ -8,10 +8,13 @@ stuck task holds only its own thread; cancelling its work (its child is killed) 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
+
+log = logging.getLogger("devd.threads")
 
 
 class ThreadPerTask(Executor):
@@ -55,7 +58,7 @@ class ThreadPerTask(Executor):
                     try:
                         self._on_idle()
                     except Exception:  # noqa: BLE001 - housekeeping never fails a task
-                        pass
+                        log.warning("the idle hook %r failed", self._on_idle, exc_info=True)
 
         thread = threading.Thread(target=work, name=name, daemon=True)
         with self._lock:

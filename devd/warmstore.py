@@ -12,6 +12,7 @@ artifact never pays for it.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DevdError
+
+log = logging.getLogger("devd.warmstore")
 
 EAGER_LIMIT_BYTES = int(float(os.environ.get("DEVD_EAGER_MB", "1")) * (1 << 20))
 HUGE_ARRAY_BYTES = 8 << 20
@@ -171,11 +174,12 @@ def open_task_datastore(ref: TaskRef) -> Any:
                                                      ref.flow_name))
         flow_ds.ca_store.set_blob_cache(FileBlobCache(
             cache, FileCache.flow_ds_id(ref.ds_type, ref.ds_root, ref.flow_name)))
-    except Exception:  # no cache: slower first loads, same results
-        pass
+    except Exception as exc:  # noqa: BLE001 - no cache: slower first loads, same results
+        log.warning("no Metaflow client cache for %s (%s: %s): parents load without it",
+                    ref.pathspec, type(exc).__name__, exc)
     try:
         return flow_ds.get_task_datastore(ref.run_id, ref.step, ref.task_id, attempt=ref.attempt)
-    except Exception as exc:
+    except Exception as exc:  # whatever the datastore raises: one line naming the task
         if ref.ds_type != "local":
             raise DevdError(f"cannot read parent task {ref.pathspec} from "
                             f"{store_name(ref.ds_type, ref.ds_root)}: {explain(exc)}") from None
@@ -264,7 +268,7 @@ def _load(ref: TaskRef, datastore: Any, names: list[str],
                 for name, value in _load_streamed(ref, datastore, names)}
     except DevdError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # datastore and unpickling failures (any type): one line
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
         if ref.ds_type != "local":
             from .blobcache import explain, store_name
