@@ -221,12 +221,6 @@ def trim_cache(limit: int | None = None, keep: set[str] | frozenset[str] = froze
     return freed
 
 
-def clear_cache() -> None:
-    import shutil
-
-    shutil.rmtree(cache_dir(), ignore_errors=True)
-
-
 # -- S3 -------------------------------------------------------------------------------------
 _clients: dict[tuple[int, float], Any] = {}
 _clients_lock = threading.Lock()

@@ -38,13 +38,9 @@ def project_root(path: str) -> str:
     return start
 
 
-def runtime_base() -> str:
-    """Per-user directory for daemon sockets: $DEVD_RUNTIME_DIR, $XDG_RUNTIME_DIR/devd, or tmp."""
-    return _runtime_base()[0]
-
-
 def _runtime_base() -> tuple[str, bool]:
-    """(the base directory, whether the user named it with $DEVD_RUNTIME_DIR)."""
+    """The per-user directory for daemon sockets ($DEVD_RUNTIME_DIR, $XDG_RUNTIME_DIR/devd,
+    or tmp), and whether the user named it with $DEVD_RUNTIME_DIR."""
     base = os.environ.get("DEVD_RUNTIME_DIR")
     if base:
         return os.path.abspath(base), True
