@@ -1,8 +1,11 @@
 """A spin's forked child: Metaflow's own task runner on warm parents.
 
-``request`` holds the messages parent and child exchange (the only module the parent
-reads); the others run only inside the child: ``run`` (the entry point, the prepared
-child's handshake, the debugger), ``takeover`` (Metaflow's CLI and task runner, patched
-for warm parents), ``overrides`` (artifact overrides), ``collect`` (the result's
-artifacts), ``cards`` (card capture and rendering) and ``state`` (what they share).
+``request`` holds the messages parent and child exchange: the parent reads nothing else
+(it only hands ``run.run_spin`` to the process it forks). The rest runs only inside the
+child, each module using only ``request``, ``state`` and the modules listed after it:
+``run`` (the entry point, the step, the debugger, the result), ``takeover`` (Metaflow's
+CLI and task runner, patched for warm parents), ``collect`` (the task's artifacts),
+``cards`` (card capture and rendering), ``overrides`` (artifact and Config overrides),
+``prepared`` (a prepared child's handshake), ``failure`` (the error's shape) and
+``state`` (the one spin they share).
 """

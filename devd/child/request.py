@@ -2,6 +2,8 @@
 
 Nothing here imports the rest of ``devd.child``: the warm parent builds a ``SpinRequest``
 and reads a ``ChildResult`` (or ``Outdated``) without loading what runs in the child.
+Both sides show an artifact the same way (``client_value``) and stand in for one that
+cannot cross (``Unpicklable``).
 """
 
 from __future__ import annotations
