@@ -6,6 +6,7 @@ Standard library only, so `devd spin` against a warm daemon starts in millisecon
 from __future__ import annotations
 
 from . import wire
+from .errors import DevdError
 from .project import DaemonError, DaemonUnavailable, open_socket
 
 TYPE_CHECKING = False
@@ -24,6 +25,13 @@ class RpcError(DaemonError):
         super().__init__(f"the daemon answered error {code}: {first[0] if first else '?'}")
         self.code = code
         self.rpc_message = message
+
+
+def refused(answer: dict[str, Any], default: str) -> DevdError:
+    """An answer with ``ok: false`` as the one line a user reads: its ``error.message``
+    (every devd method's ``error`` is ``{type, message, ...}``, docs/protocol.md)."""
+    error = answer.get("error") or {}
+    return DevdError(str(error.get("message") or default))
 
 
 class DaemonClient:

@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from .agent import add_agent_fields, shown_path, source_line
+from .client import refused
 from .errors import DevdError
 
 MAX_OUTPUT = 4000  # characters of a step's or a run's output an answer keeps (the end)
@@ -127,10 +128,10 @@ class Tools:
                                                "workDoneToken": "devd-mcp-run"},
                             on_notification=collect)
         text = "".join(output)
+        if data.get("error"):  # the run could not start
+            raise refused(data, "the run did not start")
         answer = {"ok": bool(data.get("ok")), "runId": data.get("runId"),
                   "returncode": data.get("returncode"), "output": _tail(text)}
-        if data.get("error"):
-            answer["error"] = data["error"]
         if not answer["ok"]:
             answer["failure"] = run_failure(text, path, self.root)
         return answer
@@ -143,7 +144,7 @@ class Tools:
             params["name"] = name
         data = self.request(path, "devd/artifacts", params)
         if not data.get("ok"):
-            raise DevdError(str(data.get("error") or "no artifacts"))
+            raise refused(data, "no artifacts")
         return data
 
     def card(self, flow: str, step: str) -> str:
@@ -154,7 +155,7 @@ class Tools:
             "uri": _uri(path), "spinIfMissing": True,
             "pathspec" if "/" in step else "step": step})
         if not data.get("ok"):
-            raise DevdError(str(data.get("error") or "no cards"))
+            raise refused(data, "no cards")
         spin = data.get("spin") or {}
         state = "ok" if spin.get("ok") else "FAILED"
         parts = [f"cards of the last spin of '{data.get('step')}' ({state}, parents from run "

@@ -16,6 +16,7 @@ Params are checked (``check_params``) before cattrs structures them: cattrs woul
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from typing import Any, Literal
@@ -467,6 +468,15 @@ _MODELS: frozenset[type] = frozenset(
 def models() -> list[type]:
     """Every model, in a stable order (for the generated TypeScript)."""
     return sorted((m for m in _MODELS if m is not SpinTarget), key=lambda m: m.__name__)
+
+
+@functools.cache
+def shared_converter() -> cattrs.Converter:
+    """pygls's converter with devd's models registered, built once: building one registers
+    every LSP type with cattrs (~8 ms), and the daemon makes a server per connection."""
+    from pygls.protocol import default_converter
+
+    return register(default_converter())
 
 
 def register(converter: cattrs.Converter) -> cattrs.Converter:
