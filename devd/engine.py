@@ -2,13 +2,15 @@
 
 Knows nothing of JSON-RPC. It spins (from recorded runs or from earlier spins), runs and
 resumes flows with Metaflow, tracks running work so it can be cancelled or superseded,
-keeps the last spin of every step, marks stale parents, and tells listeners what happened.
+keeps the last spin of every step, marks stale parents, and tells listeners what happened
+(typed events, devd/events.py; devd/lsp/ gives them their wire form).
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import threading
 import time
@@ -18,8 +20,22 @@ from typing import Any
 
 from . import runner
 from .blobcache import watch as watch_transfers
-from .cards import update_payload
 from .errors import DevdError
+from .events import (
+    CardUpdated,
+    EngineEvent,
+    EngineStatus,
+    FileChanged,
+    FileDeleted,
+    LastSpinStatus,
+    Listener,
+    PreparedStatus,
+    RunFinished,
+    SpinFinished,
+    SpinStarted,
+    WarmTaskStatus,
+    WorkStatus,
+)
 from .flowmodel import FlowModel
 from .forking import ChildProcess
 from .options import SpinOptions
@@ -28,8 +44,9 @@ from .result import SpinError, SpinResult
 from .session import Session
 from .warmstore import TaskRef, WarmStore, WarmTask
 
-Listener = Callable[[str, dict[str, Any]], None]
 LogCallback = Callable[[str, str], None]
+
+log = logging.getLogger("devd.engine")
 
 
 def default_budget_bytes() -> int:
@@ -136,12 +153,12 @@ class Engine:
             if listener in self.listeners:
                 self.listeners.remove(listener)
 
-    def emit(self, method: str, params: dict[str, Any]) -> None:
+    def emit(self, event: EngineEvent) -> None:
         for listener in list(self.listeners):
             try:
-                listener(method, params)
-            except Exception:  # a client gone mid-notification must not stop the others
-                pass
+                listener(event)
+            except Exception:  # noqa: BLE001 - one client's failure must not stop the others
+                log.exception("a listener failed on %s", type(event).__name__)
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
@@ -182,17 +199,17 @@ class Engine:
                 self.release_flow(flow)
             else:
                 session.forget_plans()
-        for flow in flows or [None]:
-            params: dict[str, Any] = {"reason": "fileDeleted" if gone else "fileChanged",
-                                      "file": path}
-            if flow:
-                params["flow"] = flow
-                if not gone:
-                    try:
-                        params["stale"] = self.stale_steps(flow)
-                    except DevdError as exc:  # caught mid-write, or broken: say so
-                        params["error"] = str(exc)
-            self.emit("devd/stateChanged", params)
+        changed: list[str | None] = [*flows] or [None]  # None: not a flow (a Config...)
+        for flow_file in changed:
+            if gone:
+                self.emit(FileDeleted(path, flow_file))
+                continue
+            try:
+                stale = self.stale_steps(flow_file) if flow_file else None
+            except DevdError as exc:  # caught mid-write, or broken: say so
+                self.emit(FileChanged(path, flow_file, error=str(exc)))
+                continue
+            self.emit(FileChanged(path, flow_file, stale=stale))
 
     def release_flow(self, flow_file: str) -> None:
         """Forget a flow whose file is gone: its session, prepared child and last spins
@@ -271,8 +288,7 @@ class Engine:
                     owner=owner)
         with self._lock:
             self._work[work.id] = work
-        self.emit("devd/stateChanged", {"reason": "spinStarted", "flow": session.flow_file,
-                                         "step": step})
+        self.emit(SpinStarted(session.flow_file, step))
 
         def started(child: ChildProcess) -> None:
             work.kill = child.kill
@@ -280,8 +296,7 @@ class Engine:
                 child.kill()
 
         def card_update(entry: dict[str, Any]) -> None:
-            self.emit("devd/cardUpdated", {"flow": session.flow_file, "step": step,
-                                            "card": update_payload(entry)})
+            self.emit(CardUpdated(session.flow_file, step, entry))
 
         callbacks: dict[str, Any] = {"on_output": on_log, "on_card": card_update,
                                      "on_started": started, "on_debug_ready": on_debug_ready,
@@ -309,7 +324,7 @@ class Engine:
                                      session.flow_file, None, why)
         result.stale = stale
         self._remember(session, model, result)
-        self.emit("devd/spinFinished", {"flow": session.flow_file, "result": result})
+        self.emit(SpinFinished(session.flow_file, result))
         self.touch()
         return result
 
@@ -441,9 +456,8 @@ class Engine:
             with self._lock:
                 self._run_sources[(session.flow_file, outcome.run_id)] = sources
         session.forget_plans()
-        self.emit("devd/stateChanged", {"reason": f"{subcommand}Finished",
-                                         "flow": session.flow_file, "runId": outcome.run_id,
-                                         "ok": outcome.ok})
+        self.emit(RunFinished(session.flow_file, "resume" if subcommand == "resume" else "run",
+                              outcome.run_id, outcome.ok))
         self.touch()
         return outcome
 
@@ -491,28 +505,28 @@ class Engine:
         with self._lock:
             return list(self._work.values())
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> EngineStatus:
+        """What is warm, what runs, the last spin of each step, the children forked ahead."""
         warm = self.store.snapshot()
         with self._lock:  # clients ask on their threads while others open and release flows
             last = sorted(self._last.items())
             sessions = sorted(self._sessions.items())
-        return {
-            "root": self.root,
-            "pid": os.getpid(),
-            "startedAt": self.started_at,
-            "warm": [{"pathspec": t.ref.pathspec, "sizeBytes": t.size_bytes,
-                      "artifacts": len(t.values), "loadSeconds": round(t.load_seconds, 3)}
-                     for t in warm],
-            "warmBytes": self.store.total_bytes,
-            "budgetBytes": self.budget_bytes,
-            "running": [{"id": w.id, "kind": w.kind, "flow": w.flow, "step": w.step,
-                         "seconds": round(time.time() - w.started_at, 1)}
-                        for w in self.running()],
-            "flows": self.flows(),
-            "lastSpins": [{"flow": p, "step": s, "ok": r.result.ok,
-                           "durationMs": round(r.result.duration_s * 1000, 1)}
-                          for (p, s), r in last],
-            "prepared": [{"flow": path, "step": step, "pid": pid}
-                         for path, session in sessions
-                         for step, pid in [session.prepared.waiting_for()] if step],
-        }
+        now = time.time()
+        return EngineStatus(
+            root=self.root,
+            pid=os.getpid(),
+            started_at=self.started_at,
+            warm=[WarmTaskStatus(t.ref.pathspec, t.size_bytes, len(t.values), t.load_seconds)
+                  for t in warm],
+            warm_bytes=self.store.total_bytes,
+            budget_bytes=self.budget_bytes or 0,
+            running=[WorkStatus(w.id, w.kind, w.flow, w.step, now - w.started_at)
+                     for w in self.running()],
+            flows=self.flows(),
+            last_spins=[LastSpinStatus(p, s, r.result.ok, r.result.duration_s)
+                        for (p, s), r in last],
+            prepared=[PreparedStatus(path, step, pid)
+                      for path, session in sessions
+                      for step, pid in [session.prepared.waiting_for()]
+                      if step and pid is not None],
+        )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from devd.engine import Engine
+from devd.events import EngineEvent, FileChanged
 
 FLOWS = Path(__file__).parent / "flows"
 
@@ -80,8 +81,8 @@ def test_file_changes_race_sessions_opening_and_closing(tmp_path: Path,
     shutil.copy(FLOWS / "linear_flow.py", flow)
     engine = Engine(str(tmp_path), budget_bytes=1 << 20)
     engine._lock = YieldingLock()  # type: ignore[assignment]
-    events: list[str] = []
-    engine.add_listener(lambda method, params: events.append(params["reason"]))
+    events: list[EngineEvent] = []
+    engine.add_listener(events.append)
 
     def open_and_release() -> None:
         engine.session(str(flow))
@@ -101,4 +102,4 @@ def test_file_changes_race_sessions_opening_and_closing(tmp_path: Path,
     finally:
         engine.close()
     assert not errors, f"{type(errors[0]).__name__}: {errors[0]}"
-    assert "fileChanged" in events
+    assert any(isinstance(event, FileChanged) for event in events)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.uris import from_fs_path
@@ -23,6 +23,7 @@ from ..language import (
     self_attribute_at,
 )
 from ..options import SpinOptions
+from ..result import Artifacts
 from ..summary import human_bytes
 from ..warmstore import WarmTask
 from .translate import plain, uri_to_path
@@ -204,18 +205,19 @@ def hover_text(engine: Engine, path: str, source: str, line: int, name: str) -> 
     if info is None:
         return None
     record = engine.last_spin(path, info.name)
-    unloaded = None
-    if record is not None and record.result.ok and name in record.result.all_values:
+    unloaded: tuple[dict[str, Any], str] | None = None
+    values = record.result.all_values if record is not None and record.result.ok else {}
+    if record is not None and name in values:
         when = record.result.pathspec or f"last spin of '{info.name}'"
-        if record.result.all_values.is_loaded(name):
-            return describe_value(name, record.result.all_values[name], when)
+        if not isinstance(values, Artifacts) or values.is_loaded(name):
+            return describe_value(name, values[name], when)
         # a big parent value the step never read: a hover must not load it
-        rows = {r["name"]: r for r in record.result.artifact_rows}
-        unloaded = (rows.get(name), when)
+        row = next((r for r in record.result.artifact_rows if r["name"] == name), None)
+        unloaded = (row, when) if row is not None else None
     for warm in _warm_parents(engine, path, info.name):
         if name in warm.values:
             return describe_value(name, warm.values[name], f"task {warm.ref.pathspec}")
-    if unloaded is not None and unloaded[0] is not None:
+    if unloaded is not None:
         row, when = unloaded
         size = human_bytes(row.get("sizeBytes"))
         return (f"**self.{name}**: `{row['type']}` — {row['summary']}"

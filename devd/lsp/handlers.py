@@ -17,7 +17,7 @@ from ..optiontable import SPIN_SPELLINGS
 from ..parents import parse_target
 from .panes import pane_options, pane_page
 from .progress import RunProgress, TransferProgress
-from .translate import bad_request_json, plain, required_path, spin_json
+from .translate import bad_request_json, plain, required_path, spin_json, status_json
 
 if TYPE_CHECKING:
     from .server import DevdServer
@@ -64,7 +64,7 @@ def cancel(ls: DevdServer, params: Any) -> dict[str, Any]:
 def status(ls: DevdServer, params: Any) -> dict[str, Any]:
     from ..memory import stats  # the daemon process's resident size and heap
 
-    return {**ls.engine.status(), "memory": stats()}
+    return status_json(ls.engine.status(), stats())
 
 
 async def card(ls: DevdServer, params: Any) -> dict[str, Any]:

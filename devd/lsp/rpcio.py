@@ -195,6 +195,7 @@ class Connection:
         self.converter = converter
         self.writer = writer
         self.note = note or (lambda key, text: log.warning("%s", text))
+        self.shut_down = False  # the client sent shutdown: requests other than exit refused
 
     def send(self, message: dict[str, Any]) -> None:
         self.writer.write(frame(message))
@@ -267,7 +268,7 @@ class Connection:
         if problem is not None:
             self.reject(answer_to, INVALID_PARAMS, problem)
             return
-        if answer_to is not _NO_ID and self.protocol._shutdown and method != "exit":
+        if answer_to is not _NO_ID and self.shut_down and method != "exit":
             self.reject(answer_to, INVALID_REQUEST,
                         f"Invalid request: {method} after shutdown (only exit is accepted)")
             return
@@ -281,6 +282,8 @@ class Connection:
             self.reject(answer_to, INVALID_PARAMS, describe_invalid(method, exc))
             return
         self.protocol.handle_message(message)
+        if method == "shutdown":  # answered at once by pygls: from now on, only exit
+            self.shut_down = True
 
     def _response(self, data: dict[str, Any]) -> None:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+from collections.abc import Generator
 from concurrent.futures import Executor
 from typing import Any
 
@@ -19,13 +20,14 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.uris import from_fs_path
+from pygls.workspace import Workspace
 
 from .. import __version__
 from ..engine import Engine
-from ..result import SpinResult
+from ..events import CardUpdated, EngineEvent, FileChanged, FileDeleted, SpinFinished
 from . import features, handlers
 from .panes import pane_preview
-from .translate import spin_json
+from .translate import card_updated_json, spin_json, state_changed_json
 
 
 class DevdProtocol(LanguageServerProtocol):
@@ -36,18 +38,27 @@ class DevdProtocol(LanguageServerProtocol):
     (documents are read from disk).
     """
 
-    def __init__(self, server: Any, converter: Any) -> None:
+    def __init__(self, server: DevdServer, converter: Any) -> None:
         super().__init__(server, converter)
-        from pygls.workspace import Workspace
-
+        self.devd_server = server
         self.client_capabilities = types.ClientCapabilities()
-        self._workspace = Workspace(None, types.TextDocumentSyncKind.Full)
+        self.bare_workspace = Workspace(None, types.TextDocumentSyncKind.Full)
+
+    @property
+    def workspace(self) -> Workspace:
+        """The workspace ``initialize`` made; before that (or without it), an empty one."""
+        try:
+            return super().workspace
+        except RuntimeError:  # pygls: "has the server been initialized?"
+            return self.bare_workspace
 
     @lsp_method(types.EXIT)
-    def lsp_exit(self, *args: Any) -> None:
-        closer = getattr(self._server, "close_connection", None)
+    def lsp_exit(self, *args: Any) -> Generator[Any, Any, None]:
+        """End this connection; pygls's own exit would end the daemon's process."""
+        closer = self.devd_server.close_connection
         if closer is not None:
             closer()
+        yield from ()
 
 
 @functools.cache
@@ -96,30 +107,24 @@ class DevdServer(LanguageServer):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, fn, *args)
 
-    def on_engine_event(self, method: str, params: dict[str, Any]) -> None:
-        """Forward engine events to this client; refresh what they affect."""
+    def on_engine_event(self, event: EngineEvent) -> None:
+        """Forward an engine event to this client in its wire form; refresh what it affects."""
         if not self.lsp_client:
             return
-        if method == "devd/spinFinished":
-            result: SpinResult = params["result"]
-            path = params["flow"]
-            payload = spin_json(result, from_fs_path(path) or path, self.card_html)
+        if isinstance(event, SpinFinished):
+            payload = spin_json(event.result, from_fs_path(event.flow) or event.flow,
+                                self.card_html)
             pane = self.pane
             if pane is not None:
-                payload["preview"] = pane_preview(result, pane)
-            self.notify_threadsafe(method, payload)
-            features.publish_diagnostics(self, path)
-        elif method == "devd/cardUpdated":
-            payload = dict(params)
-            payload["uri"] = from_fs_path(params["flow"])
-            self.notify_threadsafe(method, payload)
+                payload["preview"] = pane_preview(event.result, pane)
+            self.notify_threadsafe("devd/spinFinished", payload)
+            features.publish_diagnostics(self, event.flow)
+        elif isinstance(event, CardUpdated):
+            self.notify_threadsafe("devd/cardUpdated", card_updated_json(event))
         else:
-            payload = dict(params)
-            if "flow" in payload:
-                payload["uri"] = from_fs_path(payload["flow"])
-            self.notify_threadsafe(method, payload)
-            if payload.get("flow") and payload.get("reason") in ("fileChanged", "fileDeleted"):
-                features.publish_diagnostics(self, payload["flow"])
+            self.notify_threadsafe("devd/stateChanged", state_changed_json(event))
+            if isinstance(event, FileChanged | FileDeleted) and event.flow:
+                features.publish_diagnostics(self, event.flow)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -8,7 +8,17 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from pygls.exceptions import JsonRpcInvalidParams
+from pygls.uris import from_fs_path
 
+from ..cards import update_payload
+from ..events import (
+    CardUpdated,
+    EngineStatus,
+    FileChanged,
+    FileDeleted,
+    RunFinished,
+    SpinStarted,
+)
 from ..result import SpinResult
 
 
@@ -56,3 +66,55 @@ def bad_request_json(message: str, uri: str | None, path: str | None) -> dict[st
             "artifacts": [], "stdout": "", "stderr": "", "nextSteps": [], "cards": [],
             "error": {"type": "devd.BadRequest", "message": message, "file": path,
                       "line": None, "traceback": ""}}
+
+
+def state_changed_json(event: SpinStarted | FileChanged | FileDeleted | RunFinished,
+                       ) -> dict[str, Any]:
+    """devd/stateChanged's params for an engine event (keys in the order clients see them:
+    reason first, ``uri`` last, present with ``flow``)."""
+    params: dict[str, Any]
+    if isinstance(event, SpinStarted):
+        params = {"reason": "spinStarted", "flow": event.flow, "step": event.step}
+    elif isinstance(event, RunFinished):
+        params = {"reason": f"{event.kind}Finished", "flow": event.flow,
+                  "runId": event.run_id, "ok": event.ok}
+    else:
+        deleted = isinstance(event, FileDeleted)
+        params = {"reason": "fileDeleted" if deleted else "fileChanged", "file": event.file}
+        if event.flow:
+            params["flow"] = event.flow
+            if isinstance(event, FileChanged):
+                if event.error is not None:
+                    params["error"] = event.error
+                else:
+                    params["stale"] = event.stale
+    if "flow" in params:
+        params["uri"] = from_fs_path(params["flow"])
+    return params
+
+
+def card_updated_json(event: CardUpdated) -> dict[str, Any]:
+    """devd/cardUpdated's params: the card's live update as Metaflow's card page applies it."""
+    return {"flow": event.flow, "step": event.step, "card": update_payload(event.entry),
+            "uri": from_fs_path(event.flow)}
+
+
+def status_json(status: EngineStatus, memory: dict[str, Any]) -> dict[str, Any]:
+    """devd/status's answer: the engine's status and the daemon process's ``memory``."""
+    return {
+        "root": status.root,
+        "pid": status.pid,
+        "startedAt": status.started_at,
+        "warm": [{"pathspec": t.pathspec, "sizeBytes": t.size_bytes,
+                  "artifacts": t.artifacts, "loadSeconds": round(t.load_seconds, 3)}
+                 for t in status.warm],
+        "warmBytes": status.warm_bytes,
+        "budgetBytes": status.budget_bytes,
+        "running": [{"id": w.id, "kind": w.kind, "flow": w.flow, "step": w.step,
+                     "seconds": round(w.seconds, 1)} for w in status.running],
+        "flows": status.flows,
+        "lastSpins": [{"flow": s.flow, "step": s.step, "ok": s.ok,
+                       "durationMs": round(s.duration_s * 1000, 1)} for s in status.last_spins],
+        "prepared": [{"flow": p.flow, "step": p.step, "pid": p.pid} for p in status.prepared],
+        "memory": memory,
+    }
