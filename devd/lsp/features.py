@@ -31,7 +31,7 @@ from .translate import plain, uri_to_path
 if TYPE_CHECKING:
     from .server import DevdServer
 
-log = logging.getLogger("devd.server")
+log = logging.getLogger("devd.lsp")
 
 
 def register(server: DevdServer) -> None:

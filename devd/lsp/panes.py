@@ -10,7 +10,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from ..result import SpinResult
 
-log = logging.getLogger("devd.server")
+log = logging.getLogger("devd.lsp")
 
 
 def pane_options(webview: Any, method: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 if TYPE_CHECKING:
     from .server import DevdServer
 
-log = logging.getLogger("devd.server")
+log = logging.getLogger("devd.lsp")
 
 
 def _valid_token(token: Any) -> bool:
