@@ -1,7 +1,7 @@
 """Editor features computed from a flow model and the engine's warm state.
 
-Pure functions, no protocol types: the server turns their plain data into LSP messages.
-Lines here are 0-based, as in LSP.
+Pure source analysis, part of the core (no protocol types, no pygls): devd/lsp/features.py
+turns their plain data into LSP messages. Lines here are 0-based, as in LSP.
 """
 
 from __future__ import annotations
