@@ -7,7 +7,8 @@ STAMP := $(VENV)/.devd-installed
 DEVD_USER := $(shell u="$${USER:-}"; if [ -z "$$u" ] || [ "$$u" = root ]; then echo devd; else echo "$$u"; fi)
 export USER := $(DEVD_USER)
 
-.PHONY: install demo test lint bench clean chromium editor-tools editor-debs vsix ext-test
+.PHONY: install demo test lint bench clean chromium editor-tools editor-debs vsix ext-test \
+  protocol-ts
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -120,6 +121,11 @@ $(VSIX): $(EXT)/node_modules/.devd-stamp $(EXT_SOURCES) $(PY_SOURCES) | install
 	  && PATH="$(EDITOR_BIN):$$PATH" npx vsce package --no-dependencies -o devd-$(EXT_VERSION).vsix
 
 vsix: $(VSIX)
+
+# The extension's protocol types, generated from the daemon's models (devd/lsp/models.py);
+# tests/test_protocol_models.py fails when the committed file is stale.
+protocol-ts: install
+	$(PY) -m devd.lsp.tsgen $(EXT)/src/protocol.ts
 
 # Type check (strict) and unit tests of the extension, with a stub vscode module.
 ext-test: $(EXT)/node_modules/.devd-stamp

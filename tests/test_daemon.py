@@ -336,7 +336,7 @@ async def test_status_card_and_user_crashes_keep_the_daemon(client: LanguageClie
     assert any(t["pathspec"].startswith("ChaosFlow/") and t["sizeBytes"] > 0
                for t in status["warm"])
     nothing = await call(client, "devd/card", {"uri": chaos, "step": "end"})
-    assert nothing["ok"] is False and "no spin of 'end'" in nothing["error"]
+    assert nothing["ok"] is False and "no spin of 'end'" in nothing["error"]["message"]
 
 
 @pytest.mark.asyncio

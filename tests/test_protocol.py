@@ -92,6 +92,49 @@ def test_every_method_answers_a_client_that_never_initialized(proto_project: Pat
                 assert any(lens["command"]["title"] == "▶ Spin" for lens in answer["result"])
 
 
+def test_every_answer_and_notification_is_exactly_its_model(proto_project: Path) -> None:
+    """What the daemon sends is what devd/lsp/models.py says (and so the extension's
+    generated TypeScript): read into the model and written back, each message is unchanged
+    (no key more or missing, none of another type). Errors have the one shape."""
+    from devd.lsp import models
+
+    wire = models.shared_converter()
+    flow = (proto_project / "linear_flow.py").as_uri()
+    calls = [
+        ("devd/status", {}),
+        ("devd/card", {"uri": flow, "step": "end"}),  # not spun yet: ok false
+        ("devd/spin", {"uri": flow, "step": "double"}),
+        ("devd/spin", {"uri": flow, "step": "nope"}),  # cannot start
+        ("devd/card", {"uri": flow, "step": "double"}),
+        ("devd/artifacts", {"uri": flow, "step": "double", "name": "y"}),
+        ("devd/artifacts", {"uri": flow, "step": "double", "name": "nope"}),
+        ("devd/cancel", {}),
+        ("devd/run", {"uri": (proto_project / "missing_flow.py").as_uri()}),
+    ]
+    logs: list[dict[str, Any]] = []
+    with Raw(sock_of(proto_project)) as conn:
+        for i, (method, params) in enumerate(calls, start=1):
+            conn.send(request(i, method, params))
+            while True:
+                message = conn.read(30)
+                assert message is not None
+                if message.get("method") == "devd/log":
+                    logs.append(message["params"])
+                elif "method" not in message and message.get("id") == i:
+                    break
+            assert "error" not in message, (method, message)
+            answer = message["result"]
+            model = models.REQUESTS[method][1]
+            assert wire.unstructure(wire.structure(answer, model)) == answer, (method, answer)
+            if answer.get("ok") is False:
+                assert set(answer["error"]) <= {"type", "message", "file", "line",
+                                                 "traceback"}, answer
+                assert answer["error"]["type"] == "devd.BadRequest", answer
+                assert "\n" not in answer["error"]["message"], answer
+    assert logs and all(wire.unstructure(wire.structure(p, models.LogParams)) == p
+                        for p in logs), logs
+
+
 FAKE_DAEMON = textwrap.dedent("""
     import os, socket, struct, sys
     path, mode = sys.argv[1], sys.argv[2]

@@ -1,5 +1,6 @@
-"""devd's own methods (devd/spin, run, resume, cancel, status, card, artifacts): each reads
-its params, asks the engine, and answers in wire JSON. Work that takes time runs on the
+"""devd's own methods (devd/spin, run, resume, cancel, status, card, artifacts): each gets
+its params as their model (checked and read by devd/lsp/rpcio.py), asks the engine, and
+answers with a result model (devd/lsp/models.py). Work that takes time runs on the
 server's pool, so the connection keeps answering hovers and lenses meanwhile."""
 
 from __future__ import annotations
@@ -13,11 +14,32 @@ from pygls.uris import from_fs_path
 from ..engine import SpinRecord
 from ..errors import DevdError
 from ..options import SpinOptions
-from ..optiontable import SPIN_SPELLINGS
 from ..parents import parse_target
+from .models import (
+    UNSET,
+    ArtifactRow,
+    ArtifactsParams,
+    ArtifactsResult,
+    ArtifactValue,
+    CancelParams,
+    CancelResult,
+    CardParams,
+    CardResult,
+    DebugReadyParams,
+    ErrorInfo,
+    LogParams,
+    ResumeParams,
+    RunParams,
+    RunResult,
+    SpinOutcome,
+    SpinTarget,
+    StatusParams,
+    StatusResult,
+    shared_converter,
+)
 from .panes import pane_options, pane_page
 from .progress import RunProgress, TransferProgress
-from .translate import bad_request_json, plain, required_path, spin_json, status_json
+from .translate import bad_request, refusal, spin_outcome, status_json, uri_to_path
 
 if TYPE_CHECKING:
     from .server import DevdServer
@@ -32,87 +54,85 @@ def register(server: DevdServer) -> None:
 
 
 # -- handlers -------------------------------------------------------------------------------
-async def spin(ls: DevdServer, params: Any) -> dict[str, Any]:
-    args = plain(params) or {}
-    path = required_path(args, "devd/spin")
-    return await ls.in_pool(_spin_request, ls, path, args["uri"], args)
+async def spin(ls: DevdServer, params: SpinTarget) -> SpinOutcome:
+    outcome: SpinOutcome = await ls.in_pool(_spin_request, ls, params)
+    return outcome
 
 
-async def run(ls: DevdServer, params: Any) -> dict[str, Any]:
-    args = plain(params) or {}
-    path = required_path(args, "devd/run")
-    return await _run_request(ls, path, "run", list(args.get("args") or []),
-                              args.get("workDoneToken"))
+async def run(ls: DevdServer, params: RunParams) -> RunResult:
+    return await _run_request(ls, uri_to_path(params.uri), "run", list(params.args or []),
+                              params.work_done_token)
 
 
-async def resume(ls: DevdServer, params: Any) -> dict[str, Any]:
-    args = plain(params) or {}
-    path = required_path(args, "devd/resume")
-    extra = list(args.get("args") or [])
-    if args.get("originRunId"):
-        extra += ["--origin-run-id", str(args["originRunId"])]
-    if args.get("step"):
-        extra = [str(args["step"]), *extra]
-    return await _run_request(ls, path, "resume", extra, args.get("workDoneToken"))
+async def resume(ls: DevdServer, params: ResumeParams) -> RunResult:
+    extra = list(params.args or [])
+    if params.origin_run_id:
+        extra += ["--origin-run-id", str(params.origin_run_id)]
+    if params.step:
+        extra = [params.step, *extra]
+    return await _run_request(ls, uri_to_path(params.uri), "resume", extra,
+                              params.work_done_token)
 
 
-def cancel(ls: DevdServer, params: Any) -> dict[str, Any]:
-    args = plain(params) or {}
-    return {"cancelled": ls.engine.cancel(args.get("target"))}
+def cancel(ls: DevdServer, params: CancelParams) -> CancelResult:
+    return CancelResult(cancelled=ls.engine.cancel(params.target))
 
 
-def status(ls: DevdServer, params: Any) -> dict[str, Any]:
+def status(ls: DevdServer, params: StatusParams) -> StatusResult:
     from ..memory import stats  # the daemon process's resident size and heap
 
-    return status_json(ls.engine.status(), stats())
+    answer: StatusResult = shared_converter().structure(
+        status_json(ls.engine.status(), stats()), StatusResult)
+    return answer
 
 
-async def card(ls: DevdServer, params: Any) -> dict[str, Any]:
-    args = plain(params) or {}
-    path = required_path(args, "devd/card")
-    return await ls.in_pool(_card_request, ls, path, args)
+async def card(ls: DevdServer, params: CardParams) -> CardResult:
+    answer: CardResult = await ls.in_pool(_card_request, ls, params)
+    return answer
 
 
-async def artifacts(ls: DevdServer, params: Any) -> dict[str, Any]:
-    args = plain(params) or {}
-    path = required_path(args, "devd/artifacts")
-    return await ls.in_pool(_artifacts_request, ls, path, args)
+async def artifacts(ls: DevdServer, params: ArtifactsParams) -> ArtifactsResult:
+    answer: ArtifactsResult = await ls.in_pool(_artifacts_request, ls, params)
+    return answer
 
 
 # -- the work behind them -----------------------------------------------------------------------
-def _spin_request(server: DevdServer, path: str, uri: str,
-                  args: dict[str, Any]) -> dict[str, Any]:
+def _spin_request(server: DevdServer, params: SpinTarget) -> SpinOutcome:
     engine = server.engine
-    if "webview" in args:  # the requester's card pane: its preview comes with spinFinished
-        server.pane = None if args["webview"] is None else \
-            pane_options(args["webview"], "devd/spin")
-    progress = TransferProgress(server, args.get("workDoneToken"), "devd: parents")
+    uri, path = params.uri, uri_to_path(params.uri)
+    if params.webview is not UNSET:  # the requester's card pane: previews with spinFinished
+        server.pane = None if params.webview is None else \
+            pane_options(params.webview, "devd/spin")
+    progress = TransferProgress(server, params.work_done_token, "devd: parents")
     try:
         model = engine.model(path)
-        target = engine.resolve_step(model, args.get("step"), args.get("line"),
-                                     args.get("pathspec"))
+        target = engine.resolve_step(model, params.step, params.line, params.pathspec)
 
         def log(stream: str, text: str) -> None:
-            server.notify_threadsafe("devd/log", {"stream": stream, "text": text,
-                                                  "step": target, "uri": uri})
+            server.notify_threadsafe("devd/log", _log_params(stream, text, uri, target))
 
         def debug_ready(endpoint: dict[str, Any]) -> None:  # to the requester only
-            server.notify_threadsafe("devd/debugReady", {"uri": uri, "step": target,
-                                                         **endpoint})
+            server.notify_threadsafe("devd/debugReady", DebugReadyParams(
+                uri=uri, step=target, host=endpoint["host"], port=endpoint["port"]))
 
-        options = SpinOptions.of(target, **{row.field: args.get(row.wire)
-                                            for row in SPIN_SPELLINGS if row.wire})
-        result = engine.spin(path, options, on_log=log, owner=server,
+        result = engine.spin(path, params.options(target), on_log=log, owner=server,
                              on_debug_ready=debug_ready, on_progress=progress.report)
     except DevdError as exc:
-        return bad_request_json(str(exc), uri, path)
+        return bad_request(str(exc), uri, path)
     finally:
         progress.end()
     server.last_spun[path] = result.step
-    return spin_json(result, uri, server.card_html)
+    return spin_outcome(result, uri, server.card_html)
 
 
-def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[str, Any]:
+def _target_of(params: CardParams | ArtifactsParams, method: str) -> str:
+    target = params.step or params.pathspec
+    if not target:
+        raise JsonRpcInvalidParams(f"{method} needs 'step' (or 'pathspec')")
+    return target
+
+
+def _card_request(server: DevdServer, params: CardParams) -> CardResult:
     """The last spin's cards and preview page; with spinIfMissing, spin when there is none.
 
     ``webview: {nonce, cspSource?, assets?}``: the preview is for a VS Code webview
@@ -120,24 +140,22 @@ def _card_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[s
     """
     from ..preview import recorded_hashes, render_preview
 
-    target = args.get("step") or args.get("pathspec")
-    if not target:
-        raise JsonRpcInvalidParams("devd/card needs 'step' (or 'pathspec')")
+    target = _target_of(params, "devd/card")
     pane = None
-    if args.get("webview") is not None:
-        pane = server.pane = pane_options(args["webview"], "devd/card")
+    if params.webview is not None:
+        pane = server.pane = pane_options(params.webview, "devd/card")
+    path = uri_to_path(params.uri)
     try:
-        step, record = _last_spin_of(server, path, target, bool(args.get("spinIfMissing")))
+        step, record = _last_spin_of(server, path, target, bool(params.spin_if_missing))
     except DevdError as exc:
-        return {"ok": False, "step": target, "cards": [], "error": str(exc)}
+        return CardResult(ok=False, step=target, cards=[], error=refusal(str(exc)))
     result = record.result
     if pane is not None:  # a pane shows the page only: the cards are in it already
         preview, assets = pane_page(result, pane)
-        return {"ok": True, "step": step, "preview": preview, "assets": assets}
+        return CardResult(ok=True, step=step, preview=preview, assets=assets)
     preview = render_preview(result, recorded=recorded_hashes(result))
-    data = spin_json(result, args["uri"])
-    return {"ok": True, "step": step, "cards": data["cards"], "spin": data,
-            "preview": preview}
+    outcome = spin_outcome(result, params.uri)
+    return CardResult(ok=True, step=step, cards=outcome.cards, spin=outcome, preview=preview)
 
 
 def _last_spin_of(server: DevdServer, path: str, target: str,
@@ -155,50 +173,58 @@ def _last_spin_of(server: DevdServer, path: str, target: str,
     return step, record
 
 
-def _artifacts_request(server: DevdServer, path: str, args: dict[str, Any]) -> dict[str, Any]:
+def _artifacts_request(server: DevdServer, params: ArtifactsParams) -> ArtifactsResult:
     """The last spin's artifact rows and, with ``name``, a bounded repr of that one value
     (spinning first with spinIfMissing); a value is loaded only when it is asked for."""
     from ..summary import bounded_repr, describe
 
-    target = args.get("step") or args.get("pathspec")
-    if not target:
-        raise JsonRpcInvalidParams("devd/artifacts needs 'step' (or 'pathspec')")
+    target = _target_of(params, "devd/artifacts")
     try:
-        step, record = _last_spin_of(server, path, target, bool(args.get("spinIfMissing")))
+        step, record = _last_spin_of(server, uri_to_path(params.uri), target,
+                                     bool(params.spin_if_missing))
     except DevdError as exc:
-        return {"ok": False, "step": target, "artifacts": [], "error": str(exc)}
+        return ArtifactsResult(ok=False, step=target, artifacts=[], error=refusal(str(exc)))
     result = record.result
-    answer: dict[str, Any] = {
-        "ok": True, "step": step, "spinOk": result.ok, "artifacts": result.artifact_rows,
-        "originRunId": result.origin_run_id,
-        "error": result.error.to_json() if result.error else None}
-    name = args.get("name")
+    wire = shared_converter()
+    answer = ArtifactsResult(
+        ok=True, step=step, spin_ok=result.ok, origin_run_id=result.origin_run_id,
+        artifacts=wire.structure(result.artifact_rows, list[ArtifactRow]),
+        error=wire.structure(result.error.to_json(), ErrorInfo) if result.error else None)
+    name = params.name
     if name:
         names = [row["name"] for row in result.artifact_rows]
         if name not in names:
-            return {**answer, "ok": False,
-                    "error": f"the last spin of '{step}' has no artifact '{name}'; it has: "
-                             f"{', '.join(names) or 'none'}"}
+            answer.ok = False
+            answer.error = refusal(f"the last spin of '{step}' has no artifact '{name}'; it "
+                                   f"has: {', '.join(names) or 'none'}")
+            return answer
         value = result.all_values[name]
-        answer["value"] = {**describe(name, value), "repr": bounded_repr(value)}
+        answer.value = wire.structure({**describe(name, value), "repr": bounded_repr(value)},
+                                      ArtifactValue)
     return answer
 
 
+def _log_params(stream: str, text: str, uri: str | None, step: str | None = None
+                ) -> LogParams:
+    return LogParams(stream="stderr" if stream == "stderr" else "stdout", text=text, uri=uri,
+                     step=step)
+
+
 async def _run_request(server: DevdServer, path: str, subcommand: str,
-                       args: list[str], client_token: Any = None) -> dict[str, Any]:
+                       args: list[str], client_token: str | int | None) -> RunResult:
     """A run or resume, with its steps as ``$/progress`` (devd/lsp/progress.py)."""
     progress = RunProgress(server, subcommand, client_token)
     await progress.begin()
     uri = from_fs_path(path)
 
     def log(stream: str, text: str) -> None:
-        server.notify_threadsafe("devd/log", {"stream": stream, "text": text, "uri": uri})
+        server.notify_threadsafe("devd/log", _log_params(stream, text, uri))
 
     try:
         outcome = await server.in_pool(functools.partial(
             server.engine.run, path, subcommand, args, log, progress.step_done, owner=server))
     except DevdError as exc:
-        return {"ok": False, "runId": None, "error": str(exc)}
+        return RunResult(ok=False, run_id=None, error=refusal(str(exc), path))
     finally:
         progress.end()
-    return {"ok": outcome.ok, "runId": outcome.run_id, "returncode": outcome.returncode}
+    return RunResult(ok=outcome.ok, run_id=outcome.run_id, returncode=outcome.returncode)

@@ -9,27 +9,24 @@ from typing import Any
 from pygls.exceptions import JsonRpcInvalidParams
 
 from ..result import SpinResult
+from .models import PanePreview, WebviewOptions
 
 log = logging.getLogger("devd.lsp")
 
 
-def pane_options(webview: Any, method: str) -> dict[str, Any]:
-    """``webview: {nonce, cspSource?, assets?, version?}`` checked: the card pane a preview
-    is rendered for (``pane_page``; the client's pane is ``DevdServer.pane``)."""
+def pane_options(webview: WebviewOptions, method: str) -> dict[str, Any]:
+    """The card pane a preview is rendered for (``pane_page``; the client's pane is
+    ``DevdServer.pane``), its nonce, CSP source and card script hashes checked (their
+    types were, from the model, before the handler ran)."""
     from ..preview import CardAssets, WebviewOptionsError, check_webview
 
-    if not isinstance(webview, dict):
-        raise JsonRpcInvalidParams(f"{method}: 'webview' must be {{nonce, cspSource?}}")
-    version = webview.get("version")
-    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
-        raise JsonRpcInvalidParams(f"{method}: 'webview.version' must be an integer")
     try:
-        check_webview(webview.get("nonce"), webview.get("cspSource"))
-        known = list(CardAssets(webview.get("assets") or []).known)
+        check_webview(webview.nonce, webview.csp_source)
+        known = list(CardAssets(webview.assets or []).known)
     except WebviewOptionsError as exc:
         raise JsonRpcInvalidParams(f"{method}: {exc}") from None
-    return {"nonce": webview.get("nonce"), "csp_source": webview.get("cspSource"),
-            "known": known, "version": version}
+    return {"nonce": webview.nonce, "csp_source": webview.csp_source, "known": known,
+            "version": webview.version}
 
 
 def pane_page(result: SpinResult, pane: dict[str, Any]) -> tuple[str, list[str]]:
@@ -43,7 +40,7 @@ def pane_page(result: SpinResult, pane: dict[str, Any]) -> tuple[str, list[str]]
     return html, sorted(assets.sent)
 
 
-def pane_preview(result: SpinResult, pane: dict[str, Any]) -> dict[str, Any] | None:
+def pane_preview(result: SpinResult, pane: dict[str, Any]) -> PanePreview | None:
     """The ``preview`` of a spinFinished to the client with that pane, as devd/card answers
     it, with the pane's ``version`` (the extension drops it if its page changed meanwhile)."""
     try:
@@ -51,4 +48,4 @@ def pane_preview(result: SpinResult, pane: dict[str, Any]) -> dict[str, Any] | N
     except Exception:  # the pane asks with devd/card then, and gets the error there
         log.exception("rendering the pane's preview of %s", result.step)
         return None
-    return {"html": html, "assets": assets, "version": pane["version"]}
+    return PanePreview(html=html, assets=assets, version=pane["version"])

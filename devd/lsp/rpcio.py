@@ -5,7 +5,8 @@ waits for its own id forever), lets a long header line raise out of the connecti
 logs a traceback for every bad message. This reader answers every request with its own id,
 names the offending field of wrong-typed params (-32602), refuses oversized headers and
 bodies with an error before closing the connection, and checks the params of devd's own
-methods before any handler sees them. Valid messages go to pygls's protocol as before.
+methods from their models (devd/lsp/models.py) before any handler sees them. Valid
+messages go to pygls's protocol, devd's own structured into those models.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pygls.protocol.json_rpc import (
     JsonRPCRequestMessage,
 )
 
+from .models import REQUESTS, check_params, json_type
+
 log = logging.getLogger("devd.rpc")
 
 MAX_LINE = 1 << 16  # a header line longer than this is refused (the connection's reader limit)
@@ -31,87 +34,8 @@ MAX_BODY = 256 << 20
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
 
-# The params of devd's own methods: field -> (JSON types allowed, required). null is the same
-# as absent. Fields not listed are ignored, as JSON-RPC allows.
-_STR, _INT, _BOOL, _OBJ, _LIST = "string", "integer", "boolean", "object", "array"
-_TOKEN = (_STR, _INT)  # an LSP ProgressToken
-DEVD_PARAMS: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
-    "devd/spin": {"uri": ((_STR,), True), "step": ((_STR,), False), "line": ((_INT,), False),
-                  "pathspec": ((_STR,), False), "artifacts": ((_OBJ,), False),
-                  "artifactsModule": ((_STR,), False), "configValue": ((_OBJ,), False),
-                  "config": ((_OBJ,), False), "persist": ((_BOOL,), False),
-                  "fromSpin": ((_BOOL,), False), "workDoneToken": (_TOKEN, False),
-                  "debug": ((_BOOL,), False), "debugTimeout": ((_INT, "number"), False),
-                  "webview": ((_OBJ,), False)},
-    "devd/run": {"uri": ((_STR,), True), "args": ((_LIST,), False),
-                 "workDoneToken": (_TOKEN, False)},
-    "devd/resume": {"uri": ((_STR,), True), "step": ((_STR,), False),
-                    "originRunId": ((_STR, _INT), False), "args": ((_LIST,), False),
-                    "workDoneToken": (_TOKEN, False)},
-    "devd/cancel": {"target": ((_STR,), False)},
-    "devd/status": {},
-    "devd/card": {"uri": ((_STR,), True), "step": ((_STR,), False),
-                  "pathspec": ((_STR,), False), "spinIfMissing": ((_BOOL,), False),
-                  "webview": ((_OBJ,), False), "workDoneToken": (_TOKEN, False)},
-    "devd/artifacts": {"uri": ((_STR,), True), "step": ((_STR,), False),
-                       "pathspec": ((_STR,), False), "name": ((_STR,), False),
-                       "spinIfMissing": ((_BOOL,), False)},
-}
-# Where every element must have one type: (method, field) -> element type.
-_ELEMENTS = {("devd/run", "args"): _STR, ("devd/resume", "args"): _STR,
-             ("devd/spin", "config"): _STR}
-
-
 class FramingError(Exception):
     """The byte stream cannot be read as LSP messages any more: answer, then close."""
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return _BOOL
-    if isinstance(value, int):
-        return _INT
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return _STR
-    if isinstance(value, list):
-        return _LIST
-    return _OBJ if isinstance(value, dict) else type(value).__name__
-
-
-def _article(kind: str) -> str:
-    return "an" if kind[0] in "aeiou" else "a"
-
-
-def check_devd_params(method: str, params: Any) -> str | None:
-    """What is wrong with the params of one of devd's methods (None: nothing)."""
-    schema = DEVD_PARAMS.get(method)
-    if schema is None:
-        return None
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        return f"{method}: params must be an object, got {json_type(params)}"
-    for field, (kinds, required) in schema.items():
-        value = params.get(field)
-        if value is None:
-            if required:
-                return f"{method} needs '{field}'" + (" (the flow file)" if field == "uri" else "")
-            continue
-        if json_type(value) not in kinds:
-            wanted = " or ".join(f"{_article(k)} {k}" for k in kinds)
-            return f"{method}: '{field}' must be {wanted}, got {json_type(value)}"
-        element = _ELEMENTS.get((method, field))
-        if element is not None:
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                if json_type(item) != element:
-                    return (f"{method}: '{field}[{key!r}]' must be {_article(element)} "
-                            f"{element}, got {json_type(item)}")
-    return None
 
 
 def _camel(name: str) -> str:
@@ -233,7 +157,7 @@ class Connection:
             return
         msg_id = data.get("id", _NO_ID)
         if msg_id is not _NO_ID and msg_id is not None and \
-                json_type(msg_id) not in (_STR, _INT):
+                json_type(msg_id) not in ("string", "integer"):
             self.reject(None, INVALID_REQUEST,
                         f"Invalid request: 'id' must be a string or an integer, got "
                         f"{json_type(msg_id)}")
@@ -264,10 +188,12 @@ class Connection:
                         f"{method}: params must be an object or an array, got "
                         f"{json_type(params)}")
             return
-        problem = check_devd_params(method, params)
+        problem = check_params(method, params)
         if problem is not None:
             self.reject(answer_to, INVALID_PARAMS, problem)
             return
+        if params is None and method in REQUESTS:  # devd's methods take no params as {}
+            params = {}
         if answer_to is not _NO_ID and self.shut_down and method != "exit":
             self.reject(answer_to, INVALID_REQUEST,
                         f"Invalid request: {method} after shutdown (only exit is accepted)")

@@ -9,7 +9,6 @@ time (spins, runs, loading a flow) goes to a thread pool so hovers and lenses st
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 from collections.abc import Generator
 from concurrent.futures import Executor
@@ -26,8 +25,9 @@ from .. import __version__
 from ..engine import Engine
 from ..events import CardUpdated, EngineEvent, FileChanged, FileDeleted, SpinFinished
 from . import features, handlers
+from .models import ENVELOPES, shared_converter
 from .panes import pane_preview
-from .translate import card_updated_json, spin_json, state_changed_json
+from .translate import card_updated_json, spin_outcome, state_changed_json
 
 
 class DevdProtocol(LanguageServerProtocol):
@@ -52,6 +52,11 @@ class DevdProtocol(LanguageServerProtocol):
         except RuntimeError:  # pygls: "has the server been initialized?"
             return self.bare_workspace
 
+    def get_message_type(self, method: str) -> type | None:  # type: ignore[override]
+        """devd's own requests read into their models (devd/lsp/models.py), LSP's into
+        lsprotocol's (pygls caches its lookup; this one is a dict's)."""
+        return ENVELOPES.get(method) or super().get_message_type(method)
+
     @lsp_method(types.EXIT)
     def lsp_exit(self, *args: Any) -> Generator[Any, Any, None]:
         """End this connection; pygls's own exit would end the daemon's process."""
@@ -59,15 +64,6 @@ class DevdProtocol(LanguageServerProtocol):
         if closer is not None:
             closer()
         yield from ()
-
-
-@functools.cache
-def shared_converter() -> Any:
-    """pygls's converter, built once: building one registers every LSP type with cattrs
-    (~8 ms), and the daemon makes a server per connection."""
-    from pygls.protocol import default_converter
-
-    return default_converter()
 
 
 class DevdServer(LanguageServer):
@@ -112,11 +108,11 @@ class DevdServer(LanguageServer):
         if not self.lsp_client:
             return
         if isinstance(event, SpinFinished):
-            payload = spin_json(event.result, from_fs_path(event.flow) or event.flow,
-                                self.card_html)
+            payload = spin_outcome(event.result, from_fs_path(event.flow) or event.flow,
+                                   self.card_html)
             pane = self.pane
             if pane is not None:
-                payload["preview"] = pane_preview(event.result, pane)
+                payload.preview = pane_preview(event.result, pane)
             self.notify_threadsafe("devd/spinFinished", payload)
             features.publish_diagnostics(self, event.flow)
         elif isinstance(event, CardUpdated):

@@ -1,5 +1,6 @@
-"""Between JSON-RPC and the core: request params to plain values and paths, core values
-to their wire JSON. Shared by the handlers, the language features and the server."""
+"""Between JSON-RPC and the core: LSP params to plain values and paths, core values to
+their wire forms (a spin's as the ``SpinOutcome`` model, the one error shape as
+``ErrorInfo``; devd/lsp/models.py). Shared by the handlers, the features and the server."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ..events import (
     SpinStarted,
 )
 from ..result import SpinResult
+from .models import ErrorInfo, SpinOutcome, shared_converter
 
 
 def plain(value: Any) -> Any:
@@ -41,31 +43,28 @@ def uri_to_path(uri: str) -> str:
     return os.path.abspath(unquote(parsed.path) if parsed.scheme else uri)
 
 
-def required_path(args: dict[str, Any], method: str) -> str:
-    """The flow file a devd/* request names in its ``uri``, which it must give."""
-    uri = args.get("uri")
-    if not uri:
-        raise JsonRpcInvalidParams(f"{method} needs 'uri' (the flow file)")
-    return uri_to_path(uri)
-
-
-def spin_json(result: SpinResult, uri: str, card_html: bool = True) -> dict[str, Any]:
-    """The wire form of a spin; without ``card_html`` the cards are named, not included
-    (an editor that shows them through devd/card need not receive ~1 MB per card twice)."""
+def spin_outcome(result: SpinResult, uri: str, card_html: bool = True) -> SpinOutcome:
+    """The wire form of a spin: ``SpinResult.to_json`` (what ``devd spin --json`` prints)
+    with the flow's ``uri``. Without ``card_html`` the cards are named, not included (an
+    editor that shows them through devd/card need not receive ~1 MB per card twice)."""
     data = result.to_json()
     data["uri"] = uri
     if not card_html:
         data["cards"] = [{k: v for k, v in card.items() if k != "html"}
                          for card in data["cards"]]
-    return data
+    outcome: SpinOutcome = shared_converter().structure(data, SpinOutcome)
+    return outcome
 
 
-def bad_request_json(message: str, uri: str | None, path: str | None) -> dict[str, Any]:
-    """A spin that could not start: same shape as a failed spin, with a one-line message."""
-    return {"ok": False, "uri": uri, "flow": None, "step": None, "durationMs": 0,
-            "artifacts": [], "stdout": "", "stderr": "", "nextSteps": [], "cards": [],
-            "error": {"type": "devd.BadRequest", "message": message, "file": path,
-                      "line": None, "traceback": ""}}
+def refusal(message: str, path: str | None = None) -> ErrorInfo:
+    """The ``error`` of a request that cannot be served as asked (unknown step, no spin
+    yet, no such artifact, no such file): one line, type ``devd.BadRequest``."""
+    return ErrorInfo(type="devd.BadRequest", message=message, file=path)
+
+
+def bad_request(message: str, uri: str | None, path: str | None) -> SpinOutcome:
+    """A spin that could not start: the shape of a failed spin, with a one-line message."""
+    return SpinOutcome(ok=False, uri=uri, error=refusal(message, path))
 
 
 def state_changed_json(event: SpinStarted | FileChanged | FileDeleted | RunFinished,

@@ -21,7 +21,7 @@ import {
   type DebugReadyParams,
   type LogParams,
   Methods,
-  type SpinResult,
+  type SpinOutcome,
   type StateChangedParams,
   type StatusResult,
 } from "./protocol";
@@ -59,7 +59,7 @@ export function activate(context: vscode.ExtensionContext): void {
     offerInstall: (python, detail) => offerInstall(context, output, python, detail),
     attach: (client) => {
       client.onNotification(Methods.log, (p: LogParams) => output.append(p.text));
-      client.onNotification(Methods.spinFinished, (result: SpinResult) => {
+      client.onNotification(Methods.spinFinished, (result: SpinOutcome) => {
         if (result.step && result.uri && result.error?.type !== "devd.BadRequest") {
           devd.lastSpun = { uri: result.uri, step: result.step };
           status.update({

@@ -1,110 +1,89 @@
 /**
- * The daemon's JSON-RPC shapes (docs/protocol.md), as the extension uses them.
- * Hand-written for now; the daemon is the source of truth.
+ * The daemon's JSON-RPC shapes (docs/protocol.md), generated from devd/lsp/models.py by
+ * devd/lsp/tsgen.py: do not edit, run `make protocol-ts`.
  */
 
-export interface SpinError {
+/** One artifact as listed: its type and a short summary. */
+export interface ArtifactRow {
+  name: string;
   type: string;
-  message: string;
-  file?: string | null;
-  line?: number | null;
-  traceback?: string;
+  summary: string;
+  sizeBytes?: number | null;
 }
 
-export interface StaleMark {
-  step: string;
-  reason: string;
+/** One artifact with its value's repr (containers cut, at most 2,000 characters). */
+export interface ArtifactValue {
+  name: string;
+  type: string;
+  summary: string;
+  repr: string;
+  sizeBytes?: number | null;
 }
 
-export interface SpinResult {
+/** `devd/artifacts`: the last spin's artifacts, and one value's repr with `name`. */
+export interface ArtifactsParams {
+  uri: string;
+  step?: string | null;
+  pathspec?: string | null;
+  name?: string | null;
+  spinIfMissing?: boolean | null;
+}
+
+/** `devd/artifacts`: `spinOk` and `error` say how the last spin went; `ok: false` with `error` when there is no such spin or artifact. */
+export interface ArtifactsResult {
   ok: boolean;
-  uri: string | null;
-  flow: string | null;
-  step: string | null;
-  durationMs: number;
-  error: SpinError | null;
-  stale?: StaleMark[];
-  cards: { index: number; id?: string | null; type: string; uuid?: string | null }[];
-  nextSteps?: string[];
-  originRunId?: string | null;
-  /** In `devd/spinFinished` to a client whose pane is known: that pane's preview page. */
-  preview?: PanePreview | null;
-}
-
-/** A card pane a preview is rendered for (`webview` of `devd/spin` and `devd/card`). */
-export interface WebviewOptions {
-  nonce: string;
-  cspSource?: string;
-  /** The big card scripts the pane's page holds (left out of the preview). */
-  assets?: string[];
-  /** The pane's page version: a pushed preview of another version is not for this page. */
-  version?: number;
-}
-
-export interface PanePreview {
-  html: string;
-  assets: string[];
-  version: number | null;
-}
-
-export interface SpinParams {
-  uri: string;
-  step?: string;
-  line?: number;
-  pathspec?: string;
-  artifactsModule?: string;
-  fromSpin?: boolean;
-  /** The requester's card pane (null: none open): later spinFinished carry its preview. */
-  webview?: WebviewOptions | null;
-  /** Run the step under debugpy; the requester gets `devd/debugReady` (docs/debugging.md). */
-  debug?: boolean;
-  /** Seconds a debug spin waits for a debugger to attach (default 120). */
-  debugTimeout?: number;
-}
-
-/** Where the debug spin's child listens for a DAP client (loopback). */
-export interface DebugReadyParams {
-  uri: string;
   step: string;
-  host: string;
-  port: number;
+  artifacts: ArtifactRow[];
+  error: ErrorInfo | null;
+  spinOk?: boolean | null;
+  originRunId?: string | null;
+  value?: ArtifactValue | null;
 }
 
+/** `devd/cancel`: `all` (or nothing), a step name, `run`, or a work id. */
+export interface CancelParams {
+  target?: string | null;
+}
+
+/** The work ids `devd/cancel` stopped. */
+export interface CancelResult {
+  cancelled: number[];
+}
+
+/** A card of the spun task; `html` is left out for a client with `cardHtml: false`. */
+export interface CardInfo {
+  index: number;
+  id: string | null;
+  type: string | null;
+  uuid?: string | null;
+  html?: string | null;
+}
+
+/** `devd/card`: the last spin's cards and preview page. */
+export interface CardParams {
+  uri: string;
+  step?: string | null;
+  pathspec?: string | null;
+  /** spin a step not spun yet first */
+  spinIfMissing?: boolean | null;
+  /** render the preview for this card pane */
+  webview?: WebviewOptions | null;
+}
+
+/** `devd/card`. With `webview`: `{ok, step, preview, assets}` only. */
 export interface CardResult {
   ok: boolean;
   step: string;
-  preview?: string;
-  /** With `webview`: the big card scripts this preview carries in full (the page keeps them). */
-  assets?: string[];
-  error?: string;
+  cards?: CardInfo[] | null;
+  spin?: SpinOutcome | null;
+  /** the complete preview page */
+  preview?: string | null;
+  /** with `webview`: the card scripts carried in full */
+  assets?: string[] | null;
+  error?: ErrorInfo | null;
 }
 
-export interface RunResult {
-  ok: boolean;
-  runId: string | null;
-  returncode?: number;
-  error?: string;
-}
-
-export interface StatusResult {
-  root: string;
-  pid: number;
-  warm: { pathspec: string; sizeBytes: number }[];
-  warmBytes: number;
-  budgetBytes: number;
-  running: { id: string; kind: string; flow: string; step?: string; seconds: number }[];
-  flows: string[];
-  lastSpins: { flow: string; step: string; ok: boolean; durationMs: number }[];
-  prepared?: { flow: string; step: string; pid: number }[];
-}
-
-export interface LogParams {
-  stream: "stdout" | "stderr";
-  text: string;
-  uri?: string;
-  step?: string;
-}
-
+/** `devd/cardUpdated`: a card's live update while its step runs (docs/cards.md). */
 export interface CardUpdatedParams {
   uri: string;
   flow: string;
@@ -112,12 +91,212 @@ export interface CardUpdatedParams {
   card: unknown;
 }
 
-export interface StateChangedParams {
+/** `devd/debugReady`: the debug spin's child listens for a DAP client (loopback). */
+export interface DebugReadyParams {
+  uri: string;
+  step: string;
+  host: string;
+  port: number;
+}
+
+/** Why a request, a spin or a run failed: the one error shape of every devd method. */
+export interface ErrorInfo {
+  type: string;
+  /** one line */
+  message: string;
+  /** the file the error is in (a step's failure: the flow file) */
+  file?: string | null;
+  /** 1-based line in `file` */
+  line?: number | null;
+  traceback?: string | null;
+}
+
+/** How the last spin of a step went. */
+export interface LastSpin {
+  flow: string;
+  step: string;
+  ok: boolean;
+  durationMs: number;
+}
+
+/** `devd/log`: output of the requester's spin or run, as it happens. */
+export interface LogParams {
+  stream: "stdout" | "stderr";
+  text: string;
+  uri: string | null;
+  step?: string | null;
+}
+
+/** The daemon process's resident size and glibc malloc arenas (null: cannot tell). */
+export interface MemoryStats {
+  rssBytes: number | null;
+  mallocArenas: number | null;
+  tuned: boolean;
+}
+
+/** A spin's preview page rendered for the requester's card pane. */
+export interface PanePreview {
+  html: string;
+  /** the big card scripts this page carries in full */
+  assets: string[];
+  /** the pane's `version`, echoed */
+  version: number | null;
+}
+
+/** The child process waiting for the next spin of that step. */
+export interface PreparedChild {
+  flow: string;
+  step: string;
+  pid: number;
+}
+
+/** `devd/resume`: Metaflow's resume, from `step` of run `originRunId`. */
+export interface ResumeParams {
+  uri: string;
+  step?: string | null;
+  originRunId?: string | number | null;
+  args?: string[] | null;
+  workDoneToken?: string | number | null;
+}
+
+/** `devd/run`: Metaflow's own `python FLOW run ARGS`. */
+export interface RunParams {
+  uri: string;
+  args?: string[] | null;
+  workDoneToken?: string | number | null;
+}
+
+/** `devd/run` and `devd/resume`: how Metaflow's run went. */
+export interface RunResult {
+  ok: boolean;
+  runId: string | null;
+  returncode?: number | null;
+  /** the run could not start */
+  error?: ErrorInfo | null;
+}
+
+/** A spin, run or resume in progress (`id`: for `devd/cancel`). */
+export interface RunningWork {
+  id: number;
+  kind: string;
+  flow: string;
+  step: string | null;
+  seconds: number;
+}
+
+/** The result of `devd/spin`, and the params of `devd/spinFinished`. */
+export interface SpinOutcome {
+  ok: boolean;
+  uri: string | null;
+  flow: string | null;
+  step: string | null;
+  pathspec: string | null;
+  persisted: boolean;
+  durationMs: number;
+  artifacts: ArtifactRow[];
+  stdout: string;
+  stderr: string;
+  error: ErrorInfo | null;
+  nextSteps: string[];
+  parents: string[];
+  originRunId: string | null;
+  notices: string[];
+  timingsMs: Record<string, number>;
+  cards: CardInfo[];
+  recordedTask: string | null;
+  /** present only when something is stale */
+  stale?: StaleMark[] | null;
+  /** in `devd/spinFinished` to a client that named its pane; null when rendering failed */
+  preview?: PanePreview | null;
+}
+
+/** The params of `devd/spin`: its target and every option of a spin. */
+export interface SpinParams {
+  uri: string;
+  /** a step name */
+  step?: string | null;
+  /** the 0-based cursor line: the step whose source holds it */
+  line?: number | null;
+  /** run/step, Flow/run/step or Flow/run/step/task */
+  pathspec?: string | null;
+  /** $/progress of parents downloading */
+  workDoneToken?: string | number | null;
+  /** the requester's card pane (null: none) */
+  webview?: WebviewOptions | null;
+  /** values that replace the parents' artifacts of those names */
+  artifacts?: Record<string, unknown> | null;
+  /** a .py file defining ARTIFACTS = {name: value} to override inputs */
+  artifactsModule?: string | null;
+  /** a Config from a file (repeatable) */
+  config?: Record<string, string> | null;
+  /** a Config's value as text, read by its parser (repeatable) */
+  configValue?: Record<string, unknown> | null;
+  /** store the spun task where Metaflow's inspect_spin('.') reads it */
+  persist?: boolean | null;
+  /** take parents from the last spins of the parent steps (daemon) */
+  fromSpin?: boolean | null;
+  /** wait for a debugger (DAP: VS Code, PyCharm, nvim-dap) on a loopback port, printed, then run the step under it */
+  debug?: boolean | null;
+  /** how long --debug waits for the debugger (default 120) */
+  debugTimeout?: number | null;
+}
+
+/** A parent whose code changed since the run the spin's parents come from. */
+export interface StaleMark {
+  step: string;
   reason: string;
-  uri?: string;
-  /** For `fileChanged`: each step's stale parents. */
-  stale?: Record<string, StaleMark[]>;
-  error?: string;
+}
+
+/** `devd/stateChanged`: a spin started, a run finished, a flow file changed. */
+export interface StateChangedParams {
+  reason: "spinStarted" | "runFinished" | "resumeFinished" | "fileChanged" | "fileDeleted";
+  uri?: string | null;
+  flow?: string | null;
+  file?: string | null;
+  step?: string | null;
+  /** each step's stale parents */
+  stale?: Record<string, StaleMark[]> | null;
+  /** the changed flow does not load (caught mid-write?) */
+  error?: string | null;
+  runId?: string | null;
+  ok?: boolean | null;
+}
+
+/** `devd/status` takes nothing. */
+export interface StatusParams {
+}
+
+/** `devd/status`: what is warm, what runs, the daemon's memory. */
+export interface StatusResult {
+  root: string;
+  pid: number;
+  startedAt: number;
+  warm: WarmTaskInfo[];
+  warmBytes: number;
+  budgetBytes: number;
+  running: RunningWork[];
+  flows: string[];
+  lastSpins: LastSpin[];
+  prepared: PreparedChild[];
+  memory: MemoryStats;
+}
+
+/** A warm parent task: its size and how long it took to load. */
+export interface WarmTaskInfo {
+  pathspec: string;
+  sizeBytes: number;
+  artifacts: number;
+  loadSeconds: number;
+}
+
+/** A card pane previews are rendered for (docs/protocol.md, `devd/card`). */
+export interface WebviewOptions {
+  nonce: string;
+  cspSource?: string | null;
+  /** the big card scripts the pane's page holds */
+  assets?: string[] | null;
+  /** the pane's page version, echoed in `preview` */
+  version?: number | null;
 }
 
 export const Methods = {
@@ -127,9 +306,30 @@ export const Methods = {
   cancel: "devd/cancel",
   status: "devd/status",
   card: "devd/card",
+  artifacts: "devd/artifacts",
   log: "devd/log",
   spinFinished: "devd/spinFinished",
   stateChanged: "devd/stateChanged",
   cardUpdated: "devd/cardUpdated",
   debugReady: "devd/debugReady",
 } as const;
+
+/** Each request's params and result. */
+export interface Requests {
+  "devd/spin": { params: SpinParams; result: SpinOutcome };
+  "devd/run": { params: RunParams; result: RunResult };
+  "devd/resume": { params: ResumeParams; result: RunResult };
+  "devd/cancel": { params: CancelParams; result: CancelResult };
+  "devd/status": { params: StatusParams; result: StatusResult };
+  "devd/card": { params: CardParams; result: CardResult };
+  "devd/artifacts": { params: ArtifactsParams; result: ArtifactsResult };
+}
+
+/** Each notification's params. */
+export interface Notifications {
+  "devd/log": LogParams;
+  "devd/spinFinished": SpinOutcome;
+  "devd/stateChanged": StateChangedParams;
+  "devd/cardUpdated": CardUpdatedParams;
+  "devd/debugReady": DebugReadyParams;
+}

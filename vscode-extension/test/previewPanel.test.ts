@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 
 import { PreviewPanel } from "../src/panel/previewPanel";
-import type { CardResult, PanePreview, SpinResult } from "../src/protocol";
+import type { CardResult, PanePreview, SpinOutcome } from "../src/protocol";
 import { recorded, reset } from "./stubs/vscode";
 
 const output = { appendLine: () => undefined } as never;
 
-function spinResult(step = "train", over: Partial<SpinResult> = {}): SpinResult {
-  return { ok: true, uri: "file:///p/flow.py", flow: "F", step, durationMs: 20, error: null, cards: [], ...over };
+function spinResult(step = "train", over: Partial<SpinOutcome> = {}): SpinOutcome {
+  return { ok: true, uri: "file:///p/flow.py", flow: "F", step, pathspec: null, persisted: false, durationMs: 20, artifacts: [], stdout: "", stderr: "", error: null, nextSteps: [], parents: [], originRunId: null, notices: [], timingsMs: {}, cards: [], recordedTask: null, ...over };
 }
 
 /** A daemon stand-in answering devd/card with a page naming the step and a counter. */
@@ -149,7 +149,7 @@ describe("card pane", () => {
     const before = pane.webviewOptions();
     panel.setVisible(false);
     assert.equal(pane.webviewOptions(), undefined);
-    await pane.spinFinished(spinResult("train", { preview: pushed("<html>hidden</html>", before?.version) }), "firstSpin");
+    await pane.spinFinished(spinResult("train", { preview: pushed("<html>hidden</html>", before?.version ?? undefined) }), "firstSpin");
     assert.ok(!panel.posted.some((m) => (m as { html?: string }).html === "<html>hidden</html>"));
   });
 });

@@ -3,7 +3,7 @@ import { describe, it, mock } from "node:test";
 
 import { readSettings, serverEnv } from "../src/config/settings";
 import { makeNonce, paneAction, parsePageMessage } from "../src/panel/policy";
-import type { SpinResult } from "../src/protocol";
+import type { SpinOutcome } from "../src/protocol";
 import { resolveInterpreter } from "../src/python/interpreter";
 import { CrashPolicy } from "../src/server/crashPolicy";
 import { debounce } from "../src/server/debounce";
@@ -138,8 +138,8 @@ describe("crash policy", () => {
   });
 });
 
-function result(over: Partial<SpinResult> = {}): SpinResult {
-  return { ok: true, uri: "file:///p/flow.py", flow: "F", step: "train", durationMs: 20, error: null, cards: [], ...over };
+function result(over: Partial<SpinOutcome> = {}): SpinOutcome {
+  return { ok: true, uri: "file:///p/flow.py", flow: "F", step: "train", pathspec: null, persisted: false, durationMs: 20, artifacts: [], stdout: "", stderr: "", error: null, nextSteps: [], parents: [], originRunId: null, notices: [], timingsMs: {}, cards: [], recordedTask: null, ...over };
 }
 
 describe("pane policy", () => {

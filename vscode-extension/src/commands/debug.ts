@@ -3,7 +3,7 @@ import * as vscode from "vscode";
 
 import { type Devd, saveFirst, targetDocument } from "../context";
 import { attachConfiguration, debugReadyWaiters } from "../debug/adapter";
-import { type DebugReadyParams, Methods, type SpinParams, type SpinResult } from "../protocol";
+import { type DebugReadyParams, Methods, type SpinParams, type SpinOutcome } from "../protocol";
 
 export interface DebugOptions {
   uri?: string | vscode.Uri;
@@ -15,7 +15,7 @@ export interface DebugOptions {
  * and attach when its child listens. The result comes when the step ends; the card pane
  * updates from the daemon's `devd/spinFinished`, as for any spin.
  */
-export async function debugStep(devd: Devd, options: DebugOptions = {}): Promise<SpinResult | undefined> {
+export async function debugStep(devd: Devd, options: DebugOptions = {}): Promise<SpinOutcome | undefined> {
   const doc = await targetDocument(options.uri);
   if (!doc || !(await saveFirst(doc))) {
     return undefined;
@@ -34,10 +34,10 @@ export async function debugStep(devd: Devd, options: DebugOptions = {}): Promise
   }
   devd.output.appendLine(`[devd] debug spin of ${params.step ?? `line ${(params.line ?? 0) + 1}`} requested`);
   const ready = debugReadyWaiters.expect(uri);
-  const answer = client.sendRequest<SpinResult>(Methods.spin, params);
+  const answer = client.sendRequest<SpinOutcome>(Methods.spin, params);
   const first = await Promise.race([
     ready.then((r): { ready: DebugReadyParams } => ({ ready: r })),
-    answer.then((r): { result: SpinResult } => ({ result: r })),
+    answer.then((r): { result: SpinOutcome } => ({ result: r })),
   ]).finally(() => debugReadyWaiters.forget(uri, ready)); // answered, failed or listening
   if ("result" in first) {
     // it ended before listening: a bad request (one line), or the step's set-up failed

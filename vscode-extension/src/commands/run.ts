@@ -83,7 +83,7 @@ async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string |
   if (result.ok) {
     void vscode.window.showInformationMessage(`devd: ${kind} of ${name} finished: run ${result.runId}`);
   } else {
-    const why = result.error ?? `exit code ${result.returncode}`;
+    const why = result.error?.message ?? `exit code ${result.returncode}`;
     void vscode.window.showErrorMessage(`devd: ${kind} of ${name} failed (${why})`, "Show Log").then((pick) => {
       if (pick) {
         devd.output.show(true);

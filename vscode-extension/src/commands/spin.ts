@@ -3,7 +3,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 
 import { type Devd, saveFirst, targetDocument } from "../context";
-import { Methods, type SpinParams, type SpinResult } from "../protocol";
+import { Methods, type SpinParams, type SpinOutcome } from "../protocol";
 
 export interface SpinOptions {
   uri?: string | vscode.Uri;
@@ -13,7 +13,7 @@ export interface SpinOptions {
 }
 
 /** Spin the lens's step, else the step under the cursor; the daemon resolves the line. */
-export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinResult | undefined> {
+export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinOutcome | undefined> {
   const doc = await targetDocument(options.uri);
   if (!doc || !(await saveFirst(doc))) {
     return undefined;
@@ -37,7 +37,7 @@ export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinR
   if (!client) {
     return undefined;
   }
-  const result = await client.sendRequest<SpinResult>(Methods.spin, params);
+  const result = await client.sendRequest<SpinOutcome>(Methods.spin, params);
   if (!result.ok && result.error?.type === "devd.BadRequest") {
     void vscode.window.showWarningMessage(`devd: ${result.error.message}`);
   }
@@ -45,7 +45,7 @@ export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinR
 }
 
 /** Pick a module defining ARTIFACTS (overrides of parent artifacts), then spin with it. */
-export async function spinWithArtifacts(devd: Devd, uriArg?: string | vscode.Uri, step?: string): Promise<SpinResult | undefined> {
+export async function spinWithArtifacts(devd: Devd, uriArg?: string | vscode.Uri, step?: string): Promise<SpinOutcome | undefined> {
   const doc = await targetDocument(uriArg);
   if (!doc) {
     return undefined;

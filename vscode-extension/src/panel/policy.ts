@@ -1,6 +1,6 @@
 /** Pure decisions of the card pane: when it opens, and what a message from the page asks. */
 import type { OpenOn } from "../config/settings";
-import type { SpinResult } from "../protocol";
+import type { SpinOutcome } from "../protocol";
 
 export type PaneAction = "ignore" | "update" | "open" | "reveal";
 
@@ -9,7 +9,7 @@ export type PaneAction = "ignore" | "update" | "open" | "reveal";
  * (a pane the user closed stays closed until Show Card Preview); `everySpin` brings it
  * forward each time; `never` only updates a pane opened by hand.
  */
-export function paneAction(result: SpinResult, openOn: OpenOn, paneOpen: boolean, openedBefore: boolean): PaneAction {
+export function paneAction(result: SpinOutcome, openOn: OpenOn, paneOpen: boolean, openedBefore: boolean): PaneAction {
   if (!result.step || !result.uri || result.error?.type === "devd.Cancelled" || result.error?.type === "devd.BadRequest") {
     return "ignore"; // superseded spins are followed by the newer one; bad requests have no step
   }

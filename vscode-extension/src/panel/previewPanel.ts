@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 
 import type { OpenOn } from "../config/settings";
-import { type CardResult, type CardUpdatedParams, Methods, type PanePreview, type SpinResult, type WebviewOptions } from "../protocol";
+import { type CardResult, type CardUpdatedParams, Methods, type PanePreview, type SpinOutcome, type WebviewOptions } from "../protocol";
 import { makeNonce, paneAction, parsePageMessage } from "./policy";
 
 export interface PreviewSource {
@@ -46,7 +46,7 @@ export class PreviewPanel implements vscode.Disposable {
   ) {}
 
   /** A spin finished somewhere (this editor, a terminal): open, update or ignore the pane. */
-  async spinFinished(result: SpinResult, openOn: OpenOn): Promise<void> {
+  async spinFinished(result: SpinOutcome, openOn: OpenOn): Promise<void> {
     const action = paneAction(result, openOn, this.panel !== undefined, this.openedBefore);
     if (action === "ignore" || !result.uri || !result.step) {
       return;
@@ -113,9 +113,9 @@ export class PreviewPanel implements vscode.Disposable {
           step: target.step,
           webview: this.optionsFor(webview, known),
         });
-        return answer ?? { ok: false, step: target.step, error: "no answer from the daemon" };
+        return answer ?? { ok: false, step: target.step, error: { type: "devd.NoAnswer", message: "no answer from the daemon" } };
       } catch (err) {
-        return { ok: false, step: target.step, error: `devd/card failed: ${String(err)}` };
+        return { ok: false, step: target.step, error: { type: "devd.NoAnswer", message: `devd/card failed: ${String(err)}` } };
       }
     };
     const known = this.postable() ? [...this.assets] : [];
@@ -131,9 +131,9 @@ export class PreviewPanel implements vscode.Disposable {
     }
     if (!card || !card.ok || !card.preview) {
       if (!this.loadedHtml) {
-        this.panel.webview.html = placeholder(this.nonce, card?.error ?? "no preview from the daemon");
+        this.panel.webview.html = placeholder(this.nonce, card?.error?.message ?? "no preview from the daemon");
       }
-      this.output.appendLine(`[devd] preview of ${target.step}: ${card?.error ?? "no answer"}`);
+      this.output.appendLine(`[devd] preview of ${target.step}: ${card?.error?.message ?? "no answer"}`);
       return;
     }
     if (this.postable()) {
