@@ -13,8 +13,14 @@ import cattrs
 import pytest
 from pygls.protocol import default_converter
 
+from devd.events import CardUpdated, FileChanged, FileDeleted, RunFinished, SpinStarted
 from devd.lsp import models, tsgen
-from devd.lsp.translate import bad_request, spin_outcome
+from devd.lsp.translate import (
+    bad_request,
+    card_updated_json,
+    spin_outcome,
+    state_changed_json,
+)
 from devd.options import SpinOptions
 from devd.optiontable import SPIN_SPELLINGS
 from devd.result import SpinError, SpinResult
@@ -170,3 +176,34 @@ def test_every_request_envelope_reads_its_typed_params(converter: cattrs.Convert
         message = converter.structure({"jsonrpc": "2.0", "id": 1, "method": method,
                                        "params": needed}, models.ENVELOPES[method])
         assert isinstance(message.params, params_cls), method
+
+
+def _conforms(cls: type, data: dict[str, Any]) -> str | None:
+    """What in ``data`` the model ``cls`` does not describe: a key it lacks, a required
+    field missing, a value of another JSON type (None: nothing)."""
+    extra = set(data) - {models.wire_name(f) for f in attrs.fields(cls)}
+    if extra:
+        return f"keys {sorted(extra)} are not fields of {cls.__name__}"
+    return models._fields_problem(cls.__name__, "", data, cls)
+
+
+_FLOW = "/p/flow.py"
+
+
+@pytest.mark.parametrize("event", [
+    SpinStarted(_FLOW, "train"), RunFinished(_FLOW, "run", "17", True),
+    RunFinished(_FLOW, "resume", None, False),
+    FileChanged(_FLOW, _FLOW, stale={"b": [{"step": "a", "reason": "code changed"}]}),
+    FileChanged(_FLOW, _FLOW, error="SyntaxError: line 3"), FileChanged("/p/cfg.toml"),
+    FileDeleted(_FLOW, _FLOW),
+])
+def test_state_changed_notifications_are_what_the_model_says(event: Any) -> None:
+    assert _conforms(models.StateChangedParams, state_changed_json(event)) is None
+    assert _conforms(models.StateChangedParams, {"reason": "fileChanged", "oops": 1})
+
+
+def test_card_updated_notifications_are_what_the_model_says() -> None:
+    entry = {"uuid": "u", "id": "c", "type": "default", "mode": "render",
+             "data": {"render_seq": 3, "components": {"x": 1}}}
+    wire = card_updated_json(CardUpdated(_FLOW, "train", entry))
+    assert _conforms(models.CardUpdatedParams, wire) is None
