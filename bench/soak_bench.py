@@ -93,8 +93,7 @@ class Target:
         t0 = time.perf_counter()
         if persistent:
             if self.client is None:
-                from devd.cli import file_uri
-                from devd.client import DaemonClient
+                from devd.client import DaemonClient, file_uri
                 from devd.project import daemon_paths
 
                 os.environ.update(self.env)

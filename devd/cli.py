@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
+from .client import file_uri
 from .optiontable import SPIN_SPELLINGS
 
 # Not imported here: argparse, json, typing. Each pulls in `re`; a `devd spin` answered
@@ -298,15 +299,6 @@ def _quietly(write: Any, *args: Any) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
-
-
-_URI_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-._~")
-
-
-def file_uri(path: str) -> str:
-    """``file://`` URI of a path, percent-encoded as urllib's ``quote`` does (without it)."""
-    raw = os.path.abspath(path).encode("utf-8", "surrogateescape")
-    return "file://" + "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in raw)
 
 
 def _daemon_for(path: str, restart: bool = False) -> Any:

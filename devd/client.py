@@ -5,6 +5,8 @@ Standard library only, so `devd spin` against a warm daemon starts in millisecon
 
 from __future__ import annotations
 
+import os
+
 from . import wire
 from .errors import DevdError
 from .project import DaemonError, DaemonUnavailable, open_socket
@@ -17,6 +19,14 @@ if TYPE_CHECKING:
     from .project import DaemonPaths
 
     Notification = Callable[[str, Any], None]
+
+_URI_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-._~")
+
+
+def file_uri(path: str) -> str:
+    """``file://`` URI of a path, percent-encoded as urllib's ``quote`` does (without it)."""
+    raw = os.path.abspath(path).encode("utf-8", "surrogateescape")
+    return "file://" + "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in raw)
 
 
 class RpcError(DaemonError):

@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 from .agent import add_agent_fields, shown_path, source_line
-from .client import refused
+from .client import file_uri, refused
 from .errors import DevdError
 
 MAX_OUTPUT = 4000  # characters of a step's or a run's output an answer keeps (the end)
@@ -89,7 +89,7 @@ class Tools:
              config_value: dict[str, str] | None = None, from_spin: bool = False,
              ) -> dict[str, Any]:
         path = self.flow_path(flow)
-        params: dict[str, Any] = {"uri": _uri(path), "fromSpin": from_spin}
+        params: dict[str, Any] = {"uri": file_uri(path), "fromSpin": from_spin}
         params["pathspec" if "/" in step else "step"] = step
         if artifacts:
             params["artifacts"] = artifacts
@@ -124,7 +124,7 @@ class Tools:
                 if value.get("kind") == "report":
                     on_progress(float(value.get("percentage") or 0), value.get("message"))
 
-        data = self.request(path, "devd/run", {"uri": _uri(path), "args": list(args or []),
+        data = self.request(path, "devd/run", {"uri": file_uri(path), "args": list(args or []),
                                                "workDoneToken": "devd-mcp-run"},
                             on_notification=collect)
         text = "".join(output)
@@ -138,7 +138,7 @@ class Tools:
 
     def artifacts(self, flow: str, step: str, name: str | None = None) -> dict[str, Any]:
         path = self.flow_path(flow)
-        params: dict[str, Any] = {"uri": _uri(path), "spinIfMissing": True,
+        params: dict[str, Any] = {"uri": file_uri(path), "spinIfMissing": True,
                                   "pathspec" if "/" in step else "step": step}
         if name:
             params["name"] = name
@@ -152,7 +152,7 @@ class Tools:
 
         path = self.flow_path(flow)
         data = self.request(path, "devd/card", {
-            "uri": _uri(path), "spinIfMissing": True,
+            "uri": file_uri(path), "spinIfMissing": True,
             "pathspec" if "/" in step else "step": step})
         if not data.get("ok"):
             raise refused(data, "no cards")
@@ -209,12 +209,6 @@ def user_frames(traceback: str) -> str:
             head = lines[:1] if i > 0 and lines[0].startswith("Traceback") else []
             return "\n".join(head + lines[i:]) + "\n"
     return traceback
-
-
-def _uri(path: str) -> str:
-    from .cli import file_uri
-
-    return file_uri(path)
 
 
 def _error_line(error: dict[str, Any], root: str) -> str:

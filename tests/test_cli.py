@@ -164,8 +164,9 @@ def test_everything_else_goes_to_argparse(argv: list[str]) -> None:
 def test_a_spin_answered_by_a_daemon_imports_neither_argparse_nor_json() -> None:
     """What `devd spin` loads before it talks to the daemon (imports cost it most)."""
     code = (
-        "import sys; from devd.cli import _quick_spin_args, file_uri, print_result; "
-        "from devd.client import connect; from devd.project import daemon_paths, project_root; "
+        "import sys; from devd.cli import _quick_spin_args, print_result; "
+        "from devd.client import connect, file_uri; "
+        "from devd.project import daemon_paths, project_root; "
         "from devd.agent import add_agent_fields; "
         "_quick_spin_args(['spin', 'f.py', 's', '--json']); file_uri('f.py'); "
         "add_agent_fields({'ok': False, 'step': 's', 'error': {'type': 'E', 'file': 'f.py', "

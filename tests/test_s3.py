@@ -307,8 +307,7 @@ def test_an_editor_gets_download_progress_on_a_token_the_daemon_creates(
         s3: S3Server, s3_project) -> None:
     """An LSP client that supports window/workDoneProgress sees $/progress begin, reports
     and end while the daemon downloads the parents of its spin."""
-    from devd.cli import file_uri
-    from devd.client import DaemonClient
+    from devd.client import DaemonClient, file_uri
     from devd.project import daemon_paths
 
     root, env, _ = s3_project
