@@ -22,8 +22,12 @@ install: $(STAMP)
 demo: install
 	$(PY) examples/demo.py
 
+# ruff (style and bug patterns), mypy (types, devd/ only), import-linter (layers, no cycles):
+# configured in pyproject.toml's [tool.ruff], [tool.mypy] and [tool.importlinter].
 lint: install
 	$(PY) -m ruff check devd tests bench examples
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 # The card tests render in a real headless Chromium (Debian's): install it when missing.
 chromium:
@@ -140,4 +144,4 @@ bench: install
 	$(PY) bench/spin_bench.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache *.egg-info  # keeps .cache/ (editor tools; rm -rf .cache)
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .mypy_cache .import_linter_cache *.egg-info  # keeps .cache/ (editor tools; rm -rf .cache)
