@@ -406,7 +406,7 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
     os.makedirs(folder, exist_ok=True)
     try:
         client = s3_client()
-    except Exception as exc:  # boto3's many ways to fail (credentials, config): one line
+    except Exception as exc:  # noqa: BLE001 - boto3's many ways to fail (credentials, config): one line
         raise DevdError(f"cannot read parent task {pathspec} from {store}: {explain(exc)}") \
             from None
     stop = threading.Event()
@@ -416,7 +416,7 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
             return transfer(key)
         except Cancelled:
             raise
-        except Exception as exc:  # botocore, socket, zlib, disk: one line naming the task
+        except Exception as exc:  # noqa: BLE001 - botocore, socket, zlib, disk: one line naming the task
             owner = (owners or {}).get(key, pathspec)
             why = str(exc) if isinstance(exc, DevdError) else explain(exc)
             raise DevdError(f"cannot read parent task {owner} from {store}: {why}") from None
@@ -519,7 +519,7 @@ def probe(ds_type: str, ds_root: str, what: str) -> None:
     bucket, prefix = _bucket_and_prefix(ds_root)
     try:
         s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
-    except Exception as exc:  # botocore's errors, unreachable endpoints: told apart by explain
+    except Exception as exc:  # noqa: BLE001 - botocore's errors, unreachable endpoints: told apart by explain
         if not _denied(exc):  # credentials that may read objects but not list them: go on
             raise DevdError(f"cannot read {what} from {store_name(ds_type, ds_root)}: "
                             f"{explain(exc)}") from None

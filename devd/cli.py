@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(args, f"{where}{exc.strerror or exc}; check the path and its "
                      "permissions", "devd.BadRequest", EXIT_BAD_INPUT)
-    except Exception as exc:  # noqa: BLE001 - a bug in devd: still one line, never a traceback
+    except Exception as exc:  # a bug in devd: still one line, never a traceback
         if args.debug:
             raise
         return _fail(args, f"internal error ({type(exc).__name__}: {exc}); run it again as "

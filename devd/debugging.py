@@ -111,7 +111,7 @@ def end_session() -> None:
         import pydevd
 
         pydevd.stoptrace()
-    except Exception:  # the step's result matters more than a tidy goodbye
+    except Exception:  # noqa: BLE001 - the step's result matters more than a tidy goodbye
         pass
 
 

@@ -157,7 +157,7 @@ class Engine:
         for listener in list(self.listeners):
             try:
                 listener(event)
-            except Exception:  # noqa: BLE001 - one client's failure must not stop the others
+            except Exception:  # one client's failure must not stop the others
                 log.exception("a listener failed on %s", type(event).__name__)
 
     def touch(self) -> None:

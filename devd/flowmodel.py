@@ -161,7 +161,7 @@ def describe_in_this_process(path: str) -> dict[str, Any]:
     except MetaflowException as exc:
         line = getattr(exc, "line_no", None)
         return {"error": f"{path}:{line or '?'}: {exc.headline}: {exc.message}", "line": line}
-    except BaseException as exc:  # user module code failed at import time
+    except BaseException as exc:  # noqa: BLE001 - user module code failed at import time
         line = _innermost_line_in(path, exc)
         return {
             "error": f"{path}:{line or '?'}: importing the flow failed: "
@@ -196,7 +196,7 @@ def describe_in_this_process(path: str) -> dict[str, Any]:
             check(graph)
         except lint.LintWarn as warn:
             lint_errors.append({"line": warn.line_no, "message": warn.message})
-        except Exception as exc:  # a checker tripping over a broken graph
+        except Exception as exc:  # noqa: BLE001 - a checker tripping over a broken graph
             lint_errors.append({"line": None, "message": str(exc)})
     params = []
     for var, param in cls._get_parameters():

@@ -61,7 +61,7 @@ class _Channel:
     def send(self, kind: str, payload: Any) -> None:
         try:
             data = cloudpickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # an unpicklable payload must not lose the message
+        except Exception as exc:  # noqa: BLE001 - an unpicklable payload must not lose the message
             data = cloudpickle.dumps((kind, {"unpicklable": repr(exc)}))
         view = memoryview(struct.pack("!Q", len(data)) + data)
         while view:
@@ -84,7 +84,7 @@ def _iter_messages(fd: int) -> Iterator[tuple[str, Any]]:
             del buffer[: 8 + size]
             try:
                 yield pickle.loads(body)
-            except Exception as exc:  # unpickling imports and runs the step's classes: any
+            except Exception as exc:  # noqa: BLE001 - unpickling imports and runs the step's classes: any
                 yield ("error", f"could not read a message from the child: {exc!r}")
 
 
@@ -562,7 +562,7 @@ def _child_main(
             _CHANNEL.send("result", value)
         except NoRequest:
             pass
-        except BaseException:  # whatever the step raised (SystemExit too) goes to the parent
+        except BaseException:  # noqa: BLE001 - whatever the step raised (SystemExit too) goes to the parent
             message = traceback.format_exc()
             _close_output()
             _CHANNEL.send("error", message)

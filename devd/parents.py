@@ -298,7 +298,7 @@ def _plan_in_run(model: FlowModel, run: Any, target: Target) -> SpinPlan | None:
             plan, resumed_from=_resumed_from(plan), run_tags=tuple(sorted(run.user_tags)))
     except DevdError:
         raise
-    except Exception as exc:  # whatever the Client or a datastore raises: one line, the run
+    except Exception as exc:  # noqa: BLE001 - whatever the Client or a datastore raises: one line, the run
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DevdError(
             f"parent task data of '{target.step}' in run {model.flow_name}/{run.id} is gone "

@@ -259,7 +259,7 @@ def render_recorded(flow_file: str, pathspec: str) -> tuple[str, str]:
     try:
         task = Task(pathspec, _namespace_check=False)
         artifacts = {a.id: a.data for a in task if not a.id.startswith("_")}
-    except Exception as exc:  # the Client, a datastore, unpickling: one line naming the task
+    except Exception as exc:  # noqa: BLE001 - the Client, a datastore, unpickling: one line naming the task
         raise DevdError(f"no readable task {pathspec} ({type(exc).__name__}: {exc})") from None
     try:
         cards = list(get_cards(task))

@@ -233,7 +233,7 @@ def _report_run(on_run: Callable[[str], None], run_id: str) -> None:
     """Progress is a courtesy: records half-written or unreadable now are read next time."""
     try:
         on_run(run_id)
-    except Exception:  # noqa: BLE001 - logged; the run itself goes on regardless
+    except Exception:  # logged; the run itself goes on regardless
         log.exception("reading the task records of run %s failed", run_id)
 
 

@@ -28,7 +28,7 @@ def type_name(value: Any) -> str:
 def short_repr(value: Any, limit: int = 80) -> str:
     try:
         text = _repr.repr(value)
-    except Exception as exc:  # a user __repr__ that raises
+    except Exception as exc:  # noqa: BLE001 - a user __repr__ that raises
         text = f"<repr failed: {type(exc).__name__}>"
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -46,7 +46,7 @@ def bounded_repr(value: Any, limit: int = 2000) -> str:
     """A repr of one value that fits in a message: containers cut, long text clipped."""
     try:
         text = _long_repr.repr(value)
-    except Exception as exc:  # a user __repr__ that raises
+    except Exception as exc:  # noqa: BLE001 - a user __repr__ that raises
         text = f"<repr failed: {type(exc).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -60,7 +60,7 @@ def size_bytes(value: Any) -> int | None:
     if callable(memory_usage) and hasattr(value, "columns"):
         try:
             return int(memory_usage(deep=True).sum())
-        except Exception:
+        except Exception:  # noqa: BLE001 - a dataframe-like whose memory_usage fails: size unknown
             return None
     if isinstance(value, bytes | bytearray):
         return len(value)

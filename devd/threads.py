@@ -57,7 +57,7 @@ class ThreadPerTask(Executor):
                 if idle and self._on_idle is not None:
                     try:
                         self._on_idle()
-                    except Exception:  # noqa: BLE001 - housekeeping never fails a task
+                    except Exception:  # housekeeping never fails a task
                         log.warning("the idle hook %r failed", self._on_idle, exc_info=True)
 
         thread = threading.Thread(target=work, name=name, daemon=True)

@@ -179,7 +179,7 @@ def open_task_datastore(ref: TaskRef) -> Any:
                     ref.pathspec, type(exc).__name__, exc)
     try:
         return flow_ds.get_task_datastore(ref.run_id, ref.step, ref.task_id, attempt=ref.attempt)
-    except Exception as exc:  # whatever the datastore raises: one line naming the task
+    except Exception as exc:  # noqa: BLE001 - whatever the datastore raises: one line naming the task
         if ref.ds_type != "local":
             raise DevdError(f"cannot read parent task {ref.pathspec} from "
                             f"{store_name(ref.ds_type, ref.ds_root)}: {explain(exc)}") from None
@@ -268,7 +268,7 @@ def _load(ref: TaskRef, datastore: Any, names: list[str],
                 for name, value in _load_streamed(ref, datastore, names)}
     except DevdError:
         raise
-    except Exception as exc:  # datastore and unpickling failures (any type): one line
+    except Exception as exc:  # noqa: BLE001 - datastore and unpickling failures (any type): one line
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
         if ref.ds_type != "local":
             from .blobcache import explain, store_name

@@ -60,7 +60,7 @@ def _c_codec() -> tuple[Callable[[str], Any], Callable[[Any, Any], str]] | None:
         if dumps({"a": [1, 2.5, "é", True, None]}) != '{"a": [1, 2.5, "\\u00e9", true, null]}':
             return None
         return loads, dumps
-    except Exception:  # another Python's _json: use json itself
+    except Exception:  # noqa: BLE001 - another Python's _json: use json itself
         return None
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -403,7 +404,7 @@ def test_step_output_is_capped_and_the_full_text_kept_in_a_file(
 ])
 def test_every_cli_failure_is_one_line_saying_what_next(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        failure, code: int, line: str) -> None:  # noqa: ANN001
+        failure: Callable[[], Exception], code: int, line: str) -> None:
     """A daemon's error, a file devd cannot write, a bug of devd's own: one line on stderr,
     the documented exit code, and --debug still shows the traceback."""
     from devd import cli

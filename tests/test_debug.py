@@ -68,7 +68,7 @@ class DebugSpin:
         def work() -> None:
             try:
                 self.result.put(self.client.request("devd/spin", params, notified))
-            except Exception as exc:  # noqa: BLE001 - the test reads it
+            except Exception as exc:  # the test reads it
                 self.result.put(exc)
             finally:
                 self.client.close()

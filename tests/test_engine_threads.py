@@ -57,7 +57,7 @@ def hammer(seconds: float, *loops: Callable[[], None]) -> list[BaseException]:
         while not stop.is_set():
             try:
                 body()
-            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            except BaseException as exc:  # collected for the assertion
                 errors.append(exc)
                 stop.set()
 
