@@ -17,9 +17,12 @@ from .optiontable import SPIN_SPELLINGS
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
     from typing import Any
 
+    from .client import DaemonClient, Notification
     from .optiontable import Spelling
+    from .runner import RunOutcome
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_BAD_INPUT, EXIT_DAEMON = 0, 1, 2, 3
 
@@ -255,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
 EXIT_INTERNAL = 4  # devd itself failed (a bug): one line; `devd --debug` shows the traceback
 
 
-def _fail(args: Any, message: str, kind: str, code: int) -> int:
+def _fail(args: object, message: str, kind: str, code: int) -> int:
     """One line on stderr (and, for --json, one JSON object on stdout); the exit code."""
     if getattr(args, "json", False):  # scripts read one JSON object, also for bad input
         from .wire import dumps
@@ -267,7 +270,7 @@ def _fail(args: Any, message: str, kind: str, code: int) -> int:
     return code
 
 
-def _with_next_step(exc: Exception, args: Any) -> str:
+def _with_next_step(exc: Exception, args: object) -> str:
     """The error's line; a daemon's own error also says where the daemon logged why."""
     from .client import RpcError
 
@@ -293,7 +296,7 @@ def _silence_stdout() -> None:
         pass
 
 
-def _quietly(write: Any, *args: Any) -> None:
+def _quietly(write: Callable[..., object], *args: object) -> None:
     try:
         write(*args)
         sys.stdout.flush()
@@ -301,7 +304,7 @@ def _quietly(write: Any, *args: Any) -> None:
         _silence_stdout()
 
 
-def _daemon_for(path: str, restart: bool = False) -> Any:
+def _daemon_for(path: str, restart: bool = False) -> DaemonClient | None:
     """A connection to the running daemon of ``path``'s project, or None.
 
     With ``restart``, a daemon that died without cleaning up (its socket file is still
@@ -396,7 +399,7 @@ def _spin_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _log_printer(stream: Any) -> Any:
+def _log_printer(stream: Callable[[str, str], None] | None) -> Notification:
     progress_line = None
 
     def on_notification(method: str, params: Any) -> None:
@@ -510,7 +513,7 @@ def _run_or_resume(flow: str, verb: str, extra: list[str]) -> int:
     return _report_run(outcome, verb)
 
 
-def _report_run(outcome: Any, verb: str) -> int:
+def _report_run(outcome: RunOutcome, verb: str) -> int:
     if outcome.run_id:
         print(f"devd: {verb} {'finished' if outcome.ok else 'failed'}: run id {outcome.run_id}")
     elif not outcome.ok:

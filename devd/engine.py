@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import runner
 from .blobcache import watch as watch_transfers
@@ -43,6 +43,9 @@ from .parents import SpinPlan, parse_target
 from .result import SpinError, SpinResult
 from .session import Session
 from .warmstore import TaskRef, WarmStore, WarmTask
+
+if TYPE_CHECKING:
+    import subprocess
 
 LogCallback = Callable[[str, str], None]
 
@@ -106,7 +109,7 @@ class Work:
     kill: Callable[[], None]
     cancelled: bool = False
     superseded: bool = False
-    owner: Any = None  # the connection that asked for it: its end cancels the work
+    owner: object = None  # the connection that asked for it: its end cancels the work
 
 
 class _ChainDataStore:
@@ -263,7 +266,7 @@ class Engine:
         options: SpinOptions,
         *,
         on_log: LogCallback | None = None,
-        owner: Any = None,
+        owner: object = None,
         on_debug_ready: Callable[[dict[str, Any]], None] | None = None,
         on_progress: Callable[[int, int, str], None] | None = None,
     ) -> SpinResult:
@@ -420,7 +423,7 @@ class Engine:
     def run(self, flow_file: str, subcommand: str, args: list[str],
             on_log: LogCallback | None = None,
             on_progress: Callable[[int, int, str], None] | None = None,
-            owner: Any = None) -> runner.RunOutcome:
+            owner: object = None) -> runner.RunOutcome:
         """A real ``python FLOW run|resume``; its tasks become the default parents after."""
         self.touch()
         session = self.session(flow_file)
@@ -440,7 +443,7 @@ class Engine:
             if on_log:
                 on_log(stream, text)
 
-        def started(proc: Any) -> None:
+        def started(proc: subprocess.Popen[bytes]) -> None:
             work.kill = lambda: runner.kill(proc)
             if work.cancelled:
                 runner.kill(proc)
@@ -482,7 +485,7 @@ class Engine:
                     stopped.append(work.id)
         return stopped
 
-    def cancel_owner(self, owner: Any) -> list[int]:
+    def cancel_owner(self, owner: object) -> list[int]:
         """Stop the work one connection asked for (it closed: nobody waits for it)."""
         stopped = []
         with self._lock:

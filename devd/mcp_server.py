@@ -13,11 +13,15 @@ import json
 import os
 import re
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .agent import add_agent_fields, shown_path, source_line
 from .client import file_uri, refused
 from .errors import DevdError
+
+if TYPE_CHECKING:
+    from .client import Notification
 
 MAX_OUTPUT = 4000  # characters of a step's or a run's output an answer keeps (the end)
 INSTRUCTIONS = """\
@@ -64,7 +68,7 @@ class Tools:
         return os.path.abspath(path)
 
     def request(self, path: str, method: str, params: dict[str, Any],
-                on_notification: Any = None) -> Any:
+                on_notification: "Notification | None" = None) -> Any:
         """One request to the daemon of ``path``'s project, starting the daemon if needed."""
         from .client import connect
         from .daemon import idle_seconds_default, start_background
@@ -111,7 +115,7 @@ class Tools:
         return data
 
     def run(self, flow: str, args: list[str] | None = None,
-            on_progress: Any = None) -> dict[str, Any]:
+            on_progress: Callable[[float, str | None], None] | None = None) -> dict[str, Any]:
         """A run through the daemon; ``on_progress(percent, message)`` per finished task."""
         path = self.flow_path(flow)
         output: list[str] = []

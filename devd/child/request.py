@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..options import SpinOptions
+
+if TYPE_CHECKING:
+    from ..warmstore import TaskRef
 
 
 def spin_kept_decorators() -> tuple[str, ...]:
@@ -38,7 +41,7 @@ class SpinRequest:
     options: SpinOptions
     config_args: list[str]
     want_values: bool
-    parent_refs: list[Any] = field(default_factory=list)  # TaskRef, for the spawn path
+    parent_refs: list[TaskRef] = field(default_factory=list)  # for the spawn path
     want_private: bool = False  # also return _-prefixed artifacts (to chain spins)
     want_diff: bool = False  # content hashes of the artifacts, to diff with the recorded task
     data_files: list[str] = field(default_factory=list)  # Config files the flow reads

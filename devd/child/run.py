@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..warmstore import LAZY_LOADED
 from .cards import install_card_capture, render_final_cards, store_cards
@@ -28,8 +28,11 @@ from .request import ChildResult, Outdated, SpinRequest, spin_kept_decorators
 from .state import State, Tee, mark
 from .takeover import run_cli, spun_task_in_client, warm_task_class
 
+if TYPE_CHECKING:
+    from ..warmstore import WarmFlowDataStore, WarmTask
 
-def run_spin(req: SpinRequest, warm: Any, warm_tasks: list[Any],
+
+def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[WarmTask],
              prepared: bool = False) -> ChildResult | Outdated:
     """Entry point in the child: set up Metaflow's CLI state and run the step.
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .request import ChildResult, Outdated, SpinRequest
+
+if TYPE_CHECKING:
+    from ..warmstore import WarmFlowDataStore, WarmTask
 
 
 class State:
@@ -25,8 +28,8 @@ class State:
     created_at: ClassVar[Any] = None
     spin_artifacts: ClassVar[dict[str, Any]] = {}
     join_artifacts: ClassVar[dict[str, dict[str, Any]]] = {}
-    warm: ClassVar[Any]  # WarmFlowDataStore
-    warm_tasks: ClassVar[list[Any]]
+    warm: ClassVar[WarmFlowDataStore]
+    warm_tasks: ClassVar[list[WarmTask]]
     result: ClassVar[ChildResult | Outdated | None] = None
     cards: ClassVar[list[dict[str, Any]]] = []
     # wait for the request after set-up (see Session's prepared child)

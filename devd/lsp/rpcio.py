@@ -15,7 +15,8 @@ import asyncio
 import json
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import cattrs
 from pygls.protocol import JsonRPCProtocol
@@ -25,6 +26,9 @@ from pygls.protocol.json_rpc import (
 )
 
 from .models import REQUESTS, check_params, json_type
+
+if TYPE_CHECKING:
+    from pygls.io_ import Writer
 
 log = logging.getLogger("devd.rpc")
 
@@ -113,8 +117,8 @@ class Connection:
     same thread-safe writer the protocol was given, not through pygls's private sender.
     """
 
-    def __init__(self, protocol: JsonRPCProtocol, converter: Any, writer: Any,
-                 note: Any = None) -> None:
+    def __init__(self, protocol: JsonRPCProtocol, converter: cattrs.Converter, writer: Writer,
+                 note: Callable[[str, str], None] | None = None) -> None:
         self.protocol = protocol
         self.converter = converter
         self.writer = writer

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, TypeVar
 
+import cattrs
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
@@ -29,6 +30,8 @@ from .models import ENVELOPES, shared_converter
 from .panes import pane_preview
 from .translate import card_updated_json, spin_outcome, state_changed_json
 
+T = TypeVar("T")
+
 
 class DevdProtocol(LanguageServerProtocol):
     """LSP protocol whose ``exit`` ends this connection only, never the shared daemon.
@@ -38,7 +41,7 @@ class DevdProtocol(LanguageServerProtocol):
     (documents are read from disk).
     """
 
-    def __init__(self, server: DevdServer, converter: Any) -> None:
+    def __init__(self, server: DevdServer, converter: cattrs.Converter) -> None:
         super().__init__(server, converter)
         self.devd_server = server
         self.client_capabilities = types.ClientCapabilities()
@@ -82,7 +85,7 @@ class DevdServer(LanguageServer):
         # every spinFinished to it carries that pane's preview, one round trip less.
         self.pane: dict[str, Any] | None = None
         self.last_spun: dict[str, str] = {}  # path -> step last spun from this client
-        self.close_connection: Any = None
+        self.close_connection: Callable[[], None] | None = None
         # Only an LSP client (one that sent `initialize`) gets broadcast notifications; a
         # bare JSON-RPC client such as the CLI gets just the logs of its own requests.
         self.lsp_client = False
@@ -99,7 +102,7 @@ class DevdServer(LanguageServer):
         else:
             loop.call_soon_threadsafe(self.protocol.notify, method, params)
 
-    async def in_pool(self, fn: Any, *args: Any) -> Any:
+    async def in_pool(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, fn, *args)
 
