@@ -51,8 +51,8 @@ MB = 1 << 20
 PEAK_CODE = r'''
 import json, os, sys
 import numpy  # imported before the measurement: its own pages are not the load's
-from devd import warmstore
-from devd.warmstore import TaskRef, open_task_datastore
+from devd.common import warmstore
+from devd.common.warmstore import TaskRef, open_task_datastore
 
 flow, run_id, task_id, ds_type, ds_root, mode = sys.argv[1:7]
 ref = TaskRef(flow, run_id, "start", task_id, 0, ds_type, ds_root)

@@ -9,9 +9,9 @@ and along the way; the growth per spin is computed from a least-squares line thr
 samples after the warm-up, so one sample's noise does not decide it.
 
 --compare starts a second project and daemon with DEVD_MALLOC_TUNING=0 (glibc's default
-arenas, no trimming: the allocator as before devd/memory.py) and alternates spins between
+arenas, no trimming: the allocator as before devd/core/memory.py) and alternates spins between
 the two daemons, so both see the same machine load. (The other cause found, a fork moving
-the daemon's young garbage into the oldest generation, devd/forking.py, has no switch: it
+the daemon's young garbage into the oldest generation, devd/common/forking.py, has no switch: it
 was a defect, not a setting.) --persistent spins over one kept connection (the editor's
 pattern) instead of a CLI process per spin. --compare-rev REV adds a daemon running devd
 as it was at git revision REV (`git archive` of this repository into the temporary
@@ -93,8 +93,8 @@ class Target:
         t0 = time.perf_counter()
         if persistent:
             if self.client is None:
-                from devd.client import DaemonClient, file_uri
-                from devd.project import daemon_paths
+                from devd.cli.client import DaemonClient, file_uri
+                from devd.core.project import daemon_paths
 
                 os.environ.update(self.env)
                 self.client = (DaemonClient(daemon_paths(str(self.root)), timeout=600),

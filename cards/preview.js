@@ -14,7 +14,7 @@
   };
   // `nonce="..."` on every <script> start tag of a card document (not inside script bodies
   // or comments), instead of any nonce the tag had: Chromium honours no nonce on an element
-  // with a duplicate attribute. As devd.preview.with_nonce does; idempotent.
+  // with a duplicate attribute. As devd.core.preview.with_nonce does; idempotent.
   var PIECE = /(\s+)|([^\s\/>"'=][^\s\/>"'=]*)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]*))?|\//y;
   var attributesOf = function (html, pos) {  // the tag's attributes but nonce; where '>' is
     var kept = "";
@@ -108,7 +108,7 @@
   };
   // Big card scripts (Metaflow's card renderer, ~1 MB) are sent to an editor pane once: a
   // later card carries a `data-devd-asset="HASH"` script tag with no body, and gets it
-  // back here from the copy this page keeps (devd/preview.py, CardAssets).
+  // back here from the copy this page keeps (devd/core/preview.py, CardAssets).
   var assets = {};
   var ASSET = /<script\b[^>]*\bdata-devd-asset="([0-9a-f]+)"[^>]*>/gi;
   var withAssets = function (html) {
@@ -134,7 +134,7 @@
   };
   // Metaflow's card page differs from the next spin's only in the card's data, its data id
   // and its title: a frame showing one takes the next in place (`devd/cardData`, applied by
-  // the card's live bridge, devd/cards.py) instead of parsing and running its ~1 MB
+  // the card's live bridge, devd/common/cards.py) instead of parsing and running its ~1 MB
   // renderer again. Any other change, or a frame that cannot, loads the new document.
   var DATA = /window\.__MF_DATA__\["([^"\\]+)"\]\s*=\s*"([^"\\]*)"/;
   var TITLE = /<title>([^<]*)<\/title>/i;

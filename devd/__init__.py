@@ -18,17 +18,17 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from typing import Any
 
-    from .errors import DevdError
-    from .options import SpinOptions
-    from .result import SpinError, SpinResult
-    from .session import Session
+    from .common.errors import DevdError
+    from .common.options import SpinOptions
+    from .core.result import SpinError, SpinResult
+    from .core.session import Session
 
 _LAZY = {
-    "DevdError": ("errors", "DevdError"),
-    "Session": ("session", "Session"),
-    "SpinOptions": ("options", "SpinOptions"),
-    "SpinError": ("result", "SpinError"),
-    "SpinResult": ("result", "SpinResult"),
+    "DevdError": ("common.errors", "DevdError"),
+    "Session": ("core.session", "Session"),
+    "SpinOptions": ("common.options", "SpinOptions"),
+    "SpinError": ("core.result", "SpinError"),
+    "SpinResult": ("core.result", "SpinResult"),
 }
 
 
@@ -50,7 +50,7 @@ def spin(flow_file: str, target: str | SpinOptions, **options: Any) -> SpinResul
     ``debug``, ``pdb``...: the fields of ``SpinOptions``). Use :class:`Session` to keep
     parents warm across spins.
     """
-    from .session import Session
+    from .core.session import Session
 
     with Session(flow_file, warm_after_spin=False, prepare=False) as session:
         return session.spin(target, **options)

@@ -80,7 +80,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def in_project(project: Path) -> Path:
     """The shared project as this process's Metaflow project: a module before may have made
     a Session elsewhere, and Metaflow keeps the first ``.metaflow`` it found."""
-    from devd.metaflowenv import bind_metaflow_root
+    from devd.core.metaflowenv import bind_metaflow_root
 
     os.chdir(project)
     bind_metaflow_root()

@@ -25,8 +25,8 @@ import pytest
 
 import devd
 from devd import Session
-from devd.cards import update_payload
-from devd.preview import recorded_hashes, render_preview
+from devd.common.cards import update_payload
+from devd.core.preview import recorded_hashes, render_preview
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "out" / "screenshots"
@@ -447,7 +447,7 @@ def test_card_types_of_installed_metaflow_extensions_render(
 
 
 def test_live_bridge_goes_before_the_last_body_close_in_any_case() -> None:
-    from devd.cards import LIVE_BRIDGE, with_live_bridge
+    from devd.common.cards import LIVE_BRIDGE, with_live_bridge
 
     script = "<script>var s = '</body>';</script>"
     long_tail = "x" * 10_000
@@ -466,7 +466,7 @@ def test_live_bridge_goes_before_the_last_body_close_in_any_case() -> None:
 def test_card_assets_are_read_once_and_only_metaflows_own(tmp_path: Path) -> None:
     from metaflow.plugins.cards.card_modules import basic
 
-    from devd.cards import cache_card_assets
+    from devd.common.cards import cache_card_assets
 
     cache_card_assets()
     first = basic.read_file(basic.JS_PATH)
@@ -500,7 +500,7 @@ def with_card(result: Any, html: str, info: dict[str, Any]) -> Any:
     """``result`` with one more card (its document as devd renders it: with the bridge)."""
     import dataclasses
 
-    from devd.cards import with_live_bridge
+    from devd.common.cards import with_live_bridge
 
     return dataclasses.replace(result, cards=[*result.cards, with_live_bridge(html)],
                                card_info=[*result.card_info, info])
@@ -519,7 +519,7 @@ def inject(page_html: str, card_marker: str, script: str) -> str:
 
 
 def test_with_nonce_puts_the_nonce_on_every_script_tag_and_only_there() -> None:
-    from devd.preview import WebviewOptionsError, check_webview, with_nonce
+    from devd.core.preview import WebviewOptionsError, check_webview, with_nonce
 
     mine = f'nonce="{NONCE}"'
     page = ("<!-- <script>old</script> --><SCRIPT>var s = '<script>x</script';</SCRIPT>"
@@ -921,7 +921,7 @@ def test_the_webview_page_opens_the_error_line_says_ready_and_keeps_its_scroll(
 def test_a_pane_gets_metaflows_card_renderer_once(in_project: Path, browser: Any) -> None:
     """A webview preview marks big card scripts; a pane that holds one gets later cards
     without it (~1 MB less per spin) and the page puts it back before the card loads."""
-    from devd.preview import ASSET_MIN_CHARS, CardAssets
+    from devd.core.preview import ASSET_MIN_CHARS, CardAssets
 
     with Session(FLOW) as session:
         first = session.spin("report", artifacts={"base": 21}, diff=True)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from devd import preload as preload_module
 from devd.child import cards as child_cards
 from devd.child.state import State, Tee, report_problem
+from devd.core import preload as preload_module
 
 
 def test_a_survived_failure_is_one_line_past_the_steps_captured_output(

@@ -128,7 +128,7 @@ NOT_QUICK = [
 
 def _every_option_line() -> list[list[str]]:
     """One line a row of SPIN_SPELLINGS (pairs twice), and one with all of them."""
-    from devd.optiontable import SPIN_SPELLINGS
+    from devd.common.optiontable import SPIN_SPELLINGS
 
     lines = []
     for row in SPIN_SPELLINGS:
@@ -148,7 +148,7 @@ def _every_option_line() -> list[list[str]]:
 
 @pytest.mark.parametrize("argv", SPIN_LINES + _every_option_line(), ids=" ".join)
 def test_quick_spin_arguments_read_as_argparse_reads_them(argv: list[str]) -> None:
-    from devd.cli import _quick_spin_args, build_parser
+    from devd.cli.main import _quick_spin_args, build_parser
 
     quick = _quick_spin_args(argv)
     assert quick is not None
@@ -157,7 +157,7 @@ def test_quick_spin_arguments_read_as_argparse_reads_them(argv: list[str]) -> No
 
 @pytest.mark.parametrize("argv", NOT_QUICK, ids=" ".join)
 def test_everything_else_goes_to_argparse(argv: list[str]) -> None:
-    from devd.cli import _quick_spin_args
+    from devd.cli.main import _quick_spin_args
 
     assert _quick_spin_args(argv) is None
 
@@ -165,10 +165,10 @@ def test_everything_else_goes_to_argparse(argv: list[str]) -> None:
 def test_a_spin_answered_by_a_daemon_imports_neither_argparse_nor_json() -> None:
     """What `devd spin` loads before it talks to the daemon (imports cost it most)."""
     code = (
-        "import sys; from devd.cli import _quick_spin_args, print_result; "
-        "from devd.client import connect, file_uri; "
-        "from devd.project import daemon_paths, project_root; "
-        "from devd.agent import add_agent_fields; "
+        "import sys; from devd.cli.main import _quick_spin_args, print_result; "
+        "from devd.cli.client import connect, file_uri; "
+        "from devd.core.project import daemon_paths, project_root; "
+        "from devd.cli.agent import add_agent_fields; "
         "_quick_spin_args(['spin', 'f.py', 's', '--json']); file_uri('f.py'); "
         "add_agent_fields({'ok': False, 'step': 's', 'error': {'type': 'E', 'file': 'f.py', "
         "'line': 1}}, 'f.py'); "
@@ -188,7 +188,7 @@ def test_a_spin_answered_by_a_daemon_imports_neither_argparse_nor_json() -> None
 def test_wire_json_is_json(value) -> None:
     import json
 
-    from devd import wire
+    from devd.cli import wire
 
     assert wire.dumps(value) == json.dumps(value)
     assert wire.loads(json.dumps(value)) == json.loads(json.dumps(value))
@@ -198,7 +198,7 @@ def test_wire_json_is_json(value) -> None:
 def test_wire_refuses_what_json_refuses() -> None:
     import json
 
-    from devd import wire
+    from devd.cli import wire
 
     with pytest.raises(json.JSONDecodeError):
         wire.loads('{"a": 1} trailing')
@@ -263,7 +263,7 @@ def test_json_tells_an_agent_where_it_failed_and_what_to_run_next(in_project: Pa
 
 
 def test_agent_fields_name_stale_parents_and_quote_paths(tmp_path: Path) -> None:
-    from devd.agent import add_agent_fields
+    from devd.cli.agent import add_agent_fields
 
     data = {"ok": True, "step": "train", "nextSteps": ["join"], "originRunId": "17",
             "stale": [{"step": "start", "reason": "code of step 'start' changed since run 17"}]}
@@ -394,7 +394,7 @@ def test_step_output_is_capped_and_the_full_text_kept_in_a_file(
 
 
 @pytest.mark.parametrize("failure,code,line", [
-    (lambda: __import__("devd.client", fromlist=["RpcError"]).RpcError(-32603, "boom\nmore"),
+    (lambda: __import__("devd.cli.client", fromlist=["RpcError"]).RpcError(-32603, "boom\nmore"),
      3, "devd: the daemon answered error -32603: boom; the daemon's log says why: "),
     (lambda: FileNotFoundError(2, "No such file or directory", "/nowhere/x.html"),
      2, "devd: /nowhere/x.html: No such file or directory; check the path and its permissions"),
@@ -407,7 +407,7 @@ def test_every_cli_failure_is_one_line_saying_what_next(
         failure: Callable[[], Exception], code: int, line: str) -> None:
     """A daemon's error, a file devd cannot write, a bug of devd's own: one line on stderr,
     the documented exit code, and --debug still shows the traceback."""
-    from devd import cli
+    from devd.cli import main as cli
 
     def fail(args: object) -> int:
         raise failure()

@@ -22,8 +22,8 @@ import pytest_asyncio
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from devd.core.project import daemon_paths
 from devd.lsp.translate import plain
-from devd.project import daemon_paths
 from tests.conftest import daemon_environment, run_flow
 
 
@@ -440,7 +440,7 @@ async def test_terminal_and_editor_share_one_warm_state(client: LanguageClient,
         timeout=60)
     assert importtime.returncode == 0
     imported = [line.split("|")[-1].strip() for line in importtime.stderr.splitlines()]
-    assert "devd.client" in imported
+    assert "devd.cli.client" in imported
     assert not [m for m in imported if m.split(".")[0] in ("metaflow", "pygls", "cloudpickle")]
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import pexpect
 import pytest
 
-from devd.client import DaemonClient
-from devd.project import daemon_paths
+from devd.cli.client import DaemonClient
+from devd.core.project import daemon_paths
 from tests.conftest import FLOWS, daemon_environment, run_flow
 from tests.dapclient import DapClient
 
@@ -303,7 +303,7 @@ def test_session_debug_spin_says_where_and_the_warm_process_stays_clean(
         debug_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """From Python: the port is printed, and this process (the warm one) never loads
     debugpy, while the step's child does."""
-    from devd.session import Session
+    from devd.core.session import Session
 
     results: queue.Queue[Any] = queue.Queue()
     with Session(debug_project / "linear_flow.py", prepare=False) as session:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from devd.engine import Engine
-from devd.events import EngineEvent, FileChanged
+from devd.core.engine import Engine
+from devd.core.events import EngineEvent, FileChanged
 
 FLOWS = Path(__file__).parent / "flows"
 

@@ -201,7 +201,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def here(shapes: Path) -> Path:
-    from devd.metaflowenv import bind_metaflow_root
+    from devd.core.metaflowenv import bind_metaflow_root
 
     os.chdir(shapes)
     bind_metaflow_root()

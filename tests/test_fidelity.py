@@ -319,7 +319,7 @@ def here(fidelity: Path) -> Path:
 
 def client_here() -> None:
     """This process's Client reads this project (it may have read another one before)."""
-    from devd.metaflowenv import bind_metaflow_root
+    from devd.core.metaflowenv import bind_metaflow_root
 
     bind_metaflow_root()
     namespace("user:devd-test")

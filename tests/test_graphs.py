@@ -230,7 +230,7 @@ def graphs(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def here(graphs: Path) -> Path:
-    from devd.metaflowenv import bind_metaflow_root
+    from devd.core.metaflowenv import bind_metaflow_root
 
     os.chdir(graphs)
     bind_metaflow_root()
@@ -330,6 +330,6 @@ def test_persisted_cards_are_found_by_get_cards(here: Path) -> None:
         assert len(summary) == 1 and summary[0].get() in result.cards  # the html devd shows
     finally:
         namespace("user:devd-test")
-        from devd.metaflowenv import bind_metaflow_root
+        from devd.core.metaflowenv import bind_metaflow_root
 
         bind_metaflow_root()

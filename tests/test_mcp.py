@@ -189,7 +189,7 @@ async def test_run_records_parents_stale_ones_are_warned_and_a_failed_run_names_
 
 
 def test_without_the_sdk_devd_mcp_says_what_to_install(tmp_path: Path) -> None:
-    code = ("import sys; sys.modules['mcp'] = None; from devd.cli import main; "
+    code = ("import sys; sys.modules['mcp'] = None; from devd.cli.main import main; "
             "sys.exit(main(['mcp']))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                          text=True, timeout=60)

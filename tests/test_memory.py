@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from devd import memory
-from devd.client import DaemonClient
-from devd.daemon import start_background, stop
-from devd.forking import fork_available, run_in_child
-from devd.project import daemon_paths
+from devd.cli.client import DaemonClient
+from devd.common.forking import fork_available, run_in_child
+from devd.core import memory
+from devd.core.project import daemon_paths
+from devd.lsp.daemon import start_background, stop
 from tests.conftest import FLOWS, daemon_environment, run_flow
 
 
@@ -106,7 +106,7 @@ def test_the_daemon_caps_its_malloc_arenas_under_concurrent_spins(tmp_path: Path
 def test_the_pool_calls_on_idle_once_its_last_task_ends() -> None:
     """The daemon trims the heap (memory.release) when its last request ends: not after
     every task while others still run, and whether the task failed or not."""
-    from devd.threads import ThreadPerTask
+    from devd.core.threads import ThreadPerTask
 
     calls: list[int] = []
     pool = ThreadPerTask("t", on_idle=lambda: calls.append(pool.active()))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from devd.errors import DevdError
-from devd.options import SpinOptions
-from devd.optiontable import SPIN_SPELLINGS
+from devd.common.errors import DevdError
+from devd.common.options import SpinOptions
+from devd.common.optiontable import SPIN_SPELLINGS
 
 
 def test_every_option_has_a_row_and_every_row_an_option() -> None:
@@ -60,7 +60,7 @@ def test_a_bad_debug_timeout_is_bad_input(timeout: object) -> None:
 
 def test_a_command_line_becomes_the_same_options_locally_and_on_the_wire(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from devd.cli import _given_options, _quick_spin_args, _spin_params, build_parser
+    from devd.cli.main import _given_options, _quick_spin_args, _spin_params, build_parser
 
     monkeypatch.chdir(tmp_path)
     argv = ["spin", "flow.py", "train", "--artifacts-module", "over.py", "--config", "cfg",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from devd import DevdError, Session
-from devd.warmstore import WarmStore
+from devd.common.warmstore import WarmStore
 
 FLOW = '''\
 import os

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from devd.project import daemon_paths
+from devd.core.project import daemon_paths
 from tests.conftest import daemon_environment
 from tests.wirehelp import Raw, cli, frame, log_text, make_project, request
 
@@ -329,7 +329,7 @@ def test_the_daemon_log_rolls_over_at_its_cap(tmp_path: Path) -> None:
     """daemon.log is capped and rotated, and what is written to fds 1 and 2 follows it."""
     code = textwrap.dedent("""
         import logging, os, sys
-        from devd import daemonlog
+        from devd.core import daemonlog
         daemonlog.setup(sys.argv[1], max_bytes=8192)
         log = logging.getLogger("devd.test")
         for i in range(3000):

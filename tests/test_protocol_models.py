@@ -13,7 +13,10 @@ import cattrs
 import pytest
 from pygls.protocol import default_converter
 
-from devd.events import CardUpdated, FileChanged, FileDeleted, RunFinished, SpinStarted
+from devd.common.options import SpinOptions
+from devd.common.optiontable import SPIN_SPELLINGS
+from devd.core.events import CardUpdated, FileChanged, FileDeleted, RunFinished, SpinStarted
+from devd.core.result import SpinError, SpinResult
 from devd.lsp import models, tsgen
 from devd.lsp.translate import (
     bad_request,
@@ -21,9 +24,6 @@ from devd.lsp.translate import (
     spin_outcome,
     state_changed_json,
 )
-from devd.options import SpinOptions
-from devd.optiontable import SPIN_SPELLINGS
-from devd.result import SpinError, SpinResult
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "protocol.md").read_text()

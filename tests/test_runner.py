@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from devd import runner
-from devd.engine import Engine
+from devd.core import runner
+from devd.core.engine import Engine
 
 FLOWS = Path(__file__).parent / "flows"
 
@@ -43,7 +43,7 @@ def test_top_level_options_go_before_the_subcommand() -> None:
 @pytest.fixture
 def run_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A project of its own, this process's Metaflow root (as the daemon's is)."""
-    from devd.metaflowenv import bind_metaflow_root
+    from devd.core.metaflowenv import bind_metaflow_root
 
     for name in ("foreach_flow.py", "fail_flow.py"):
         shutil.copy(FLOWS / name, tmp_path / name)

@@ -138,7 +138,7 @@ def s3_project(s3: S3Server) -> Iterator[tuple[Path, dict[str, str], str]]:
 
 
 def test_run_options_for_remote_compute_and_stores_go_to_metaflow_unchanged() -> None:
-    from devd.runner import build_command
+    from devd.core.runner import build_command
 
     command = build_command("flow.py", "run", ["--with", "kubernetes", "--datastore=s3",
                                                "--max-workers", "4"], "id-file", "py")
@@ -307,8 +307,8 @@ def test_an_editor_gets_download_progress_on_a_token_the_daemon_creates(
         s3: S3Server, s3_project) -> None:
     """An LSP client that supports window/workDoneProgress sees $/progress begin, reports
     and end while the daemon downloads the parents of its spin."""
-    from devd.client import DaemonClient, file_uri
-    from devd.project import daemon_paths
+    from devd.cli.client import DaemonClient, file_uri
+    from devd.core.project import daemon_paths
 
     root, env, _ = s3_project
     env = {**env, "DEVD_BLOB_CACHE": str(root / "cache-lsp"), "DEVD_EAGER_MB": "100"}

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from devd.project import daemon_paths
+from devd.core.project import daemon_paths
 from tests.wirehelp import Raw, cli, frame, log_text, make_project, request
 
 

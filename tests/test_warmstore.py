@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devd import Session
-from devd.warmstore import WarmStore, load_task
+from devd.common.warmstore import WarmStore, load_task
 
 
 def test_budget_evicts_least_recently_used_tasks(in_project: Path) -> None:
@@ -44,7 +44,7 @@ def test_artifacts_are_loaded_once_and_shared(in_project: Path) -> None:
 
 def test_large_artifacts_load_only_when_read_then_stay_warm(
         in_project: Path, monkeypatch) -> None:
-    import devd.warmstore as warmstore
+    import devd.common.warmstore as warmstore
 
     monkeypatch.setattr(warmstore, "EAGER_LIMIT_BYTES", 0)  # every public artifact is "large"
     store = WarmStore()
@@ -67,7 +67,7 @@ def test_large_artifacts_load_only_when_read_then_stay_warm(
 
 def test_a_big_parent_array_the_step_reads_is_not_copied_back_unless_changed(
         in_project: Path, monkeypatch) -> None:
-    import devd.warmstore as warmstore
+    import devd.common.warmstore as warmstore
     from tests.conftest import run_flow
 
     monkeypatch.setattr(warmstore, "EAGER_LIMIT_BYTES", 0)  # every array counts as big
@@ -98,7 +98,7 @@ def test_a_big_parent_array_the_step_reads_is_not_copied_back_unless_changed(
 
 
 def _page_verdicts(arr, write: bool) -> tuple:
-    from devd.pagecheck import untouched_since_fork
+    from devd.common.pagecheck import untouched_since_fork
 
     before = untouched_since_fork(arr)
     if write:
@@ -111,8 +111,8 @@ def test_the_page_map_tells_whether_a_child_wrote_an_inherited_array(write: bool
     """The fast 'unchanged' proof for big parent arrays (a crc32 decides otherwise)."""
     import numpy as np
 
-    from devd.forking import run_in_child
-    from devd.pagecheck import untouched_since_fork
+    from devd.common.forking import run_in_child
+    from devd.common.pagecheck import untouched_since_fork
 
     arr = np.ones(4 << 20)  # 32 MB of private memory, every page written here
     assert untouched_since_fork(arr) is None  # in the process that wrote it: no proof
@@ -123,10 +123,10 @@ def test_the_page_map_tells_whether_a_child_wrote_an_inherited_array(write: bool
 
 def test_hover_on_a_parent_value_nobody_read_does_not_load_it(in_project: Path,
                                                               monkeypatch) -> None:
-    import devd.warmstore as warmstore
-    from devd.engine import Engine
+    import devd.common.warmstore as warmstore
+    from devd.common.options import SpinOptions
+    from devd.core.engine import Engine
     from devd.lsp.features import hover_text
-    from devd.options import SpinOptions
 
     monkeypatch.setattr(warmstore, "EAGER_LIMIT_BYTES", 0)  # every artifact counts as big
     engine = Engine(str(in_project), None)
@@ -149,7 +149,7 @@ def test_parent_artifacts_stream_from_the_stored_file_into_one_copy(in_project: 
     (bench/s3_bench.py measures it)."""
     import numpy as np
 
-    from devd.warmstore import _load, open_task_datastore
+    from devd.common.warmstore import _load, open_task_datastore
     from tests.conftest import run_flow
 
     (in_project / "stream_flow.py").write_text(

@@ -2,7 +2,7 @@
 
 Metaflow's ``card create`` runs in a subprocess that reads the task back from the
 datastore; a spin has the task in memory, so devd keeps the card's components as the
-step adds them and renders each card in the child with its values (devd/cards.py).
+step adds them and renders each card in the child with its values (devd/common/cards.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def install_card_capture() -> None:
     """Keep card components in memory instead of Metaflow's ``card create`` subprocess."""
     from metaflow.plugins.cards.card_creator import CardCreator
 
-    from ..forking import emit
+    from ..common.forking import emit
 
     def create(self: Any, card_uuid: Any = None, user_set_card_id: Any = None,
                runtime_card: bool = False, decorator_attributes: Any = None,
@@ -65,7 +65,7 @@ def _task_view(values: dict[str, Any], finished: bool) -> Any:
 
     from metaflow.util import get_username
 
-    from ..cards import TaskView
+    from ..common.cards import TaskView
 
     req = State.request
     flow = State.flow
@@ -85,7 +85,7 @@ def _task_view(values: dict[str, Any], finished: bool) -> Any:
 
 def _render_runtime(entry: dict[str, Any]) -> str | None:
     """A live card's page as it stands now; None (no update shown) if it cannot render."""
-    from ..cards import render_card
+    from ..common.cards import render_card
 
     try:
         flow = State.flow
@@ -99,7 +99,7 @@ def _render_runtime(entry: dict[str, Any]) -> str | None:
 
 def render_final_cards(values: dict[str, Any]) -> list[dict[str, Any]]:
     """Every card of the step, rendered with the task's final artifacts."""
-    from ..cards import render_card
+    from ..common.cards import render_card
 
     rendered = []
     for entry in State.cards:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from types import FunctionType, MethodType
 from typing import Any
 
-from ..summary import describe
-from ..warmstore import WarmTaskDataStore
+from ..common.summary import describe
+from ..common.warmstore import WarmTaskDataStore
 from .request import Unpicklable, client_value
 from .state import State
 
@@ -147,11 +147,11 @@ def _unchanged_parent_objects(produced: dict[str, Any]) -> dict[str, tuple[str, 
     """Artifacts that are a parent's own big array or buffer, read but not changed.
 
     Reading ``self.x`` caches it on the flow, so Metaflow sees it as set by the step; the
-    same object, with no page written since the fork (devd/pagecheck.py) or else the same
+    same object, with no page written since the fork (devd/common/pagecheck.py) or else the same
     crc32, is the parent's value, and needs no copy back.
     """
-    from ..pagecheck import untouched_since_fork
-    from ..warmstore import fingerprint
+    from ..common.pagecheck import untouched_since_fork
+    from ..common.warmstore import fingerprint
 
     owners = {}
     for task in State.warm_tasks:
@@ -183,7 +183,7 @@ def _content_hash(value: Any) -> str | None:
     """Metaflow's content address of a value (sha1 of its protocol-4 pickle), if cheap."""
     import hashlib
 
-    from ..summary import size_bytes
+    from ..common.summary import size_bytes
 
     size = size_bytes(value)
     if size is not None and size > DIFF_LIMIT_BYTES:

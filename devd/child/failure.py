@@ -39,7 +39,7 @@ def error_info(exc: BaseException, flow_file: str) -> dict[str, Any]:
 
 def setup_error(exc: BaseException, req: SpinRequest) -> dict[str, Any]:
     """The error of a spin that failed before its step ran (flow import, configs, overrides)."""
-    from ..errors import DevdError
+    from ..common.errors import DevdError
 
     error: dict[str, Any]
     if isinstance(exc, SyntaxError):

@@ -20,7 +20,7 @@ def read_overrides(req: SpinRequest) -> None:
     For a join, Metaflow keys overrides by parent pathspec (``run/step/task``); a key
     ``Flow/run/step/task`` is accepted too, and plain names apply to every input.
     """
-    from ..errors import DevdError
+    from ..common.errors import DevdError
 
     merged: dict[str, Any] = {}
     if req.options.artifacts_module:
@@ -57,7 +57,7 @@ def _read_artifacts_module(given: str) -> dict[str, Any]:
     import importlib.machinery
     import importlib.util
 
-    from ..errors import DevdError
+    from ..common.errors import DevdError
 
     path = os.path.abspath(given)
     if not os.path.isfile(path):

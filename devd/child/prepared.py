@@ -24,7 +24,7 @@ def stamp(paths: list[str]) -> list[tuple[str, int, int]]:
 
 def source_files(req: SpinRequest) -> list[str]:
     """The files this child's flow came from: the user's modules and Config files."""
-    from ..loader import user_modules
+    from ..common.loader import user_modules
 
     files = {os.path.abspath(req.flow_file)}
     for module in user_modules().values():  # wherever they are: next to it, or not
@@ -41,7 +41,7 @@ def await_request() -> SpinRequest | Outdated:
     """Block until the parent sends the request; refuse it if a source changed meanwhile."""
     import datetime
 
-    from ..forking import emit, receive
+    from ..common.forking import emit, receive
 
     req = receive()
     for path, mtime, size in State.stamps:

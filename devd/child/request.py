@@ -12,10 +12,10 @@ import pickle
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..options import SpinOptions
+from ..common.options import SpinOptions
 
 if TYPE_CHECKING:
-    from ..warmstore import TaskRef
+    from ..common.warmstore import TaskRef
 
 
 def spin_kept_decorators() -> tuple[str, ...]:

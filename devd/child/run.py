@@ -18,7 +18,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from ..warmstore import LAZY_LOADED
+from ..common.warmstore import LAZY_LOADED
 from .cards import install_card_capture, render_final_cards, store_cards
 from .collect import Sink, capture_output_datastore, collect
 from .failure import error_info, setup_error
@@ -29,7 +29,7 @@ from .state import State, Tee, mark
 from .takeover import run_cli, spun_task_in_client, warm_task_class
 
 if TYPE_CHECKING:
-    from ..warmstore import WarmFlowDataStore, WarmTask
+    from ..common.warmstore import WarmFlowDataStore, WarmTask
 
 
 def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[WarmTask],
@@ -42,9 +42,9 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
     from metaflow.plugins.datastores.spin_storage import SpinStorage
     from metaflow.plugins.metadata_providers.spin import SpinMetadataProvider
 
-    from ..forking import NoRequest
-    from ..loader import load_flow_class
-    from ..warmstore import WarmFlowDataStore, load_task
+    from ..common.forking import NoRequest
+    from ..common.loader import load_flow_class
+    from ..common.warmstore import WarmFlowDataStore, load_task
 
     State.marks = [("start", time.perf_counter())]
     State.created_at = datetime.datetime.now()
@@ -165,12 +165,12 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
     except BaseException as exc:  # noqa: BLE001 - the step failed (or Metaflow refused it)
         error = error_info(exc, req.flow_file)
         if req.options.pdb:
-            from ..debugging import post_mortem
+            from ..common.debugging import post_mortem
 
             post_mortem(exc)
     finally:
         if req.options.debug:
-            from ..debugging import end_session
+            from ..common.debugging import end_session
 
             end_session()
     sys.stdout.flush()
@@ -182,8 +182,8 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
 
 def _attach_debugger(req: SpinRequest) -> None:
     """Listen for a DAP client on loopback, say where, and wait for it (bounded)."""
-    from ..debugging import list_parent_artifacts, listen, wait_for_client
-    from ..forking import emit
+    from ..common.debugging import list_parent_artifacts, listen, wait_for_client
+    from ..common.forking import emit
 
     list_parent_artifacts()
     host, port = listen()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .request import ChildResult, Outdated, SpinRequest
 
 if TYPE_CHECKING:
-    from ..warmstore import WarmFlowDataStore, WarmTask
+    from ..common.warmstore import WarmFlowDataStore, WarmTask
 
 
 class State:
@@ -46,7 +46,7 @@ class Tee:
     """Keeps what the step prints (for the card's stdout/stderr) and passes it on."""
 
     def __init__(self, stream: Any) -> None:
-        from ..forking import max_output_bytes
+        from ..common.forking import max_output_bytes
 
         self.stream = stream
         self.text: list[str] = []

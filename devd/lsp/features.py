@@ -1,5 +1,5 @@
 """The language features: configuration, open/save, code lenses, hover, completion and
-diagnostics, in LSP types. What they show comes from devd/language.py (pure source
+diagnostics, in LSP types. What they show comes from devd/core/language.py (pure source
 analysis) and the engine's warm state; nothing here loads a parent a user did not ask for.
 """
 
@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.uris import from_fs_path
 
-from ..engine import Engine, step_source_hashes
-from ..errors import DevdError
-from ..flowmodel import FlowLoadError, FlowModel
-from ..language import (
+from ..common.errors import DevdError
+from ..common.options import SpinOptions
+from ..common.summary import human_bytes
+from ..common.warmstore import WarmTask
+from ..core.engine import Engine, step_source_hashes
+from ..core.flowmodel import FlowLoadError, FlowModel
+from ..core.language import (
     available_names,
     code_lenses,
     completing_self,
     describe_value,
     self_attribute_at,
 )
-from ..options import SpinOptions
-from ..result import Artifacts
-from ..summary import human_bytes
-from ..warmstore import WarmTask
+from ..core.result import Artifacts
 from .translate import plain, uri_to_path
 
 if TYPE_CHECKING:

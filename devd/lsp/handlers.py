@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path
 
-from ..engine import SpinRecord
-from ..errors import DevdError
-from ..options import SpinOptions
-from ..parents import parse_target
+from ..common.errors import DevdError
+from ..common.options import SpinOptions
+from ..core.engine import SpinRecord
+from ..core.parents import parse_target
 from .models import (
     UNSET,
     ArtifactRow,
@@ -79,7 +79,7 @@ def cancel(ls: DevdServer, params: CancelParams) -> CancelResult:
 
 
 def status(ls: DevdServer, params: StatusParams) -> StatusResult:
-    from ..memory import stats  # the daemon process's resident size and heap
+    from ..core.memory import stats  # the daemon process's resident size and heap
 
     answer: StatusResult = shared_converter().structure(
         status_json(ls.engine.status(), stats()), StatusResult)
@@ -136,9 +136,9 @@ def _card_request(server: DevdServer, params: CardParams) -> CardResult:
     """The last spin's cards and preview page; with spinIfMissing, spin when there is none.
 
     ``webview: {nonce, cspSource?, assets?}``: the preview is for a VS Code webview
-    (devd/preview.py).
+    (devd/core/preview.py).
     """
-    from ..preview import recorded_hashes, render_preview
+    from ..core.preview import recorded_hashes, render_preview
 
     target = _target_of(params, "devd/card")
     pane = None
@@ -176,7 +176,7 @@ def _last_spin_of(server: DevdServer, path: str, target: str,
 def _artifacts_request(server: DevdServer, params: ArtifactsParams) -> ArtifactsResult:
     """The last spin's artifact rows and, with ``name``, a bounded repr of that one value
     (spinning first with spinIfMissing); a value is loaded only when it is asked for."""
-    from ..summary import bounded_repr, describe
+    from ..common.summary import bounded_repr, describe
 
     target = _target_of(params, "devd/artifacts")
     try:

@@ -8,7 +8,7 @@ docs/protocol.md is checked against them (tests/test_protocol_models.py).
 
 A field made with ``opt()`` may be absent on the wire (TypeScript ``name?``): it is left out
 when it holds its default. Every other field is always sent. ``SpinParams``' option fields
-come from ``devd.optiontable.SPIN_SPELLINGS``: a new spin option needs no edit here.
+come from ``devd.common.optiontable.SPIN_SPELLINGS``: a new spin option needs no edit here.
 
 Params are checked (``check_params``) before cattrs structures them: cattrs would turn
 ``5`` into ``"5"`` for a string field, and its errors do not read as one line.
@@ -25,8 +25,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ..options import SpinOptions
-from ..optiontable import SPIN_SPELLINGS
+from ..common.options import SpinOptions
+from ..common.optiontable import SPIN_SPELLINGS
 
 
 class _Unset:

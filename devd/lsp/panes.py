@@ -8,7 +8,7 @@ from typing import Any
 
 from pygls.exceptions import JsonRpcInvalidParams
 
-from ..result import SpinResult
+from ..core.result import SpinResult
 from .models import PanePreview, WebviewOptions
 
 log = logging.getLogger("devd.lsp")
@@ -18,7 +18,7 @@ def pane_options(webview: WebviewOptions, method: str) -> dict[str, Any]:
     """The card pane a preview is rendered for (``pane_page``; the client's pane is
     ``DevdServer.pane``), its nonce, CSP source and card script hashes checked (their
     types were, from the model, before the handler ran)."""
-    from ..preview import CardAssets, WebviewOptionsError, check_webview
+    from ..core.preview import CardAssets, WebviewOptionsError, check_webview
 
     try:
         check_webview(webview.nonce, webview.csp_source)
@@ -32,7 +32,7 @@ def pane_options(webview: WebviewOptions, method: str) -> dict[str, Any]:
 def pane_page(result: SpinResult, pane: dict[str, Any]) -> tuple[str, list[str]]:
     """The preview page of ``result`` for a card pane, and the card scripts it carries in
     full (those the pane does not hold yet)."""
-    from ..preview import CardAssets, recorded_hashes, render_preview
+    from ..core.preview import CardAssets, recorded_hashes, render_preview
 
     assets = CardAssets(pane["known"])
     html = render_preview(result, recorded=recorded_hashes(result), nonce=pane["nonce"],

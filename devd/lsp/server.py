@@ -23,8 +23,8 @@ from pygls.uris import from_fs_path
 from pygls.workspace import Workspace
 
 from .. import __version__
-from ..engine import Engine
-from ..events import CardUpdated, EngineEvent, FileChanged, FileDeleted, SpinFinished
+from ..core.engine import Engine
+from ..core.events import CardUpdated, EngineEvent, FileChanged, FileDeleted, SpinFinished
 from . import features, handlers
 from .models import ENVELOPES, shared_converter
 from .panes import pane_preview

@@ -11,8 +11,8 @@ from urllib.parse import unquote, urlparse
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path
 
-from ..cards import update_payload
-from ..events import (
+from ..common.cards import update_payload
+from ..core.events import (
     CardUpdated,
     EngineStatus,
     FileChanged,
@@ -20,7 +20,7 @@ from ..events import (
     RunFinished,
     SpinStarted,
 )
-from ..result import SpinResult
+from ..core.result import SpinResult
 from .models import ErrorInfo, SpinOutcome, shared_converter
 
 

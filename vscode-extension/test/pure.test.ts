@@ -76,7 +76,7 @@ describe("settings", () => {
   });
 });
 
-describe("project root (as devd/project.py)", () => {
+describe("project root (as devd/core/project.py)", () => {
   const tree = (present: string[]) => (p: string) => present.includes(p);
   it("nearest .metaflow wins over a git root above it", () => {
     assert.equal(projectRoot("/w/repo/flows/a/flow.py", tree(["/w/repo/.git", "/w/repo/flows/.metaflow"])), "/w/repo/flows");

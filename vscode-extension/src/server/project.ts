@@ -1,5 +1,5 @@
 /**
- * The project a flow belongs to, as devd/project.py defines it: the nearest directory
+ * The project a flow belongs to, as devd/core/project.py defines it: the nearest directory
  * holding Metaflow's `.metaflow` store, else the nearest git root, else the flow's folder.
  * One language client (and one daemon) serves each project.
  */

@@ -11,9 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import DevdError
+from ..common.errors import DevdError
+from ..common.warmstore import TaskRef
 from .flowmodel import FlowModel
-from .warmstore import TaskRef
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _probe_default_store(model: FlowModel) -> None:
     minutes of retries inside Metaflow's Client while it looks for the parents."""
     default = _default_datastore()
     if default is not None and default[0] != "local":
-        from .blobcache import probe
+        from ..common.blobcache import probe
 
         probe(default[0], default[1], f"the runs of {model.flow_name}")
 

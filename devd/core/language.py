@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..common.summary import short_repr, summarize, type_name
 from .flowmodel import FlowModel
-from .summary import short_repr, summarize, type_name
 
 _SELF_ATTR = re.compile(r"self\.([A-Za-z_][A-Za-z0-9_]*)$")
 _IDENT = re.compile(r"[A-Za-z0-9_]")

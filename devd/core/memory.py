@@ -1,6 +1,6 @@
 """The daemon's native heap: glibc's malloc arenas capped, free pages handed back.
 
-Every request runs on a thread of its own (devd/threads.py), and glibc gives threads
+Every request runs on a thread of its own (devd/core/threads.py), and glibc gives threads
 their own malloc arenas, up to 8 per core. Memory freed in an arena stays in it, split
 between the objects still alive there, and each new thread lands in whichever arena is
 free: over thousands of spins the daemon's resident size crept up by tens of KB a spin

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .errors import DevdError
+from ..common.errors import DevdError
+from ..common.warmstore import WarmTask
 from .flowmodel import FlowModel
-from .warmstore import WarmTask
 
 
 def config_args(model: FlowModel, warm_tasks: list[WarmTask], config: dict[str, str],

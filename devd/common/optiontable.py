@@ -2,7 +2,7 @@
 
 The CLI builds ``devd spin``'s argparse options and its quick reader from these rows; the
 protocol builds ``devd/spin``'s params model (and the extension's TypeScript type) from
-them. The option itself (its type and default) is a field of ``devd.options.SpinOptions``;
+them. The option itself (its type and default) is a field of ``devd.common.options.SpinOptions``;
 tests/test_options.py checks that the two name the same options.
 
 Imports nothing: the CLI's fast path (a spin answered by a running daemon) reads it.

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import DevdError
+from ..common.errors import DevdError
 
 log = logging.getLogger("devd.runner")
 

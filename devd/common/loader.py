@@ -32,7 +32,7 @@ def _library_prefixes() -> tuple[str, ...]:
         paths.add(site.getusersitepackages())
     except AttributeError:  # an embedded interpreter's reduced site module
         pass
-    paths.add(os.path.dirname(os.path.abspath(__file__)))  # devd
+    paths.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # devd/
     paths.add(os.path.dirname(os.path.abspath(metaflow.__file__)))
     prefixes = set()
     for path in paths:

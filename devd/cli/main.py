@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ..common.optiontable import SPIN_SPELLINGS
 from .client import file_uri
-from .optiontable import SPIN_SPELLINGS
 
 # Not imported here: argparse, json, typing. Each pulls in `re`; a `devd spin` answered
 # by a warm daemon must be done in the time they take to import (see _quick_spin_args).
@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from ..common.optiontable import Spelling
+    from ..core.runner import RunOutcome
     from .client import DaemonClient, Notification
-    from .optiontable import Spelling
-    from .runner import RunOutcome
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_BAD_INPUT, EXIT_DAEMON = 0, 1, 2, 3
 
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_BAD_INPUT
-    from .errors import DevdError
+    from ..common.errors import DevdError
 
     try:
         handler = {"spin": cmd_spin, "run": cmd_run, "resume": cmd_resume, "card": cmd_card,
@@ -276,7 +276,7 @@ def _with_next_step(exc: Exception, args: object) -> str:
 
     if not isinstance(exc, RpcError):
         return str(exc)
-    from .project import daemon_paths, project_root
+    from ..core.project import daemon_paths, project_root
 
     where = getattr(args, "flow", None) or getattr(args, "path", None) or "."
     return f"{exc}; the daemon's log says why: {daemon_paths(project_root(where)).log}"
@@ -311,13 +311,13 @@ def _daemon_for(path: str, restart: bool = False) -> DaemonClient | None:
     there: killed, or crashed) is replaced by a fresh one rather than the command
     quietly running in this process.
     """
+    from ..core.project import daemon_paths, project_root
     from .client import connect
-    from .project import daemon_paths, project_root
 
     paths = daemon_paths(project_root(path))
     client = connect(paths)
     if client is None and restart and os.path.lexists(paths.socket):
-        from .daemon import start_background
+        from ..lsp.daemon import start_background
 
         print(f"devd: the daemon for {paths.root} had died; starting a fresh one",
               file=sys.stderr)
@@ -327,7 +327,7 @@ def _daemon_for(path: str, restart: bool = False) -> DaemonClient | None:
 
 
 def cmd_spin(args: argparse.Namespace) -> int:
-    from .errors import DevdError
+    from ..common.errors import DevdError
 
     if args.pdb and args.debug_spin:
         raise DevdError("--pdb and --debug are two ways to debug: pick one (--pdb in this "
@@ -347,10 +347,10 @@ def cmd_spin(args: argparse.Namespace) -> int:
         if args.from_spin:
             raise DevdError("--from-spin chains on spins kept by a daemon: start one with "
                             "`devd daemon start` and spin the parent steps first")
-        from .blobcache import watch
-        from .options import SpinOptions
+        from ..common.blobcache import watch
+        from ..common.options import SpinOptions
+        from ..core.session import Session
         from .progressline import ProgressLine
-        from .session import Session
 
         options = SpinOptions.of(args.target, **{row.field: value
                                                  for row, value in _given_options(args)})
@@ -420,7 +420,7 @@ def _log_printer(stream: Callable[[str, str], None] | None) -> Notification:
 
 def _print_debug_ready(endpoint: dict[str, Any]) -> None:
     """On stderr (stdout may be --json): where a DAP client attaches to a --debug spin."""
-    from .debugging import describe
+    from ..common.debugging import describe
 
     print(f"devd: {describe(endpoint)}", file=sys.stderr, flush=True)
 
@@ -443,7 +443,7 @@ def _echo(stream: str, text: str) -> None:
 
 def print_result(data: dict[str, Any]) -> None:
     """The human report of a spin (its JSON form): artifacts table, timing, next steps."""
-    from .summary import human_bytes
+    from ..common.summary import human_bytes
 
     status = "ok" if data["ok"] else "FAILED"
     head = f"{data['flow']}/{data['step']}: {status} in {data['durationMs']:.0f} ms"
@@ -489,12 +489,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def _run_or_resume(flow: str, verb: str, extra: list[str]) -> int:
     """Through the daemon when one runs (its warm state then follows the new run)."""
-    from .runner import RunOutcome
+    from ..core.runner import RunOutcome
 
     client = _daemon_for(flow, restart=True)
     if client is not None:
         if not os.path.isfile(flow):
-            from .errors import DevdError
+            from ..common.errors import DevdError
 
             raise DevdError(f"{flow}: no such file; pass the path of your flow's .py file")
         with client:
@@ -507,7 +507,7 @@ def _run_or_resume(flow: str, verb: str, extra: list[str]) -> int:
         outcome = RunOutcome(bool(data.get("ok")), data.get("runId"),
                              int(data.get("returncode", 0 if data.get("ok") else 1)), [])
     else:
-        from . import runner
+        from ..core import runner
 
         outcome = runner.execute(flow, verb, extra)
     return _report_run(outcome, verb)
@@ -535,7 +535,7 @@ def _preview_path(output: str | None, flow: str, step: str) -> str:
 
 def cmd_card(args: argparse.Namespace) -> int:
     if args.recorded:
-        from .preview import render_recorded
+        from ..core.preview import render_recorded
 
         html, step = render_recorded(args.flow, args.target)
     else:
@@ -552,8 +552,8 @@ def cmd_card(args: argparse.Namespace) -> int:
                 raise refused(data, "no preview")
             html = data["preview"]
         else:
-            from .preview import recorded_hashes, render_preview
-            from .session import Session
+            from ..core.preview import recorded_hashes, render_preview
+            from ..core.session import Session
 
             with Session(args.flow, warm_after_spin=False, prepare=False) as session:
                 result = session.spin(args.target, diff=True, want_values=False)
@@ -571,7 +571,7 @@ def cmd_card(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .project import project_root
+    from ..core.project import project_root
 
     client = _daemon_for(args.path)
     if client is None:
@@ -585,7 +585,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         print(dumps(data))
         return EXIT_OK
-    from .summary import human_bytes
+    from ..common.summary import human_bytes
 
     print(f"daemon pid {data['pid']} for {data['root']}")
     print(f"  warm: {human_bytes(data['warmBytes'])} of {human_bytes(data['budgetBytes'])} "
@@ -608,8 +608,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    from . import daemon
-    from .project import daemon_paths, project_root
+    from ..core.project import daemon_paths, project_root
+    from ..lsp import daemon
 
     root = project_root(args.path)
     paths = daemon_paths(root)
@@ -633,17 +633,13 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .daemon import relay_stdio
-    from .project import project_root
+    from ..core.project import project_root
+    from ..lsp.daemon import relay_stdio
 
     return relay_stdio(project_root(args.root))
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
-    from .mcp_server import main as serve_mcp
+    from .mcp import main as serve_mcp
 
     return serve_mcp(args.root)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

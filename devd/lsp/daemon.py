@@ -1,6 +1,6 @@
 """The project daemon: a Unix-socket JSON-RPC server holding one warm Engine.
 
-``devd daemon start`` launches ``python -m devd.daemon --root ROOT`` in the background;
+``devd daemon start`` launches ``python -m devd.lsp.daemon --root ROOT`` in the background;
 ``devd serve --stdio`` (what an editor starts) connects to that daemon, starting it when
 needed, and relays bytes, so the editor and terminal commands share one warm state.
 """
@@ -21,13 +21,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import daemonlog, memory
-from .daemonlog import Throttle
-from .project import DaemonPaths, DaemonUnavailable, daemon_paths, open_socket, peer_uid
-from .threads import ThreadPerTask
+from ..core import daemonlog, memory
+from ..core.daemonlog import Throttle
+from ..core.project import DaemonPaths, DaemonUnavailable, daemon_paths, open_socket, peer_uid
+from ..core.threads import ThreadPerTask
 
 if TYPE_CHECKING:
-    from .lsp.server import DevdServer
+    from .server import DevdServer
 
 log = logging.getLogger("devd.daemon")
 
@@ -106,8 +106,8 @@ class Daemon:
 
     def __init__(self, root: str, idle_seconds: float, budget_bytes: int | None,
                  tcp_port: int | None = None) -> None:
-        from .engine import Engine
-        from .watch import FileWatcher
+        from ..core.engine import Engine
+        from ..core.watch import FileWatcher
 
         self.paths = daemon_paths(root)
         self.uid = os.geteuid() if hasattr(os, "geteuid") else None
@@ -117,7 +117,7 @@ class Daemon:
         self.engine = Engine(root, budget_bytes)
         # A thread per request: user code (a step that never returns) must not be able to
         # use up a fixed pool and hang every later request. When the last one ends, the
-        # free pages of the heap go back to the system (devd/memory.py).
+        # free pages of the heap go back to the system (devd/core/memory.py).
         self.pool = ThreadPerTask(thread_name_prefix="devd", on_idle=memory.release)
         self.connections = 0
         self.stop_event = threading.Event()
@@ -136,7 +136,7 @@ class Daemon:
 
     def _make_spare(self) -> None:
         """A language server ready for the next client (building one takes ~5 ms)."""
-        from .lsp.server import DevdServer
+        from .server import DevdServer
 
         if self._spare is None and not self.stop_event.is_set():
             self._spare = DevdServer(self.engine, self.pool)
@@ -195,9 +195,9 @@ class Daemon:
 
     async def _serve_admitted(self, reader: asyncio.StreamReader,
                               writer: asyncio.StreamWriter) -> None:
-        from .lsp.models import shared_converter
-        from .lsp.rpcio import Connection
-        from .lsp.server import DevdServer
+        from .models import shared_converter
+        from .rpcio import Connection
+        from .server import DevdServer
 
         loop = asyncio.get_running_loop()
         self.connections += 1
@@ -267,7 +267,7 @@ class Daemon:
                 self.stop_event.set()
 
     async def serve(self) -> None:
-        from .lsp.rpcio import MAX_LINE
+        from .rpcio import MAX_LINE
 
         self._loop = asyncio.get_running_loop()
         self._loop.set_exception_handler(self._loop_exception)
@@ -341,7 +341,7 @@ def start_background(root: str, idle_seconds: float | None = None,
     if socket_alive(paths):
         return paths.read_pid()
     clear_stale(paths)
-    command = [sys.executable, "-m", "devd.daemon", "--root", paths.root]
+    command = [sys.executable, "-m", "devd.lsp.daemon", "--root", paths.root]
     if idle_seconds is not None:
         command += ["--idle-timeout", str(idle_seconds)]
     if budget_mb is not None:
@@ -364,7 +364,7 @@ def start_background(root: str, idle_seconds: float | None = None,
             tail = fh.read()[-400:].strip().splitlines()[-1:]  # type: ignore[assignment]
     except OSError:
         pass
-    from .errors import DevdError
+    from ..common.errors import DevdError
 
     raise DevdError(f"the daemon did not start ({''.join(tail) or 'no output'}); "
                     f"see {paths.log}")
@@ -429,7 +429,7 @@ def relay_stdio(root: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devd.daemon")
+    parser = argparse.ArgumentParser(prog="python -m devd.lsp.daemon")
     parser.add_argument("--root", required=True)
     parser.add_argument("--idle-timeout", type=float, default=None)
     parser.add_argument("--budget-mb", type=float, default=None)

@@ -17,7 +17,7 @@ MODULES = (
     "metaflow.plugins.datastores.spin_storage", "metaflow.plugins.metadata_providers.spin",
     "metaflow.cards", "metaflow.plugins.cards.card_cli",
     "metaflow.plugins.cards.card_modules.basic",
-    "metaflow.plugins.cards.card_modules.chevron", "devd.cards", "devd.loader",
+    "metaflow.plugins.cards.card_modules.chevron", "devd.common.cards", "devd.common.loader",
     "cloudpickle",
 )
 
@@ -35,7 +35,7 @@ def preload() -> None:
             log.warning("preload: %s not imported (%s: %s); each child imports it",
                         name, type(exc).__name__, exc)
     try:
-        from .cards import cache_card_assets
+        from ..common.cards import cache_card_assets
 
         cache_card_assets()
     except Exception:  # children read the card assets themselves

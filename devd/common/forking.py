@@ -628,7 +628,7 @@ def _spawn(
     os.close(fd)
     payload = cloudpickle.dumps((func, args))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devd._spawned", res_path],
+        [sys.executable, "-m", "devd.common._spawned", res_path],
         stdin=subprocess.PIPE,
         stdout=out_w,
         stderr=err_w,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .errors import DevdError
+from ..common.errors import DevdError
 
 
 def bind_metaflow_root() -> None:

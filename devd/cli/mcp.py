@@ -1,7 +1,7 @@
 """``devd mcp``: devd's spin, run, cards and artifacts as Model Context Protocol tools.
 
 A coding agent (Claude Code, Cursor, VS Code's agent mode...) starts this over stdio. Each
-tool call goes to the project's daemon exactly as the CLI does (devd/client.py), starting
+tool call goes to the project's daemon exactly as the CLI does (devd/cli/client.py), starting
 it when none runs, so the agent's spins are warm and share state with the editor and the
 terminal. Results are text an agent reads well: JSON for spins and artifacts, a plain-text
 summary for cards (their headings, tables and values, not HTML); a failing step is a tool
@@ -16,9 +16,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..common.errors import DevdError
 from .agent import add_agent_fields, shown_path, source_line
 from .client import file_uri, refused
-from .errors import DevdError
 
 if TYPE_CHECKING:
     from .client import Notification
@@ -70,9 +70,9 @@ class Tools:
     def request(self, path: str, method: str, params: dict[str, Any],
                 on_notification: "Notification | None" = None) -> Any:
         """One request to the daemon of ``path``'s project, starting the daemon if needed."""
+        from ..core.project import daemon_paths, project_root
+        from ..lsp.daemon import idle_seconds_default, start_background
         from .client import connect
-        from .daemon import idle_seconds_default, start_background
-        from .project import daemon_paths, project_root
 
         paths = daemon_paths(project_root(path))
         client = connect(paths)
@@ -152,7 +152,7 @@ class Tools:
         return data
 
     def card(self, flow: str, step: str) -> str:
-        from .cardtext import card_text
+        from ..core.cardtext import card_text
 
         path = self.flow_path(flow)
         data = self.request(path, "devd/card", {
@@ -178,8 +178,8 @@ class Tools:
         return "\n\n".join(parts)
 
     def status(self, flow_or_dir: str = ".") -> dict[str, Any]:
+        from ..core.project import daemon_paths, project_root
         from .client import connect
-        from .project import daemon_paths, project_root
 
         target = os.path.join(self.root, flow_or_dir)
         paths = daemon_paths(project_root(target))
@@ -203,7 +203,7 @@ def user_frames(traceback: str) -> str:
     if traceback.count("Traceback (most recent call last):") != 1:
         return traceback  # chained exceptions: every part may matter
     spec = importlib.util.find_spec("metaflow")
-    ours = [os.path.dirname(os.path.abspath(__file__)) + os.sep]
+    ours = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep]  # devd/
     if spec is not None and spec.origin:
         ours.append(os.path.dirname(spec.origin) + os.sep)
     lines = traceback.splitlines()
@@ -269,7 +269,7 @@ def build_server(root: str) -> Any:
     from mcp.server.mcpserver import Context
     from mcp.types import CallToolResult, TextContent
 
-    from . import __version__
+    from .. import __version__
 
     tools = Tools(root)
     server = mcp_server_cls("devd", version=__version__, instructions=INSTRUCTIONS,

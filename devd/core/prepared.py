@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .child.request import SpinRequest
-from .child.run import run_spin
-from .forking import ChildOutcome, ChildProcess, OutputCallback
-from .loader import user_modules
-from .warmstore import WarmFlowDataStore, WarmTask
+from ..child.request import SpinRequest
+from ..child.run import run_spin
+from ..common.forking import ChildOutcome, ChildProcess, OutputCallback
+from ..common.loader import user_modules
+from ..common.warmstore import WarmFlowDataStore, WarmTask
 
 log = logging.getLogger("devd.prepared")
 

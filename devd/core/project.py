@@ -14,7 +14,7 @@ import os
 import stat
 import sys
 
-from .errors import DevdError
+from ..common.errors import DevdError
 
 
 def project_root(path: str) -> str:

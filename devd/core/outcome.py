@@ -13,12 +13,12 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-from .child.request import ChildResult, Unpicklable, client_value
-from .errors import DevdError
-from .forking import ChildOutcome
+from ..child.request import ChildResult, Unpicklable, client_value
+from ..common.errors import DevdError
+from ..common.forking import ChildOutcome
+from ..common.warmstore import TaskRef, WarmTask
 from .parents import SpinPlan
 from .result import Artifacts, SpinError, SpinResult
-from .warmstore import TaskRef, WarmTask
 
 # Loads a parent's artifact into the warm store: (task, artifact name) -> value.
 ParentValue = Callable[[TaskRef, str], Any]

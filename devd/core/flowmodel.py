@@ -13,8 +13,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DevdError
-from .forking import run_in_child
+from ..common.errors import DevdError
+from ..common.forking import run_in_child
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def describe_in_this_process(path: str) -> dict[str, Any]:
     from metaflow import lint
     from metaflow.exception import MetaflowException
 
-    from .loader import load_flow_class
+    from ..common.loader import load_flow_class
 
     before = set(sys.modules)
     try:
@@ -224,7 +224,7 @@ def describe_in_this_process(path: str) -> dict[str, Any]:
 
 def _library_modules(names: set[str], path: str) -> list[str]:
     """Top-level library packages the flow imported (numpy, pandas, ...), to preload."""
-    from .loader import is_user_module
+    from ..common.loader import is_user_module
 
     found = set()
     for name in names:

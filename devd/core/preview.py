@@ -38,7 +38,8 @@ def _templates() -> jinja2.Environment:
         loader: jinja2.BaseLoader = jinja2.FunctionLoader(
             lambda name: root.joinpath(name).read_text(encoding="utf-8"))
     except (ModuleNotFoundError, FileNotFoundError):
-        here = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cards")
+        checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        here = os.path.join(checkout, "cards")
         loader = jinja2.FileSystemLoader(here)
     return jinja2.Environment(loader=loader, autoescape=True, keep_trailing_newline=True)
 
@@ -250,9 +251,9 @@ def render_recorded(flow_file: str, pathspec: str) -> tuple[str, str]:
     from metaflow import Task
     from metaflow.cards import get_cards
 
-    from .cards import with_live_bridge
-    from .errors import DevdError
-    from .summary import describe
+    from ..common.cards import with_live_bridge
+    from ..common.errors import DevdError
+    from ..common.summary import describe
 
     if pathspec.count("/") != 3:
         raise DevdError(f"--recorded needs a task pathspec Flow/RUN/STEP/TASK, got '{pathspec}'")

@@ -10,22 +10,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .blobcache import relay_progress
-from .child.request import SpinRequest
-from .child.run import run_spin
+from ..child.request import SpinRequest
+from ..child.run import run_spin
+from ..common.blobcache import relay_progress
+from ..common.errors import DevdError
+from ..common.forking import ChildOutcome, ChildProcess, OutputCallback, fork_available
+from ..common.loader import user_modules
+from ..common.options import SpinOptions
+from ..common.warmstore import TaskRef, WarmFlowDataStore, WarmStore, WarmTask
 from .configs import config_args
-from .errors import DevdError
 from .flowmodel import FlowModel, load_flow_model
-from .forking import ChildOutcome, ChildProcess, OutputCallback, fork_available
-from .loader import user_modules
 from .metaflowenv import bind_metaflow_root, require_user, runs_fingerprint
-from .options import SpinOptions
 from .outcome import build_result
 from .parents import SpinPlan, Target, parse_target, resolve_plan
 from .preload import preload, preload_libraries
 from .prepared import PreparedChildren
 from .result import SpinResult
-from .warmstore import TaskRef, WarmFlowDataStore, WarmStore, WarmTask
 
 
 class Session:
@@ -179,7 +179,7 @@ class Session:
         ``options.debug``: the child waits for a DAP client on a loopback port
         (``on_debug_ready`` gets ``{host, port}``; without it, the port is printed on
         stderr) before running the step. ``options.pdb``: the step runs in this very
-        process, on its terminal, with post-mortem pdb (devd/debugging.py).
+        process, on its terminal, with post-mortem pdb (devd/common/debugging.py).
         """
         timings = timings if timings is not None else {}
         t0 = started if started is not None else time.perf_counter()
@@ -215,7 +215,7 @@ class Session:
                 on_card(payload)
             elif kind == "debugReady":
                 (on_debug_ready or _say_debug_ready)(payload)
-            elif kind == "progress":  # the child downloading a big parent (devd/blobcache.py)
+            elif kind == "progress":  # the child downloading a big parent (common/blobcache.py)
                 relay_progress(payload)
 
         def running(child: ChildProcess) -> None:
@@ -298,7 +298,7 @@ class Session:
 
 def _say_debug_ready(endpoint: dict[str, Any]) -> None:
     """Where to attach, for a debug spin whose caller gave no ``on_debug_ready``."""
-    from .debugging import describe
+    from ..common.debugging import describe
 
     print(f"devd: {describe(endpoint)}", file=sys.stderr, flush=True)
 

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import os
 
+from ..common.errors import DevdError
+from ..core.project import DaemonError, DaemonUnavailable, open_socket
 from . import wire
-from .errors import DevdError
-from .project import DaemonError, DaemonUnavailable, open_socket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from .project import DaemonPaths
+    from ..core.project import DaemonPaths
 
     Notification = Callable[[str, Any], None]
 

@@ -3,7 +3,7 @@
 Knows nothing of JSON-RPC. It spins (from recorded runs or from earlier spins), runs and
 resumes flows with Metaflow, tracks running work so it can be cancelled or superseded,
 keeps the last spin of every step, marks stale parents, and tells listeners what happened
-(typed events, devd/events.py; devd/lsp/ gives them their wire form).
+(typed events, devd/core/events.py; devd/lsp/ gives them their wire form).
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..common.blobcache import watch as watch_transfers
+from ..common.errors import DevdError
+from ..common.forking import ChildProcess
+from ..common.options import SpinOptions
+from ..common.warmstore import TaskRef, WarmStore, WarmTask
 from . import runner
-from .blobcache import watch as watch_transfers
-from .errors import DevdError
 from .events import (
     CardUpdated,
     EngineEvent,
@@ -37,12 +40,9 @@ from .events import (
     WorkStatus,
 )
 from .flowmodel import FlowModel
-from .forking import ChildProcess
-from .options import SpinOptions
 from .parents import SpinPlan, parse_target
 from .result import SpinError, SpinResult
 from .session import Session
-from .warmstore import TaskRef, WarmStore, WarmTask
 
 if TYPE_CHECKING:
     import subprocess

@@ -1,7 +1,7 @@
 """``SpinOptions``: what a spin is asked for, the one value every layer passes along.
 
 The Python API, the CLI, the protocol and the engine all hand a ``SpinOptions`` down;
-how clients spell each field (CLI flag, JSON-RPC field) is in ``devd.optiontable``.
+how clients spell each field (CLI flag, JSON-RPC field) is in ``devd.common.optiontable``.
 A new option is a field here and a row there, nowhere else.
 """
 

@@ -1,8 +1,0 @@
-"""``python -m devd._spawned RESULT_FILE``: the child of the no-fork (spawn) path."""
-
-import sys
-
-from devd.forking import spawned_main
-
-if __name__ == "__main__":
-    spawned_main(sys.argv[1])
