@@ -26,7 +26,9 @@ from devd.core.events import (
     WarmTaskStatus,
     WorkStatus,
 )
-from devd.lsp.translate import card_updated_json, state_changed_json, status_json
+from devd.core.memory import ProcessMemory
+from devd.lsp.models import shared_converter
+from devd.lsp.translate import card_updated_json, state_changed_json, status_result
 from tests.conftest import FLOWS
 
 FLOW = "/p/flow.py"
@@ -73,8 +75,9 @@ def test_status_keeps_its_wire_form() -> None:
         running=[WorkStatus(4, "spin", FLOW, "train", 2.26)], flows=[FLOW],
         last_spins=[LastSpinStatus(FLOW, "train", True, 0.0234)],
         prepared=[PreparedStatus(FLOW, "train", 99)])
-    memory = {"rssBytes": 1, "mallocArenas": 2, "tuned": False}
-    assert json.dumps(status_json(status, memory)) == json.dumps({
+    memory = ProcessMemory(rss_bytes=1, malloc_arenas=2, tuned=False)
+    answer = shared_converter().unstructure(status_result(status, memory))
+    assert json.dumps(answer) == json.dumps({
         "root": "/p", "pid": 7, "startedAt": 1.5,
         "warm": [{"pathspec": "F/1/a/2", "sizeBytes": 100, "artifacts": 3,
                   "loadSeconds": 0.123}],
@@ -83,7 +86,7 @@ def test_status_keeps_its_wire_form() -> None:
         "flows": [FLOW],
         "lastSpins": [{"flow": FLOW, "step": "train", "ok": True, "durationMs": 23.4}],
         "prepared": [{"flow": FLOW, "step": "train", "pid": 99}],
-        "memory": memory})
+        "memory": {"rssBytes": 1, "mallocArenas": 2, "tuned": False}})
 
 
 def test_the_engine_emits_typed_events_and_a_failing_listener_is_logged(

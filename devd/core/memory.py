@@ -17,7 +17,8 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 ARENAS = 2  # the cap: the main arena and one more
 _M_ARENA_MAX = -8  # mallopt parameter, glibc's malloc.h
@@ -96,7 +97,15 @@ def rss_bytes() -> int | None:
         return None
 
 
-def stats() -> dict[str, Any]:
-    """For ``devd/status``: what the daemon holds, as the system sees it."""
-    return {"rssBytes": rss_bytes(), "mallocArenas": malloc_arenas(), "tuned": enabled()
-            and _glibc() is not None}
+@dataclass(frozen=True)
+class ProcessMemory:
+    """What this process holds, as the system sees it (None: cannot tell here)."""
+
+    rss_bytes: int | None
+    malloc_arenas: int | None
+    tuned: bool  # glibc's arenas capped and trimmed when idle (this module at work)
+
+
+def stats() -> ProcessMemory:
+    """For ``devd/status``: the daemon's resident size and malloc arenas."""
+    return ProcessMemory(rss_bytes(), malloc_arenas(), enabled() and _glibc() is not None)

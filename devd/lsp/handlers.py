@@ -14,6 +14,7 @@ from pygls.uris import from_fs_path
 from ..common.errors import DevdError
 from ..common.options import SpinOptions
 from ..core.engine import SpinRecord
+from ..core.memory import stats
 from ..core.parents import parse_target
 from .models import (
     UNSET,
@@ -39,7 +40,7 @@ from .models import (
 )
 from .panes import pane_options, pane_page
 from .progress import RunProgress, TransferProgress
-from .translate import bad_request, refusal, spin_outcome, status_json, uri_to_path
+from .translate import bad_request, refusal, spin_outcome, status_result, uri_to_path
 
 if TYPE_CHECKING:
     from .server import DevdServer
@@ -79,11 +80,7 @@ def cancel(ls: DevdServer, params: CancelParams) -> CancelResult:
 
 
 def status(ls: DevdServer, params: StatusParams) -> StatusResult:
-    from ..core.memory import stats  # the daemon process's resident size and heap
-
-    answer: StatusResult = shared_converter().structure(
-        status_json(ls.engine.status(), stats()), StatusResult)
-    return answer
+    return status_result(ls.engine.status(), stats())
 
 
 async def card(ls: DevdServer, params: CardParams) -> CardResult:

@@ -20,8 +20,19 @@ from ..core.events import (
     RunFinished,
     SpinStarted,
 )
+from ..core.memory import ProcessMemory
 from ..core.result import SpinResult
-from .models import ErrorInfo, SpinOutcome, shared_converter
+from .models import (
+    ErrorInfo,
+    LastSpin,
+    MemoryStats,
+    PreparedChild,
+    RunningWork,
+    SpinOutcome,
+    StatusResult,
+    WarmTaskInfo,
+    shared_converter,
+)
 
 
 def plain(value: Any) -> Any:
@@ -98,22 +109,20 @@ def card_updated_json(event: CardUpdated) -> dict[str, Any]:
             "uri": from_fs_path(event.flow)}
 
 
-def status_json(status: EngineStatus, memory: dict[str, Any]) -> dict[str, Any]:
+def status_result(status: EngineStatus, memory: ProcessMemory) -> StatusResult:
     """devd/status's answer: the engine's status and the daemon process's ``memory``."""
-    return {
-        "root": status.root,
-        "pid": status.pid,
-        "startedAt": status.started_at,
-        "warm": [{"pathspec": t.pathspec, "sizeBytes": t.size_bytes,
-                  "artifacts": t.artifacts, "loadSeconds": round(t.load_seconds, 3)}
-                 for t in status.warm],
-        "warmBytes": status.warm_bytes,
-        "budgetBytes": status.budget_bytes,
-        "running": [{"id": w.id, "kind": w.kind, "flow": w.flow, "step": w.step,
-                     "seconds": round(w.seconds, 1)} for w in status.running],
-        "flows": status.flows,
-        "lastSpins": [{"flow": s.flow, "step": s.step, "ok": s.ok,
-                       "durationMs": round(s.duration_s * 1000, 1)} for s in status.last_spins],
-        "prepared": [{"flow": p.flow, "step": p.step, "pid": p.pid} for p in status.prepared],
-        "memory": memory,
-    }
+    return StatusResult(
+        root=status.root, pid=status.pid, started_at=status.started_at,
+        warm=[WarmTaskInfo(pathspec=t.pathspec, size_bytes=t.size_bytes,
+                           artifacts=t.artifacts, load_seconds=round(t.load_seconds, 3))
+              for t in status.warm],
+        warm_bytes=status.warm_bytes, budget_bytes=status.budget_bytes,
+        running=[RunningWork(id=w.id, kind=w.kind, flow=w.flow, step=w.step,
+                             seconds=round(w.seconds, 1)) for w in status.running],
+        flows=status.flows,
+        last_spins=[LastSpin(flow=s.flow, step=s.step, ok=s.ok,
+                             duration_ms=round(s.duration_s * 1000, 1))
+                    for s in status.last_spins],
+        prepared=[PreparedChild(flow=p.flow, step=p.step, pid=p.pid) for p in status.prepared],
+        memory=MemoryStats(rss_bytes=memory.rss_bytes, malloc_arenas=memory.malloc_arenas,
+                           tuned=memory.tuned))
