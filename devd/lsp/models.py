@@ -430,14 +430,15 @@ NOTIFICATIONS: dict[str, type] = {
 }
 
 
-def _camel(name: str) -> str:
+def camel(name: str) -> str:
+    """A snake_case name as the wire spells it (camelCase)."""
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def wire_name(field: attrs.Attribute) -> str:
     """The field's name on the wire: camelCase."""
-    return _camel(field.name)
+    return camel(field.name)
 
 
 def is_optional(field: attrs.Attribute) -> bool:

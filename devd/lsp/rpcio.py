@@ -25,7 +25,7 @@ from pygls.protocol.json_rpc import (
     JsonRPCRequestMessage,
 )
 
-from .models import REQUESTS, check_params, json_type
+from .models import REQUESTS, camel, check_params, json_type
 
 if TYPE_CHECKING:
     from pygls.io_ import Writer
@@ -38,13 +38,9 @@ MAX_BODY = 256 << 20
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
 
+
 class FramingError(Exception):
     """The byte stream cannot be read as LSP messages any more: answer, then close."""
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def describe_invalid(method: str, exc: Exception) -> str:
@@ -53,7 +49,7 @@ def describe_invalid(method: str, exc: Exception) -> str:
         lines = []
         for text in cattrs.transform_error(exc):
             what, _, where = text.rpartition(" @ ")
-            path = ".".join(_camel(p) for p in where.removeprefix("$.").split("."))
+            path = ".".join(camel(p) for p in where.removeprefix("$.").split("."))
             if path.startswith("params."):  # name fields as devd's own methods do
                 path = path.removeprefix("params.")
             lines.append(f"'{path}': {what}")
