@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .client import DaemonClient, Notification
 
 EXIT_OK, EXIT_STEP_FAILED, EXIT_BAD_INPUT, EXIT_DAEMON = 0, 1, 2, 3
+EXIT_INTERNAL = 4  # devd itself failed (a bug): one line; `devd --debug` shows the traceback
 
 
 def _pairs(values: list[list[str]] | None) -> dict[str, str]:
@@ -253,9 +254,6 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args, f"internal error ({type(exc).__name__}: {exc}); run it again as "
                      "`devd --debug ...` for the traceback, and report it", "devd.InternalError",
                      EXIT_INTERNAL)
-
-
-EXIT_INTERNAL = 4  # devd itself failed (a bug): one line; `devd --debug` shows the traceback
 
 
 def _fail(args: object, message: str, kind: str, code: int) -> int:
