@@ -24,6 +24,9 @@ os.environ.pop("METAFLOW_DATASTORE_SYSROOT_LOCAL", None)
 
 FLOWS = Path(__file__).parent / "flows"
 
+# The ``other_user`` fixture (a throwaway second Unix user) for every test module.
+pytest_plugins = ["tests.otheruser"]
+
 
 @contextlib.contextmanager
 def daemon_environment(prefix: str) -> Iterator[str]:
