@@ -301,3 +301,23 @@ def test_fork_free_spawn_path_gives_the_same_result(in_project: Path,
     result = devd.spin("foreach_flow.py", "join")
     assert result.ok, result.error and result.error.traceback
     assert result.artifacts["squares"] == [9, 1, 16, 1, 25, 81]
+
+
+def test_status_lists_last_spins_oldest_first_newest_last(in_project: Path) -> None:
+    """Clients take the last entry of a flow as its newest spin (devd: Show Card Preview):
+    the order is the order the spins finished in, never the steps' names (issue 19)."""
+    from devd.common.options import SpinOptions
+    from devd.core.engine import Engine
+
+    flow = str(in_project / "linear_flow.py")
+    engine = Engine(str(in_project), budget_bytes=1 << 26)
+    try:
+        for step in ("start", "end", "double"):
+            assert engine.spin(flow, SpinOptions(step)).ok
+        order = [s.step for s in engine.status().last_spins if s.flow == flow]
+        assert order == ["start", "end", "double"]
+        assert engine.spin(flow, SpinOptions("start")).ok  # spun again: now the newest
+        order = [s.step for s in engine.status().last_spins if s.flow == flow]
+    finally:
+        engine.close()
+    assert order == ["end", "double", "start"]

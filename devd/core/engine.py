@@ -22,6 +22,7 @@ from ..common.blobcache import watch as watch_transfers
 from ..common.errors import DevdError
 from ..common.forking import ChildProcess
 from ..common.options import SpinOptions
+from ..common.unchanged import fingerprints
 from ..common.warmstore import TaskRef, WarmStore, WarmTask
 from . import runner
 from .events import (
@@ -93,7 +94,8 @@ class SpinRecord:
             values = dict(self.good.all_values)  # loads passed-down values not read yet
             ref = TaskRef(flow_name, f"devd-spin-{self.seq}", self.good.step, "1", 0,
                           "devd-spin", "")
-            self._chain = WarmTask(ref, _ChainDataStore(values, self.seq), values, 0, 0.0)
+            self._chain = WarmTask(ref, _ChainDataStore(values, self.seq), values, 0, 0.0,
+                                   fingerprints=fingerprints(values))
         return self._chain
 
 
@@ -512,7 +514,8 @@ class Engine:
         """What is warm, what runs, the last spin of each step, the children forked ahead."""
         warm = self.store.snapshot()
         with self._lock:  # clients ask on their threads while others open and release flows
-            last = sorted(self._last.items())
+            # oldest first, newest last: clients take a flow's last entry as its newest spin
+            last = sorted(self._last.items(), key=lambda item: item[1].finished_at)
             sessions = sorted(self._sessions.items())
         now = time.time()
         return EngineStatus(
