@@ -48,10 +48,10 @@ export function formatStatus(f: StatusFacts): StatusView {
     text = `$(sync~spin) devd: ${f.running}`;
   } else if (f.lastSpin) {
     const s = f.lastSpin;
-    const icon = s.ok ? "$(check)" : "$(error)";
+    const icon = s.cancelled ? "$(circle-slash)" : s.ok ? "$(check)" : "$(error)";
     const what = s.cancelled ? "cancelled" : s.ok ? `${Math.round(s.durationMs)} ms` : "failed";
     text = `${icon} devd: ${s.step} ${what}`;
-    tips.push(`last spin: ${s.step}, ${s.ok ? "succeeded" : "failed"} in ${s.durationMs.toFixed(1)} ms`);
+    tips.push(`last spin: ${s.step}, ${s.cancelled ? "cancelled" : s.ok ? "succeeded" : "failed"} after ${s.durationMs.toFixed(1)} ms`);
   }
   if (memory) {
     text += ` · ${memory}`;
