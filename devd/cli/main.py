@@ -520,15 +520,32 @@ def _report_run(outcome: RunOutcome, verb: str) -> int:
     return outcome.returncode
 
 
-def _preview_path(output: str | None, flow: str, step: str) -> str:
+def _write_preview(output: str | None, flow: str, step: str, html: str) -> str:
+    """Write the page; its path. ``-o FILE`` is written as the user named it; the default
+    is ``<flow>-<step>.html`` in the user's own ``0700`` previews directory, replaced in one
+    step (a new file renamed over the old name): a shared temp directory would let another
+    user plant a symlink or a file there and have devd write through it."""
     if output:
-        return os.path.abspath(output)
+        path = os.path.abspath(output)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(html)
+        return path
     import tempfile
 
-    folder = os.path.join(tempfile.gettempdir(), "devd-previews")
-    os.makedirs(folder, exist_ok=True)
+    from ..core.project import private_dir
+
+    folder = private_dir("previews")
     name = os.path.splitext(os.path.basename(flow))[0]
-    return os.path.join(folder, f"{name}-{step.replace('/', '-')}.html")
+    path = os.path.join(folder, f"{name}-{step.replace('/', '-')}.html")
+    fd, temp = tempfile.mkstemp(prefix=".preview-", suffix=".html", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(html)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return path
 
 
 def cmd_card(args: argparse.Namespace) -> int:
@@ -557,9 +574,7 @@ def cmd_card(args: argparse.Namespace) -> int:
                 result = session.spin(args.target, diff=True, want_values=False)
             html = render_preview(result, recorded=recorded_hashes(result))
             step = result.step
-    path = _preview_path(args.output, args.flow, step)
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(html)
+    path = _write_preview(args.output, args.flow, step, html)
     print(path)
     if args.open:
         import webbrowser

@@ -60,12 +60,26 @@ class Tools:
         self._starting = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------
+    def project_path(self, name: str) -> str:
+        """``name`` (relative to the project, or absolute) as a path in the project, its
+        symlinks and ``..`` resolved; DevdError, one line, for anything outside it: a tool
+        call comes from an agent that may have read a prompt injection, and a flow or
+        artifacts file anywhere else would be code run as the user."""
+        from ..core.project import inside
+
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(os.path.join(self.root, name))
+        if not inside(real, real_root):
+            raise DevdError(f"{name}: outside the project {self.root}; devd mcp serves only "
+                            "files under it: pass a path relative to the project")
+        return os.path.normpath(os.path.join(self.root, os.path.relpath(real, real_root)))
+
     def flow_path(self, flow: str) -> str:
-        path = os.path.join(self.root, flow)
+        path = self.project_path(flow)
         if not os.path.isfile(path):
             raise DevdError(f"{flow}: no such file under {self.root}; pass the path of the "
                             "flow's .py file, relative to the project")
-        return os.path.abspath(path)
+        return path
 
     def request(self, path: str, method: str, params: dict[str, Any],
                 on_notification: "Notification | None" = None) -> Any:
@@ -181,7 +195,7 @@ class Tools:
         from ..core.project import daemon_paths, project_root
         from .client import connect
 
-        target = os.path.join(self.root, flow_or_dir)
+        target = self.project_path(flow_or_dir)
         paths = daemon_paths(project_root(target))
         client = connect(paths)
         if client is None:

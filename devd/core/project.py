@@ -38,6 +38,14 @@ def project_root(path: str) -> str:
     return start
 
 
+def inside(path: str, root: str) -> bool:
+    """``path`` is ``root`` or under it once both are resolved (``..`` and symlinks
+    followed): what a client may name of a project it serves."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
 def _runtime_base() -> tuple[str, bool]:
     """The per-user directory for daemon sockets ($DEVD_RUNTIME_DIR, $XDG_RUNTIME_DIR/devd,
     or tmp), and whether the user named it with $DEVD_RUNTIME_DIR."""
@@ -204,6 +212,22 @@ class DaemonPaths:
         """The daemon's pid as its info.json records it (0: none recorded)."""
         pid = self.read_info().get("pid")
         return pid if isinstance(pid, int) else 0
+
+
+def private_dir(name: str) -> str:
+    """``<runtime base>/<name>``: a directory of this user's that no one else can write
+    (created ``0700``, or checked as the daemons' are; UnsafeRuntimeDir otherwise), for
+    files devd writes for the user alone, such as `devd card`'s pages."""
+    base, named = _runtime_base()
+    folder = DaemonPaths("", os.path.join(base, name), named)
+    folder.ensure()
+    return folder.directory
+
+
+def this_interpreter() -> dict[str, str]:
+    """The Python running this process: its executable, and its environment (``sys.prefix``,
+    resolved), which is what tells two interpreters apart (two venvs share one executable)."""
+    return {"python": sys.executable, "prefix": os.path.realpath(sys.prefix)}
 
 
 def daemon_paths(root: str) -> DaemonPaths:

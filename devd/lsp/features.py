@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path
 
 from ..common.errors import DevdError
@@ -25,6 +27,7 @@ from ..core.language import (
     describe_value,
     self_attribute_at,
 )
+from ..core.project import inside
 from ..core.result import Artifacts
 from .translate import plain, uri_to_path
 
@@ -62,12 +65,43 @@ def did_change_configuration(ls: DevdServer,
         ls.spin_on_save = bool(devd["spinOnSave"])
 
 
+def project_file(ls: DevdServer, uri: str) -> str | None:
+    """The path of ``uri`` if it is a file of this daemon's project, else None: a document
+    opened anywhere else (/etc/passwd, another project) gets no flow session, no watch and
+    no diagnostics. A URI naming another host is refused (JsonRpcInvalidParams)."""
+    path = uri_to_path(uri)
+    return path if inside(path, ls.engine.root) else None
+
+
+def _notified_file(ls: DevdServer, uri: str) -> str | None:
+    """project_file for a notification, which has no answer to carry a refusal: logged."""
+    try:
+        path = project_file(ls, uri)
+    except JsonRpcInvalidParams as exc:
+        log.info("ignored a document: %s", exc)
+        return None
+    if path is None:
+        log.info("ignored %s: not a file of the project %s", uri, ls.engine.root)
+    return path
+
+
+def opened_source(ls: DevdServer, uri: str) -> str | None:
+    """The text of a document the client opened (didOpen), None for any other: a document
+    never opened would be read from disk on the event loop (a FIFO blocks it forever)."""
+    doc = ls.workspace.text_documents.get(unquote(uri))
+    return None if doc is None else doc.source
+
+
 def did_open(ls: DevdServer, params: types.DidOpenTextDocumentParams) -> None:
-    publish_diagnostics(ls, uri_to_path(params.text_document.uri))
+    path = _notified_file(ls, params.text_document.uri)
+    if path is not None:
+        publish_diagnostics(ls, path)
 
 
 def did_save(ls: DevdServer, params: types.DidSaveTextDocumentParams) -> None:
-    path = uri_to_path(params.text_document.uri)
+    path = _notified_file(ls, params.text_document.uri)
+    if path is None:
+        return
     ls.engine.forget_flow_file(path)
     publish_diagnostics(ls, path)
     step = ls.last_spun.get(path)
@@ -76,7 +110,9 @@ def did_save(ls: DevdServer, params: types.DidSaveTextDocumentParams) -> None:
 
 
 async def code_lens(ls: DevdServer, params: types.CodeLensParams) -> list[types.CodeLens]:
-    path = uri_to_path(params.text_document.uri)
+    path = project_file(ls, params.text_document.uri)
+    if path is None:
+        return []
     model = await ls.in_pool(_model_or_none, ls.engine, path)
     if model is None:
         return []
@@ -91,13 +127,14 @@ async def code_lens(ls: DevdServer, params: types.CodeLensParams) -> list[types.
 
 
 async def hover(ls: DevdServer, params: types.HoverParams) -> types.Hover | None:
-    path = uri_to_path(params.text_document.uri)
-    doc = ls.workspace.get_text_document(params.text_document.uri)
-    name = self_attribute_at(doc.source, params.position.line, params.position.character)
+    path = project_file(ls, params.text_document.uri)
+    source = opened_source(ls, params.text_document.uri)
+    if path is None or source is None:
+        return None
+    name = self_attribute_at(source, params.position.line, params.position.character)
     if name is None:
         return None
-    text = await ls.in_pool(hover_text, ls.engine, path, doc.source, params.position.line,
-                            name)
+    text = await ls.in_pool(hover_text, ls.engine, path, source, params.position.line, name)
     if text is None:
         return None
     return types.Hover(contents=types.MarkupContent(types.MarkupKind.Markdown, text))
@@ -105,13 +142,14 @@ async def hover(ls: DevdServer, params: types.HoverParams) -> types.Hover | None
 
 async def completion(ls: DevdServer,
                      params: types.CompletionParams) -> types.CompletionList | None:
-    path = uri_to_path(params.text_document.uri)
-    doc = ls.workspace.get_text_document(params.text_document.uri)
-    prefix = completing_self(doc.source, params.position.line, params.position.character)
+    path = project_file(ls, params.text_document.uri)
+    source = opened_source(ls, params.text_document.uri)
+    if path is None or source is None:
+        return None
+    prefix = completing_self(source, params.position.line, params.position.character)
     if prefix is None:
         return None
-    names = await ls.in_pool(_completion_names, ls.engine, path, doc.source,
-                             params.position.line)
+    names = await ls.in_pool(_completion_names, ls.engine, path, source, params.position.line)
     items = [types.CompletionItem(label=n, kind=types.CompletionItemKind.Field, detail=origin)
              for n, origin in names.items() if n.startswith(prefix)]
     return types.CompletionList(is_incomplete=False, items=items)

@@ -47,10 +47,15 @@ def plain(value: Any) -> Any:
 
 
 def uri_to_path(uri: str) -> str:
-    """The absolute path of a ``file:`` URI (or of a bare path); other schemes are refused."""
+    """The absolute path of a ``file:`` URI (or of a bare path); other schemes, and a file
+    URI naming a host (``file://otherhost/...``: a file of another machine, not this one's
+    path), are refused; ``file://localhost/`` is this machine (RFC 8089)."""
     parsed = urlparse(uri)
     if parsed.scheme not in ("file", ""):
         raise JsonRpcInvalidParams(f"only file: URIs are supported, got '{uri}'")
+    if parsed.netloc and parsed.netloc.lower() != "localhost":
+        raise JsonRpcInvalidParams(f"'{uri}' names the host '{parsed.netloc}': devd serves "
+                                   "local files only (file:///path)")
     return os.path.abspath(unquote(parsed.path) if parsed.scheme else uri)
 
 
