@@ -307,21 +307,13 @@ def _daemon_for(path: str, restart: bool = False) -> DaemonClient | None:
 
     With ``restart``, a daemon that died without cleaning up (its socket file is still
     there: killed, or crashed) is replaced by a fresh one rather than the command
-    quietly running in this process.
+    quietly running in this process; a daemon of another interpreter is never joined
+    (devd/cli/client.py's daemon_client: the rule every client shares).
     """
     from ..core.project import daemon_paths, project_root
-    from .client import connect
+    from .client import daemon_client
 
-    paths = daemon_paths(project_root(path))
-    client = connect(paths)
-    if client is None and restart and os.path.lexists(paths.socket):
-        from ..lsp.daemon import start_background
-
-        print(f"devd: the daemon for {paths.root} had died; starting a fresh one",
-              file=sys.stderr)
-        start_background(paths.root)
-        client = connect(paths)
-    return client
+    return daemon_client(daemon_paths(project_root(path)), "if-died" if restart else "never")
 
 
 def cmd_spin(args: argparse.Namespace) -> int:

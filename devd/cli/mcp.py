@@ -85,17 +85,14 @@ class Tools:
                 on_notification: "Notification | None" = None) -> Any:
         """One request to the daemon of ``path``'s project, starting the daemon if needed."""
         from ..core.project import daemon_paths, project_root
-        from ..lsp.daemon import idle_seconds_default, start_background
-        from .client import connect
+        from ..lsp.daemon import idle_seconds_default
+        from .client import daemon_client
 
         paths = daemon_paths(project_root(path))
-        client = connect(paths)
+        with self._starting:  # one thread starts (or replaces) the daemon, the others wait
+            client = daemon_client(paths, "always", idle_seconds=idle_seconds_default())
         if client is None:
-            with self._starting:
-                start_background(paths.root, idle_seconds=idle_seconds_default())
-            client = connect(paths)
-            if client is None:
-                raise DevdError(f"the daemon for {paths.root} did not answer; see {paths.log}")
+            raise DevdError(f"the daemon for {paths.root} did not answer; see {paths.log}")
         with client:
             return client.request(method, params, on_notification=on_notification)
 

@@ -213,6 +213,31 @@ class DaemonPaths:
         pid = self.read_info().get("pid")
         return pid if isinstance(pid, int) else 0
 
+    @property
+    def interpreter(self) -> str:
+        """The daemon's interpreter: its ``sys.prefix`` line, then its executable."""
+        return os.path.join(self.directory, "python")
+
+    def other_interpreter(self) -> str | None:
+        """The Python of the project's running daemon when it is not this process's (its
+        path, or a description); None when it is the same, or no daemon is recorded.
+
+        One daemon serves one interpreter: a client of another one must not join it, or its
+        spins and runs would use that other environment (devd/lsp/daemon.py replaces it).
+        """
+        try:  # plain text, not info.json: `devd spin` on a warm daemon does not load json
+            with open(self.interpreter) as fh:
+                prefix, _, python = fh.read().partition("\n")
+        except FileNotFoundError:
+            if not os.path.exists(self.info):
+                return None  # no daemon recorded
+            prefix, python = "", ""  # a daemon of a devd that did not record its interpreter
+        except OSError:
+            return None
+        if prefix == this_interpreter()["prefix"]:
+            return None
+        return python.strip() or "an interpreter devd did not record"
+
 
 def private_dir(name: str) -> str:
     """``<runtime base>/<name>``: a directory of this user's that no one else can write

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import daemonlog, memory
 from ..core.daemonlog import Throttle
-from ..core.project import DaemonPaths, DaemonUnavailable, daemon_paths, open_socket, peer_uid
+from ..core.project import (
+    DaemonPaths,
+    DaemonUnavailable,
+    daemon_paths,
+    open_socket,
+    peer_uid,
+    this_interpreter,
+)
 from ..core.threads import ThreadPerTask
 
 if TYPE_CHECKING:
@@ -92,7 +99,7 @@ def clear_stale(paths: DaemonPaths) -> bool:
     if not paths.check() or socket_alive(paths):
         return False
     removed = False
-    for name in (paths.socket, paths.pidfile, paths.info):
+    for name in (paths.socket, paths.pidfile, paths.info, paths.interpreter):
         try:
             os.unlink(name)
             removed = True
@@ -302,18 +309,25 @@ class Daemon:
     def _write_files(self) -> None:
         with open(self.paths.pidfile, "w") as fh:
             fh.write(str(os.getpid()))
+        # python and prefix: the interpreter this daemon serves (one daemon, one interpreter)
         info: dict[str, Any] = {"pid": os.getpid(), "root": self.paths.root,
+                                **this_interpreter(),
                                 "socket": self.paths.socket, "started": time.time(),
                                 "idleSeconds": self.idle_seconds,
                                 "budgetBytes": self.engine.budget_bytes}
         if self.tcp_port is not None:
             info["tcp"] = {"host": "127.0.0.1", "port": self.tcp_port, "token": self.token}
+        # the interpreter first: a client that finds info.json finds it too
+        fd = os.open(self.paths.interpreter, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{info['prefix']}\n{info['python']}\n")
         fd = os.open(self.paths.info, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(info, fh)
 
     def _remove_files(self) -> None:
-        for name in (self.paths.socket, self.paths.pidfile, self.paths.info):
+        for name in (self.paths.socket, self.paths.pidfile, self.paths.info,
+                     self.paths.interpreter):
             try:
                 os.unlink(name)
             except FileNotFoundError:
@@ -335,11 +349,21 @@ def budget_default() -> int | None:
 def start_background(root: str, idle_seconds: float | None = None,
                      budget_mb: float | None = None, tcp_port: int | None = None,
                      wait: float = 30.0) -> int:
-    """Start the project's daemon unless one runs; return its pid."""
+    """Start the project's daemon unless one of this interpreter runs; return its pid.
+
+    The one rule every client follows (the CLI, ``devd serve --stdio``, ``devd mcp``): a
+    daemon serves one interpreter, the one that started it, and runs the flows with it. A
+    daemon of another interpreter is never joined: it is stopped and replaced, and the
+    client's stderr (the editor's devd output) and the daemon's log say so.
+    """
     paths = daemon_paths(root)
     paths.ensure()
     if socket_alive(paths):
-        return paths.read_pid()
+        other = paths.other_interpreter()
+        if other is None:
+            return paths.read_pid()
+        _replacing(paths, other)
+        stop(root)
     clear_stale(paths)
     command = [sys.executable, "-m", "devd.lsp.daemon", "--root", paths.root]
     if idle_seconds is not None:
@@ -368,6 +392,18 @@ def start_background(root: str, idle_seconds: float | None = None,
 
     raise DevdError(f"the daemon did not start ({''.join(tail) or 'no output'}); "
                     f"see {paths.log}")
+
+
+def _replacing(paths: DaemonPaths, other: str) -> None:
+    """Say, on stderr and in the daemon's log, that the daemon of ``other`` gives way."""
+    message = (f"devd: the daemon for {paths.root} runs {other}; replacing it with a daemon "
+               f"of {sys.executable}")
+    print(message, file=sys.stderr, flush=True)
+    try:
+        with open(paths.log, "a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+    except OSError:
+        pass  # stderr said it
 
 
 def stop(root: str, wait: float = 10.0) -> bool:
