@@ -2,7 +2,8 @@
 
 Everything here runs in the process that runs the step (a forked child, or the CLI's own
 process for ``--pdb``): the warm process never imports debugpy. The child listens on a
-loopback port only, tells the requester where (``debugReady``), waits for a DAP client
+loopback port only, lets only its owner's connections through (devd/common/debuggate.py),
+tells the requester where (``debugReady``), waits for a DAP client
 (VS Code, PyCharm, nvim-dap...) for a bounded time, runs the step under it, and ends the
 debug session cleanly before its result goes back, so the client sees ``terminated``.
 """
@@ -42,6 +43,9 @@ def listen() -> tuple[str, int]:
     # process: pydevd ends a session once only daemon threads are left unless one is
     # marked as its main thread (its own marker, which it sets on the real main thread).
     setattr(threading.current_thread(), "__pydevd_main_thread", True)
+    from .debuggate import install
+
+    install()  # only the owner's connections reach debugpy (devd/common/debuggate.py)
     host, port = debugpy.listen((HOST, 0), in_process_debug_adapter=True)
     _Listening.endpoint = (str(host), int(port))
     return _Listening.endpoint
