@@ -10,6 +10,7 @@ import os
 import traceback
 from typing import Any
 
+from ..common.bounds import one_line
 from .request import SpinRequest
 from .state import State
 
@@ -60,9 +61,7 @@ def _read_artifacts_module(given: str) -> dict[str, Any]:
     from ..common.errors import DevdError
 
     path = os.path.abspath(given)
-    if not os.path.isfile(path):
-        raise DevdError(f"{given}: no such artifacts module; pass a .py "
-                        "file that defines ARTIFACTS = {...}")
+    _check_module_file(given, path)
     if not path.endswith(".py"):
         raise DevdError(f"{given}: not a .py file; an artifacts module is a Python file "
                         "that defines ARTIFACTS = {name: value}")
@@ -72,8 +71,10 @@ def _read_artifacts_module(given: str) -> dict[str, Any]:
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     try:
         loader.exec_module(module)
-    except SyntaxError as exc:
-        raise DevdError(f"{given}:{exc.lineno}: SyntaxError: {exc.msg}") from None
+    except SyntaxError as exc:  # lineno is None for a file Python cannot even tokenize
+        where = f"{given}:{exc.lineno}" if exc.lineno else given
+        raise DevdError(f"{where}: SyntaxError: {one_line(exc.msg or str(exc))}; fix the "
+                        "artifacts module and spin again") from None
     except BaseException as exc:  # user code: name whatever it raised
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -81,7 +82,7 @@ def _read_artifacts_module(given: str) -> dict[str, Any]:
         frames = [f for f in tb if os.path.abspath(f.filename) == path]
         where = f"{given}:{frames[-1].lineno}" if frames else given
         raise DevdError(f"{where}: importing the artifacts module raised "
-                        f"{type(exc).__name__}: {exc}") from None
+                        f"{type(exc).__name__}: {one_line(str(exc))}") from None
     if not hasattr(module, "ARTIFACTS"):
         raise DevdError(f"{given}: defines no ARTIFACTS; it must define "
                         "ARTIFACTS = {name: value}")
@@ -89,6 +90,29 @@ def _read_artifacts_module(given: str) -> dict[str, Any]:
     if not isinstance(artifacts, dict):
         raise DevdError(f"{given}: ARTIFACTS must be a dict, not {type(artifacts).__name__}")
     return artifacts
+
+
+def _check_module_file(given: str, path: str) -> None:
+    """A regular file, or a one-line DevdError naming what ``given`` is instead (a FIFO
+    is never opened: reading it would wait for a writer)."""
+    import stat
+
+    from ..common.errors import DevdError
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DevdError(f"{given}: no such artifacts module; pass a .py "
+                        "file that defines ARTIFACTS = {...}") from None
+    except OSError as exc:
+        raise DevdError(f"{given}: cannot read the artifacts module ({exc.strerror}); check "
+                        "its path and permissions") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) \
+        else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    raise DevdError(f"{given}: is {kind}, not a file; pass the path of a .py file that "
+                    "defines ARTIFACTS = {...}")
 
 
 def apply_config_overrides(flow: Any) -> None:

@@ -1,0 +1,173 @@
+"""Bounded answers and failure paths (issue 22): a huge error message, loud output, a full
+disk or temp dir, a kill mid-persist, odd artifacts modules. Real runs, a real daemon over
+its socket, the CLI and the MCP server as subprocesses; sizes and counts are asserted."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import daemon_environment
+from tests.wirehelp import cli
+
+BOUNDS_FLOW = '''
+import os
+import signal
+import sys
+
+from metaflow import FlowSpec, card, current, step
+from metaflow.cards import Markdown
+
+RECORDING = bool(os.environ.get("BOUNDS_RECORDING"))
+
+
+class Bomb:
+    """Kills its own process when Metaflow pickles it to store it (mid-persist)."""
+
+    def __reduce__(self):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class BoundsFlow(FlowSpec):
+    @step
+    def start(self):
+        self.blob = bytes(3_000_000)
+        self.next(self.boom)
+
+    @step
+    def boom(self):
+        if not RECORDING:
+            raise ValueError("E" * 10_000_000)
+        self.next(self.chatty)
+
+    @step
+    def chatty(self):
+        self.size = len(self.blob)
+        sys.stdout.write(("x" * 99 + "\\n") * (1 if RECORDING else 60_000))
+        self.next(self.loud)
+
+    @step
+    def loud(self):
+        sys.stderr.write(("y" * 99 + "\\n") * (1 if RECORDING else 60_000))
+        self.next(self.heavy)
+
+    @step
+    def heavy(self):
+        self.noise = os.urandom(10 if RECORDING else 40_000_000)
+        self.next(self.killer)
+
+    @step
+    def killer(self):
+        self.a_noise = os.urandom(5_000_000)
+        if not RECORDING:
+            self.z_bomb = Bomb()
+        self.next(self.cards)
+
+    @card(type="blank", id="c1")
+    @card(type="blank", id="c2")
+    @card(type="blank", id="c3")
+    @card(type="blank", id="c4")
+    @card(type="blank", id="c5")
+    @card(type="blank", id="c6")
+    @step
+    def cards(self):
+        for i in range(1, 7):
+            current.card[f"c{i}"].append(Markdown(f"card {i} " + "word " * 3000))
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    BoundsFlow()
+'''
+
+SMALL = 100_000  # bytes: every answer about the failing step stays far below this
+FULL_TEXT = re.compile(r"the full text is in (\S+?)\]")
+
+
+def _project(prefix: str) -> Path:
+    """A project of its own holding BoundsFlow, run once for real (short path: sockets)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    (root / "bounds_flow.py").write_text(BOUNDS_FLOW)
+    env = {**os.environ, "BOUNDS_RECORDING": "1"}
+    out = subprocess.run([sys.executable, "bounds_flow.py", "run"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return root
+
+
+@contextlib.contextmanager
+def _daemon(root: Path, env: dict[str, str] | None = None) -> Iterator[Path]:
+    out = cli(root, "daemon", "start", str(root), env=env)
+    assert "daemon started" in out.stdout, out.stderr
+    try:
+        yield root
+    finally:
+        cli(root, "daemon", "stop", str(root))
+
+
+@pytest.fixture(scope="module")
+def bounds_project() -> Iterator[Path]:
+    with daemon_environment("dvb"):
+        root = _project("dvb")
+        with _daemon(root):
+            yield root
+
+
+def _size(message: Any) -> int:
+    return len(json.dumps(message))
+
+
+def _check_bounded_error(error: dict[str, Any]) -> None:
+    """One line of at most ~2 KB, naming the private file that holds the whole text."""
+    message = error["message"]
+    assert error["type"] == "ValueError"
+    assert "\n" not in message and len(message) < 2500, len(message)
+    assert message.startswith("E" * 1000)
+    full = FULL_TEXT.search(message)
+    assert full is not None, message[-300:]
+    path = Path(full.group(1))
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.read_text().count("E") >= 2 * 10_000_000  # the message and the traceback's
+    assert len(error["traceback"]) < 70_000
+    assert error["traceback"].rstrip().endswith("]")  # the note says where the rest is
+
+
+# -- item 10: artifacts modules that are no Python file ---------------------------------------
+
+def test_artifacts_module_that_is_no_python_file_gets_one_line_saying_what_to_do(
+        bounds_project: Path) -> None:
+    root = bounds_project
+    (root / "am_nul.py").write_bytes(b"ARTIFACTS = {'n': 1}\x00\n")
+    (root / "am_dir.py").mkdir(exist_ok=True)
+    fifo = root / "am_fifo.py"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    expected = {
+        "am_nul.py": "am_nul.py: SyntaxError: source code string cannot contain null bytes; "
+                     "fix the artifacts module and spin again",
+        "am_dir.py": "am_dir.py: is a directory, not a file; pass the path of a .py file "
+                     "that defines ARTIFACTS = {...}",
+        "am_fifo.py": "am_fifo.py: is a FIFO, not a file; pass the path of a .py file that "
+                      "defines ARTIFACTS = {...}",
+    }
+    for name, message in expected.items():
+        out = cli(root, "spin", "bounds_flow.py", "chatty", "--artifacts-module", name,
+                  "--no-daemon")
+        assert out.returncode == 2, (name, out.stdout[-500:], out.stderr)
+        assert out.stderr.count("\n") == 1 and out.stderr.rstrip().endswith(message), \
+            out.stderr
+        assert "None" not in out.stderr and "no such" not in out.stderr
