@@ -350,3 +350,30 @@ def test_server_stopped_mid_download(s3: S3Server, s3_project) -> None:
     # the child's download progress reached the terminal ($/progress through the daemon)
     assert any(x.startswith("devd: downloading") for x in err.splitlines()), err
     assert devd(root, env, "status").returncode == 0  # the daemon lives on
+
+
+KEPT = '''\
+import json, sys
+from metaflow import Flow, namespace
+from devd import Session
+
+namespace(None)
+body = Flow("S3Flow")[sys.argv[1]]["body"].tasks().__next__().pathspec
+with Session("s3_flow.py") as session:
+    session.spin(body)  # the child downloads and loads the blob; then it is warmed here
+    session.wait_warm()
+    warm = session.spin(body)
+print("KEPT " + json.dumps([warm.ok, warm.parents_kept]))
+'''
+
+
+def test_a_parent_read_from_the_s3_cache_is_vouched_for_by_the_page_map(s3_project) -> None:
+    """Issue 18: the 6 MB blob, downloaded into devd's disk cache and unpickled from it,
+    read by the step and left as it was: passed down on the page map's word."""
+    root, env, run_id = s3_project
+    (root / "kept.py").write_text(KEPT)
+    proc = subprocess.run([sys.executable, "kept.py", run_id], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("KEPT ")), None)
+    assert line is not None, proc.stdout + proc.stderr
+    assert json.loads(line[5:]) == [True, {"blob": "page map"}]

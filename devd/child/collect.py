@@ -43,6 +43,7 @@ class Collected:
     hashes: dict[str, str | None] = field(default_factory=dict)  # name -> content sha1
     public: dict[str, Any] = field(default_factory=dict)  # as the Client gives them
     unloaded: dict[str, tuple[Any, str]] = field(default_factory=dict)  # (parent task, name)
+    kept: dict[str, str] = field(default_factory=dict)  # parent values read, shown unchanged
 
     def every_public_value(self) -> dict[str, Any]:
         """The public values, reading the ones nobody loaded yet (a card shows them all)."""
@@ -143,26 +144,28 @@ def _sha_index() -> dict[str, tuple[str, str, Any, Any]]:
     return index
 
 
-def _unchanged_parent_objects(produced: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """Artifacts that are a parent's own big array or buffer, read but not changed.
+def _unchanged_parent_objects(produced: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+    """Artifacts that are a parent's own big value, read but not changed: name ->
+    (parent pathspec, its name, how that was shown).
 
     Reading ``self.x`` caches it on the flow, so Metaflow sees it as set by the step; the
-    same object, with no page written since the fork (devd/common/pagecheck.py) or else the same
-    crc32, is the parent's value, and needs no copy back.
+    same object, shown unchanged (devd/common/unchanged.py: the page map, else crc32s), is
+    the parent's value, and needs no copy back.
     """
-    from ..common.pagecheck import untouched_since_fork
-    from ..common.warmstore import fingerprint
+    from ..common.unchanged import proof
 
     owners = {}
     for task in State.warm_tasks:
-        for name, crc in task.fingerprints.items():
+        for name, mark in task.fingerprints.items():
             if name in task.values:
-                owners[id(task.values[name])] = (task.ref.pathspec, name, crc)
+                owners[id(task.values[name])] = (task.ref.pathspec, name, mark)
     found = {}
     for name, value in produced.items():
         owner = owners.get(id(value))
-        if owner is not None and (untouched_since_fork(value) or fingerprint(value) == owner[2]):
-            found[name] = (owner[0], owner[1])
+        if owner is not None:
+            how = proof(value, owner[2])
+            if how is not None:
+                found[name] = (owner[0], owner[1], how)
     return found
 
 
@@ -224,7 +227,8 @@ def collect(sink: Sink, notices: list[str]) -> Collected:
         if name not in produced and name in State.spin_artifacts:
             produced[name] = State.spin_artifacts[name]  # an overridden Parameter, say
         if name in read_only:  # a big parent value the step only read: passed down as is
-            out.parent_values[name] = read_only[name]
+            out.parent_values[name] = read_only[name][:2]
+            out.kept[name] = read_only[name][2]
             value = produced.pop(name)
         elif name in produced:
             value = produced[name]

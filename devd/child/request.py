@@ -42,6 +42,9 @@ class SpinRequest:
     config_args: list[str]
     want_values: bool
     parent_refs: list[TaskRef] = field(default_factory=list)  # for the spawn path
+    # spawn path: what the warm process holds of each parent (pathspec -> artifact names),
+    # loaded by the spawned child before the step, as a forked child would inherit it
+    warm_names: dict[str, list[str]] = field(default_factory=dict)
     want_private: bool = False  # also return _-prefixed artifacts (to chain spins)
     want_diff: bool = False  # content hashes of the artifacts, to diff with the recorded task
     data_files: list[str] = field(default_factory=list)  # Config files the flow reads
@@ -101,6 +104,7 @@ class ChildResult:
     card_html: list[dict[str, Any]] = field(default_factory=list)  # {id, type, html}
     hashes: dict[str, str | None] = field(default_factory=dict)  # name -> content sha1
     lazy_loaded: list[tuple[str, str]] = field(default_factory=list)  # warm these next
+    kept: dict[str, str] = field(default_factory=dict)  # name -> how shown unchanged
 
 
 class Unpicklable:

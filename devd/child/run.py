@@ -44,6 +44,7 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
 
     from ..common.forking import NoRequest
     from ..common.loader import load_flow_class
+    from ..common.pagecheck import share_pages
     from ..common.warmstore import WarmFlowDataStore, load_task
 
     State.marks = [("start", time.perf_counter())]
@@ -60,7 +61,10 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
     client_core.current_namespace = False
     if warm is None:  # spawn path: nothing is warm in a fresh interpreter
         warm_tasks = [load_task(ref) for ref in req.parent_refs]
+        for task in warm_tasks:
+            task.ensure(req.warm_names.get(task.ref.pathspec, []))
         warm = WarmFlowDataStore(req.parent_refs[0].flow_name, warm_tasks)
+        share_pages()  # so that the page map shows what the step writes to the parents
     State.request = req
     State.warm = warm
     State.warm_tasks = warm_tasks
@@ -214,6 +218,7 @@ def _build_result(sink: Sink, error: dict[str, Any] | None, run_id: str, task_id
         artifacts=found.rows,
         values=found.values,
         parent_values=found.parent_values,
+        kept=found.kept,
         error=error,
         next_steps=sink.next_steps,
         run_id=run_id,

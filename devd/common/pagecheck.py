@@ -1,11 +1,19 @@
-"""Whether a forked child wrote to a big array it inherited, read off the kernel's page map.
+"""Which pages of a buffer a forked child wrote, read off the kernel's page map.
 
-After a fork, parent and child share every page copy-on-write; the child's first write to
-a page gives it a private copy, which ``/proc/self/pagemap`` marks "exclusively mapped"
-(bit 56, Linux 4.2+). So an array none of whose pages is exclusive in the child was not
-written by the child: ~4 ms to know for 1 GB, where a crc32 of it takes ~250 ms. Whatever
-the page map cannot vouch for (a page exclusive for another reason, a page swapped out, an
-array that does not own private memory, no ``/proc``) is None: compare checksums then.
+After a fork, parent and child share every private page copy-on-write; the child's first
+write to a page gives it a private copy, which ``/proc/self/pagemap`` marks "exclusively
+mapped" (bit 56, Linux 4.2+). So a buffer none of whose pages is exclusive in the child was
+not written by the child: ~4 ms to know for 1 GB, where a crc32 of it takes ~250 ms.
+
+This only holds for private memory. A buffer numpy allocated, a ``bytes`` or ``bytearray``
+(what an unpickled array is a view of), is private anonymous memory: copied on write after
+a fork, so the map tells reads from writes. A shared mapping (``np.memmap`` of a file, a
+``mmap`` with MAP_SHARED, shared memory) is never copied: a child's write lands in the page
+both processes map, which stays "not exclusive", so the map would vouch for a changed
+buffer. ``private_buffer`` therefore only answers for the bases it knows to be private.
+
+Whatever the map cannot vouch for (a page exclusive for another reason, a page swapped
+out, a buffer it does not know to be private, no ``/proc``) is left to a checksum.
 """
 
 from __future__ import annotations
@@ -24,8 +32,13 @@ _EXCLUSIVE = 1 << 56
 _supported: dict[int, bool] = {}  # pid -> whether this kernel reports bit 56
 
 
-def _read_entries(np: Any, address: int, nbytes: int) -> Any:
-    page = os.sysconf("SC_PAGE_SIZE")
+def page_size() -> int:
+    return os.sysconf("SC_PAGE_SIZE")
+
+
+def _read_entries(address: int, nbytes: int) -> memoryview:
+    """The page map's 64-bit entries for the pages of the range."""
+    page = page_size()
     first = address // page
     count = (address + nbytes - 1) // page - first + 1
     with open("/proc/self/pagemap", "rb", buffering=0) as fh:
@@ -36,35 +49,110 @@ def _read_entries(np: Any, address: int, nbytes: int) -> Any:
             if not chunk:
                 raise OSError("short read of /proc/self/pagemap")
             data += chunk
-    return np.frombuffer(bytes(data), dtype=np.uint64)
+    return memoryview(data).cast("Q")
 
 
-def _kernel_reports_exclusive(np: Any) -> bool:
+def _pages_with(entries: memoryview, bit: int) -> list[int]:
+    np = sys.modules.get("numpy")
+    if np is not None:
+        return np.flatnonzero(np.frombuffer(entries, dtype=np.uint64) & np.uint64(bit)).tolist()
+    return [i for i, entry in enumerate(entries) if entry & bit]
+
+
+def _kernel_reports_exclusive() -> bool:
     """A page this process just wrote must read as exclusive; a kernel older than 4.2
-    reports 0 for every page, which would pass every array as untouched."""
+    reports 0 for every page, which would pass every buffer as untouched."""
     pid = os.getpid()
     if pid not in _supported:
-        probe = np.ones(os.sysconf("SC_PAGE_SIZE") // 4)  # two pages' worth, written now
-        entries = _read_entries(np, probe.__array_interface__["data"][0], probe.nbytes)
-        _supported[pid] = bool(np.all(entries & np.uint64(_EXCLUSIVE)))
+        probe = bytearray(b"\1" * (page_size() * 2))  # every byte written now
+        entries = _read_entries(_bytes_address(probe), len(probe))
+        _supported[pid] = len(_pages_with(entries, _EXCLUSIVE)) == len(entries)
     return _supported[pid]
 
 
-def untouched_since_fork(value: Any) -> bool | None:
-    """True when ``value`` (a numpy array owning its memory) has no page this process
-    wrote since it was forked; None when that cannot be told this way."""
+def _bytes_address(value: bytes | bytearray) -> int:
+    import ctypes
+
+    if isinstance(value, bytearray):
+        return ctypes.addressof(ctypes.c_char.from_buffer(value))
+    return ctypes.cast(ctypes.c_char_p(value), ctypes.c_void_p).value or 0  # no copy
+
+
+def private_buffer(value: Any) -> tuple[int, int] | None:
+    """(address, length) of a C-contiguous array's or a bytes object's memory when it is
+    private anonymous memory (numpy's own, or a ``bytes``/``bytearray``, also seen through
+    views and memoryviews); None for anything else, a shared mapping above all."""
+    if isinstance(value, bytes | bytearray):
+        return (_bytes_address(value), len(value)) if value else None
     np = sys.modules.get("numpy")
-    if np is None or not isinstance(value, np.ndarray) or value.base is not None \
-            or value.nbytes == 0 or not value.flags.c_contiguous:
-        return None  # a view or a mapping (a shared one would not copy on write)
-    try:
-        if not _kernel_reports_exclusive(np):
+    if np is None or not isinstance(value, np.ndarray) or value.nbytes == 0 \
+            or not value.flags.c_contiguous:
+        return None
+    base: Any = value
+    while True:
+        if isinstance(base, np.ndarray):
+            if base.base is None:
+                if not base.flags.owndata:
+                    return None
+                break
+            base = base.base
+        elif isinstance(base, memoryview):
+            base = base.obj
+        elif isinstance(base, bytes | bytearray):
+            break
+        else:  # an mmap, a memmap's file, a foreign buffer: not known to be private
             return None
-        entries = _read_entries(np, value.__array_interface__["data"][0], value.nbytes)
+    return value.__array_interface__["data"][0], value.nbytes
+
+
+def written_pages(address: int, nbytes: int) -> list[int] | None:
+    """Indices (from the page holding ``address``) of the pages of the range this process
+    wrote since it was forked; None when the map cannot tell (no page map, an old kernel,
+    a page swapped out or never touched)."""
+    if nbytes <= 0:
+        return None
+    try:
+        if not _kernel_reports_exclusive():
+            return None
+        entries = _read_entries(address, nbytes)
     except (OSError, ValueError, AttributeError):
         return None
-    if not bool(np.all(entries & np.uint64(_PRESENT))):
+    if len(_pages_with(entries, _PRESENT)) != len(entries):
         return None  # swapped out (or never touched): the map says nothing of writes
-    if bool(np.any(entries & np.uint64(_EXCLUSIVE))):
-        return None  # written here, or no longer shared: let the checksum decide
+    return _pages_with(entries, _EXCLUSIVE)
+
+
+def untouched_since_fork(value: Any) -> bool | None:
+    """True when ``value`` (an array or bytes in private memory) has no page this process
+    wrote since it was forked; None when that cannot be told this way."""
+    where = private_buffer(value)
+    if where is None:
+        return None
+    written = written_pages(*where)
+    if written is None or written:
+        return None
+    return True
+
+
+def share_pages() -> bool:
+    """Fork a process that only waits (until this one exits), so that from now on the
+    page map tells this process's writes: for a child that loaded its parents itself
+    (the spawn path), whose pages no fork has shared yet. False where it cannot."""
+    if not hasattr(os, "fork") or not os.path.exists("/proc/self/pagemap"):
+        return False
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return False
+    if pid == 0:  # pragma: no cover - the holder: waits for EOF, i.e. for its parent's exit
+        try:
+            os.close(write_end)
+            os.read(read_end, 1)
+        finally:
+            os._exit(0)
+    os.close(read_end)
+    os.set_inheritable(write_end, False)  # the step's subprocesses must not keep it alive
     return True

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DevdError
+from .unchanged import Fingerprint, fingerprints
 
 log = logging.getLogger("devd.warmstore")
 
@@ -65,8 +66,8 @@ class WarmTask:
     size_bytes: int  # recorded size of the loaded artifacts
     load_seconds: float
     last_used: float = field(default_factory=time.monotonic)
-    # crc32 of big buffer-like values as loaded: tells a step's in-place change from a read
-    fingerprints: dict[str, int] = field(default_factory=dict)
+    # big buffers as loaded (devd/common/unchanged.py): tells a step's in-place change from a read
+    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def recorded_size(self, name: str) -> int:
@@ -235,30 +236,6 @@ def _collapse_in_place(address: int, length: int) -> bool:
     if not _collapse_works:
         _collapse_works.append(ok)
     return ok
-
-
-def fingerprint(value: Any) -> int | None:
-    """crc32 of a big array's or buffer's bytes (~4 GB/s), None for anything else."""
-    import zlib
-
-    np = sys.modules.get("numpy")
-    if np is not None and isinstance(value, np.ndarray):
-        if value.dtype.hasobject or not value.flags.c_contiguous or \
-                value.nbytes < EAGER_LIMIT_BYTES:
-            return None
-        return zlib.crc32(memoryview(value).cast("B"))
-    if isinstance(value, bytes | bytearray) and len(value) >= EAGER_LIMIT_BYTES:
-        return zlib.crc32(value)
-    return None
-
-
-def fingerprints(values: dict[str, Any]) -> dict[str, int]:
-    found = {}
-    for name, value in values.items():
-        crc = fingerprint(value)
-        if crc is not None:
-            found[name] = crc
-    return found
 
 
 def _load(ref: TaskRef, datastore: Any, names: list[str],

@@ -99,6 +99,7 @@ def build_result(flow_file: str, flow_name: str, plan: SpinPlan, warm_tasks: lis
         recorded_ds=recorded_ds,
         artifacts_loaded_by_step=sorted(name for _, name in child.lazy_loaded),
         artifact_hashes=dict(child.hashes),
+        parents_kept=dict(child.kept),
         notices=child.notices,
         timings=timings,
         _persist_root=os.path.dirname(child.persisted_root) if child.persisted_root else None,

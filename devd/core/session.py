@@ -255,7 +255,9 @@ class Session:
             outcome = self.prepared.run(request, warm_tasks, on_output, on_event, on_started)
             if outcome is not None:
                 return outcome
-        args: tuple[Any, ...] = (request, None, [])  # spawned: it loads the parents itself
+        # spawned: it loads the parents itself, what is warm here included
+        args: tuple[Any, ...] = (dataclasses.replace(
+            request, warm_names={t.ref.pathspec: sorted(t.values) for t in warm_tasks}), None, [])
         if fork_available():
             args = (request, WarmFlowDataStore(flow_name, warm_tasks), warm_tasks)
         user_modules()  # known here, a child only classifies modules new to it
