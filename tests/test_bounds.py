@@ -53,7 +53,8 @@ class BoundsFlow(FlowSpec):
     @step
     def chatty(self):
         self.size = len(self.blob)
-        sys.stdout.write(("x" * 99 + "\\n") * (1 if RECORDING else 60_000))
+        for _ in range(1 if RECORDING else 60_000):
+            print("x" * 99)
         self.next(self.loud)
 
     @step
@@ -144,6 +145,50 @@ def _check_bounded_error(error: dict[str, Any]) -> None:
     assert path.read_text().count("E") >= 2 * 10_000_000  # the message and the traceback's
     assert len(error["traceback"]) < 70_000
     assert error["traceback"].rstrip().endswith("]")  # the note says where the rest is
+
+
+# -- item 9: a full temp dir ------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _small_tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``path`` (a disk that fills up for real)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs (a full disk) needs root")
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip(f"mount is not permitted here: {out.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def _files_under(path: Path) -> list[str]:
+    return sorted(str(Path(d, f).relative_to(path)) for d, _, files in os.walk(path)
+                  for f in files)
+
+
+def _spin_json(root: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    out = cli(root, "spin", "bounds_flow.py", *args, "--no-daemon", "--json", env=env)
+    assert out.stdout, out.stderr
+    return json.loads(out.stdout), out
+
+
+def test_a_full_temp_dir_keeps_the_output_cap_and_the_step_runs(bounds_project: Path) -> None:
+    with _small_tmpfs(bounds_project / "small-tmp", "1m") as tmp:
+        env = {**os.environ, "TMPDIR": str(tmp), "DEVD_MAX_LOG_MB": "1"}
+        data, out = _spin_json(bounds_project, "chatty", env=env)
+        left = _files_under(tmp)
+    assert data["ok"] is True, data["error"]
+    assert out.returncode == 0
+    stdout = data["stdout"]
+    assert stdout.count("x" * 99) == 10_000  # 1 MB kept, of 6 MB printed
+    assert "stdout truncated at 1 MB (DEVD_MAX_LOG_MB): 5000000 more bytes, 50000 more " \
+        "lines; not kept:" in stdout
+    assert "No space left on device" in stdout and "point TMPDIR elsewhere" in stdout
+    assert left == []  # the half-written spill file went
 
 
 # -- item 10: artifacts modules that are no Python file ---------------------------------------

@@ -99,19 +99,30 @@ def max_output_bytes() -> int:
 
 def _spill_file(stream: str) -> Any:
     """A private file (0600, in the temp dir) for the full text of a step's ``stream``."""
+    from .bounds import private_file
+
+    return private_file(stream)
+
+
+def _drop_spill(spill: Any) -> None:
+    """Close and remove a spill file that could not be written (a full disk): the output
+    stays capped and the half-written file frees its space."""
+    if spill is None:
+        return
+    try:
+        spill.close()
+    except OSError:
+        pass
+    try:
+        os.unlink(spill.path)
+    except OSError:
+        pass
+
+
+def tempfile_dir() -> str:
     import tempfile
 
-    folder = os.path.join(tempfile.gettempdir(), f"devd-output-{os.getuid()}")
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    import stat
-
-    info = os.lstat(folder)
-    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not stat.S_ISDIR(info.st_mode):
-        folder = tempfile.gettempdir()  # someone else's or open: mkstemp's own safety only
-    fd, path = tempfile.mkstemp(prefix=f"{stream}-", suffix=".log", dir=folder)
-    spill = os.fdopen(fd, "wb")
-    spill.path = path  # type: ignore[attr-defined]
-    return spill
+    return tempfile.gettempdir()
 
 
 # One fork at a time: gc.disable()/enable() around a fork are process-wide.
@@ -296,17 +307,24 @@ class ChildProcess:
         decoder = _incremental_decoder()
         cap = max_output_bytes()
         kept = 0  # characters kept (and streamed) so far
-        spill: Any = None  # the file holding the full text, once over the cap
+        over = False  # past the cap: the rest goes to the spill file, unstreamed
+        spill: Any = None  # the file holding the full text, while it can be written
+        lost: OSError | None = None  # why the spill file could not be written (a full disk)
         rest_bytes = rest_lines = 0
         try:
             while True:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     break
-                if spill is not None:  # over the cap: to the file, undecoded, unstreamed
-                    spill.write(chunk)
+                if over:  # to the file, undecoded, unstreamed
                     rest_bytes += len(chunk)
                     rest_lines += chunk.count(b"\n")
+                    if spill is not None:
+                        try:
+                            spill.write(chunk)
+                        except OSError as exc:
+                            _drop_spill(spill)
+                            spill, lost = None, exc
                     continue
                 text = decoder.decode(chunk)
                 if not text:
@@ -314,8 +332,13 @@ class ChildProcess:
                 if kept + len(text) > cap:
                     with self._out_lock:
                         whole = "".join(self._out[stream]) + text + decoder.decode(b"", True)
-                    spill = _spill_file(stream)
-                    spill.write(whole.encode("utf-8", "surrogateescape"))
+                    over = True
+                    try:
+                        spill = _spill_file(stream)
+                        spill.write(whole.encode("utf-8", "surrogateescape"))
+                    except OSError as exc:  # a full temp dir: the cap still holds
+                        _drop_spill(spill)
+                        spill, lost = None, exc
                     text = text[:cap - kept]
                     rest = whole[cap:]
                     rest_bytes = len(rest.encode("utf-8", "surrogateescape"))
@@ -328,10 +351,20 @@ class ChildProcess:
         finally:
             os.close(fd)
             if spill is not None:
-                spill.close()
+                try:
+                    spill.close()
+                except OSError as exc:  # the last buffered bytes did not fit
+                    _drop_spill(spill)
+                    spill, lost = None, exc
+            if over:
+                if spill is not None:
+                    where = f"the full text is in {spill.path}"
+                else:
+                    where = (f"not kept: writing them to {tempfile_dir()} failed "
+                             f"({getattr(lost, 'strerror', None) or lost}); free space "
+                             "there or point TMPDIR elsewhere")
                 note = (f"\n[devd: {stream} truncated at {cap / 1e6:g} MB (DEVD_MAX_LOG_MB): "
-                        f"{rest_bytes} more bytes, {rest_lines} more lines; the full text is "
-                        f"in {spill.path}]\n")
+                        f"{rest_bytes} more bytes, {rest_lines} more lines; {where}]\n")
                 with self._out_lock:
                     self._out[stream].append(note)
                     if self._on_output is not None:
