@@ -88,11 +88,18 @@ class DapClient:
             if event.get("event") == name:
                 return event
 
-    def attach(self, breakpoints: dict[str, list[int]]) -> dict[str, Any]:
-        """initialize, attach, breakpoints, configurationDone: what an editor does."""
-        self.request("initialize", {"clientID": "devd-tests", "adapterID": "debugpy",
-                                    "linesStartAt1": True, "columnsStartAt1": True,
-                                    "pathFormat": "path"})
+    def attach(self, breakpoints: dict[str, list[int]],
+               exception_filters: list[str] | None = None) -> dict[str, Any]:
+        """initialize, attach, breakpoints, exception filters, configurationDone: what an
+        editor does. ``exception_filters`` None: those the adapter marks default, as VS
+        Code sends them when the user ticked nothing."""
+        capabilities = self.request("initialize", {
+            "clientID": "devd-tests", "adapterID": "debugpy", "linesStartAt1": True,
+            "columnsStartAt1": True, "pathFormat": "path"})
+        if exception_filters is None:
+            exception_filters = [f["filter"] for f in
+                                 capabilities.get("exceptionBreakpointFilters", [])
+                                 if f.get("default")]
         attach_seq = self.send("attach", {"justMyCode": False})
         self.wait_event("initialized")
         verified = {}
@@ -100,6 +107,7 @@ class DapClient:
             body = self.request("setBreakpoints", {
                 "source": {"path": path}, "breakpoints": [{"line": n} for n in lines]})
             verified[path] = body.get("breakpoints")
+        self.request("setExceptionBreakpoints", {"filters": exception_filters})
         self.request("configurationDone")
         self.response(attach_seq)
         return verified

@@ -186,6 +186,96 @@ def test_breakpoint_in_a_module_the_flow_imports(debug_project: Path) -> None:
         (root / "dbg_helper.py").unlink()
 
 
+FAIL = (FLOWS / "fail_flow.py").read_text().splitlines()
+RAISE_LINE = next(i for i, line in enumerate(FAIL, 1) if "raise ValueError" in line)
+
+
+def test_an_exception_in_the_step_stops_with_the_default_filters(debug_project: Path) -> None:
+    """devd catches the step's exception; the debugger still stops there as at an uncaught
+    one, with the exception filters a client ticks by default (VS Code: "Uncaught
+    Exceptions"), and the spin fails as usual once continued."""
+    root = debug_project
+    spin = DebugSpin(root, "train", flow="fail_flow.py")
+    ready = spin.ready.get(timeout=60)
+    dap = DapClient(ready["host"], ready["port"])
+    try:
+        dap.attach({})  # no breakpoints, default exception filters
+        stopped = dap.wait_event("stopped")
+        assert stopped["body"]["reason"] == "exception", stopped
+        thread = stopped["body"]["threadId"]
+        frame = dap.request("stackTrace", {"threadId": thread})["stackFrames"][0]
+        assert (frame["name"], frame["line"]) == ("train", RAISE_LINE)
+        info = dap.request("exceptionInfo", {"threadId": thread})
+        assert "kk=5 is below 10" in info["description"], info
+        assert dap.request("evaluate", {"expression": "self.threshold", "frameId": frame["id"],
+                                        "context": "repl"})["result"] == "10"
+        dap.request("continue", {"threadId": thread})
+        dap.wait_event("terminated")
+    finally:
+        dap.close()
+    result = spin.answer()
+    assert not result["ok"]
+    assert (result["error"]["type"], result["error"]["line"]) == ("ValueError", RAISE_LINE)
+
+
+def test_no_exception_filter_no_stop(debug_project: Path) -> None:
+    """The client's filters decide: with none ticked the failing step runs through."""
+    root = debug_project
+    spin = DebugSpin(root, "train", flow="fail_flow.py")
+    ready = spin.ready.get(timeout=60)
+    dap = DapClient(ready["host"], ready["port"])
+    try:
+        dap.attach({}, exception_filters=[])
+        dap.wait_event("terminated")
+    finally:
+        dap.close()
+    assert not spin.answer()["ok"]
+    assert not [m for m in dap.seen if m.get("event") == "stopped"]
+
+
+def test_an_exception_stops_once_with_user_uncaught_ticked_too(debug_project: Path) -> None:
+    """debugpy stops where the exception leaves the user's code ("User Uncaught
+    Exceptions"): devd's own stop for the same exception does not follow it."""
+    root = debug_project
+    spin = DebugSpin(root, "train", flow="fail_flow.py")
+    ready = spin.ready.get(timeout=60)
+    dap = DapClient(ready["host"], ready["port"])
+    try:
+        dap.attach({}, exception_filters=["uncaught", "userUnhandled"])
+        stopped = dap.wait_event("stopped")
+        dap.request("continue", {"threadId": stopped["body"]["threadId"]})
+        dap.wait_event("terminated")
+    finally:
+        dap.close()
+    assert not spin.answer()["ok"]
+    assert len([m for m in dap.seen if m.get("event") == "stopped"]) == 1
+
+
+def test_time_stopped_at_a_breakpoint_is_not_the_steps_time(debug_project: Path) -> None:
+    """durationMs leaves out the time the step was stopped in the debugger; timingsMs
+    says how long that was (child.paused)."""
+    root = debug_project
+    spin = DebugSpin(root, "double")
+    ready = spin.ready.get(timeout=60)
+    dap = DapClient(ready["host"], ready["port"])
+    pause = 4.0
+    try:
+        dap.attach({str(root / "linear_flow.py"): [BREAK_LINE]})
+        stopped = dap.wait_event("stopped")
+        threading.Event().wait(pause)
+        dap.request("continue", {"threadId": stopped["body"]["threadId"]})
+        dap.wait_event("terminated")
+    finally:
+        dap.close()
+    result = spin.answer()
+    assert result["ok"], result.get("error")
+    paused_ms = result["timingsMs"]["child.paused"]
+    assert paused_ms >= pause * 1000, result["timingsMs"]
+    assert result["timingsMs"]["child.step"] >= paused_ms  # the step's phase holds the stop
+    # What is left is the spin without the stop: it cannot hold a stop of `pause` seconds.
+    assert result["durationMs"] < pause * 1000, result["durationMs"]
+
+
 def test_nobody_attaches_times_out_clearly(debug_project: Path) -> None:
     root = debug_project
     spin = DebugSpin(root, "double", debugTimeout=1)

@@ -97,6 +97,10 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
         marks = State.marks
         State.result.phases = {name: end - begin
                                for (_, begin), (name, end) in itertools.pairwise(marks)}
+        if State.request.options.debug:  # within "step": time stopped in the debugger
+            from ..common.debugging import paused_seconds
+
+            State.result.phases["paused"] = paused_seconds()
         return State.result
     except NoRequest:
         raise
@@ -172,6 +176,10 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
             from ..common.debugging import post_mortem
 
             post_mortem(exc)
+        elif req.options.debug:  # caught here, so the client's "uncaught" filter stops too
+            from ..common.debugging import stop_on_exception
+
+            stop_on_exception(exc)
     finally:
         if req.options.debug:
             from ..common.debugging import end_session

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
 
 # Loopback only: a debugger runs any code it likes in the step's process.
 HOST = "127.0.0.1"
@@ -47,6 +47,7 @@ def listen() -> tuple[str, int]:
 
     install()  # only the owner's connections reach debugpy (devd/common/debuggate.py)
     host, port = debugpy.listen((HOST, 0), in_process_debug_adapter=True)
+    _count_paused()
     _Listening.endpoint = (str(host), int(port))
     return _Listening.endpoint
 
@@ -67,6 +68,73 @@ def wait_for_client(timeout: float) -> None:
         host, port = _Listening.endpoint or (HOST, 0)
         raise DebugTimeout(f"no debugger attached to {host}:{port} within {timeout:g} s; "
                            "attach sooner, or give a longer debug timeout")
+
+
+def stop_on_exception(exc: BaseException) -> None:
+    """Stop the attached debugger at ``exc``, which the step raised and devd caught, as at
+    an uncaught exception: with VS Code's default exception filters ("Uncaught
+    Exceptions" on) the client stops there, with the raising frame's stack. It follows the
+    client's filters (none ticked: no stop). Needs debugpy 1.8.22+ (older ones: no stop)."""
+    if _Listening.endpoint is None or "debugpy" not in sys.modules:
+        return
+    import debugpy
+
+    trigger = getattr(debugpy, "trigger_exception_handler", None)
+    if trigger is None or not debugpy.is_client_connected():
+        return
+    if any(seen is exc for seen in _Paused.exceptions):  # stopped on it already ("raised",
+        return  # "User Uncaught Exceptions" ticked): once is enough
+    trigger((type(exc), exc, exc.__traceback__), as_uncaught=True)
+
+
+class _Paused:
+    """Time the step spent stopped in the debugger (any thread stopped counts once)."""
+
+    lock = threading.Lock()
+    stopped = 0  # threads stopped now
+    since = 0.0
+    total = 0.0
+    exceptions: ClassVar[list[BaseException]] = []  # those the debugger stopped on
+
+
+def _count_paused() -> None:
+    """Wrap pydevd's ``do_wait_suspend`` (where a stopped thread waits for continue/step),
+    so that the spin's time can leave out the time spent stopped."""
+    import time
+
+    import pydevd
+
+    py_db = pydevd.get_global_debugger()
+    if py_db is None:
+        return
+    waited = py_db.do_wait_suspend
+
+    def do_wait_suspend(*args: Any, **kwargs: Any) -> Any:
+        # (thread, frame, event, arg, ...): arg is exc_info for an exception stop
+        if len(args) > 3 and args[2] == "exception" and isinstance(args[3], tuple):
+            _Paused.exceptions.append(args[3][1])
+        with _Paused.lock:
+            if _Paused.stopped == 0:
+                _Paused.since = time.perf_counter()
+            _Paused.stopped += 1
+        try:
+            return waited(*args, **kwargs)
+        finally:
+            with _Paused.lock:
+                _Paused.stopped -= 1
+                if _Paused.stopped == 0:
+                    _Paused.total += time.perf_counter() - _Paused.since
+
+    py_db.do_wait_suspend = do_wait_suspend
+
+
+def paused_seconds() -> float:
+    """How long the step has been stopped at breakpoints, steps or exceptions so far."""
+    import time
+
+    with _Paused.lock:
+        now = time.perf_counter() - _Paused.since if _Paused.stopped else 0.0
+        return _Paused.total + now
 
 
 def list_parent_artifacts() -> None:

@@ -86,7 +86,7 @@ def build_result(flow_file: str, flow_name: str, plan: SpinPlan, warm_tasks: lis
         stdout=outcome.stdout,
         stderr=outcome.stderr,
         next_steps=child.next_steps,
-        duration_s=total,
+        duration_s=total - child.phases.get("paused", 0.0),  # a debug spin's stops left out
         parents=plan.parent_pathspecs,
         origin_run_id=plan.origin_run_id,
         pathspec=pathspec,
