@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from devd.core.project import daemon_paths
 from tests.conftest import daemon_environment
-from tests.wirehelp import cli
+from tests.wirehelp import Raw, cli, request
 
 BOUNDS_FLOW = '''
 import os
@@ -145,6 +146,103 @@ def _check_bounded_error(error: dict[str, Any]) -> None:
     assert path.read_text().count("E") >= 2 * 10_000_000  # the message and the traceback's
     assert len(error["traceback"]) < 70_000
     assert error["traceback"].rstrip().endswith("]")  # the note says where the rest is
+
+
+# -- item 5: error messages, cards and kept results stay within bounds -------------------------
+
+def test_a_huge_error_message_is_one_bounded_line_in_every_answer(bounds_project: Path) -> None:
+    root = bounds_project
+    flow = (root / "bounds_flow.py").as_uri()
+    sock = daemon_paths(str(root)).socket
+    with Raw(sock, timeout=120) as editor, Raw(sock, timeout=120) as conn:
+        editor.send(request(1, "initialize", {"processId": None, "rootUri": None,
+                                               "capabilities": {}}))
+        editor.answer(1)
+        editor.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        conn.send(request(2, "devd/spin", {"uri": flow, "step": "boom"}))
+        answer = conn.answer(2, timeout=120)
+        assert _size(answer) < SMALL, _size(answer)
+        _check_bounded_error(answer["result"]["error"])
+        seen: dict[str, int] = {}
+        while not {"devd/spinFinished", "textDocument/publishDiagnostics"} <= set(seen):
+            message = editor.read(60)
+            assert message is not None, seen
+            if message.get("method"):
+                seen[message["method"]] = max(seen.get(message["method"], 0), _size(message))
+        assert max(seen.values()) < SMALL, seen  # what every editor is sent
+
+        conn.send(request(3, "devd/artifacts", {"uri": flow, "step": "boom"}))
+        artifacts = conn.answer(3)
+        assert artifacts["result"]["ok"] is True and _size(artifacts) < SMALL
+        _check_bounded_error(artifacts["result"]["error"])
+
+    out = cli(root, "spin", "bounds_flow.py", "boom", "--json")
+    assert out.returncode == 1, out.stderr
+    assert len(out.stdout) < SMALL, len(out.stdout)
+    data = json.loads(out.stdout)
+    _check_bounded_error(data["error"])
+    assert "\n" not in data["next"] and len(data["next"]) < 3000
+
+
+def test_mcp_answers_of_a_huge_error_and_many_cards_are_bounded(bounds_project: Path) -> None:
+    import asyncio
+
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    from devd.cli.mcp import MAX_CARD_TEXT
+
+    async def calls() -> dict[str, Any]:
+        params = StdioServerParameters(command=sys.executable, args=["-m", "devd.cli", "mcp"],
+                                       cwd=str(bounds_project), env=dict(os.environ))
+        async with stdio_client(params) as (read, write), \
+                ClientSession(read, write) as client:
+            await client.initialize()
+            return {name: await client.call_tool(name, {"flow": "bounds_flow.py", "step": step})
+                    for name, step in (("spin", "boom"), ("artifacts", "boom"),
+                                       ("card", "cards"))}
+
+    answers = asyncio.run(calls())
+    texts = {name: "\n".join(b.text for b in result.content if b.type == "text")
+             for name, result in answers.items()}
+    assert answers["spin"].is_error and not answers["card"].is_error
+    assert all(len(text) < SMALL for text in texts.values()), \
+        {name: len(text) for name, text in texts.items()}
+    first = texts["spin"].splitlines()[0]
+    assert "ValueError: EEEE" in first and len(first) < 2700 and FULL_TEXT.search(first)
+    next_line = next(line for line in texts["spin"].splitlines() if line.startswith("next:"))
+    assert len(next_line) < 3000
+    _check_bounded_error(json.loads(texts["artifacts"])["error"])
+    card = texts["card"]
+    shown = card.count("=== card ")
+    assert 1 <= shown < 6, shown  # six cards of ~15,000 characters of text each
+    assert f"more cards left out: an answer keeps {MAX_CARD_TEXT} characters" in card
+    assert len(card) < MAX_CARD_TEXT + 2000, len(card)
+
+
+def test_kept_results_count_against_the_memory_budget() -> None:
+    """DEVD_BUDGET_MB=8: two last spins of ~6 MB of output each do not both fit; the older
+    one gives up its output (the newer keeps all of it)."""
+    with daemon_environment("dvk"):
+        root = _project("dvk")
+        with _daemon(root, env={**os.environ, "DEVD_BUDGET_MB": "8"}):
+            flow = (root / "bounds_flow.py").as_uri()
+            with Raw(daemon_paths(str(root)).socket, timeout=120) as conn:
+                for msg_id, step in ((1, "chatty"), (2, "loud")):
+                    conn.send(request(msg_id, "devd/spin", {"uri": flow, "step": step}))
+                    assert conn.answer(msg_id, timeout=120)["result"]["ok"] is True
+                conn.send(request(3, "devd/card", {"uri": flow, "step": "chatty"}))
+                older = conn.answer(3)["result"]["spin"]
+                conn.send(request(4, "devd/card", {"uri": flow, "step": "loud"}))
+                newer = conn.answer(4)["result"]["spin"]
+                conn.send(request(5, "devd/status", {}))
+                status = conn.answer(5)["result"]
+    assert len(older["stdout"]) < 1000 and "DEVD_BUDGET_MB" in older["stdout"], \
+        len(older["stdout"])
+    assert {"name": "size", "type": "int", "summary": "3000000"} in [
+        {k: row[k] for k in ("name", "type", "summary")} for row in older["artifacts"]]
+    assert newer["stderr"].count("y" * 99) == 60_000
+    assert {s["step"] for s in status["lastSpins"]} == {"chatty", "loud"}
 
 
 # -- item 9: a full temp dir ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import FunctionType, MethodType
 from typing import Any
 
+from ..common.bounds import one_line
 from ..common.summary import describe
 from ..common.warmstore import WarmTaskDataStore
 from .request import Unpicklable, client_value
@@ -207,7 +208,7 @@ def _pickle_problem(value: Any) -> str | None:
     try:
         pickle.Pickler(_Discard(), protocol=4).dump(value)
     except Exception as exc:  # noqa: BLE001 - any __reduce__ may raise: that is the answer
-        return f"{type(exc).__name__}: {exc}"
+        return f"{type(exc).__name__}: {one_line(str(exc), 500)}"
     return None
 
 
@@ -244,7 +245,8 @@ def collect(sink: Sink, notices: list[str]) -> Collected:
                                                          protocol=pickle.HIGHEST_PROTOCOL)
                 except Exception as exc:  # noqa: BLE001 - the stand-in says why
                     out.values[name] = cloudpickle.dumps(
-                        Unpicklable(type(value).__qualname__, repr(value)[:200], str(exc)))
+                        Unpicklable(type(value).__qualname__, repr(value)[:200],
+                                    one_line(str(exc), 500)))
         else:
             hit = shas.get(passdown[name])
             if hit is None:

@@ -1,5 +1,6 @@
 """How a failure reads in a spin's result: one shape, ``{type, message, file, line,
-traceback}``, pointing at the innermost frame of the user's flow file."""
+traceback}``, pointing at the innermost frame of the user's flow file, its text bounded
+(devd/common/bounds.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import traceback
 from typing import Any
 
+from ..common.bounds import bound_error
 from .request import SpinRequest
 
 
@@ -28,13 +30,13 @@ def error_info(exc: BaseException, flow_file: str) -> dict[str, Any]:
     else:
         message = str(exc)
         line = None
-    return {
+    return bound_error({
         "type": qual,
         "message": message,
         "file": frame.filename if frame else flow_file,
         "line": (frame.lineno if frame else line),
         "traceback": "".join(traceback.format_exception(kind, exc, exc.__traceback__)),
-    }
+    })
 
 
 def setup_error(exc: BaseException, req: SpinRequest) -> dict[str, Any]:
@@ -58,7 +60,7 @@ def setup_error(exc: BaseException, req: SpinRequest) -> dict[str, Any]:
                  "line": None, "traceback": message}
     else:
         error = error_info(exc, req.flow_file)
-    return error
+    return bound_error(error)
 
 
 def _is_usage_error(exc: BaseException) -> bool:

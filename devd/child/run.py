@@ -18,6 +18,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from ..common.bounds import bound_error, one_line
 from ..common.warmstore import LAZY_LOADED
 from .cards import install_card_capture, render_final_cards, store_cards
 from .collect import Sink, capture_output_datastore, collect
@@ -214,7 +215,8 @@ def _build_result(sink: Sink, error: dict[str, Any] | None, run_id: str, task_id
     try:
         card_html = render_final_cards(found.every_public_value()) if State.cards else []
     except Exception:  # noqa: BLE001 - rendering must never cost the spin its result
-        card_html = [{"id": None, "type": "error", "html": traceback.format_exc()}]
+        card_html = [{"id": None, "type": "error",
+                      "html": bound_error({"traceback": traceback.format_exc()})["traceback"]}]
     if persisted_root and card_html:
         store_cards(sink.flow_datastore, f"{State.flow.name}/{run_id}/{req.step}/{task_id}",
                     card_html, notices)
@@ -233,6 +235,6 @@ def _build_result(sink: Sink, error: dict[str, Any] | None, run_id: str, task_id
         task_id=task_id,
         persisted_root=persisted_root,
         cards=list(State.cards),
-        notices=notices,
+        notices=[one_line(n) for n in notices],  # a notice may quote the step's exception
         duration_s=time.perf_counter() - started,
     )

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from .client import Notification
 
 MAX_OUTPUT = 4000  # characters of a step's or a run's output an answer keeps (the end)
+MAX_CARD_CHARS = 8000  # characters of one card's text a `card` answer keeps
+MAX_CARD_TEXT = 32_000  # characters of card text in all (a step may make many cards)
 INSTRUCTIONS = """\
 devd re-executes ("spins") one step of a Metaflow flow on its parents' recorded artifacts
 in tens of milliseconds. Develop a flow step by step: write a skeleton with empty @steps
@@ -182,10 +184,17 @@ class Tools:
         if not cards:
             parts.append("this step has no cards: add @card (and components through "
                          "current.card) to the step")
-        for card in cards:
+        room = MAX_CARD_TEXT
+        for shown, card in enumerate(cards):
+            if room <= 0:
+                parts.append(f"[… {len(cards) - shown} more cards left out: an answer keeps "
+                             f"{MAX_CARD_TEXT} characters of card text; see every card with "
+                             f"`devd card {self.shown(path)} {step}`]")
+                break
             label = " ".join(str(card[k]) for k in ("type", "id") if card.get(k))
-            parts.append(f"=== card {card.get('index')}: {label} ===\n"
-                         + (card_text(card.get("html") or "") or "(empty)"))
+            text = card_text(card.get("html") or "", min(MAX_CARD_CHARS, room)) or "(empty)"
+            room -= len(text)
+            parts.append(f"=== card {card.get('index')}: {label} ===\n{text}")
         return "\n\n".join(parts)
 
     def status(self, flow_or_dir: str = ".") -> dict[str, Any]:

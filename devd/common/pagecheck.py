@@ -59,6 +59,13 @@ def _pages_with(entries: memoryview, bit: int) -> list[int]:
     return [i for i, entry in enumerate(entries) if entry & bit]
 
 
+def _all_with(entries: memoryview, bit: int) -> bool:
+    np = sys.modules.get("numpy")
+    if np is not None:
+        return bool(np.all(np.frombuffer(entries, dtype=np.uint64) & np.uint64(bit)))
+    return all(entry & bit for entry in entries)
+
+
 def _kernel_reports_exclusive() -> bool:
     """A page this process just wrote must read as exclusive; a kernel older than 4.2
     reports 0 for every page, which would pass every buffer as untouched."""
@@ -66,7 +73,7 @@ def _kernel_reports_exclusive() -> bool:
     if pid not in _supported:
         probe = bytearray(b"\1" * (page_size() * 2))  # every byte written now
         entries = _read_entries(_bytes_address(probe), len(probe))
-        _supported[pid] = len(_pages_with(entries, _EXCLUSIVE)) == len(entries)
+        _supported[pid] = _all_with(entries, _EXCLUSIVE)
     return _supported[pid]
 
 
@@ -117,7 +124,7 @@ def written_pages(address: int, nbytes: int) -> list[int] | None:
         entries = _read_entries(address, nbytes)
     except (OSError, ValueError, AttributeError):
         return None
-    if len(_pages_with(entries, _PRESENT)) != len(entries):
+    if not _all_with(entries, _PRESENT):
         return None  # swapped out (or never touched): the map says nothing of writes
     return _pages_with(entries, _EXCLUSIVE)
 

@@ -5,7 +5,7 @@ if it is the parent's own object and unchanged, the child passes the parent's va
 instead of pickling it back (the spin's whole cost for a big parent). "Unchanged" has to
 be proved, cheaply:
 
-- when a parent value is loaded, ``fingerprint`` records a crc32 per 2 MB chunk of each
+- when a parent value is loaded, ``fingerprint`` records a crc32 per 256 KB chunk of each
   big buffer in it (the value itself if it is an array or bytes; the arrays inside it if
   it is a container, a DataFrame or any object pickled around big arrays, together with a
   crc32 of the rest of its pickle, its "skeleton");
@@ -27,7 +27,7 @@ from typing import Any
 from .pagecheck import page_size, private_buffer, written_pages
 
 BIG_BYTES = 1 << 20  # smaller values cost less to copy back than to prove unchanged
-CHUNK_BYTES = 2 << 20
+CHUNK_BYTES = 256 << 10  # what one written page costs to check again (~60 us)
 SKELETON_LIMIT = 8 << 20  # a value that is mostly not big buffers is left to the copy
 _PAGE_MAP = "page map"
 _CHECKSUM = "crc32"

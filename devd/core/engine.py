@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +114,44 @@ class Work:
     owner: object = None  # the connection that asked for it: its end cancels the work
 
 
+_SHED = ("[devd: this output was dropped to keep the daemon within its memory budget "
+         "(DEVD_BUDGET_MB); spin the step again to see it]\n")
+_SHED_CARD = f"<!doctype html><p>{_SHED.strip()}</p>"
+
+
+def _result_bytes(result: SpinResult) -> int:
+    """What keeping a result costs: its output, cards, error text and the values the step
+    set (characters counted as bytes)."""
+    error = result.error
+    return (len(result.stdout) + len(result.stderr) + sum(len(c) for c in result.cards)
+            + (len(error.message) + len(error.traceback) if error else 0)
+            + result.values_bytes)
+
+
+def _kept_bytes(records: Iterable[SpinRecord]) -> int:
+    """Every kept result once (a failed spin's record shares the last good one)."""
+    seen: dict[int, SpinResult] = {}
+    for record in records:
+        for result in (record.result, record.good):
+            if result is not None:
+                seen[id(result)] = result
+    return sum(_result_bytes(r) for r in seen.values())
+
+
+def _shed_output(record: SpinRecord) -> int:
+    """Drop a kept spin's output and card pages (its values stay, to chain on); the bytes
+    freed."""
+    freed = 0
+    for result in {id(r): r for r in (record.result, record.good) if r is not None}.values():
+        before = _result_bytes(result)
+        if result.stdout or result.stderr:
+            result.stdout = _SHED if result.stdout else ""
+            result.stderr = _SHED if result.stderr else ""
+        result.cards = [_SHED_CARD for _ in result.cards]
+        freed += max(before - _result_bytes(result), 0)
+    return freed
+
+
 class _ChainDataStore:
     """What Metaflow's task runner needs of a parent datastore, for a spin's own output."""
 
@@ -147,6 +185,7 @@ class Engine:
         self.last_activity = time.monotonic()
         self.started_at = time.time()
         self.watch_hook: Callable[[str], None] | None = None
+        self.kept_bytes = 0  # the last spins kept, counted against budget_bytes
 
     # -- listeners ---------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -325,10 +364,12 @@ class Engine:
             why = "superseded by a newer spin of the same step" if work.superseded \
                 else "cancelled"
             result.ok = False
+            result.cancelled = "superseded" if work.superseded else "user"
             result.error = SpinError("devd.Cancelled", f"spin of '{step}' {why}",
                                      session.flow_file, None, why)
         result.stale = stale
-        self._remember(session, model, result)
+        if result.cancelled is None:  # a stopped spin leaves the step's last spin as it was
+            self._remember(session, model, result)
         self.emit(SpinFinished(session.flow_file, result))
         self.touch()
         return result
@@ -356,6 +397,32 @@ class Engine:
                 record = SpinRecord(result, now, time.time(), 0)
             record.spun_source = now.get(result.step) if now else None
             self._last[key] = record
+            self._fit_budget(record)
+
+    def _fit_budget(self, newest: SpinRecord) -> None:
+        """Kept spins count against the memory budget, with the warm parents: the least
+        recently used parents make room for them; past the budget, the older spins give up
+        their output and cards, then the oldest go (the newest one always stays)."""
+        budget = self.budget_bytes or 0
+        records = sorted(self._last.items(), key=lambda item: item[1].finished_at)
+        kept = _kept_bytes(r for _, r in records)
+        for _, record in records:
+            if kept <= budget:
+                break
+            if record is not newest:
+                kept -= _shed_output(record)
+        for key, record in records:
+            if kept <= budget:
+                break
+            if record is not newest:
+                del self._last[key]
+                kept = _kept_bytes(self._last.values())
+        self.kept_bytes = kept
+        self.store.budget_bytes = max(budget - kept, 0)
+        for task in self.store.snapshot():  # least recently used first
+            if self.store.total_bytes <= self.store.budget_bytes:
+                break
+            self.store.discard([task.ref.pathspec])
 
     def _chain_plan(self, session: Session, model: FlowModel,
                     step: str) -> tuple[SpinPlan, list[WarmTask], list[dict[str, str]]]:
@@ -457,6 +524,7 @@ class Engine:
         finally:
             with self._lock:
                 self._work.pop(work.id, None)
+        outcome.cancelled = work.cancelled
         if outcome.run_id:
             with self._lock:
                 self._run_sources[(session.flow_file, outcome.run_id)] = sources

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..child.request import ChildResult, Unpicklable, client_value
+from ..common.bounds import bound_error, one_line
 from ..common.errors import DevdError
 from ..common.forking import ChildOutcome
 from ..common.warmstore import TaskRef, WarmTask
@@ -41,7 +42,10 @@ def build_result(flow_file: str, flow_name: str, plan: SpinPlan, warm_tasks: lis
     if child is None:
         crash = (outcome.crashed or "the step process ended without a result").strip()
         message = crash.splitlines()[-1] if crash else "no result"
-        crashed = SpinError("devd.ChildCrashed", message, flow_file, None, crash)
+        bounded = bound_error({"type": "devd.ChildCrashed", "message": message,
+                               "traceback": crash})
+        crashed = SpinError("devd.ChildCrashed", bounded["message"], flow_file, None,
+                            bounded["traceback"])
         return SpinResult(flow_name, plan.step, False, {}, [], crashed, outcome.stdout,
                           outcome.stderr, [], total, plan.parent_pathspecs,
                           plan.origin_run_id, timings=timings,
@@ -99,6 +103,7 @@ def build_result(flow_file: str, flow_name: str, plan: SpinPlan, warm_tasks: lis
         recorded_ds=recorded_ds,
         artifacts_loaded_by_step=sorted(name for _, name in child.lazy_loaded),
         artifact_hashes=dict(child.hashes),
+        values_bytes=sum(len(blob) for blob in child.values.values()),
         parents_kept=dict(child.kept),
         notices=child.notices,
         timings=timings,
@@ -124,8 +129,8 @@ def _unpickled(name: str, blob: bytes, notices: list[str]) -> Any:
     try:
         return unpickler.load()
     except Exception as exc:  # noqa: BLE001 - any class's __setstate__ may raise: a notice
-        detail = str(exc).strip().splitlines()
-        reason = f"{type(exc).__name__}: {detail[0] if detail else ''}"
+        detail = str(exc).strip().split("\n", 1)
+        reason = f"{type(exc).__name__}: {one_line(detail[0], 500)}"
         notices.append(f"artifact `{name}` cannot be loaded outside the spin ({reason})")
         return Unpicklable(unpickler.first or "object", name, reason)
 

@@ -107,6 +107,9 @@ class SpinResult:
     # Parent artifacts the step read that were not warm yet (loaded by the child itself).
     artifacts_loaded_by_step: list[str] = field(default_factory=list)
     artifact_hashes: dict[str, str | None] = field(default_factory=dict, repr=False)
+    # Pickled size of the values the step set (the parents' own are the warm store's):
+    # what keeping this result costs, with its output and cards (devd/core/engine.py).
+    values_bytes: int = field(default=0, repr=False)
     # Big parent values the step read and left unchanged, passed down without a copy, with
     # what showed it: 'page map' or 'crc32' (devd/common/unchanged.py); not in to_json.
     parents_kept: dict[str, str] = field(default_factory=dict, repr=False)
