@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -287,6 +288,40 @@ def test_a_full_temp_dir_keeps_the_output_cap_and_the_step_runs(bounds_project: 
         "lines; not kept:" in stdout
     assert "No space left on device" in stdout and "point TMPDIR elsewhere" in stdout
     assert left == []  # the half-written spill file went
+
+
+# -- item 8: a full disk, a kill mid-persist --------------------------------------------------
+
+def test_persist_into_a_full_disk_leaves_nothing_and_says_so(bounds_project: Path) -> None:
+    spin_root = bounds_project / ".metaflow_spin"
+    with _small_tmpfs(spin_root, "20m"):
+        data, out = _spin_json(bounds_project, "heavy", "--persist")  # 40 MB of artifact
+        left = _files_under(spin_root)
+    assert data["ok"] is False and data["persisted"] is False and data["pathspec"] is None
+    assert "No space left on device" in data["error"]["message"]
+    assert [n for n in data["notices"] if n.startswith("--persist: the spun task was not "
+                                                      "stored")], data["notices"]
+    assert "inspect_spin" not in out.stdout + out.stderr
+    assert left == []
+
+
+def test_a_kill_mid_persist_leaves_no_task_and_no_blobs(bounds_project: Path) -> None:
+    spin_root = bounds_project / ".metaflow_spin"
+    data, _ = _spin_json(bounds_project, "killer", "--persist")
+    assert data["ok"] is False and data["persisted"] is False
+    assert data["error"]["type"] == "devd.ChildCrashed"
+    assert signal.SIGKILL.name in data["error"]["message"]
+    assert _files_under(spin_root) == []
+    # a persisted spin still lands whole, where inspect_spin reads it
+    done, _ = _spin_json(bounds_project, "chatty", "--persist")
+    assert done["ok"] is True and done["persisted"] is True
+    code = ("from metaflow import inspect_spin, Task; inspect_spin('.'); "
+            f"t = Task({done['pathspec']!r}, _namespace_check=False); "
+            "print(t.finished, t.data.size)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=bounds_project,
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["True", "3000000"], out.stderr[-2000:]
+    assert not [p for p in os.listdir(spin_root) if p.startswith(".devd-staging-")]
 
 
 # -- item 10: artifacts modules that are no Python file ---------------------------------------

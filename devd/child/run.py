@@ -80,7 +80,12 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
                                    dir=shm if os.access(shm, os.W_OK) else None)
         SpinStorage.SYSROOT_VAR = os.path.join(scratch, SpinStorage.DATASTORE_DIR)
         os.mkdir(SpinStorage.SYSROOT_VAR)
+    State.staging = None
     try:
+        if req.options.persist:  # written aside, published only when the task is done
+            from .persist import Staging
+
+            State.staging = Staging()
         # The flow file is stamped before it is read: an edit while importing shows.
         flow_stamp = stamp([os.path.abspath(req.flow_file)])
         flow_cls = load_flow_class(req.flow_file)
@@ -116,6 +121,8 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+        if State.staging is not None:  # not published: nothing of it stays
+            State.staging.discard()
 
 
 def _run_step(obj: Any) -> ChildResult | Outdated:
@@ -189,8 +196,31 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
     sys.stdout.flush()
     sys.stderr.flush()
     mark("step")
-    return _build_result(sink, error, run_id, task_id, notices, started,
-                         obj.flow_datastore.datastore_root if req.options.persist else None)
+    result = _build_result(sink, error, run_id, task_id, notices, started,
+                           obj.flow_datastore.datastore_root if req.options.persist else None)
+    if State.staging is not None:
+        _publish(State.staging, result, flow.name, req.step)
+    return result
+
+
+def _publish(staging: Any, result: ChildResult, flow_name: str, step: str) -> None:
+    """Move a persisted task into the spin root if Metaflow stored it whole, else drop it
+    (the result then says it was not persisted, and why)."""
+    reason = None
+    if not staging.done(flow_name, result.run_id, step, result.task_id):
+        reason = (result.error or {}).get("message") or "Metaflow did not finish storing it"
+    else:
+        try:
+            staging.publish()
+        except OSError as exc:
+            reason = f"publishing it failed: {exc.strerror or exc}"
+    if reason is not None:
+        staging.discard()
+        result.notices.append(one_line(
+            f"--persist: the spun task was not stored ({reason}); nothing of it is left in "
+            f"{staging.root}: free space there (or fix what the error names) and spin again"))
+        result.persisted_root = None
+    State.staging = None
 
 
 def _attach_debugger(req: SpinRequest) -> None:

@@ -15,6 +15,7 @@ from .request import ChildResult, Outdated, SpinRequest
 
 if TYPE_CHECKING:
     from ..common.warmstore import WarmFlowDataStore, WarmTask
+    from .persist import Staging
 
 
 class State:
@@ -36,6 +37,8 @@ class State:
     prepared: ClassVar[bool] = False
     # (path, mtime_ns, size) of what the child read
     stamps: ClassVar[list[tuple[str, int, int]]] = []
+    # with --persist: where the task is written until it is published (devd/child/persist.py)
+    staging: ClassVar[Staging | None] = None
 
 def mark(name: str) -> None:
     """End the phase ``name`` now (the result's ``phases`` are the gaps between marks)."""

@@ -77,7 +77,7 @@ def build_result(flow_file: str, flow_name: str, plan: SpinPlan, warm_tasks: lis
         e = child.error
         error = SpinError(e["type"], e["message"], e["file"], e["line"], e["traceback"])
     pathspec: str | None = None
-    if persist and child.run_id and child.task_id:
+    if persist and child.persisted_root and child.run_id and child.task_id:
         pathspec = f"{flow_name}/{child.run_id}/{plan.step}/{child.task_id}"
     return SpinResult(
         flow=flow_name,

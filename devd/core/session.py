@@ -228,6 +228,10 @@ class Session:
                                 running)
         finally:
             self._running = None
+        if options.persist and outcome.value is None:  # killed (or crashed) mid-persist:
+            from ..child.persist import spin_root, sweep  # its half-written task goes
+
+            sweep(spin_root(self.cwd))
         timings["child"] = time.perf_counter() - t3
         try:
             return build_result(
