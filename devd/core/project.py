@@ -14,7 +14,9 @@ import os
 import stat
 import sys
 
+from ..common import privatedir
 from ..common.errors import DevdError
+from ..common.privatedir import UnsafeDir
 
 
 def project_root(path: str) -> str:
@@ -59,69 +61,25 @@ def _runtime_base() -> tuple[str, bool]:
                            os.path.join(tmp, f"devd-{uid}")), False
 
 
-class UnsafeRuntimeDir(DevdError):
+class UnsafeRuntimeDir(UnsafeDir):
     """A directory or socket that another user could control: devd will not use it."""
 
     exit_code = 3  # the CLI's code for "the daemon cannot be used"
 
 
-def _euid() -> int | None:
-    return os.geteuid() if hasattr(os, "geteuid") else None
-
-
 def check_private(path: str, st: os.stat_result | None = None) -> None:
-    """``path`` (not followed if a link) is a directory of this user that no one else can write.
-
-    What ssh-agent and tmux check of their socket directories: another user who created
-    it, or can write to it, could put their own socket in the victim's place.
-    """
-    uid = _euid()
-    if uid is None:
-        return
-    st = st or os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise UnsafeRuntimeDir(f"{path} is not a directory (a symlink or a file): devd will "
-                               "not keep its socket there; remove it, or set DEVD_RUNTIME_DIR")
-    if st.st_uid != uid:
-        raise UnsafeRuntimeDir(f"{path} belongs to another user (uid {st.st_uid}, you are "
-                               f"{uid}): devd will not use it; remove it, or set "
-                               "DEVD_RUNTIME_DIR to a directory of your own")
-    if st.st_mode & 0o022:
-        raise UnsafeRuntimeDir(f"{path} is writable by other users (mode "
-                               f"{stat.S_IMODE(st.st_mode):04o}): devd will not use it; "
-                               f"`chmod 700 {path}` if it is yours")
+    """``path`` (not followed if a link) is a directory of this user that no one else can
+    write (devd/common/privatedir.py, for the socket's directory)."""
+    privatedir.check_private(path, st, error=UnsafeRuntimeDir)
 
 
 def check_parent(path: str) -> None:
-    """``path`` holds devd's directory: only this user or root may replace its entries.
-
-    Owned by this user or root, and writable by no one else unless sticky (as /tmp is:
-    then others cannot rename or remove what devd created in it).
-    """
-    uid = _euid()
-    if uid is None:
-        return
-    st = os.stat(path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise UnsafeRuntimeDir(f"{path} is not a directory: set DEVD_RUNTIME_DIR to one")
-    if st.st_uid not in (uid, 0):
-        raise UnsafeRuntimeDir(f"{path} belongs to another user (uid {st.st_uid}): devd will "
-                               "not keep its socket under it; set DEVD_RUNTIME_DIR to a "
-                               "directory of your own")
-    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
-        raise UnsafeRuntimeDir(f"{path} is writable by other users and not sticky (mode "
-                               f"{stat.S_IMODE(st.st_mode):04o}): devd will not keep its "
-                               "socket under it; set DEVD_RUNTIME_DIR to a directory of your "
-                               "own")
+    """``path`` holds devd's directory: only this user or root may replace its entries."""
+    privatedir.check_parent(path, error=UnsafeRuntimeDir)
 
 
-def _make_dir(path: str) -> bool:
-    """mkdir 0700; False if it existed (then it is checked, never changed)."""
-    try:
-        os.mkdir(path, 0o700)
-        return True
-    except FileExistsError:
-        return False
+_make_dir = privatedir.make_dir
+_euid = privatedir.euid
 
 
 class DaemonPaths:
