@@ -9,12 +9,15 @@ first imported, and this pytest process is configured for the local datastore.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -122,6 +125,7 @@ def s3_project(s3: S3Server) -> Iterator[tuple[Path, dict[str, str], str]]:
     (root / "checker.py").write_text(CHECKER)
     env = {**os.environ, **s3.env("devd-team"), "S3FLOW_BLOB_BYTES": str(BLOB_BYTES),
            "METAFLOW_CLIENT_CACHE_PATH": str(root / "client-cache"),
+           "XDG_CACHE_HOME": str(root / "xdg-cache"),  # devd's default caches go here
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     # `devd run` passes --datastore=s3 through to Metaflow (before `run`, where it belongs)
     proc = subprocess.run([*DEVD, "run", "s3_flow.py", "--datastore=s3"], cwd=root, env=env,
@@ -332,6 +336,103 @@ def test_an_editor_gets_download_progress_on_a_token_the_daemon_creates(
     reports = [v for v in values if v["kind"] == "report"]
     assert reports and "downloading" in reports[-1]["message"]
     assert reports[-1]["percentage"] >= reports[0]["percentage"]
+
+
+def _bucket_blobs(s3: S3Server) -> dict[str, int]:
+    """Every blob of S3Flow in the bucket: key to stored size."""
+    listing = s3.client().list_objects_v2(Bucket="devd-team", Prefix="metaflow/S3Flow/data/")
+    return {o["Key"].rsplit("/", 1)[-1]: o["Size"] for o in listing.get("Contents", [])}
+
+
+def test_the_blob_cache_is_the_users_own_by_default(s3_project) -> None:
+    """Issue 22, item 2: with DEVD_BLOB_CACHE unset, blobs go to a per-user 0700
+    directory ($XDG_CACHE_HOME/devd/blobs), not under the machine-wide client cache."""
+    root, env, _ = s3_project
+    env = {k: v for k, v in env.items() if k != "DEVD_BLOB_CACHE"}
+    env["DEVD_EAGER_MB"] = "100"
+    proc = devd(root, env, "spin", "--no-daemon", "s3_flow.py", "end")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    own = root / "xdg-cache" / "devd" / "blobs"
+    assert stat.S_IMODE(own.stat().st_mode) == 0o700 and own.stat().st_uid == os.geteuid()
+    assert sum(b.stat().st_size for b in own.rglob("*.raw")) > BLOB_BYTES
+    assert not (root / "client-cache" / "devd-blobs").exists()
+
+
+PLANT_BLOBS = """
+    drop()
+    cache, evil, keys = sys.argv[3], bytes.fromhex(sys.argv[4]), json.loads(sys.argv[5])
+    for key in keys:
+        os.makedirs(os.path.dirname(os.path.join(cache, key)), exist_ok=True)
+        with open(os.path.join(cache, key), "wb") as fh:
+            fh.write(evil)
+    for folder, _dirs, _files in os.walk(cache):
+        os.chmod(folder, 0o777)
+    print("ready", flush=True)
+"""
+
+
+class _Poison:
+    """Unpickling it appends the unpickling process's uid to ``marker``."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return exec, (f"import os; open({self.marker!r}, 'a').write(str(os.geteuid()))",)
+
+
+def test_a_squatted_blob_cache_is_refused_and_runs_nothing(
+        other_user: tuple[int, int], s3: S3Server, s3_project) -> None:
+    """Issue 22, item 2: another user made the blob cache directory first and planted a
+    pickle under every blob's key (keys anyone who can read the bucket can compute): the
+    spin refuses it in one line naming it and DEVD_BLOB_CACHE, and runs none of them.
+    A directory of the user's own under another user's is refused too."""
+    from devd.common.blobcache import _store_id
+    from tests.otheruser import attacker, wait_ready
+
+    root, env, _ = s3_project
+    shared = Path(tempfile.mkdtemp(prefix="dvcache-s3"))
+    shared.chmod(0o1777)
+    squat, marker = shared / "blobs", shared / "ran"
+    store = _store_id("s3://devd-team/metaflow")
+    keys = [f"{store}/S3Flow/{k[:2]}/{k}.raw" for k in _bucket_blobs(s3)]
+    evil = pickle.dumps(_Poison(str(marker)), protocol=2).hex()
+    proc = attacker(other_user, PLANT_BLOBS, str(squat), evil, json.dumps(keys))
+    wait_ready(proc)
+    assert proc.wait(30) == 0
+    for cache in (squat, squat / "mine"):
+        env_ = {**env, "DEVD_BLOB_CACHE": str(cache), "DEVD_EAGER_MB": "100"}
+        line = _one_line_error(devd(root, env_, "spin", "--no-daemon", "s3_flow.py", "end"))
+        assert str(squat) in line and "DEVD_BLOB_CACHE" in line, line
+        assert "another user" in line, line
+        assert not marker.exists(), f"code ran as uid {marker.read_text()}"
+
+
+def test_a_damaged_cached_blob_is_dropped_and_downloaded_again(
+        s3: S3Server, s3_project) -> None:
+    """Issue 22, item 7: a truncated blob (and a same-size damaged one) in the disk cache
+    is found, dropped, logged and downloaded again; the next spin, also in a new
+    process, succeeds."""
+    root, env, _ = s3_project
+    cache = root / "cache-heal"
+    env = {**env, "DEVD_BLOB_CACHE": str(cache), "DEVD_EAGER_MB": "100"}
+    first = devd(root, env, "spin", "--no-daemon", "s3_flow.py", "end")
+    assert first.returncode == 0, first.stdout + first.stderr
+    blobs = sorted(cache.rglob("*.raw"), key=lambda p: p.stat().st_size)
+    big, small = blobs[-1], blobs[:-1]
+    with open(big, "r+b") as fh:
+        fh.truncate(big.stat().st_size // 2)
+    for blob in small:  # same size, not a pickle any more
+        blob.write_bytes(b"\0" * blob.stat().st_size)
+    before = s3.relay.bytes_down
+    again = devd(root, env, "spin", "--no-daemon", "s3_flow.py", "end")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert data_gets(s3, before) > BLOB_BYTES  # the big blob came again
+    damaged = [x for x in again.stderr.splitlines() if "damaged" in x]
+    assert any(str(big) in x for x in damaged), again.stderr
+    assert all("downloading it again" in x for x in damaged), again.stderr
+    for blob in cache.rglob("*.raw"):
+        assert hashlib.sha1(blob.read_bytes()).hexdigest() == blob.name[:-len(".raw")]
 
 
 def test_server_stopped_mid_download(s3: S3Server, s3_project) -> None:

@@ -5,6 +5,12 @@ A blob is downloaded once into a size-bounded disk cache, decompressed as it arr
 only reads it from disk, and the warm loader streams it into the unpickler, never holding
 the blob and the object at once.
 
+The cache is the user's own (``~/.cache/devd/blobs``, checked 0700 and this user's up to
+/ at every use) and a blob enters it only once its sha1 matched its key, so devd
+unpickles from it only the artifact's recorded content. A damaged blob (its size is not
+the recorded one, or it fails to unpickle and its hash is wrong) is dropped, logged and
+downloaded again.
+
 Transfers use Metaflow's ``S3Client`` (its credentials, role, endpoint and client
 parameters) with devd's own timeouts and a bounded retry count: an unreachable endpoint,
 a missing credential or object, a timeout or a server that goes away mid-download is one
@@ -18,6 +24,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -26,9 +33,12 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from .errors import DevdError
+from .privatedir import UnsafeDir, checked_dir, user_cache_root
+
+log = logging.getLogger("devd.blobcache")
 
 ProgressCallback = Callable[[int, int, str], None]  # bytes done, bytes in all, message
 
@@ -43,13 +53,24 @@ def _env_float(name: str, default: float) -> float:
 
 
 def cache_dir() -> str:
-    """``DEVD_BLOB_CACHE``, else ``devd-blobs`` in Metaflow's client cache directory."""
+    """``DEVD_BLOB_CACHE``, else ``blobs`` in devd's per-user cache directory
+    (``$XDG_CACHE_HOME/devd``, ``~/.cache/devd``): never a shared path such as /tmp."""
     explicit = os.environ.get("DEVD_BLOB_CACHE")
     if explicit:
         return os.path.abspath(explicit)
-    from metaflow.metaflow_config import CLIENT_CACHE_PATH
+    return os.path.join(user_cache_root(), "blobs")
 
-    return os.path.join(os.path.abspath(CLIENT_CACHE_PATH), "devd-blobs")
+
+class UnsafeBlobCache(UnsafeDir):
+    """The blob cache's directory is not one only this user controls."""
+
+
+def checked_cache_dir() -> str:
+    """The blob cache's directory, created 0700 or checked to be this user's alone (up to
+    /): what devd unpickles from it only this user (or root) could have put there, and
+    devd checked every blob against its content address on the way in."""
+    return checked_dir(cache_dir(), what="its blob cache", variable="DEVD_BLOB_CACHE",
+                       error=UnsafeBlobCache)
 
 
 def cache_limit_bytes() -> int:
@@ -126,19 +147,50 @@ def _store_id(ds_root: str) -> str:
     return hashlib.sha1(ds_root.encode()).hexdigest()[:16]
 
 
-def _cached_path(ds_root: str, flow_name: str, key: str, raw: bool) -> str:
-    suffix = ".raw" if raw else ".gz"
-    return os.path.join(cache_dir(), _store_id(ds_root), flow_name, key[:2], key + suffix)
+def _cached_path(root: str, ds_root: str, flow_name: str, key: str) -> str:
+    return os.path.join(root, _store_id(ds_root), flow_name, key[:2], key + ".raw")
 
 
-def cached(ds_root: str, flow_name: str, key: str) -> BlobFile | None:
-    for raw in (False, True):
-        path = _cached_path(ds_root, flow_name, key, raw)
-        if os.path.exists(path):
-            with contextlib.suppress(OSError):
-                os.utime(path)  # most recently used: trimmed last
-            return BlobFile(path, raw)
-    return None
+def file_sha1(path: str) -> str:
+    """sha1 of a file's bytes, read a few MB at a time (Metaflow's content address)."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(4 * CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def drop_if_damaged(path: str, key: str, why: str) -> bool:
+    """True (after deleting it, with a warning in the log) when the cached blob at ``path``
+    is not the content its key ``key`` names: a disk or a crash damaged it, the next
+    read downloads it again. False when it is intact (then ``why`` was not its fault)."""
+    try:
+        if file_sha1(path) == key:
+            return False
+    except OSError:
+        pass
+    log.warning("cached blob %s is damaged (%s): dropped, downloading it again", path, why)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    return True
+
+
+def cached(ds_root: str, flow_name: str, key: str, size: int = 0,
+           root: str | None = None) -> BlobFile | None:
+    """The blob of ``key`` in the disk cache, or None. Every blob was checked against its
+    key on the way in; one whose size is not the ``size`` recorded for it is checked again
+    (a truncated file is dropped, and downloaded again)."""
+    path = _cached_path(root or checked_cache_dir(), ds_root, flow_name, key)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if size and st.st_size != size and \
+            drop_if_damaged(path, key, f"{st.st_size} bytes, {size} recorded"):
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # most recently used: trimmed last
+    return BlobFile(path, True)
 
 
 class _Stream:
@@ -192,11 +244,12 @@ def open_blob(blob: BlobFile) -> _Stream:
     return _Stream(gzip.GzipFile(fileobj=handle, mode="rb"), handle)
 
 
-def trim_cache(limit: int | None = None, keep: set[str] | frozenset[str] = frozenset()) -> int:
+def trim_cache(limit: int | None = None, keep: set[str] | frozenset[str] = frozenset(),
+               root: str | None = None) -> int:
     """Delete least recently used blobs until the cache fits ``limit``; returns bytes freed."""
     limit = cache_limit_bytes() if limit is None else limit
     entries = []
-    for folder, _dirs, files in os.walk(cache_dir()):
+    for folder, _dirs, files in os.walk(root or cache_dir()):
         for name in files:
             if name.startswith(".part-"):  # a download killed mid-way (a cancelled child)
                 with contextlib.suppress(OSError):
@@ -387,8 +440,9 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
     belongs to (``owners``: key to pathspec; else ``pathspec``)."""
     found: dict[str, BlobFile] = {}
     missing = []
+    root = checked_cache_dir()
     for key in dict.fromkeys(keys):
-        hit = cached(ds_root, flow_name, key)
+        hit = cached(ds_root, flow_name, key, (sizes or {}).get(key, 0), root)
         if hit is not None:
             found[key] = hit
         else:
@@ -402,8 +456,8 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
     bucket, prefix = _bucket_and_prefix(ds_root)
     total = sum((sizes or {}).get(k, 0) for k in missing)
     progress = _Progress(watch_, f"{len(missing)} parent blob(s) of {pathspec}", total)
-    folder = os.path.join(cache_dir(), _store_id(ds_root), flow_name)
-    os.makedirs(folder, exist_ok=True)
+    folder = os.path.join(root, _store_id(ds_root), flow_name)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
     try:
         client = s3_client()
     except Exception as exc:  # noqa: BLE001 - boto3's many ways to fail (credentials, config): one line
@@ -435,13 +489,16 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
                             "which this Metaflow cannot read; update Metaflow")
         # Kept decompressed (as Metaflow's client cache does): a restarted daemon then only
         # reads and unpickles; decompressing overlaps the transfer.
-        final = _cached_path(ds_root, flow_name, key, True)
+        # Checked against its key as it is written (sha1 of the decompressed bytes, what
+        # Metaflow's key is): a blob in this private cache is the artifact's recorded content.
+        final = _cached_path(root, ds_root, flow_name, key)
         inflate = None if raw else _Inflater()
-        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.makedirs(os.path.dirname(final), mode=0o700, exist_ok=True)
         handle, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
         body = response["Body"]
         try:
-            with os.fdopen(handle, "wb") as out:
+            with os.fdopen(handle, "wb") as file:
+                out = _Hashing(file)
                 for chunk in body.iter_chunks(CHUNK):
                     if stop.is_set() or watch_.cancelled():
                         raise Cancelled(f"cancelled while downloading the parents of "
@@ -453,6 +510,9 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
                     progress.add(len(chunk))
                 if inflate is not None:
                     inflate.finish(out, key)
+            if out.digest.hexdigest() != key:
+                raise DevdError(f"blob {key} as stored does not match its content address "
+                                f"(sha1 {out.digest.hexdigest()}): the store's copy is damaged")
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(Exception):  # already failing: the first error is the one
@@ -476,8 +536,24 @@ def fetch_s3(ds_root: str, flow_name: str, keys: list[str], pathspec: str,
             raise
     if time.monotonic() - started > 0 or progress.done:
         progress.add(0, final=True)
-    trim_cache(keep={b.path for b in found.values()})
+    trim_cache(keep={b.path for b in found.values()}, root=root)
     return found
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
+class _Hashing:
+    """A file that hashes what is written to it (sha1, as Metaflow keys blobs)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.digest = hashlib.sha1()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.out.write(data)
 
 
 class _Inflater:
@@ -487,7 +563,7 @@ class _Inflater:
     def __init__(self) -> None:
         self._inflate = zlib.decompressobj(wbits=31)
 
-    def feed(self, data: bytes, out: IO[bytes]) -> None:
+    def feed(self, data: bytes, out: _Sink) -> None:
         while data:
             out.write(self._inflate.decompress(data, 4 * CHUNK))
             data = self._inflate.unconsumed_tail
@@ -497,7 +573,7 @@ class _Inflater:
                     return
                 self._inflate = zlib.decompressobj(wbits=31)
 
-    def finish(self, out: IO[bytes], key: str) -> None:
+    def finish(self, out: _Sink, key: str) -> None:
         out.write(self._inflate.flush())
         if not self._inflate.eof:
             raise DevdError(f"blob {key} ended before its gzip stream did")

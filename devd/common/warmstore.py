@@ -167,10 +167,13 @@ def open_task_datastore(ref: TaskRef) -> Any:
     flow_ds = FlowDataStore(ref.flow_name, storage_impl=impls[0], ds_root=ref.ds_root)
     if ref.ds_type == "s3":  # devd's timeouts and retry bound: an error, never a hang
         flow_ds._storage_impl.s3_client = metaflow_s3_client()
-    try:  # Metaflow's client cache: decompressed blobs, shared with its own spin and Client
+    try:  # Metaflow's client cache (decompressed blobs, task metadata) in a directory devd
+        # checked to be the user's own, blobs verified before use (devd/common/clientcache.py)
         from metaflow.client.filecache import FileBlobCache, FileCache, TaskMetadataCache
 
-        cache = FileCache()
+        from .clientcache import file_cache
+
+        cache = file_cache()
         flow_ds.set_metadata_cache(TaskMetadataCache(cache, ref.ds_type, ref.ds_root,
                                                      ref.flow_name))
         flow_ds.ca_store.set_blob_cache(FileBlobCache(
@@ -302,8 +305,16 @@ def blob_files(ref: TaskRef, datastore: Any, keys: list[str]) -> dict[str, Any]:
     found = {}
     with storage.load_bytes(list(paths)) as loaded:
         for path, local, meta in loaded:
-            if local is not None and path in paths:
-                found[paths[path]] = BlobFile(local, bool(meta and meta.get("cas_raw")))
+            if path not in paths:
+                continue
+            if local is None:  # Metaflow's own load would fail on it with a TypeError
+                name = next((n for n, k in datastore._objects.items() if k == paths[path]),
+                            paths[path])
+                raise DevdError(
+                    f"artifact '{name}' of parent task {ref.pathspec} is missing from "
+                    f"{ref.ds_root} (its blob {storage.full_uri(path)} was deleted); "
+                    "run the flow again with `devd run FLOW`")
+            found[paths[path]] = BlobFile(local, bool(meta and meta.get("cas_raw")))
     return found
 
 
@@ -314,18 +325,32 @@ def _load_streamed(ref: TaskRef, datastore: Any,
     object at once (peak: about the object's size)."""
     import pickle
 
-    from .blobcache import open_blob
+    from .blobcache import drop_if_damaged, open_blob
 
     stream = [n for n in names if n in datastore._objects and _streamable(datastore, n)]
-    files = blob_files(ref, datastore, [datastore._objects[n] for n in stream])
+    # a local datastore's files are looked up for every name: a deleted one is one line
+    present = [n for n in names if n in datastore._objects] if ref.ds_type == "local" else stream
+    files = blob_files(ref, datastore, [datastore._objects[n] for n in present])
     rest = [n for n in names if n not in stream or datastore._objects[n] not in files]
     if rest:
         yield from datastore.load_artifacts(rest)
     for name in stream:
-        blob = files.get(datastore._objects[name])
-        if blob is not None:
+        key = datastore._objects[name]
+        blob = files.get(key)
+        if blob is None:
+            continue
+        try:
             with open_blob(blob) as handle:
-                yield name, pickle.load(handle)
+                value = pickle.load(handle)
+        except Exception:
+            # devd's S3 cache: a blob damaged on disk (it was whole when it came in) is
+            # dropped and downloaded again; anything else is the artifact's own failure
+            if ref.ds_type != "s3" or not drop_if_damaged(blob.path, key, "it did not unpickle"):
+                raise
+            blob = blob_files(ref, datastore, [key])[key]
+            with open_blob(blob) as handle:
+                value = pickle.load(handle)
+        yield name, value
 
 
 def _eager_names(datastore: Any, eager_limit: int | None) -> list[str]:

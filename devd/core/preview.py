@@ -251,12 +251,14 @@ def render_recorded(flow_file: str, pathspec: str) -> tuple[str, str]:
     from metaflow import Task
     from metaflow.cards import get_cards
 
+    from ..common import clientcache
     from ..common.cards import with_live_bridge
     from ..common.errors import DevdError
     from ..common.summary import describe
 
     if pathspec.count("/") != 3:
         raise DevdError(f"--recorded needs a task pathspec Flow/RUN/STEP/TASK, got '{pathspec}'")
+    clientcache.install()  # the recorded artifacts are unpickled: a checked, verified cache
     try:
         task = Task(pathspec, _namespace_check=False)
         artifacts = {a.id: a.data for a in task if not a.id.startswith("_")}

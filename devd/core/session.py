@@ -12,6 +12,7 @@ from typing import Any
 
 from ..child.request import SpinRequest
 from ..child.run import run_spin
+from ..common import clientcache
 from ..common.blobcache import relay_progress
 from ..common.errors import DevdError
 from ..common.forking import ChildOutcome, ChildProcess, OutputCallback, fork_available
@@ -59,6 +60,7 @@ class Session:
         require_user()
         preload()
         bind_metaflow_root()
+        clientcache.install()  # Metaflow's Client reads through a checked, verified cache
 
     # -- context manager -------------------------------------------------------
     def __enter__(self) -> Session:
