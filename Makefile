@@ -9,7 +9,7 @@ export USER := $(DEVD_USER)
 
 # bench-quick is the speed guard run before every stop (bench/quick_bench.py).
 .PHONY: install demo test lint bench bench-quick clean chromium editor-tools editor-debs vsix ext-test \
-  protocol-ts
+  protocol-ts mdservice
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -138,7 +138,37 @@ ext-test: $(EXT)/node_modules/.devd-stamp
 	  && PATH="$(EDITOR_BIN):$$PATH" node esbuild.mjs --tests \
 	  && PATH="$(EDITOR_BIN):$$PATH" node --test out/test/*.test.js
 
-test: install lint editor-tools chromium ext-test vsix
+# --- Metaflow's metadata service (Netflix/metaflow-service) for tests/test_metadata_service.py ---
+# Not on PyPI and CI cannot reach GitHub: its source comes from ../shared/vendor/ (outside the
+# repo), unpacked under .cache/ with its own venv (requirements from PyPI, pip cache in .cache/).
+# PostgreSQL comes from Debian (installed as root when missing). tests/mdservice.py runs both.
+MDSERVICE_REV := 91e44f0
+MDSERVICE_TGZ ?= $(CURDIR)/../shared/vendor/metaflow-service-$(MDSERVICE_REV).tar.gz
+MDSERVICE := $(DEVD_CACHE)/mdservice
+export DEVD_MDSERVICE := $(MDSERVICE)
+MDSERVICE_REQS := 'aiohttp==3.14.5' 'aiopg==1.4.0' 'psycopg2-binary==2.9.13' \
+  'async-timeout==4.0.3' 'boto3==1.44.8' packaging
+
+$(MDSERVICE)/.ready-$(MDSERVICE_REV):
+	@if [ ! -f "$(MDSERVICE_TGZ)" ]; then echo "metadata-service tests will skip:" \
+	  "$(MDSERVICE_TGZ) is missing (Netflix/metaflow-service at $(MDSERVICE_REV), see" \
+	  "tests/mdservice.py)" >&2; exit 0; fi; \
+	if [ ! -x /usr/lib/postgresql/15/bin/postgres ] && ! ls /usr/lib/postgresql/*/bin/postgres \
+	    >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq \
+	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  else echo "PostgreSQL is missing and installing it needs root" \
+	    "(sudo apt-get install postgresql): metadata-service tests will skip" >&2; exit 0; fi; fi; \
+	set -e; rm -rf $(MDSERVICE)/src $(MDSERVICE)/venv; mkdir -p $(MDSERVICE)/src; \
+	tar -xzf "$(MDSERVICE_TGZ)" -C $(MDSERVICE)/src; \
+	$(PYTHON) -m venv $(MDSERVICE)/venv; \
+	$(MDSERVICE)/venv/bin/pip install --quiet $(MDSERVICE_REQS); \
+	$(MDSERVICE)/venv/bin/pip install --quiet --no-deps $(MDSERVICE)/src; \
+	touch $@
+
+mdservice: $(MDSERVICE)/.ready-$(MDSERVICE_REV)
+
+test: install lint editor-tools chromium ext-test vsix mdservice
 	$(PY) -m pytest -q
 
 bench: install
