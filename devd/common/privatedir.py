@@ -82,6 +82,14 @@ def checked_dir(path: str, *, what: str, variable: str,
     no one can rename it away and put their own in its place). Returns the absolute path;
     raises ``error`` naming the directory and ``variable`` (the setting that moves it)."""
     path = os.path.abspath(path)
+    try:
+        return _checked_dir(path, what, variable, error)
+    except OSError as exc:  # a directory above that cannot be searched, a read-only disk
+        raise error(f"cannot use {path} for {what} ({exc.strerror or exc}): set {variable} "
+                    "to a directory of your own") from None
+
+
+def _checked_dir(path: str, what: str, variable: str, error: type[DevdError]) -> str:
     missing = []
     current = path
     while not os.path.lexists(current):
@@ -96,12 +104,9 @@ def checked_dir(path: str, *, what: str, variable: str,
         if parent == above:
             break
         above = parent
-    try:
-        for directory in reversed(missing):
-            make_dir(directory)
-    except OSError as exc:
-        raise error(f"cannot create {path} for {what} ({exc.strerror or exc}): set {variable} "
-                    "to a directory of your own") from None
+    for directory in reversed(missing):
+        if not make_dir(directory) and directory != path:  # someone made it first: whose?
+            check_parent(directory, what=what, variable=variable, error=error)
     check_private(path, what=what, variable=variable, error=error)
     return path
 
