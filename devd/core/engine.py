@@ -395,28 +395,30 @@ class Engine:
                 record = SpinRecord(result, now, time.time(), 0)
             record.spun_source = now.get(result.step) if now else None
             self._last[key] = record
-            self._fit_budget(record)
+        self._fit_budget(record)
 
     def _fit_budget(self, newest: SpinRecord) -> None:
         """Kept spins count against the memory budget, with the warm parents: the least
         recently used parents make room for them; past the budget, the older spins give up
-        their output and cards, then the oldest go (the newest one always stays)."""
+        their output and cards, then the oldest go (the newest one always stays). Parents
+        leave the store outside the engine's lock: a prepared child holding them ends."""
         budget = self.budget_bytes or 0
-        records = sorted(self._last.items(), key=lambda item: item[1].finished_at)
-        kept = _kept_bytes(r for _, r in records)
-        for _, record in records:
-            if kept <= budget:
-                break
-            if record is not newest:
-                kept -= _shed_output(record)
-        for key, record in records:
-            if kept <= budget:
-                break
-            if record is not newest:
-                del self._last[key]
-                kept = _kept_bytes(self._last.values())
-        self.kept_bytes = kept
-        self.store.budget_bytes = max(budget - kept, 0)
+        with self._lock:
+            records = sorted(self._last.items(), key=lambda item: item[1].finished_at)
+            kept = _kept_bytes(r for _, r in records)
+            for _, record in records:
+                if kept <= budget:
+                    break
+                if record is not newest:
+                    kept -= _shed_output(record)
+            for key, record in records:
+                if kept <= budget:
+                    break
+                if record is not newest and self._last.get(key) is record:
+                    del self._last[key]
+                    kept = _kept_bytes(self._last.values())
+            self.kept_bytes = kept
+            self.store.budget_bytes = max(budget - kept, 0)
         for task in self.store.snapshot():  # least recently used first
             if self.store.total_bytes <= self.store.budget_bytes:
                 break
