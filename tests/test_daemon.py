@@ -311,13 +311,66 @@ async def test_cancel_and_supersede_while_requests_stay_answered(
         "uri": flow, "step": "nap", "artifacts": {"seconds": 30}}))
     first = await asyncio.wait_for(slow, 20)
     assert first["ok"] is False and "superseded" in first["error"]["message"]
+    assert first["cancelled"] == "superseded"
     await asyncio.sleep(0.5)
     cancelled = await call(client, "devd/cancel", {"target": "nap"})
     assert cancelled["cancelled"]
     second = await asyncio.wait_for(newer, 20)
     assert second["ok"] is False and "cancelled" in second["error"]["message"]
+    assert second["cancelled"] == "user"  # its own outcome (issue 19, item 5)
+    # A stopped spin is no failure: no diagnostic, and the step's last spin is not it.
+    await asyncio.sleep(1.0)
+    diagnostics = [d.message for d in client.diagnostics.get(flow, [])]
+    assert not any("Cancelled" in m or "cancelled" in m for m in diagnostics), diagnostics
+    status = await call(client, "devd/status", {})
+    assert not any(s["step"] == "nap" and not s["ok"] for s in status["lastSpins"])
     after = await call(client, "devd/spin", {"uri": flow, "step": "nap"})
     assert after["ok"] is True
+
+
+@pytest.mark.asyncio
+async def test_a_save_and_a_spin_of_one_action_make_one_spin(
+        client: LanguageClient, daemon_project: Path) -> None:
+    """spinOnSave and an editor's Spin on an unsaved file (saved first): one spin, whichever
+    of didSave and devd/spin arrives first (issue 19, item 3)."""
+    name = "slow_flow.py"
+    flow = uri(daemon_project, name)
+    open_doc(client, daemon_project, name)
+    first = await call(client, "devd/spin", {"uri": flow, "step": "nap"})  # spun last
+    assert first["ok"] is True
+
+    def save() -> None:
+        path = daemon_project / name
+        path.write_text(path.read_text())
+        client.text_document_did_save(types.DidSaveTextDocumentParams(
+            text_document=types.TextDocumentIdentifier(uri=flow)))
+
+    def started() -> int:
+        return sum(1 for s in client.devd_state
+                   if s["reason"] == "spinStarted" and s.get("step") == "nap")
+
+    before = started()
+    save()  # the save first, then the Spin that caused it
+    joined = await call(client, "devd/spin", {"uri": flow, "step": "nap"})
+    await asyncio.sleep(2.0)
+    assert joined["ok"] is True and joined.get("cancelled") is None, joined
+    assert started() - before == 1
+
+    before = started()
+    path = daemon_project / name
+    path.write_text(path.read_text())  # saved, then the Spin, then its didSave
+    spin = asyncio.ensure_future(call(client, "devd/spin", {"uri": flow, "step": "nap"}))
+    await asyncio.sleep(0.3)
+    client.text_document_did_save(types.DidSaveTextDocumentParams(
+        text_document=types.TextDocumentIdentifier(uri=flow)))
+    result = await asyncio.wait_for(spin, 30)
+    await asyncio.sleep(2.0)
+    assert result["ok"] is True and result.get("cancelled") is None, result
+    assert started() - before == 1
+
+    before = started()  # a Spin long after the save is a new action: it spins
+    again = await call(client, "devd/spin", {"uri": flow, "step": "nap"})
+    assert again["ok"] is True and started() - before == 1
 
 
 @pytest.mark.asyncio

@@ -98,6 +98,8 @@ class SpinResult:
     notices: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     stale: list[dict[str, str]] = field(default_factory=list)
+    # "user" (devd/cancel) or "superseded" (a newer spin of the step): stopped, not failed.
+    cancelled: str | None = None
     _persist_root: str | None = None
     # Every value the task holds, _-prefixed ones included (to chain spins); not in to_json.
     all_values: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -149,4 +151,6 @@ class SpinResult:
         }
         if self.stale:
             data["stale"] = self.stale
+        if self.cancelled:
+            data["cancelled"] = self.cancelled
         return data

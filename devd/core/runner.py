@@ -77,6 +77,7 @@ class RunOutcome:
     run_id: str | None
     returncode: int
     command: list[str]
+    cancelled: bool = False  # stopped by devd/cancel (or its client leaving): not a failure
 
 
 def split_options(args: list[str]) -> tuple[list[str], list[str]]:

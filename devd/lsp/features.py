@@ -28,7 +28,8 @@ from ..core.language import (
     self_attribute_at,
 )
 from ..core.project import inside
-from ..core.result import Artifacts
+from ..core.result import Artifacts, SpinResult
+from .onespin import save_needs_spin, spin_on_save
 from .translate import plain, uri_to_path
 
 if TYPE_CHECKING:
@@ -105,8 +106,8 @@ def did_save(ls: DevdServer, params: types.DidSaveTextDocumentParams) -> None:
     ls.engine.forget_flow_file(path)
     publish_diagnostics(ls, path)
     step = ls.last_spun.get(path)
-    if ls.spin_on_save and step:
-        ls.pool.submit(_spin_on_save, ls, path, step)
+    if ls.spin_on_save and step and save_needs_spin(ls, path):
+        spin_on_save(ls, path, step, lambda: _spin_on_save(ls, path, step))
 
 
 async def code_lens(ls: DevdServer, params: types.CodeLensParams) -> list[types.CodeLens]:
@@ -207,13 +208,14 @@ def _diag(line: int | None, message: str, source: str,
         message=message, source=source, severity=severity)
 
 
-def _spin_on_save(ls: DevdServer, path: str, step: str) -> None:
+def _spin_on_save(ls: DevdServer, path: str, step: str) -> SpinResult | None:
     """spinOnSave: spin again the step this client spun last (its result is broadcast)."""
     try:
-        ls.engine.spin(path, SpinOptions(step), owner=ls)
+        return ls.engine.spin(path, SpinOptions(step), owner=ls)
     except DevdError as exc:
         log.info("spin on save of %s in %s did not start: %s", step, path, exc)
         publish_diagnostics(ls, path)
+        return None
 
 
 # -- hover and completion -----------------------------------------------------------------------

@@ -38,6 +38,7 @@ from .models import (
     StatusResult,
     shared_converter,
 )
+from .onespin import RequestSpin, join_save_spin
 from .panes import pane_options, pane_page
 from .progress import RunProgress, TransferProgress
 from .translate import bad_request, refusal, spin_outcome, status_result, uri_to_path
@@ -112,8 +113,14 @@ def _spin_request(server: DevdServer, params: SpinTarget) -> SpinOutcome:
             server.notify_threadsafe("devd/debugReady", DebugReadyParams(
                 uri=uri, step=target, host=endpoint["host"], port=endpoint["port"]))
 
-        result = engine.spin(path, params.options(target), on_log=log, owner=server,
-                             on_debug_ready=debug_ready, on_progress=progress.report)
+        options = params.options(target)
+        joined = join_save_spin(server, path, options)  # the save of this same Spin
+        if joined is not None:
+            result = joined
+        else:
+            with RequestSpin(server, path):
+                result = engine.spin(path, options, on_log=log, owner=server,
+                                     on_debug_ready=debug_ready, on_progress=progress.report)
     except DevdError as exc:
         return bad_request(str(exc), uri, path)
     finally:
@@ -224,4 +231,5 @@ async def _run_request(server: DevdServer, path: str, subcommand: str,
         return RunResult(ok=False, run_id=None, error=refusal(str(exc), path))
     finally:
         progress.end()
-    return RunResult(ok=outcome.ok, run_id=outcome.run_id, returncode=outcome.returncode)
+    return RunResult(ok=outcome.ok, run_id=outcome.run_id, returncode=outcome.returncode,
+                     cancelled=True if outcome.cancelled else None)

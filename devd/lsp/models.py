@@ -156,6 +156,8 @@ class SpinOutcome:
     cards: list[CardInfo] = sent(list)
     recorded_task: str | None = sent()
     stale: list[StaleMark] | None = opt(doc="present only when something is stale")
+    cancelled: Literal["user", "superseded"] | None = opt(
+        doc="the spin was stopped (devd/cancel, or a newer spin of the step): not a failure")
     preview: PanePreview | None = opt(UNSET, doc="in `devd/spinFinished` to a client that "
                                       "named its pane; null when rendering failed")
 
@@ -260,6 +262,7 @@ class RunResult:
     run_id: str | None = sent()
     returncode: int | None = opt()
     error: ErrorInfo | None = opt(doc="the run could not start")
+    cancelled: bool | None = opt(doc="stopped by devd/cancel: not a failure")
 
 
 @attrs.define

@@ -27,6 +27,7 @@ from ..core.engine import Engine
 from ..core.events import CardUpdated, EngineEvent, FileChanged, FileDeleted, SpinFinished
 from . import features, handlers
 from .models import ENVELOPES, shared_converter
+from .onespin import Spins
 from .panes import pane_preview
 from .translate import card_updated_json, spin_outcome, state_changed_json
 
@@ -85,6 +86,7 @@ class DevdServer(LanguageServer):
         # every spinFinished to it carries that pane's preview, one round trip less.
         self.pane: dict[str, Any] | None = None
         self.last_spun: dict[str, str] = {}  # path -> step last spun from this client
+        self.one_spin = Spins()  # a save and a Spin of one action make one spin (onespin.py)
         self.close_connection: Callable[[], None] | None = None
         # Only an LSP client (one that sent `initialize`) gets broadcast notifications; a
         # bare JSON-RPC client such as the CLI gets just the logs of its own requests.

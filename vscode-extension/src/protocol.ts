@@ -173,6 +173,8 @@ export interface RunResult {
   returncode?: number | null;
   /** the run could not start */
   error?: ErrorInfo | null;
+  /** stopped by devd/cancel: not a failure */
+  cancelled?: boolean | null;
 }
 
 /** A spin, run or resume in progress (`id`: for `devd/cancel`). */
@@ -206,6 +208,8 @@ export interface SpinOutcome {
   recordedTask: string | null;
   /** present only when something is stale */
   stale?: StaleMark[] | null;
+  /** the spin was stopped (devd/cancel, or a newer spin of the step): not a failure */
+  cancelled?: "user" | "superseded" | null;
   /** in `devd/spinFinished` to a client that named its pane; null when rendering failed */
   preview?: PanePreview | null;
 }
