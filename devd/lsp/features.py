@@ -24,8 +24,10 @@ from ..core.language import (
     available_names,
     code_lenses,
     completing_self,
+    completion_source,
     describe_value,
     self_attribute_at,
+    step_for_completion,
 )
 from ..core.project import inside
 from ..core.result import Artifacts, SpinResult
@@ -272,11 +274,12 @@ def _completion_names(engine: Engine, path: str, source: str, line: int) -> dict
     model = _model_or_none(engine, path)
     if model is None:
         return {}
-    info = model.step_at_line(line + 1)
-    if info is None:
+    # The editor's text (maybe unsaved: a line typed after the step's last one is the step's).
+    step = step_for_completion(model, source, line)
+    if step is None:
         return {}
     warm: set[str] = set()
-    for task in _warm_parents(engine, path, info.name):
+    for task in _warm_parents(engine, path, step):
         warm |= set(task.values)
-    return available_names(model, source, info.name, warm)
+    return available_names(model, completion_source(source, line), step, warm)
 
