@@ -15,6 +15,7 @@ import { RESTART_KEYS } from "./config/settings";
 import { type Devd, settingsFor } from "./context";
 import { DEBUG_TYPE, debugReadyWaiters, DevdDebugAdapterFactory } from "./debug/adapter";
 import { PreviewPanel } from "./panel/previewPanel";
+import { spinEnd } from "./panel/policy";
 import {
   type CardResult,
   type CardUpdatedParams,
@@ -42,6 +43,10 @@ export function activate(context: vscode.ExtensionContext): void {
         const client = await clients.clientFor(vscode.Uri.parse(uri));
         return client?.sendRequest<CardResult>(Methods.card, params);
       },
+      cancel: async (uri, step) => {
+        const client = await clients.clientFor(vscode.Uri.parse(uri));
+        return client?.sendRequest(Methods.cancel, { target: step });
+      },
     },
     output,
   );
@@ -60,14 +65,16 @@ export function activate(context: vscode.ExtensionContext): void {
     attach: (client) => {
       client.onNotification(Methods.log, (p: LogParams) => output.append(p.text));
       client.onNotification(Methods.spinFinished, (result: SpinOutcome) => {
-        if (result.step && result.uri && result.error?.type !== "devd.BadRequest") {
+        const end = spinEnd(result);
+        if (result.step && result.uri && end !== "refused" && end !== "superseded") {
           devd.lastSpun = { uri: result.uri, step: result.step };
           status.update({
+            running: undefined,
             lastSpin: {
               step: result.step,
               ok: result.ok,
               durationMs: result.durationMs,
-              cancelled: result.error?.type === "devd.Cancelled",
+              cancelled: end === "cancelled",
             },
             stale: (result.stale ?? []).map((m) => m.reason),
           });
@@ -78,6 +85,12 @@ export function activate(context: vscode.ExtensionContext): void {
       client.onNotification(Methods.cardUpdated, (p: CardUpdatedParams) => panel.cardUpdated(p));
       client.onNotification(Methods.debugReady, (p: DebugReadyParams) => debugReadyWaiters.ready(p));
       client.onNotification(Methods.stateChanged, (p: StateChangedParams) => {
+        if (p.reason === "spinStarted" && p.uri && p.step) {
+          // Any spin (this editor's, a terminal's): `spinning <step>` and the pane's Cancel.
+          status.update({ running: `spinning ${p.step}` });
+          panel.spinStarted(p.uri, p.step, settingsFor(vscode.Uri.parse(p.uri)).previewOpenOn);
+          return;
+        }
         // `stale` maps each step to its stale parents: the status bar follows the last spun step.
         const last = devd.lastSpun;
         if (p.reason === "fileChanged" && p.stale && last && p.uri === last.uri) {

@@ -5,6 +5,7 @@ import { WorkDoneProgress, type WorkDoneProgressBegin, type WorkDoneProgressRepo
 
 import { type Devd, saveFirst, settingsFor, targetDocument } from "../context";
 import { Methods, type RunResult } from "../protocol";
+import { runEnd } from "./outcome";
 
 let tokens = 0;
 
@@ -80,7 +81,11 @@ async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string |
     },
   );
   devd.status.update({ running: undefined });
-  if (result.ok) {
+  const end = runEnd(result);
+  if (end === "cancelled") {
+    devd.output.appendLine(`[devd] ${kind} ${name} cancelled`);
+    void vscode.window.showInformationMessage(`devd: ${kind} of ${name} cancelled${result.runId ? ` (run ${result.runId})` : ""}`);
+  } else if (end === "ok") {
     void vscode.window.showInformationMessage(`devd: ${kind} of ${name} finished: run ${result.runId}`);
   } else {
     const why = result.error?.message ?? `exit code ${result.returncode}`;

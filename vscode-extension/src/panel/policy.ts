@@ -5,12 +5,40 @@ import type { SpinOutcome } from "../protocol";
 export type PaneAction = "ignore" | "update" | "open" | "reveal";
 
 /**
+ * How a spin ended, as the user sees it. A superseded spin is followed by the newer one (no
+ * status, no pane, no diagnostic); a cancelled one is its own outcome, never a failure.
+ */
+export type SpinEnd = "ok" | "failed" | "cancelled" | "superseded" | "refused";
+
+export function spinEnd(result: SpinOutcome): SpinEnd {
+  if (!result.step || result.error?.type === "devd.BadRequest") {
+    return "refused";
+  }
+  if (result.cancelled === "superseded") {
+    return "superseded";
+  }
+  if (result.cancelled === "user" || result.error?.type === "devd.Cancelled") {
+    return "cancelled";
+  }
+  return result.ok ? "ok" : "failed";
+}
+
+/** Whether a spin that just started shows in the pane: it opens a closed pane unless the user said never. */
+export function paneOnSpinStart(openOn: OpenOn, paneOpen: boolean): "open" | "update" | "ignore" {
+  if (paneOpen) {
+    return "update";
+  }
+  return openOn === "never" ? "ignore" : "open";
+}
+
+/**
  * What a finished spin does to the pane. `firstSpin` opens it once per window session
  * (a pane the user closed stays closed until Show Card Preview); `everySpin` brings it
  * forward each time; `never` only updates a pane opened by hand.
  */
 export function paneAction(result: SpinOutcome, openOn: OpenOn, paneOpen: boolean, openedBefore: boolean): PaneAction {
-  if (!result.step || !result.uri || result.error?.type === "devd.Cancelled" || result.error?.type === "devd.BadRequest") {
+  const end = spinEnd(result);
+  if (!result.uri || end === "refused" || end === "superseded" || end === "cancelled") {
     return "ignore"; // superseded spins are followed by the newer one; bad requests have no step
   }
   if (openOn === "everySpin") {
@@ -25,9 +53,14 @@ export function paneAction(result: SpinOutcome, openOn: OpenOn, paneOpen: boolea
   return "ignore";
 }
 
+/** The pane's buttons: Cancel, Re-spin, Debug, and the stale-parents box's three. */
+export const PANE_ACTIONS = ["cancel", "respin", "debug", "runFlow", "resume", "spinFromLast"] as const;
+export type PaneButton = (typeof PANE_ACTIONS)[number];
+
 export type PageMessage =
   | { type: "openFile"; file: string; line: number }
   | { type: "ready" }
+  | { type: "action"; action: PaneButton; step?: string }
   | { type: "unknown" };
 
 /** Messages the preview page posts (cards cannot: they sit in sandboxed frames). */
@@ -42,6 +75,10 @@ export function parsePageMessage(data: unknown): PageMessage {
   }
   if (msg.type === "devd/ready") {
     return { type: "ready" };
+  }
+  if (msg.type === "devd/action" && PANE_ACTIONS.includes(msg.action as PaneButton)) {
+    const step = typeof msg.step === "string" && /^[A-Za-z_][A-Za-z0-9_]*$/.test(msg.step) ? msg.step : undefined;
+    return { type: "action", action: msg.action as PaneButton, step };
   }
   return { type: "unknown" };
 }

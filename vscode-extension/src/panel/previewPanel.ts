@@ -8,12 +8,23 @@ import * as vscode from "vscode";
 
 import type { OpenOn } from "../config/settings";
 import { type CardResult, type CardUpdatedParams, Methods, type PanePreview, type SpinOutcome, type WebviewOptions } from "../protocol";
-import { makeNonce, paneAction, parsePageMessage } from "./policy";
+import { makeNonce, type PaneButton, paneAction, paneOnSpinStart, parsePageMessage, spinEnd } from "./policy";
 
 export interface PreviewSource {
   /** `devd/card` on the client serving `uri`. */
   card(uri: string, params: Record<string, unknown>): Promise<CardResult | undefined>;
+  /** `devd/cancel` of the step's spin on the client serving `uri` (the pane's Cancel). */
+  cancel?(uri: string, step: string): Promise<unknown>;
 }
+
+/** The pane's buttons other than Cancel: the commands they run, with (uri, step). */
+const BUTTON_COMMANDS: Record<Exclude<PaneButton, "cancel">, string> = {
+  respin: "devd.spin",
+  debug: "devd.debug",
+  runFlow: "devd.run",
+  resume: "devd.resume",
+  spinFromLast: "devd.spinFromLast",
+};
 
 interface Shown {
   uri: string;
@@ -25,6 +36,8 @@ export class PreviewPanel implements vscode.Disposable {
   private nonce = "";
   private shown: Shown | undefined;
   private openedBefore = false;
+  /** The spin in flight the pane shows (its Cancel stops it). */
+  private spinning: Shown | undefined;
   private loadedHtml = false;
   private latest = 0; // the newest request wins: an older page never overwrites a newer one
   /** Big card scripts the page holds (it keeps them: later pages leave them out). */
@@ -45,8 +58,50 @@ export class PreviewPanel implements vscode.Disposable {
     private readonly output: vscode.OutputChannel,
   ) {}
 
+  /**
+   * A spin started somewhere (this editor, a terminal): the pane, opened if it was closed,
+   * says so with a Cancel button, under the tab `devd: <step>`.
+   */
+  spinStarted(uri: string, step: string, openOn: OpenOn): void {
+    if (paneOnSpinStart(openOn, this.panel !== undefined) === "ignore") {
+      return;
+    }
+    this.spinning = { uri, step };
+    const hidden = this.panel !== undefined && !this.panel.visible;
+    this.ensurePanel(hidden);
+    if (!this.panel) {
+      return;
+    }
+    this.panel.title = `devd: ${step}`;
+    if (this.loadedHtml) {
+      void this.panel.webview.postMessage({ type: "devd/spinning", step });
+    } else {
+      this.panel.webview.html = spinningPage(this.nonce, step);
+    }
+  }
+
   /** A spin finished somewhere (this editor, a terminal): open, update or ignore the pane. */
   async spinFinished(result: SpinOutcome, openOn: OpenOn): Promise<void> {
+    const end = spinEnd(result);
+    if (end === "superseded") {
+      return; // the newer spin of the step is on its way
+    }
+    const shownSpinning = this.spinning !== undefined && result.step === this.spinning.step && result.uri === this.spinning.uri;
+    if (!shownSpinning) {
+      // not the spin the pane shows in flight
+    } else if (end !== "cancelled") {
+      this.spinning = undefined;
+      if (this.panel && this.loadedHtml) {
+        void this.panel.webview.postMessage({ type: "devd/spinEnded", step: result.step, outcome: end });
+      }
+    }
+    if (end === "cancelled" && shownSpinning && this.panel && result.step) {
+      this.spinning = undefined;
+      this.panel.title = `devd: ${result.step}`;
+      // The page says so itself, the preview page or the spinning one (same bar): no reload.
+      void this.panel.webview.postMessage({ type: "devd/spinEnded", step: result.step, outcome: "cancelled" });
+      return;
+    }
     const action = paneAction(result, openOn, this.panel !== undefined, this.openedBefore);
     if (action === "ignore" || !result.uri || !result.step) {
       return;
@@ -201,6 +256,13 @@ export class PreviewPanel implements vscode.Disposable {
     const msg = parsePageMessage(data);
     if (msg.type === "ready") {
       this.version += 1; // a page loaded: from the html, with that html's scripts only
+      if (this.spinning && this.loadedHtml) {
+        void this.panel?.webview.postMessage({ type: "devd/spinning", step: this.spinning.step });
+      }
+    }
+    if (msg.type === "action") {
+      await this.act(msg.action, msg.step);
+      return;
     }
     if (msg.type === "ready" && this.postedSinceHtml && this.shown) {
       // VS Code reloaded the webview (hidden, then shown) from the html first set: it holds
@@ -223,9 +285,48 @@ export class PreviewPanel implements vscode.Disposable {
     }
   }
 
+  /** A button of the pane: Cancel the spin in flight, or a command on the shown step. */
+  private async act(action: PaneButton, step?: string): Promise<void> {
+    if (action === "cancel") {
+      const target = this.spinning ?? this.shown;
+      if (target && this.source.cancel) {
+        await this.source.cancel(target.uri, target.step);
+      }
+      return;
+    }
+    const target = this.shown ?? this.spinning;
+    if (!target) {
+      return;
+    }
+    const uri = vscode.Uri.parse(target.uri);
+    const args = action === "runFlow" ? [uri] : [uri, action === "resume" || action === "spinFromLast" ? (step ?? target.step) : target.step];
+    await vscode.commands.executeCommand(BUTTON_COMMANDS[action], ...args);
+  }
+
   dispose(): void {
     this.panel?.dispose();
   }
+}
+
+/**
+ * The pane before any preview page: a spin in flight with a Cancel button (its script
+ * says "cancelled" when the spin ends so). The preview page (cards/preview.js) shows the same bar over an older page.
+ */
+function spinningPage(nonce: string, step: string): string {
+  const safe = step.replace(/[^A-Za-z0-9_]/g, "");
+  const bar = `<span class="spinner"></span> <span id="status" class="badge running">spinning</span> spinning ${safe}… <button data-action="cancel">Cancel</button>`;
+  return `<!DOCTYPE html><html><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'">
+<style nonce="${nonce}">body{font-family:var(--vscode-font-family);color:var(--vscode-foreground);padding:1em}
+button{background:var(--vscode-button-background);color:var(--vscode-button-foreground);border:0;padding:3px 10px;cursor:pointer}
+.badge{padding:1px 8px;border-radius:10px;font-size:12px;border:1px solid var(--vscode-panel-border)}
+.spinner{display:inline-block;width:10px;height:10px;border:2px solid var(--vscode-progressBar-background);border-right-color:transparent;border-radius:50%;animation:s 1s linear infinite}
+@keyframes s{to{transform:rotate(360deg)}}</style>
+</head><body><div id="spinning" class="spinning">${bar}</div>
+<script nonce="${nonce}">(function(){var api=acquireVsCodeApi();
+document.addEventListener("click",function(e){var b=e.target.closest&&e.target.closest("button[data-action]");if(b){api.postMessage({type:"devd/action",action:b.dataset.action});}});
+window.addEventListener("message",function(e){var m=e.data||{};if(m.type==="devd/spinEnded"){document.getElementById("spinning").innerHTML='<span id="status" class="badge cancelled">cancelled</span> spin of '+String(m.step).replace(/[^A-Za-z0-9_]/g,"")+" cancelled";}});})();</script>
+</body></html>`;
 }
 
 function placeholder(nonce: string, text: string): string {
