@@ -267,3 +267,111 @@ def test_documents_outside_the_project_are_not_watched_and_hosts_are_refused(
         link.unlink()
     assert flows == [str(served / "linear_flow.py")], flows
     assert not any(json.dumps(str(p)) in json.dumps(flows) for p in refused)
+
+
+# -- item 12: the card page's WebRTC guard --------------------------------------------------
+
+from tests.test_cards import (  # noqa: E402 - Chromium and its helpers, for these tests only
+    CSP_SOURCE,
+    NONCE,
+    Watched,
+    browser,  # noqa: F401 - the fixture
+    card_file,
+    stun_packets,
+)
+
+# What the nested documents run: WebRTC to the test's loopback "STUN server". The card's
+# own scripts carry the page's nonce in a webview page; the payload reuses it (`N`).
+RTC = ("try { var pc = new RTCPeerConnection({iceServers: [{urls: 'stun:127.0.0.1:PORT'}]});"
+       " pc.createDataChannel('x'); pc.createOffer().then(function (o) {"
+       " return pc.setLocalDescription(o); }); } catch (e) { }")
+PAYLOAD = "'<script nonce=\"' + N + '\">' + RTC + '<\\/script>'"
+QUOTED = "(" + PAYLOAD + ").replace(/\"/g, '&quot;')"
+# The guard's clean-up made no-ops, and what it read replaced, before the card frames.
+DISARM = """
+Element.prototype.remove = function () {};
+Element.prototype.removeAttribute = function () {};
+Element.prototype.matches = function () { return false; };
+Element.prototype.querySelectorAll = function () { return []; };
+Object.defineProperty(MutationRecord.prototype, 'addedNodes', {get: function () { return []; }});
+String.prototype.indexOf = function () { return -1; };
+"""
+ATTACKS = {
+    # the issue's card: a srcdoc frame once remove/removeAttribute do nothing
+    "methods": ("", DISARM + """
+        var g = document.createElement('iframe'); g.srcdoc = PAYLOAD;
+        document.body.appendChild(g);"""),
+    "attributes": ("", DISARM + """
+        var a = document.createElement('iframe'); a.setAttribute('srcdoc', PAYLOAD);
+        document.body.appendChild(a);
+        var b = document.createElement('div'); document.body.appendChild(b);
+        b.innerHTML = '<iframe SRCDOC="' + QUOTED + '"></iframe>';
+        b.insertAdjacentHTML('beforeend', '<iframe srcdoc="' + QUOTED + '"></iframe>');"""),
+    # no string at all: a frame of the card's own markup, cloned into the page
+    "template": ("<template id='t'><iframe srcdoc='INNER'></iframe></template>", DISARM + """
+        document.body.appendChild(document.getElementById('t').content.cloneNode(true));"""),
+    # closed declarative shadow roots hide their frames from every script
+    "shadow": ("<div><template shadowrootmode='closed'><iframe srcdoc='INNER'></iframe>"
+               "</template></div>", """
+        var h = document.createElement('div'); document.body.appendChild(h);
+        h.setHTMLUnsafe('<div><template shadowrootmode="closed"><iframe srcdoc="' + QUOTED
+                        + '"></iframe></template></div>');"""),
+}
+
+
+def attack_card(name: str, port: int) -> str:
+    from markupsafe import escape
+
+    markup, script = ATTACKS[name]
+    rtc = RTC.replace("PORT", str(port))
+    markup = markup.replace("INNER", str(escape(f"<script>{rtc}</script>")))
+    script = (script.replace("QUOTED", QUOTED).replace("PAYLOAD", PAYLOAD)
+              .replace("RTC", json.dumps(rtc)))
+    return ("<!DOCTYPE html><html><head><title>rtc</title></head><body><p id='tried'>no</p>"
+            f"{markup}<script>var N = (document.currentScript || {{}}).nonce || '';"
+            f"try {{ {script} }} catch (e) {{ document.title = String(e); }}"
+            "document.getElementById('tried').textContent = 'tried';</script></body></html>")
+
+
+def preview_with(card: str) -> Any:
+    """A spin's result holding one card, as the daemon renders it (with devd's guard)."""
+    from devd.common.cards import with_live_bridge
+    from devd.core.result import SpinResult
+
+    return SpinResult(flow="RtcFlow", step="s", ok=True, artifacts={}, artifact_rows=[],
+                      error=None, stdout="", stderr="", next_steps=[], duration_s=0.1,
+                      parents=[], origin_run_id="1", cards=[with_live_bridge(card)],
+                      card_info=[{"id": "rtc", "type": "blank"}], recorded_task=None,
+                      artifact_hashes={})
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_a_card_cannot_disarm_the_webrtc_guard(browser: Any, tmp_path: Path,  # noqa: F811
+                                               attack: str) -> None:
+    """The card replaces what the guard calls, or hides a srcdoc frame from it, and tries
+    WebRTC from that frame's window: no STUN packet leaves, in either page."""
+    import socket
+
+    from devd.core.preview import render_preview
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.1)
+    card = attack_card(attack, sock.getsockname()[1])
+    try:
+        bare = Watched(browser)  # the probe works: unguarded, the card reaches the port
+        bare.page.goto(card_file(tmp_path, "bare", card))
+        assert stun_packets(sock, 5) > 0, "no STUN packet from the unguarded card"
+        bare.close()
+        stun_packets(sock, 0.5)  # drain
+        for flavour, options in (("browser", {}),
+                                 ("webview", {"nonce": NONCE, "csp_source": CSP_SOURCE})):
+            watched = Watched(browser)
+            watched.page.goto(card_file(tmp_path, flavour,
+                                        render_preview(preview_with(card), **options)))
+            frame = watched.page.frame_locator('iframe[data-card-id="rtc"]')
+            frame.locator("#tried", has_text="tried").wait_for()  # the card's script ran on
+            assert stun_packets(sock, 4) == 0, f"the card opened WebRTC ({flavour})"
+            watched.close()
+    finally:
+        sock.close()

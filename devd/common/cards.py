@@ -88,13 +88,35 @@ LIVE_BRIDGE = """<script data-devd="live-bridge">
 
 
 # Put first in every card document, before the card's own scripts. WebRTC opens network
-# paths (STUN/TURN over UDP) that no Content-Security-Policy in a page stops in Chromium
-# (156 ignores a `webrtc 'block'` directive in a <meta> policy, and a webview's html can
-# carry no header): the card's window loses WebRTC's constructors, and its own policy
-# forbids nested frames and workers, whose fresh windows would still have them.
+# paths (STUN/TURN over UDP) that no Content-Security-Policy stops in Chromium (156 knows
+# no `webrtc` directive, in a <meta> policy or an iframe's `csp`), so the card's window
+# loses WebRTC's constructors, and nothing may make a window that still has them:
+# - its policy forbids nested frames and workers (`frame-src 'none'` stops all but srcdoc
+#   frames) and, through Trusted Types, every string that would make a srcdoc frame or a
+#   declarative shadow root (the srcdoc property and attribute, innerHTML, document.write,
+#   DOMParser, setHTMLUnsafe...) goes through the one default policy, created here first,
+#   which empties a srcdoc and renames "srcdoc" and "shadowroot..." in HTML "data-devd-...";
+# - a frame put in the DOM any other way (the card's own markup, a clone) is removed before
+#   its document loads (a srcdoc navigation takes a task; mutation observers run at the
+#   next microtask), in every shadow root the card can reach; one it cannot reach (a closed
+#   shadow root of the markup) has its loading stopped;
+# - everything the guard calls later was taken when it started: a card that replaces
+#   Element.prototype.remove, MutationRecord's getters or String.prototype.indexOf changes
+#   nothing the guard uses.
+# Frames' windows are sealed when reached (contentWindow) and on load, where the origin
+# allows (a sandboxed card's frames have origins of their own).
 NO_WEBRTC = """<meta http-equiv="Content-Security-Policy" content="frame-src 'none'; \
-child-src 'none'; worker-src 'none'"><script data-devd="no-webrtc">
+child-src 'none'; worker-src 'none'; require-trusted-types-for 'script'; \
+trusted-types default"><script data-devd="no-webrtc">
 (function () {
+  "use strict";
+  var uncurry = function (fn) { return Function.prototype.call.bind(fn); };
+  var describe = Object.getOwnPropertyDescriptor;
+  var define = Object.defineProperty;
+  var getter = function (proto, name) {
+    var d = proto && describe(proto, name);
+    return d && d.get ? uncurry(d.get) : null;
+  };
   var names = ["RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChannel",
                "RTCIceTransport", "RTCDtlsTransport", "RTCSctpTransport", "RTCRtpSender",
                "RTCRtpReceiver", "RTCRtpTransceiver", "RTCSessionDescription",
@@ -102,50 +124,114 @@ child-src 'none'; worker-src 'none'"><script data-devd="no-webrtc">
   function seal(win) {
     for (var i = 0; i < names.length; i++) {
       try {
-        Object.defineProperty(win, names[i], {value: undefined, writable: false,
-                                              configurable: false, enumerable: false});
+        define(win, names[i], {value: undefined, writable: false, configurable: false,
+                               enumerable: false});
       } catch (e) { /* already sealed */ }
     }
   }
   seal(window);
-  // `frame-src 'none'` stops every nested frame but a srcdoc one, whose document would
-  // have WebRTC again: such a frame is removed before it loads (a srcdoc navigation takes
-  // a task; a mutation observer runs at the next microtask), in shadow roots too.
-  function unframe(records) {
-    for (var i = 0; i < records.length; i++) {
-      var nodes = records[i].type === "attributes" ? [records[i].target]
-                                                     : records[i].addedNodes;
-      for (var j = 0; j < nodes.length; j++) {
-        var node = nodes[j];
-        if (node.nodeType !== 1) { continue; }
-        var found = node.matches("iframe, frame") ? [node] : [];
-        found = found.concat(Array.prototype.slice.call(
-          node.querySelectorAll("iframe, frame")));
-        found.forEach(function (frame) { frame.removeAttribute("srcdoc"); frame.remove(); });
-      }
+  var lower = uncurry(String.prototype.toLowerCase);
+  var indexOf = uncurry(String.prototype.indexOf);
+  var slice = uncurry(String.prototype.slice);
+  // HTML from a string with every "srcdoc" and "shadowroot..." renamed "data-devd-...":
+  // no srcdoc frame, no declarative shadow root; the card's script goes on. A string whose
+  // lower case has another length (positions would not match) is refused.
+  function defuse(html) {
+    var text = "" + html;
+    var low = lower(text);
+    if (low.length !== text.length) { return null; }
+    var out = "";
+    var from = 0;
+    for (;;) {
+      var a = indexOf(low, "srcdoc", from);
+      var b = indexOf(low, "shadowroot", from);
+      var at = a < 0 ? b : b < 0 ? a : a < b ? a : b;
+      if (at < 0) { return out + slice(text, from); }
+      out += slice(text, from, at) + "data-devd-" + slice(text, at, at + 1);
+      from = at + 1;
     }
   }
+  if (window.trustedTypes && window.trustedTypes.createPolicy) {
+    try {
+      window.trustedTypes.createPolicy("default", {
+        createHTML: function (html, type, sink) {
+          return sink === "HTMLIFrameElement srcdoc" ? "" : defuse(html);
+        },
+        createScript: function (text) { return text; },
+        createScriptURL: function (url) { return url; }
+      });
+    } catch (e) { /* a policy exists: the card's document was guarded already */ }
+  }
+  var Observer = window.MutationObserver;
+  var observe = uncurry(Observer.prototype.observe);
+  var remove = uncurry(Element.prototype.remove);
+  var removeAttribute = uncurry(Element.prototype.removeAttribute);
+  var inDocument = uncurry(Document.prototype.querySelectorAll);
+  var inFragment = uncurry(DocumentFragment.prototype.querySelectorAll);
+  var count = getter(NodeList.prototype, "length");
+  var item = uncurry(NodeList.prototype.item);
+  var frameCount = getter(window, "length") || getter(Window.prototype, "length");
+  var stop = uncurry(window.stop);
+  var roots = [document];
   var watch = {childList: true, subtree: true, attributes: true,
                attributeFilter: ["srcdoc"]};
-  new MutationObserver(unframe).observe(document, watch);
+  function sweep() {
+    for (var r = 0; r < roots.length; r++) {
+      var found = roots[r] === document ? inDocument(document, "iframe, frame")
+                                        : inFragment(roots[r], "iframe, frame");
+      for (var i = count(found) - 1; i >= 0; i--) {
+        var frame = item(found, i);
+        try { removeAttribute(frame, "srcdoc"); } catch (e) { /* gone already */ }
+        try { remove(frame); } catch (e) { /* gone already */ }
+      }
+    }
+    if (frameCount(window) > 0) { stop(window); }  // a frame out of reach: stop its load
+  }
+  function watchRoot(root) {
+    for (var r = 0; r < roots.length; r++) { if (roots[r] === root) { return; } }
+    roots[roots.length] = root;
+    observe(new Observer(sweep), root, watch);
+    sweep();
+  }
+  observe(new Observer(sweep), document, watch);
   var attach = Element.prototype.attachShadow;
   if (attach) {
-    Element.prototype.attachShadow = function () {
-      var root = attach.apply(this, arguments);
-      new MutationObserver(unframe).observe(root, watch);
-      return root;
-    };
+    var attachShadow = uncurry(attach);
+    define(Element.prototype, "attachShadow", {configurable: false, writable: false,
+      value: function attachShadow_(init) {
+        var root = attachShadow(this, init);
+        watchRoot(root);
+        return root;
+      }});
   }
-  // Belt and braces for a nested same-origin frame: its window is sealed when reached.
+  // Shadow roots the markup declared: watched once a script reaches them.
+  [[Element.prototype, "shadowRoot"],
+   [window.ElementInternals && window.ElementInternals.prototype, "shadowRoot"]]
+    .forEach(function (pair) {
+      var get = getter(pair[0], pair[1]);
+      if (!get) { return; }
+      define(pair[0], pair[1], {configurable: false, get: function () {
+        var root = get(this);
+        if (root) { watchRoot(root); }
+        return root;
+      }});
+    });
+  // A nested same-origin frame's window is sealed when reached, and when it loads.
   [window.HTMLIFrameElement, window.HTMLFrameElement, window.HTMLObjectElement]
     .forEach(function (kind) {
-      if (!kind) { return; }
-      var desc = Object.getOwnPropertyDescriptor(kind.prototype, "contentWindow");
-      if (!desc || !desc.get) { return; }
-      Object.defineProperty(kind.prototype, "contentWindow", {configurable: false,
-        get: function () { var w = desc.get.call(this); if (w) { try { seal(w); }
-                           catch (e) { /* another origin */ } } return w; }});
+      var get = kind && getter(kind.prototype, "contentWindow");
+      if (!get) { return; }
+      define(kind.prototype, "contentWindow", {configurable: false, get: function () {
+        var w = get(this);
+        if (w) { try { seal(w); } catch (e) { /* another origin */ } }
+        return w;
+      }});
     });
+  window.addEventListener("load", function () {
+    for (var i = 0; i < frameCount(window); i++) {
+      try { seal(window[i]); } catch (e) { /* another origin */ }
+    }
+  }, true);
 })();
 </script>"""
 
@@ -335,9 +421,16 @@ def render_card(entry: dict[str, Any], task: TaskView, flow: Any,
 _REMOTE_FONT = re.compile(r'@import\s*(?:url\()?\s*"https://fonts\.googleapis\.com/[^"]*"\s*\)?\s*;?')
 
 
+# A declarative shadow root (<template shadowrootmode=...>) in a card's markup: a closed one
+# hides what is in it from every script, the WebRTC guard's included (a srcdoc frame there
+# would load unseen). The attribute is renamed, so the template stays an inert template.
+_DECLARATIVE_SHADOW = re.compile(r"(<template\b[^>]*?[\s/])(shadowroot)", re.IGNORECASE)
+
+
 def with_live_bridge(html: str) -> str:
     """Add the listener that applies live updates, and the WebRTC guard first; idempotent."""
     html = _REMOTE_FONT.sub("", html, count=1)
+    html = _DECLARATIVE_SHADOW.sub(r"\1data-devd-\2", html)
     if 'data-devd="no-webrtc"' not in html[:16384]:
         at = _head_end(html)
         html = html[:at] + NO_WEBRTC + html[at:]
