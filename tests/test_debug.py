@@ -276,6 +276,61 @@ def test_time_stopped_at_a_breakpoint_is_not_the_steps_time(debug_project: Path)
     assert result["durationMs"] < pause * 1000, result["durationMs"]
 
 
+def prepared_child(root: Path, step: str, not_pid: int | None = None) -> int:
+    """The pid of the child the daemon keeps prepared for ``step`` (a new one)."""
+    for _ in range(300):
+        for entry in request(root, "devd/status", {})["prepared"]:
+            if entry["step"] == step and entry["pid"] != not_pid:
+                return int(entry["pid"])
+        threading.Event().wait(0.1)
+    raise AssertionError(f"no child prepared for {step}")
+
+
+def debug_once(root: Path) -> int:
+    """A debug spin of `double`, attached and run through; the pid of its process."""
+    spin = DebugSpin(root, "double")
+    ready = spin.ready.get(timeout=60)
+    dap = DapClient(ready["host"], ready["port"])
+    try:
+        dap.attach({})
+        dap.wait_event("terminated")
+    finally:
+        dap.close()
+    assert spin.answer()["ok"]
+    return int(next(m for m in dap.seen if m.get("event") == "process")
+               ["body"]["systemProcessId"])
+
+
+def test_after_a_debug_spin_the_prepared_child_has_debugpy_ready(debug_project: Path) -> None:
+    """The child prepared after a debug spin imports debugpy while it waits (not the warm
+    process), and the next debug spin runs in it; an ordinary spin may use it too."""
+    root = debug_project
+    daemon_pid = request(root, "devd/status", {})["pid"]
+    ran_in = debug_once(root)
+    served = []
+    # A prepared child is refused when the warm parents changed since its fork (the
+    # daemon loads in the background what earlier spins read): a few tries at most.
+    for _ in range(3):
+        waiting = prepared_child(root, "double", not_pid=ran_in)
+        for _ in range(300):  # imported in the background, after the fork
+            if "pydevd" in mapped_files(waiting):
+                break
+            threading.Event().wait(0.1)
+        assert "pydevd" in mapped_files(waiting)
+        assert "pydevd" not in mapped_files(daemon_pid)
+        ran_in = debug_once(root)
+        served.append(ran_in == waiting)
+        if ran_in == waiting:  # the prepared child served the debug spin
+            break
+    assert served[-1], served
+    ordinary = prepared_child(root, "double", not_pid=waiting)
+    spun = request(root, "devd/spin", {"uri": (root / "linear_flow.py").as_uri(),
+                                       "step": "double"})
+    assert spun["ok"] and {a["name"]: a["summary"] for a in spun["artifacts"]}["y"] == "12"
+    assert prepared_child(root, "double", not_pid=ordinary) != ordinary  # it was used
+    assert "pydevd" not in mapped_files(daemon_pid)
+
+
 def test_nobody_attaches_times_out_clearly(debug_project: Path) -> None:
     root = debug_project
     spin = DebugSpin(root, "double", debugTimeout=1)

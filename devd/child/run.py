@@ -149,6 +149,10 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
     task_id = obj.metadata.new_task_id(run_id, req.step)
     if State.prepared:  # all set: wait for the request itself
         mark("prepare")
+        if req.options.debug:  # made after a debug spin: the next one is likely debugged
+            from ..common.debugging import preload_in_background
+
+            preload_in_background()
         asked = await_request()
         if isinstance(asked, Outdated):
             return asked

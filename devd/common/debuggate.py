@@ -91,6 +91,9 @@ class OwnerOnlySocket(socket.socket):
             except OSError:  # it closed meanwhile
                 uid = None
             if uid == me:
+                # pydevd writes a message's header and body apart: without this, Nagle's
+                # algorithm holds each body for the client's delayed ACK (~40 ms a message)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 return conn, address
             try:
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -244,11 +244,10 @@ class Session:
         finally:
             if self.prepare and fork_available() and not options.persist and not options.pdb:
                 # after the parents this spin read are warm: the child must inherit them
-                # (after a debug spin, a child for an ordinary spin of the step)
-                self.prepared.prepare(
-                    model.flow_name,
-                    dataclasses.replace(request, options=options.changed(debug=False)),
-                    warm_tasks, list(self._warming))
+                # (after a debug spin, one that imports debugpy while it waits: the next
+                # spin is likely debugged too; it serves an ordinary spin as well)
+                self.prepared.prepare(model.flow_name, request, warm_tasks,
+                                      list(self._warming))
 
     def _run(self, request: SpinRequest, flow_name: str, warm_tasks: list[WarmTask],
              on_output: OutputCallback | None, on_event: Callable[[str, Any], None],
@@ -257,10 +256,9 @@ class Session:
         in a child forked now."""
         if request.options.pdb:
             return _run_here(request, WarmFlowDataStore(flow_name, warm_tasks), warm_tasks)
-        if not request.options.debug:  # a prepared child never waits for a debugger
-            outcome = self.prepared.run(request, warm_tasks, on_output, on_event, on_started)
-            if outcome is not None:
-                return outcome
+        outcome = self.prepared.run(request, warm_tasks, on_output, on_event, on_started)
+        if outcome is not None:
+            return outcome
         # spawned: it loads the parents itself, what is warm here included
         args: tuple[Any, ...] = (dataclasses.replace(
             request, warm_names={t.ref.pathspec: sorted(t.values) for t in warm_tasks}), None, [])
