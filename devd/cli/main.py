@@ -102,6 +102,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         card.add_argument("--recorded", action="store_true",
                           help="show the recorded task's own cards (needs Flow/RUN/STEP/TASK)")
 
+    from .graphview import add_parsers
+
+    add_parsers(sub, want)  # graph, runs
+
     if want("status"):
         status = sub.add_parser("status", help="what the project's daemon holds warm and runs")
         status.add_argument("path", nargs="?", default=".", metavar="FLOW_OR_DIR")
@@ -137,7 +141,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("spin", "run", "resume", "card", "status", "daemon", "serve", "mcp")
+COMMANDS = ("spin", "run", "resume", "card", "graph", "runs", "status", "daemon", "serve",
+            "mcp")
 
 
 # ``devd spin``'s flags that are not options of the spin but of this command.
@@ -228,9 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     from ..common.errors import DevdError
 
     try:
+        from .graphview import cmd_graph, cmd_runs
+
         handler = {"spin": cmd_spin, "run": cmd_run, "resume": cmd_resume, "card": cmd_card,
-                   "status": cmd_status, "daemon": cmd_daemon,
-                   "serve": cmd_serve, "mcp": cmd_mcp}[args.command]
+                   "graph": cmd_graph, "runs": cmd_runs, "status": cmd_status,
+                   "daemon": cmd_daemon, "serve": cmd_serve, "mcp": cmd_mcp}[args.command]
         return handler(args)
     except DevdError as exc:  # also every failure talking to a daemon (project.DaemonError)
         if args.debug:

@@ -32,6 +32,8 @@ class StepInfo:
     split_parents: tuple[str, ...] = ()
     foreach_param: str | None = None
     doc: str | None = None
+    condition: str | None = None  # a switch step's condition artifact
+    cases: tuple[tuple[str, str], ...] = ()  # a switch step's (case, next step) pairs
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,8 @@ def describe_in_this_process(path: str) -> dict[str, Any]:
             "split_parents": list(getattr(node, "split_parents", []) or []),
             "foreach_param": node.foreach_param,
             "doc": (getattr(func, "__doc__", None) or "").strip() or None,
+            "condition": getattr(node, "condition", None),
+            "cases": [[str(k), v] for k, v in (getattr(node, "switch_cases", None) or {}).items()],
         }
     lint_errors = []
     for check in lint.linter._checks:
@@ -279,6 +283,8 @@ def load_flow_model(path: str) -> FlowModel:
             split_parents=tuple(s["split_parents"]),
             foreach_param=s["foreach_param"],
             doc=s["doc"],
+            condition=s.get("condition"),
+            cases=tuple((k, v) for k, v in s.get("cases", [])),
         )
         for name, s in data["steps"].items()
     }

@@ -1,0 +1,232 @@
+"""The flow as a picture: its DAG as Metaflow defines it, each step's state in a run.
+
+The shape comes from the flow model (Metaflow's own graph: linear, branch/join, foreach,
+switch with its cases, recursion); the states from a run's task records, read through
+Metaflow's Client (so any metadata provider answers); staleness and last spins from the
+engine. Plain data, no protocol: the CLI (`devd graph`, `devd runs`) and the daemon turn
+it into text or JSON.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..common.errors import DevdError
+from .flowmodel import FlowModel
+
+OK, FAILED, RUNNING, NOT_RUN = "ok", "failed", "running", "not-run"
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step in a run: its tasks counted by outcome, and when it ran."""
+
+    tasks: int = 0
+    ok: int = 0
+    failed: int = 0
+    running: int = 0
+    started: float | None = None  # epoch seconds of its first task
+    finished: float | None = None  # of its last task to finish, once none runs
+
+    @property
+    def state(self) -> str:
+        if self.failed:
+            return FAILED
+        if self.running:
+            return RUNNING
+        if self.tasks and self.ok == self.tasks:
+            return OK
+        return NOT_RUN
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return max(self.finished - self.started, 0.0)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run of the flow, as Metaflow recorded it."""
+
+    flow: str
+    run_id: str
+    status: str  # ok, failed, running
+    created: float | None
+    finished: float | None
+    user: str | None
+    tags: tuple[str, ...]
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.created is None or self.finished is None:
+            return None
+        return max(self.finished - self.created, 0.0)
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """One step: where it is, where it goes, and how it fared."""
+
+    step: str
+    type: str  # start, linear, split, foreach, split-switch, join, end
+    line: int  # 1-based line of its ``def``
+    next: tuple[str, ...]
+    state: str
+    stale: bool = False  # its code changed since the run that recorded it
+    tasks: int = 0
+    tasks_ok: int = 0
+    duration_s: float | None = None
+    foreach: str | None = None  # the foreach's variable, for a foreach step
+    condition: str | None = None  # the switch's condition, for a switch step
+    cases: dict[str, str] = field(default_factory=dict)  # switch case -> step
+    last_spin: str | None = None  # "ok" or "failed": the step's last spin in this daemon
+    last_spin_at: float | None = None
+
+
+@dataclass(frozen=True)
+class FlowGraph:
+    flow: str
+    file: str
+    run: RunRecord | None
+    nodes: list[GraphNode]
+
+    @property
+    def edges(self) -> list[tuple[str, str, str | None]]:
+        """(from, to, label): a switch's edges carry their case, a foreach's its variable."""
+        out = []
+        for node in self.nodes:
+            labels = {step: case for case, step in node.cases.items()}
+            for target in node.next:
+                out.append((node.step, target, labels.get(target) or (
+                    f"foreach {node.foreach}" if node.foreach else None)))
+        return out
+
+
+def _epoch(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _task_outcome(task: Any) -> str:
+    if task.finished_at is None:
+        return RUNNING
+    return OK if task.successful else FAILED
+
+
+def _step_record(step: Any) -> StepRecord:
+    counts = {OK: 0, FAILED: 0, RUNNING: 0}
+    started: list[float] = []
+    finished: list[float] = []
+    for task in step:
+        outcome = _task_outcome(task)
+        counts[outcome] += 1
+        if (at := _epoch(task.created_at)) is not None:
+            started.append(at)
+        if (at := _epoch(task.finished_at)) is not None:
+            finished.append(at)
+    total = sum(counts.values())
+    return StepRecord(total, counts[OK], counts[FAILED], counts[RUNNING],
+                      min(started) if started else None,
+                      max(finished) if finished and not counts[RUNNING] else None)
+
+
+def _status(run: Any, steps: dict[str, StepRecord]) -> str:
+    if run.finished_at is not None or run.finished:
+        return OK if run.successful else FAILED
+    if any(s.failed for s in steps.values()) and not any(s.running for s in steps.values()):
+        return FAILED  # a task failed and nothing runs: the run ended (its end never came)
+    return RUNNING
+
+
+def _user(run: Any) -> str | None:
+    for tag in run.system_tags:
+        if tag.startswith("user:"):
+            return str(tag[len("user:"):])
+    return None
+
+
+def read_run(flow_name: str, run_id: str | None = None) -> RunRecord | None:
+    """The run ``run_id`` (default: the newest in the current namespace) with its steps'
+    task records; None when the flow has no run. DevdError for an unknown run id."""
+    from metaflow import Flow, Run
+    from metaflow.exception import MetaflowNamespaceMismatch, MetaflowNotFound
+
+    run: Any
+    try:
+        if run_id is not None:
+            run = Run(f"{flow_name}/{run_id}", _namespace_check=False)
+        else:
+            run = next(iter(Flow(flow_name).runs()), None)
+    except MetaflowNotFound:
+        if run_id is not None:
+            raise DevdError(f"no run {flow_name}/{run_id}; list the runs with "
+                            f"`devd runs FLOW`") from None
+        return None
+    except MetaflowNamespaceMismatch:
+        return None
+    if run is None:
+        return None
+    steps = {step.id: _step_record(step) for step in run}
+    return _run_record(run, steps)
+
+
+def _run_record(run: Any, steps: dict[str, StepRecord]) -> RunRecord:
+    return RunRecord(run.parent.id if run.parent is not None else run.pathspec.split("/")[0],
+                     run.id, _status(run, steps), _epoch(run.created_at),
+                     _epoch(run.finished_at), _user(run), tuple(sorted(run.user_tags)),
+                     steps)
+
+
+def recent_runs(flow_name: str, limit: int = 20) -> list[RunRecord]:
+    """The newest ``limit`` runs of the flow (current namespace), without their steps'
+    task records (a finished run's status comes from its end task; an unfinished one's from
+    its tasks: failed, or still running)."""
+    from metaflow import Flow
+    from metaflow.exception import MetaflowNamespaceMismatch, MetaflowNotFound
+
+    try:
+        runs = Flow(flow_name).runs()
+    except (MetaflowNotFound, MetaflowNamespaceMismatch):
+        return []
+    out: list[RunRecord] = []
+    for run in runs:
+        if len(out) >= limit:
+            break
+        if run.finished:
+            status = OK if run.successful else FAILED
+        else:  # failed, or still running: only its tasks tell
+            status = _status(run, {step.id: _step_record(step) for step in run})
+        out.append(RunRecord(flow_name, run.id, status, _epoch(run.created_at),
+                             _epoch(run.finished_at), _user(run),
+                             tuple(sorted(run.user_tags))))
+    return out
+
+
+def flow_graph(model: FlowModel, run: RunRecord | None, stale: set[str] | None = None,
+               last_spins: dict[str, tuple[bool, float]] | None = None) -> FlowGraph:
+    """The flow's DAG with each step's state in ``run`` (``not-run`` everywhere without
+    one), the steps whose code changed since it, and the step's last spin (ok, when)."""
+    stale = stale or set()
+    last_spins = last_spins or {}
+    nodes = []
+    for name, info in model.steps.items():
+        record = run.steps.get(name, StepRecord()) if run is not None else StepRecord()
+        spun = last_spins.get(name)
+        nodes.append(GraphNode(
+            step=name, type=info.type, line=info.def_line, next=tuple(info.out_funcs),
+            state=record.state, stale=name in stale and run is not None,
+            tasks=record.tasks, tasks_ok=record.ok, duration_s=record.duration_s,
+            foreach=info.foreach_param, condition=info.condition, cases=dict(info.cases),
+            last_spin=None if spun is None else (OK if spun[0] else FAILED),
+            last_spin_at=None if spun is None else spun[1]))
+    return FlowGraph(model.flow_name, model.path, run, nodes)
