@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.otheruser import attacker, wait_ready
-from tests.wirehelp import cli, make_project
+from tests.wirehelp import cli, log_text, make_project
 
 
 class _Poison:
@@ -117,8 +117,23 @@ def plant(user: tuple[int, int], target: Path, files: dict[str, bytes]) -> None:
     assert os.stat(target).st_uid == user[0]
 
 
-def spin_ok(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    out = cli(root, "spin", "--no-daemon", "linear_flow.py", "double", env=env, timeout=300)
+def spin_ok(root: Path, env: dict[str, str],
+            daemon: bool = False) -> subprocess.CompletedProcess[str]:
+    """A spin of LinearFlow's `double` that succeeds (through a daemon of its own: its
+    stderr is then the daemon's log)."""
+    if not daemon:
+        out = cli(root, "spin", "--no-daemon", "linear_flow.py", "double", env=env,
+                  timeout=300)
+    else:
+        env = {**env, "DEVD_RUNTIME_DIR": tempfile.mkdtemp(prefix="dvcache-rt")}
+        try:
+            started = cli(root, "daemon", "start", str(root), env=env)
+            assert "daemon started" in started.stdout, started.stdout + started.stderr
+            out = cli(root, "spin", "linear_flow.py", "double", env=env, timeout=300)
+        finally:
+            cli(root, "daemon", "stop", str(root), env=env)
+        log = next(Path(env["DEVD_RUNTIME_DIR"]).glob("*/daemon.log"))
+        out = subprocess.CompletedProcess(out.args, out.returncode, out.stdout, log_text(str(log)))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "y is 12" in out.stdout, out.stdout
     return out
@@ -126,8 +141,9 @@ def spin_ok(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 # -- issue 25: a squatted Metaflow client cache ---------------------------------------------
 
+@pytest.mark.parametrize("daemon", [False, True], ids=["no-daemon", "daemon"])
 def test_a_pickle_planted_in_a_squatted_client_cache_never_runs(
-        other_user: tuple[int, int], cache_project: Path) -> None:
+        other_user: tuple[int, int], cache_project: Path, daemon: bool) -> None:
     """Another user made the client cache directory first (0777) and planted pickles at
     every path LinearFlow's parents are cached at, and task metadata pointing at one:
     the owner's spin runs none of them, still succeeds, and says in one line which
@@ -137,7 +153,7 @@ def test_a_pickle_planted_in_a_squatted_client_cache_never_runs(
     squat = shared / "metaflow_client"
     plant(other_user, squat, planted_files(cache_project, poison(marker)))
     out = spin_ok(cache_project, env_with(METAFLOW_CLIENT_CACHE_PATH=str(squat),
-                                          XDG_CACHE_HOME=str(shared / "xdg")))
+                                          XDG_CACHE_HOME=str(shared / "xdg")), daemon)
     assert not marker.exists(), f"code ran as uid {marker.read_text()}"
     lines = [x for x in out.stderr.splitlines() if str(squat) in x]
     assert len(lines) == 1 and "METAFLOW_CLIENT_CACHE_PATH" in lines[0], out.stderr
