@@ -70,6 +70,19 @@ describe("Spin Step", () => {
     assert.deepEqual(recorded.warnings, [`devd: ${message}`]);
   });
 
+  it("a flow never run says so with a Run Flow button, which runs it (issue 19)", async () => {
+    editorAt(9);
+    const message = "no run of F yet (in namespace user:me); run `devd run /p/flow.py` first";
+    const { devd } = devdWith({ ok: false, error: { type: "devd.BadRequest", message } });
+    recorded.pick = "Run Flow";
+    await spin(devd);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(recorded.errors, [{ message: `devd: ${message}`, items: ["Run Flow"] }]);
+    assert.equal(recorded.commands.length, 1);
+    assert.equal(recorded.commands[0][0], "devd.run");
+    assert.equal(String((recorded.commands[0][1] as { fsPath: string }).fsPath), "/p/flow.py");
+  });
+
   it("a failed step is not a popup: the pane and the diagnostics show it", async () => {
     editorAt(9);
     const { devd } = devdWith({ ok: false, error: { type: "ZeroDivisionError", message: "division by zero" } });

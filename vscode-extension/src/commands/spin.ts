@@ -39,7 +39,16 @@ export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinO
   }
   const result = await client.sendRequest<SpinOutcome>(Methods.spin, params);
   if (!result.ok && result.error?.type === "devd.BadRequest") {
-    void vscode.window.showWarningMessage(`devd: ${result.error.message}`);
+    if (/^no run of /.test(result.error.message)) {
+      // A flow never run: the way on is one click (an error with a button stays until dismissed).
+      void vscode.window.showErrorMessage(`devd: ${result.error.message}`, "Run Flow").then((pick) => {
+        if (pick === "Run Flow") {
+          void vscode.commands.executeCommand("devd.run", doc.uri);
+        }
+      });
+    } else {
+      void vscode.window.showWarningMessage(`devd: ${result.error.message}`);
+    }
   }
   return result;
 }

@@ -10,6 +10,10 @@ export const recorded = {
   activeEditor: undefined as unknown,
   debugSessions: [] as unknown[],
   debugStarts: true,
+  errors: [] as { message: string; items: string[] }[],
+  /** The button the user picks on the next message with buttons. */
+  pick: undefined as string | undefined,
+  commands: [] as unknown[][],
 };
 
 export function reset(): void {
@@ -20,6 +24,9 @@ export function reset(): void {
   recorded.activeEditor = undefined;
   recorded.debugSessions.length = 0;
   recorded.debugStarts = true;
+  recorded.errors.length = 0;
+  recorded.pick = undefined;
+  recorded.commands.length = 0;
 }
 
 export class EventEmitter<T> {
@@ -150,6 +157,10 @@ export const window = {
     recorded.warnings.push(message);
     return undefined;
   },
+  async showErrorMessage(message: string, ...items: string[]): Promise<string | undefined> {
+    recorded.errors.push({ message, items });
+    return recorded.pick;
+  },
   async showInformationMessage(message: string): Promise<undefined> {
     recorded.infos.push(message);
     return undefined;
@@ -174,6 +185,13 @@ export const workspace = {
     return { get: () => undefined };
   },
   getWorkspaceFolder(): undefined {
+    return undefined;
+  },
+};
+
+export const commands = {
+  async executeCommand(...args: unknown[]): Promise<unknown> {
+    recorded.commands.push(args);
     return undefined;
   },
 };
