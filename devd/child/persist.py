@@ -76,16 +76,23 @@ class Staging:
         root = SpinStorage.get_datastore_root_from_config(lambda *a, **k: None,
                                                           create_on_absent=True)
         self.root = os.path.normpath(root)
+        os.makedirs(self.root, exist_ok=True)
         sweep(self.root)
         self.path = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=self.root)
         real_full_uri = SpinStorage.full_uri
         root_prefix, staged = self.root + os.sep, self.path
 
         def full_uri(storage: Any, path: str) -> str:
+            """New paths are staged; what the root already holds (an earlier persisted
+            spin read as a parent, a blob or the flow's record already there) is read, and
+            never rewritten, in place."""
             uri = os.path.normpath(real_full_uri(storage, path))
-            if uri == self.root or uri.startswith(root_prefix):
-                return staged + uri[len(self.root):]
-            return uri
+            if uri != self.root and not uri.startswith(root_prefix):
+                return uri
+            aside = staged + uri[len(self.root):]
+            if os.path.lexists(uri) and not os.path.lexists(aside):
+                return uri
+            return aside
 
         SpinStorage.full_uri = full_uri  # type: ignore[method-assign]
 
