@@ -152,3 +152,31 @@ def test_states_come_from_the_run_staleness_and_spins_from_the_caller(project: P
     assert nodes[steps[1]].state == "running" and nodes[steps[1]].last_spin == "failed"
     assert nodes[steps[-1]].state == "not-run" and not nodes[steps[-1]].stale
     assert [n.step for n in graph.nodes] == steps  # Metaflow's order
+
+
+def test_through_the_daemon_the_graph_knows_edits_and_spins(project: Path,
+                                                            tmp_path: Path) -> None:
+    """With a daemon running, `devd graph` (devd/graph) also marks the steps whose code
+    changed since the run, and each step's last spin."""
+    import os
+
+    from tests.wirehelp import make_project
+
+    root = make_project(project, ("linear_flow.py",), "dvgr", run=("linear_flow.py",))
+    env = {**os.environ, "DEVD_RUNTIME_DIR": str(tmp_path / "rt"), "DEVD_IDLE_TIMEOUT": "120"}
+    assert cli(root, "daemon", "start", env=env).returncode == 0
+    try:
+        assert cli(root, "spin", "linear_flow.py", "double", env=env).returncode == 0
+        before = json.loads(cli(root, "graph", "linear_flow.py", "--json", env=env).stdout)
+        nodes = {n["step"]: n for n in before["nodes"]}
+        assert nodes["double"]["lastSpin"] == "ok" and nodes["double"]["lastSpinAt"]
+        assert not any(n["stale"] for n in before["nodes"])
+        flow = root / "linear_flow.py"
+        flow.write_text(flow.read_text().replace("sum(self.x) * self.alpha",
+                                                 "sum(self.x) * self.alpha + 1"))
+        after = json.loads(cli(root, "graph", "linear_flow.py", "--json", env=env).stdout)
+        assert [n["step"] for n in after["nodes"] if n["stale"]] == ["double"]
+        text = cli(root, "graph", "linear_flow.py", env=env).stdout
+        assert "stale" in text and "spun: ok" in text
+    finally:
+        cli(root, "daemon", "stop", env=env)

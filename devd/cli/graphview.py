@@ -1,7 +1,10 @@
 """`devd graph FLOW` and `devd runs FLOW`: the flow's DAG with each step's state in a run,
 and the flow's recent runs, in the terminal (text, coloured on a tty) or as JSON.
 
-Both read Metaflow's records directly (devd/core/graph.py); no daemon is needed.
+The project's daemon answers when one runs (``devd/graph``, ``devd/runs``: it also knows
+which steps changed since the run and their last spins); else they are read here from
+Metaflow's records (devd/core/graph.py). Either way the answer has the protocol's shape
+(devd/lsp/models.py), which ``--json`` prints and the text is made from.
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import argparse
-
-    from ..core.graph import FlowGraph, GraphNode, RunRecord
 
 _MARKS = {"ok": "✓", "failed": "✗", "running": "…", "not-run": "·"}
 _COLOURS = {"ok": "32", "failed": "31", "running": "33", "not-run": "2", "stale": "35"}
@@ -55,75 +56,59 @@ def _when(epoch: float | None) -> str:
     return datetime.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def run_json(run: RunRecord) -> dict[str, Any]:
-    return {"runId": run.run_id, "status": run.status, "createdAt": run.created,
-            "finishedAt": run.finished, "durationS": run.duration_s, "user": run.user,
-            "tags": list(run.tags)}
-
-
-def node_json(node: GraphNode) -> dict[str, Any]:
-    return {"step": node.step, "type": node.type, "line": node.line, "next": list(node.next),
-            "state": node.state, "stale": node.stale, "tasks": node.tasks,
-            "tasksOk": node.tasks_ok, "durationS": node.duration_s, "foreach": node.foreach,
-            "condition": node.condition, "cases": node.cases, "lastSpin": node.last_spin,
-            "lastSpinAt": node.last_spin_at}
-
-
-def graph_json(graph: FlowGraph) -> dict[str, Any]:
-    return {"flow": graph.flow, "file": graph.file,
-            "run": run_json(graph.run) if graph.run is not None else None,
-            "nodes": [node_json(n) for n in graph.nodes],
-            "edges": [{"from": a, "to": b, "label": label} for a, b, label in graph.edges]}
-
-
-def _targets(node: GraphNode) -> str:
-    cases = {step: case for case, step in node.cases.items()}
+def _targets(node: dict[str, Any]) -> str:
+    cases = {step: case for case, step in (node.get("cases") or {}).items()}
     parts = []
-    for target in node.next:
-        text = f"{target} ↺" if target == node.step else target  # a recursive step
+    for target in node["next"]:
+        text = f"{target} ↺" if target == node["step"] else target  # a recursive step
         if target in cases:
-            text += f" (if {node.condition} == {cases[target]!r})"
+            text += f" (if {node['condition']} == {cases[target]!r})"
         parts.append(text)
     if not parts:
         return ""
-    return "→ " + ", ".join(parts) + (f"  [foreach {node.foreach}]" if node.foreach else "")
+    return "→ " + ", ".join(parts) + (f"  [foreach {node['foreach']}]" if node.get("foreach")
+                                      else "")
 
 
-def graph_text(graph: FlowGraph, colour: bool) -> str:
+def graph_text(graph: dict[str, Any], colour: bool) -> str:
     """One header line, then one line per step in Metaflow's order."""
-    run = graph.run
-    where = os.path.relpath(graph.file) if graph.file else ""
+    run = graph.get("run")
+    where = os.path.relpath(graph["file"]) if graph.get("file") else ""
+    nodes = graph["nodes"]
     if run is None:
-        head = f"{graph.flow}  {where}  no run yet: `devd run {where}` records one"
+        head = f"{graph['flow']}  {where}  no run yet: `devd run {where}` records one"
     else:
-        done = sum(1 for n in graph.nodes if n.state == "ok")
-        head = (f"{graph.flow}  {where}  run {run.run_id} "
-                f"{_paint(run.status, run.status if run.status in _COLOURS else 'ok', colour)}"
-                f"  {done}/{len(graph.nodes)} steps ok"
-                + (f"  {_seconds(run.duration_s)}" if run.duration_s is not None else "")
-                + (f"  by {run.user}" if run.user else ""))
-    width = max((len(n.step) for n in graph.nodes), default=4)
+        status = run["status"]
+        done = sum(1 for n in nodes if n["state"] == "ok")
+        head = (f"{graph['flow']}  {where}  run {run['runId']} "
+                f"{_paint(status, status if status in _COLOURS else 'ok', colour)}"
+                f"  {done}/{len(nodes)} steps ok"
+                + (f"  {_seconds(run['durationS'])}" if run.get("durationS") is not None
+                   else "")
+                + (f"  by {run['user']}" if run.get("user") else ""))
+    width = max((len(n["step"]) for n in nodes), default=4)
     lines = [head]
-    for node in graph.nodes:
-        state = node.state
-        label = state if node.tasks <= 1 or state == "not-run" \
-            else f"{state} {node.tasks_ok}/{node.tasks}"
-        cells = [_paint(_MARKS[state], state, colour), node.step.ljust(width),
-                 _paint(label.ljust(11), state, colour), _seconds(node.duration_s).rjust(8)]
-        if node.stale:
+    for node in nodes:
+        state = node["state"]
+        label = state if node["tasks"] <= 1 or state == "not-run" \
+            else f"{state} {node['tasksOk']}/{node['tasks']}"
+        cells = [_paint(_MARKS.get(state, "?"), state, colour), node["step"].ljust(width),
+                 _paint(label.ljust(11), state, colour),
+                 _seconds(node.get("durationS")).rjust(8)]
+        if node.get("stale"):
             cells.append(_paint("stale", "stale", colour))
-        if node.last_spin:
-            cells.append(f"spun: {node.last_spin}")
+        if node.get("lastSpin"):
+            cells.append(f"spun: {node['lastSpin']}")
         lines.append("  " + " ".join(cells) + "  " + _targets(node))
     return "\n".join(line.rstrip() for line in lines)
 
 
-def runs_text(flow: str, runs: list[RunRecord], colour: bool) -> str:
+def runs_text(flow: str, runs: list[dict[str, Any]], colour: bool) -> str:
     if not runs:
         return f"{flow}: no run yet (in this namespace)"
     rows = [("RUN", "STATUS", "STARTED", "DURATION", "USER", "TAGS")]
-    rows += [(r.run_id, r.status, _when(r.created), _seconds(r.duration_s), r.user or "",
-              ",".join(r.tags)) for r in runs]
+    rows += [(r["runId"], r["status"], _when(r.get("createdAt")), _seconds(r.get("durationS")),
+              r.get("user") or "", ",".join(r.get("tags") or [])) for r in runs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = []
     for i, row in enumerate(rows):
@@ -134,40 +119,75 @@ def runs_text(flow: str, runs: list[RunRecord], colour: bool) -> str:
     return "\n".join(out)
 
 
-def _model(flow: str) -> Any:
-    from ..core.flowmodel import load_flow_model
+def _ask_daemon(flow: str, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The running daemon's answer, or None when none runs (never starts one)."""
+    from ..core.project import daemon_paths, project_root
+    from .client import daemon_client, file_uri, refused
+
+    client = daemon_client(daemon_paths(project_root(flow)), "never")
+    if client is None:
+        return None
+    with client:
+        answer: dict[str, Any] = client.request(method, {"uri": file_uri(flow), **params})
+    if not answer.get("ok"):
+        raise refused(answer, f"{method} failed")
+    return answer
+
+
+def _here(make: Any) -> dict[str, Any]:
+    """An answer made in this process, in the protocol's shape."""
     from ..core.metaflowenv import bind_metaflow_root
+    from ..lsp.models import shared_converter
 
     bind_metaflow_root()
-    return load_flow_model(flow)
+    data: dict[str, Any] = shared_converter().unstructure(make())
+    return data
+
+
+def _colour() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from ..core.graph import flow_graph, read_run
+    from ..common.errors import DevdError
     from .wire import dumps
 
-    model = _model(args.flow)
-    graph = flow_graph(model, read_run(model.flow_name, args.run))
-    if args.json:
-        print(dumps(graph_json(graph)))
-    else:
-        print(graph_text(graph, sys.stdout.isatty() and "NO_COLOR" not in os.environ))
+    flow = os.path.abspath(args.flow)
+    if not os.path.isfile(flow):
+        raise DevdError(f"{args.flow}: no such file; pass the path of your flow's .py file")
+
+    def here() -> Any:
+        from ..core.flowmodel import load_flow_model
+        from ..core.graph import flow_graph, read_run
+        from ..lsp.translate import graph_result
+
+        model = load_flow_model(flow)
+        return graph_result(flow_graph(model, read_run(model.flow_name, args.run)))
+
+    data = _ask_daemon(flow, "devd/graph", {"runId": args.run} if args.run else {}) \
+        or _here(here)
+    print(dumps(data) if args.json else graph_text(data, _colour()))
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from ..core.graph import recent_runs
+    from ..common.errors import DevdError
     from .wire import dumps
 
     if args.limit < 1:
-        from ..common.errors import DevdError
-
         raise DevdError("--limit must be at least 1")
-    model = _model(args.flow)
-    runs = recent_runs(model.flow_name, args.limit)
-    if args.json:
-        print(dumps({"flow": model.flow_name, "runs": [run_json(r) for r in runs]}))
-    else:
-        print(runs_text(model.flow_name, runs,
-                        sys.stdout.isatty() and "NO_COLOR" not in os.environ))
+    flow = os.path.abspath(args.flow)
+    if not os.path.isfile(flow):
+        raise DevdError(f"{args.flow}: no such file; pass the path of your flow's .py file")
+
+    def here() -> Any:
+        from ..core.flowmodel import load_flow_model
+        from ..core.graph import recent_runs
+        from ..lsp.translate import runs_result
+
+        model = load_flow_model(flow)
+        return runs_result(model.flow_name, recent_runs(model.flow_name, args.limit))
+
+    data = _ask_daemon(flow, "devd/runs", {"limit": args.limit}) or _here(here)
+    print(dumps(data) if args.json else runs_text(data["flow"], data["runs"], _colour()))
     return 0

@@ -41,6 +41,7 @@ from .events import (
     WorkStatus,
 )
 from .flowmodel import FlowModel
+from .graph import FlowGraph, flow_graph, read_run
 from .parents import SpinPlan, parse_target
 from .result import SpinError, SpinResult
 from .session import Session
@@ -487,6 +488,23 @@ class Engine:
                     marks[step] = [{"step": s, "reason": f"code of step '{s}' changed since "
                                     f"run {run_id}"} for s in ups]
         return marks
+
+    def graph(self, flow_file: str, run_id: str | None = None) -> FlowGraph:
+        """The flow's DAG with each step's state in ``run_id`` (default: the newest run),
+        the steps whose code changed since that run (as this daemon first saw it, or
+        recorded it when it ran the flow), and each step's last spin here."""
+        path = os.path.abspath(flow_file)
+        model = self.model(path)
+        run = read_run(model.flow_name, run_id)
+        stale: set[str] = set()
+        if run is not None:
+            now = step_source_hashes(model)
+            with self._lock:
+                recorded = self._run_sources.setdefault((path, run.run_id), now)
+            stale = {s for s in model.steps if s in recorded and recorded[s] != now.get(s)}
+        spins = {step: (record.result.ok, record.finished_at)
+                 for step, record in self.last_spins(path).items()}
+        return flow_graph(model, run, stale, spins)
 
     # -- running flows ---------------------------------------------------------------
     def run(self, flow_file: str, subcommand: str, args: list[str],

@@ -28,10 +28,14 @@ from .models import (
     CardResult,
     DebugReadyParams,
     ErrorInfo,
+    GraphParams,
+    GraphResult,
     LogParams,
     ResumeParams,
     RunParams,
     RunResult,
+    RunsParams,
+    RunsResult,
     SpinOutcome,
     SpinTarget,
     StatusParams,
@@ -41,7 +45,15 @@ from .models import (
 from .onespin import RequestSpin, join_save_spin
 from .panes import pane_options, pane_page
 from .progress import RunProgress, TransferProgress
-from .translate import bad_request, refusal, spin_outcome, status_result, uri_to_path
+from .translate import (
+    bad_request,
+    graph_result,
+    refusal,
+    runs_result,
+    spin_outcome,
+    status_result,
+    uri_to_path,
+)
 
 if TYPE_CHECKING:
     from .server import DevdServer
@@ -51,7 +63,8 @@ def register(server: DevdServer) -> None:
     """Register devd's methods on ``server`` (pygls passes it as ``ls``)."""
     for method, handler in (("devd/spin", spin), ("devd/run", run), ("devd/resume", resume),
                             ("devd/cancel", cancel), ("devd/status", status),
-                            ("devd/card", card), ("devd/artifacts", artifacts)):
+                            ("devd/card", card), ("devd/artifacts", artifacts),
+                            ("devd/graph", graph), ("devd/runs", runs)):
         server.feature(method)(handler)
 
 
@@ -91,6 +104,16 @@ async def card(ls: DevdServer, params: CardParams) -> CardResult:
 
 async def artifacts(ls: DevdServer, params: ArtifactsParams) -> ArtifactsResult:
     answer: ArtifactsResult = await ls.in_pool(_artifacts_request, ls, params)
+    return answer
+
+
+async def graph(ls: DevdServer, params: GraphParams) -> GraphResult:
+    answer: GraphResult = await ls.in_pool(_graph_request, ls, params)
+    return answer
+
+
+async def runs(ls: DevdServer, params: RunsParams) -> RunsResult:
+    answer: RunsResult = await ls.in_pool(_runs_request, ls, params)
     return answer
 
 
@@ -175,6 +198,26 @@ def _last_spin_of(server: DevdServer, path: str, target: str,
     if record is None:
         raise DevdError(f"no spin of '{step}' yet in this daemon: spin it first")
     return step, record
+
+
+def _graph_request(server: DevdServer, params: GraphParams) -> GraphResult:
+    try:
+        return graph_result(server.engine.graph(uri_to_path(params.uri), params.run_id))
+    except DevdError as exc:
+        return GraphResult(ok=False, error=refusal(str(exc)))
+
+
+def _runs_request(server: DevdServer, params: RunsParams) -> RunsResult:
+    from ..core.graph import recent_runs
+
+    limit = params.limit if params.limit is not None else 20
+    try:
+        if limit < 1:
+            raise DevdError("limit must be at least 1")
+        model = server.engine.model(uri_to_path(params.uri))
+        return runs_result(model.flow_name, recent_runs(model.flow_name, limit))
+    except DevdError as exc:
+        return RunsResult(ok=False, error=refusal(str(exc)))
 
 
 def _artifacts_request(server: DevdServer, params: ArtifactsParams) -> ArtifactsResult:

@@ -415,6 +415,88 @@ class CardUpdatedParams:
 
 # -- methods ------------------------------------------------------------------------------
 
+@attrs.define
+class GraphParams:
+    """``devd/graph``: the flow's DAG with each step's state in a run."""
+
+    uri: str = req(hint="the flow file")
+    run_id: str | None = opt(doc="this run instead of the newest")
+
+
+@attrs.define
+class RunInfo:
+    """A run of the flow, as Metaflow recorded it."""
+
+    run_id: str = req()
+    status: str = req(doc="ok, failed or running")
+    created_at: float | None = sent(doc="epoch seconds")
+    finished_at: float | None = sent(doc="epoch seconds")
+    duration_s: float | None = sent()
+    user: str | None = sent()
+    tags: list[str] = sent(list)
+
+
+@attrs.define
+class GraphNodeInfo:
+    """One step of the graph: where it is, where it goes, how it fared."""
+
+    step: str = req()
+    type: str = req(doc="start, linear, split, foreach, split-switch, join or end")
+    line: int = req(doc="1-based line of the step's def")
+    next: list[str] = req()
+    state: str = req(doc="ok, failed, running or not-run, in the run")
+    stale: bool = req(doc="the step's code changed since the run")
+    tasks: int = req()
+    tasks_ok: int = req()
+    duration_s: float | None = sent()
+    foreach: str | None = sent(doc="a foreach step's variable")
+    condition: str | None = sent(doc="a switch step's condition")
+    cases: dict[str, str] = sent(dict, doc="a switch step's case -> next step")
+    last_spin: str | None = sent(doc="ok or failed: the step's last spin in this daemon")
+    last_spin_at: float | None = sent(doc="epoch seconds")
+
+
+@attrs.define
+class GraphEdge:
+    """One edge: a switch's carries its case, a foreach's its variable."""
+
+    from_: str = req()
+    to: str = req()
+    label: str | None = sent()
+
+
+@attrs.define
+class GraphResult:
+    """``devd/graph``; ``ok`` false with ``error`` for a file that is not a flow, an
+    unknown run."""
+
+    ok: bool = req()
+    flow: str | None = sent()
+    file: str | None = sent()
+    run: RunInfo | None = sent(doc="null: the flow has no run yet")
+    nodes: list[GraphNodeInfo] = sent(list)
+    edges: list[GraphEdge] = sent(list)
+    error: ErrorInfo | None = opt()
+
+
+@attrs.define
+class RunsParams:
+    """``devd/runs``: the flow's recent runs, newest first."""
+
+    uri: str = req(hint="the flow file")
+    limit: int | None = opt(doc="at most this many (default 20)")
+
+
+@attrs.define
+class RunsResult:
+    """``devd/runs``; ``ok`` false with ``error`` for a file that is not a flow."""
+
+    ok: bool = req()
+    flow: str | None = sent()
+    runs: list[RunInfo] = sent(list)
+    error: ErrorInfo | None = opt()
+
+
 REQUESTS: dict[str, tuple[type, type]] = {
     "devd/spin": (SpinParams, SpinOutcome),
     "devd/run": (RunParams, RunResult),
@@ -423,6 +505,8 @@ REQUESTS: dict[str, tuple[type, type]] = {
     "devd/status": (StatusParams, StatusResult),
     "devd/card": (CardParams, CardResult),
     "devd/artifacts": (ArtifactsParams, ArtifactsResult),
+    "devd/graph": (GraphParams, GraphResult),
+    "devd/runs": (RunsParams, RunsResult),
 }
 NOTIFICATIONS: dict[str, type] = {
     "devd/log": LogParams,
@@ -465,6 +549,7 @@ ENVELOPES: dict[str, type] = {m: _request_envelope(m, p) for m, (p, _) in REQUES
 _MODELS: frozenset[type] = frozenset(
     {SpinTarget, ErrorInfo, StaleMark, ArtifactRow, ArtifactValue, CardInfo, PanePreview,
      WebviewOptions, WarmTaskInfo, RunningWork, LastSpin, PreparedChild, MemoryStats,
+     RunInfo, GraphNodeInfo, GraphEdge,
      *(p for p, _ in REQUESTS.values()), *(r for _, r in REQUESTS.values()),
      *NOTIFICATIONS.values()})
 

@@ -20,14 +20,20 @@ from ..core.events import (
     RunFinished,
     SpinStarted,
 )
+from ..core.graph import FlowGraph, RunRecord
 from ..core.memory import ProcessMemory
 from ..core.result import SpinResult
 from .models import (
     ErrorInfo,
+    GraphEdge,
+    GraphNodeInfo,
+    GraphResult,
     LastSpin,
     MemoryStats,
     PreparedChild,
+    RunInfo,
     RunningWork,
+    RunsResult,
     SpinOutcome,
     StatusResult,
     WarmTaskInfo,
@@ -131,3 +137,27 @@ def status_result(status: EngineStatus, memory: ProcessMemory) -> StatusResult:
         prepared=[PreparedChild(flow=p.flow, step=p.step, pid=p.pid) for p in status.prepared],
         memory=MemoryStats(rss_bytes=memory.rss_bytes, malloc_arenas=memory.malloc_arenas,
                            tuned=memory.tuned))
+
+
+def run_info(run: RunRecord) -> RunInfo:
+    return RunInfo(run_id=run.run_id, status=run.status, created_at=run.created,
+                   finished_at=run.finished, duration_s=run.duration_s, user=run.user,
+                   tags=list(run.tags))
+
+
+def graph_result(graph: FlowGraph) -> GraphResult:
+    """``devd/graph``'s answer (and ``devd graph --json``'s, daemon or not)."""
+    nodes = [GraphNodeInfo(
+        step=n.step, type=n.type, line=n.line, next=list(n.next), state=n.state,
+        stale=n.stale, tasks=n.tasks, tasks_ok=n.tasks_ok, duration_s=n.duration_s,
+        foreach=n.foreach, condition=n.condition, cases=dict(n.cases),
+        last_spin=n.last_spin, last_spin_at=n.last_spin_at) for n in graph.nodes]
+    return GraphResult(ok=True, flow=graph.flow, file=graph.file,
+                       run=run_info(graph.run) if graph.run is not None else None,
+                       nodes=nodes,
+                       edges=[GraphEdge(from_=a, to=b, label=label)
+                              for a, b, label in graph.edges])
+
+
+def runs_result(flow: str, runs: list[RunRecord]) -> RunsResult:
+    return RunsResult(ok=True, flow=flow, runs=[run_info(r) for r in runs])

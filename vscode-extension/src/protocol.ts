@@ -111,6 +111,59 @@ export interface ErrorInfo {
   traceback?: string | null;
 }
 
+/** One edge: a switch's carries its case, a foreach's its variable. */
+export interface GraphEdge {
+  from: string;
+  to: string;
+  label: string | null;
+}
+
+/** One step of the graph: where it is, where it goes, how it fared. */
+export interface GraphNodeInfo {
+  step: string;
+  /** start, linear, split, foreach, split-switch, join or end */
+  type: string;
+  /** 1-based line of the step's def */
+  line: number;
+  next: string[];
+  /** ok, failed, running or not-run, in the run */
+  state: string;
+  /** the step's code changed since the run */
+  stale: boolean;
+  tasks: number;
+  tasksOk: number;
+  durationS: number | null;
+  /** a foreach step's variable */
+  foreach: string | null;
+  /** a switch step's condition */
+  condition: string | null;
+  /** a switch step's case -> next step */
+  cases: Record<string, string>;
+  /** ok or failed: the step's last spin in this daemon */
+  lastSpin: string | null;
+  /** epoch seconds */
+  lastSpinAt: number | null;
+}
+
+/** `devd/graph`: the flow's DAG with each step's state in a run. */
+export interface GraphParams {
+  uri: string;
+  /** this run instead of the newest */
+  runId?: string | null;
+}
+
+/** `devd/graph`; `ok` false with `error` for a file that is not a flow, an unknown run. */
+export interface GraphResult {
+  ok: boolean;
+  flow: string | null;
+  file: string | null;
+  /** null: the flow has no run yet */
+  run: RunInfo | null;
+  nodes: GraphNodeInfo[];
+  edges: GraphEdge[];
+  error?: ErrorInfo | null;
+}
+
 /** How the last spin of a step went. */
 export interface LastSpin {
   flow: string;
@@ -159,6 +212,20 @@ export interface ResumeParams {
   workDoneToken?: string | number | null;
 }
 
+/** A run of the flow, as Metaflow recorded it. */
+export interface RunInfo {
+  runId: string;
+  /** ok, failed or running */
+  status: string;
+  /** epoch seconds */
+  createdAt: number | null;
+  /** epoch seconds */
+  finishedAt: number | null;
+  durationS: number | null;
+  user: string | null;
+  tags: string[];
+}
+
 /** `devd/run`: Metaflow's own `python FLOW run ARGS`. */
 export interface RunParams {
   uri: string;
@@ -184,6 +251,21 @@ export interface RunningWork {
   flow: string;
   step: string | null;
   seconds: number;
+}
+
+/** `devd/runs`: the flow's recent runs, newest first. */
+export interface RunsParams {
+  uri: string;
+  /** at most this many (default 20) */
+  limit?: number | null;
+}
+
+/** `devd/runs`; `ok` false with `error` for a file that is not a flow. */
+export interface RunsResult {
+  ok: boolean;
+  flow: string | null;
+  runs: RunInfo[];
+  error?: ErrorInfo | null;
 }
 
 /** The result of `devd/spin`, and the params of `devd/spinFinished`. */
@@ -311,6 +393,8 @@ export const Methods = {
   status: "devd/status",
   card: "devd/card",
   artifacts: "devd/artifacts",
+  graph: "devd/graph",
+  runs: "devd/runs",
   log: "devd/log",
   spinFinished: "devd/spinFinished",
   stateChanged: "devd/stateChanged",
@@ -327,6 +411,8 @@ export interface Requests {
   "devd/status": { params: StatusParams; result: StatusResult };
   "devd/card": { params: CardParams; result: CardResult };
   "devd/artifacts": { params: ArtifactsParams; result: ArtifactsResult };
+  "devd/graph": { params: GraphParams; result: GraphResult };
+  "devd/runs": { params: RunsParams; result: RunsResult };
 }
 
 /** Each notification's params. */
