@@ -87,7 +87,10 @@ def bound_error(error: dict[str, Any]) -> dict[str, Any]:
     if not needs_bounds(error):
         return error
     message, trace = str(error.get("message") or ""), str(error.get("traceback") or "")
-    where = _keep_whole(f"{error.get('type')}: {message}\n\n{trace}")
+    # A traceback ends with the message already (once is enough on disk).
+    whole = trace if message and trace.rstrip().endswith(message.rstrip()) \
+        else f"{error.get('type')}: {message}\n\n{trace}"
+    where = _keep_whole(whole)
     cut = len(message) > MAX_MESSAGE_CHARS
     note = (f" [devd: message cut at {MAX_MESSAGE_CHARS} of {len(message)} characters; "
             f"the full text is {where}]") if cut else \
