@@ -215,7 +215,8 @@
   }
 
   // --- A whole new preview (the next spin), applied in place ------------------------------
-  var SECTIONS = ["head", "stale", "notices", "error", "cards", "artifacts", "output"];
+  // What the user needs first, first: status, error, artifacts with their diff, output; then cards.
+  var SECTIONS = ["head", "stale", "notices", "error", "artifacts", "output", "cards"];
   var cardOf = function (box) {
     var f = box.querySelector("iframe.card");
     return { box: box, frame: f, uuid: f.dataset.uuid || "", id: f.dataset.cardId || "",
@@ -313,10 +314,65 @@
     body.ok = next.ok || "";
     document.title = doc.title;
     linkify();
-    window.scrollTo(x, y);
+    hideSpinning();
+    if (topOnNew(sameStep, next.ok === "false")) {
+      restoring = null;  // a new step or a failure: its header and error box in view
+      window.scrollTo(0, 0);
+    } else {
+      window.scrollTo(x, y);
+    }
     count("previewUpdates");
     saveScroll();
   };
+
+  // A new step's page, or a failure, starts at the top; the same step re-spun keeps its place.
+  function topOnNew(sameStep, failed) { return !sameStep || failed; }
+
+  // --- A spin in flight: a bar with Cancel over the page; the pane's buttons ----------------
+  var spinBar = function () {
+    var bar = document.getElementById("spinning");
+    if (!bar) {
+      bar = document.createElement("div");
+      bar.id = "spinning";
+      bar.className = "spinning";
+      document.body.insertBefore(bar, document.body.firstChild);
+    }
+    return bar;
+  };
+  var safeStep = function (step) { return String(step || "").replace(/[^A-Za-z0-9_]/g, ""); };
+  function showSpinning(step) {
+    var bar = spinBar();
+    bar.hidden = false;
+    bar.className = "spinning";
+    bar.innerHTML = '<span class="spinner"></span><span>spinning <code></code>\u2026</span>' +
+      '<button data-action="cancel">Cancel</button>';
+    bar.querySelector("code").textContent = safeStep(step);
+    if (safeStep(step) !== document.body.dataset.step) { document.body.classList.add("older"); }
+    window.scrollTo(0, 0);
+  }
+  function hideSpinning() {
+    var bar = document.getElementById("spinning");
+    if (bar) { bar.hidden = true; bar.innerHTML = ""; }
+    document.body.classList.remove("older");
+  }
+  function spinCancelled(step) {
+    var bar = spinBar();
+    bar.hidden = false;
+    bar.className = "spinning cancelled";
+    bar.innerHTML = '<span class="badge cancelled">cancelled</span><span>spin of <code></code> ' +
+      'cancelled</span><button data-action="respin" class="secondary">Spin again</button>';
+    bar.querySelector("code").textContent = safeStep(step);
+    document.body.classList.remove("older");
+  }
+  document.addEventListener("click", function (event) {
+    var b = event.target && event.target.closest && event.target.closest("button[data-action]");
+    if (!b || !vscode) { return; }
+    event.preventDefault();
+    var action = { type: "devd/action", action: b.dataset.action };
+    if (b.dataset.step) { action.step = b.dataset.step; }
+    vscode.postMessage(action);
+  });
+  // The full traceback, folded behind its summary, opens in place (no script: <details>).
 
   // --- VS Code: file links, scroll state, ready ---------------------------------------------
   var link = function (text, file, line) {
@@ -337,7 +393,7 @@
       p.appendChild(a);
     });
     // Frames of the traceback: `File "/path/x.py", line 12` links to that line.
-    Array.prototype.forEach.call(document.querySelectorAll("#error .traceback"), function (pre) {
+    Array.prototype.forEach.call(document.querySelectorAll("#error .traceback, #error .traceback-full"), function (pre) {
       if (pre.dataset.linked) { return; }
       pre.dataset.linked = "1";
       var text = pre.textContent;
@@ -428,10 +484,15 @@
     } else if (msg.type === "devd/preview") {
       applyPreview(msg.html);
       restore();
+    } else if (msg.type === "devd/spinning") {
+      showSpinning(msg.step);
+    } else if (msg.type === "devd/spinEnded") {
+      if (msg.outcome === "cancelled") { spinCancelled(msg.step); } else { hideSpinning(); }
     }
   });
   window.devdApplyCardUpdate = apply;
   window.devdApplyPreview = applyPreview;
+  window.devdTopOnNew = topOnNew;
   // Outside an editor: live updates from an event stream, if the page was given one.
   var url = document.body.dataset.eventsUrl;
   if (url && window.EventSource) {

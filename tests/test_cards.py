@@ -1029,3 +1029,98 @@ def test_card_frames_cannot_open_webrtc_in_either_flavour(
             watched.close()
     finally:
         sock.close()
+
+
+def test_the_diff_shows_both_values_and_the_page_leads_with_them(
+        in_project: Path, browser: Any, tmp_path: Path) -> None:
+    """A changed artifact shows the recorded value and the new one (`8 → 42`), big values
+    by shape and stats; the artifacts and output come before the cards (issue 19)."""
+    with Session(FLOW) as session:
+        result = session.spin("report", artifacts={"base": 21}, diff=True)
+    assert result.ok, result.error and result.error.traceback
+    watched = Watched(browser)
+    page = watched.page
+    page.goto(card_file(tmp_path, "preview-diff-values",
+                        render_preview(result, recorded=recorded_hashes(result))))
+    total = page.locator('#artifacts tr[data-artifact="total"] td.value').inner_text()
+    assert total.replace("\u2009", " ") == "8 → 42", total
+    base = page.locator('#artifacts tr[data-artifact="base"] td.value').inner_text()
+    assert "→ 21" in base, base
+    assert page.locator('#artifacts tr[data-artifact="label"] td.value').inner_text() == ""
+    order = page.evaluate("() => [...document.body.children].map(e => e.id).filter(Boolean)")
+    assert order.index("artifacts") < order.index("output") < order.index("cards"), order
+    watched.close()
+
+
+def test_diff_summaries_of_big_values_give_shape_dtype_and_stats() -> None:
+    from devd.common.summary import diff_summary
+
+    np = pytest.importorskip("numpy")
+    assert diff_summary(0.95) == "0.95"
+    big = diff_summary(np.arange(12, dtype="float64").reshape(3, 4))
+    assert big == "shape (3, 4) float64 · mean 5.5 · min 0 · max 11", big
+    assert diff_summary(list(range(100))).startswith("len 100")
+
+
+def test_a_traceback_starts_at_the_users_code(in_project: Path, browser: Any,
+                                              tmp_path: Path) -> None:
+    """devd's and Metaflow's frames are folded behind 'show full traceback' (issue 19)."""
+    with Session(FLOW) as session:
+        result = session.spin("broken", artifacts={"total": "many"}, diff=True)
+    assert not result.ok and result.error is not None
+    watched = Watched(browser, height=700)
+    page = watched.page
+    page.goto(card_file(tmp_path, "preview-traceback",
+                        render_preview(result, recorded=recorded_hashes(result))))
+    shown = page.locator("#error pre.traceback").first.inner_text()
+    assert "self.after = self.total + 1" in shown and "TypeError" in shown, shown
+    assert "/devd/" not in shown and "/metaflow/" not in shown, shown
+    assert not re.search(r"^<flow .* failed:?\s*$", shown, re.M), shown
+    full = page.locator("#error details.full-traceback")
+    assert full.locator("summary").inner_text() == "show full traceback"
+    assert not page.locator("#error pre.traceback-full").is_visible()
+    full.locator("summary").click()
+    whole = page.locator("#error pre.traceback-full").inner_text()
+    assert "/metaflow/" in whole or "/devd/" in whole, whole
+    watched.shot(tmp_path, "preview-traceback")
+    watched.close()
+
+
+def test_the_pane_page_shows_a_spin_in_flight_its_buttons_and_a_new_step_at_the_top(
+        in_project: Path, browser: Any) -> None:
+    """Issue 19: `devd/spinning` shows a bar with Cancel over the page, `devd/spinEnded`
+    says cancelled (no 'failed'); Re-spin, Debug and Cancel post devd/action; a new step's
+    page, or a failure, starts at the top while the same step re-spun keeps its place."""
+    with Session(FLOW) as session:
+        report = session.spin("report", artifacts={"base": 21}, diff=True)
+        again = session.spin("report", artifacts={"base": 22}, diff=True)
+        broken = session.spin("broken", artifacts={"total": "many"}, diff=True)
+    host = WebviewHost(browser, render_preview(report, nonce=NONCE), height=500)
+    view, locate = host.view, host.locator
+    view.wait_for_function("() => document.documentElement.scrollHeight > 1500")
+    host.post({"type": "devd/spinning", "step": "broken"})
+    bar = locate.locator("#spinning")
+    bar.wait_for()
+    assert "spinning broken" in bar.inner_text()
+    bar.locator("button[data-action='cancel']").click()
+    host.page.wait_for_function("() => window.received.length === 2")
+    assert host.received()[1] == {"type": "devd/action", "action": "cancel"}
+    host.post({"type": "devd/spinEnded", "step": "broken", "outcome": "cancelled"})
+    view.wait_for_function("() => document.getElementById('spinning').innerText"
+                           ".includes('cancelled')")
+    assert "failed" not in bar.inner_text()
+    locate.locator("#head button[data-action='respin']").click()
+    locate.locator("#head button[data-action='debug']").click()
+    host.page.wait_for_function("() => window.received.length === 4")
+    assert [m["action"] for m in host.received()[2:]] == ["respin", "debug"]
+
+    view.evaluate("window.scrollTo(0, 800)")
+    host.post({"type": "devd/preview", "html": render_preview(again, nonce=NONCE)})
+    view.wait_for_function("() => document.body.dataset.previewUpdates === '1'")
+    assert view.evaluate("window.scrollY") > 700, "the same step keeps its place"
+    assert not bar.is_visible()
+    host.post({"type": "devd/preview", "html": render_preview(broken, nonce=NONCE)})
+    view.wait_for_function("() => document.body.dataset.previewUpdates === '2'")
+    assert view.evaluate("window.scrollY") == 0, "a new step (and a failure) at the top"
+    assert locate.locator("#error").is_visible()
+    host.close()

@@ -83,6 +83,32 @@ def summarize(value: Any) -> str:
     return short_repr(value)
 
 
+def _number(x: Any) -> str:
+    return f"{float(x):.6g}"
+
+
+def diff_summary(value: Any) -> str:
+    """A value as a diff shows it, one side of ``before → after``: a scalar's short repr;
+    a big value by shape, dtype and (numeric arrays) mean, min and max; a collection by
+    its length and start."""
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple):
+        text = summarize(value)
+        dtype = getattr(value, "dtype", None)
+        kind = getattr(dtype, "kind", "")
+        size = getattr(value, "size", 0)
+        if kind in ("i", "u", "f") and 0 < size <= 50_000_000 and not hasattr(value, "columns"):
+            try:
+                text += (f" · mean {_number(value.mean())} · min {_number(value.min())}"
+                         f" · max {_number(value.max())}")
+            except Exception:  # noqa: BLE001 - a user's array type: shape and dtype will do
+                pass
+        return text
+    if isinstance(value, float):
+        return _number(value)
+    return summarize(value)
+
+
 def describe(name: str, value: Any) -> dict[str, Any]:
     """The row the CLI table, the JSON output and the daemon's result share."""
     row: dict[str, Any] = {"name": name, "type": type_name(value), "summary": summarize(value)}

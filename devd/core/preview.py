@@ -21,7 +21,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from .result import SpinResult
+from .result import Artifacts, SpinResult
+from .tracebacks import user_traceback, without_announcement
 
 if TYPE_CHECKING:
     import jinja2
@@ -165,8 +166,8 @@ def with_nonce(html: str, nonce: str, assets: CardAssets | None = None) -> str:
     return "".join(out)
 
 
-def recorded_hashes(result: SpinResult) -> dict[str, str] | None:
-    """Content hashes of the recorded task's public artifacts (no values are loaded)."""
+def _recorded_store(result: SpinResult) -> Any:
+    """The recorded task's datastore (nothing loaded yet), or None when it is unreadable."""
     if not result.recorded_task or not result.recorded_ds:
         return None
     from metaflow.datastore import FlowDataStore
@@ -179,14 +180,59 @@ def recorded_hashes(result: SpinResult) -> dict[str, str] | None:
         return None
     try:
         datastore = FlowDataStore(flow, storage_impl=impls[0], ds_root=ds_root)
-        task = datastore.get_task_datastore(run_id, step, task_id, allow_not_done=True)
+        return datastore.get_task_datastore(run_id, step, task_id, allow_not_done=True)
     except Exception:  # noqa: BLE001 - the recorded task is gone or its store unreadable:
         return None  # the page shows no diff against it, the spin's own results stand
+
+
+def recorded_hashes(result: SpinResult) -> dict[str, str] | None:
+    """Content hashes of the recorded task's public artifacts (no values are loaded)."""
+    task = _recorded_store(result)
+    if task is None:
+        return None
     return {k: v for k, v in task._objects.items() if not k.startswith("_")}
 
 
+RECORDED_VALUE_LIMIT = 64 * 1024 * 1024  # a bigger recorded value is not loaded for a diff
+
+
+def recorded_summaries(result: SpinResult, names: list[str]) -> dict[str, str]:
+    """diff_summary of the recorded task's value of each of ``names`` (the changed ones),
+    loaded from its datastore; a value over RECORDED_VALUE_LIMIT is left out."""
+    from ..common.summary import diff_summary
+
+    task = _recorded_store(result) if names else None
+    if task is None:
+        return {}
+    found: dict[str, str] = {}
+    for name in names:
+        size = (getattr(task, "_info", {}).get(name) or {}).get("size") or 0
+        if size > RECORDED_VALUE_LIMIT:
+            continue
+        try:
+            found[name] = diff_summary(task[name])
+        except Exception:  # noqa: BLE001 - unpickling a user's type: the row says 'changed'
+            continue
+    return found
+
+
+def _now_summary(result: SpinResult, row: dict[str, Any]) -> str:
+    from ..common.summary import diff_summary
+
+    values = result.all_values
+    name = row["name"]
+    loaded = values.is_loaded(name) if isinstance(values, Artifacts) else name in values
+    if loaded and name in values:
+        try:
+            return diff_summary(values[name])
+        except Exception:  # noqa: BLE001 - a user's __repr__: the child's summary stands
+            pass
+    return str(row.get("summary", ""))
+
+
 def artifact_diff(result: SpinResult, recorded: dict[str, str] | None) -> list[dict[str, Any]]:
-    """Rows with ``diff``: new, changed, unchanged, removed, or 'not compared'."""
+    """Rows with ``diff``: new, changed, unchanged, removed, or 'not compared'; a changed
+    row has ``before`` and ``after`` (the recorded value's summary and the new one's)."""
     rows = []
     for row in result.artifact_rows:
         name = row["name"]
@@ -200,6 +246,12 @@ def artifact_diff(result: SpinResult, recorded: dict[str, str] | None) -> list[d
         else:
             diff = "unchanged" if recorded[name] == mine else "changed"
         rows.append({**row, "diff": diff})
+    changed = [r["name"] for r in rows if r["diff"] == "changed"]
+    before = recorded_summaries(result, changed)
+    for row in rows:
+        if row["name"] in before:
+            row["before"] = before[row["name"]]
+            row["after"] = _now_summary(result, row)
     for name in sorted(set(recorded or {}) - {r["name"] for r in result.artifact_rows}):
         rows.append({"name": name, "type": "", "summary": "set by the recorded task, not now",
                      "diff": "removed"})
@@ -224,6 +276,9 @@ def render_preview(result: SpinResult, *, recorded: dict[str, str] | None = None
     elif csp_source is not None:
         raise WebviewOptionsError("webview.cspSource needs webview.nonce")
     data = result.to_json()
+    error = data["error"]
+    if error and error.get("traceback"):
+        error["user_traceback"] = user_traceback(error["traceback"])
     cards = []
     for index, html in enumerate(result.cards):
         info = result.card_info[index] if index < len(result.card_info) else {}
@@ -239,8 +294,9 @@ def render_preview(result: SpinResult, *, recorded: dict[str, str] | None = None
         flow=result.flow, step=result.step, ok=result.ok, duration_ms=data["durationMs"],
         origin_run_id=result.origin_run_id, pathspec=result.pathspec if result.persisted
         else None, stale=result.stale, notices=result.notices,
-        error=data["error"], cards=cards, artifacts=artifact_diff(result, recorded),
-        recorded_task=result.recorded_task, stdout=result.stdout, stderr=result.stderr,
+        error=error, cards=cards, artifacts=artifact_diff(result, recorded),
+        recorded_task=result.recorded_task, stdout=result.stdout,
+        stderr=without_announcement(result.stderr),
         compared=recorded is not None, recorded_view=recorded_view,
         events_url=events_url, events_origin=origin, nonce=nonce, csp_source=csp_source,
     )
