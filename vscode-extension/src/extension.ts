@@ -27,6 +27,7 @@ import {
   type StatusResult,
 } from "./protocol";
 import { resolveInterpreterFor, watchPythonEnvironment } from "./python/environment";
+import { chooseInterpreter } from "./python/choose";
 import { installWheel } from "./python/install";
 import { type DaemonState, DaemonClients } from "./server/clients";
 import { debounce } from "./server/debounce";
@@ -105,17 +106,32 @@ export function activate(context: vscode.ExtensionContext): void {
 
   const register = (id: string, fn: (...args: never[]) => unknown) =>
     context.subscriptions.push(vscode.commands.registerCommand(id, fn as (...args: unknown[]) => unknown));
-  register("devd.spin", (uri?: string, step?: string) => spin(devd, { uri, step }));
+  // Keys pressed with focus in the pane pass PANE (package.json): the step the pane shows.
+  const target = (uri?: string, step?: string) => (uri === PANE ? (panel.current ?? devd.lastSpun ?? {}) : { uri, step });
+  register("devd.spin", (uri?: string, step?: string) => spin(devd, target(uri, step)));
   register("devd.spinWithArtifacts", (uri?: string, step?: string) => spinWithArtifacts(devd, uri, step));
   register("devd.spinFromLast", (uri?: string, step?: string) => spin(devd, { uri, step, fromSpin: true }));
-  register("devd.debug", (uri?: string, step?: string) => debugStep(devd, { uri, step }));
-  register("devd.run", (uri?: string) => run(devd, uri));
+  register("devd.debug", (uri?: string, step?: string) => debugStep(devd, target(uri, step)));
+  register("devd.run", (uri?: string) => run(devd, target(uri).uri));
   register("devd.resume", (uri?: string, step?: string) => resume(devd, uri, step));
   register("devd.cancel", () => daemonCommands.cancel(devd));
   register("devd.showPreview", () => daemonCommands.showPreview(devd));
   register("devd.showStatus", () => daemonCommands.showStatus(devd));
   register("devd.restart", () => daemonCommands.restart(devd));
   register("devd.showLog", () => output.show(true));
+  register("devd.chooseInterpreter", (uri?: vscode.Uri) => chooseInterpreter(uri));
+  // After a window reload VS Code gives the pane back: it shows the newest spin again.
+  context.subscriptions.push(
+    vscode.window.registerWebviewPanelSerializer("devd.preview", {
+      deserializeWebviewPanel: async (restored: vscode.WebviewPanel) => {
+        panel.adopt(restored);
+        const newest = await daemonCommands.newestSpinInWorkspace(devd);
+        if (newest) {
+          await panel.show(newest, false);
+        }
+      },
+    }),
+  );
   context.subscriptions.push(vscode.debug.registerDebugAdapterDescriptorFactory(DEBUG_TYPE, new DevdDebugAdapterFactory()));
 
   // A new interpreter or server setting needs a new server: once, after the edits settle.
@@ -136,16 +152,41 @@ export function activate(context: vscode.ExtensionContext): void {
 
   // Light up on flow files: start the project's client when one is opened or focused.
   const consider = (doc: vscode.TextDocument | undefined) => {
-    if (doc && doc.languageId === "python" && doc.uri.scheme === "file" && definesFlow(doc.getText())) {
+    if (isFlowDocument(doc)) {
       void clients.clientFor(doc.uri);
     }
   };
+  // devd.isFlow: keys, palette commands (package.json) only where they mean something.
+  let isFlow: boolean | undefined;
+  const setIsFlow = () => {
+    const now = isFlowDocument(vscode.window.activeTextEditor?.document);
+    if (now !== isFlow) {
+      isFlow = now;
+      void vscode.commands.executeCommand("setContext", "devd.isFlow", now);
+    }
+  };
   context.subscriptions.push(
-    vscode.window.onDidChangeActiveTextEditor((e) => consider(e?.document)),
+    vscode.window.onDidChangeActiveTextEditor((e) => {
+      consider(e?.document);
+      setIsFlow();
+    }),
     vscode.workspace.onDidOpenTextDocument(consider),
+    vscode.workspace.onDidChangeTextDocument((e) => {
+      if (e.document === vscode.window.activeTextEditor?.document) {
+        setIsFlow();
+      }
+    }),
   );
   vscode.workspace.textDocuments.forEach(consider);
+  setIsFlow();
   output.appendLine(`[devd] activated in ${Date.now() - began} ms`);
+}
+
+/** What `args` the pane's keybindings give devd.spin, devd.debug and devd.run. */
+const PANE = "pane";
+
+function isFlowDocument(doc: vscode.TextDocument | undefined): doc is vscode.TextDocument {
+  return doc !== undefined && doc.languageId === "python" && doc.uri.scheme === "file" && definesFlow(doc.getText());
 }
 
 function onDaemonState(status: StatusBar, state: DaemonState): void {
@@ -166,12 +207,14 @@ async function offerInstall(context: vscode.ExtensionContext, output: vscode.Out
   const bundled = path.join(context.extensionPath, "bundled");
   const wheel = fs.existsSync(bundled) ? fs.readdirSync(bundled).find((f) => /^devd-.*\.whl$/.test(f)) : undefined;
   const choice = await vscode.window.showWarningMessage(
-    `devd is not installed for ${python} (${detail}).`,
+    wheel
+      ? `devd is not installed in ${python} (${detail}). Install the devd this extension ships into ${python}?`
+      : `devd is not installed in ${python} (${detail}): choose an interpreter that has it.`,
     ...(wheel ? ["Install devd"] : []),
     "Choose Interpreter…",
   );
   if (choice === "Choose Interpreter…") {
-    await vscode.commands.executeCommand("workbench.action.openSettings", "devd.pythonPath");
+    await vscode.commands.executeCommand("devd.chooseInterpreter");
     return false;
   }
   if (choice !== "Install devd" || !wheel) {

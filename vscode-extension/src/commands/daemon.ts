@@ -5,6 +5,7 @@ import * as vscode from "vscode";
 import { type Devd, settingsFor } from "../context";
 import { Methods, type StatusResult } from "../protocol";
 import { resolveInterpreterFor } from "../python/environment";
+import { projectRoot } from "../server/project";
 import { humanBytes } from "../statusbar/format";
 
 export async function cancel(devd: Devd): Promise<string[]> {
@@ -31,13 +32,52 @@ export async function showPreview(devd: Devd): Promise<void> {
     return;
   }
   const status = await client.sendRequest<StatusResult>(Methods.status, {});
-  const mine = status.lastSpins.filter((s) => s.flow === editor.document.uri.fsPath);
-  const last = mine[mine.length - 1];
+  const last = newestSpinOf(status.lastSpins, editor.document.uri.fsPath);
   if (!last) {
     void vscode.window.showInformationMessage("devd: no spin of this flow yet — press Ctrl+Alt+S in a step first.");
     return;
   }
   await devd.panel.show({ uri: editor.document.uri.toString(), step: last.step }, true);
+}
+
+/** The newest spin of `flow`: devd/status lists last spins in the order they finished, newest last. */
+export function newestSpinOf(lastSpins: StatusResult["lastSpins"], flow: string): StatusResult["lastSpins"][number] | undefined {
+  const mine = lastSpins.filter((s) => s.flow === flow);
+  return mine[mine.length - 1];
+}
+
+/**
+ * The newest spin the workspace's daemons know (they outlive a window reload): its flow's
+ * first project with a spin, that project's newest. Undefined when none has one.
+ */
+export async function newestSpinInWorkspace(devd: Devd): Promise<{ uri: string; step: string } | undefined> {
+  const places = [
+    ...vscode.workspace.textDocuments.filter((d) => d.languageId === "python" && d.uri.scheme === "file").map((d) => d.uri),
+    // a file in the folder stands for its project (the clients key projects by file)
+    ...(vscode.workspace.workspaceFolders ?? []).map((f) => vscode.Uri.joinPath(f.uri, "flow.py")),
+  ];
+  const asked = new Set<string>();
+  for (const place of places) {
+    const root = projectRoot(place.fsPath);
+    if (asked.has(root)) {
+      continue;
+    }
+    asked.add(root);
+    const client = await devd.clients.clientFor(place);
+    if (!client) {
+      continue;
+    }
+    try {
+      const status = await client.sendRequest<StatusResult>(Methods.status, {});
+      const last = status.lastSpins[status.lastSpins.length - 1];
+      if (last) {
+        return { uri: vscode.Uri.file(last.flow).toString(), step: last.step };
+      }
+    } catch {
+      // that daemon is gone: try the next project
+    }
+  }
+  return undefined;
 }
 
 export function formatStatusReport(s: StatusResult): string {
@@ -65,18 +105,22 @@ export async function showStatus(devd: Devd): Promise<void> {
   devd.output.show(true);
 }
 
-/** Stop each project's daemon (the warm state goes with it) and start afresh. */
+/**
+ * Stop each project's daemon (the warm state goes with it) and start afresh: the clients are
+ * stopped first, then the daemons, then one client per project starts (and with it a daemon).
+ */
 export async function restart(devd: Devd): Promise<void> {
-  for (const root of devd.clients.roots()) {
-    const resource = vscode.Uri.file(root);
-    const python = await resolveInterpreterFor(resource, settingsFor(resource));
-    await new Promise<void>((resolve) => {
-      const child = spawn(python.path, ["-m", "devd.cli", "daemon", "stop", root], { cwd: root });
-      child.stdout.on("data", (d: Buffer) => devd.output.append(d.toString()));
-      child.stderr.on("data", (d: Buffer) => devd.output.append(d.toString()));
-      child.on("error", () => resolve());
-      child.on("close", () => resolve());
-    });
-  }
-  await devd.clients.restartAll("Restart Daemon");
+  await devd.clients.restartAll("Restart Daemon", async () => {
+    for (const root of devd.clients.roots()) {
+      const resource = vscode.Uri.file(root);
+      const python = await resolveInterpreterFor(resource, settingsFor(resource));
+      await new Promise<void>((resolve) => {
+        const child = spawn(python.path, ["-m", "devd.cli", "daemon", "stop", root], { cwd: root });
+        child.stdout.on("data", (d: Buffer) => devd.output.append(d.toString()));
+        child.stderr.on("data", (d: Buffer) => devd.output.append(d.toString()));
+        child.on("error", () => resolve());
+        child.on("close", () => resolve());
+      });
+    }
+  });
 }

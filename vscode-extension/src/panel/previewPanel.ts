@@ -224,6 +224,33 @@ export class PreviewPanel implements vscode.Disposable {
       }
       return this.panel.webview;
     }
+    this.newPage();
+    const panel = vscode.window.createWebviewPanel(
+      "devd.preview",
+      "devd: card",
+      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+      { enableScripts: true, localResourceRoots: [], enableFindWidget: true },
+    );
+    return this.wire(panel);
+  }
+
+  /**
+   * The pane VS Code kept over a window reload (given back by the WebviewPanelSerializer):
+   * adopted as the pane, saying it is on its way until `show` gives it the step's page.
+   */
+  adopt(panel: vscode.WebviewPanel): void {
+    if (this.panel) {
+      panel.dispose(); // one pane
+      return;
+    }
+    this.newPage();
+    panel.webview.options = { enableScripts: true, localResourceRoots: [] };
+    this.wire(panel);
+    panel.webview.html = placeholder(this.nonce, "devd: restoring the pane…");
+  }
+
+  /** A new pane: a new nonce and page, none of the old page's scripts. */
+  private newPage(): void {
     this.nonce = makeNonce(randomBytes);
     this.version += 1;
     this.loadedHtml = false;
@@ -231,12 +258,10 @@ export class PreviewPanel implements vscode.Disposable {
     this.htmlAssets = [];
     this.postedSinceHtml = false;
     this.openedBefore = true;
-    const panel = vscode.window.createWebviewPanel(
-      "devd.preview",
-      "devd: card",
-      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
-      { enableScripts: true, localResourceRoots: [], enableFindWidget: true },
-    );
+  }
+
+  /** Listen to a new or adopted pane. */
+  private wire(panel: vscode.WebviewPanel): vscode.Webview {
     panel.onDidDispose(() => {
       this.panel = undefined;
       this.shown = undefined;
@@ -314,7 +339,7 @@ export class PreviewPanel implements vscode.Disposable {
  */
 function spinningPage(nonce: string, step: string): string {
   const safe = step.replace(/[^A-Za-z0-9_]/g, "");
-  const bar = `<span class="spinner"></span> <span id="status" class="badge running">spinning</span> spinning ${safe}… <button data-action="cancel">Cancel</button>`;
+  const bar = `<span class="spinner"></span> spinning <code>${safe}</code>… <button data-action="cancel">Cancel</button>`;
   return `<!DOCTYPE html><html><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'">
 <style nonce="${nonce}">body{font-family:var(--vscode-font-family);color:var(--vscode-foreground);padding:1em}

@@ -15,7 +15,7 @@ import {
 import { readSettings, serverEnv, type Settings } from "../config/settings";
 import { probeDevd } from "../python/install";
 import type { Interpreter } from "../python/interpreter";
-import { CrashPolicy } from "./crashPolicy";
+import { CrashPolicy, onClientClosed } from "./crashPolicy";
 import { projectRoot } from "./project";
 
 export type DaemonState =
@@ -42,6 +42,8 @@ interface Entry {
   client?: LanguageClient;
   starting?: Promise<LanguageClient | undefined>;
   policy: CrashPolicy;
+  /** Its client is being stopped on purpose: a close is not a crash to restart from. */
+  stopping?: boolean;
 }
 
 export class DaemonClients implements vscode.Disposable {
@@ -90,15 +92,33 @@ export class DaemonClients implements vscode.Disposable {
     return [...this.entries.keys()];
   }
 
-  /** Stop every client and start again those that ran (after a settings or interpreter change). */
-  async restartAll(why: string): Promise<void> {
+  /**
+   * Stop every client, run `between` (Restart Daemon stops the daemons there), then start
+   * one client again per project that had one (after a settings or interpreter change).
+   * The clients are stopped first, so a daemon going away is no crash for them to restart
+   * from: each project ends with exactly one client.
+   */
+  async restartAll(why: string, between?: () => Promise<void>): Promise<void> {
     this.probed.clear();
     this.declined.clear();
     const entries = [...this.entries.values()];
     this.output.appendLine(`[devd] restarting (${why})`);
-    await Promise.all(entries.map((e) => this.stop(e)));
     for (const entry of entries) {
-      entry.policy.reset();
+      entry.stopping = true;
+    }
+    try {
+      await Promise.all(entries.map(async (e) => {
+        await e.starting; // a start under way finishes first, then is stopped like the rest
+        await this.stop(e);
+      }));
+      await between?.();
+    } finally {
+      for (const entry of entries) {
+        entry.stopping = false;
+        entry.policy.reset();
+      }
+    }
+    for (const entry of entries) {
       void this.clientFor(entry.resource);
     }
   }
@@ -139,7 +159,11 @@ export class DaemonClients implements vscode.Disposable {
       errorHandler: {
         error: () => ({ action: ErrorAction.Continue }),
         closed: () => {
-          if (entry.policy.shouldRestart()) {
+          const decision = onClientClosed({ current: entry.client === client, stopping: entry.stopping === true }, entry.policy);
+          if (decision === "ignore") {
+            return { action: CloseAction.DoNotRestart, handled: true };
+          }
+          if (decision === "restart") {
             this.output.appendLine(`[devd] ${root}: the daemon connection closed; restarting it once`);
             this.hooks.state({ kind: "starting", root });
             return { action: CloseAction.Restart, handled: true };

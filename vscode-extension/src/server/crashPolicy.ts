@@ -18,3 +18,18 @@ export class CrashPolicy {
     this.crashes = 0;
   }
 }
+
+export type CloseDecision = "restart" | "giveUp" | "ignore";
+
+/**
+ * A client's connection closed. Only the project's current client, closing on its own, is
+ * restarted (once): a client being stopped on purpose (Restart Daemon, a new interpreter)
+ * or one already replaced is left closed, or it would come back untracked beside its
+ * successor (two `devd serve`, every lens twice).
+ */
+export function onClientClosed(facts: { current: boolean; stopping: boolean }, policy: CrashPolicy): CloseDecision {
+  if (!facts.current || facts.stopping) {
+    return "ignore";
+  }
+  return policy.shouldRestart() ? "restart" : "giveUp";
+}

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import { newestSpinOf } from "../src/commands/daemon";
+import { CrashPolicy, onClientClosed } from "../src/server/crashPolicy";
+
+describe("a closed connection (issue 19, item 1)", () => {
+  it("a client stopped on purpose is never revived: Restart Daemon leaves one client", () => {
+    const policy = new CrashPolicy(1);
+    assert.equal(onClientClosed({ current: true, stopping: true }, policy), "ignore");
+    assert.equal(onClientClosed({ current: false, stopping: false }, policy), "ignore");
+    // nor did those closes use up the one restart a real crash gets
+    assert.equal(onClientClosed({ current: true, stopping: false }, policy), "restart");
+  });
+  it("the current client closing on its own is restarted once, then given up on", () => {
+    const policy = new CrashPolicy(1);
+    assert.equal(onClientClosed({ current: true, stopping: false }, policy), "restart");
+    assert.equal(onClientClosed({ current: true, stopping: false }, policy), "giveUp");
+  });
+});
+
+describe("the newest spin (issue 19, item 7)", () => {
+  const spin = (flow: string, step: string) => ({ flow, step, ok: true, durationMs: 1 });
+  it("is the flow's last entry in the daemon's order, whatever the steps' names", () => {
+    const spins = [spin("/p/a.py", "train"), spin("/p/b.py", "end"), spin("/p/a.py", "end"), spin("/p/b.py", "start")];
+    assert.equal(newestSpinOf(spins, "/p/a.py")?.step, "end");
+    assert.equal(newestSpinOf(spins, "/p/b.py")?.step, "start");
+    assert.equal(newestSpinOf(spins, "/p/c.py"), undefined);
+  });
+});
+
+describe("Choose Interpreter… (issue 19)", () => {
+  it("the current interpreter first, then the Python extension's, the workspace venvs, python3; each once", async () => {
+    const { interpreterCandidates } = await import("../src/python/candidates");
+    const list = interpreterCandidates({ path: "/ws/.venv/bin/python", source: "setting" }, ["/usr/bin/python3.12", "/ws/.venv/bin/python"], ["/ws/.venv/bin/python", "/ws/sub/venv/bin/python"]);
+    assert.deepEqual(
+      list.map((c) => [c.path, c.source, c.current]),
+      [
+        ["/ws/.venv/bin/python", "setting", true],
+        ["/usr/bin/python3.12", "Python extension", false],
+        ["/ws/sub/venv/bin/python", "workspace venv", false],
+        ["python3", "default", false],
+      ],
+    );
+  });
+  it("finds venvs (a dir with pyvenv.cfg) in the folder and one level down", async () => {
+    const fs = await import("node:fs");
+    const os = await import("node:os");
+    const path = await import("node:path");
+    const { venvsIn } = await import("../src/python/candidates");
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "devd-venvs-"));
+    for (const dir of [".venv", "proj/venv", "notavenv"]) {
+      fs.mkdirSync(path.join(root, dir, "bin"), { recursive: true });
+      fs.writeFileSync(path.join(root, dir, "bin", "python"), "");
+      if (dir !== "notavenv") {
+        fs.writeFileSync(path.join(root, dir, "pyvenv.cfg"), "home = /usr/bin\n");
+      }
+    }
+    assert.deepEqual(venvsIn(root).sort(), [path.join(root, ".venv/bin/python"), path.join(root, "proj/venv/bin/python")].sort());
+  });
+});
