@@ -95,17 +95,26 @@ def _classes() -> tuple[type, type]:
     return VerifiedFileCache, NoFileCache
 
 
-def file_cache() -> Any:
-    """A Metaflow ``FileCache`` for devd's reads: the checked directory with every blob
-    verified before use, or (the directory cannot be trusted) one that keeps nothing."""
-    path = checked_cache_dir()
+def _make(path: str | None) -> Any:
     verified, nothing = _classes()
     return verified(cache_dir=path) if path else nothing(cache_dir=os.devnull)
 
 
+def file_cache() -> Any:
+    """A Metaflow ``FileCache`` for devd's reads: the checked directory with every blob
+    verified before use, or (the directory cannot be trusted) one that keeps nothing."""
+    return _make(checked_cache_dir())
+
+
 def install() -> None:
     """Metaflow's Client in this process (devd reads which parents are usable through it)
-    caches in the checked directory and verifies blobs too."""
+    caches in the checked directory and verifies blobs too. The one installed stays while
+    the directory is the same (a new one would index the whole cache again)."""
     from metaflow.client import core
 
-    core.filecache = file_cache()
+    path = checked_cache_dir()
+    current = core.filecache
+    if isinstance(current, _classes()) and \
+            getattr(current, "cache_dir", None) == (path or os.devnull):
+        return
+    core.filecache = _make(path)
