@@ -197,3 +197,24 @@ def test_without_the_sdk_devd_mcp_says_what_to_install(tmp_path: Path) -> None:
     assert out.stderr.strip().splitlines() == [
         "devd: the MCP server needs the MCP Python SDK 2.x: install it with "
         "`pip install 'devd[mcp]'` (or `pip install 'mcp>=2,<3'`)"]
+
+
+@pytest.mark.asyncio
+async def test_graph_and_runs_as_tools(mcp_project: Path) -> None:
+    """Issue 20: an agent reads what the last run did, step by step, and the recent runs."""
+    async with session(mcp_project) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"graph", "runs"} <= names
+        graph = await client.call_tool("graph", {"flow": "fail_flow.py"})
+        assert not graph.is_error, text_of(graph)
+        data = json.loads(text_of(graph))
+        assert data["file"] == "fail_flow.py" and data["run"]["status"] == "failed"
+        states = {n["step"]: n["state"] for n in data["nodes"]}
+        assert states["start"] == "ok" and states["end"] == "not-run"
+        assert "failed" in states.values()
+        runs = json.loads(text_of(await client.call_tool("runs", {"flow": "linear_flow.py"})))
+        assert runs["flow"] == "LinearFlow" and runs["runs"][0]["status"] == "ok"
+        unknown = await client.call_tool("graph", {"flow": "linear_flow.py", "run_id": "42"})
+        assert unknown.is_error and "no run LinearFlow/42" in text_of(unknown)
+        outside = await client.call_tool("runs", {"flow": "../x.py"})
+        assert outside.is_error and "outside the project" in text_of(outside)

@@ -197,6 +197,24 @@ class Tools:
             parts.append(f"=== card {card.get('index')}: {label} ===\n{text}")
         return "\n\n".join(parts)
 
+    def graph(self, flow: str, run_id: str | None = None) -> dict[str, Any]:
+        """The flow's graph with its states (devd/graph), paths shown relative."""
+        path = self.flow_path(flow)
+        data: dict[str, Any] = self.request(path, "devd/graph", {
+            "uri": file_uri(path), **({"runId": run_id} if run_id else {})})
+        if not data.get("ok"):
+            raise refused(data, "devd/graph failed")
+        data["file"] = self.shown(path)
+        return data
+
+    def runs(self, flow: str, limit: int = 20) -> dict[str, Any]:
+        path = self.flow_path(flow)
+        data: dict[str, Any] = self.request(path, "devd/runs",
+                                            {"uri": file_uri(path), "limit": limit})
+        if not data.get("ok"):
+            raise refused(data, "devd/runs failed")
+        return data
+
     def status(self, flow_or_dir: str = ".") -> dict[str, Any]:
         from ..core.project import daemon_paths, project_root
         from .client import connect
@@ -382,6 +400,21 @@ def build_server(root: str) -> Any:
         summary (shape, length) and size of each; with `name`, also a bounded repr of that
         one value. Returns JSON."""
         return answer(_dumps(tools.artifacts(flow, step, name)))
+
+    @tool
+    def graph(flow: str, run_id: str | None = None) -> CallToolResult:
+        """The flow's steps as a graph with each step's state in the newest run (or
+        `run_id`): nodes (step, type, line, next, state ok/failed/running/not-run, tasks and
+        tasksOk, durationS, stale: its code changed since that run, lastSpin), edges (a
+        switch's case, a foreach's variable) and the run (id, status, duration, user, tags).
+        Use it to see what the last run did and which steps to spin or run again. JSON."""
+        return answer(_dumps(tools.graph(flow, run_id)))
+
+    @tool
+    def runs(flow: str, limit: int = 20) -> CallToolResult:
+        """The flow's recent runs, newest first: runId, status (ok, failed, running),
+        createdAt/finishedAt (epoch seconds), durationS, user, tags. JSON."""
+        return answer(_dumps(tools.runs(flow, limit)))
 
     @tool
     def status(flow_or_dir: str = ".") -> CallToolResult:
