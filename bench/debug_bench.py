@@ -11,12 +11,12 @@ sets one breakpoint in the step. Each round times, from the moment the request i
 
 then continues and waits for the spin's answer (`end`). Two kinds of rounds, alternating:
 
-  again     a debug spin after a debug spin of the step: the daemon's prepared child
-            imported debugpy while it waited (the debug-fix-debug loop)
-  first     a debug spin after an ordinary spin of the step: the prepared child has the
-            flow imported, but imports debugpy only when the request comes
+  first     a new daemon, the step spun once (warm), then its first debug spin: the
+            prepared child has the flow imported, and imports debugpy when asked
+  again     the next debug spin: the child prepared after a debug spin imported debugpy
+            while it waited (the debug-fix-debug loop)
 
-Each round starts a second after the previous one ended (a person's pace; the daemon
+Each round starts a second after the previous spin ended (a person's pace; the daemon
 prepares the next child meanwhile). Medians are printed with the machine's load average,
 since other jobs make every figure noisy.
 
@@ -121,6 +121,18 @@ def one_round(root: Path, flow: Path) -> dict[str, float]:
     return {name: at - t0 for name, at in marks.items()}
 
 
+def fresh_daemon(root: Path, flow: Path) -> None:
+    """A new daemon with the step spun once (warm parents, no debug spin yet)."""
+    cli(root, "daemon", "stop", str(root))
+    started = cli(root, "daemon", "start", str(root))
+    if started.returncode != 0:
+        raise SystemExit(f"the daemon did not start: {started.stderr}")
+    with DaemonClient(daemon_paths(str(root))) as client:
+        warm = client.request("devd/spin", {"uri": flow.as_uri(), "step": "work"})
+        if not warm.get("ok"):
+            raise SystemExit(f"the warm-up spin failed: {warm}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=7, help="rounds of each kind (default 7)")
@@ -139,23 +151,13 @@ def main() -> None:
                              capture_output=True, text=True, timeout=300)
         if run.returncode != 0:
             raise SystemExit(f"the flow's run failed:\n{run.stderr}")
-        started = cli(root, "daemon", "start", str(root))
-        if started.returncode != 0:
-            raise SystemExit(f"the daemon did not start: {started.stderr}")
-        with DaemonClient(daemon_paths(str(root))) as client:  # warm: parents loaded
-            warm = client.request("devd/spin", {"uri": flow.as_uri(), "step": "work"})
-            if not warm.get("ok"):
-                raise SystemExit(f"the warm-up spin failed: {warm}")
-        one_round(root, flow)  # the first debug spin reads pages no later one does
-        rounds: dict[str, list[dict[str, float]]] = {"again": [], "first": []}
+        rounds: dict[str, list[dict[str, float]]] = {"first": [], "again": []}
         for _ in range(args.reps):
+            fresh_daemon(root, flow)
+            time.sleep(1.0)  # a person's pace: the daemon prepares the next child meanwhile
+            rounds["first"].append(one_round(root, flow))  # the flow's first debug spin
             time.sleep(1.0)
             rounds["again"].append(one_round(root, flow))  # after a debug spin
-            time.sleep(1.0)
-            with DaemonClient(daemon_paths(str(root))) as client:
-                client.request("devd/spin", {"uri": flow.as_uri(), "step": "work"})
-            time.sleep(1.0)
-            rounds["first"].append(one_round(root, flow))  # after an ordinary spin
         load = os.getloadavg()
         print(f"debug spin, warm daemon, {args.reps} rounds of each "
               f"(load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "

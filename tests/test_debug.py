@@ -303,7 +303,8 @@ def debug_once(root: Path) -> int:
 
 def test_after_a_debug_spin_the_prepared_child_has_debugpy_ready(debug_project: Path) -> None:
     """The child prepared after a debug spin imports debugpy while it waits (not the warm
-    process), and the next debug spin runs in it; an ordinary spin may use it too."""
+    process), and the next debug spin runs in it; an ordinary spin may use it too, and
+    once the flow was debugged, the child prepared after an ordinary spin has it too."""
     root = debug_project
     daemon_pid = request(root, "devd/status", {})["pid"]
     ran_in = debug_once(root)
@@ -327,7 +328,13 @@ def test_after_a_debug_spin_the_prepared_child_has_debugpy_ready(debug_project: 
     spun = request(root, "devd/spin", {"uri": (root / "linear_flow.py").as_uri(),
                                        "step": "double"})
     assert spun["ok"] and {a["name"]: a["summary"] for a in spun["artifacts"]}["y"] == "12"
-    assert prepared_child(root, "double", not_pid=ordinary) != ordinary  # it was used
+    # After an ordinary spin too, once the flow was debugged: the next child has debugpy.
+    after_ordinary = prepared_child(root, "double", not_pid=ordinary)
+    for _ in range(300):
+        if "pydevd" in mapped_files(after_ordinary):
+            break
+        threading.Event().wait(0.1)
+    assert "pydevd" in mapped_files(after_ordinary)
     assert "pydevd" not in mapped_files(daemon_pid)
 
 

@@ -149,7 +149,7 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
     task_id = obj.metadata.new_task_id(run_id, req.step)
     if State.prepared:  # all set: wait for the request itself
         mark("prepare")
-        if req.options.debug:  # made after a debug spin: the next one is likely debugged
+        if req.options.debug:  # made after a debug spin of the flow: the next may be one too
             from ..common.debugging import preload_in_background
 
             preload_in_background()

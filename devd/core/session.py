@@ -56,6 +56,7 @@ class Session:
         self.prepare = prepare if prepare is not None else \
             os.environ.get("DEVD_PREPARE", "1") not in ("0", "false")
         self.prepared = PreparedChildren()
+        self.debugged = False  # a spin of this flow was debugged: its next may be too
         self.store.on_drop.append(self.prepared.dropped)
         require_user()
         preload()
@@ -244,10 +245,13 @@ class Session:
         finally:
             if self.prepare and fork_available() and not options.persist and not options.pdb:
                 # after the parents this spin read are warm: the child must inherit them
-                # (after a debug spin, one that imports debugpy while it waits: the next
-                # spin is likely debugged too; it serves an ordinary spin as well)
-                self.prepared.prepare(model.flow_name, request, warm_tasks,
-                                      list(self._warming))
+                # (once a spin of the flow was debugged, one that imports debugpy while it
+                # waits: the next spin may be debugged too; it serves an ordinary one too)
+                self.debugged = self.debugged or options.debug
+                self.prepared.prepare(
+                    model.flow_name,
+                    dataclasses.replace(request, options=options.changed(debug=self.debugged)),
+                    warm_tasks, list(self._warming))
 
     def _run(self, request: SpinRequest, flow_name: str, warm_tasks: list[WarmTask],
              on_output: OutputCallback | None, on_event: Callable[[str, Any], None],
