@@ -155,8 +155,12 @@ def share_pages() -> bool:
         os.close(write_end)
         return False
     if pid == 0:  # pragma: no cover - the holder: waits for EOF, i.e. for its parent's exit
-        try:
-            os.close(write_end)
+        try:  # holding no pipe of its parent's (their readers wait for the ends to close)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.closerange(3, read_end)
+            os.closerange(read_end + 1, max(read_end + 2, os.sysconf("SC_OPEN_MAX")))
             os.read(read_end, 1)
         finally:
             os._exit(0)
