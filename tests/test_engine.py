@@ -321,3 +321,33 @@ def test_status_lists_last_spins_oldest_first_newest_last(in_project: Path) -> N
     finally:
         engine.close()
     assert order == ["end", "double", "start"]
+
+
+def test_a_hover_before_any_spin_says_what_is_true(in_project: Path) -> None:
+    """Before any spin, a hover on a parent's artifact of a flow that has been run says to
+    spin the step (its parents come from that run), not to "spin or run the flow"; a flow
+    never run says to run it (issue 19, item 10)."""
+    from devd.core.engine import Engine
+    from devd.lsp.features import hover_text
+
+    path = str(in_project / "linear_flow.py")
+    source = (in_project / "linear_flow.py").read_text()
+    line = next(i for i, text in enumerate(source.splitlines()) if "sum(self.x)" in text)
+    engine = Engine(str(in_project), None)
+    try:
+        text = hover_text(engine, path, source, line, "x")
+    finally:
+        engine.close()
+    run_id = eval((in_project / "runs.txt").read_text())["linear_flow.py"]  # the fixture's repr
+    assert text is not None and "spin or run" not in text, text
+    assert "spin 'double'" in text and f"run {run_id}" in text, text
+
+    never = in_project / "never_run_flow.py"  # the same flow under a name never run
+    never.write_text(source.replace("LinearFlow", "NeverRunFlow"))
+    engine = Engine(str(in_project), None)
+    try:
+        text = hover_text(engine, str(never), never.read_text(), line, "x")
+    finally:
+        engine.close()
+        never.unlink()
+    assert text is not None and "no run" in text and "Run Flow" in text, text

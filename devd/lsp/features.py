@@ -266,8 +266,20 @@ def hover_text(engine: Engine, path: str, source: str, line: int, name: str) -> 
                 f"{f' ({size})' if size else ''}\n\nfrom {when}")
     origins = available_names(model, source, info.name, set())
     if name in origins:
-        return f"**self.{name}** — {origins[name]}; spin or run the flow to see its value"
+        return f"**self.{name}** — {origins[name]}; {_how_to_see(engine, path, info.name)}"
     return None
+
+
+def _how_to_see(engine: Engine, path: str, step: str) -> str:
+    """What shows a value the hover does not have: a spin of the step when a run has its
+    parents (they load then, never for a hover), else a run of the flow first."""
+    try:
+        plan = engine.session(path).plan(step)
+    except DevdError:
+        return ("the flow has no run with this step's parents yet: Run Flow (Ctrl+Alt+R), "
+                "then spin the step to see its value")
+    return (f"spin '{step}' (Ctrl+Alt+S) to see its value; its parents come from run "
+            f"{plan.origin_run_id}")
 
 
 def _completion_names(engine: Engine, path: str, source: str, line: int) -> dict[str, str]:
