@@ -365,10 +365,12 @@ class Engine:
             why = "superseded by a newer spin of the same step" if work.superseded \
                 else "cancelled"
             result.ok = False
+            result.cancelled = "superseded" if work.superseded else "user"
             result.error = SpinError("devd.Cancelled", f"spin of '{step}' {why}",
                                      session.flow_file, None, why)
         result.stale = stale
-        self._remember(session, model, result)
+        if result.cancelled is None:  # a stopped spin leaves the step's last spin as it was
+            self._remember(session, model, result)
         self.emit(SpinFinished(session.flow_file, result))
         self.touch()
         return result
@@ -542,6 +544,7 @@ class Engine:
         finally:
             with self._lock:
                 self._work.pop(work.id, None)
+        outcome.cancelled = work.cancelled
         if outcome.run_id:
             with self._lock:
                 self._run_sources[(session.flow_file, outcome.run_id)] = sources
