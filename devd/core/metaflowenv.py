@@ -41,11 +41,19 @@ def require_user() -> None:
         )
 
 
-def runs_fingerprint(flow_name: str) -> tuple[Any, ...] | None:
-    """Cheap change detector for the local metadata store; None means 'always look again'."""
+def runs_fingerprint(flow_name: str, cwd: str | None = None) -> tuple[Any, ...] | None:
+    """Cheap change detector for the flow's runs; None means 'always look again'.
+
+    Local metadata: the run directories' mtimes (no I/O beyond a few stats). The metadata
+    service: its newest run, one request at most once per DEVD_SERVICE_RUNS_TTL
+    (devd/core/runwatch.py; raises ``ServiceUnreachable`` when it does not answer)."""
     from metaflow.metaflow_config import DEFAULT_METADATA
     from metaflow.plugins.datastores.local_storage import LocalStorage
 
+    if DEFAULT_METADATA == "service":
+        from .runwatch import service_fingerprint
+
+        return service_fingerprint(flow_name, cwd)
     if DEFAULT_METADATA != "local":
         return None
     root = LocalStorage.get_datastore_root_from_config(lambda *a, **k: None,

@@ -27,6 +27,8 @@ from .parents import SpinPlan, Target, parse_target, resolve_plan
 from .preload import preload, preload_libraries
 from .prepared import PreparedChildren
 from .result import SpinResult
+from .runwatch import ServiceUnreachable, bound_metaflow_retries
+from .runwatch import forget as forget_newest_runs
 
 
 class Session:
@@ -47,6 +49,7 @@ class Session:
         self._model: FlowModel | None = None
         self._model_key: tuple[int, int] | None = None
         self._plans: dict[str, tuple[Any, SpinPlan]] = {}
+        self.plan_notice: str | None = None  # the last plan's caveat (a service outage)
         self._running: ChildProcess | None = None
         self._lock = threading.RLock()
         self._warming: list[threading.Thread] = []
@@ -62,6 +65,7 @@ class Session:
         preload()
         bind_metaflow_root()
         clientcache.install()  # Metaflow's Client reads through a checked, verified cache
+        bound_metaflow_retries()  # a service outage: seconds, not Metaflow's 15 s of retries
 
     # -- context manager -------------------------------------------------------
     def __enter__(self) -> Session:
@@ -108,10 +112,22 @@ class Session:
         if not isinstance(target, Target):
             target = parse_target(model, target)
         key = f"{target.run_id}/{target.step}/{target.task_id}"
-        fingerprint = None if target.task_id else runs_fingerprint(model.flow_name)
         cached = self._plans.get(key)
-        if cached is not None and (target.task_id or
-                                   (fingerprint is not None and cached[0] == fingerprint)):
+        self.plan_notice = None
+        if cached is not None and target.task_id:
+            return cached[1]  # a recorded task's parents never change
+        try:  # service metadata: one cheap request at most (devd/core/runwatch.py)
+            fingerprint = runs_fingerprint(model.flow_name, self.cwd)
+        except ServiceUnreachable as exc:
+            if cached is None:
+                raise
+            self.plan_notice = (f"service unreachable: using cached parents of run "
+                                f"{cached[1].origin_run_id} (Metaflow's metadata service "
+                                f"at {exc.url}: {exc.why})")
+            return cached[1]
+        if target.task_id:
+            fingerprint = None
+        if cached is not None and fingerprint is not None and cached[0] == fingerprint:
             return cached[1]
         plan = resolve_plan(model, target)
         self._plans[key] = (fingerprint, plan)
@@ -120,6 +136,7 @@ class Session:
     def forget_plans(self) -> None:
         """Look for parents again on the next spin (after a new run, say)."""
         self._plans.clear()
+        forget_newest_runs()
 
     # -- spinning -----------------------------------------------------------------
     def spin(
@@ -151,14 +168,19 @@ class Session:
             timings["model"] = time.perf_counter() - t0
             t1 = time.perf_counter()
             plan = self.plan(parse_target(model, options.target))
+            notice = self.plan_notice
             timings["plan"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             warm_tasks = self.store.get_many(plan.parents)
             timings["load"] = time.perf_counter() - t2
-        return self.spin_on(plan, warm_tasks, options, on_output=on_output, on_card=on_card,
-                            on_started=on_started, on_debug_ready=on_debug_ready,
-                            want_values=want_values, want_private=want_private, diff=diff,
-                            timings=timings, started=t0)
+        result = self.spin_on(plan, warm_tasks, options, on_output=on_output,
+                              on_card=on_card, on_started=on_started,
+                              on_debug_ready=on_debug_ready, want_values=want_values,
+                              want_private=want_private, diff=diff, timings=timings,
+                              started=t0)
+        if notice:
+            result.notices.insert(0, notice)
+        return result
 
     def spin_on(
         self,
