@@ -150,7 +150,7 @@ _SPIN_CLI_FLAGS = (
     ("--json", "json", "print one JSON object"),
     ("--no-daemon", "no_daemon", "spin in this process even when a daemon runs"),
 )
-_VALUE_TYPES = {"str": str, "float": float}
+_VALUE_TYPES = {"str": str, "float": float, "int": int}
 
 
 class _SpinArgs:

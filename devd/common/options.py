@@ -31,12 +31,17 @@ class SpinOptions:
     debug: bool = False
     debug_timeout: float = 120.0  # seconds a debug spin waits for its debugger
     pdb: bool = False
+    split: int | None = None  # a foreach body: which split (0-based); default the recorded's
 
     def __post_init__(self) -> None:
         # Checked once, here, for every client: a bad value is bad input, told in one line.
         if not (isinstance(self.debug_timeout, (int, float)) and self.debug_timeout > 0):
             raise DevdError(f"the debug timeout must be a positive number of seconds, "
                             f"not {self.debug_timeout!r}")
+        if self.split is not None and (isinstance(self.split, bool) or
+                                       not isinstance(self.split, int) or self.split < 0):
+            raise DevdError(f"the split must be a whole number from 0 (the first split), "
+                            f"not {self.split!r}")
 
     def changed(self, **changes: Any) -> SpinOptions:
         """A copy with some fields changed."""

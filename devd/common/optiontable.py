@@ -65,4 +65,7 @@ SPIN_SPELLINGS: tuple[Spelling, ...] = (
              flag="--debug-timeout", kind="value", metavar=("SECONDS",), value_type="float"),
     Spelling("pdb", "run the step in this terminal; pdb post-mortem on an exception, and "
              "breakpoint() works", flag="--pdb"),
+    Spelling("split", "a foreach body: which split to spin, 0-based (default: the one the "
+             "recorded task took)", wire="split", wire_type="number",
+             flag="--split", kind="value", metavar=("N",), value_type="int"),
 )

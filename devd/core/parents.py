@@ -341,6 +341,45 @@ def _plan_in_run_unchecked(model: FlowModel, run: Any, target: Target) -> SpinPl
     return _plan_from_parent_steps(model, run, target.step)
 
 
+def split_target(model: FlowModel, plan: SpinPlan, split: int) -> Target:
+    """The recorded task of the foreach body ``plan.step`` that took split ``split`` in the
+    plan's run, as a target (its parents, its input, its recorded values to diff)."""
+    from metaflow import Step
+
+    if plan.split_index is None:
+        raise DevdError(f"'{plan.step}' is not a foreach body: it has no splits to pick; "
+                        "spin it without a split")
+    tasks = list(Step(f"{model.flow_name}/{plan.origin_run_id}/{plan.step}",
+                      _namespace_check=False))
+    for task in tasks:
+        if task.index == split:
+            return Target(plan.step, plan.origin_run_id, task.id)
+    raise DevdError(f"no split {split} of '{plan.step}' in run {plan.origin_run_id}: it has "
+                    f"{len(tasks)} (0-{len(tasks) - 1})")
+
+
+def split_of(model: FlowModel, plan: SpinPlan, parent_values: Any) -> tuple[dict[str, int],
+                                                                              str] | None:
+    """A foreach body's split: ``{index, count}`` and its notice, ``split 2 of 6 · input 4``
+    (from the foreach parent's values, warm: nothing is loaded for it)."""
+    if plan.split_index is None or not plan.parents:
+        return None
+    from ..common.summary import short_repr
+
+    parent = model.steps.get(model.steps[plan.step].in_funcs[0])
+    count = parent_values.get("_foreach_num_splits") if parent_values is not None else None
+    if not isinstance(count, int):
+        return None
+    notice = f"split {plan.split_index} of {count}"
+    param = parent.foreach_param if parent is not None else None
+    values: Any = parent_values.get(param) if param else None
+    try:
+        notice += f" · input {short_repr(values[plan.split_index], 60)}"
+    except Exception:  # noqa: BLE001 - a user's sequence type: the split's number will do
+        pass
+    return {"index": plan.split_index, "count": count}, notice
+
+
 def resolve_plan(model: FlowModel, target: Target) -> SpinPlan:
     """Find the parents for ``target``, or say in one line why there are none."""
     from metaflow import Flow, Run

@@ -100,6 +100,8 @@ class SpinResult:
     stale: list[dict[str, str]] = field(default_factory=list)
     # "user" (devd/cancel) or "superseded" (a newer spin of the step): stopped, not failed.
     cancelled: str | None = None
+    # A foreach body: {index, count} of the split spun (its notice names its input).
+    split: dict[str, int] | None = None
     _persist_root: str | None = None
     # Every value the task holds, _-prefixed ones included (to chain spins); not in to_json.
     all_values: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -153,4 +155,6 @@ class SpinResult:
             data["stale"] = self.stale
         if self.cancelled:
             data["cancelled"] = self.cancelled
+        if self.split is not None:
+            data["split"] = dict(self.split)
         return data

@@ -23,7 +23,7 @@ from .configs import config_args
 from .flowmodel import FlowModel, load_flow_model
 from .metaflowenv import bind_metaflow_root, require_user, runs_fingerprint
 from .outcome import build_result
-from .parents import SpinPlan, Target, parse_target, resolve_plan
+from .parents import SpinPlan, Target, parse_target, resolve_plan, split_of, split_target
 from .preload import preload, preload_libraries
 from .prepared import PreparedChildren
 from .result import SpinResult
@@ -168,6 +168,8 @@ class Session:
             timings["model"] = time.perf_counter() - t0
             t1 = time.perf_counter()
             plan = self.plan(parse_target(model, options.target))
+            if options.split is not None and options.split != plan.split_index:
+                plan = self.plan(split_target(model, plan, options.split))
             notice = self.plan_notice
             timings["plan"] = time.perf_counter() - t1
             t2 = time.perf_counter()
@@ -180,6 +182,10 @@ class Session:
                               started=t0)
         if notice:
             result.notices.insert(0, notice)
+        split = split_of(model, plan, warm_tasks[0].values if warm_tasks else None)
+        if split is not None:  # a foreach body: which split, of how many (issue 19)
+            result.split, said = split
+            result.notices.insert(0, said)
         return result
 
     def spin_on(

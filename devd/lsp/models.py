@@ -115,6 +115,14 @@ class CardInfo:
 
 
 @attrs.define
+class SplitInfo:
+    """The split of a foreach body a spin took (``devd/spin``'s ``split`` picks another)."""
+
+    index: int = req()
+    count: int = req()
+
+
+@attrs.define
 class PanePreview:
     """A spin's preview page rendered for the requester's card pane."""
 
@@ -156,6 +164,7 @@ class SpinOutcome:
     cards: list[CardInfo] = sent(list)
     recorded_task: str | None = sent()
     stale: list[StaleMark] | None = opt(doc="present only when something is stale")
+    split: SplitInfo | None = opt(doc="a foreach body: the split spun, of how many")
     cancelled: Literal["user", "superseded"] | None = opt(
         doc="the spin was stopped (devd/cancel, or a newer spin of the step): not a failure")
     preview: PanePreview | None = opt(UNSET, doc="in `devd/spinFinished` to a client that "

@@ -290,6 +290,8 @@ export interface SpinOutcome {
   recordedTask: string | null;
   /** present only when something is stale */
   stale?: StaleMark[] | null;
+  /** a foreach body: the split spun, of how many */
+  split?: SplitInfo | null;
   /** the spin was stopped (devd/cancel, or a newer spin of the step): not a failure */
   cancelled?: "user" | "superseded" | null;
   /** in `devd/spinFinished` to a client that named its pane; null when rendering failed */
@@ -325,6 +327,8 @@ export interface SpinParams {
   debug?: boolean | null;
   /** how long --debug waits for the debugger (default 120) */
   debugTimeout?: number | null;
+  /** a foreach body: which split to spin, 0-based (default: the one the recorded task took) */
+  split?: number | null;
 }
 
 /** A parent whose code changed since the run the spin's parents come from. */

@@ -1,0 +1,30 @@
+"""Spinning a foreach body names the split it took and can take another (issue 19)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import devd
+from devd.common.errors import DevdError
+
+
+def test_a_foreach_body_names_its_split_and_spins_another(in_project: Path) -> None:
+    first = devd.spin("foreach_flow.py", "body")
+    assert first.ok, first.error and first.error.traceback
+    assert first.split is not None and first.split["count"] == 6
+    index = first.split["index"]
+    items = [3, 1, 4, 1, 5, 9]
+    assert f"split {index} of 6 · input {items[index]}" in first.notices, first.notices
+    third = devd.spin("foreach_flow.py", "body", split=2)
+    assert third.ok and third.artifacts["item"] == 4 and third.artifacts["idx"] == 2
+    assert third.split == {"index": 2, "count": 6}
+    assert "split 2 of 6 · input 4" in third.notices
+    assert third.to_json()["split"] == {"index": 2, "count": 6}
+    with pytest.raises(DevdError, match=r"no split 6 of 'body'.*0-5"):
+        devd.spin("foreach_flow.py", "body", split=6)
+    with pytest.raises(DevdError, match="not a foreach body"):
+        devd.spin("foreach_flow.py", "join", split=1)
+    plain = devd.spin("foreach_flow.py", "join")
+    assert plain.split is None and "split" not in plain.to_json()
