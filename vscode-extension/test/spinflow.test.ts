@@ -71,7 +71,7 @@ describe("a spin in flight in the pane", () => {
     const panel = recorded.panels[0];
     assert.equal(panel.title, "devd: slow");
     assert.match(panel.htmlSets[0], /data-action="cancel"[^>]*>Cancel</);
-    assert.match(panel.htmlSets[0], /spinning slow/);
+    assert.match(panel.htmlSets[0], /spinning <code>slow<\/code>/);
     panel.receive({ type: "devd/action", action: "cancel" });
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(cancelled, ["slow"]);
