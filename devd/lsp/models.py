@@ -556,7 +556,7 @@ def _request_envelope(method: str, params: type) -> type:
 
 ENVELOPES: dict[str, type] = {m: _request_envelope(m, p) for m, (p, _) in REQUESTS.items()}
 _MODELS: frozenset[type] = frozenset(
-    {SpinTarget, ErrorInfo, StaleMark, ArtifactRow, ArtifactValue, CardInfo, PanePreview,
+    {SpinTarget, ErrorInfo, StaleMark, ArtifactRow, ArtifactValue, CardInfo, PanePreview, SplitInfo,
      WebviewOptions, WarmTaskInfo, RunningWork, LastSpin, PreparedChild, MemoryStats,
      RunInfo, GraphNodeInfo, GraphEdge,
      *(p for p, _ in REQUESTS.values()), *(r for _, r in REQUESTS.values()),

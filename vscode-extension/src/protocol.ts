@@ -331,6 +331,12 @@ export interface SpinParams {
   split?: number | null;
 }
 
+/** The split of a foreach body a spin took (`devd/spin`'s `split` picks another). */
+export interface SplitInfo {
+  index: number;
+  count: number;
+}
+
 /** A parent whose code changed since the run the spin's parents come from. */
 export interface StaleMark {
   step: string;
