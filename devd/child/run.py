@@ -149,11 +149,14 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
     task_id = obj.metadata.new_task_id(run_id, req.step)
     if State.prepared:  # all set: wait for the request itself
         mark("prepare")
+        preloading = None
         if req.options.debug:  # made after a debug spin of the flow: the next may be one too
             from ..common.debugging import preload_in_background
 
-            preload_in_background()
+            preloading = preload_in_background()
         asked = await_request()
+        if preloading is not None:  # done before the step runs (it may fork, say)
+            preloading.join()
         if isinstance(asked, Outdated):
             return asked
         req = asked

@@ -33,7 +33,7 @@ def quiet_pydevd() -> None:
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
 
-def preload_in_background() -> None:
+def preload_in_background() -> threading.Thread:
     """Import debugpy on a thread of this (prepared, idle) child while it waits for its
     request: a debug spin then starts listening without paying for the import (0.05-0.5 s,
     the bulk of its start). Only ever in a child, never in the warm process; it only
@@ -48,7 +48,9 @@ def preload_in_background() -> None:
         except ImportError:
             pass
 
-    threading.Thread(target=load, name="devd-debugpy-import", daemon=True).start()
+    thread = threading.Thread(target=load, name="devd-debugpy-import", daemon=True)
+    thread.start()
+    return thread
 
 
 def listen() -> tuple[str, int]:
