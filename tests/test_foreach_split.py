@@ -28,3 +28,13 @@ def test_a_foreach_body_names_its_split_and_spins_another(in_project: Path) -> N
         devd.spin("foreach_flow.py", "join", split=1)
     plain = devd.spin("foreach_flow.py", "join")
     assert plain.split is None and "split" not in plain.to_json()
+
+
+def test_the_pane_of_a_foreach_body_offers_another_split(in_project: Path) -> None:
+    from devd.core.preview import render_preview
+
+    result = devd.spin("foreach_flow.py", "body", split=1)
+    page = render_preview(result, nonce="dGVzdC1ub25jZS0xMjM0NTY3OA==")
+    assert "split 1 of 6 · input 1" in page
+    assert 'data-action="pickSplit"' in page and "Other split…" in page
+    assert 'data-action="pickSplit"' not in render_preview(result)  # no editor, no button

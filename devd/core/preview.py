@@ -299,6 +299,7 @@ def render_preview(result: SpinResult, *, recorded: dict[str, str] | None = None
         stderr=without_announcement(result.stderr),
         compared=recorded is not None, recorded_view=recorded_view,
         events_url=events_url, events_origin=origin, nonce=nonce, csp_source=csp_source,
+        split=result.split,
     )
 
 

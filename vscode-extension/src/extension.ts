@@ -111,6 +111,7 @@ export function activate(context: vscode.ExtensionContext): void {
   register("devd.spin", (uri?: string, step?: string) => spin(devd, target(uri, step)));
   register("devd.spinWithArtifacts", (uri?: string, step?: string) => spinWithArtifacts(devd, uri, step));
   register("devd.spinFromLast", (uri?: string, step?: string) => spin(devd, { uri, step, fromSpin: true }));
+  register("devd.spinSplit", (uri?: string, step?: string, split?: number) => spin(devd, { uri, step, split }));
   register("devd.debug", (uri?: string, step?: string) => debugStep(devd, target(uri, step)));
   register("devd.run", (uri?: string) => run(devd, target(uri).uri));
   register("devd.resume", (uri?: string, step?: string) => resume(devd, uri, step));

@@ -78,4 +78,18 @@ describe("a spin in flight in the pane", () => {
     await pane.spinFinished(result({ step: "slow", ok: false, cancelled: "user", error: cancelledError }), "firstSpin");
     assert.deepEqual(panel.posted.at(-1), { type: "devd/spinEnded", step: "slow", outcome: "cancelled" });
   });
+
+  it("a foreach body's pane offers the other splits in a quick pick, spun with `split`", async () => {
+    const daemon = { card: async (): Promise<CardResult> => ({ ok: true, step: "body", preview: "<html>body</html>" }) };
+    const pane = new PreviewPanel(daemon, { appendLine: () => undefined } as never);
+    await pane.spinFinished(result({ step: "body", split: { index: 1, count: 4 } }), "firstSpin");
+    assert.deepEqual(parsePageMessage({ type: "devd/action", action: "pickSplit" }), { type: "action", action: "pickSplit", step: undefined });
+    recorded.pick = "split 3 of 4";
+    recorded.panels[0].receive({ type: "devd/action", action: "pickSplit" });
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(recorded.quickPicks.at(-1), ["split 0 of 4", "split 2 of 4", "split 3 of 4"]);
+    assert.deepEqual(recorded.commands.at(-1)?.slice(2), ["body", 3]);
+    assert.equal(recorded.commands.at(-1)?.[0], "devd.spinSplit");
+  });
 });

@@ -10,6 +10,8 @@ export interface SpinOptions {
   step?: string;
   fromSpin?: boolean;
   artifactsModule?: string;
+  /** A foreach body: which split (the pane's Other split…). */
+  split?: number;
 }
 
 /** Spin the lens's step, else the step under the cursor; the daemon resolves the line. */
@@ -30,6 +32,9 @@ export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinO
   }
   if (options.artifactsModule) {
     params.artifactsModule = options.artifactsModule;
+  }
+  if (options.split !== undefined) {
+    params.split = options.split;
   }
   // The pane's page, if one can take a preview in place: the daemon sends it with the result.
   params.webview = devd.panel.webviewOptions() ?? null;

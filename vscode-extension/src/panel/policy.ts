@@ -54,7 +54,7 @@ export function paneAction(result: SpinOutcome, openOn: OpenOn, paneOpen: boolea
 }
 
 /** The pane's buttons: Cancel, Re-spin, Debug, and the stale-parents box's three. */
-export const PANE_ACTIONS = ["cancel", "respin", "debug", "runFlow", "resume", "spinFromLast"] as const;
+export const PANE_ACTIONS = ["cancel", "respin", "debug", "runFlow", "resume", "spinFromLast", "pickSplit"] as const;
 export type PaneButton = (typeof PANE_ACTIONS)[number];
 
 export type PageMessage =

@@ -18,7 +18,7 @@ export interface PreviewSource {
 }
 
 /** The pane's buttons other than Cancel: the commands they run, with (uri, step). */
-const BUTTON_COMMANDS: Record<Exclude<PaneButton, "cancel">, string> = {
+const BUTTON_COMMANDS: Record<Exclude<PaneButton, "cancel" | "pickSplit">, string> = {
   respin: "devd.spin",
   debug: "devd.debug",
   runFlow: "devd.run",
@@ -38,6 +38,8 @@ export class PreviewPanel implements vscode.Disposable {
   private openedBefore = false;
   /** The spin in flight the pane shows (its Cancel stops it). */
   private spinning: Shown | undefined;
+  /** The split a foreach body's last spin took, by "uri step" (the pane offers the others). */
+  private readonly splits = new Map<string, { index: number; count: number }>();
   private loadedHtml = false;
   private latest = 0; // the newest request wins: an older page never overwrites a newer one
   /** Big card scripts the page holds (it keeps them: later pages leave them out). */
@@ -83,6 +85,9 @@ export class PreviewPanel implements vscode.Disposable {
   /** A spin finished somewhere (this editor, a terminal): open, update or ignore the pane. */
   async spinFinished(result: SpinOutcome, openOn: OpenOn): Promise<void> {
     const end = spinEnd(result);
+    if (result.uri && result.step && result.split) {
+      this.splits.set(`${result.uri} ${result.step}`, result.split);
+    }
     if (end === "superseded") {
       return; // the newer spin of the step is on its way
     }
@@ -323,9 +328,28 @@ export class PreviewPanel implements vscode.Disposable {
     if (!target) {
       return;
     }
+    if (action === "pickSplit") {
+      await this.pickSplit(target);
+      return;
+    }
     const uri = vscode.Uri.parse(target.uri);
     const args = action === "runFlow" ? [uri] : [uri, action === "resume" || action === "spinFromLast" ? (step ?? target.step) : target.step];
     await vscode.commands.executeCommand(BUTTON_COMMANDS[action], ...args);
+  }
+
+  /** A foreach body: the other splits of the parents' run in a quick pick; spin the one picked. */
+  private async pickSplit(target: Shown): Promise<void> {
+    const split = this.splits.get(`${target.uri} ${target.step}`);
+    if (!split) {
+      return;
+    }
+    const items = Array.from({ length: split.count }, (_, i) => i)
+      .filter((i) => i !== split.index)
+      .map((i) => ({ label: `split ${i} of ${split.count}`, index: i }));
+    const picked = await vscode.window.showQuickPick(items, { title: `devd: spin ${target.step} on another split` });
+    if (picked) {
+      await vscode.commands.executeCommand("devd.spinSplit", vscode.Uri.parse(target.uri), target.step, picked.index);
+    }
   }
 
   dispose(): void {

@@ -14,6 +14,7 @@ export const recorded = {
   /** The button the user picks on the next message with buttons. */
   pick: undefined as string | undefined,
   commands: [] as unknown[][],
+  quickPicks: [] as string[][],
 };
 
 export function reset(): void {
@@ -27,6 +28,7 @@ export function reset(): void {
   recorded.errors.length = 0;
   recorded.pick = undefined;
   recorded.commands.length = 0;
+  recorded.quickPicks.length = 0;
 }
 
 export class EventEmitter<T> {
@@ -160,6 +162,10 @@ export const window = {
   async showErrorMessage(message: string, ...items: string[]): Promise<string | undefined> {
     recorded.errors.push({ message, items });
     return recorded.pick;
+  },
+  async showQuickPick<T extends { label: string }>(items: T[]): Promise<T | undefined> {
+    recorded.quickPicks.push(items.map((i) => i.label));
+    return items.find((i) => i.label === recorded.pick);
   },
   async showInformationMessage(message: string): Promise<undefined> {
     recorded.infos.push(message);
