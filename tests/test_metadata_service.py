@@ -234,6 +234,18 @@ def test_a_warm_spin_asks_the_service_and_s3_nothing(team: Team) -> None:
         service, gets = team.asked(before)
         assert (service, gets) == ([], []), step
         assert again["artifacts"] == first["artifacts"]
+    # A restarted daemon resolves the plan again through the Client (a bounded number of
+    # service requests, docs/remote.md) and finds every blob and index in its disk caches:
+    # the only S3 request is devd's "does the store answer" listing, no object GET.
+    team.devd("daemon", "stop", env=env)
+    assert team.devd("daemon", "start", env=env).returncode == 0
+    before = team.counts()
+    restarted = _spin(team, "end", env=env)
+    service, gets = team.asked(before)
+    print(f"restart: {len(service)} service requests, S3 GETs {gets}")
+    assert restarted["ok"] and len(service) <= 25, service
+    assert [g for g in gets if "list-type=2" not in g] == [], gets
+    assert len(gets) <= 1, gets
     team.devd("daemon", "stop", env=env)
 
 
