@@ -484,7 +484,7 @@ NONCE = "dGVzdC1ub25jZS0xMjM0NTY3OA=="
 CSP_SOURCE = "https://*.vscode-cdn.net"
 WEBVIEW_CSP = (f"default-src 'none'; img-src data: {CSP_SOURCE}; style-src 'unsafe-inline'; "
                f"script-src 'nonce-{NONCE}' 'unsafe-eval'; font-src data:; "
-               "frame-src about: data:")
+               "frame-src about:")
 # A card whose own inline script writes the text a person sees.
 # (Its second script has a nonce of its own, which devd replaces: Chromium honours no
 # nonce on an element with two nonce attributes.)

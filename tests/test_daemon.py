@@ -616,7 +616,7 @@ async def test_card_preview_for_a_vscode_webview_carries_the_nonce_everywhere(
     assert page.csp == (f"default-src 'none'; img-src data: {source}; "
                         "style-src 'unsafe-inline'; "
                         f"script-src 'nonce-{nonce}' 'unsafe-eval'; font-src data:; "
-                        "frame-src about: data:")
+                        "frame-src about:")
     assert page.nonces == [nonce]  # the page's own script
     assert len(page.cards) == 2
     for document in page.cards:  # Metaflow's scripts and the live bridge, in each card

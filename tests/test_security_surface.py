@@ -316,6 +316,10 @@ ATTACKS = {
         var h = document.createElement('div'); document.body.appendChild(h);
         h.setHTMLUnsafe('<div><template shadowrootmode="closed"><iframe srcdoc="' + QUOTED
                         + '"></iframe></template></div>');"""),
+    # the card's own frame navigated to a document of its making (the page's frame-src)
+    "navigate": ("", """
+        setTimeout(function () {
+          location.href = 'data:text/html,' + encodeURIComponent(PAYLOAD); }, 1000);"""),
 }
 
 
@@ -348,9 +352,12 @@ def preview_with(card: str) -> Any:
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_a_card_cannot_disarm_the_webrtc_guard(browser: Any, tmp_path: Path,  # noqa: F811
                                                attack: str) -> None:
-    """The card replaces what the guard calls, or hides a srcdoc frame from it, and tries
-    WebRTC from that frame's window: no STUN packet leaves, in either page."""
+    """The card replaces what the guard calls, hides a srcdoc frame from it, or navigates
+    itself away from it, and tries WebRTC from a window the guard never sealed: no STUN
+    packet leaves, in either page."""
     import socket
+
+    from markupsafe import escape
 
     from devd.core.preview import render_preview
 
@@ -359,8 +366,11 @@ def test_a_card_cannot_disarm_the_webrtc_guard(browser: Any, tmp_path: Path,  # 
     sock.settimeout(0.1)
     card = attack_card(attack, sock.getsockname()[1])
     try:
-        bare = Watched(browser)  # the probe works: unguarded, the card reaches the port
-        bare.page.goto(card_file(tmp_path, "bare", card))
+        # The probe works: in a sandboxed frame of a page without devd's policy or guard,
+        # the card reaches the port.
+        bare = Watched(browser)
+        bare.page.goto(card_file(tmp_path, "bare", "<!DOCTYPE html><iframe sandbox="
+                                 f"'allow-scripts' srcdoc='{escape(card)}'></iframe>"))
         assert stun_packets(sock, 5) > 0, "no STUN packet from the unguarded card"
         bare.close()
         stun_packets(sock, 0.5)  # drain
