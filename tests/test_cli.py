@@ -137,7 +137,7 @@ def _every_option_line() -> list[list[str]]:
         if row.kind == "flag":
             words = [row.flag]
         elif row.kind == "value":
-            words = [row.flag, "2.5" if row.value_type == "float" else "x.py"]
+            words = [row.flag, {"float": "2.5", "int": "2"}.get(row.value_type, "x.py")]
         else:
             words = [row.flag, "a", "1", row.flag, "b", "2"]
         lines.append(["spin", "flow.py", "train", *words])
