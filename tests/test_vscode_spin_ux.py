@@ -69,6 +69,7 @@ if __name__ == "__main__":
 TRAIN_BODY = 17  # with open(... "spins.log" ...
 ACCURACY = 20  # self.accuracy = 0.95
 SLOW_BODY = 27  # if os.path.exists(... "slow.txt" ...
+TRAIN_LAST = 23  # self.next(self.slow)
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +234,43 @@ def test_a_new_step_starts_at_the_top_of_the_pane(wb: Workbench) -> None:
     assert frame.evaluate("() => window.scrollY") == 0
 
 
+def test_screenshots_of_the_pane_in_light_and_dark(wb: Workbench) -> None:
+    """The pane after a spin with a diff, in the light and the dark theme (look at them)."""
+    focus_the_flow(wb)
+    wb.goto_line(TRAIN_BODY)
+    wb.press("ctrl+alt+s")
+    pane(wb, "UxFlow/train", 120)
+    wb.page.wait_for_timeout(1500)
+    wb.screenshot(SHOTS / "vscode-ux-pane-light.png")
+    wb.run_command("Preferences: Toggle between Light/Dark Themes")
+    wb.page.wait_for_timeout(2500)
+    wb.screenshot(SHOTS / "vscode-ux-pane-dark.png")
+
+
+def test_completion_on_a_new_line_after_a_steps_last_line(wb: Workbench) -> None:
+    """`self.` typed on a new line after train's last line, unsaved: the daemon's names, not
+    VS Code's word-based ones (issue 19, item 9)."""
+    focus_the_flow(wb)
+    wb.goto_line(TRAIN_LAST)
+    wb.press("End")
+    wb.press("Enter")
+    wb.page.keyboard.insert_text("        self.")
+    try:
+        wb.press("ctrl+space")
+        # Each row's label and icon: the daemon's names are fields, word-based ones text.
+        rows = wb.wait_until(lambda: wb.page.eval_on_selector_all(
+            ".suggest-widget .monaco-list-row", """els => els.map(e => [
+                (e.querySelector('.label-name') || e).innerText.trim(),
+                (e.querySelector('.suggest-icon') || {className: ''}).className])"""),
+            "the suggest widget", 30)
+        kinds = dict(rows)
+        assert "symbol-field" in kinds.get("prices", ""), rows
+        assert "symbol-field" in kinds.get("accuracy", ""), rows
+    finally:
+        wb.press("Escape")
+        wb.run_command("File: Revert File")  # the typed line was never saved
+
+
 def test_a_cancelled_run_says_cancelled(wb: Workbench, workspace: Path) -> None:
     """Cancel on a run's progress: 'cancelled', not 'failed (exit code -9)' (item 5)."""
     (workspace / "slow.txt").write_text("sleep")
@@ -254,16 +292,3 @@ def test_a_cancelled_run_says_cancelled(wb: Workbench, workspace: Path) -> None:
         assert "cancelled" in message and "failed" not in message, message
     finally:
         (workspace / "slow.txt").unlink()
-
-
-def test_screenshots_of_the_pane_in_light_and_dark(wb: Workbench) -> None:
-    """The pane after a spin with a diff, in the light and the dark theme (look at them)."""
-    focus_the_flow(wb)
-    wb.goto_line(TRAIN_BODY)
-    wb.press("ctrl+alt+s")
-    pane(wb, "UxFlow/train", 120)
-    wb.page.wait_for_timeout(1500)
-    wb.screenshot(SHOTS / "vscode-ux-pane-light.png")
-    wb.run_command("Preferences: Toggle between Light/Dark Themes")
-    wb.page.wait_for_timeout(2500)
-    wb.screenshot(SHOTS / "vscode-ux-pane-dark.png")
