@@ -348,7 +348,6 @@
       '<button data-action="cancel">Cancel</button>';
     bar.querySelector("code").textContent = safeStep(step);
     if (safeStep(step) !== document.body.dataset.step) { document.body.classList.add("older"); }
-    window.scrollTo(0, 0);
   }
   function hideSpinning() {
     var bar = document.getElementById("spinning");

@@ -1098,10 +1098,16 @@ def test_the_pane_page_shows_a_spin_in_flight_its_buttons_and_a_new_step_at_the_
     host = WebviewHost(browser, render_preview(report, nonce=NONCE), height=500)
     view, locate = host.view, host.locator
     view.wait_for_function("() => document.documentElement.scrollHeight > 1500")
+    view.evaluate("window.scrollTo(0, 600)")
+    where = "document.getElementById('output').getBoundingClientRect().top"
+    before = view.evaluate(where)
     host.post({"type": "devd/spinning", "step": "broken"})
     bar = locate.locator("#spinning")
     bar.wait_for()
     assert "spinning broken" in bar.inner_text()
+    assert abs(view.evaluate(where) - before) < 3, "a spin starting moves nothing"
+    top = view.evaluate("document.getElementById('spinning').getBoundingClientRect().top")
+    assert 0 <= top < 5, "the bar is in view wherever the page is scrolled"
     bar.locator("button[data-action='cancel']").click()
     host.page.wait_for_function("() => window.received.length === 2")
     assert host.received()[1] == {"type": "devd/action", "action": "cancel"}
