@@ -487,6 +487,12 @@
       showSpinning(msg.step);
     } else if (msg.type === "devd/spinEnded") {
       if (msg.outcome === "cancelled") { spinCancelled(msg.step); } else { hideSpinning(); }
+      if (msg.outcome === "refused" && msg.message) {  // it never started: say why, briefly
+        var bar = spinBar();
+        bar.hidden = false;
+        bar.className = "spinning cancelled";
+        bar.textContent = "spin of " + safeStep(msg.step) + " did not start: " + String(msg.message);
+      }
     }
   });
   window.devdApplyCardUpdate = apply;

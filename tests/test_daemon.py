@@ -812,3 +812,23 @@ async def test_a_killed_prepared_child_is_reaped(client: LanguageClient,
     assert all(p["pid"] != pid for p in status["prepared"])
     again = await call(client, "devd/spin", {"uri": flow.as_uri(), "step": "double"})
     assert again["ok"], again
+
+
+@pytest.mark.asyncio
+async def test_a_started_spin_that_is_refused_says_so(client: LanguageClient,
+                                                      daemon_project: Path) -> None:
+    """A spin shown as started (spinStarted) that ends with no result (a flow never run)
+    says so (spinRefused), so an editor stops showing it in flight (issue 19, item 4)."""
+    name = "never_run_flow.py"
+    (daemon_project / name).write_text(
+        "from metaflow import FlowSpec, step\n\n\nclass NeverRunFlow(FlowSpec):\n"
+        "    @step\n    def start(self):\n        self.next(self.end)\n\n"
+        "    @step\n    def end(self):\n        pass\n\n\n"
+        "if __name__ == '__main__':\n    NeverRunFlow()\n")
+    answer = await call(client, "devd/spin", {"uri": uri(daemon_project, name), "step": "end"})
+    assert answer["ok"] is False and "no run of NeverRunFlow" in answer["error"]["message"]
+    await asyncio.sleep(0.5)
+    mine = [s for s in client.devd_state if s.get("flow") == str(daemon_project / name)]
+    reasons = [s["reason"] for s in mine]
+    assert reasons[-2:] == ["spinStarted", "spinRefused"], mine
+    assert mine[-1]["step"] == "end" and "no run of NeverRunFlow" in mine[-1]["error"]

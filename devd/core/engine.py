@@ -36,6 +36,7 @@ from .events import (
     PreparedStatus,
     RunFinished,
     SpinFinished,
+    SpinRefused,
     SpinStarted,
     WarmTaskStatus,
     WorkStatus,
@@ -358,6 +359,12 @@ class Engine:
                                      lambda: work.cancelled or work.superseded):
                     result = session.spin(options, **callbacks)
                 stale = self._recorded_staleness(session, model, result)
+        except BaseException as exc:
+            # Clients show the spin as started (SpinStarted): it ends here, with no result.
+            self.emit(SpinRefused(session.flow_file, step,
+                                  str(exc).strip().splitlines()[0] if str(exc).strip()
+                                  else type(exc).__name__))
+            raise
         finally:
             with self._lock:
                 self._work.pop(work.id, None)

@@ -24,6 +24,17 @@ class SpinStarted:
 
 
 @dataclass(frozen=True)
+class SpinRefused:
+    """A spin that had started ended without a result (no run to take parents from, a
+    chain with no parent spin, …): ``message`` says why, in one line. Clients that showed
+    it as started stop showing it."""
+
+    flow: str
+    step: str
+    message: str
+
+
+@dataclass(frozen=True)
 class SpinFinished:
     """A spin ended (ok, failed, cancelled or superseded): ``result`` says which."""
 
@@ -71,7 +82,8 @@ class RunFinished:
     ok: bool
 
 
-EngineEvent = SpinStarted | SpinFinished | CardUpdated | FileChanged | FileDeleted | RunFinished
+EngineEvent = (SpinStarted | SpinRefused | SpinFinished | CardUpdated | FileChanged | FileDeleted
+               | RunFinished)
 Listener = Callable[[EngineEvent], None]
 
 

@@ -400,14 +400,15 @@ class DebugReadyParams:
 class StateChangedParams:
     """``devd/stateChanged``: a spin started, a run finished, a flow file changed."""
 
-    reason: Literal["spinStarted", "runFinished", "resumeFinished", "fileChanged",
-                    "fileDeleted"] = req()
+    reason: Literal["spinStarted", "spinRefused", "runFinished", "resumeFinished",
+                    "fileChanged", "fileDeleted"] = req()
     uri: str | None = opt()
     flow: str | None = opt()
     file: str | None = opt()
     step: str | None = opt()
     stale: dict[str, list[StaleMark]] | None = opt(doc="each step's stale parents")
-    error: str | None = opt(doc="the changed flow does not load (caught mid-write?)")
+    error: str | None = opt(doc="the changed flow does not load (caught mid-write?); why a "
+                            "started spin was refused")
     run_id: str | None = opt()
     ok: bool | None = opt()
 

@@ -18,6 +18,7 @@ from ..core.events import (
     FileChanged,
     FileDeleted,
     RunFinished,
+    SpinRefused,
     SpinStarted,
 )
 from ..core.graph import FlowGraph, RunRecord
@@ -89,13 +90,16 @@ def bad_request(message: str, uri: str | None, path: str | None) -> SpinOutcome:
     return SpinOutcome(ok=False, uri=uri, error=refusal(message, path))
 
 
-def state_changed_json(event: SpinStarted | FileChanged | FileDeleted | RunFinished,
-                       ) -> dict[str, Any]:
+def state_changed_json(event: SpinStarted | SpinRefused | FileChanged | FileDeleted
+                       | RunFinished) -> dict[str, Any]:
     """devd/stateChanged's params for an engine event (keys in the order clients see them:
     reason first, ``uri`` last, present with ``flow``)."""
     params: dict[str, Any]
     if isinstance(event, SpinStarted):
         params = {"reason": "spinStarted", "flow": event.flow, "step": event.step}
+    elif isinstance(event, SpinRefused):
+        params = {"reason": "spinRefused", "flow": event.flow, "step": event.step,
+                  "error": event.message}
     elif isinstance(event, RunFinished):
         params = {"reason": f"{event.kind}Finished", "flow": event.flow,
                   "runId": event.run_id, "ok": event.ok}

@@ -92,6 +92,12 @@ export function activate(context: vscode.ExtensionContext): void {
           panel.spinStarted(p.uri, p.step, settingsFor(vscode.Uri.parse(p.uri)).previewOpenOn);
           return;
         }
+        if (p.reason === "spinRefused" && p.uri && p.step) {
+          // It never ran (a flow never run, …): no longer in flight; the requester was told why.
+          status.update({ running: undefined });
+          panel.spinRefused(p.uri, p.step, p.error ?? "");
+          return;
+        }
         // `stale` maps each step to its stale parents: the status bar follows the last spun step.
         const last = devd.lastSpun;
         if (p.reason === "fileChanged" && p.stale && last && p.uri === last.uri) {

@@ -345,14 +345,14 @@ export interface StaleMark {
 
 /** `devd/stateChanged`: a spin started, a run finished, a flow file changed. */
 export interface StateChangedParams {
-  reason: "spinStarted" | "runFinished" | "resumeFinished" | "fileChanged" | "fileDeleted";
+  reason: "spinStarted" | "spinRefused" | "runFinished" | "resumeFinished" | "fileChanged" | "fileDeleted";
   uri?: string | null;
   flow?: string | null;
   file?: string | null;
   step?: string | null;
   /** each step's stale parents */
   stale?: Record<string, StaleMark[]> | null;
-  /** the changed flow does not load (caught mid-write?) */
+  /** the changed flow does not load (caught mid-write?); why a started spin was refused */
   error?: string | null;
   runId?: string | null;
   ok?: boolean | null;

@@ -92,4 +92,14 @@ describe("a spin in flight in the pane", () => {
     assert.deepEqual(recorded.commands.at(-1)?.slice(2), ["body", 3]);
     assert.equal(recorded.commands.at(-1)?.[0], "devd.spinSplit");
   });
+
+  it("a started spin refused (a flow never run) leaves the pane's spinning state", async () => {
+    const daemon = { card: async (): Promise<CardResult> => ({ ok: true, step: "end", preview: "<html>end</html>" }) };
+    const pane = new PreviewPanel(daemon, { appendLine: () => undefined } as never);
+    pane.spinStarted("file:///p/flow.py", "end", "firstSpin");
+    pane.spinRefused("file:///p/flow.py", "end", "no run of F yet");
+    assert.deepEqual(recorded.panels[0].posted.at(-1), { type: "devd/spinEnded", step: "end", outcome: "refused", message: "no run of F yet" });
+    pane.spinRefused("file:///p/flow.py", "end", "again");
+    assert.equal(recorded.panels[0].posted.length, 1, "once");
+  });
 });

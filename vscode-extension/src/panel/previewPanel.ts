@@ -82,6 +82,17 @@ export class PreviewPanel implements vscode.Disposable {
     }
   }
 
+  /** A started spin ended with no result (a flow never run, …): the pane stops showing it. */
+  spinRefused(uri: string, step: string, message: string): void {
+    if (!this.spinning || this.spinning.uri !== uri || this.spinning.step !== step) {
+      return;
+    }
+    this.spinning = undefined;
+    if (this.panel) {
+      void this.panel.webview.postMessage({ type: "devd/spinEnded", step, outcome: "refused", message });
+    }
+  }
+
   /** A spin finished somewhere (this editor, a terminal): open, update or ignore the pane. */
   async spinFinished(result: SpinOutcome, openOn: OpenOn): Promise<void> {
     const end = spinEnd(result);
@@ -374,7 +385,9 @@ button{background:var(--vscode-button-background);color:var(--vscode-button-fore
 </head><body><div id="spinning" class="spinning">${bar}</div>
 <script nonce="${nonce}">(function(){var api=acquireVsCodeApi();
 document.addEventListener("click",function(e){var b=e.target.closest&&e.target.closest("button[data-action]");if(b){api.postMessage({type:"devd/action",action:b.dataset.action});}});
-window.addEventListener("message",function(e){var m=e.data||{};if(m.type==="devd/spinEnded"){document.getElementById("spinning").innerHTML='<span id="status" class="badge cancelled">cancelled</span> spin of '+String(m.step).replace(/[^A-Za-z0-9_]/g,"")+" cancelled";}});})();</script>
+window.addEventListener("message",function(e){var m=e.data||{};if(m.type!=="devd/spinEnded"){return;}var bar=document.getElementById("spinning");var step=String(m.step).replace(/[^A-Za-z0-9_]/g,"");
+if(m.outcome==="cancelled"){bar.innerHTML='<span id="status" class="badge cancelled">cancelled</span> spin of '+step+" cancelled";}
+else if(m.outcome==="refused"){bar.textContent="spin of "+step+" did not start: "+String(m.message||"");}});})();</script>
 </body></html>`;
 }
 
