@@ -9,6 +9,7 @@ Screenshots go to out/screenshots/.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -40,7 +41,9 @@ RUNTIME: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return flow_workspace(tmp_path_factory.mktemp("wsd"), FLOW, sys.executable)
+    root = flow_workspace(tmp_path_factory.mktemp("wsd"), FLOW, sys.executable)
+    (root / "notes.py").write_text("print('not a flow')\n")  # Python, no flow
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,8 @@ def server(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "METAFLOW_DEFAULT_DATASTORE": "local",
         "METAFLOW_DEFAULT_METADATA": "local",
         "DEVD_RUNTIME_DIR": str(runtime),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        # not the venv's bin: the integrated terminal gets it from the extension
+        "PATH": os.environ.get("PATH", ""),
     }
     SHOTS.mkdir(parents=True, exist_ok=True)
     with CodeServer(extension_vsix(), workspace, {"devd.pythonPath": sys.executable}, env,
@@ -72,8 +76,7 @@ def server(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 @pytest.fixture(scope="module")
 def wb(server: CodeServer) -> Iterator[Workbench]:
     with open_workbench(server, artifacts=SHOTS) as bench:
-        bench.open_file(FLOW)
-        bench.click_editor()
+        open_quick(bench, FLOW)
         yield bench
 
 
@@ -116,6 +119,17 @@ def daemons(workspace: Path) -> list[int]:
 def info(workspace: Path) -> dict:
     with mock.patch.dict(os.environ, RUNTIME):
         return daemon_paths(str(workspace)).read_info()
+
+
+def open_quick(wb: Workbench, name: str) -> None:
+    """Ctrl+P, the name, Enter: the file's editor focused (no click: a click at the text's
+    corner can land on the editor's scroll shadow)."""
+    wb._close_quick_input()
+    wb._quick_input("ctrl+p").fill(name)
+    wb.wait_until(lambda: any(name in (r.get_attribute("aria-label") or r.inner_text())
+                              for r in wb._rows()), f"{name} in the Ctrl+P list")
+    wb.press("Enter")
+    wb.wait_for_selector(f'.monaco-editor.focused[data-uri$="/{name}"]')
 
 
 def focus_the_flow(wb: Workbench) -> None:
@@ -184,12 +198,76 @@ def test_a_reload_brings_the_pane_back_and_show_card_preview_opens_the_newest_sp
 
     wb.run_command("View: Close All Editors")
     wb.wait_until(lambda: not pane_tab(wb), "the pane closed", 30)
-    wb.open_file(FLOW)
-    focus_the_flow(wb)
+    open_quick(wb, FLOW)
     wb.run_command("devd: Show Card Preview")
     wb.wait_until(lambda: "devd: start" in pane_tab(wb), "Show Card Preview on the newest spin",
                   90)
     assert len(serves(workspace)) == 1 and len(daemons(workspace)) == 1
+
+
+def previews(frame) -> int:
+    return int(frame.evaluate("() => Number(document.body.dataset.previewUpdates || 0)"))
+
+
+def test_the_keys_work_in_the_pane_and_ctrl_alt_s_opens_a_closed_pane(wb: Workbench) -> None:
+    """Item 10: with focus in the pane, Ctrl+Alt+S spins the step it shows; a pane the user
+    closed opens again on Ctrl+Alt+S; the status bar text is short (memory in its tooltip)."""
+    focus_the_flow(wb)
+    wb.goto_line(TRAIN_BODY)
+    wb.press("ctrl+alt+s")
+    wb.wait_until(lambda: "devd: train" in pane_tab(wb), "the pane on train", 90)
+    frame = pane_frame(wb, "train")
+    status = wb.wait_for_status_text("devd: train", 90)
+    assert re.search(r"devd: train \d+ ms", status) and "/" not in status, status
+    before = previews(frame)
+    wb.press("ctrl+2")  # View: Focus Second Editor Group: the pane
+    time.sleep(1)
+    wb.press("ctrl+alt+s")
+    wb.wait_until(lambda: previews(pane_frame(wb, "train")) > before,
+                  "a spin of the pane's step from a key pressed in the pane", 90)
+
+    wb.press("ctrl+2")
+    wb.run_command("View: Close Editor")
+    wb.wait_until(lambda: not pane_tab(wb), "the pane closed", 30)
+    focus_the_flow(wb)
+    wb.goto_line(TRAIN_BODY)
+    wb.press("ctrl+alt+s")
+    wb.wait_until(lambda: "devd: train" in pane_tab(wb), "the closed pane open again", 90)
+    pane_frame(wb, "train")
+    wb.screenshot(SHOTS / "vscode-daemon-4-keys.png")
+
+
+def test_ctrl_alt_r_in_a_file_without_a_flow_does_nothing(wb: Workbench,
+                                                           workspace: Path) -> None:
+    wb.clear_notifications()
+    open_quick(wb, "notes.py")
+    wb.press("ctrl+alt+r")
+    time.sleep(4)
+    assert not [t for t in wb.notifications_text() if "devd" in t], wb.notifications_text()
+    open_quick(wb, FLOW)
+
+
+def test_the_terminal_has_the_interpreters_devd_and_the_log_is_clean(
+        wb: Workbench, server: CodeServer) -> None:
+    wb.open_terminal()
+    bin_dir = str(Path(sys.executable).parent)
+    # on PATH only through the extension (the editor's own PATH lacks it; a shell's rc file
+    # may put its own directories first)
+    assert bin_dir not in server.env().get("PATH", "").split(os.pathsep)
+    wb.terminal_run('echo "DEVD_PATH=:$PATH:"')
+    wb.wait_until(lambda: f"{os.pathsep}{bin_dir}{os.pathsep}" in
+                  wb.terminal_text().replace("\n", "").split("DEVD_PATH=")[-1],
+                  "the interpreter's bin on the terminal's PATH", 30)
+    wb.screenshot(SHOTS / "vscode-daemon-5-terminal.png")
+    wb.run_command("View: Toggle Terminal")
+    text = server.output_channel("devd")
+    assert re.search(r"\[info\] spin train ok \d+ ms", text), text[-2000:]
+    lines = text.splitlines()
+    stamp = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \[\w+\]")
+    assert not [ln for ln in lines if stamp.match(ln) and not stamp.sub("", ln).strip()], \
+        "blank log lines"
+    assert not [ln for ln in lines if re.search(r"\[(Info|Error|Warn|Trace)\s*- \d", ln)], \
+        "a second timestamp"
 
 
 def test_a_new_python_path_gets_a_daemon_of_that_interpreter(

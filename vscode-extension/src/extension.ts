@@ -31,12 +31,16 @@ import { chooseInterpreter } from "./python/choose";
 import { installWheel } from "./python/install";
 import { type DaemonState, DaemonClients } from "./server/clients";
 import { debounce } from "./server/debounce";
+import { LogRouter, spinHeader } from "./server/logLines";
 import { definesFlow } from "./server/project";
 import { StatusBar } from "./statusbar/statusBar";
 
 export function activate(context: vscode.ExtensionContext): void {
   const began = Date.now();
   const output = vscode.window.createOutputChannel("devd", { log: true });
+  // The language client's lines and the step's output, one leveled line each (no blank lines,
+  // no second timestamp); a header per spin.
+  const log = new LogRouter(output);
   const status = new StatusBar();
   const panel = new PreviewPanel(
     {
@@ -60,13 +64,24 @@ export function activate(context: vscode.ExtensionContext): void {
     }
   };
 
-  const clients: DaemonClients = new DaemonClients(output, {
+  const clients: DaemonClients = new DaemonClients(log, {
     interpreter: (resource) => resolveInterpreterFor(resource, settingsFor(resource)),
+    // The integrated terminal finds the `devd` of the interpreter the daemon runs with, so a
+    // `devd spin …` typed there joins the same daemon (and the pane follows it).
+    started: (python) => onInterpreter(context, python.path),
     offerInstall: (python, detail) => offerInstall(context, output, python, detail),
     attach: (client) => {
-      client.onNotification(Methods.log, (p: LogParams) => output.append(p.text));
+      client.onNotification(Methods.log, (p: LogParams) => log.append(p.text));
       client.onNotification(Methods.spinFinished, (result: SpinOutcome) => {
         const end = spinEnd(result);
+        if (result.step && end !== "refused" && end !== "superseded") {
+          const header = spinHeader(result.step, end, result.durationMs, result.error?.type);
+          if (end === "failed") {
+            output.error(header);
+          } else {
+            output.info(header);
+          }
+        }
         if (result.step && result.uri && end !== "refused" && end !== "superseded") {
           devd.lastSpun = { uri: result.uri, step: result.step };
           status.update({
@@ -187,6 +202,18 @@ export function activate(context: vscode.ExtensionContext): void {
   vscode.workspace.textDocuments.forEach(consider);
   setIsFlow();
   output.appendLine(`[devd] activated in ${Date.now() - began} ms`);
+}
+
+/** The interpreter's directory first on the integrated terminal's PATH (new terminals). */
+function onInterpreter(context: vscode.ExtensionContext, python: string): void {
+  const env = context.environmentVariableCollection;
+  env.clear();
+  if (!path.isAbsolute(python)) {
+    return; // `python3` from PATH: the terminal's PATH finds the same one
+  }
+  const bin = path.dirname(python);
+  env.prepend("PATH", bin + path.delimiter);
+  env.description = `devd: ${bin} first on PATH, for the devd of ${python}`;
 }
 
 /** What `args` the pane's keybindings give devd.spin, devd.debug and devd.run. */

@@ -59,3 +59,24 @@ describe("Choose Interpreter… (issue 19)", () => {
     assert.deepEqual(venvsIn(root).sort(), [path.join(root, ".venv/bin/python"), path.join(root, "proj/venv/bin/python")].sort());
   });
 });
+
+describe("the devd output channel (issue 19)", () => {
+  it("one line per line: no blank lines, the language client's own timestamp gone, its level kept", async () => {
+    const { logLines } = await import("../src/server/logLines");
+    assert.deepEqual(logLines("[Error - 2:59:48 AM] Server process exited with code 0.\n\n"), [
+      { level: "error", message: "Server process exited with code 0." },
+    ]);
+    assert.deepEqual(logLines("[Warn  - 10:01:02 PM] slow\r\nstep output\n  \nmore"), [
+      { level: "warn", message: "slow" },
+      { level: "info", message: "step output" },
+      { level: "info", message: "more" },
+    ]);
+    assert.deepEqual(logLines("[Trace - 1:02:03 AM] Sending request 'devd/spin - (3)'."), [{ level: "trace", message: "Sending request 'devd/spin - (3)'." }]);
+  });
+  it("a header per spin", async () => {
+    const { spinHeader } = await import("../src/server/logLines");
+    assert.equal(spinHeader("train", "ok", 120.4), "spin train ok 120 ms");
+    assert.equal(spinHeader("train", "failed", 7, "ValueError"), "spin train failed (ValueError) 7 ms");
+    assert.equal(spinHeader("train", "cancelled", 7), "spin train cancelled");
+  });
+});

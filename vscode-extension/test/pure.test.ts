@@ -189,7 +189,8 @@ describe("status bar text", () => {
   });
   it("last spin, memory, staleness and failure", () => {
     const ok = formatStatus({ daemon: "ready", lastSpin: { step: "train", ok: true, durationMs: 24.4 }, warmBytes: 2048, budgetBytes: 1024 ** 3 });
-    assert.equal(ok.text, "$(check) devd: train 24 ms · 2.0 KB/1.0 GB");
+    assert.equal(ok.text, "$(check) devd: train 24 ms"); // short: memory is in the tooltip (issue 19)
+    assert.match(ok.tooltip, /warm parents: 2\.0 KB of a 1\.0 GB budget/);
     assert.equal(ok.severity, "normal");
     const stale = formatStatus({ daemon: "ready", lastSpin: { step: "train", ok: true, durationMs: 5 }, stale: ["code of step 'start' changed"] });
     assert.equal(stale.severity, "warning");

@@ -32,6 +32,8 @@ export interface ClientHooks {
   offerInstall(python: string, detail: string): Promise<boolean>;
   /** Register notification handlers on a new client. */
   attach(client: LanguageClient, root: string): void;
+  /** A client is starting with this interpreter. */
+  started?(python: Interpreter): void;
   state(state: DaemonState): void;
 }
 
@@ -145,6 +147,7 @@ export class DaemonClients implements vscode.Disposable {
       return undefined;
     }
     this.output.appendLine(`[devd] ${root}: starting devd serve with ${python.path} (${python.source})`);
+    this.hooks.started?.(python);
     const serverOptions: ServerOptions = {
       command: python.path,
       args: ["-m", "devd.cli", "serve", "--stdio", "--root", root],

@@ -54,7 +54,7 @@ export function formatStatus(f: StatusFacts): StatusView {
     tips.push(`last spin: ${s.step}, ${s.cancelled ? "cancelled" : s.ok ? "succeeded" : "failed"} after ${s.durationMs.toFixed(1)} ms`);
   }
   if (memory) {
-    text += ` · ${memory}`;
+    // the text stays short (`devd: train 96 ms`); the memory is in the tooltip
     tips.push(`warm parents: ${humanBytes(f.warmBytes)} of a ${humanBytes(f.budgetBytes)} budget`);
   }
   if (f.stale && f.stale.length) {
