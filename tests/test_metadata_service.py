@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,4 +341,27 @@ def test_warm_parents_keep_spinning_while_the_service_is_down(team: Team) -> Non
         assert f"Metaflow's metadata service at {team.service.url}" in line
     finally:
         team.service.relay.down = False
+    team.devd("daemon", "stop", env=env)
+
+
+def test_a_run_still_going_is_looked_at_again_on_every_spin(team: Team) -> None:
+    """Last in the module: the run it records stays the newest (and going, for 30 s)."""
+    env = {**team.env, "DEVD_SERVICE_RUNS_TTL": "0"}
+    team.devd("daemon", "stop", env=env)
+    assert team.devd("daemon", "start", env=env).returncode == 0
+    first = _spin(team, "fan", env=env)
+    # Another machine's run has just started (its heartbeat is fresh, no task ended yet).
+    request = urllib.request.Request(
+        team.service.url + "flows/MdFlow/run", method="POST",
+        data=json.dumps({"user_name": "someone", "tags": [],
+                         "system_tags": ["metaflow_version:2.19.39"]}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        going = str(json.loads(reply.read())["run_number"])
+    for _ in range(2):
+        before = team.counts()
+        again = _spin(team, "fan", env=env)
+        service, _ = team.asked(before)
+        assert len(service) > 1, service  # the plan resolved again: the run may change
+        assert again["originRunId"] == first["originRunId"] != going  # it holds no parents
     team.devd("daemon", "stop", env=env)
