@@ -247,6 +247,18 @@ def test_screenshots_of_the_pane_in_light_and_dark(wb: Workbench) -> None:
     wb.screenshot(SHOTS / "vscode-ux-pane-dark.png")
 
 
+def test_the_panes_re_spin_button_spins_the_shown_step(wb: Workbench, workspace: Path) -> None:
+    """Re-spin in the pane's header spins the step it shows (issue 19, the pane's buttons)."""
+    frame = pane(wb, "UxFlow/train", 60)
+    before = spins(workspace)
+    updates = int(frame.evaluate("() => Number(document.body.dataset.previewUpdates || 0)"))
+    frame.click("#head button[data-action='respin']")
+    wb.wait_until(lambda: int(frame.evaluate(
+        "() => Number(document.body.dataset.previewUpdates || 0)")) > updates,
+        "the pane updated by Re-spin", 90)
+    assert spins(workspace) == before + 1
+
+
 def test_completion_on_a_new_line_after_a_steps_last_line(wb: Workbench) -> None:
     """`self.` typed on a new line after train's last line, unsaved: the daemon's names, not
     VS Code's word-based ones (issue 19, item 9)."""
