@@ -1,7 +1,8 @@
 /**
  * Text for the devd output channel (a LogOutputChannel: it stamps and levels each line
  * itself). Pure: unit-tested. The language client's own "[Error - 2:59:48 AM] " prefix
- * becomes the line's level, blank lines go, and each spin gets one header line.
+ * becomes the line's level (errors and warnings; the rest, its trace included, info), blank
+ * lines go, and each spin gets one header line.
  */
 import type * as vscode from "vscode";
 
@@ -24,7 +25,9 @@ export function logLines(text: string): LogLine[] {
     const prefix = CLIENT_PREFIX.exec(line);
     if (prefix) {
       const kind = prefix[1].toLowerCase();
-      const level: Level = kind === "error" ? "error" : kind === "warn" ? "warn" : kind === "info" ? "info" : "trace";
+      // The JSON-RPC trace shows when devd.trace.server asks for it (that setting is its
+      // filter), at the channel's default level: not hidden again below "info".
+      const level: Level = kind === "error" ? "error" : kind === "warn" ? "warn" : "info";
       const message = line.slice(prefix[0].length);
       if (message.trim()) {
         out.push({ level, message });
