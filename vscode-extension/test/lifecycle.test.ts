@@ -80,4 +80,9 @@ describe("the devd output channel (issue 19)", () => {
     assert.equal(spinHeader("train", "failed", 7, "ValueError"), "spin train failed (ValueError) 7 ms");
     assert.equal(spinHeader("train", "cancelled", 7), "spin train cancelled");
   });
+  it("a header per run", async () => {
+    const { runHeader } = await import("../src/server/logLines");
+    assert.equal(runHeader("run", "flow.py", "ok", "4/4 steps", "17"), "run 4/4 steps ok (flow.py, run 17)");
+    assert.equal(runHeader("resume", "flow.py", "cancelled", "", null), "resume cancelled (flow.py)");
+  });
 });

@@ -5,6 +5,7 @@ import { WorkDoneProgress, type WorkDoneProgressBegin, type WorkDoneProgressRepo
 
 import { type Devd, saveFirst, settingsFor, targetDocument } from "../context";
 import { Methods, type RunResult } from "../protocol";
+import { runHeader } from "../server/logLines";
 import { runEnd } from "./outcome";
 
 let tokens = 0;
@@ -53,6 +54,7 @@ async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string |
   }
   devd.output.appendLine(`[devd] ${kind} ${name}${step ? ` from ${step}` : ""} ${settings.runArgs.join(" ")}`);
   devd.status.update({ running: kind === "run" ? "running" : `resuming ${step ?? ""}`.trim() });
+  let steps = ""; // the last "k/N steps" the progress said, for the log's header line
   const result = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `devd: ${kind} ${name}`, cancellable: true },
     async (progress, cancel) => {
@@ -64,6 +66,7 @@ async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string |
           progress.report({ message: v.message, increment: Math.max(pct - done, 0) });
           done = Math.max(pct, done);
           if (v.message) {
+            steps = /\d+\/\d+ steps/.exec(v.message)?.[0] ?? steps;
             devd.status.update({ running: `${kind} ${v.message.split(" (")[0]}` });
             devd.output.appendLine(`[devd] ${kind} ${name}: ${v.message}`);
           }
@@ -82,8 +85,8 @@ async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string |
   );
   devd.status.update({ running: undefined });
   const end = runEnd(result);
+  devd.output.appendLine(runHeader(kind, name, end, steps, result.runId));
   if (end === "cancelled") {
-    devd.output.appendLine(`[devd] ${kind} ${name} cancelled`);
     void vscode.window.showInformationMessage(`devd: ${kind} of ${name} cancelled${result.runId ? ` (run ${result.runId})` : ""}`);
   } else if (end === "ok") {
     void vscode.window.showInformationMessage(`devd: ${kind} of ${name} finished: run ${result.runId}`);

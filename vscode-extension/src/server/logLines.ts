@@ -48,6 +48,11 @@ export function spinHeader(step: string, end: string, durationMs: number, errorT
   return `spin ${step} ${end}${why} ${Math.round(durationMs)} ms`;
 }
 
+/** `run 4/4 steps ok (flow.py, run 17)`, `resume 2/5 steps failed (flow.py, run 18)`. */
+export function runHeader(kind: string, file: string, end: string, steps: string, runId?: string | null): string {
+  return `${kind} ${steps ? `${steps} ` : ""}${end} (${file}${runId ? `, run ${runId}` : ""})`;
+}
+
 /**
  * An OutputChannel for the language client and the extension's own lines that writes to a
  * LogOutputChannel line by line at each line's level (partial lines wait for their end).
