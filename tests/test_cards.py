@@ -1130,3 +1130,27 @@ def test_the_pane_page_shows_a_spin_in_flight_its_buttons_and_a_new_step_at_the_
     assert view.evaluate("window.scrollY") == 0, "a new step (and a failure) at the top"
     assert locate.locator("#error").is_visible()
     host.close()
+
+
+def test_the_stale_parents_box_offers_run_resume_and_a_chain(in_project: Path,
+                                                              browser: Any) -> None:
+    """Issue 19: the stale box's buttons in a pane; Resume names the furthest-up changed step."""
+    import dataclasses
+
+    with Session(FLOW) as session:
+        result = session.spin("report", artifacts={"base": 21})
+    stale = [{"step": "prepare", "reason": "code of step 'prepare' changed since run 1"},
+             {"step": "start", "reason": "code of step 'start' changed since run 1"}]
+    page = render_preview(dataclasses.replace(result, stale=stale), nonce=NONCE)
+    assert 'data-action="resume"' not in render_preview(dataclasses.replace(result,
+                                                                            stale=stale))
+    host = WebviewHost(browser, page)
+    box = host.locator.locator("#stale")
+    assert box.locator("button").all_inner_texts() == ["Run flow", "Resume from start",
+                                                       "Spin from last spins"]
+    box.locator("button[data-action='resume']").click()
+    box.locator("button[data-action='runFlow']").click()
+    host.page.wait_for_function("() => window.received.length === 3")
+    assert host.received()[1:] == [{"type": "devd/action", "action": "resume", "step": "start"},
+                                   {"type": "devd/action", "action": "runFlow"}]
+    host.close()
