@@ -145,3 +145,14 @@ def test_a_client_of_the_same_interpreter_never_restarts_the_daemon(which_projec
     status = devd(sys.executable, which_project, "daemon", "start", str(which_project))
     assert "already running" in status.stdout and daemon_paths(str(which_project)).read_pid() == pid
     assert os.path.exists(daemon_paths(str(which_project)).socket)
+
+
+def test_status_from_another_interpreter_names_the_daemons_and_leaves_it(
+        which_project: Path, other_python: str) -> None:
+    started = devd(sys.executable, which_project, "daemon", "start", str(which_project))
+    assert started.returncode == 0, started.stderr
+    pid = daemon_paths(str(which_project)).read_pid()
+    status = devd(other_python, which_project, "status", str(which_project))
+    assert status.returncode == 0, status.stderr
+    assert f"runs {sys.executable}, not {other_python}" in status.stdout, status.stdout
+    assert daemon_paths(str(which_project)).read_pid() == pid  # looked at, not replaced

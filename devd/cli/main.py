@@ -587,6 +587,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     client = _daemon_for(args.path)
     if client is None:
+        from ..core.project import daemon_paths
+
+        paths = daemon_paths(project_root(args.path))
+        other = paths.other_interpreter() if os.path.exists(paths.socket) else None
+        if other is not None:  # one daemon, one interpreter: not ours to ask
+            print(f"devd: the daemon for {paths.root} runs {other}, not {sys.executable}; "
+                  f"`{other} -m devd.cli status` shows it (a spin from this interpreter "
+                  "replaces it)")
+            return EXIT_OK
         print(f"devd: no daemon runs for {project_root(args.path)} (start one with "
               "`devd daemon start`)")
         return EXIT_OK
