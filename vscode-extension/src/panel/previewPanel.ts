@@ -262,7 +262,7 @@ export class PreviewPanel implements vscode.Disposable {
     this.newPage();
     panel.webview.options = { enableScripts: true, localResourceRoots: [] };
     this.wire(panel);
-    panel.webview.html = placeholder(this.nonce, "devd: restoring the pane…");
+    panel.webview.html = placeholder(this.nonce, "devd: the pane shows the newest spin once the project's daemon answers (no spin yet? Press Ctrl+Alt+S in a step).");
   }
 
   /** A new pane: a new nonce and page, none of the old page's scripts. */
