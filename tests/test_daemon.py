@@ -166,6 +166,7 @@ async def test_code_lenses_hover_and_completion(client: LanguageClient,
     assert (start_line, "▶ Spin") in titles and (start_line, "Run flow") in titles
     assert sum(1 for _, t in titles if t == "▶ Spin") == 3
     assert sum(1 for _, t in titles if t == "Resume from here") == 2
+    assert (line_of(daemon_project, name, "class LinearFlow"), "Show flow") in titles
 
     await call(client, "devd/spin", {"uri": uri(daemon_project, name), "step": "double"})
     y_line = line_of(daemon_project, name, "self.y = sum")

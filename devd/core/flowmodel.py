@@ -63,6 +63,7 @@ class FlowModel:
     parameters: list[ParameterInfo] = field(default_factory=list)
     start_step: str = "start"
     library_modules: list[str] = field(default_factory=list)
+    class_line: int = 1  # 1-based line of the flow's ``class`` statement
 
     @property
     def step_names(self) -> list[str]:
@@ -129,13 +130,18 @@ class FlowLoadError(DevdError):
         self.line = line
 
 
+_CLASS = "<class>"  # the flow class's own span among its methods' (no method has this name)
+
+
 def _step_spans(path: str, flow_class_name: str) -> dict[str, tuple[int, int, int]]:
-    """(first decorator line, def line, end line) of each method of the flow class."""
+    """(first decorator line, def line, end line) of each method of the flow class, and
+    of the class itself under ``_CLASS``."""
     with open(path, encoding="utf-8") as fh:
         tree = ast.parse(fh.read(), filename=path)
     spans: dict[str, tuple[int, int, int]] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef) and node.name == flow_class_name:
+            spans[_CLASS] = (node.lineno, node.lineno, node.end_lineno or node.lineno)
             for item in node.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                     first = min([d.lineno for d in item.decorator_list] + [item.lineno])
@@ -223,6 +229,7 @@ def describe_in_this_process(path: str) -> dict[str, Any]:
         "lint_errors": lint_errors,
         "parameters": params,
         "start_step": graph.start_step if hasattr(graph, "start_step") else "start",
+        "class_line": spans.get(_CLASS, (1, 1, 1))[1],
     }
 
 
@@ -296,4 +303,5 @@ def load_flow_model(path: str) -> FlowModel:
         parameters=[ParameterInfo(**p) for p in data["parameters"]],
         start_step=data["start_step"],
         library_modules=list(data.get("library_modules", [])),
+        class_line=int(data.get("class_line", 1)),
     )

@@ -27,9 +27,9 @@ class Lens:
 
 
 def code_lenses(model: FlowModel, uri: str) -> list[Lens]:
-    """'Spin' and 'Debug' on every step, 'Run' on the start step, 'Resume from here' on
-    the others."""
-    lenses = []
+    """'Show flow' (the graph view) on the flow's class, 'Spin' and 'Debug' on every step,
+    'Run' on the start step, 'Resume from here' on the others."""
+    lenses = [Lens(model.class_line - 1, "Show flow", "devd.showFlow", [uri])]
     for info in model.steps.values():
         line = info.start_line - 1
         lenses.append(Lens(line, "▶ Spin", "devd.spin", [uri, info.name]))

@@ -2,6 +2,7 @@
 import * as vscode from "vscode";
 
 import { readSettings, type Settings } from "./config/settings";
+import type { FlowPanel } from "./flow/flowPanel";
 import type { PreviewPanel } from "./panel/previewPanel";
 import type { DaemonClients } from "./server/clients";
 import type { StatusBar } from "./statusbar/statusBar";
@@ -9,6 +10,8 @@ import type { StatusBar } from "./statusbar/statusBar";
 export interface Devd {
   clients: DaemonClients;
   panel: PreviewPanel;
+  /** The flow graph view (devd: Show Flow). */
+  flow: FlowPanel;
   status: StatusBar;
   output: vscode.OutputChannel;
   /** The step last spun in any project (from this editor or a terminal). */

@@ -14,6 +14,7 @@ import { spin, spinWithArtifacts } from "./commands/spin";
 import { RESTART_KEYS } from "./config/settings";
 import { type Devd, settingsFor } from "./context";
 import { DEBUG_TYPE, debugReadyWaiters, DevdDebugAdapterFactory } from "./debug/adapter";
+import { FLOW_VIEW, FlowPanel, graphRequest } from "./flow/flowPanel";
 import { PreviewPanel } from "./panel/previewPanel";
 import { spinEnd } from "./panel/policy";
 import {
@@ -96,11 +97,13 @@ export function activate(context: vscode.ExtensionContext): void {
           });
         }
         void panel.spinFinished(result, settingsFor(result.uri ? vscode.Uri.parse(result.uri) : undefined).previewOpenOn);
+        void flow.refresh(result.uri ?? undefined);
         void refreshMemory(client);
       });
       client.onNotification(Methods.cardUpdated, (p: CardUpdatedParams) => panel.cardUpdated(p));
       client.onNotification(Methods.debugReady, (p: DebugReadyParams) => debugReadyWaiters.ready(p));
       client.onNotification(Methods.stateChanged, (p: StateChangedParams) => {
+        void flow.refresh(p.uri ?? undefined); // a spin began, a run ended, the file changed
         if (p.reason === "spinStarted" && p.uri && p.step) {
           // Any spin (this editor's, a terminal's): `spinning <step>` and the pane's Cancel.
           status.update({ running: `spinning ${p.step}` });
@@ -122,8 +125,9 @@ export function activate(context: vscode.ExtensionContext): void {
     },
     state: (state: DaemonState) => onDaemonState(status, state),
   });
-  const devd: Devd = { clients, panel, status, output };
-  context.subscriptions.push(output, status, panel, { dispose: () => void clients.dispose() });
+  const flow = new FlowPanel(graphRequest((uri) => clients.clientFor(uri)), output);
+  const devd: Devd = { clients, panel, status, output, flow };
+  context.subscriptions.push(output, status, panel, flow, { dispose: () => void clients.dispose() });
 
   const register = (id: string, fn: (...args: never[]) => unknown) =>
     context.subscriptions.push(vscode.commands.registerCommand(id, fn as (...args: unknown[]) => unknown));
@@ -142,6 +146,14 @@ export function activate(context: vscode.ExtensionContext): void {
   register("devd.restart", () => daemonCommands.restart(devd));
   register("devd.showLog", () => output.show(true));
   register("devd.chooseInterpreter", (uri?: vscode.Uri) => chooseInterpreter(uri));
+  register("devd.showFlow", (uri?: string) => {
+    const target = uri ?? (isFlowDocument(vscode.window.activeTextEditor?.document) ? vscode.window.activeTextEditor?.document.uri.toString() : flow.current);
+    if (!target) {
+      void vscode.window.showWarningMessage("devd: open a Metaflow flow file first, then Show Flow.");
+      return;
+    }
+    void clients.clientFor(vscode.Uri.parse(target)).then(() => flow.show(target));
+  });
   // After a window reload VS Code gives the pane back: it shows the newest spin again.
   context.subscriptions.push(
     vscode.window.registerWebviewPanelSerializer("devd.preview", {
@@ -150,6 +162,19 @@ export function activate(context: vscode.ExtensionContext): void {
         const newest = await daemonCommands.newestSpinInWorkspace(devd);
         if (newest) {
           await panel.show(newest, false);
+        }
+      },
+    }),
+  );
+  // The flow view comes back after a reload too, on the flow it showed (the page's state).
+  context.subscriptions.push(
+    vscode.window.registerWebviewPanelSerializer(FLOW_VIEW, {
+      deserializeWebviewPanel: async (restored: vscode.WebviewPanel, state: unknown) => {
+        const uri = (state as { uri?: string } | undefined)?.uri;
+        flow.adopt(restored, uri);
+        if (uri) {
+          await clients.clientFor(vscode.Uri.parse(uri));
+          await flow.refresh();
         }
       },
     }),
@@ -190,6 +215,9 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     vscode.window.onDidChangeActiveTextEditor((e) => {
       consider(e?.document);
+      if (e && isFlowDocument(e.document)) {
+        flow.follow(e.document.uri.toString()); // the graph follows the active flow
+      }
       setIsFlow();
     }),
     vscode.workspace.onDidOpenTextDocument(consider),

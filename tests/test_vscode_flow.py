@@ -1,0 +1,193 @@
+"""`devd: Show Flow` in a real VS Code (code-server in headless Chromium) (issue 20).
+
+A flow with a branch and a foreach, run once for real: the view draws every step with its
+state from the run (`data-state`), an edited step turns stale, a node's Spin spins it (the
+card pane follows), Ctrl+Alt+R moves the nodes through the run, a click on a node jumps to
+its step. Screenshots (light and dark) go to out/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from vscode_harness import CodeServer, Workbench, extension_vsix, find_editor_tools, open_workbench
+
+pytestmark = pytest.mark.editor
+
+REPO = Path(__file__).resolve().parent.parent
+SHOTS = REPO / "out" / "screenshots"
+VENV_BIN = Path(sys.executable).parent
+FLOW = "view_flow.py"
+SOURCE = '''\
+import time
+
+from metaflow import FlowSpec, step
+
+
+class ViewFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = [1, 2, 3]
+        self.next(self.left, self.right)
+
+    @step
+    def left(self):
+        self.side = "left"
+        self.next(self.meet)
+
+    @step
+    def right(self):
+        self.side = "right"
+        self.next(self.meet)
+
+    @step
+    def meet(self, inputs):
+        self.items = inputs[0].items
+        self.next(self.fan)
+
+    @step
+    def fan(self):
+        self.next(self.body, foreach="items")
+
+    @step
+    def body(self):
+        time.sleep(0.5)
+        self.sq = self.input ** 2
+        self.next(self.gather)
+
+    @step
+    def gather(self, inputs):
+        self.total = sum(i.sq for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    ViewFlow()
+'''
+STEPS = ["start", "left", "right", "meet", "fan", "body", "gather", "end"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("flowview")
+    (root / FLOW).write_text(SOURCE)
+    subprocess.run([sys.executable, FLOW, "run"], cwd=root, check=True, capture_output=True,
+                   timeout=300)
+    return root
+
+
+@pytest.fixture(scope="module")
+def wb(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
+    tools, why = find_editor_tools()
+    if tools is None:
+        pytest.skip(f"no editor tools: {why} (make editor-tools installs them)")
+    runtime = tmp_path_factory.mktemp("rt")
+    env = {
+        "USER": os.environ.get("USER", "devd-test"),
+        "METAFLOW_DEFAULT_DATASTORE": "local",
+        "METAFLOW_DEFAULT_METADATA": "local",
+        "DEVD_RUNTIME_DIR": str(runtime),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    settings = {"devd.pythonPath": sys.executable, "workbench.colorTheme": "Default Light Modern"}
+    vsix = Path(os.environ["DEVD_TEST_VSIX"]) if os.environ.get("DEVD_TEST_VSIX") \
+        else extension_vsix()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with CodeServer(vsix, workspace, settings, env, tools=tools) as server, \
+            open_workbench(server, artifacts=SHOTS) as bench:
+        bench.open_file(FLOW)
+        bench.click_editor()
+        try:
+            yield bench
+        finally:
+            subprocess.run([sys.executable, "-m", "devd.cli", "daemon", "stop",
+                            str(workspace)], env={**os.environ, **env}, capture_output=True,
+                           timeout=60)
+
+
+def graph_frame(wb: Workbench) -> Any:
+    """The flow view's page, once it drew its nodes."""
+    def find() -> Any:
+        for frame in wb.page.frames:
+            try:
+                if frame.evaluate("() => document.querySelectorAll('.node[data-step]').length"):
+                    return frame
+            except Exception:  # a frame navigating away: look again
+                continue
+        return None
+    return wb.wait_until(find, "the flow view's nodes", timeout=60)
+
+
+def states(frame: Any) -> dict[str, dict[str, str]]:
+    return frame.evaluate("""() => Object.fromEntries([...document.querySelectorAll('.node')]
+        .map(n => [n.dataset.step, {state: n.dataset.state, stale: n.dataset.stale,
+                                    text: n.innerText}]))""")
+
+
+def test_show_flow_draws_every_step_with_its_state_from_the_run(wb: Workbench) -> None:
+    wb.run_command("devd: Show Flow")
+    frame = graph_frame(wb)
+    nodes = wb.wait_until(lambda: states(frame) if len(states(frame)) == len(STEPS) else None,
+                          "every step drawn")
+    assert set(nodes) == set(STEPS)
+    assert {n["state"] for n in nodes.values()} == {"ok"}, nodes
+    assert "ok 3/3" in nodes["body"]["text"]  # the foreach's splits counted
+    tabs = wb.page.eval_on_selector_all(".tab .label-name", "els => els.map(e => e.innerText)")
+    assert "devd flow: ViewFlow" in tabs, tabs
+    edges = frame.evaluate("() => document.querySelectorAll('path.edge').length")
+    assert edges == 8  # start->left,right; left,right->meet; ->fan; ->body; ->gather; ->end
+    wb.screenshot(SHOTS / "vscode-flow-light.png")
+
+
+def test_an_edited_step_turns_stale(wb: Workbench, workspace: Path) -> None:
+    wb.click_editor(FLOW)
+    source = (workspace / FLOW).read_text()
+    (workspace / FLOW).write_text(source.replace("self.input ** 2", "self.input ** 3"))
+    frame = graph_frame(wb)
+    wb.wait_until(lambda: states(frame)["body"]["stale"] == "true" or None,
+                  "the edited step marked stale", timeout=60)
+    assert states(frame)["left"]["stale"] == "false"
+    (workspace / FLOW).write_text(source)
+
+
+def test_a_nodes_spin_button_spins_that_step(wb: Workbench) -> None:
+    frame = graph_frame(wb)
+    frame.evaluate("() => document.querySelector('.node[data-step=\"left\"] "
+                   "button[data-action=\"spin\"]').click()")
+    wb.wait_for_webview_text("ViewFlow/left", timeout=120)  # the card pane shows the spin
+    wb.wait_until(lambda: "spun ok" in states(graph_frame(wb))["left"]["text"] or None,
+                  "the node shows its last spin", timeout=60)
+
+
+def test_run_flow_moves_the_nodes_and_a_click_jumps_to_the_step(wb: Workbench) -> None:
+    wb.click_editor(FLOW)
+    wb.press("Control+Alt+r")
+    seen: set[str] = set()
+
+    def finished() -> Any:
+        nodes = states(graph_frame(wb))
+        seen.update(n["state"] for n in nodes.values())
+        return (nodes["end"]["state"] == "ok" and "running" in seen) or None
+
+    wb.wait_until(finished, "the run's states reaching the view", timeout=180)
+    assert "running" in seen  # a step was drawn running while the run went on
+    frame = graph_frame(wb)
+    frame.evaluate("() => document.querySelector('.node[data-step=\"gather\"]').click()")
+    line = SOURCE.splitlines().index("    def gather(self, inputs):") + 1
+    wb.wait_until(lambda: f"Ln {line}," in wb.status_bar_text() or None,
+                  f"the editor's cursor on line {line} (def gather)")
+    wb.run_command("Preferences: Toggle between Light/Dark Themes")
+    wb.run_command("devd: Show Flow")  # in front of the card pane the node's Spin opened
+    graph_frame(wb)
+    wb.page.wait_for_timeout(1000)
+    wb.screenshot(SHOTS / "vscode-flow-dark.png")

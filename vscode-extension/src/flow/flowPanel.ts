@@ -1,0 +1,288 @@
+/**
+ * `devd: Show Flow`: the flow's DAG beside the editor, each step with its state in the newest
+ * run (ok, failed, running, not run), stale when its code changed since, and its last spin;
+ * a click jumps to the step, its buttons spin, debug or resume from it. The daemon answers
+ * devd/graph (devd/core/graph.py); this panel lays it out (flow/layout.ts) and draws it.
+ * It follows the active flow editor, refreshes on the daemon's notifications and a run's
+ * progress, and comes back after a window reload.
+ */
+import { randomBytes } from "node:crypto";
+import * as path from "node:path";
+import * as vscode from "vscode";
+
+import { type GraphResult, Methods } from "../protocol";
+import { layoutGraph, NODE_HEIGHT, NODE_WIDTH, nodeSummary } from "./layout";
+
+export const FLOW_VIEW = "devd.flow";
+
+export interface FlowRequests {
+  graph(uri: string): Promise<GraphResult | undefined>;
+}
+
+interface PageMessage {
+  type: "ready" | "open" | "action";
+  step?: string;
+  action?: "spin" | "debug" | "resume" | "card";
+}
+
+export class FlowPanel implements vscode.Disposable {
+  private panel: vscode.WebviewPanel | undefined;
+  private uri: string | undefined;
+  private nonce = "";
+  private pending: Promise<void> | undefined;
+  private again = false;
+  /** Each step's 1-based def line, from the last graph drawn. */
+  private lines = new Map<string, number>();
+
+  constructor(private readonly requests: FlowRequests, private readonly output: vscode.LogOutputChannel | vscode.OutputChannel) {}
+
+  /** The flow file shown, if the panel is open. */
+  get current(): string | undefined {
+    return this.panel ? this.uri : undefined;
+  }
+
+  /** Open (or reveal) the view on the flow at ``uri``. */
+  async show(uri: string): Promise<void> {
+    this.uri = uri;
+    if (!this.panel) {
+      this.adopt(vscode.window.createWebviewPanel(FLOW_VIEW, "devd flow", { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, { enableScripts: true, retainContextWhenHidden: true }));
+    } else {
+      this.panel.reveal(undefined, true);
+    }
+    await this.refresh();
+  }
+
+  /** Take a panel (a new one, or the one VS Code restores after a reload). */
+  adopt(panel: vscode.WebviewPanel, uri?: string): void {
+    this.panel = panel;
+    if (uri) {
+      this.uri = uri;
+    }
+    panel.webview.options = { enableScripts: true };
+    this.nonce = randomBytes(18).toString("base64url");
+    panel.webview.html = page(this.nonce);
+    panel.webview.onDidReceiveMessage((m: PageMessage) => void this.onMessage(m));
+    panel.onDidDispose(() => {
+      if (this.panel === panel) {
+        this.panel = undefined;
+      }
+    });
+  }
+
+  /** Follow the active editor when it is another flow file. */
+  follow(uri: string): void {
+    if (this.panel && uri !== this.uri) {
+      this.uri = uri;
+      void this.refresh();
+    }
+  }
+
+  /** Ask the daemon again (a spin ended, a file changed, a run moved on): one at a time. */
+  async refresh(uri?: string): Promise<void> {
+    if (!this.panel || (uri && uri !== this.uri)) {
+      return;
+    }
+    if (this.pending) {
+      this.again = true;
+      return this.pending;
+    }
+    this.pending = this.draw().finally(() => {
+      this.pending = undefined;
+      if (this.again) {
+        this.again = false;
+        void this.refresh();
+      }
+    });
+    return this.pending;
+  }
+
+  private async draw(): Promise<void> {
+    const panel = this.panel;
+    const uri = this.uri;
+    if (!panel || !uri) {
+      return;
+    }
+    let graph: GraphResult | undefined;
+    try {
+      graph = await this.requests.graph(uri);
+    } catch (err) {
+      this.output.appendLine(`devd flow view: ${String(err)}`);
+    }
+    if (!graph || !graph.ok) {
+      void panel.webview.postMessage({ type: "error", message: graph?.error?.message ?? "the daemon did not answer devd/graph" });
+      return;
+    }
+    panel.title = `devd flow: ${graph.flow ?? path.basename(vscode.Uri.parse(uri).fsPath)}`;
+    this.lines = new Map(graph.nodes.map((n) => [n.step, n.line]));
+    const layout = layoutGraph(graph);
+    void panel.webview.postMessage({
+      type: "graph",
+      uri,
+      flow: graph.flow,
+      file: graph.file ? path.basename(graph.file) : "",
+      run: graph.run,
+      width: layout.width,
+      height: layout.height,
+      nodes: layout.nodes.map((n) => ({ ...n, summary: nodeSummary(n) })),
+      edges: layout.edges,
+    });
+  }
+
+  private async onMessage(message: PageMessage): Promise<void> {
+    const uri = this.uri;
+    if (message.type === "ready") {
+      await this.refresh();
+      return;
+    }
+    if (!uri || !message.step) {
+      return;
+    }
+    if (message.type === "open") {
+      const doc = await vscode.workspace.openTextDocument(vscode.Uri.parse(uri));
+      const at = new vscode.Position(Math.max((this.lines.get(message.step) ?? 1) - 1, 0), 0);
+      await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.One, selection: new vscode.Range(at, at) });
+      return;
+    }
+    const command = { spin: "devd.spin", debug: "devd.debug", resume: "devd.resume", card: "devd.spin" }[message.action ?? "spin"];
+    await vscode.commands.executeCommand(command, uri, message.step);
+  }
+
+  dispose(): void {
+    this.panel?.dispose();
+  }
+}
+
+/** A request function for the panel, through the project's client. */
+export function graphRequest(clientFor: (uri: vscode.Uri) => Promise<{ sendRequest<R>(method: string, params: unknown): Promise<R> } | undefined>): FlowRequests {
+  return {
+    graph: async (uri) => {
+      const client = await clientFor(vscode.Uri.parse(uri));
+      return client?.sendRequest<GraphResult>(Methods.graph, { uri });
+    },
+  };
+}
+
+/** The page: draws what the extension posts; pan with a drag, zoom with the wheel. */
+export function page(nonce: string): string {
+  return `<!DOCTYPE html>
+<html><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'">
+<style nonce="${nonce}">
+  body { margin: 0; font: 12px var(--vscode-font-family); color: var(--vscode-foreground); background: var(--vscode-editor-background); overflow: hidden; }
+  header { position: fixed; top: 0; left: 0; right: 0; z-index: 2; padding: 6px 10px; background: var(--vscode-sideBar-background, var(--vscode-editor-background)); border-bottom: 1px solid var(--vscode-panel-border, #8884); display: flex; gap: 10px; align-items: center; }
+  header .run { opacity: .8 }
+  #view { position: absolute; top: 34px; left: 0; right: 0; bottom: 0; cursor: grab; }
+  #stage { position: absolute; transform-origin: 0 0; }
+  svg { position: absolute; left: 0; top: 0; overflow: visible; }
+  path.edge { fill: none; stroke: var(--vscode-descriptionForeground, #888); stroke-width: 1.5; }
+  text.label { fill: var(--vscode-descriptionForeground, #888); font-size: 11px; }
+  .node { position: absolute; box-sizing: border-box; border-radius: 8px; padding: 6px 8px; border: 2px solid #888; background: var(--vscode-editorWidget-background, #8881); cursor: pointer; }
+  .node .name { font-weight: 600; font-size: 13px; }
+  .node .summary { margin-top: 2px; opacity: .85 }
+  .node .tags { position: absolute; right: 6px; top: 5px; display: flex; gap: 4px; }
+  .tag { font-size: 10px; border-radius: 4px; padding: 0 4px; }
+  .tag.stale { background: #b648c966; }
+  .tag.spun-ok { background: #2e7d3266; } .tag.spun-failed { background: #c6282866; }
+  .node .actions { position: absolute; left: 8px; bottom: 5px; display: none; gap: 4px; }
+  .node:hover .actions, .node:focus-within .actions { display: flex; }
+  .node button { font-size: 10px; padding: 0 5px; border: 0; border-radius: 3px; color: var(--vscode-button-foreground); background: var(--vscode-button-background); cursor: pointer; }
+  .node[data-state="ok"] { border-color: #3fa84a; }
+  .node[data-state="failed"] { border-color: #e5484d; }
+  .node[data-state="running"] { border-color: #e2a400; animation: pulse 1.2s ease-in-out infinite; }
+  .node[data-state="not-run"] { border-color: #8888; border-style: dashed; opacity: .75; }
+  .node[data-stale="true"] { box-shadow: 0 0 0 2px #b648c9; }
+  @keyframes pulse { 50% { box-shadow: 0 0 0 4px #e2a40055; } }
+  #message { padding: 50px 16px; }
+</style></head>
+<body>
+<header><strong id="flow">devd flow</strong><span class="run" id="run"></span></header>
+<div id="view"><div id="stage"><svg id="edges"></svg></div><div id="message">Asking the daemon for the flow's graph…</div></div>
+<script nonce="${nonce}">
+(function () {
+  const vscode = acquireVsCodeApi();
+  const view = document.getElementById("view"), stage = document.getElementById("stage");
+  const svg = document.getElementById("edges"), message = document.getElementById("message");
+  let scale = 1, dx = 0, dy = 0, drag = null;
+  const apply = () => { stage.style.transform = "translate(" + dx + "px," + dy + "px) scale(" + scale + ")"; };
+  view.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    const k = Math.exp(-e.deltaY / 500), r = view.getBoundingClientRect();
+    const x = e.clientX - r.left, y = e.clientY - r.top;
+    dx = x - (x - dx) * k; dy = y - (y - dy) * k; scale *= k; apply();
+  }, { passive: false });
+  view.addEventListener("mousedown", (e) => { if (!e.target.closest(".node")) { drag = [e.clientX - dx, e.clientY - dy]; } });
+  window.addEventListener("mousemove", (e) => { if (drag) { dx = e.clientX - drag[0]; dy = e.clientY - drag[1]; apply(); } });
+  window.addEventListener("mouseup", () => { drag = null; });
+  const el = (tag, cls, text) => { const x = document.createElement(tag); if (cls) x.className = cls; if (text !== undefined) x.textContent = text; return x; };
+  let fitted = false;
+  function draw(g) {
+    message.textContent = "";
+    document.getElementById("flow").textContent = g.flow + "  " + g.file;
+    const run = g.run;
+    document.getElementById("run").textContent = run ? "run " + run.runId + " · " + run.status + (run.user ? " · " + run.user : "") : "no run yet: Run Flow (Ctrl+Alt+R) records one";
+    for (const old of stage.querySelectorAll(".node")) old.remove();
+    svg.replaceChildren();
+    svg.setAttribute("width", g.width); svg.setAttribute("height", g.height);
+    const ns = "http://www.w3.org/2000/svg";
+    const defs = document.createElementNS(ns, "defs");
+    defs.innerHTML = '<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="currentColor"></path></marker>';
+    svg.appendChild(defs);
+    for (const e of g.edges) {
+      const p = document.createElementNS(ns, "path");
+      let d;
+      if (e.selfLoop) {
+        const n = g.nodes.find((x) => x.step === e.from);
+        const x = n.x + ${NODE_WIDTH}, y = n.y + 20;
+        d = "M" + x + "," + y + " C" + (x + 50) + "," + (y - 10) + " " + (x + 50) + "," + (y + 44) + " " + x + "," + (y + 34);
+      } else {
+        d = e.points.map((pt, i) => (i ? "L" : "M") + pt.x + "," + pt.y).join(" ");
+      }
+      p.setAttribute("d", d); p.setAttribute("class", "edge"); p.setAttribute("marker-end", "url(#arrow)");
+      p.setAttribute("data-from", e.from); p.setAttribute("data-to", e.to);
+      svg.appendChild(p);
+      if (e.label) {
+        const t = document.createElementNS(ns, "text");
+        const at = e.labelAt || (e.selfLoop ? { x: g.nodes.find((x) => x.step === e.from).x + 256, y: g.nodes.find((x) => x.step === e.from).y + 40 } : e.points[Math.floor(e.points.length / 2)]);
+        t.setAttribute("x", at.x); t.setAttribute("y", at.y); t.setAttribute("class", "label"); t.setAttribute("text-anchor", "middle");
+        t.textContent = e.label; svg.appendChild(t);
+      }
+    }
+    for (const n of g.nodes) {
+      const box = el("div", "node");
+      box.style.left = n.x + "px"; box.style.top = n.y + "px"; box.style.width = "${NODE_WIDTH}px"; box.style.height = "${NODE_HEIGHT}px";
+      box.dataset.step = n.step; box.dataset.state = n.state; box.dataset.stale = String(!!n.stale);
+      box.tabIndex = 0;
+      box.title = n.step + " (" + n.type + "): " + n.summary + (n.stale ? "; its code changed since this run" : "");
+      box.appendChild(el("div", "name", n.step));
+      box.appendChild(el("div", "summary", n.summary));
+      const tags = el("div", "tags");
+      if (n.stale) tags.appendChild(el("span", "tag stale", "stale"));
+      if (n.lastSpin) tags.appendChild(el("span", "tag spun-" + n.lastSpin, "spun " + n.lastSpin));
+      box.appendChild(tags);
+      const actions = el("div", "actions");
+      for (const [action, label] of [["spin", "▶ Spin"], ["debug", "Debug"], ["resume", "Resume from here"]]) {
+        if (action === "resume" && n.type === "start") continue;
+        const b = el("button", "", label); b.dataset.action = action;
+        b.addEventListener("click", (ev) => { ev.stopPropagation(); vscode.postMessage({ type: "action", action, step: n.step }); });
+        actions.appendChild(b);
+      }
+      box.appendChild(actions);
+      box.addEventListener("click", () => vscode.postMessage({ type: "open", step: n.step }));
+      stage.appendChild(box);
+    }
+    if (!fitted) {
+      fitted = true;
+      const r = view.getBoundingClientRect();
+      scale = Math.min(1, (r.width - 20) / Math.max(g.width, 1), (r.height - 20) / Math.max(g.height, 1));
+      dx = Math.max((r.width - g.width * scale) / 2, 10); dy = 10; apply();
+    }
+  }
+  window.addEventListener("message", (event) => {
+    const m = event.data;
+    if (m.type === "graph") { vscode.setState({ uri: m.uri }); draw(m); }
+    else if (m.type === "error") message.textContent = "devd: " + m.message;
+  });
+  vscode.postMessage({ type: "ready" });
+})();
+</script></body></html>`;
+}

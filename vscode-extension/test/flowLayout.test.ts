@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import { layoutGraph, NODE_HEIGHT, NODE_WIDTH, nodeSummary } from "../src/flow/layout";
+import type { GraphEdge, GraphNodeInfo } from "../src/protocol";
+
+function node(step: string, next: string[], extra: Partial<GraphNodeInfo> = {}): GraphNodeInfo {
+  return {
+    step, type: "linear", line: 1, next, state: "ok", stale: false, tasks: 1, tasksOk: 1, durationS: 1.5,
+    foreach: null, condition: null, cases: {}, lastSpin: null, lastSpinAt: null, ...extra,
+  };
+}
+
+function edges(nodes: GraphNodeInfo[], labels: Record<string, string> = {}): GraphEdge[] {
+  return nodes.flatMap((n) => n.next.map((to) => ({ from: n.step, to, label: labels[`${n.step}>${to}`] ?? null })));
+}
+
+function overlap(a: { x: number; y: number }, b: { x: number; y: number }): boolean {
+  return Math.abs(a.x - b.x) < NODE_WIDTH && Math.abs(a.y - b.y) < NODE_HEIGHT;
+}
+
+describe("the flow graph's layout (dagre, top-down)", () => {
+  it("a branch and join: the start above its branches, the branches side by side, the join below", () => {
+    const nodes = [node("start", ["a", "b", "c"], { type: "split" }), node("a", ["join"]), node("b", ["join"]), node("c", ["join"]),
+      node("join", ["end"], { type: "join" }), node("end", [], { type: "end" })];
+    const laid = layoutGraph({ nodes, edges: edges(nodes) });
+    const at = Object.fromEntries(laid.nodes.map((n) => [n.step, n]));
+    assert.ok(at.start.y < at.a.y && at.a.y === at.b.y && at.b.y === at.c.y && at.join.y > at.a.y && at.end.y > at.join.y);
+    for (const [i, x] of laid.nodes.entries()) {
+      for (const y of laid.nodes.slice(i + 1)) {
+        assert.ok(!overlap(x, y), `${x.step} overlaps ${y.step}`);
+      }
+    }
+    assert.equal(laid.edges.length, 7);
+    assert.ok(laid.edges.every((e) => e.points.length >= 2));
+    assert.ok(laid.width >= 3 * NODE_WIDTH && laid.height >= 4 * NODE_HEIGHT);
+  });
+
+  it("a switch keeps its cases as edge labels, a recursive step its self-loop", () => {
+    const nodes = [node("start", ["quick", "careful"], { type: "split-switch", condition: "mode", cases: { fast: "quick", slow: "careful" } }),
+      node("quick", ["again"]), node("careful", ["again"], { state: "not-run", tasks: 0, tasksOk: 0, durationS: null }),
+      node("again", ["again", "end"], { type: "split-switch", condition: "state", cases: { more: "again", done: "end" }, tasks: 3, tasksOk: 3 }),
+      node("end", [], { type: "end" })];
+    const laid = layoutGraph({ nodes, edges: edges(nodes, { "start>quick": "fast", "start>careful": "slow", "again>again": "more", "again>end": "done" }) });
+    const loop = laid.edges.find((e) => e.from === "again" && e.to === "again");
+    assert.ok(loop?.selfLoop && loop.label === "more");
+    const fast = laid.edges.find((e) => e.to === "quick");
+    assert.ok(fast?.labelAt, "a labelled edge has a label position");
+    assert.equal(laid.nodes.length, 5);
+  });
+
+  it("a 60-step flow lays out in well under a second, every step placed", () => {
+    const nodes = Array.from({ length: 60 }, (_, i) => node(`s${i}`, i < 59 ? [`s${i + 1}`] : []));
+    const started = Date.now();
+    const laid = layoutGraph({ nodes, edges: edges(nodes) });
+    assert.equal(laid.nodes.length, 60);
+    assert.ok(Date.now() - started < 5000);
+    assert.ok(laid.nodes.every((n, i) => i === 0 || n.y > laid.nodes[i - 1].y));
+  });
+
+  it("an edge to a step the graph lacks is left out, not drawn to nowhere", () => {
+    const nodes = [node("start", ["gone"]), node("end", [])];
+    assert.equal(layoutGraph({ nodes, edges: edges(nodes) }).edges.length, 0);
+  });
+
+  it("a node's summary: state, task counts for many tasks, duration", () => {
+    assert.equal(nodeSummary(node("a", [], { tasks: 6, tasksOk: 6, durationS: 3.42 })), "ok 6/6 · 3.4 s");
+    assert.equal(nodeSummary(node("a", [], { state: "not-run", tasks: 0, tasksOk: 0, durationS: null })), "not run");
+    assert.equal(nodeSummary(node("a", [], { state: "failed", durationS: 0.25 })), "failed · 250 ms");
+  });
+});
