@@ -180,3 +180,48 @@ def test_through_the_daemon_the_graph_knows_edits_and_spins(project: Path,
         assert "stale" in text and "spun: ok" in text
     finally:
         cli(root, "daemon", "stop", env=env)
+
+
+def test_a_runs_tasks_and_a_tasks_artifacts_through_the_daemon(project: Path,
+                                                                tmp_path: Path) -> None:
+    """devd/tasks and devd/task (the runs explorer's levels): a foreach body's tasks with
+    their split and input, a task's artifacts with summaries."""
+    import os
+
+    from devd.cli.client import file_uri
+    from tests.wirehelp import make_project
+
+    root = make_project(project, ("foreach_flow.py",), "dvtk", run=("foreach_flow.py",))
+    env = {**os.environ, "DEVD_RUNTIME_DIR": str(tmp_path / "rt"), "DEVD_IDLE_TIMEOUT": "120"}
+    assert cli(root, "daemon", "start", env=env).returncode == 0
+    try:
+        graph = json.loads(cli(root, "graph", "foreach_flow.py", "--json", env=env).stdout)
+        run_id = graph["run"]["runId"]
+        script = (
+            "import json, sys\n"
+            "from devd.cli.client import daemon_client\n"
+            "from devd.core.project import daemon_paths, project_root\n"
+            "c = daemon_client(daemon_paths(project_root(sys.argv[1])), 'never')\n"
+            "uri, run_id = sys.argv[2], sys.argv[3]\n"
+            "with c:\n"
+            "    tasks = c.request('devd/tasks', {'uri': uri, 'runId': run_id, 'step': 'body'})\n"
+            "    first = c.request('devd/task', {'uri': uri, 'pathspec': tasks['tasks'][0]['pathspec']})\n"
+            "    bad = c.request('devd/tasks', {'uri': uri, 'runId': run_id, 'step': 'nope'})\n"
+            "print(json.dumps([tasks, first, bad]))\n")
+        import subprocess
+        import sys
+
+        out = subprocess.run([sys.executable, "-c", script, str(root),
+                              file_uri(str(root / "foreach_flow.py")), run_id],
+                             cwd=root, env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        tasks, first, bad = json.loads(out.stdout)
+        assert tasks["ok"] and len(tasks["tasks"]) > 1
+        assert [t["index"] for t in tasks["tasks"]] == list(range(len(tasks["tasks"])))
+        assert all(t["state"] == "ok" and t["input"] is not None for t in tasks["tasks"])
+        assert first["ok"] and first["artifacts"]
+        assert all(not row["name"].startswith("_") for row in first["artifacts"])
+        assert all({"name", "type", "summary"} <= set(row) for row in first["artifacts"])
+        assert not bad["ok"] and "has no step 'nope'" in bad["error"]["message"]
+    finally:
+        cli(root, "daemon", "stop", env=env)

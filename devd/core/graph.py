@@ -230,3 +230,85 @@ def flow_graph(model: FlowModel, run: RunRecord | None, stale: set[str] | None =
             last_spin=None if spun is None else (OK if spun[0] else FAILED),
             last_spin_at=None if spun is None else spun[1]))
     return FlowGraph(model.flow_name, model.path, run, nodes)
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One task of a step in a run: its outcome and, in a foreach, which split it took."""
+
+    pathspec: str
+    task_id: str
+    state: str
+    index: int | None = None  # the innermost foreach's split index
+    input: str | None = None  # that split's input value, as a short repr
+    duration_s: float | None = None
+
+
+def _split_of(task: Any) -> tuple[int | None, str | None]:
+    """The innermost foreach frame of a task (index, input repr), from its recorded stack."""
+    try:
+        stack = task["_foreach_stack"].data
+    except (KeyError, AttributeError):
+        return None, None
+    except Exception:  # noqa: BLE001 - an artifact that cannot be read: no split shown
+        return None, None
+    if not stack:
+        return None, None
+    frame = stack[-1]
+    value = getattr(frame, "value", None)
+    text = None if value is None else repr(value)
+    if text is not None and len(text) > 80:
+        text = text[:77] + "..."
+    return getattr(frame, "index", None), text
+
+
+def step_tasks(flow_name: str, run_id: str, step: str) -> list[TaskRecord]:
+    """The tasks of ``step`` in run ``run_id``, in split order (their index, else their id)."""
+    from metaflow import Step
+    from metaflow.exception import MetaflowNotFound
+
+    try:
+        found = Step(f"{flow_name}/{run_id}/{step}", _namespace_check=False)
+    except MetaflowNotFound:
+        raise DevdError(f"run {flow_name}/{run_id} has no step '{step}'") from None
+    out = []
+    for task in found:
+        index, value = _split_of(task)
+        started, ended = _epoch(task.created_at), _epoch(task.finished_at)
+        out.append(TaskRecord(task.pathspec, task.id, _task_outcome(task), index, value,
+                              None if started is None or ended is None
+                              else max(ended - started, 0.0)))
+    return sorted(out, key=lambda t: (t.index if t.index is not None else -1,
+                                      int(t.task_id) if t.task_id.isdigit() else 0))
+
+
+def task_artifacts(pathspec: str, load_limit: int = 1 << 20) -> list[dict[str, Any]]:
+    """A recorded task's public artifacts as rows (name, type, summary, size): values up to
+    ``load_limit`` bytes (as stored) are loaded and summarised, bigger ones only named."""
+    from metaflow import Task
+    from metaflow.exception import MetaflowNotFound
+
+    from ..common.summary import describe
+
+    try:
+        task = Task(pathspec, _namespace_check=False)
+    except MetaflowNotFound:
+        raise DevdError(f"no task {pathspec}; pick one from `devd graph` or the runs "
+                        "explorer") from None
+    rows = []
+    for artifact in task:
+        name = artifact.id
+        if name.startswith("_"):
+            continue
+        size = int(artifact.size or 0)
+        if size > load_limit:
+            rows.append({"name": name, "type": "object",
+                         "summary": f"not loaded ({size} bytes stored)", "sizeBytes": size})
+            continue
+        try:
+            rows.append(describe(name, artifact.data))
+        except Exception as exc:  # noqa: BLE001 - a value that cannot be unpickled here
+            rows.append({"name": name, "type": "object",
+                         "summary": f"cannot be loaded here ({type(exc).__name__})",
+                         "sizeBytes": size})
+    return sorted(rows, key=lambda r: r["name"])

@@ -40,6 +40,11 @@ from .models import (
     SpinTarget,
     StatusParams,
     StatusResult,
+    TaskInfo,
+    TaskParams,
+    TaskResult,
+    TasksParams,
+    TasksResult,
     shared_converter,
 )
 from .onespin import RequestSpin, join_save_spin
@@ -64,7 +69,8 @@ def register(server: DevdServer) -> None:
     for method, handler in (("devd/spin", spin), ("devd/run", run), ("devd/resume", resume),
                             ("devd/cancel", cancel), ("devd/status", status),
                             ("devd/card", card), ("devd/artifacts", artifacts),
-                            ("devd/graph", graph), ("devd/runs", runs)):
+                            ("devd/graph", graph), ("devd/runs", runs),
+                            ("devd/tasks", tasks), ("devd/task", task)):
         server.feature(method)(handler)
 
 
@@ -114,6 +120,16 @@ async def graph(ls: DevdServer, params: GraphParams) -> GraphResult:
 
 async def runs(ls: DevdServer, params: RunsParams) -> RunsResult:
     answer: RunsResult = await ls.in_pool(_runs_request, ls, params)
+    return answer
+
+
+async def tasks(ls: DevdServer, params: TasksParams) -> TasksResult:
+    answer: TasksResult = await ls.in_pool(_tasks_request, ls, params)
+    return answer
+
+
+async def task(ls: DevdServer, params: TaskParams) -> TaskResult:
+    answer: TaskResult = await ls.in_pool(_task_request, ls, params)
     return answer
 
 
@@ -218,6 +234,31 @@ def _runs_request(server: DevdServer, params: RunsParams) -> RunsResult:
         return runs_result(model.flow_name, recent_runs(model.flow_name, limit))
     except DevdError as exc:
         return RunsResult(ok=False, error=refusal(str(exc)))
+
+
+def _tasks_request(server: DevdServer, params: TasksParams) -> TasksResult:
+    from ..core.graph import step_tasks
+
+    try:
+        model = server.engine.model(uri_to_path(params.uri))
+        found = step_tasks(model.flow_name, params.run_id, params.step)
+    except DevdError as exc:
+        return TasksResult(ok=False, error=refusal(str(exc)))
+    return TasksResult(ok=True, tasks=[TaskInfo(
+        pathspec=t.pathspec, task_id=t.task_id, state=t.state, index=t.index, input=t.input,
+        duration_s=t.duration_s) for t in found])
+
+
+def _task_request(server: DevdServer, params: TaskParams) -> TaskResult:
+    from ..core.graph import task_artifacts
+
+    try:
+        server.engine.model(uri_to_path(params.uri))  # the flow's project, bound for the Client
+        rows = task_artifacts(params.pathspec)
+    except DevdError as exc:
+        return TaskResult(ok=False, error=refusal(str(exc)))
+    return TaskResult(ok=True, pathspec=params.pathspec,
+                      artifacts=shared_converter().structure(rows, list[ArtifactRow]))
 
 
 def _artifacts_request(server: DevdServer, params: ArtifactsParams) -> ArtifactsResult:

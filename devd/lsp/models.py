@@ -507,6 +507,54 @@ class RunsResult:
     error: ErrorInfo | None = opt()
 
 
+@attrs.define
+class TasksParams:
+    """``devd/tasks``: the tasks of one step in a run (the runs explorer)."""
+
+    uri: str = req(hint="the flow file")
+    run_id: str = req(hint="the run")
+    step: str = req(hint="the step")
+
+
+@attrs.define
+class TaskInfo:
+    """One task of a step in a run."""
+
+    pathspec: str = req()
+    task_id: str = req()
+    state: str = req(doc="ok, failed or running")
+    index: int | None = sent(doc="the foreach split it took")
+    input: str | None = sent(doc="that split's input, as a short repr")
+    duration_s: float | None = sent()
+
+
+@attrs.define
+class TasksResult:
+    """``devd/tasks``; ``ok`` false with ``error`` for an unknown run or step."""
+
+    ok: bool = req()
+    tasks: list[TaskInfo] = sent(list)
+    error: ErrorInfo | None = opt()
+
+
+@attrs.define
+class TaskParams:
+    """``devd/task``: a recorded task's artifacts (the runs explorer)."""
+
+    uri: str = req(hint="the flow file")
+    pathspec: str = req(hint="the task, Flow/RUN/STEP/TASK")
+
+
+@attrs.define
+class TaskResult:
+    """``devd/task``; ``ok`` false with ``error`` for an unknown task."""
+
+    ok: bool = req()
+    pathspec: str | None = sent()
+    artifacts: list[ArtifactRow] = sent(list)
+    error: ErrorInfo | None = opt()
+
+
 REQUESTS: dict[str, tuple[type, type]] = {
     "devd/spin": (SpinParams, SpinOutcome),
     "devd/run": (RunParams, RunResult),
@@ -517,6 +565,8 @@ REQUESTS: dict[str, tuple[type, type]] = {
     "devd/artifacts": (ArtifactsParams, ArtifactsResult),
     "devd/graph": (GraphParams, GraphResult),
     "devd/runs": (RunsParams, RunsResult),
+    "devd/tasks": (TasksParams, TasksResult),
+    "devd/task": (TaskParams, TaskResult),
 }
 NOTIFICATIONS: dict[str, type] = {
     "devd/log": LogParams,
@@ -559,7 +609,7 @@ ENVELOPES: dict[str, type] = {m: _request_envelope(m, p) for m, (p, _) in REQUES
 _MODELS: frozenset[type] = frozenset(
     {SpinTarget, ErrorInfo, StaleMark, ArtifactRow, ArtifactValue, CardInfo, PanePreview, SplitInfo,
      WebviewOptions, WarmTaskInfo, RunningWork, LastSpin, PreparedChild, MemoryStats,
-     RunInfo, GraphNodeInfo, GraphEdge,
+     RunInfo, GraphNodeInfo, GraphEdge, TaskInfo,
      *(p for p, _ in REQUESTS.values()), *(r for _, r in REQUESTS.values()),
      *NOTIFICATIONS.values()})
 

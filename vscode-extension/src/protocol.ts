@@ -377,6 +377,47 @@ export interface StatusResult {
   memory: MemoryStats;
 }
 
+/** One task of a step in a run. */
+export interface TaskInfo {
+  pathspec: string;
+  taskId: string;
+  /** ok, failed or running */
+  state: string;
+  /** the foreach split it took */
+  index: number | null;
+  /** that split's input, as a short repr */
+  input: string | null;
+  durationS: number | null;
+}
+
+/** `devd/task`: a recorded task's artifacts (the runs explorer). */
+export interface TaskParams {
+  uri: string;
+  pathspec: string;
+}
+
+/** `devd/task`; `ok` false with `error` for an unknown task. */
+export interface TaskResult {
+  ok: boolean;
+  pathspec: string | null;
+  artifacts: ArtifactRow[];
+  error?: ErrorInfo | null;
+}
+
+/** `devd/tasks`: the tasks of one step in a run (the runs explorer). */
+export interface TasksParams {
+  uri: string;
+  runId: string;
+  step: string;
+}
+
+/** `devd/tasks`; `ok` false with `error` for an unknown run or step. */
+export interface TasksResult {
+  ok: boolean;
+  tasks: TaskInfo[];
+  error?: ErrorInfo | null;
+}
+
 /** A warm parent task: its size and how long it took to load. */
 export interface WarmTaskInfo {
   pathspec: string;
@@ -405,6 +446,8 @@ export const Methods = {
   artifacts: "devd/artifacts",
   graph: "devd/graph",
   runs: "devd/runs",
+  tasks: "devd/tasks",
+  task: "devd/task",
   log: "devd/log",
   spinFinished: "devd/spinFinished",
   stateChanged: "devd/stateChanged",
@@ -423,6 +466,8 @@ export interface Requests {
   "devd/artifacts": { params: ArtifactsParams; result: ArtifactsResult };
   "devd/graph": { params: GraphParams; result: GraphResult };
   "devd/runs": { params: RunsParams; result: RunsResult };
+  "devd/tasks": { params: TasksParams; result: TasksResult };
+  "devd/task": { params: TaskParams; result: TaskResult };
 }
 
 /** Each notification's params. */
