@@ -205,7 +205,8 @@ def test_a_runs_tasks_and_a_tasks_artifacts_through_the_daemon(project: Path,
             "uri, run_id = sys.argv[2], sys.argv[3]\n"
             "with c:\n"
             "    tasks = c.request('devd/tasks', {'uri': uri, 'runId': run_id, 'step': 'body'})\n"
-            "    first = c.request('devd/task', {'uri': uri, 'pathspec': tasks['tasks'][0]['pathspec']})\n"
+            "    first = c.request('devd/task',\n"
+            "                      {'uri': uri, 'pathspec': tasks['tasks'][0]['pathspec']})\n"
             "    bad = c.request('devd/tasks', {'uri': uri, 'runId': run_id, 'step': 'nope'})\n"
             "print(json.dumps([tasks, first, bad]))\n")
         import subprocess
