@@ -12,7 +12,7 @@ from typing import Any
 
 from ..child.request import SpinRequest
 from ..child.run import run_spin
-from ..common import clientcache
+from ..common import clientcache, includes
 from ..common.blobcache import relay_progress
 from ..common.errors import DevdError
 from ..common.forking import ChildOutcome, ChildProcess, OutputCallback, fork_available
@@ -66,6 +66,7 @@ class Session:
         bind_metaflow_root()
         clientcache.install()  # Metaflow's Client reads through a checked, verified cache
         bound_metaflow_retries()  # a service outage: seconds, not Metaflow's 15 s of retries
+        includes.install()  # IncludeFile contents read once per process, not once per spin
 
     # -- context manager -------------------------------------------------------
     def __enter__(self) -> Session:
@@ -174,6 +175,7 @@ class Session:
             timings["plan"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             warm_tasks = self.store.get_many(plan.parents)
+            includes.prime((n, v) for t in warm_tasks for n, v in t.values.items())
             timings["load"] = time.perf_counter() - t2
         result = self.spin_on(plan, warm_tasks, options, on_output=on_output,
                               on_card=on_card, on_started=on_started,
