@@ -9,6 +9,7 @@ its step. Screenshots (light and dark) go to out/screenshots/.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -191,3 +192,38 @@ def test_run_flow_moves_the_nodes_and_a_click_jumps_to_the_step(wb: Workbench) -
     graph_frame(wb)
     wb.page.wait_for_timeout(1000)
     wb.screenshot(SHOTS / "vscode-flow-dark.png")
+
+
+def tree_rows(wb: Workbench) -> list[str]:
+    return wb.page.eval_on_selector_all(
+        "#workbench\\.view\\.extension\\.devd .monaco-list-row",
+        "els => els.map(e => e.innerText.replace(/\\n/g, ' '))")
+
+
+def click_row(wb: Workbench, starts: str) -> None:
+    rows = wb.page.locator("#workbench\\.view\\.extension\\.devd .monaco-list-row")
+    for i in range(rows.count()):
+        if rows.nth(i).inner_text().replace("\n", " ").startswith(starts):
+            rows.nth(i).click()
+            return
+    raise AssertionError(f"no row starting {starts!r} in {tree_rows(wb)}")
+
+
+def test_the_runs_tree_goes_from_runs_to_a_tasks_artifacts(wb: Workbench) -> None:
+    """Metaflow Runs: flow → runs (newest first) → steps → tasks (split and input) →
+    artifacts; a task spins from its context menu."""
+    wb.page.locator(".activitybar .action-item a[aria-label^='devd']").first.click()
+    wb.wait_until(lambda: any(r.startswith(FLOW) for r in tree_rows(wb)) or None,
+                  "the flow in the runs tree")
+    runs = wb.wait_until(lambda: [r for r in tree_rows(wb) if re.match(r"\d+\s*ok ·", r)] or None,
+                         "the flow's runs")
+    click_row(wb, re.match(r"\d+", runs[0]).group(0))
+    wb.wait_until(lambda: any(r.startswith("body") and "3/3 tasks" in r for r in tree_rows(wb))
+                  or None, "the run's steps")
+    click_row(wb, "body")
+    wb.wait_until(lambda: any(r.startswith("split 2 · 3") for r in tree_rows(wb)) or None,
+                  "the body's tasks with their splits", timeout=20)
+    click_row(wb, "split 1 · 2")
+    wb.wait_until(lambda: any(r.startswith("sq") and "int · 4" in r for r in tree_rows(wb))
+                  or None, "the task's artifacts (split 1's input 2: sq = 4)")
+    wb.screenshot(SHOTS / "vscode-runs-tree.png")

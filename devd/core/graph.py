@@ -255,8 +255,8 @@ def _split_of(task: Any) -> tuple[int | None, str | None]:
     if not stack:
         return None, None
     frame = stack[-1]
-    value = getattr(frame, "value", None)
-    text = None if value is None else repr(value)
+    value = getattr(frame, "value", None)  # Metaflow records the input as text already
+    text = None if value is None else value if isinstance(value, str) else repr(value)
     if text is not None and len(text) > 80:
         text = text[:77] + "..."
     return getattr(frame, "index", None), text

@@ -15,6 +15,7 @@ import { RESTART_KEYS } from "./config/settings";
 import { type Devd, settingsFor } from "./context";
 import { DEBUG_TYPE, debugReadyWaiters, DevdDebugAdapterFactory } from "./debug/adapter";
 import { FLOW_VIEW, FlowPanel, graphRequest } from "./flow/flowPanel";
+import { type RunsItem, RunsTree } from "./runs/runsTree";
 import { PreviewPanel } from "./panel/previewPanel";
 import { spinEnd } from "./panel/policy";
 import {
@@ -104,6 +105,9 @@ export function activate(context: vscode.ExtensionContext): void {
       client.onNotification(Methods.debugReady, (p: DebugReadyParams) => debugReadyWaiters.ready(p));
       client.onNotification(Methods.stateChanged, (p: StateChangedParams) => {
         void flow.refresh(p.uri ?? undefined); // a spin began, a run ended, the file changed
+        if (p.reason === "runFinished" || p.reason === "resumeFinished") {
+          runsTree.refresh(); // a new run to list
+        }
         if (p.reason === "spinStarted" && p.uri && p.step) {
           // Any spin (this editor's, a terminal's): `spinning <step>` and the pane's Cancel.
           status.update({ running: `spinning ${p.step}` });
@@ -126,6 +130,11 @@ export function activate(context: vscode.ExtensionContext): void {
     state: (state: DaemonState) => onDaemonState(status, state),
   });
   const flow = new FlowPanel(graphRequest((uri) => clients.clientFor(uri)), output);
+  const runsTree = new RunsTree(async (uri, method, params) => {
+    const client = await clients.clientFor(vscode.Uri.parse(uri));
+    return client?.sendRequest(method, params);
+  });
+  context.subscriptions.push(vscode.window.registerTreeDataProvider("devd.runs", runsTree));
   const devd: Devd = { clients, panel, status, output, flow };
   context.subscriptions.push(output, status, panel, flow, { dispose: () => void clients.dispose() });
 
@@ -146,6 +155,16 @@ export function activate(context: vscode.ExtensionContext): void {
   register("devd.restart", () => daemonCommands.restart(devd));
   register("devd.showLog", () => output.show(true));
   register("devd.chooseInterpreter", (uri?: vscode.Uri) => chooseInterpreter(uri));
+  register("devd.runs.refresh", () => runsTree.refresh());
+  register("devd.runs.more", (item: RunsItem) => runsTree.more(item));
+  register("devd.runs.spinTask", (item: RunsItem) => item.kind === "task" && spin(devd, { uri: item.uri, pathspec: item.pathspec }));
+  register("devd.runs.spinStep", (item: RunsItem) => item.kind === "step" && spin(devd, { uri: item.uri, pathspec: `${item.runId}/${item.step}` }));
+  register("devd.runs.copyPathspec", (item: RunsItem) => {
+    const spec = item.kind === "task" ? item.pathspec : item.kind === "step" ? `${item.flow}/${item.runId}/${item.step}` : item.kind === "run" ? `${item.flow}/${item.runId}` : undefined;
+    if (spec) {
+      void vscode.env.clipboard.writeText(spec);
+    }
+  });
   register("devd.showFlow", (uri?: string) => {
     const target = uri ?? (isFlowDocument(vscode.window.activeTextEditor?.document) ? vscode.window.activeTextEditor?.document.uri.toString() : flow.current);
     if (!target) {
@@ -200,6 +219,7 @@ export function activate(context: vscode.ExtensionContext): void {
   // Light up on flow files: start the project's client when one is opened or focused.
   const consider = (doc: vscode.TextDocument | undefined) => {
     if (isFlowDocument(doc)) {
+      runsTree.addFlow(doc.uri.toString());
       void clients.clientFor(doc.uri);
     }
   };

@@ -12,6 +12,8 @@ export interface SpinOptions {
   artifactsModule?: string;
   /** A foreach body: which split (the pane's Other split…). */
   split?: number;
+  /** A recorded task (Flow/RUN/STEP/TASK) or RUN/STEP to spin, from the runs explorer. */
+  pathspec?: string;
 }
 
 /** Spin the lens's step, else the step under the cursor; the daemon resolves the line. */
@@ -21,7 +23,9 @@ export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinO
     return undefined;
   }
   const params: SpinParams = { uri: doc.uri.toString() };
-  if (options.step) {
+  if (options.pathspec) {
+    params.pathspec = options.pathspec;
+  } else if (options.step) {
     params.step = options.step;
   } else {
     const editor = vscode.window.activeTextEditor;
