@@ -7,11 +7,12 @@ One 200 MB parent (bench/flows/big_parent_flow.py, run once for real with `--rea
   devd cli     `devd spin flow.py PATHSPEC --json` through a warm daemon, the whole process
   devd api     `devd.Session.spin(PATHSPEC)` in this process, parents warm
 
-It prints one line per figure with its ratio to Metaflow's, then a last line
-`bench-quick: <ratio>x at 200 MB (reading), API <ms> ms`. It exits non-zero only when a
-figure is worse than half its target (docs/benchmarks.md: >= 30x for the CLI, <= 5 ms for
-the API), so that a regression like issue 18's (12.9x) cannot pass unnoticed while the
-noise of a busy machine does not fail it. Timings are medians; not part of `make test`.
+It prints one line per figure with its ratio to Metaflow's and its target (>= 30x for the
+CLI, <= 5 ms for the API; docs/benchmarks.md), then a last line
+`bench-quick: <ratio>x at 200 MB (reading), API <ms> ms`. It exits non-zero only when the
+CLI's ratio is below half its target, as issue 18 asks: a regression like its 12.9x (9.5x
+here) cannot pass unnoticed, while the noise of a busy machine does not fail it. Timings
+are medians; not part of `make test`.
 """
 
 from __future__ import annotations
@@ -103,16 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"metaflow spin (whole process)  {med['metaflow']:8.1f} ms")
     print(f"devd spin via daemon (process) {med['devd cli']:8.1f} ms  {cli_ratio:6.1f}x  "
           f"(target >= {CLI_TARGET:.0f}x; child.finish {statistics.median(finish_ms):.1f} ms)")
+    api_met = "met" if med["devd api"] <= API_TARGET_MS else "not met"
     print(f"devd.Session.spin (API, warm)  {med['devd api']:8.1f} ms  {api_ratio:6.1f}x  "
-          f"(target <= {API_TARGET_MS:.0f} ms; parent kept by: {kept or 'nothing'})")
+          f"(target <= {API_TARGET_MS:.0f} ms: {api_met}; parent kept by: {kept or 'nothing'})")
     print(f"bench-quick: {cli_ratio:.1f}x at {args.mb} MB (reading), API {med['devd api']:.1f} ms")
-    failed = []
-    if cli_ratio < CLI_TARGET / 2:
-        failed.append(f"the CLI ratio {cli_ratio:.1f}x is below half its target")
-    if med["devd api"] > API_TARGET_MS * 2:
-        failed.append(f"the API's {med['devd api']:.1f} ms is over twice its target")
-    if failed:
-        print("bench-quick: REGRESSION: " + "; ".join(failed), file=sys.stderr)
+    if cli_ratio < CLI_TARGET / 2:  # the one figure that fails it (issue 18): a ratio
+        print(f"bench-quick: REGRESSION: the CLI ratio {cli_ratio:.1f}x is below half its "
+              f"target ({CLI_TARGET / 2:.0f}x)", file=sys.stderr)
         return 1
     return 0
 
