@@ -233,8 +233,6 @@ def main(argv: list[str] | None = None) -> int:
     from ..common.errors import DevdError
 
     try:
-        from .graphview import cmd_graph, cmd_runs
-
         handler = {"spin": cmd_spin, "run": cmd_run, "resume": cmd_resume, "card": cmd_card,
                    "graph": cmd_graph, "runs": cmd_runs, "status": cmd_status,
                    "daemon": cmd_daemon, "serve": cmd_serve, "mcp": cmd_mcp}[args.command]
@@ -580,6 +578,18 @@ def cmd_card(args: argparse.Namespace) -> int:
 
         webbrowser.open("file://" + path)
     return EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from .graphview import cmd_graph as graph  # imported only for it: `devd spin` stays lean
+
+    return graph(args)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .graphview import cmd_runs as runs
+
+    return runs(args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
