@@ -4,6 +4,7 @@ its socket, the CLI and the MCP server as subprocesses; sizes and counts are ass
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -221,6 +222,32 @@ def test_mcp_answers_of_a_huge_error_and_many_cards_are_bounded(bounds_project: 
     assert 1 <= shown < 6, shown  # six cards of ~15,000 characters of text each
     assert f"more cards left out: an answer keeps {MAX_CARD_TEXT} characters" in card
     assert len(card) < MAX_CARD_TEXT + 2000, len(card)
+
+
+def test_a_spins_cards_together_stay_within_the_card_cap(bounds_project: Path) -> None:
+    """Six cards of ~1.3 MB each (Metaflow's card page): with DEVD_MAX_CARD_MB=3 the answer
+    keeps the first cards whole and the rest as a short page naming the file with each."""
+    env = {**os.environ, "DEVD_MAX_CARD_MB": "3"}
+    out = cli(bounds_project, "spin", "bounds_flow.py", "cards", "--json", "--no-daemon",
+              env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    cards = json.loads(out.stdout)["cards"]
+    assert len(cards) == 6
+    assert sum(len(c["html"].encode()) for c in cards) <= 3 << 20
+    cut = [c for c in cards if "DEVD_MAX_CARD_MB" in c["html"]]
+    assert cards[0] not in cut and 1 <= len(cut) <= 5, [len(c["html"]) for c in cards]
+    for card in cut:
+        where = re.search(r"whole in (\S+?)\.</p>", card["html"])
+        assert where is not None, card["html"]
+        whole = Path(where.group(1))
+        assert whole.stat().st_mode & 0o777 == 0o600
+        page = whole.read_text()
+        data = re.search(r'__MF_DATA__\[[^\]]*\] = "([A-Za-z0-9+/=]+)"', page)
+        assert data is not None and whole.stat().st_size > 1 << 20
+        assert "word word" in base64.b64decode(data.group(1)).decode()  # the card's own text
+    full = json.loads(cli(bounds_project, "spin", "bounds_flow.py", "cards", "--json",
+                          "--no-daemon").stdout)["cards"]
+    assert not any("DEVD_MAX_CARD_MB" in c["html"] for c in full)  # 32 MB by default
 
 
 def test_kept_results_count_against_the_memory_budget() -> None:

@@ -18,7 +18,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from ..common.bounds import bound_error, one_line
+from ..common.bounds import bound_cards, bound_error, one_line
 from ..common.warmstore import LAZY_LOADED
 from .cards import install_card_capture, render_final_cards, store_cards
 from .collect import Sink, capture_output_datastore, collect
@@ -257,6 +257,7 @@ def _build_result(sink: Sink, error: dict[str, Any] | None, run_id: str, task_id
     if persisted_root and card_html:
         store_cards(sink.flow_datastore, f"{State.flow.name}/{run_id}/{req.step}/{task_id}",
                     card_html, notices)
+    card_html = bound_cards(card_html)  # stored whole above; answered within the cap
     return ChildResult(
         lazy_loaded=list(LAZY_LOADED),
         card_html=card_html,

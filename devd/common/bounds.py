@@ -101,3 +101,42 @@ def bound_error(error: dict[str, Any]) -> dict[str, Any]:
     bounded["traceback"] = _bounded_traceback(trace) + (
         "" if trace.endswith("\n") else "\n") + note.strip() + "\n"
     return bounded
+
+
+def max_card_bytes() -> int:
+    """``DEVD_MAX_CARD_MB`` (default 32): what all of one spin's card pages may weigh in an
+    answer together (Metaflow's own card page is ~1.3 MB of scripts before any content)."""
+    try:
+        return int(float(os.environ.get("DEVD_MAX_CARD_MB", "32")) * (1 << 20))
+    except ValueError:
+        return 32 << 20
+
+
+def bound_cards(cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The spin's rendered cards, each kept whole while all of them together stay within
+    ``max_card_bytes()``; a card past it is answered as a short page naming its size and
+    the private file that holds it whole (open that in a browser)."""
+    limit, used, out = max_card_bytes(), 0, []
+    for card in cards:
+        html = card.get("html") or ""
+        size = len(html.encode("utf-8", "surrogateescape"))
+        if used + size <= limit:
+            used += size
+            out.append(card)
+            continue
+        where = "not kept: the disk is full"
+        try:
+            spill = private_file("card")
+            with spill:
+                spill.write(html.encode("utf-8", "surrogateescape"))
+            where = f"whole in {spill.path}"  # type: ignore[attr-defined]
+        except OSError as exc:
+            where = f"not kept ({exc.strerror or exc})"
+        from html import escape
+
+        note = (f"<!doctype html><meta charset='utf-8'><p>devd: this card is "
+                f"{size / (1 << 20):.1f} MB, past the {limit / (1 << 20):.0f} MB that one "
+                f"spin's cards may weigh together (DEVD_MAX_CARD_MB); it is "
+                f"{escape(where)}.</p>")
+        out.append({**card, "html": note})
+    return out
