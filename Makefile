@@ -143,7 +143,13 @@ ext-test: $(EXT)/node_modules/.devd-stamp
 # repo), unpacked under .cache/ with its own venv (requirements from PyPI, pip cache in .cache/).
 # PostgreSQL comes from Debian (installed as root when missing). tests/mdservice.py runs both.
 MDSERVICE_REV := 91e44f0
-MDSERVICE_TGZ ?= $(CURDIR)/../shared/vendor/metaflow-service-$(MDSERVICE_REV).tar.gz
+# ../shared next to this checkout, else next to the checkout it was cloned from (a clean CI
+# clone elsewhere still finds it); MDSERVICE_TGZ=... names it outright.
+MDSERVICE_NAME := shared/vendor/metaflow-service-$(MDSERVICE_REV).tar.gz
+CLONED_FROM := $(shell git config --get remote.origin.url 2>/dev/null)
+MDSERVICE_TGZ ?= $(firstword $(wildcard $(CURDIR)/../$(MDSERVICE_NAME) \
+  $(if $(filter /%,$(CLONED_FROM)),$(CLONED_FROM)/../$(MDSERVICE_NAME))) \
+  $(CURDIR)/../$(MDSERVICE_NAME))
 MDSERVICE := $(DEVD_CACHE)/mdservice
 export DEVD_MDSERVICE := $(MDSERVICE)
 MDSERVICE_REQS := 'aiohttp==3.14.5' 'aiopg==1.4.0' 'psycopg2-binary==2.9.13' \
