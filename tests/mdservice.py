@@ -51,7 +51,7 @@ def unavailable() -> str | None:
         return (f"Metaflow's metadata service is not prepared in {base}: run `make mdservice` "
                 "(it needs ../shared/vendor/metaflow-service-91e44f0.tar.gz next to the repo or "
                 "the checkout it was cloned from, or MDSERVICE_TGZ=...; Netflix/"
-                "metaflow-service at 91e44f0, next to the repo)")
+                "metaflow-service at 91e44f0)")
     if _pg_bin() is None:
         return ("PostgreSQL is not installed: `apt-get install postgresql` (or `make mdservice` "
                 "as root)")
