@@ -6,7 +6,8 @@ server's pool, so the connection keeps answering hovers and lenses meanwhile."""
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path
@@ -63,15 +64,30 @@ from .translate import (
 if TYPE_CHECKING:
     from .server import DevdServer
 
+R = TypeVar("R")
+
 
 def register(server: DevdServer) -> None:
-    """Register devd's methods on ``server`` (pygls passes it as ``ls``)."""
+    """Register devd's methods on ``server`` (pygls passes it as ``ls``). The methods that
+    read runs, cards or artifacts do their work in the server's pool, off the event loop."""
     for method, handler in (("devd/spin", spin), ("devd/run", run), ("devd/resume", resume),
                             ("devd/cancel", cancel), ("devd/status", status),
-                            ("devd/card", card), ("devd/artifacts", artifacts),
-                            ("devd/graph", graph), ("devd/runs", runs),
-                            ("devd/tasks", tasks), ("devd/task", task)):
+                            ("devd/card", _in_pool(_card_request)),
+                            ("devd/artifacts", _in_pool(_artifacts_request)),
+                            ("devd/graph", _in_pool(_graph_request)),
+                            ("devd/runs", _in_pool(_runs_request)),
+                            ("devd/tasks", _in_pool(_tasks_request)),
+                            ("devd/task", _in_pool(_task_request))):
         server.feature(method)(handler)
+
+
+def _in_pool(work: Callable[[DevdServer, Any], R]) -> Callable[[DevdServer, Any],
+                                                                 Awaitable[R]]:
+    """A handler that runs ``work(ls, params)`` in the server's pool."""
+    async def handler(ls: DevdServer, params: Any) -> R:
+        return await ls.in_pool(work, ls, params)
+
+    return handler
 
 
 # -- handlers -------------------------------------------------------------------------------
@@ -101,36 +117,6 @@ def cancel(ls: DevdServer, params: CancelParams) -> CancelResult:
 
 def status(ls: DevdServer, params: StatusParams) -> StatusResult:
     return status_result(ls.engine.status(), stats())
-
-
-async def card(ls: DevdServer, params: CardParams) -> CardResult:
-    answer: CardResult = await ls.in_pool(_card_request, ls, params)
-    return answer
-
-
-async def artifacts(ls: DevdServer, params: ArtifactsParams) -> ArtifactsResult:
-    answer: ArtifactsResult = await ls.in_pool(_artifacts_request, ls, params)
-    return answer
-
-
-async def graph(ls: DevdServer, params: GraphParams) -> GraphResult:
-    answer: GraphResult = await ls.in_pool(_graph_request, ls, params)
-    return answer
-
-
-async def runs(ls: DevdServer, params: RunsParams) -> RunsResult:
-    answer: RunsResult = await ls.in_pool(_runs_request, ls, params)
-    return answer
-
-
-async def tasks(ls: DevdServer, params: TasksParams) -> TasksResult:
-    answer: TasksResult = await ls.in_pool(_tasks_request, ls, params)
-    return answer
-
-
-async def task(ls: DevdServer, params: TaskParams) -> TaskResult:
-    answer: TaskResult = await ls.in_pool(_task_request, ls, params)
-    return answer
 
 
 # -- the work behind them -----------------------------------------------------------------------
