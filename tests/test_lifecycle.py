@@ -242,6 +242,10 @@ def test_a_killed_daemon_takes_its_children_and_the_next_spin_starts_a_fresh_one
     for child in (pid, *prepared):
         wait_for(lambda child=child: not alive(child), 10,
                  f"step child {child} to die with its daemon")
+    # and the daemon itself gone: a killed process frees its memory before it closes its
+    # files, so for a moment (longer on a loaded machine) its socket still takes connections
+    # it will never answer; the next spin is meant to find it dead
+    wait_for(lambda: not alive(daemon), 10, f"the killed daemon {daemon} to be gone")
     (life_project / "busy.on").unlink()
     proc = cli(life_project, "spin", "life_flow.py", "start")
     assert proc.returncode == 0, proc.stderr
