@@ -25,6 +25,8 @@ HEADER = """\
  * The daemon's JSON-RPC shapes (docs/protocol.md), generated from devd/lsp/models.py by
  * devd/lsp/tsgen.py: do not edit, run `make protocol-ts`.
  */
+
+import { NotificationType, RequestType } from "vscode-jsonrpc";
 """
 
 
@@ -88,14 +90,20 @@ def render() -> str:
     parts.append("export const Methods = {\n"
                  + "".join(f'  {_method_key(m)}: "{m}",\n' for m in names)
                  + "} as const;")
-    parts.append("/** Each request's params and result. */\nexport interface Requests {\n"
-                 + "".join(f'  "{m}": {{ params: {p.__name__}; result: {r.__name__} }};\n'
+    # Typed constants (as rust-analyzer's lsp_ext.ts): `client.sendRequest(Requests.spin, params)`
+    # and `client.onNotification(Notifications.log, (p) => ...)` are checked by the compiler.
+    parts.append("/** Each request, typed: `sendRequest(Requests.x, params)` checks both ends. */\n"
+                 "export const Requests = {\n"
+                 + "".join(f"  {_method_key(m)}: new RequestType<{p.__name__}, {r.__name__}, void>"
+                           f"(Methods.{_method_key(m)}),\n"
                            for m, (p, r) in models.REQUESTS.items())
-                 + "}")
-    parts.append("/** Each notification's params. */\nexport interface Notifications {\n"
-                 + "".join(f'  "{m}": {p.__name__};\n'
+                 + "} as const;")
+    parts.append("/** Each notification, typed: `onNotification(Notifications.x, (p) => ...)`. */\n"
+                 "export const Notifications = {\n"
+                 + "".join(f"  {_method_key(m)}: new NotificationType<{p.__name__}>"
+                           f"(Methods.{_method_key(m)}),\n"
                            for m, p in models.NOTIFICATIONS.items())
-                 + "}")
+                 + "} as const;")
     return "\n\n".join(parts) + "\n"
 
 

@@ -18,16 +18,7 @@ import { FLOW_VIEW, FlowPanel, graphRequest } from "./flow/flowPanel";
 import { type RunsItem, RunsTree } from "./runs/runsTree";
 import { PreviewPanel } from "./panel/previewPanel";
 import { spinEnd } from "./panel/policy";
-import {
-  type CardResult,
-  type CardUpdatedParams,
-  type DebugReadyParams,
-  type LogParams,
-  Methods,
-  type SpinOutcome,
-  type StateChangedParams,
-  type StatusResult,
-} from "./protocol";
+import { Notifications, Requests } from "./protocol";
 import { resolveInterpreterFor, watchPythonEnvironment } from "./python/environment";
 import { chooseInterpreter } from "./python/choose";
 import { installWheel } from "./python/install";
@@ -48,18 +39,18 @@ export function activate(context: vscode.ExtensionContext): void {
     {
       card: async (uri, params) => {
         const client = await clients.clientFor(vscode.Uri.parse(uri));
-        return client?.sendRequest<CardResult>(Methods.card, params);
+        return client?.sendRequest(Requests.card, params);
       },
       cancel: async (uri, step) => {
         const client = await clients.clientFor(vscode.Uri.parse(uri));
-        return client?.sendRequest(Methods.cancel, { target: step });
+        return client?.sendRequest(Requests.cancel, { target: step });
       },
     },
     output,
   );
   const refreshMemory = async (client: LanguageClient) => {
     try {
-      const s = await client.sendRequest<StatusResult>(Methods.status, {});
+      const s = await client.sendRequest(Requests.status, {});
       status.update({ warmBytes: s.warmBytes, budgetBytes: s.budgetBytes });
     } catch {
       // the status bar keeps its last figures; the log has the connection error
@@ -73,8 +64,8 @@ export function activate(context: vscode.ExtensionContext): void {
     started: (python) => onInterpreter(context, python.path),
     offerInstall: (python, detail) => offerInstall(context, output, python, detail),
     attach: (client) => {
-      client.onNotification(Methods.log, (p: LogParams) => log.append(p.text));
-      client.onNotification(Methods.spinFinished, (result: SpinOutcome) => {
+      client.onNotification(Notifications.log, (p) => log.append(p.text));
+      client.onNotification(Notifications.spinFinished, (result) => {
         const end = spinEnd(result);
         if (result.step && end !== "refused" && end !== "superseded") {
           const header = spinHeader(result.step, end, result.durationMs, result.error?.type);
@@ -101,9 +92,9 @@ export function activate(context: vscode.ExtensionContext): void {
         void flow.refresh(result.uri ?? undefined);
         void refreshMemory(client);
       });
-      client.onNotification(Methods.cardUpdated, (p: CardUpdatedParams) => panel.cardUpdated(p));
-      client.onNotification(Methods.debugReady, (p: DebugReadyParams) => debugReadyWaiters.ready(p));
-      client.onNotification(Methods.stateChanged, (p: StateChangedParams) => {
+      client.onNotification(Notifications.cardUpdated, (p) => panel.cardUpdated(p));
+      client.onNotification(Notifications.debugReady, (p) => debugReadyWaiters.ready(p));
+      client.onNotification(Notifications.stateChanged, (p) => {
         void flow.refresh(p.uri ?? undefined); // a spin began, a run ended, the file changed
         if (p.reason === "runFinished" || p.reason === "resumeFinished") {
           runsTree.refresh(); // a new run to list
@@ -130,9 +121,9 @@ export function activate(context: vscode.ExtensionContext): void {
     state: (state: DaemonState) => onDaemonState(status, state),
   });
   const flow = new FlowPanel(graphRequest((uri) => clients.clientFor(uri)), output);
-  const runsTree = new RunsTree(async (uri, method, params) => {
+  const runsTree = new RunsTree(async (uri, type, params) => {
     const client = await clients.clientFor(vscode.Uri.parse(uri));
-    return client?.sendRequest(method, params);
+    return client?.sendRequest(type, params);
   });
   context.subscriptions.push(vscode.window.registerTreeDataProvider("devd.runs", runsTree));
   const devd: Devd = { clients, panel, status, output, flow };

@@ -3,6 +3,8 @@
  * devd/lsp/tsgen.py: do not edit, run `make protocol-ts`.
  */
 
+import { NotificationType, RequestType } from "vscode-jsonrpc";
+
 /** One artifact as listed: its type and a short summary. */
 export interface ArtifactRow {
   name: string;
@@ -455,26 +457,26 @@ export const Methods = {
   debugReady: "devd/debugReady",
 } as const;
 
-/** Each request's params and result. */
-export interface Requests {
-  "devd/spin": { params: SpinParams; result: SpinOutcome };
-  "devd/run": { params: RunParams; result: RunResult };
-  "devd/resume": { params: ResumeParams; result: RunResult };
-  "devd/cancel": { params: CancelParams; result: CancelResult };
-  "devd/status": { params: StatusParams; result: StatusResult };
-  "devd/card": { params: CardParams; result: CardResult };
-  "devd/artifacts": { params: ArtifactsParams; result: ArtifactsResult };
-  "devd/graph": { params: GraphParams; result: GraphResult };
-  "devd/runs": { params: RunsParams; result: RunsResult };
-  "devd/tasks": { params: TasksParams; result: TasksResult };
-  "devd/task": { params: TaskParams; result: TaskResult };
-}
+/** Each request, typed: `sendRequest(Requests.x, params)` checks both ends. */
+export const Requests = {
+  spin: new RequestType<SpinParams, SpinOutcome, void>(Methods.spin),
+  run: new RequestType<RunParams, RunResult, void>(Methods.run),
+  resume: new RequestType<ResumeParams, RunResult, void>(Methods.resume),
+  cancel: new RequestType<CancelParams, CancelResult, void>(Methods.cancel),
+  status: new RequestType<StatusParams, StatusResult, void>(Methods.status),
+  card: new RequestType<CardParams, CardResult, void>(Methods.card),
+  artifacts: new RequestType<ArtifactsParams, ArtifactsResult, void>(Methods.artifacts),
+  graph: new RequestType<GraphParams, GraphResult, void>(Methods.graph),
+  runs: new RequestType<RunsParams, RunsResult, void>(Methods.runs),
+  tasks: new RequestType<TasksParams, TasksResult, void>(Methods.tasks),
+  task: new RequestType<TaskParams, TaskResult, void>(Methods.task),
+} as const;
 
-/** Each notification's params. */
-export interface Notifications {
-  "devd/log": LogParams;
-  "devd/spinFinished": SpinOutcome;
-  "devd/stateChanged": StateChangedParams;
-  "devd/cardUpdated": CardUpdatedParams;
-  "devd/debugReady": DebugReadyParams;
-}
+/** Each notification, typed: `onNotification(Notifications.x, (p) => ...)`. */
+export const Notifications = {
+  log: new NotificationType<LogParams>(Methods.log),
+  spinFinished: new NotificationType<SpinOutcome>(Methods.spinFinished),
+  stateChanged: new NotificationType<StateChangedParams>(Methods.stateChanged),
+  cardUpdated: new NotificationType<CardUpdatedParams>(Methods.cardUpdated),
+  debugReady: new NotificationType<DebugReadyParams>(Methods.debugReady),
+} as const;

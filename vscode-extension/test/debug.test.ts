@@ -17,7 +17,7 @@ function editorAt(line: number) {
 function daemon(options: { ready?: boolean; answer: Record<string, unknown> }) {
   const sent: { method: string; params: Record<string, unknown> }[] = [];
   const client = {
-    sendRequest: (method: string, params: Record<string, unknown>) => {
+    sendRequest: ({ method }: { method: string }, params: Record<string, unknown>) => {
       sent.push({ method, params });
       if (method !== "devd/spin") {
         return Promise.resolve({ cancelled: [1] });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 
 import { PreviewPanel } from "../src/panel/previewPanel";
-import type { CardResult, PanePreview, SpinOutcome } from "../src/protocol";
+import type { CardParams, CardResult, PanePreview, SpinOutcome } from "../src/protocol";
 import { recorded, reset } from "./stubs/vscode";
 
 const output = { appendLine: () => undefined } as never;
@@ -13,11 +13,11 @@ function spinResult(step = "train", over: Partial<SpinOutcome> = {}): SpinOutcom
 
 /** A daemon stand-in answering devd/card with a page naming the step and a counter. */
 function source(delays: Record<string, number> = {}) {
-  const asked: Record<string, unknown>[] = [];
+  const asked: CardParams[] = [];
   let n = 0;
   return {
     asked,
-    card: async (_uri: string, params: Record<string, unknown>): Promise<CardResult> => {
+    card: async (_uri: string, params: CardParams): Promise<CardResult> => {
       asked.push(params);
       const step = String(params.step);
       const page = `<html>${step} #${++n}</html>`;
@@ -38,12 +38,12 @@ describe("card pane", () => {
     const panel = recorded.panels[0];
     assert.equal(panel.htmlSets.length, 1);
     assert.match(panel.htmlSets[0], /train #1/);
-    const nonce = (daemon.asked[0].webview as { nonce: string }).nonce;
+    const nonce = daemon.asked[0].webview?.nonce ?? "";
     assert.match(nonce, /^[A-Za-z0-9]{16,}$/);
     await pane.spinFinished(spinResult(), "firstSpin");
     assert.equal(panel.htmlSets.length, 1, "no reload");
     assert.deepEqual(panel.posted, [{ type: "devd/preview", html: "<html>train #2</html>" }]);
-    assert.equal((daemon.asked[1].webview as { nonce: string }).nonce, nonce, "one nonce for the pane's life");
+    assert.equal(daemon.asked[1].webview?.nonce, nonce, "one nonce for the pane's life");
     assert.equal(recorded.panels.length, 1, "one pane, reused");
   });
 
@@ -98,8 +98,8 @@ describe("card pane", () => {
   it("big card scripts go to the page once; a reloaded page gets them again", async () => {
     const asked: string[][] = [];
     const daemon = {
-      card: async (_uri: string, params: Record<string, unknown>): Promise<CardResult> => {
-        const known = (params.webview as { assets: string[] }).assets;
+      card: async (_uri: string, params: CardParams): Promise<CardResult> => {
+        const known = params.webview?.assets ?? [];
         asked.push(known);
         const full = !known.includes("abc");
         return { ok: true, step: "train", preview: full ? "<html>bundle</html>" : "<html>slim</html>", assets: full ? ["abc"] : [] };

@@ -26,7 +26,7 @@ function editorAt(line: number, dirty = false) {
 function devdWith(answer: Record<string, unknown>, pane?: Record<string, unknown>) {
   const sent: { method: string; params: Record<string, unknown> }[] = [];
   const client = {
-    sendRequest: async (method: string, params: Record<string, unknown>) => {
+    sendRequest: async ({ method }: { method: string }, params: Record<string, unknown>) => {
       sent.push({ method, params });
       return answer;
     },

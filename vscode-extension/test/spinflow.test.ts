@@ -5,7 +5,7 @@ import { beforeEach, describe, it } from "node:test";
 import { runEnd } from "../src/commands/outcome";
 import { PreviewPanel } from "../src/panel/previewPanel";
 import { paneAction, paneOnSpinStart, parsePageMessage, spinEnd } from "../src/panel/policy";
-import type { CardResult, SpinOutcome } from "../src/protocol";
+import type { CardParams, CardResult, SpinOutcome } from "../src/protocol";
 import { formatStatus } from "../src/statusbar/format";
 import { recorded, reset } from "./stubs/vscode";
 
@@ -60,7 +60,7 @@ describe("a spin in flight in the pane", () => {
   it("a started spin opens the pane titled `devd: <step>` with a Cancel button, which cancels that step", async () => {
     const cancelled: string[] = [];
     const daemon = {
-      card: async (_uri: string, params: Record<string, unknown>): Promise<CardResult> => ({ ok: true, step: String(params.step), preview: `<html>${String(params.step)}</html>` }),
+      card: async (_uri: string, params: CardParams): Promise<CardResult> => ({ ok: true, step: String(params.step), preview: `<html>${String(params.step)}</html>` }),
       cancel: async (_uri: string, step: string) => {
         cancelled.push(step);
       },

@@ -3,15 +3,15 @@ import { spawn } from "node:child_process";
 import * as vscode from "vscode";
 
 import { type Devd, settingsFor } from "../context";
-import { Methods, type StatusResult } from "../protocol";
+import { Requests, type StatusResult } from "../protocol";
 import { resolveInterpreterFor } from "../python/environment";
 import { projectRoot } from "../server/project";
 import { humanBytes } from "../statusbar/format";
 
-export async function cancel(devd: Devd): Promise<string[]> {
-  const cancelled: string[] = [];
+export async function cancel(devd: Devd): Promise<number[]> {
+  const cancelled: number[] = [];
   for (const { client } of devd.clients.running()) {
-    const answer = await client.sendRequest<{ cancelled: string[] }>(Methods.cancel, {});
+    const answer = await client.sendRequest(Requests.cancel, {});
     cancelled.push(...answer.cancelled);
   }
   void vscode.window.setStatusBarMessage(cancelled.length ? `devd: cancelled ${cancelled.length}` : "devd: nothing running", 3000);
@@ -31,7 +31,7 @@ export async function showPreview(devd: Devd): Promise<void> {
     void vscode.window.showInformationMessage("devd: no spin yet — press Ctrl+Alt+S in a step first.");
     return;
   }
-  const status = await client.sendRequest<StatusResult>(Methods.status, {});
+  const status = await client.sendRequest(Requests.status, {});
   const last = newestSpinOf(status.lastSpins, editor.document.uri.fsPath);
   if (!last) {
     void vscode.window.showInformationMessage("devd: no spin of this flow yet — press Ctrl+Alt+S in a step first.");
@@ -68,7 +68,7 @@ export async function newestSpinInWorkspace(devd: Devd): Promise<{ uri: string; 
       continue;
     }
     try {
-      const status = await client.sendRequest<StatusResult>(Methods.status, {});
+      const status = await client.sendRequest(Requests.status, {});
       const last = status.lastSpins[status.lastSpins.length - 1];
       if (last) {
         return { uri: vscode.Uri.file(last.flow).toString(), step: last.step };
@@ -99,7 +99,7 @@ export async function showStatus(devd: Devd): Promise<void> {
     devd.output.appendLine("[devd] no daemon connected: open a flow file to start one");
   }
   for (const { client } of running) {
-    const status = await client.sendRequest<StatusResult>(Methods.status, {});
+    const status = await client.sendRequest(Requests.status, {});
     devd.output.appendLine(formatStatusReport(status));
   }
   devd.output.show(true);

@@ -3,7 +3,7 @@ import * as vscode from "vscode";
 
 import { type Devd, saveFirst, targetDocument } from "../context";
 import { attachConfiguration, debugReadyWaiters } from "../debug/adapter";
-import { type DebugReadyParams, Methods, type SpinParams, type SpinOutcome } from "../protocol";
+import { type DebugReadyParams, Requests, type SpinParams, type SpinOutcome } from "../protocol";
 
 export interface DebugOptions {
   uri?: string | vscode.Uri;
@@ -34,7 +34,7 @@ export async function debugStep(devd: Devd, options: DebugOptions = {}): Promise
   }
   devd.output.appendLine(`[devd] debug spin of ${params.step ?? `line ${(params.line ?? 0) + 1}`} requested`);
   const ready = debugReadyWaiters.expect(uri);
-  const answer = client.sendRequest<SpinOutcome>(Methods.spin, params);
+  const answer = client.sendRequest(Requests.spin, params);
   const first = await Promise.race([
     ready.then((r): { ready: DebugReadyParams } => ({ ready: r })),
     answer.then((r): { result: SpinOutcome } => ({ result: r })),
@@ -52,7 +52,7 @@ export async function debugStep(devd: Devd, options: DebugOptions = {}): Promise
   devd.output.appendLine(`[devd] debug session ${started ? "started" : "did not start"}`);
   if (!started) {
     // nobody will attach: stop the spin now rather than at its timeout
-    void client.sendRequest(Methods.cancel, { target: first.ready.step });
+    void client.sendRequest(Requests.cancel, { target: first.ready.step });
     void vscode.window.showWarningMessage("devd: VS Code could not start the debug session; the spin was cancelled.");
   }
   const result = await answer;

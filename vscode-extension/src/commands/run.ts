@@ -4,7 +4,7 @@ import * as vscode from "vscode";
 import { WorkDoneProgress, type WorkDoneProgressBegin, type WorkDoneProgressReport } from "vscode-languageclient/node";
 
 import { type Devd, saveFirst, settingsFor, targetDocument } from "../context";
-import { Methods, type RunResult } from "../protocol";
+import { Requests, type ResumeParams, type RunResult } from "../protocol";
 import { runHeader } from "../server/logLines";
 import { runEnd } from "./outcome";
 
@@ -48,7 +48,8 @@ async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string |
   const settings = settingsFor(doc.uri);
   const token = `devd-ui-${kind}-${process.pid}-${++tokens}`;
   const name = path.basename(doc.fileName);
-  const params: Record<string, unknown> = { uri: doc.uri.toString(), args: settings.runArgs, workDoneToken: token };
+  // devd/resume's params are devd/run's and the step to resume from
+  const params: ResumeParams = { uri: doc.uri.toString(), args: settings.runArgs, workDoneToken: token };
   if (step) {
     params.step = step;
   }
@@ -74,10 +75,10 @@ async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string |
         }
       });
       const stop = cancel.onCancellationRequested(() => {
-        void client.sendRequest(Methods.cancel, { target: "run" });
+        void client.sendRequest(Requests.cancel, { target: "run" });
       });
       try {
-        return await client.sendRequest<RunResult>(Methods[kind], params);
+        return await client.sendRequest(kind === "run" ? Requests.run : Requests.resume, params);
       } finally {
         sub.dispose();
         stop.dispose();

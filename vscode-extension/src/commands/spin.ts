@@ -3,7 +3,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 
 import { type Devd, saveFirst, targetDocument } from "../context";
-import { Methods, type SpinParams, type SpinOutcome } from "../protocol";
+import { Requests, type SpinParams, type SpinOutcome } from "../protocol";
 
 export interface SpinOptions {
   uri?: string | vscode.Uri;
@@ -46,7 +46,7 @@ export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinO
   if (!client) {
     return undefined;
   }
-  const result = await client.sendRequest<SpinOutcome>(Methods.spin, params);
+  const result = await client.sendRequest(Requests.spin, params);
   if (!result.ok && result.error?.type === "devd.BadRequest") {
     if (/^no run of /.test(result.error.message)) {
       // A flow never run: the way on is one click (an error with a button stays until dismissed).

@@ -9,8 +9,9 @@
 import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 import * as vscode from "vscode";
+import type { LanguageClient } from "vscode-languageclient/node";
 
-import { type GraphResult, Methods } from "../protocol";
+import { type GraphResult, Requests } from "../protocol";
 import { layoutGraph, NODE_HEIGHT, NODE_WIDTH, nodeSummary } from "./layout";
 
 export const FLOW_VIEW = "devd.flow";
@@ -153,11 +154,11 @@ export class FlowPanel implements vscode.Disposable {
 }
 
 /** A request function for the panel, through the project's client. */
-export function graphRequest(clientFor: (uri: vscode.Uri) => Promise<{ sendRequest<R>(method: string, params: unknown): Promise<R> } | undefined>): FlowRequests {
+export function graphRequest(clientFor: (uri: vscode.Uri) => Promise<Pick<LanguageClient, "sendRequest"> | undefined>): FlowRequests {
   return {
     graph: async (uri) => {
       const client = await clientFor(vscode.Uri.parse(uri));
-      return client?.sendRequest<GraphResult>(Methods.graph, { uri });
+      return client?.sendRequest(Requests.graph, { uri });
     },
   };
 }

@@ -7,12 +7,12 @@ import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 
 import type { OpenOn } from "../config/settings";
-import { type CardResult, type CardUpdatedParams, Methods, type PanePreview, type SpinOutcome, type WebviewOptions } from "../protocol";
+import { type CardParams, type CardResult, type CardUpdatedParams, Methods, type PanePreview, type SpinOutcome, type WebviewOptions } from "../protocol";
 import { makeNonce, type PaneButton, paneAction, paneOnSpinStart, parsePageMessage, spinEnd } from "./policy";
 
 export interface PreviewSource {
   /** `devd/card` on the client serving `uri`. */
-  card(uri: string, params: Record<string, unknown>): Promise<CardResult | undefined>;
+  card(uri: string, params: CardParams): Promise<CardResult | undefined>;
   /** `devd/cancel` of the step's spin on the client serving `uri` (the pane's Cancel). */
   cancel?(uri: string, step: string): Promise<unknown>;
 }

@@ -7,11 +7,12 @@
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
+import type { RequestType } from "vscode-jsonrpc";
 
 import { formatSeconds } from "../flow/layout";
-import { type GraphResult, Methods, type RunsResult, type TaskResult, type TasksResult } from "../protocol";
+import { Requests } from "../protocol";
 
-type Send = <R>(uri: string, method: string, params: Record<string, unknown>) => Promise<R | undefined>;
+type Send = <P, R>(uri: string, type: RequestType<P, R, void>, params: P) => Promise<R | undefined>;
 
 export type RunsItem =
   | { kind: "flow"; uri: string }
@@ -118,7 +119,7 @@ export class RunsTree implements vscode.TreeDataProvider<RunsItem> {
     switch (item.kind) {
       case "flow": {
         const limit = this.limits.get(item.uri) ?? PAGE;
-        const answer = await this.send<RunsResult>(item.uri, Methods.runs, { uri: item.uri, limit: limit + 1 });
+        const answer = await this.send(item.uri, Requests.runs, { uri: item.uri, limit: limit + 1 });
         if (!answer?.ok) {
           return [{ kind: "note", text: answer?.error?.message ?? "the daemon did not answer" }];
         }
@@ -133,7 +134,7 @@ export class RunsTree implements vscode.TreeDataProvider<RunsItem> {
         return answer.runs.length > limit ? [...runs, { kind: "more", uri: item.uri }] : runs;
       }
       case "run": {
-        const graph = await this.send<GraphResult>(item.uri, Methods.graph, { uri: item.uri, runId: item.runId });
+        const graph = await this.send(item.uri, Requests.graph, { uri: item.uri, runId: item.runId });
         if (!graph?.ok) {
           return [{ kind: "note", text: graph?.error?.message ?? "the daemon did not answer" }];
         }
@@ -143,7 +144,7 @@ export class RunsTree implements vscode.TreeDataProvider<RunsItem> {
         }));
       }
       case "step": {
-        const answer = await this.send<TasksResult>(item.uri, Methods.tasks, { uri: item.uri, runId: item.runId, step: item.step });
+        const answer = await this.send(item.uri, Requests.tasks, { uri: item.uri, runId: item.runId, step: item.step });
         if (!answer?.ok) {
           return [{ kind: "note", text: answer?.error?.message ?? "the daemon did not answer" }];
         }
@@ -154,7 +155,7 @@ export class RunsTree implements vscode.TreeDataProvider<RunsItem> {
         }));
       }
       case "task": {
-        const answer = await this.send<TaskResult>(item.uri, Methods.task, { uri: item.uri, pathspec: item.pathspec });
+        const answer = await this.send(item.uri, Requests.task, { uri: item.uri, pathspec: item.pathspec });
         if (!answer?.ok) {
           return [{ kind: "note", text: answer?.error?.message ?? "the daemon did not answer" }];
         }
