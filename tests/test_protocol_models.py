@@ -17,7 +17,7 @@ from devd.common.options import SpinOptions
 from devd.common.optiontable import SPIN_SPELLINGS
 from devd.core.events import CardUpdated, FileChanged, FileDeleted, RunFinished, SpinStarted
 from devd.core.result import SpinError, SpinResult
-from devd.lsp import models, tsgen
+from devd.lsp import models, paramcheck, tsgen, wire
 from devd.lsp.translate import (
     bad_request,
     card_updated_json,
@@ -41,11 +41,11 @@ def test_the_extensions_protocol_ts_is_generated_from_the_models() -> None:
 
 
 def test_every_spin_option_on_the_wire_is_a_field_of_spin_params() -> None:
-    fields = {models.wire_name(f): f for f in attrs.fields(models.SpinParams)}
+    fields = {wire.wire_name(f): f for f in attrs.fields(models.SpinParams)}
     for spelling in SPIN_SPELLINGS:
         if spelling.wire:
             assert spelling.wire in fields, spelling.wire
-            assert models.is_optional(fields[spelling.wire])
+            assert wire.is_optional(fields[spelling.wire])
     rendered = tsgen.render()
     assert all(f"  {s.wire}?: " in rendered for s in SPIN_SPELLINGS if s.wire)
 
@@ -58,7 +58,7 @@ def test_spin_params_become_spin_options(converter: cattrs.Converter) -> None:
     assert params.options("train") == SpinOptions(
         "train", artifacts={"k": 3}, config_value={"cfg": '{"a": 1}'}, from_spin=True,
         debug_timeout=5)
-    assert params.webview is models.UNSET  # absent: the pane stays as it was
+    assert params.webview is wire.UNSET  # absent: the pane stays as it was
     assert converter.structure({"uri": "u", "webview": None},
                                models.SpinParams).webview is None  # null: no pane
 
@@ -89,8 +89,8 @@ def test_docs_protocol_md_names_every_method_and_field_and_nothing_else() -> Non
     for method, cls in [*described.items(), *((m, r) for m, (_, r) in models.REQUESTS.items())]:
         text = sections[method] if cls is not models.SpinOutcome else sections["devd/spin"]
         for field in attrs.fields(cls):
-            assert re.search(rf"\b{models.wire_name(field)}\b", text), \
-                f"docs/protocol.md: {method} does not describe '{models.wire_name(field)}'"
+            assert re.search(rf"\b{wire.wire_name(field)}\b", text), \
+                f"docs/protocol.md: {method} does not describe '{wire.wire_name(field)}'"
 
 
 _RESULT: dict[str, Any] = {
@@ -166,12 +166,12 @@ def test_a_spin_that_cannot_start_has_the_one_error_shape(converter: cattrs.Conv
 ])
 def test_params_are_checked_from_the_models_in_one_line(method: str, params: Any,
                                                         message: str | None) -> None:
-    assert models.check_params(method, params) == message
+    assert paramcheck.check_params(method, params) == message
 
 
 def test_every_request_envelope_reads_its_typed_params(converter: cattrs.Converter) -> None:
     for method, (params_cls, _) in models.REQUESTS.items():
-        needed = {models.wire_name(f): "file:///p/f.py" for f in attrs.fields(params_cls)
+        needed = {wire.wire_name(f): "file:///p/f.py" for f in attrs.fields(params_cls)
                   if f.default is attrs.NOTHING}
         message = converter.structure({"jsonrpc": "2.0", "id": 1, "method": method,
                                        "params": needed}, models.ENVELOPES[method])
@@ -181,10 +181,10 @@ def test_every_request_envelope_reads_its_typed_params(converter: cattrs.Convert
 def _conforms(cls: type, data: dict[str, Any]) -> str | None:
     """What in ``data`` the model ``cls`` does not describe: a key it lacks, a required
     field missing, a value of another JSON type (None: nothing)."""
-    extra = set(data) - {models.wire_name(f) for f in attrs.fields(cls)}
+    extra = set(data) - {wire.wire_name(f) for f in attrs.fields(cls)}
     if extra:
         return f"keys {sorted(extra)} are not fields of {cls.__name__}"
-    return models._fields_problem(cls.__name__, "", data, cls)
+    return paramcheck._fields_problem(cls.__name__, "", data, cls)
 
 
 _FLOW = "/p/flow.py"

@@ -17,8 +17,22 @@ from ..common.options import SpinOptions
 from ..core.engine import SpinRecord
 from ..core.memory import stats
 from ..core.parents import parse_target
-from .models import (
-    UNSET,
+from .flowmodels import (
+    GraphParams,
+    GraphResult,
+    RunsParams,
+    RunsResult,
+    TaskInfo,
+    TaskParams,
+    TaskResult,
+    TasksParams,
+    TasksResult,
+)
+from .models import shared_converter
+from .onespin import RequestSpin, join_save_spin
+from .panes import pane_options, pane_page
+from .progress import RunProgress, TransferProgress
+from .spinmodels import (
     ArtifactRow,
     ArtifactsParams,
     ArtifactsResult,
@@ -29,28 +43,15 @@ from .models import (
     CardResult,
     DebugReadyParams,
     ErrorInfo,
-    GraphParams,
-    GraphResult,
     LogParams,
     ResumeParams,
     RunParams,
     RunResult,
-    RunsParams,
-    RunsResult,
     SpinOutcome,
     SpinTarget,
     StatusParams,
     StatusResult,
-    TaskInfo,
-    TaskParams,
-    TaskResult,
-    TasksParams,
-    TasksResult,
-    shared_converter,
 )
-from .onespin import RequestSpin, join_save_spin
-from .panes import pane_options, pane_page
-from .progress import RunProgress, TransferProgress
 from .translate import (
     bad_request,
     graph_result,
@@ -60,6 +61,7 @@ from .translate import (
     status_result,
     uri_to_path,
 )
+from .wire import UNSET
 
 if TYPE_CHECKING:
     from .server import DevdServer

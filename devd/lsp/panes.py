@@ -9,7 +9,7 @@ from typing import Any
 from pygls.exceptions import JsonRpcInvalidParams
 
 from ..core.result import SpinResult
-from .models import PanePreview, WebviewOptions
+from .spinmodels import PanePreview, WebviewOptions
 
 log = logging.getLogger("devd.lsp")
 

@@ -5,7 +5,7 @@ waits for its own id forever), lets a long header line raise out of the connecti
 logs a traceback for every bad message. This reader answers every request with its own id,
 names the offending field of wrong-typed params (-32602), refuses oversized headers and
 bodies with an error before closing the connection, and checks the params of devd's own
-methods from their models (devd/lsp/models.py) before any handler sees them. Valid
+methods from their models (devd/lsp/paramcheck.py) before any handler sees them. Valid
 messages go to pygls's protocol, devd's own structured into those models.
 """
 
@@ -25,7 +25,9 @@ from pygls.protocol.json_rpc import (
     JsonRPCRequestMessage,
 )
 
-from .models import REQUESTS, camel, check_params, json_type
+from .models import REQUESTS
+from .paramcheck import check_params
+from .wire import camel, json_type
 
 if TYPE_CHECKING:
     from pygls.io_ import Writer

@@ -24,12 +24,19 @@ from pygls.workspace import Workspace
 
 from .. import __version__
 from ..core.engine import Engine
-from ..core.events import CardUpdated, EngineEvent, FileChanged, FileDeleted, SpinFinished
+from ..core.events import (
+    CardUpdated,
+    EngineEvent,
+    FileChanged,
+    FileDeleted,
+    RunProgressed,
+    SpinFinished,
+)
 from . import features, handlers
 from .models import ENVELOPES, shared_converter
 from .onespin import Spins
 from .panes import pane_preview
-from .translate import card_updated_json, spin_outcome, state_changed_json
+from .translate import card_updated_json, run_progress_json, spin_outcome, state_changed_json
 
 T = TypeVar("T")
 
@@ -122,6 +129,8 @@ class DevdServer(LanguageServer):
             features.publish_diagnostics(self, event.flow)
         elif isinstance(event, CardUpdated):
             self.notify_threadsafe("devd/cardUpdated", card_updated_json(event))
+        elif isinstance(event, RunProgressed):
+            self.notify_threadsafe("devd/runProgress", run_progress_json(event))
         else:
             self.notify_threadsafe("devd/stateChanged", state_changed_json(event))
             if isinstance(event, FileChanged | FileDeleted) and event.flow:

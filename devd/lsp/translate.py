@@ -18,27 +18,24 @@ from ..core.events import (
     FileChanged,
     FileDeleted,
     RunFinished,
+    RunProgressed,
     SpinRefused,
     SpinStarted,
 )
 from ..core.graph import FlowGraph, RunRecord
 from ..core.memory import ProcessMemory
 from ..core.result import SpinResult
-from .models import (
+from .flowmodels import GraphEdge, GraphNodeInfo, GraphResult, RunInfo, RunsResult
+from .models import shared_converter
+from .spinmodels import (
     ErrorInfo,
-    GraphEdge,
-    GraphNodeInfo,
-    GraphResult,
     LastSpin,
     MemoryStats,
     PreparedChild,
-    RunInfo,
     RunningWork,
-    RunsResult,
     SpinOutcome,
     StatusResult,
     WarmTaskInfo,
-    shared_converter,
 )
 
 
@@ -116,6 +113,14 @@ def state_changed_json(event: SpinStarted | SpinRefused | FileChanged | FileDele
     if "flow" in params:
         params["uri"] = from_fs_path(params["flow"])
     return params
+
+
+def run_progress_json(event: RunProgressed) -> dict[str, Any]:
+    """devd/runProgress's params: every step's state in the running run, in flow order."""
+    return {"uri": from_fs_path(event.flow), "flow": event.flow, "runId": event.run_id,
+            "steps": [{"step": name, "state": record.state, "tasks": record.tasks,
+                       "tasksOk": record.ok, "durationS": record.duration_s}
+                      for name, record in event.steps.items()]}
 
 
 def card_updated_json(event: CardUpdated) -> dict[str, Any]:

@@ -1,0 +1,383 @@
+"""The wire forms of the spin, the daemon's work (run, resume, cancel, status, card,
+artifacts) and devd's notifications: one attrs class each (the table of methods:
+devd/lsp/models.py; field kinds and camelCase: devd/lsp/wire.py).
+
+``SpinParams``' option fields come from ``devd.common.optiontable.SPIN_SPELLINGS``: a new
+spin option needs no edit here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+from ..common.options import SpinOptions
+from ..common.optiontable import SPIN_SPELLINGS
+from .wire import UNSET, opt, req, sent
+
+# -- shared shapes ------------------------------------------------------------------------
+
+@attrs.define
+class ErrorInfo:
+    """Why a request, a spin or a run failed: the one error shape of every devd method.
+
+    ``type``: the exception's type (``ZeroDivisionError``) or devd's own: ``devd.BadRequest``
+    (the request cannot be served as asked), ``devd.Cancelled``, ``devd.DebugTimeout``.
+    """
+
+    type: str = req()
+    message: str = req(doc="one line")
+    file: str | None = opt(doc="the file the error is in (a step's failure: the flow file)")
+    line: int | None = opt(doc="1-based line in `file`")
+    traceback: str | None = opt()
+
+
+@attrs.define
+class StaleMark:
+    """A parent whose code changed since the run the spin's parents come from."""
+
+    step: str = req()
+    reason: str = req()
+
+
+@attrs.define
+class ArtifactRow:
+    """One artifact as listed: its type and a short summary."""
+
+    name: str = req()
+    type: str = req()
+    summary: str = req()
+    size_bytes: int | None = opt()
+
+
+@attrs.define
+class ArtifactValue:
+    """One artifact with its value's repr (containers cut, at most 2,000 characters)."""
+
+    name: str = req()
+    type: str = req()
+    summary: str = req()
+    repr: str = req()
+    size_bytes: int | None = opt()
+
+
+@attrs.define
+class CardInfo:
+    """A card of the spun task; ``html`` is left out for a client with ``cardHtml: false``."""
+
+    index: int = req()
+    id: str | None = sent()
+    type: str | None = sent()
+    uuid: str | None = opt()
+    html: str | None = opt()
+
+
+@attrs.define
+class SplitInfo:
+    """The split of a foreach body a spin took (``devd/spin``'s ``split`` picks another)."""
+
+    index: int = req()
+    count: int = req()
+
+
+@attrs.define
+class PanePreview:
+    """A spin's preview page rendered for the requester's card pane."""
+
+    html: str = req()
+    assets: list[str] = req(doc="the big card scripts this page carries in full")
+    version: int | None = req(doc="the pane's `version`, echoed")
+
+
+@attrs.define
+class WebviewOptions:
+    """A card pane previews are rendered for (docs/protocol.md, ``devd/card``)."""
+
+    nonce: str = req()
+    csp_source: str | None = opt()
+    assets: list[str] | None = opt(doc="the big card scripts the pane's page holds")
+    version: int | None = opt(doc="the pane's page version, echoed in `preview`")
+
+
+@attrs.define
+class SpinOutcome:
+    """The result of ``devd/spin``, and the params of ``devd/spinFinished``."""
+
+    ok: bool = req()
+    uri: str | None = sent()
+    flow: str | None = sent()
+    step: str | None = sent()
+    pathspec: str | None = sent()
+    persisted: bool = sent(False)
+    duration_ms: float = sent(0.0)
+    artifacts: list[ArtifactRow] = sent(list)
+    stdout: str = sent("")
+    stderr: str = sent("")
+    error: ErrorInfo | None = sent()
+    next_steps: list[str] = sent(list)
+    parents: list[str] = sent(list)
+    origin_run_id: str | None = sent()
+    notices: list[str] = sent(list)
+    timings_ms: dict[str, float] = sent(dict)
+    cards: list[CardInfo] = sent(list)
+    recorded_task: str | None = sent()
+    stale: list[StaleMark] | None = opt(doc="present only when something is stale")
+    split: SplitInfo | None = opt(doc="a foreach body: the split spun, of how many")
+    cancelled: Literal["user", "superseded"] | None = opt(
+        doc="the spin was stopped (devd/cancel, or a newer spin of the step): not a failure")
+    preview: PanePreview | None = opt(UNSET, doc="in `devd/spinFinished` to a client that "
+                                      "named its pane; null when rendering failed")
+
+
+# -- requests -----------------------------------------------------------------------------
+
+_WIRE_TYPES: dict[str, Any] = {
+    "string": str, "boolean": bool, "number": int | float,
+    "Record<string, unknown>": dict[str, Any], "Record<string, string>": dict[str, str],
+    "string[]": list[str],
+}
+
+
+@attrs.define
+class SpinTarget:
+    """What ``devd/spin`` spins and where its replies go; the options are ``SpinParams``'."""
+
+    uri: str = req(hint="the flow file")
+    step: str | None = opt(doc="a step name")
+    line: int | None = opt(doc="the 0-based cursor line: the step whose source holds it")
+    pathspec: str | None = opt(doc="run/step, Flow/run/step or Flow/run/step/task")
+    work_done_token: str | int | None = opt(doc="$/progress of parents downloading")
+    webview: WebviewOptions | None = opt(UNSET, doc="the requester's card pane (null: none)")
+
+    def options(self, target: str) -> SpinOptions:
+        """The ``SpinOptions`` these params ask for (absent options keep their defaults)."""
+        given = {s.field: getattr(self, s.field) for s in SPIN_SPELLINGS if s.wire}
+        return SpinOptions(target, **{k: v for k, v in given.items() if v is not None})
+
+
+SpinParams: type[SpinTarget] = attrs.make_class(
+    "SpinParams",
+    {s.field: attrs.field(type=_WIRE_TYPES[s.wire_type] | None, default=None,
+                          metadata={"omit": True, "doc": s.doc})
+     for s in SPIN_SPELLINGS if s.wire},
+    bases=(SpinTarget,),
+)
+SpinParams.__doc__ = "The params of ``devd/spin``: its target and every option of a spin."
+SpinParams.__module__ = __name__
+
+
+@attrs.define
+class RunParams:
+    """``devd/run``: Metaflow's own ``python FLOW run ARGS``."""
+
+    uri: str = req(hint="the flow file")
+    args: list[str] | None = opt()
+    work_done_token: str | int | None = opt()
+
+
+@attrs.define
+class ResumeParams:
+    """``devd/resume``: Metaflow's resume, from ``step`` of run ``originRunId``."""
+
+    uri: str = req(hint="the flow file")
+    step: str | None = opt()
+    origin_run_id: str | int | None = opt()
+    args: list[str] | None = opt()
+    work_done_token: str | int | None = opt()
+
+
+@attrs.define
+class CancelParams:
+    """``devd/cancel``: ``all`` (or nothing), a step name, ``run``, or a work id."""
+
+    target: str | None = opt()
+
+
+@attrs.define
+class StatusParams:
+    """``devd/status`` takes nothing."""
+
+
+@attrs.define
+class CardParams:
+    """``devd/card``: the last spin's cards and preview page."""
+
+    uri: str = req(hint="the flow file")
+    step: str | None = opt()
+    pathspec: str | None = opt()
+    spin_if_missing: bool | None = opt(doc="spin a step not spun yet first")
+    webview: WebviewOptions | None = opt(doc="render the preview for this card pane")
+
+
+@attrs.define
+class ArtifactsParams:
+    """``devd/artifacts``: the last spin's artifacts, and one value's repr with ``name``."""
+
+    uri: str = req(hint="the flow file")
+    step: str | None = opt()
+    pathspec: str | None = opt()
+    name: str | None = opt()
+    spin_if_missing: bool | None = opt()
+
+
+# -- results ------------------------------------------------------------------------------
+
+@attrs.define
+class RunResult:
+    """``devd/run`` and ``devd/resume``: how Metaflow's run went."""
+
+    ok: bool = req()
+    run_id: str | None = sent()
+    returncode: int | None = opt()
+    error: ErrorInfo | None = opt(doc="the run could not start")
+    cancelled: bool | None = opt(doc="stopped by devd/cancel: not a failure")
+
+
+@attrs.define
+class CancelResult:
+    """The work ids ``devd/cancel`` stopped."""
+
+    cancelled: list[int] = req()
+
+
+@attrs.define
+class WarmTaskInfo:
+    """A warm parent task: its size and how long it took to load."""
+
+    pathspec: str = req()
+    size_bytes: int = req()
+    artifacts: int = req()
+    load_seconds: float = req()
+
+
+@attrs.define
+class RunningWork:
+    """A spin, run or resume in progress (``id``: for ``devd/cancel``)."""
+
+    id: int = req()
+    kind: str = req()
+    flow: str = req()
+    step: str | None = sent()
+    seconds: float = sent(0.0)
+
+
+@attrs.define
+class LastSpin:
+    """How the last spin of a step went."""
+
+    flow: str = req()
+    step: str = req()
+    ok: bool = req()
+    duration_ms: float = req()
+
+
+@attrs.define
+class PreparedChild:
+    """The child process waiting for the next spin of that step."""
+
+    flow: str = req()
+    step: str = req()
+    pid: int = req()
+
+
+@attrs.define
+class MemoryStats:
+    """The daemon process's resident size and glibc malloc arenas (null: cannot tell)."""
+
+    rss_bytes: int | None = sent()
+    malloc_arenas: int | None = sent()
+    tuned: bool = sent(False)
+
+
+@attrs.define
+class StatusResult:
+    """``devd/status``: what is warm, what runs, the daemon's memory."""
+
+    root: str = req()
+    pid: int = req()
+    started_at: float = req()
+    warm: list[WarmTaskInfo] = req()
+    warm_bytes: int = req()
+    budget_bytes: int = req()
+    running: list[RunningWork] = req()
+    flows: list[str] = req()
+    last_spins: list[LastSpin] = req()
+    prepared: list[PreparedChild] = req()
+    memory: MemoryStats = req()
+
+
+@attrs.define
+class CardResult:
+    """``devd/card``. With ``webview``: ``{ok, step, preview, assets}`` only."""
+
+    ok: bool = req()
+    step: str = req()
+    cards: list[CardInfo] | None = opt()
+    spin: SpinOutcome | None = opt()
+    preview: str | None = opt(doc="the complete preview page")
+    assets: list[str] | None = opt(doc="with `webview`: the card scripts carried in full")
+    error: ErrorInfo | None = opt()
+
+
+@attrs.define
+class ArtifactsResult:
+    """``devd/artifacts``: ``spinOk`` and ``error`` say how the last spin went; ``ok:
+    false`` with ``error`` when there is no such spin or artifact."""
+
+    ok: bool = req()
+    step: str = req()
+    artifacts: list[ArtifactRow] = req()
+    error: ErrorInfo | None = sent()
+    spin_ok: bool | None = opt()
+    origin_run_id: str | None = opt()
+    value: ArtifactValue | None = opt()
+
+
+# -- notifications ------------------------------------------------------------------------
+
+@attrs.define
+class LogParams:
+    """``devd/log``: output of the requester's spin or run, as it happens."""
+
+    stream: Literal["stdout", "stderr"] = req()
+    text: str = req()
+    uri: str | None = sent()
+    step: str | None = opt()
+
+
+@attrs.define
+class DebugReadyParams:
+    """``devd/debugReady``: the debug spin's child listens for a DAP client (loopback)."""
+
+    uri: str = req()
+    step: str = req()
+    host: str = req()
+    port: int = req()
+
+
+@attrs.define
+class StateChangedParams:
+    """``devd/stateChanged``: a spin started, a run finished, a flow file changed."""
+
+    reason: Literal["spinStarted", "spinRefused", "runFinished", "resumeFinished",
+                    "fileChanged", "fileDeleted"] = req()
+    uri: str | None = opt()
+    flow: str | None = opt()
+    file: str | None = opt()
+    step: str | None = opt()
+    stale: dict[str, list[StaleMark]] | None = opt(doc="each step's stale parents")
+    error: str | None = opt(doc="the changed flow does not load (caught mid-write?); why a "
+                            "started spin was refused")
+    run_id: str | None = opt()
+    ok: bool | None = opt()
+
+
+@attrs.define
+class CardUpdatedParams:
+    """``devd/cardUpdated``: a card's live update while its step runs (docs/cards.md)."""
+
+    uri: str = req()
+    flow: str = req()
+    step: str = req()
+    card: Any = req()

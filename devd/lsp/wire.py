@@ -1,0 +1,101 @@
+"""How devd's protocol models go on the wire: field kinds, names, converter hooks.
+
+As lsprotocol does for LSP: snake_case attributes, camelCase on the wire. A field made with
+``opt()`` may be absent on the wire (TypeScript ``name?``): it is left out when it holds its
+default; ``req()`` is required; ``sent()`` has a default and is always sent. The models are
+declared in devd/lsp/models.py and devd/lsp/flowmodels.py, tabled by method in
+devd/lsp/methods.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+
+class _Unset:
+    """The default of a field whose ``null`` means something else than its absence."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def opt(default: Any = None, doc: str = "") -> Any:
+    """A field that may be absent on the wire; left out when it holds ``default``."""
+    return attrs.field(default=default, metadata={"omit": True, "doc": doc})
+
+
+def req(doc: str = "", hint: str = "") -> Any:
+    """A required field; ``hint`` ends the message when a request lacks it."""
+    return attrs.field(metadata={"doc": doc, "hint": hint})
+
+
+def sent(default: Any = None, doc: str = "") -> Any:
+    """A field with a default that is always on the wire (``null`` when unset)."""
+    factory = default if callable(default) else None
+    if factory is not None:
+        return attrs.field(factory=factory, metadata={"doc": doc})
+    return attrs.field(default=default, metadata={"doc": doc})
+
+
+def camel(name: str) -> str:
+    """A snake_case name as the wire spells it (camelCase)."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def wire_name(field: attrs.Attribute) -> str:
+    """The field's name on the wire: camelCase."""
+    return camel(field.name)
+
+
+def is_optional(field: attrs.Attribute) -> bool:
+    """Whether the field may be absent on the wire."""
+    return bool(field.metadata.get("omit"))
+
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of a decoded value, as messages name it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
+def add_hooks(converter: cattrs.Converter, is_model: Callable[[type], bool]) -> cattrs.Converter:
+    """Add the hooks that read and write the classes ``is_model`` picks (camelCase, ``opt``
+    fields left out when unset) to pygls's converter; LSP's own types keep lsprotocol's."""
+
+    def unstructure_fn(cls: type) -> Any:
+        renamed: dict[str, Any] = {
+            a.name: override(rename=wire_name(a), omit_if_default=is_optional(a))
+            for a in attrs.fields(cls)}
+        return make_dict_unstructure_fn(cls, converter, **renamed)
+
+    def structure_fn(cls: type) -> Any:
+        renamed: dict[str, Any] = {a.name: override(rename=wire_name(a))
+                                   for a in attrs.fields(cls)}
+        return make_dict_structure_fn(cls, converter, **renamed)
+
+    for scalars in (str | int | None, int | float | None):  # checked already: kept as sent
+        converter.register_structure_hook(scalars, lambda value, _: value)
+    converter.register_unstructure_hook_factory(is_model, unstructure_fn)
+    converter.register_structure_hook_factory(is_model, structure_fn)
+    return converter
