@@ -19,7 +19,7 @@ def install_card_capture() -> None:
     """Keep card components in memory instead of Metaflow's ``card create`` subprocess."""
     from metaflow.plugins.cards.card_creator import CardCreator
 
-    from ..common.forking import emit
+    from ..common.childside import emit
 
     def create(self: Any, card_uuid: Any = None, user_set_card_id: Any = None,
                runtime_card: bool = False, decorator_attributes: Any = None,

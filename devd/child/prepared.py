@@ -41,7 +41,7 @@ def await_request() -> SpinRequest | Outdated:
     """Block until the parent sends the request; refuse it if a source changed meanwhile."""
     import datetime
 
-    from ..common.forking import emit, receive
+    from ..common.childside import emit, receive
 
     req = receive()
     for path, mtime, size in State.stamps:

@@ -43,7 +43,7 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
     from metaflow.plugins.datastores.spin_storage import SpinStorage
     from metaflow.plugins.metadata_providers.spin import SpinMetadataProvider
 
-    from ..common.forking import NoRequest
+    from ..common.childside import NoRequest
     from ..common.loader import load_flow_class
     from ..common.pagecheck import share_pages
     from ..common.warmstore import WarmFlowDataStore, load_task
@@ -232,8 +232,8 @@ def _publish(staging: Any, result: ChildResult, flow_name: str, step: str) -> No
 
 def _attach_debugger(req: SpinRequest) -> None:
     """Listen for a DAP client on loopback, say where, and wait for it (bounded)."""
+    from ..common.childside import emit
     from ..common.debugging import list_parent_artifacts, listen, wait_for_client
-    from ..common.forking import emit
 
     list_parent_artifacts()
     host, port = listen()

@@ -2,7 +2,7 @@
 
 import sys
 
-from devd.common.forking import spawned_main
+from devd.common.childside import spawned_main
 
 if __name__ == "__main__":
     spawned_main(sys.argv[1])

@@ -113,12 +113,12 @@ def _current() -> Watch:
     found = getattr(_local, "watch", None)
     if found is not None:
         return found
-    from . import forking
+    from . import childside
 
-    if forking._CHANNEL is not None:  # in a spin's child (a step reading a big parent):
+    if childside._CHANNEL is not None:  # in a spin's child (a step reading a big parent):
         # progress goes to the process that waits for the spin (``relay_progress``)
         return Watch(on_progress=lambda done, total, message:
-                     forking.emit("progress", [done, total, message]))
+                     childside.emit("progress", [done, total, message]))
     return Watch()
 
 

@@ -5,36 +5,32 @@ change or crash the parent. Its stdout/stderr (file descriptors 1 and 2, so C
 extensions and subprocesses are captured too) stream back through pipes, and its
 return value comes back pickled through a third pipe. Where ``fork`` does not
 exist (Windows), a spawned interpreter runs the same function: slower, but the
-same contract.
+same contract. This is the parent's side; forker.py forks, channel.py carries the
+messages, childside.py is the child's main and its ``receive``/``emit``.
 """
 
 from __future__ import annotations
 
-import functools
-import gc
-import io
 import os
-import pickle
 import signal
-import struct
 import sys
 import threading
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from .channel import Channel, iter_messages
+from .childside import child_main
+from .forker import fork
+
 if TYPE_CHECKING:
     import codecs
-    import queue
     import subprocess
 
-    # What the fork thread takes: the child's function, a box for (pid, error), done.
-    _ForkJob = tuple[Callable[[], None], list[Any], threading.Event]
-
 OutputCallback = Callable[[str, str], None]
+
 
 def fork_available() -> bool:
     """Fork unless the platform lacks it or DEVD_NO_FORK=1 asks for the spawn path."""
@@ -50,42 +46,6 @@ class ChildOutcome:
     stdout: str = ""
     stderr: str = ""
     exit_code: int = 0
-
-
-class _Channel:
-    """Length-prefixed pickled ``(kind, payload)`` messages over a pipe."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def send(self, kind: str, payload: Any) -> None:
-        try:
-            data = cloudpickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - an unpicklable payload must not lose the message
-            data = cloudpickle.dumps((kind, {"unpicklable": repr(exc)}))
-        view = memoryview(struct.pack("!Q", len(data)) + data)
-        while view:
-            view = view[os.write(self.fd, view):]
-
-
-def _iter_messages(fd: int) -> Iterator[tuple[str, Any]]:
-    """Yield each message from a channel as soon as it is complete, until EOF."""
-    buffer = bytearray()
-    while True:
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            break
-        buffer += chunk
-        while len(buffer) >= 8:
-            (size,) = struct.unpack("!Q", buffer[:8])
-            if len(buffer) < 8 + size:
-                break
-            body = bytes(buffer[8 : 8 + size])
-            del buffer[: 8 + size]
-            try:
-                yield pickle.loads(body)
-            except Exception as exc:  # noqa: BLE001 - unpickling imports and runs the step's classes: any
-                yield ("error", f"could not read a message from the child: {exc!r}")
 
 
 def max_output_bytes() -> int:
@@ -123,109 +83,6 @@ def tempfile_dir() -> str:
     import tempfile
 
     return tempfile.gettempdir()
-
-
-# One fork at a time: gc.disable()/enable() around a fork are process-wide.
-_FORK_LOCK = threading.Lock()
-
-_PR_SET_PDEATHSIG = 1
-
-
-@functools.cache
-def _libc_prctl() -> Any:
-    """libc's ``prctl`` (Linux), or None: children ask it to die with the warm process."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.restype = ctypes.c_int
-    return prctl
-
-
-class _Forker:
-    """Forks on one long-lived thread.
-
-    Linux's parent-death signal (``PR_SET_PDEATHSIG``) fires when the *thread* that
-    forked a child ends, not only the process: a child forked on a short-lived request
-    thread would be killed when that thread finished. All forks go through this thread,
-    which lives as long as the process, so a child dies exactly when the warm process
-    does (SIGKILL included).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[_ForkJob] | None = None
-        self._owner_pid = 0
-
-    def fork(self, in_child: Callable[[], None]) -> int:
-        import queue
-
-        with self._lock:
-            jobs = self._jobs
-            if jobs is None or self._owner_pid != os.getpid():  # first use, or in a fork
-                jobs = self._jobs = queue.SimpleQueue()
-                self._owner_pid = os.getpid()
-                threading.Thread(target=self._serve, args=(jobs,), name="devd-fork",
-                                 daemon=True).start()
-        done = threading.Event()
-        box: list[Any] = [0, None]
-        jobs.put((in_child, box, done))
-        done.wait()
-        if box[1] is not None:
-            raise box[1]
-        return int(box[0])
-
-    @staticmethod
-    def _serve(jobs: queue.SimpleQueue[_ForkJob]) -> None:
-        while True:
-            in_child, box, done = jobs.get()
-            try:
-                box[0] = _fork_now(in_child)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                box[1] = exc
-            done.set()
-
-
-def _fork_now(in_child: Callable[[], None]) -> int:
-    parent = os.getpid()
-    with _FORK_LOCK:
-        # Objects that exist now are never scanned by the child's garbage collector: a
-        # collection there would write to every object and copy every page. The child
-        # freezes them (O(1): the generation lists are spliced) before its collector can
-        # run; the parent's generations stay as they were. (A freeze/unfreeze around the
-        # fork in the parent moved every young object, garbage too, into the oldest
-        # generation, which only a full collection scans: the daemon's garbage piled up
-        # with every spin.)
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            pid = os.fork()
-            if pid == 0:
-                gc.freeze()
-        finally:
-            if enabled:
-                gc.enable()
-    if pid == 0:  # pragma: no cover - runs in the child
-        try:
-            # Its own process group: whatever the step starts is killed with it.
-            os.setpgid(0, 0)
-            prctl = _libc_prctl()
-            if prctl is not None:
-                prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-                if os.getppid() != parent:  # the warm process died before prctl
-                    os._exit(1)
-        except BaseException:  # noqa: BLE001 - in the forked child nothing may unwind into
-            pass  # the parent's frames; without its own group or PDEATHSIG the step still runs
-        in_child()
-        os._exit(0)
-    return pid
-
-
-_FORKER = _Forker()
 
 
 class ChildProcess:
@@ -274,11 +131,10 @@ class ChildProcess:
                 os.close(res_r)
                 if armed:
                     os.close(req_w)
-                _child_main(func, args, out_w, err_w, _Channel(res_w), req_r)
+                child_main(func, args, out_w, err_w, Channel(res_w), req_r)
 
             try:
-                pid = _FORKER.fork(in_child) if _libc_prctl() is not None \
-                    else _fork_now(in_child)
+                pid = fork(in_child)
             except BaseException:
                 for fd in (out_r, out_w, err_r, err_w, res_r, res_w, req_r, req_w):
                     if fd >= 0:
@@ -290,7 +146,7 @@ class ChildProcess:
                 self._req_w = req_w
             self.pid = pid
             self._res_r = res_r
-            self._messages = _iter_messages(res_r)
+            self._messages = iter_messages(res_r)
         else:
             self._proc, self._res_path = _spawn(func, args, out_w, err_w)
             self.pid = self._proc.pid
@@ -386,7 +242,7 @@ class ChildProcess:
         if self._req_w is None:
             raise RuntimeError("this child takes no request")
         try:
-            _Channel(self._req_w).send("request", payload)
+            Channel(self._req_w).send("request", payload)
         finally:
             os.close(self._req_w)
             self._req_w = None
@@ -469,7 +325,7 @@ class ChildProcess:
             assert self._res_path is not None
             fd = os.open(self._res_path, os.O_RDONLY)
             try:
-                messages = list(_iter_messages(fd))
+                messages = list(iter_messages(fd))
             finally:
                 os.close(fd)
                 os.unlink(self._res_path)
@@ -532,124 +388,6 @@ def _incremental_decoder() -> codecs.IncrementalDecoder:
     return codecs.getincrementaldecoder("utf-8")(errors="replace")
 
 
-# -- child side ---------------------------------------------------------------
-_CHANNEL: _Channel | None = None
-_REQUESTS = -1
-
-
-class NoRequest(Exception):
-    """The parent dropped an armed child without sending it a request."""
-
-
-def receive() -> Any:
-    """In an armed child: wait for the parent's request and return it."""
-    global _REQUESTS
-    try:
-        message = next(_iter_messages(_REQUESTS), None)
-    finally:
-        os.close(_REQUESTS)
-        _REQUESTS = -1
-    if message is None or message[0] != "request":
-        raise NoRequest()
-    return message[1]
-
-
-def emit(kind: str, payload: Any) -> None:
-    """Send an event from inside a child to the parent (no-op outside a child)."""
-    if _CHANNEL is not None:
-        _CHANNEL.send(kind, payload)
-
-
-def _child_main(
-    func: Callable[..., Any],
-    args: tuple[Any, ...],
-    out_w: int | None,
-    err_w: int | None,
-    channel: _Channel,
-    requests: int = -1,
-) -> None:  # pragma: no cover - runs in the child
-    global _CHANNEL, _REQUESTS
-    _REQUESTS = requests
-    code = 0
-    try:
-        _close_inherited({fd for fd in (out_w, err_w, channel.fd, requests) if fd is not None})
-        import faulthandler
-
-        faulthandler.disable()  # a crash is reported by its signal, not by a dump elsewhere
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if out_w is not None and err_w is not None:
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            os.close(out_w)
-            os.close(err_w)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
-        _CHANNEL = channel
-        try:
-            value = func(*args)
-            _close_output()  # all output is in the pipes before the result is
-            _CHANNEL.send("result", value)
-        except NoRequest:
-            pass
-        except BaseException:  # noqa: BLE001 - whatever the step raised (SystemExit too) goes to the parent
-            message = traceback.format_exc()
-            _close_output()
-            _CHANNEL.send("error", message)
-            code = 1
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except Exception:  # noqa: BLE001 - the step may have replaced or closed them; the
-            pass  # child exits either way
-        os._exit(code)
-
-
-def _close_inherited(keep: set[int]) -> None:  # pragma: no cover - runs in the child
-    """Close the pipes and sockets this child inherited from other threads' work.
-
-    A fork copies every descriptor: a pipe another thread's subprocess writes to, or a
-    client's socket, would stay open here and its reader would never see the end.
-    Regular files stay open (a logging handler may still write to one).
-    """
-    import stat
-
-    try:
-        fds = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:
-        return
-    for fd in fds:
-        if fd <= 2 or fd in keep:
-            continue
-        try:
-            mode = os.fstat(fd).st_mode
-        except OSError:
-            continue
-        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def _close_output() -> None:  # pragma: no cover - runs in the child
-    """Flush stdout/stderr and let go of the parent's pipes (later writes go nowhere)."""
-    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        try:
-            if stream is not None:
-                stream.flush()
-        except Exception:  # noqa: BLE001 - a stream the step replaced or closed: nothing to
-            pass  # flush, and the result still has to go
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-
-
 def _spawn(
     func: Callable[..., Any], args: tuple[Any, ...], out_w: int, err_w: int
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -671,13 +409,6 @@ def _spawn(
     proc.stdin.write(payload)
     proc.stdin.close()
     return proc, res_path
-
-
-def spawned_main(res_path: str) -> None:  # pragma: no cover - runs in the spawned child
-    """Entry point of a spawned child: read the function from stdin, run it, exit."""
-    func, args = pickle.loads(sys.stdin.buffer.read())
-    fd = os.open(res_path, os.O_WRONLY | os.O_TRUNC)
-    _child_main(func, args, None, None, _Channel(fd))
 
 
 def run_in_child(

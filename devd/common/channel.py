@@ -1,0 +1,48 @@
+"""The pipe between a warm process and its child: length-prefixed pickled ``(kind, payload)``
+messages (the child's result and events one way, an armed child's request the other)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import cloudpickle
+
+
+class Channel:
+    """Length-prefixed pickled ``(kind, payload)`` messages over a pipe."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def send(self, kind: str, payload: Any) -> None:
+        try:
+            data = cloudpickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - an unpicklable payload must not lose the message
+            data = cloudpickle.dumps((kind, {"unpicklable": repr(exc)}))
+        view = memoryview(struct.pack("!Q", len(data)) + data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+
+def iter_messages(fd: int) -> Iterator[tuple[str, Any]]:
+    """Yield each message from a channel as soon as it is complete, until EOF."""
+    buffer = bytearray()
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        buffer += chunk
+        while len(buffer) >= 8:
+            (size,) = struct.unpack("!Q", buffer[:8])
+            if len(buffer) < 8 + size:
+                break
+            body = bytes(buffer[8 : 8 + size])
+            del buffer[: 8 + size]
+            try:
+                yield pickle.loads(body)
+            except Exception as exc:  # noqa: BLE001 - unpickling imports and runs the step's classes: any
+                yield ("error", f"could not read a message from the child: {exc!r}")
