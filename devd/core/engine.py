@@ -35,6 +35,7 @@ from .events import (
     Listener,
     PreparedStatus,
     RunFinished,
+    RunProgressed,
     SpinFinished,
     SpinRefused,
     SpinStarted,
@@ -529,11 +530,12 @@ class Engine:
                     lambda: None, owner=owner)
         with self._lock:
             self._work[work.id] = work
-        progress = None
-        if on_progress is not None:  # from the run's task records, as Metaflow keeps them
-            progress = runner.TaskProgress(
-                model.flow_name, {name: info.out_funcs for name, info in model.steps.items()},
-                on_progress)
+        # From the run's task records, as Metaflow keeps them: steps done for on_progress,
+        # every step's state for the listeners (a live graph) as tasks start and end.
+        progress = runner.TaskProgress(
+            model.flow_name, {name: tuple(info.out_funcs) for name, info in model.steps.items()},
+            on_progress or (lambda done, total, step: None),
+            lambda run_id, steps: self.emit(RunProgressed(session.flow_file, run_id, steps)))
 
         def output(stream: str, text: str) -> None:
             if on_log:
@@ -547,7 +549,7 @@ class Engine:
         try:
             outcome = runner.execute(session.flow_file, subcommand, args, on_output=output,
                                      on_start=started, cwd=self.root,
-                                     on_run=progress.poll if progress else None)
+                                     on_run=progress.poll)
         finally:
             with self._lock:
                 self._work.pop(work.id, None)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .graph import StepRecord
 from .result import SpinResult
 
 StaleMarks = dict[str, list[dict[str, str]]]  # step -> [{step, reason}] of its stale parents
@@ -82,8 +83,18 @@ class RunFinished:
     ok: bool
 
 
+@dataclass(frozen=True)
+class RunProgressed:
+    """A task of a running ``run`` or ``resume`` started or ended: every step's record in
+    run ``run_id`` now (state, task counts), read from Metaflow's task records."""
+
+    flow: str
+    run_id: str
+    steps: dict[str, StepRecord]
+
+
 EngineEvent = (SpinStarted | SpinRefused | SpinFinished | CardUpdated | FileChanged | FileDeleted
-               | RunFinished)
+               | RunFinished | RunProgressed)
 Listener = Callable[[EngineEvent], None]
 
 

@@ -123,17 +123,30 @@ def _task_outcome(task: Any) -> str:
     return OK if task.successful else FAILED
 
 
+TaskOutcome = tuple[str, float | None, float | None]  # (state, started, finished) of a task
+
+
+def task_outcome(task: Any) -> TaskOutcome:
+    """A task's state and when it started and finished (epoch seconds), as recorded."""
+    return (_task_outcome(task), _epoch(getattr(task, "created_at", None)),
+            _epoch(task.finished_at))
+
+
 def _step_record(step: Any) -> StepRecord:
+    return step_record([task_outcome(task) for task in step])
+
+
+def step_record(outcomes: list[TaskOutcome]) -> StepRecord:
+    """A step's record from its tasks' outcomes (``task_outcome``)."""
     counts = {OK: 0, FAILED: 0, RUNNING: 0}
     started: list[float] = []
     finished: list[float] = []
-    for task in step:
-        outcome = _task_outcome(task)
+    for outcome, began, ended in outcomes:
         counts[outcome] += 1
-        if (at := _epoch(task.created_at)) is not None:
-            started.append(at)
-        if (at := _epoch(task.finished_at)) is not None:
-            finished.append(at)
+        if began is not None:
+            started.append(began)
+        if ended is not None:
+            finished.append(ended)
     total = sum(counts.values())
     return StepRecord(total, counts[OK], counts[FAILED], counts[RUNNING],
                       min(started) if started else None,

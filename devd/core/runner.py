@@ -15,11 +15,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..common.errors import DevdError
+from .graph import OK, RUNNING, StepRecord, TaskOutcome, step_record, task_outcome
 
 log = logging.getLogger("devd.runner")
 
@@ -68,7 +70,9 @@ def top_level_options() -> dict[str, int]:
     return arity
 
 
-POLL_SECONDS = 0.5  # how often a run's task records are read for its progress
+# How often a run's task records are read for its progress and live states: a task that
+# starts or ends shows within this (plus the read), or twice the last read's time if longer.
+POLL_SECONDS = 0.1
 
 
 @dataclass
@@ -119,18 +123,24 @@ class TaskProgress:
     A step is done once it has tasks, every one of them succeeded, and the run went past
     it (a task of a next step exists, or it is the last step): a foreach wider than
     ``--max-workers`` does not look done while its later splits are still to start.
+    ``on_states(run_id, steps)`` hears every step's record (running, ok, failed, not run;
+    its task counts) each time one of them changes: tasks starting as well as finishing.
     """
 
     def __init__(self, flow_name: str, next_steps: dict[str, tuple[str, ...]],
-                 on_progress: Callable[[int, int, str], None]) -> None:
+                 on_progress: Callable[[int, int, str], None],
+                 on_states: Callable[[str, dict[str, StepRecord]], None] | None = None
+                 ) -> None:
         self.flow_name = flow_name
         self.next_steps = next_steps  # every step of the flow, in order, with its next steps
         self.on_progress = on_progress
+        self.on_states = on_states
         self.done: list[str] = []
-        self._succeeded: dict[str, bool] = {}  # task pathspec: settled once finished
+        self._settled: dict[str, TaskOutcome] = {}  # task pathspec: read once finished
+        self._states: dict[str, StepRecord] | None = None
 
     def poll(self, run_id: str) -> None:
-        """Read the run's task records; report each step newly done."""
+        """Read the run's task records; report each step newly done, and changed states."""
         from metaflow import Run
         from metaflow.exception import MetaflowNotFound
 
@@ -139,25 +149,32 @@ class TaskProgress:
             tasks = {step.id: list(step) for step in run}
         except MetaflowNotFound:  # the run id is written before the run is registered
             return
-        self.update(tasks)
+        self.update(tasks, run_id)
 
-    def update(self, tasks: dict[str, list[Any]]) -> None:
+    def update(self, tasks: dict[str, list[Any]], run_id: str | None = None) -> None:
         """Report each step newly done, given the run's tasks so far by step name."""
         for name, after in self.next_steps.items():
             if name in self.done or not tasks.get(name):
                 continue
             went_past = not after or any(tasks.get(n) for n in after)
-            if went_past and all(self._success(task) for task in tasks[name]):
+            if went_past and all(self._outcome(task)[0] == OK for task in tasks[name]):
                 self.done.append(name)
                 self.on_progress(len(self.done), len(self.next_steps), name)
+        if self.on_states is not None and run_id is not None:
+            states = {name: step_record([self._outcome(t) for t in tasks.get(name, ())])
+                      for name in self.next_steps}
+            if states != self._states:
+                self._states = states
+                self.on_states(run_id, states)
 
-    def _success(self, task: Any) -> bool:
-        if task.pathspec in self._succeeded:
-            return self._succeeded[task.pathspec]
-        if task.finished_at is None:  # still running: ask again next time
-            return False
-        self._succeeded[task.pathspec] = ok = bool(task.successful)
-        return ok
+    def _outcome(self, task: Any) -> TaskOutcome:
+        known = self._settled.get(task.pathspec)
+        if known is not None:
+            return known
+        outcome = task_outcome(task)
+        if outcome[0] != RUNNING:  # finished: it stays so; still running: ask next time
+            self._settled[task.pathspec] = outcome
+        return outcome
 
 
 def _read_run_id(id_file: str) -> str | None:
@@ -224,10 +241,14 @@ def execute(flow_file: str, subcommand: str, args: list[str],
 
 
 def _poll_run(id_file: str, on_run: Callable[[str], None], ended: threading.Event) -> None:
-    while not ended.wait(POLL_SECONDS):
+    pause = POLL_SECONDS
+    while not ended.wait(pause):
         run_id = _read_run_id(id_file)
         if run_id:
+            began = time.monotonic()
             _report_run(on_run, run_id)
+            # A big run's records take longer to read: the reads stay under 1/3 of a core.
+            pause = max(POLL_SECONDS, 2 * (time.monotonic() - began))
 
 
 def _report_run(on_run: Callable[[str], None], run_id: str) -> None:
