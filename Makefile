@@ -9,7 +9,7 @@ export USER := $(DEVD_USER)
 
 # bench-quick is the speed guard run before every stop (bench/quick_bench.py).
 .PHONY: install demo test lint bench bench-quick clean chromium editor-tools editor-debs vsix ext-test \
-  protocol-ts mdservice
+  ext-lint protocol-ts mdservice
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,13 @@ demo: install
 	$(PY) examples/demo.py
 
 # ruff (style and bug patterns), mypy (types, devd/ only), import-linter (layers, no cycles):
-# configured in pyproject.toml's [tool.ruff], [tool.mypy] and [tool.importlinter].
+# configured in pyproject.toml's [tool.ruff], [tool.mypy] and [tool.importlinter]. Then the
+# extension: eslint (typescript-eslint, no-floating-promises; vscode-extension/eslint.config.mjs).
 lint: install
 	$(PY) -m ruff check devd tests bench examples
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
+	$(MAKE) --no-print-directory ext-lint
 
 # The card tests render in a real headless Chromium (Debian's): install it when missing.
 chromium:
@@ -131,6 +133,10 @@ vsix: $(VSIX)
 # tests/test_protocol_models.py fails when the committed file is stale.
 protocol-ts: install
 	$(PY) -m devd.lsp.tsgen $(EXT)/src/protocol.ts
+
+# The extension's lint (part of `make lint`): eslint with type information.
+ext-lint: $(EXT)/node_modules/.devd-stamp
+	cd $(EXT) && PATH="$(EDITOR_BIN):$$PATH" npx eslint --max-warnings 0 .
 
 # Type check (strict) and unit tests of the extension, with a stub vscode module.
 ext-test: $(EXT)/node_modules/.devd-stamp

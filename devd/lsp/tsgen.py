@@ -70,6 +70,9 @@ def _doc(text: str | None, indent: str) -> list[str]:
 def interface(cls: type) -> str:
     """One model as a TypeScript interface."""
     attrs.resolve_types(cls)
+    if not attrs.fields(cls):  # an empty interface would accept any value at all
+        empty = f"export type {cls.__name__} = Record<string, never>;"
+        return "\n".join([*_doc(cls.__doc__, ""), empty])
     lines = [*_doc(cls.__doc__, ""), f"export interface {cls.__name__} {{"]
     for field in attrs.fields(cls):
         lines += _doc(field.metadata.get("doc"), "  ")

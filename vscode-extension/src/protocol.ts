@@ -22,6 +22,24 @@ export interface ArtifactValue {
   sizeBytes?: number | null;
 }
 
+/** `devd/artifactValue`: one recorded artifact's value, read and rendered by the daemon (the runs explorer's pane; nothing is unpickled in the editor). */
+export interface ArtifactValueParams {
+  uri: string;
+  pathspec: string;
+  name: string;
+  /** render the value's page for this pane */
+  webview?: WebviewOptions | null;
+}
+
+/** `devd/artifactValue`: the value's view, and with `webview` its page (no script, its style by the pane's nonce, images as data: URIs); `ok` false with `error` for an unknown task or artifact. */
+export interface ArtifactValueResult {
+  ok: boolean;
+  value?: ValueView | null;
+  /** with `webview`: the page for the pane */
+  html?: string | null;
+  error?: ErrorInfo | null;
+}
+
 /** `devd/artifacts`: the last spin's artifacts, and one value's repr with `name`. */
 export interface ArtifactsParams {
   uri: string;
@@ -235,6 +253,14 @@ export interface RunParams {
   workDoneToken?: string | number | null;
 }
 
+/** `devd/runProgress`: every step's state in a running run, as its tasks start and end (the flow view's live nodes). */
+export interface RunProgressParams {
+  uri: string;
+  flow: string;
+  runId: string;
+  steps: StepState[];
+}
+
 /** `devd/run` and `devd/resume`: how Metaflow's run went. */
 export interface RunResult {
   ok: boolean;
@@ -309,6 +335,8 @@ export interface SpinParams {
   line?: number | null;
   /** run/step, Flow/run/step or Flow/run/step/task */
   pathspec?: string | null;
+  /** with step or line: the parents come from this run (the runs explorer's pinned run) */
+  runId?: string | null;
   /** $/progress of parents downloading */
   workDoneToken?: string | number | null;
   /** the requester's card pane (null: none) */
@@ -329,6 +357,14 @@ export interface SpinParams {
   debug?: boolean | null;
   /** how long --debug waits for the debugger (default 120) */
   debugTimeout?: number | null;
+  /** Metaflow's --environment (local, uv, pypi, conda...): the step runs in that environment's interpreter (default: what the parents' run used) */
+  environment?: string | null;
+  /** Metaflow's --datastore, for the step's Metaflow CLI */
+  datastore?: string | null;
+  /** Metaflow's --metadata, for the step's Metaflow CLI */
+  metadata?: string | null;
+  /** Metaflow's --with: add a decorator to the step (repeatable; a spin keeps those Metaflow's spin keeps) */
+  decospecs?: string[] | null;
   /** a foreach body: which split to spin, 0-based (default: the one the recorded task took) */
   split?: number | null;
 }
@@ -361,8 +397,7 @@ export interface StateChangedParams {
 }
 
 /** `devd/status` takes nothing. */
-export interface StatusParams {
-}
+export type StatusParams = Record<string, never>;
 
 /** `devd/status`: what is warm, what runs, the daemon's memory. */
 export interface StatusResult {
@@ -377,6 +412,24 @@ export interface StatusResult {
   lastSpins: LastSpin[];
   prepared: PreparedChild[];
   memory: MemoryStats;
+}
+
+/** One step's state in a running run (`devd/runProgress`). */
+export interface StepState {
+  step: string;
+  /** running, ok, failed or not-run */
+  state: string;
+  tasks: number;
+  tasksOk: number;
+  durationS: number | null;
+}
+
+/** `devd/taskCard`: a recorded task's preview page with the cards Metaflow stored for it (the runs explorer's Open Card); answered as `devd/card` is. */
+export interface TaskCardParams {
+  uri: string;
+  pathspec: string;
+  /** render the preview for this card pane */
+  webview?: WebviewOptions | null;
 }
 
 /** One task of a step in a run. */
@@ -420,6 +473,59 @@ export interface TasksResult {
   error?: ErrorInfo | null;
 }
 
+/** A numeric array's statistics, NaNs left out. */
+export interface ValueStats {
+  min: number;
+  max: number;
+  mean: number;
+  /** over this many elements (the first ones of a huge array) */
+  over: number;
+  /** a float array's NaNs */
+  nan?: number | null;
+}
+
+/** One artifact's value as the pane shows it: `kind` says which fields it has. */
+export interface ValueView {
+  name: string;
+  pathspec: string;
+  /** dataframe, array, image, json, text, repr, big (not loaded) or unreadable */
+  kind: string;
+  type: string;
+  summary: string;
+  /** as Metaflow stored it */
+  storedBytes?: number | null;
+  /** in memory, when known */
+  sizeBytes?: number | null;
+  shape?: number[] | null;
+  /** an array's */
+  dtype?: string | null;
+  /** a numeric array's */
+  stats?: ValueStats | null;
+  /** a dataframe's [column, dtype] (at most 200) */
+  dtypes?: string[][] | null;
+  /** a dataframe's head: its columns (at most 20) */
+  columns?: string[] | null;
+  /** its rows' index labels (at most 20) */
+  index?: string[] | null;
+  /** its cells as text */
+  rows?: string[][] | null;
+  /** json, text, repr, array: at most 64,000 characters */
+  text?: string | null;
+  /** `text` is the start of a longer one */
+  truncated?: boolean | null;
+  /** the whole text's length, when truncated */
+  textChars?: number | null;
+  /** a string's length */
+  chars?: number | null;
+  /** an image's: image/png or image/jpeg */
+  mime?: string | null;
+  width?: number | null;
+  height?: number | null;
+  imageBytes?: number | null;
+  /** the image, base64 (at most 4 MB; left out with `webview`) */
+  data?: string | null;
+}
+
 /** A warm parent task: its size and how long it took to load. */
 export interface WarmTaskInfo {
   pathspec: string;
@@ -450,11 +556,14 @@ export const Methods = {
   runs: "devd/runs",
   tasks: "devd/tasks",
   task: "devd/task",
+  artifactValue: "devd/artifactValue",
+  taskCard: "devd/taskCard",
   log: "devd/log",
   spinFinished: "devd/spinFinished",
   stateChanged: "devd/stateChanged",
   cardUpdated: "devd/cardUpdated",
   debugReady: "devd/debugReady",
+  runProgress: "devd/runProgress",
 } as const;
 
 /** Each request, typed: `sendRequest(Requests.x, params)` checks both ends. */
@@ -470,6 +579,8 @@ export const Requests = {
   runs: new RequestType<RunsParams, RunsResult, void>(Methods.runs),
   tasks: new RequestType<TasksParams, TasksResult, void>(Methods.tasks),
   task: new RequestType<TaskParams, TaskResult, void>(Methods.task),
+  artifactValue: new RequestType<ArtifactValueParams, ArtifactValueResult, void>(Methods.artifactValue),
+  taskCard: new RequestType<TaskCardParams, CardResult, void>(Methods.taskCard),
 } as const;
 
 /** Each notification, typed: `onNotification(Notifications.x, (p) => ...)`. */
@@ -479,4 +590,5 @@ export const Notifications = {
   stateChanged: new NotificationType<StateChangedParams>(Methods.stateChanged),
   cardUpdated: new NotificationType<CardUpdatedParams>(Methods.cardUpdated),
   debugReady: new NotificationType<DebugReadyParams>(Methods.debugReady),
+  runProgress: new NotificationType<RunProgressParams>(Methods.runProgress),
 } as const;

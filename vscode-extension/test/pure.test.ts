@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { describe, it, mock } from "node:test";
 
 import { readSettings, serverEnv } from "../src/config/settings";
@@ -174,7 +175,6 @@ describe("page messages", () => {
     assert.deepEqual(parsePageMessage(null), { type: "unknown" });
   });
   it("nonces are long and CSP-safe", () => {
-    const { randomBytes } = require("node:crypto") as typeof import("node:crypto");
     const nonce = makeNonce(randomBytes);
     assert.match(nonce, /^[A-Za-z0-9]{16,24}$/);
     assert.notEqual(makeNonce(randomBytes), nonce);
