@@ -387,14 +387,14 @@ def test_a_squatted_blob_cache_is_refused_and_runs_nothing(
     pickle under every blob's key (keys anyone who can read the bucket can compute): the
     spin refuses it in one line naming it and DEVD_BLOB_CACHE, and runs none of them.
     A directory of the user's own under another user's is refused too."""
-    from devd.common.blobcache import _store_id
+    from devd.common.blobcache import store_id
     from tests.otheruser import attacker, wait_ready
 
     root, env, _ = s3_project
     shared = Path(tempfile.mkdtemp(prefix="dvcache-s3"))
     shared.chmod(0o1777)
     squat, marker = shared / "blobs", shared / "ran"
-    store = _store_id("s3://devd-team/metaflow")
+    store = store_id("s3://devd-team/metaflow")
     keys = [f"{store}/S3Flow/{k[:2]}/{k}.raw" for k in _bucket_blobs(s3)]
     evil = pickle.dumps(_Poison(str(marker)), protocol=2).hex()
     proc = attacker(other_user, PLANT_BLOBS, str(squat), evil, json.dumps(keys))

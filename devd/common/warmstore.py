@@ -155,7 +155,8 @@ def open_task_datastore(ref: TaskRef) -> Any:
     from metaflow.datastore import FlowDataStore
     from metaflow.plugins import DATASTORES
 
-    from .blobcache import explain, metaflow_s3_client, probe, store_name
+    from .s3store import explain, metaflow_s3_client, store_name
+    from .storeprobe import failure, reading
 
     impls = [d for d in DATASTORES if ref.ds_type == d.TYPE]
     if not impls:
@@ -163,7 +164,6 @@ def open_task_datastore(ref: TaskRef) -> Any:
             f"{ref.pathspec} is stored in a '{ref.ds_type}' datastore that this Metaflow "
             "install does not know; install the extension that provides it"
         )
-    probe(ref.ds_type, ref.ds_root, f"parent task {ref.pathspec}")
     flow_ds = FlowDataStore(ref.flow_name, storage_impl=impls[0], ds_root=ref.ds_root)
     if ref.ds_type == "s3":  # devd's timeouts and retry bound: an error, never a hang
         flow_ds._storage_impl.s3_client = metaflow_s3_client()
@@ -181,16 +181,25 @@ def open_task_datastore(ref: TaskRef) -> Any:
     except Exception as exc:  # noqa: BLE001 - no cache: slower first loads, same results
         log.warning("no Metaflow client cache for %s (%s: %s): parents load without it",
                     ref.pathspec, type(exc).__name__, exc)
-    try:
-        return flow_ds.get_task_datastore(ref.run_id, ref.step, ref.task_id, attempt=ref.attempt)
-    except Exception as exc:  # noqa: BLE001 - whatever the datastore raises: one line naming the task
-        if ref.ds_type != "local":
-            raise DevdError(f"cannot read parent task {ref.pathspec} from "
-                            f"{store_name(ref.ds_type, ref.ds_root)}: {explain(exc)}") from None
-        raise DevdError(
-            f"parent task {ref.pathspec} is gone from {ref.ds_root} ({exc}); "
-            "run the flow again with `devd run FLOW`"
-        ) from None
+    # the store is checked only if the task's index is not cached (devd/common/storeprobe.py)
+    with reading(f"parent task {ref.pathspec}"):
+        try:
+            return flow_ds.get_task_datastore(ref.run_id, ref.step, ref.task_id,
+                                              attempt=ref.attempt)
+        except DevdError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the datastore raises: one line naming the task
+            failed = failure()
+            if failed is not None:  # the store cannot be read at all: that line
+                raise failed from None
+            if ref.ds_type != "local":
+                raise DevdError(f"cannot read parent task {ref.pathspec} from "
+                                f"{store_name(ref.ds_type, ref.ds_root)}: "
+                                f"{explain(exc)}") from None
+            raise DevdError(
+                f"parent task {ref.pathspec} is gone from {ref.ds_root} ({exc}); "
+                "run the flow again with `devd run FLOW`"
+            ) from None
 
 
 def _rehome(value: Any) -> Any:
@@ -251,7 +260,7 @@ def _load(ref: TaskRef, datastore: Any, names: list[str],
     except Exception as exc:  # noqa: BLE001 - datastore and unpickling failures (any type): one line
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
         if ref.ds_type != "local":
-            from .blobcache import explain, store_name
+            from .s3store import explain, store_name
 
             raise DevdError(f"cannot read parent task {ref.pathspec} from "
                             f"{store_name(ref.ds_type, ref.ds_root)}: {explain(exc)}") from None
@@ -288,7 +297,8 @@ def _streamable(datastore: Any, name: str) -> bool:
 def blob_files(ref: TaskRef, datastore: Any, keys: list[str]) -> dict[str, Any]:
     """Local files holding the blobs ``keys`` as Metaflow stored them: the datastore's own
     files for a local datastore, devd's disk cache (downloaded once) for S3."""
-    from .blobcache import BlobFile, fetch_s3
+    from .blobcache import BlobFile
+    from .s3store import fetch_s3
 
     if not keys:
         return {}
@@ -378,7 +388,7 @@ def prefetch(refs: list[TaskRef]) -> dict[TaskRef, Any]:
     their small artifacts needs in one parallel batch; returns the opened datastores."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .blobcache import fetch_s3
+    from .s3store import fetch_s3
 
     remote = [r for r in refs if r.ds_type == "s3"]
     if not remote:

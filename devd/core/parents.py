@@ -82,16 +82,6 @@ def _default_datastore() -> tuple[str, str] | None:
     return (DEFAULT_DATASTORE, root) if root else None
 
 
-def _probe_default_store(model: FlowModel) -> None:
-    """A remote store (a team's S3) that cannot be read at all is one line now, not
-    minutes of retries inside Metaflow's Client while it looks for the parents."""
-    default = _default_datastore()
-    if default is not None and default[0] != "local":
-        from ..common.blobcache import probe
-
-        probe(default[0], default[1], f"the runs of {model.flow_name}")
-
-
 def _ref(task: Any, fallback: tuple[str, str] | None = None) -> TaskRef:
     """A task's location; ``_parameters`` records none, so it takes ``fallback``'s."""
     flow_name, run_id, step, task_id = task.path_components
@@ -115,7 +105,8 @@ def _usable(task: Any) -> bool:
     try:
         return bool(task.finished)
     except Exception:  # noqa: BLE001 - records no store can read (any error): not a task to
-        return False  # go on from; the next candidate is looked at instead
+        _unreachable()  # go on from; the next candidate is looked at instead, unless the
+        return False  # store itself cannot be read
 
 
 def _written(task: Any) -> bool:
@@ -123,7 +114,18 @@ def _written(task: Any) -> bool:
     try:
         return "_graph_info" in task
     except Exception:  # noqa: BLE001 - unreadable records: as if still running
+        _unreachable()
         return False
+
+
+def _unreachable() -> None:
+    """A read of Metaflow's datastore failed because the store cannot be read at all (the
+    check before it failed): that is the one line to say, not the next candidate's."""
+    from ..common.storeprobe import failure
+
+    failed = failure()
+    if failed is not None:
+        raise failed
 
 
 def _order_key(task: Any) -> tuple[tuple[int, ...], int]:
@@ -381,11 +383,27 @@ def split_of(model: FlowModel, plan: SpinPlan, parent_values: Any) -> tuple[dict
 
 
 def resolve_plan(model: FlowModel, target: Target) -> SpinPlan:
-    """Find the parents for ``target``, or say in one line why there are none."""
+    """Find the parents for ``target``, or say in one line why there are none.
+
+    A remote store is checked only before the Client really reads from it (its caches may
+    answer everything: devd/common/storeprobe.py), so a store that cannot be read is one
+    line, not minutes of retries inside Metaflow's Client."""
+    from ..common.storeprobe import failure, reading
+
+    with reading(f"the runs of {model.flow_name}"):
+        try:
+            return _resolve(model, target)
+        except DevdError:  # "no run got as far": because no run could be read at all?
+            failed = failure()
+            if failed is not None:
+                raise failed from None
+            raise
+
+
+def _resolve(model: FlowModel, target: Target) -> SpinPlan:
     from metaflow import Flow, Run
     from metaflow.exception import MetaflowNamespaceMismatch, MetaflowNotFound
 
-    _probe_default_store(model)
     if target.run_id is not None:
         try:
             run = Run(f"{model.flow_name}/{target.run_id}", _namespace_check=False)
