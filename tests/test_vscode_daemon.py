@@ -20,7 +20,8 @@ import pytest
 from vscode_harness import (
     CodeServer,
     Workbench,
-    extension_vsix,
+    devd_code_server,
+    devd_env,
     find_editor_tools,
     flow_workspace,
     open_workbench,
@@ -51,26 +52,12 @@ def server(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     tools, why = find_editor_tools()
     if tools is None:
         pytest.skip(f"no editor tools: {why} (make editor-tools installs them)")
-    runtime = tmp_path_factory.mktemp("rtd")
-    RUNTIME["DEVD_RUNTIME_DIR"] = str(runtime)
-    env = {
-        "USER": os.environ.get("USER", "devd-test"),
-        "METAFLOW_DEFAULT_DATASTORE": "local",
-        "METAFLOW_DEFAULT_METADATA": "local",
-        "DEVD_RUNTIME_DIR": str(runtime),
-        # not the venv's bin: the integrated terminal gets it from the extension
-        "PATH": os.environ.get("PATH", ""),
-    }
+    # not the venv's bin on PATH: the integrated terminal gets it from the extension
+    env = devd_env(tmp_path_factory.mktemp("rtd"), venv_first=False)
+    RUNTIME["DEVD_RUNTIME_DIR"] = env["DEVD_RUNTIME_DIR"]
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with CodeServer(extension_vsix(), workspace, {"devd.pythonPath": sys.executable}, env,
-                    tools=tools) as code_server:
-        try:
-            yield code_server
-        finally:
-            with mock.patch.dict(os.environ, RUNTIME):
-                from devd.lsp.daemon import stop
-
-                stop(str(workspace))
+    with devd_code_server(tools, workspace, env) as code_server:
+        yield code_server
 
 
 @pytest.fixture(scope="module")

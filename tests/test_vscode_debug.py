@@ -11,29 +11,19 @@ out/screenshots/vscode-debug-timing.txt.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vscode_harness import (
-    CodeServer,
-    Workbench,
-    extension_vsix,
-    find_editor_tools,
-    flow_workspace,
-    open_workbench,
-)
+from vscode_harness import Workbench, devd_env, devd_workbench, find_editor_tools, flow_workspace
 
 pytestmark = pytest.mark.editor
 
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "out" / "screenshots"
 FLOW = "hello_flow.py"
-VENV_BIN = Path(sys.executable).parent
 LINES = (REPO / "examples" / FLOW).read_text().splitlines()
 TRAIN_BODY = LINES.index("        self.rate = self.input") + 1
 BREAK_LINE = TRAIN_BODY  # the step's first line: it has read none of its parents' artifacts
@@ -50,23 +40,10 @@ def wb(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
     tools, why = find_editor_tools()
     if tools is None:
         pytest.skip(f"no editor tools: {why} (make editor-tools installs them)")
-    env = {
-        "USER": os.environ.get("USER", "devd-test"),
-        "METAFLOW_DEFAULT_DATASTORE": "local",
-        "METAFLOW_DEFAULT_METADATA": "local",
-        "DEVD_RUNTIME_DIR": str(tmp_path_factory.mktemp("drt")),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with CodeServer(extension_vsix(), workspace, {"devd.pythonPath": sys.executable}, env,
-                    tools=tools) as server, open_workbench(server, artifacts=SHOTS) as bench:
-        bench.open_file(FLOW)
-        bench.click_editor()
-        try:
-            yield bench
-        finally:
-            subprocess.run([sys.executable, "-m", "devd.cli", "daemon", "stop", str(workspace)],
-                           env={**os.environ, **env}, capture_output=True, timeout=60)
+    with devd_workbench(tools, workspace, devd_env(tmp_path_factory.mktemp("drt")), FLOW,
+                        artifacts=SHOTS) as bench:
+        yield bench
 
 
 def preview_frame(wb: Workbench, text: str):

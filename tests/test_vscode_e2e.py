@@ -17,14 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vscode_harness import (
-    CodeServer,
-    Workbench,
-    extension_vsix,
-    find_editor_tools,
-    flow_workspace,
-    open_workbench,
-)
+from vscode_harness import Workbench, devd_env, devd_workbench, find_editor_tools, flow_workspace
 
 pytestmark = pytest.mark.editor
 
@@ -57,27 +50,11 @@ def wb(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
     tools, why = find_editor_tools()
     if tools is None:
         pytest.skip(f"no editor tools: {why} (make editor-tools installs them)")
-    runtime = tmp_path_factory.mktemp("rt")
-    env = {
-        "USER": os.environ.get("USER", "devd-test"),
-        "METAFLOW_DEFAULT_DATASTORE": "local",
-        "METAFLOW_DEFAULT_METADATA": "local",
-        "DEVD_RUNTIME_DIR": str(runtime),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
+    env = devd_env(tmp_path_factory.mktemp("rt"))
     DEVD_ENV.update(env)
-    settings = {"devd.pythonPath": sys.executable}
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with CodeServer(extension_vsix(), workspace, settings, env, tools=tools) as server, \
-            open_workbench(server, artifacts=SHOTS) as bench:
-        bench.open_file(FLOW)
-        bench.click_editor()
-        try:
-            yield bench
-        finally:
-            subprocess.run([sys.executable, "-m", "devd.cli", "daemon", "stop",
-                            str(workspace)], env={**os.environ, **env}, capture_output=True,
-                           timeout=60)
+    with devd_workbench(tools, workspace, env, FLOW, artifacts=SHOTS) as bench:
+        yield bench
 
 
 def preview_frame(wb: Workbench, text: str):

@@ -18,13 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vscode_harness import CodeServer, Workbench, extension_vsix, find_editor_tools, open_workbench
+from vscode_harness import Workbench, devd_env, devd_workbench, find_editor_tools
 
 pytestmark = pytest.mark.editor
 
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "out" / "screenshots"
-VENV_BIN = Path(sys.executable).parent
 FLOW = "ux_flow.py"
 SOURCE = '''\
 import os
@@ -87,29 +86,12 @@ def wb(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
     tools, why = find_editor_tools()
     if tools is None:
         pytest.skip(f"no editor tools: {why} (make editor-tools installs them)")
-    runtime = tmp_path_factory.mktemp("rt")
-    env = {
-        "USER": os.environ.get("USER", "devd-test"),
-        "METAFLOW_DEFAULT_DATASTORE": "local",
-        "METAFLOW_DEFAULT_METADATA": "local",
-        "DEVD_RUNTIME_DIR": str(runtime),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    settings = {"devd.pythonPath": sys.executable, "devd.spinOnSave": True,
-                "workbench.colorTheme": "Default Light Modern"}
-    vsix = Path(os.environ["DEVD_TEST_VSIX"]) if os.environ.get("DEVD_TEST_VSIX") \
-        else extension_vsix()
+    settings = {"devd.spinOnSave": True, "workbench.colorTheme": "Default Light Modern"}
+    vsix = os.environ.get("DEVD_TEST_VSIX") or None
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with CodeServer(vsix, workspace, settings, env, tools=tools) as server, \
-            open_workbench(server, artifacts=SHOTS) as bench:
-        bench.open_file(FLOW)
-        bench.click_editor()
-        try:
-            yield bench
-        finally:
-            subprocess.run([sys.executable, "-m", "devd.cli", "daemon", "stop",
-                            str(workspace)], env={**os.environ, **env}, capture_output=True,
-                           timeout=60)
+    with devd_workbench(tools, workspace, devd_env(tmp_path_factory.mktemp("rt")), FLOW,
+                        settings=settings, vsix=vsix, artifacts=SHOTS) as bench:
+        yield bench
 
 
 def pane(wb: Workbench, text: str = "UxFlow/", timeout: float | None = None):

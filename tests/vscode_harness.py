@@ -29,6 +29,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -503,6 +504,51 @@ def open_workbench(server: CodeServer, folder: Path | str | None = None, *,
             yield wb
         finally:
             browser.close()
+
+
+# --- devd's editor suites: the module fixture they share -------------------------------------
+
+def devd_env(runtime: Path | str, *, venv_first: bool = True) -> dict[str, str]:
+    """What the editor's devd runs with: Metaflow's local datastore and metadata, a runtime dir
+    of its own (its daemon apart from every other test's), a user name Metaflow accepts, and
+    with ``venv_first`` this interpreter's bin first on PATH (a terminal finds its devd)."""
+    path = os.environ.get("PATH", "")
+    return {
+        "USER": os.environ.get("USER", "devd-test"),
+        "METAFLOW_DEFAULT_DATASTORE": "local",
+        "METAFLOW_DEFAULT_METADATA": "local",
+        "DEVD_RUNTIME_DIR": str(runtime),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{path}" if venv_first else path,
+    }
+
+
+@contextlib.contextmanager
+def devd_code_server(tools: EditorTools, workspace: Path, env: dict[str, str],
+                     settings: dict[str, Any] | None = None, *,
+                     vsix: Path | str | None = None) -> Iterator[CodeServer]:
+    """code-server with the devd extension (default: the `make vsix` build) on ``workspace``,
+    its devd this interpreter (``devd.pythonPath``) run with ``env`` (devd_env); the
+    workspace's daemon is stopped at the end."""
+    settings = {"devd.pythonPath": sys.executable, **(settings or {})}
+    with CodeServer(vsix or extension_vsix(), workspace, settings, env, tools=tools) as server:
+        try:
+            yield server
+        finally:
+            subprocess.run([sys.executable, "-m", "devd.cli", "daemon", "stop", str(workspace)],
+                           env={**os.environ, **env}, capture_output=True, timeout=60)
+
+
+@contextlib.contextmanager
+def devd_workbench(tools: EditorTools, workspace: Path, env: dict[str, str], flow: str, *,
+                   settings: dict[str, Any] | None = None, vsix: Path | str | None = None,
+                   artifacts: Path | str | None = None) -> Iterator[Workbench]:
+    """devd_code_server's workbench in Chromium with ``flow`` open and its editor focused: the
+    module fixture of the editor suites (they decide whether to skip: find_editor_tools)."""
+    with devd_code_server(tools, workspace, env, settings, vsix=vsix) as server, \
+            open_workbench(server, artifacts=artifacts) as bench:
+        bench.open_file(flow)
+        bench.click_editor()
+        yield bench
 
 
 _KEYS = {"ctrl": "Control", "control": "Control", "alt": "Alt", "shift": "Shift",
