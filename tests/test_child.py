@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from devd.child import cards as child_cards
+from devd.child import cardcapture as child_cards
 from devd.child.state import State, Tee, report_problem
 from devd.core import preload as preload_module
 

@@ -5,7 +5,7 @@
 child, each module using only ``request``, ``state`` and the modules listed after it:
 ``run`` (the entry point, the step, the debugger, the result), ``takeover`` (Metaflow's
 CLI and task runner, patched for warm parents), ``collect`` (the task's artifacts),
-``cards`` (card capture and rendering), ``overrides`` (artifact and Config overrides),
-``prepared`` (a prepared child's handshake), ``failure`` (the error's shape) and
-``state`` (the one spin they share).
+``cardcapture`` (card capture and rendering), ``overrides`` (artifact and Config
+overrides), ``handshake`` (a prepared child's side of the handshake), ``failure`` (the
+error's shape) and ``state`` (the one spin they share).
 """

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..common.bounds import bound_cards, bound_error, one_line
 from ..common.warmstore import LAZY_LOADED
-from .cards import install_card_capture, render_final_cards, store_cards
+from .cardcapture import install_card_capture, render_final_cards, store_cards
 from .collect import Sink, capture_output_datastore, collect
 from .failure import error_info, setup_error
+from .handshake import await_request, source_files, stamp
 from .overrides import apply_config_overrides, read_overrides
-from .prepared import await_request, source_files, stamp
 from .request import ChildResult, Outdated, SpinRequest, spin_kept_decorators
 from .state import State, Tee, mark
 from .takeover import run_cli, spun_task_in_client, warm_task_class
@@ -73,6 +73,9 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
     # Where the spin metadata is: the warm process may have read another project's spins
     # (``inspect_spin``); ``current.task`` must look where this task is written.
     SpinMetadataProvider._INFO = None  # type: ignore[attr-defined]
+    from .metawrite import install as install_metadata_writer
+
+    install_metadata_writer()
     scratch = None
     if not req.options.persist:
         shm = "/dev/shm"
@@ -154,6 +157,11 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
             from ..common.debugging import preload_in_background
 
             preloading = preload_in_background()
+        from metaflow.plugins.datastores.spin_storage import SpinStorage
+
+        from .pretouch import pretouch
+
+        pretouch(None if req.options.persist else SpinStorage.SYSROOT_VAR)
         asked = await_request()
         if preloading is not None:  # done before the step runs (it may fork, say)
             preloading.join()

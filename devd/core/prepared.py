@@ -3,7 +3,7 @@
 After a spin, its flow imported and Metaflow set up, a child waits for the next spin of
 the same step; that spin then only pays for running the step. It is refused when what it
 was made with changed: the request's fixed part, the warm objects, the process's
-environment and sys.path (its source files it checks itself, devd/child/prepared.py).
+environment and sys.path (its source files it checks itself, devd/child/handshake.py).
 """
 
 from __future__ import annotations
