@@ -2,7 +2,7 @@
 
 Metaflow's ``card create`` runs in a subprocess that reads the task back from the
 datastore; a spin has the task in memory, so devd keeps the card's components as the
-step adds them and renders each card in the child with its values (devd/common/cards.py).
+step adds them and renders each card in the child with its values (devd/common/cardrender.py).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def _task_view(values: dict[str, Any], finished: bool) -> Any:
 
     from metaflow.util import get_username
 
-    from ..common.cards import TaskView
+    from ..common.cardrender import TaskView
 
     req = State.request
     flow = State.flow
@@ -85,7 +85,7 @@ def _task_view(values: dict[str, Any], finished: bool) -> Any:
 
 def _render_runtime(entry: dict[str, Any]) -> str | None:
     """A live card's page as it stands now; None (no update shown) if it cannot render."""
-    from ..common.cards import render_card
+    from ..common.cardrender import render_card
 
     try:
         flow = State.flow
@@ -99,7 +99,7 @@ def _render_runtime(entry: dict[str, Any]) -> str | None:
 
 def render_final_cards(values: dict[str, Any]) -> list[dict[str, Any]]:
     """Every card of the step, rendered with the task's final artifacts."""
-    from ..common.cards import render_card
+    from ..common.cardrender import render_card
 
     rendered = []
     for entry in State.cards:

@@ -17,7 +17,7 @@ MODULES = (
     "metaflow.plugins.datastores.spin_storage", "metaflow.plugins.metadata_providers.spin",
     "metaflow.cards", "metaflow.plugins.cards.card_cli",
     "metaflow.plugins.cards.card_modules.basic",
-    "metaflow.plugins.cards.card_modules.chevron", "devd.common.cards", "devd.common.loader",
+    "metaflow.plugins.cards.card_modules.chevron", "devd.common.cardrender", "devd.common.loader",
     "cloudpickle",
 )
 
