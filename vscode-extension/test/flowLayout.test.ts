@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
+import { splitChoices } from "../src/commands/splitPick";
+import { splitSteps } from "../src/flow/flowPanel";
 import { layoutGraph, NODE_HEIGHT, NODE_WIDTH, nodeSummary } from "../src/flow/layout";
-import type { GraphEdge, GraphNodeInfo } from "../src/protocol";
+import type { GraphEdge, GraphNodeInfo, TaskInfo } from "../src/protocol";
 
 function node(step: string, next: string[], extra: Partial<GraphNodeInfo> = {}): GraphNodeInfo {
   return {
@@ -67,5 +69,27 @@ describe("the flow graph's layout (dagre, top-down)", () => {
     assert.equal(nodeSummary(node("a", [], { tasks: 6, tasksOk: 6, durationS: 3.42 })), "ok 6/6 · 3.4 s");
     assert.equal(nodeSummary(node("a", [], { state: "not-run", tasks: 0, tasksOk: 0, durationS: null })), "not run");
     assert.equal(nodeSummary(node("a", [], { state: "failed", durationS: 0.25 })), "failed · 250 ms");
+  });
+});
+
+describe("the foreach split picker's rows and which nodes offer it", () => {
+  const task = (index: number | null, input: string | null, id: string, state = "ok"): TaskInfo => ({ pathspec: `F/7/body/${id}`, taskId: id, state, index, input, durationS: 0.5 });
+
+  it("a run's tasks: one row per split, its input the description (typing a value narrows), spun as the task", () => {
+    const rows = splitChoices([task(1, "'b'", "12"), task(0, "'a'", "11", "failed")]);
+    assert.deepEqual(rows.map((r) => [r.label, r.description, r.pathspec]), [["split 1", "input 'b'", "F/7/body/12"], ["split 0", "input 'a'", "F/7/body/11"]]);
+    assert.match(rows[1].detail ?? "", /failed/);
+  });
+  it("a nested foreach's inner splits repeat an index: each row names its task", () => {
+    const rows = splitChoices([task(0, "1", "20"), task(0, "1", "21")]);
+    assert.deepEqual(rows.map((r) => r.label), ["split 0 (task 20)", "split 0 (task 21)"]);
+  });
+  it("without a run's tasks: the indices the last spin saw, but the one it took", () => {
+    assert.deepEqual(splitChoices(undefined, 3, 1).map((r) => [r.label, r.index]), [["split 0 of 3", 0], ["split 2 of 3", 2]]);
+    assert.deepEqual(splitChoices([task(null, null, "3")], undefined), []); // not in a foreach: nothing to pick
+  });
+  it("the nodes with splits: a foreach's body, and any step a run gave several tasks", () => {
+    const nodes = [node("start", ["fan"]), node("fan", ["body"], { type: "foreach" }), node("body", ["inner"]), node("inner", ["join"], { tasks: 6 }), node("join", ["end"])];
+    assert.deepEqual([...splitSteps(nodes)].sort(), ["body", "inner"]);
   });
 });

@@ -1,17 +1,18 @@
 /**
  * `devd: Show Flow`: the flow's DAG beside the editor, each step with its state in the newest
  * run (ok, failed, running, not run), stale when its code changed since, and its last spin;
- * a click jumps to the step, its buttons spin, debug or resume from it. The daemon answers
- * devd/graph (devd/core/graph.py); this panel lays it out (flow/layout.ts) and draws it.
- * It follows the active flow editor, refreshes on the daemon's notifications and a run's
- * progress, and comes back after a window reload.
+ * a click jumps to the step; its buttons and its context menu spin, debug, resume from it,
+ * open its card or spin one of its foreach splits. The daemon answers devd/graph
+ * (devd/core/graph.py); this panel lays it out (flow/layout.ts) and draws it. During a run
+ * the daemon pushes every step's state (devd/runProgress): the nodes change in place, no
+ * new graph asked. It follows the active flow editor and comes back after a window reload.
  */
 import { randomBytes } from "node:crypto";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { LanguageClient } from "vscode-languageclient/node";
 
-import { type GraphResult, Requests } from "../protocol";
+import { type GraphNodeInfo, type GraphResult, Requests, type RunProgressParams } from "../protocol";
 import { layoutGraph, NODE_HEIGHT, NODE_WIDTH, nodeSummary } from "./layout";
 
 export const FLOW_VIEW = "devd.flow";
@@ -20,10 +21,37 @@ export interface FlowRequests {
   graph(uri: string): Promise<GraphResult | undefined>;
 }
 
+/** What a node's buttons and its context menu do. */
+export type NodeAction = "spin" | "debug" | "resume" | "card" | "split";
+
+/** The command each action runs: `(uri, step)`, the split picker `({uri, step, runId})`. */
+const ACTION_COMMANDS: Record<NodeAction, string> = {
+  spin: "devd.spin",
+  debug: "devd.debug",
+  resume: "devd.resume",
+  card: "devd.openCard",
+  split: "devd.pickSplit",
+};
+
 interface PageMessage {
   type: "ready" | "open" | "action";
   step?: string;
-  action?: "spin" | "debug" | "resume" | "card";
+  action?: NodeAction;
+}
+
+/** The steps that run once per split of a foreach: its body (and, in a run, any step with
+ * several tasks): the ones the split picker offers. */
+export function splitSteps(nodes: Pick<GraphNodeInfo, "step" | "type" | "next" | "tasks">[]): Set<string> {
+  const out = new Set<string>();
+  for (const n of nodes) {
+    if (n.type === "foreach") {
+      n.next.forEach((s) => out.add(s));
+    }
+    if (n.tasks > 1) {
+      out.add(n.step);
+    }
+  }
+  return out;
 }
 
 export class FlowPanel implements vscode.Disposable {
@@ -32,8 +60,10 @@ export class FlowPanel implements vscode.Disposable {
   private nonce = "";
   private pending: Promise<void> | undefined;
   private again = false;
-  /** Each step's 1-based def line, from the last graph drawn. */
-  private lines = new Map<string, number>();
+  /** Each step as last drawn (its def line, its last spin). */
+  private nodes = new Map<string, GraphNodeInfo>();
+  /** The run the nodes show (the graph's, then a live run's). */
+  private runId: string | undefined;
 
   constructor(private readonly requests: FlowRequests, private readonly output: vscode.LogOutputChannel | vscode.OutputChannel) {}
 
@@ -68,6 +98,37 @@ export class FlowPanel implements vscode.Disposable {
         this.panel = undefined;
       }
     });
+  }
+
+  /** The step as last drawn (undefined: not in the flow shown). */
+  node(step: string): GraphNodeInfo | undefined {
+    return this.nodes.get(step);
+  }
+
+  /** A run's states pushed by the daemon (devd/runProgress): the nodes change in place. */
+  live(progress: RunProgressParams): void {
+    if (!this.panel || progress.uri !== this.uri) {
+      return;
+    }
+    this.runId = progress.runId;
+    void this.panel.webview.postMessage({
+      type: "states",
+      runId: progress.runId,
+      steps: progress.steps.map((s) => ({ step: s.step, state: s.state, summary: nodeSummary(s) })),
+    });
+  }
+
+  /** A node's button or context-menu entry. */
+  async act(action: NodeAction, step: string): Promise<void> {
+    const uri = this.uri;
+    if (!uri || !this.nodes.has(step)) {
+      return;
+    }
+    if (action === "split") {
+      await vscode.commands.executeCommand(ACTION_COMMANDS.split, { uri, step, runId: this.runId });
+      return;
+    }
+    await vscode.commands.executeCommand(ACTION_COMMANDS[action], uri, step);
   }
 
   /** Follow the active editor when it is another flow file. */
@@ -114,8 +175,10 @@ export class FlowPanel implements vscode.Disposable {
       return;
     }
     panel.title = `devd flow: ${graph.flow ?? path.basename(vscode.Uri.parse(uri).fsPath)}`;
-    this.lines = new Map(graph.nodes.map((n) => [n.step, n.line]));
+    this.nodes = new Map(graph.nodes.map((n) => [n.step, n]));
+    this.runId = graph.run?.runId;
     const layout = layoutGraph(graph);
+    const splits = splitSteps(graph.nodes);
     void panel.webview.postMessage({
       type: "graph",
       uri,
@@ -124,7 +187,7 @@ export class FlowPanel implements vscode.Disposable {
       run: graph.run,
       width: layout.width,
       height: layout.height,
-      nodes: layout.nodes.map((n) => ({ ...n, summary: nodeSummary(n) })),
+      nodes: layout.nodes.map((n) => ({ ...n, summary: nodeSummary(n), splits: splits.has(n.step) })),
       edges: layout.edges,
     });
   }
@@ -140,12 +203,13 @@ export class FlowPanel implements vscode.Disposable {
     }
     if (message.type === "open") {
       const doc = await vscode.workspace.openTextDocument(vscode.Uri.parse(uri));
-      const at = new vscode.Position(Math.max((this.lines.get(message.step) ?? 1) - 1, 0), 0);
+      const at = new vscode.Position(Math.max((this.nodes.get(message.step)?.line ?? 1) - 1, 0), 0);
       await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.One, selection: new vscode.Range(at, at) });
       return;
     }
-    const command = { spin: "devd.spin", debug: "devd.debug", resume: "devd.resume", card: "devd.spin" }[message.action ?? "spin"];
-    await vscode.commands.executeCommand(command, uri, message.step);
+    if (message.type === "action" && message.action && message.action in ACTION_COMMANDS) {
+      await this.act(message.action, message.step);
+    }
   }
 
   dispose(): void {
@@ -253,6 +317,8 @@ export function page(nonce: string): string {
       box.style.left = n.x + "px"; box.style.top = n.y + "px"; box.style.width = "${NODE_WIDTH}px"; box.style.height = "${NODE_HEIGHT}px";
       box.dataset.step = n.step; box.dataset.state = n.state; box.dataset.stale = String(!!n.stale);
       box.tabIndex = 0;
+      // The node's context menu (package.json's webview/context entries get this object).
+      box.dataset.vscodeContext = JSON.stringify({ webviewSection: "node", step: n.step, devdSplits: !!n.splits, devdStart: n.type === "start", preventDefaultContextMenuItems: true });
       box.title = n.step + " (" + n.type + "): " + n.summary + (n.stale ? "; its code changed since this run" : "");
       box.appendChild(el("div", "name", n.step));
       box.appendChild(el("div", "summary", n.summary));
@@ -261,9 +327,11 @@ export function page(nonce: string): string {
       if (n.lastSpin) tags.appendChild(el("span", "tag spun-" + n.lastSpin, "spun " + n.lastSpin));
       box.appendChild(tags);
       const actions = el("div", "actions");
-      for (const [action, label] of [["spin", "▶ Spin"], ["debug", "Debug"], ["resume", "Resume from here"]]) {
+      for (const [action, label] of [["spin", "▶ Spin"], ["debug", "Debug"], ["resume", "Resume"], ["card", "Card"], ["split", "Split…"]]) {
         if (action === "resume" && n.type === "start") continue;
+        if (action === "split" && !n.splits) continue;
         const b = el("button", "", label); b.dataset.action = action;
+        b.title = { spin: "Spin " + n.step, debug: "Spin " + n.step + " under the debugger", resume: "Resume the run from " + n.step, card: "Open " + n.step + "'s card", split: "Spin one split of " + n.step + " (by index or input)" }[action];
         b.addEventListener("click", (ev) => { ev.stopPropagation(); vscode.postMessage({ type: "action", action, step: n.step }); });
         actions.appendChild(b);
       }
@@ -271,6 +339,8 @@ export function page(nonce: string): string {
       box.addEventListener("click", () => vscode.postMessage({ type: "open", step: n.step }));
       stage.appendChild(box);
     }
+    // When the graph was on screen (epoch ms): bench/editor_bench.py reads it.
+    requestAnimationFrame(() => { document.body.dataset.drawnAt = String(performance.timeOrigin + performance.now()); });
     if (!fitted) {
       fitted = true;
       const r = view.getBoundingClientRect();
@@ -278,9 +348,20 @@ export function page(nonce: string): string {
       dx = Math.max((r.width - g.width * scale) / 2, 10); dy = 10; apply();
     }
   }
+  // A live run's states (devd/runProgress): each node's state and line change in place.
+  function states(m) {
+    document.getElementById("run").textContent = "run " + m.runId + " · running";
+    for (const s of m.steps) {
+      const box = stage.querySelector('.node[data-step="' + CSS.escape(s.step) + '"]');
+      if (!box) continue;
+      box.dataset.state = s.state;
+      box.querySelector(".summary").textContent = s.summary;
+    }
+  }
   window.addEventListener("message", (event) => {
     const m = event.data;
     if (m.type === "graph") { vscode.setState({ uri: m.uri }); draw(m); }
+    else if (m.type === "states") states(m);
     else if (m.type === "error") message.textContent = "devd: " + m.message;
   });
   vscode.postMessage({ type: "ready" });

@@ -68,8 +68,9 @@ export function layoutGraph(graph: Pick<GraphResult, "nodes" | "edges">): Layout
   return { width: Math.ceil(size.width ?? 0), height: Math.ceil(size.height ?? 0), nodes, edges };
 }
 
-/** The one-line status of a node: `ok 6/6 · 3.4 s`, `failed`, `not run`. */
-export function nodeSummary(node: GraphNodeInfo): string {
+/** The one-line status of a node (drawn, or live from devd/runProgress): `ok 6/6 · 3.4 s`,
+ * `failed`, `not run`. */
+export function nodeSummary(node: Pick<GraphNodeInfo, "state" | "tasks" | "tasksOk" | "durationS">): string {
   const state = node.state === "not-run" ? "not run" : node.state;
   const counts = node.tasks > 1 ? ` ${node.tasksOk}/${node.tasks}` : "";
   const took = node.durationS !== null && node.durationS !== undefined ? ` · ${formatSeconds(node.durationS)}` : "";
