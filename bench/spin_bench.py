@@ -25,6 +25,12 @@ it: here the first spin loads it in the child, then devd warms it in the backgro
 --ignore runs the flow with `--read False`: `train` then never reads the array and no tool
 loads it (the default before issue 18, whose regression only a reading step showed).
 --eager sets DEVD_EAGER_MB=-1: every parent artifact is loaded up front and held warm.
+
+--worker adds the case of a step that runs in another interpreter (issue 24): a flow whose
+`here` and `there` steps do the same on the same parents, `there` moved into a second venv
+by an extension's decorator (tests/venvstep.py), spun through one daemon in alternating
+rounds after a warm-up spin of each: `there` is spun by the daemon's warm worker in that
+venv, `here` by the daemon itself; the worker's warm spin should take no longer.
 """
 
 from __future__ import annotations
@@ -258,6 +264,88 @@ def bench_size(mb: int, reps: int, root: Path, daemon: bool, read: bool) -> Size
     return result
 
 
+WORKER_FLOW = """\
+import os
+import sys
+
+from metaflow import FlowSpec, step, venv_step
+
+
+class WorkerFlow(FlowSpec):
+    @step
+    def start(self):
+        self.data = list(range(100_000))
+        self.next(self.here, self.there)
+
+    @step
+    def here(self):
+        self.total = sum(self.data)
+        self.python = sys.executable
+        self.next(self.join)
+
+    @venv_step(python={python!r})
+    @step
+    def there(self):
+        self.total = sum(self.data)
+        self.python = sys.executable
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    WorkerFlow()
+"""
+
+
+def bench_worker(reps: int, root: Path) -> list[str]:
+    """Warm daemon spins of a step in the daemon's interpreter and of the same step in a
+    second venv (its worker), alternating; the report's lines."""
+    sys.path.insert(0, str(REPO))
+    from tests import venvstep
+
+    venv = venvstep.second_venv()
+    project = root / "worker"
+    project.mkdir()
+    for name in (".metaflow", ".metaflow_spin"):
+        (project / name).mkdir()
+    venvstep.write_extension(project)
+    (project / "worker_flow.py").write_text(WORKER_FLOW.format(python=str(venv / "bin" /
+                                                                          "python")))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(project), os.environ.get("PYTHONPATH")) if p)
+    cli = devd_command()
+    run([sys.executable, "worker_flow.py", "run"], project)
+    run([*cli, "daemon", "start", str(project)], project)
+    samples: dict[str, list[float]] = {"here": [], "there": []}
+    pids: set[int] = set()
+    try:
+        for step in ("here", "there"):  # warm-up: the worker starts, parents load
+            devd_json(run([*cli, "spin", "worker_flow.py", step, "--json"], project)[1])
+        for i in range(reps):
+            print(f"[worker] round {i + 1}/{reps}", flush=True)
+            for step in ("here", "there"):
+                elapsed, out = run([*cli, "spin", "worker_flow.py", step, "--json"], project)
+                data = devd_json(out)
+                samples[step].append(elapsed)
+                if step == "there":
+                    pids.add(data["environment"]["worker"])
+    finally:
+        run([*cli, "daemon", "stop", str(project)], project)
+    here, there = (statistics.median(samples[k]) for k in ("here", "there"))
+    verdict = "met" if there <= here * 1.1 else "NOT met"
+    return [f"worker: warm `devd spin` through a daemon, medians of {reps}: the daemon's own "
+            f"{ms(here)} ms, a worker in a second venv {ms(there)} ms "
+            f"({len(pids)} worker pid(s) over the rounds)",
+            f"worker target (no slower than the daemon's own warm spin, 10% noise): {verdict}"]
+
+
 # -- reporting -------------------------------------------------------------------------------
 def ms(seconds: float | None, digits: int = 0) -> str:
     return "n/a" if seconds is None else f"{seconds * 1000:.{digits}f} ms"
@@ -479,6 +567,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--append", action="store_true",
                         help="append to the --markdown file (a section without the title)")
     parser.add_argument("--keep", action="store_true", help="keep the temp projects")
+    parser.add_argument("--worker", action="store_true",
+                        help="also time a step spun by a warm worker in a second venv")
     args = parser.parse_args(argv)
     sizes = [20] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     reps = 3 if args.quick else args.reps
@@ -497,9 +587,12 @@ def main(argv: list[str] | None = None) -> int:
     import devd  # noqa: F401
 
     rows: list[SizeResult] = []
+    worker_lines: list[str] = []
     try:
         for mb in sizes:
             rows.append(bench_size(mb, reps, root, args.daemon, not args.ignore))
+        if args.worker:
+            worker_lines = bench_worker(reps, root)
     finally:
         os.chdir(REPO)
         if args.keep:
@@ -510,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print("\n".join(summary_lines(r)))
         print("\n".join("          " + line for line in sample_lines(r)))
-    print("\n" + "\n".join(targets(rows)))
+    print("\n" + "\n".join(targets(rows) + worker_lines))
     if args.markdown:
         path = Path(args.markdown)
         if args.append and path.exists():
@@ -518,6 +611,9 @@ def main(argv: list[str] | None = None) -> int:
                 fh.write("\n" + markdown(rows, reps, command, args.daemon, title=False))
         else:
             path.write_text(markdown(rows, reps, command, args.daemon))
+        if worker_lines:
+            with path.open("a") as fh:
+                fh.write("\n" + "\n".join(f"- {line}" for line in worker_lines) + "\n")
         print(f"\nwrote {args.markdown}")
     return 0
 

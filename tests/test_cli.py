@@ -138,6 +138,8 @@ def _every_option_line() -> list[list[str]]:
             words = [row.flag]
         elif row.kind == "value":
             words = [row.flag, {"float": "2.5", "int": "2"}.get(row.value_type, "x.py")]
+        elif row.kind == "many":
+            words = [row.flag, "a", row.flag, "b"]
         else:
             words = [row.flag, "a", "1", row.flag, "b", "2"]
         lines.append(["spin", "flow.py", "train", *words])

@@ -28,8 +28,8 @@ def test_spellings_are_unique_and_complete() -> None:
         assert len(set(names)) == len(names)
     for row in SPIN_SPELLINGS:
         assert row.flag or row.wire, f"{row.field}: spelled by no client"
-        assert row.kind in ("flag", "value", "pairs")
-        assert len(row.metavar) == {"flag": 0, "value": 1, "pairs": 2}[row.kind]
+        assert row.kind in ("flag", "value", "many", "pairs")
+        assert len(row.metavar) == {"flag": 0, "value": 1, "many": 1, "pairs": 2}[row.kind]
         assert not row.wire or row.wire_type, f"{row.field}: no TypeScript type"
         assert row.doc
 

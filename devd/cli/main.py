@@ -62,6 +62,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             elif row.kind == "value":
                 spin.add_argument(row.flag, dest=row.dest, metavar=row.metavar[0],
                                   type=_VALUE_TYPES[row.value_type], help=row.doc)
+            elif row.kind == "many":
+                spin.add_argument(row.flag, dest=row.dest, metavar=row.metavar[0],
+                                  action="append", help=row.doc)
             else:
                 spin.add_argument(row.flag, dest=row.dest, nargs=2, action="append",
                                   metavar=row.metavar, help=row.doc)
@@ -210,6 +213,8 @@ def _quick_spin_args(argv: list[str]) -> _SpinArgs | None:
                     setattr(args, row.dest, _VALUE_TYPES[row.value_type](values[0]))
                 except ValueError:
                     return None
+            elif row.kind == "many":
+                setattr(args, row.dest, (getattr(args, row.dest) or []) + values)
             else:
                 setattr(args, row.dest, (getattr(args, row.dest) or []) + [values])
             j += count
@@ -635,6 +640,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     for prepared in data.get("prepared") or []:
         print(f"  prepared: a child for the next spin of {prepared['step']} "
               f"(pid {prepared['pid']})")
+    for worker in data.get("workers") or []:
+        print(f"  worker: {worker['environment']} in {worker['python']} (pid {worker['pid']}, "
+              f"{human_bytes(worker['warmBytes'])} warm, {worker['spins']} spin(s), idle "
+              f"{worker['idleS']} s)")
     return EXIT_OK
 
 

@@ -104,10 +104,12 @@ class Tools:
     # -- tools ------------------------------------------------------------------------
     def spin(self, flow: str, step: str, artifacts: dict[str, Any] | None = None,
              config_value: dict[str, str] | None = None, from_spin: bool = False,
-             ) -> dict[str, Any]:
+             environment: str | None = None) -> dict[str, Any]:
         path = self.flow_path(flow)
         params: dict[str, Any] = {"uri": file_uri(path), "fromSpin": from_spin}
         params["pathspec" if "/" in step else "step"] = step
+        if environment:
+            params["environment"] = environment
         if artifacts:
             params["artifacts"] = artifacts
         if config_value:
@@ -331,17 +333,20 @@ def build_server(root: str) -> Any:
     @tool
     def spin(flow: str, step: str, artifacts: dict[str, Any] | None = None,
              config_value: dict[str, str] | None = None,
-             from_spin: bool = False) -> CallToolResult:
+             from_spin: bool = False, environment: str | None = None) -> CallToolResult:
         """Re-execute ONE step of a Metaflow flow on its parents' recorded artifacts, warm,
         in milliseconds (no full run). `flow`: the flow's .py file, relative to the project;
         `step`: a step name (parents from the newest run), RUN/STEP or Flow/RUN/STEP/TASK.
         `artifacts` overrides parent artifacts ({name: value}); `config_value` gives a
         Config's value as text ({name: text}); `from_spin` takes the parents from the last
-        spins of the parent steps instead of a run. Returns JSON: ok, artifacts (name, type,
+        spins of the parent steps instead of a run. `environment` is Metaflow's
+        --environment (uv, pypi, conda; default: what the parents' run used): the step
+        runs in that environment's interpreter, as in `python flow.py --environment=pypi
+        spin`. Returns JSON: ok, artifacts (name, type,
         summary), stdout/stderr (their end), nextSteps, warnings (stale parents), next (what
         to do now) and nextCommand. A failing step is a tool error starting with
         file:line: Type: message, then the source line and the traceback."""
-        data = tools.spin(flow, step, artifacts, config_value, from_spin)
+        data = tools.spin(flow, step, artifacts, config_value, from_spin, environment)
         if data.get("ok"):
             return answer(_dumps(data))
         error = data.get("error") or {}

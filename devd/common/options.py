@@ -32,6 +32,11 @@ class SpinOptions:
     debug_timeout: float = 120.0  # seconds a debug spin waits for its debugger
     pdb: bool = False
     split: int | None = None  # a foreach body: which split (0-based); default the recorded's
+    # Metaflow's top-level options: None is what the parents' run used (devd/core/stepenv.py)
+    environment: str | None = None
+    datastore: str | None = None
+    metadata: str | None = None
+    decospecs: tuple[str, ...] = ()  # --with, as Metaflow's CLI takes it
 
     def __post_init__(self) -> None:
         # Checked once, here, for every client: a bad value is bad input, told in one line.
@@ -42,6 +47,17 @@ class SpinOptions:
                                        not isinstance(self.split, int) or self.split < 0):
             raise DevdError(f"the split must be a whole number from 0 (the first split), "
                             f"not {self.split!r}")
+        for name in ("environment", "datastore", "metadata"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()
+                                      or value.startswith("-")):
+                raise DevdError(f"--{name} takes a name (as Metaflow's --{name} does), "
+                                f"not {value!r}")
+        if isinstance(self.decospecs, str) or not all(
+                isinstance(d, str) and d.strip() for d in self.decospecs):
+            raise DevdError(f"--with takes decorator specs ('timeout:seconds=60'), "
+                            f"not {self.decospecs!r}")
+        object.__setattr__(self, "decospecs", tuple(self.decospecs))
 
     def changed(self, **changes: Any) -> SpinOptions:
         """A copy with some fields changed."""

@@ -16,7 +16,8 @@ class Spelling:
 
     ``wire``: its field in ``devd/spin`` params (None: not on the wire), of TypeScript type
     ``wire_type``. ``flag``: its ``devd spin`` flag (None: not on the command line), of
-    ``kind`` "flag" (store_true), "value" (one value) or "pairs" (NAME VALUE, repeatable).
+    ``kind`` "flag" (store_true), "value" (one value), "many" (one value, repeatable: a
+    list) or "pairs" (NAME VALUE, repeatable).
     ``paths``: its values are file paths, made absolute before they leave the client (a
     daemon runs elsewhere).
     """
@@ -65,6 +66,22 @@ SPIN_SPELLINGS: tuple[Spelling, ...] = (
              flag="--debug-timeout", kind="value", metavar=("SECONDS",), value_type="float"),
     Spelling("pdb", "run the step in this terminal; pdb post-mortem on an exception, and "
              "breakpoint() works", flag="--pdb"),
+    # Metaflow's own top-level options (`python flow.py --environment=pypi spin train`):
+    # where the step runs and what it reads; spelled as Metaflow spells them, before or
+    # after the step (docs/usage.md, "Environments").
+    Spelling("environment", "Metaflow's --environment (local, uv, pypi, conda...): the step "
+             "runs in that environment's interpreter (default: what the parents' run used)",
+             wire="environment", wire_type="string",
+             flag="--environment", kind="value", metavar=("ENV",)),
+    Spelling("datastore", "Metaflow's --datastore, for the step's Metaflow CLI",
+             wire="datastore", wire_type="string",
+             flag="--datastore", kind="value", metavar=("TYPE",)),
+    Spelling("metadata", "Metaflow's --metadata, for the step's Metaflow CLI",
+             wire="metadata", wire_type="string",
+             flag="--metadata", kind="value", metavar=("TYPE",)),
+    Spelling("decospecs", "Metaflow's --with: add a decorator to the step (repeatable; a "
+             "spin keeps those Metaflow's spin keeps)", wire="decospecs", wire_type="string[]",
+             flag="--with", kind="many", metavar=("DECORATOR",)),
     Spelling("split", "a foreach body: which split to spin, 0-based (default: the one the "
              "recorded task took)", wire="split", wire_type="number",
              flag="--split", kind="value", metavar=("N",), value_type="int"),

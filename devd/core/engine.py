@@ -40,6 +40,7 @@ from .events import (
     SpinRefused,
     SpinStarted,
     WarmTaskStatus,
+    WorkerProcessStatus,
     WorkStatus,
 )
 from .flowmodel import FlowModel
@@ -47,6 +48,7 @@ from .graph import FlowGraph, flow_graph, read_run
 from .parents import SpinPlan, parse_target
 from .result import SpinError, SpinResult
 from .session import Session
+from .workers import WorkerPool
 
 if TYPE_CHECKING:
     import subprocess
@@ -179,6 +181,8 @@ class Engine:
         if self.budget_bytes is None:
             self.budget_bytes = default_budget_bytes()
         self.store = WarmStore(self.budget_bytes)
+        # devd in the interpreters of steps that run elsewhere (@pypi, @conda, uv...)
+        self.workers = WorkerPool(self.root, self.budget_bytes)
         self._sessions: dict[str, Session] = {}
         self._last: dict[tuple[str, str], SpinRecord] = {}
         self._run_sources: dict[tuple[str, str], dict[str, str]] = {}
@@ -218,7 +222,8 @@ class Engine:
             if session is None:
                 if not os.path.isfile(path):
                     raise DevdError(f"{path}: no such file; pass the path of your flow's .py file")
-                session = Session(path, store=self.store, cwd=self.root)
+                session = Session(path, store=self.store, cwd=self.root,
+                                  workers=self.workers)
                 self._sessions[path] = session
                 self._watch(path)
                 try:
@@ -353,6 +358,11 @@ class Engine:
                 if options.persist:
                     raise DevdError("a spin chained on earlier spins cannot be persisted: "
                                     "spin from a recorded run to persist")
+                stepenv = session.step_environment(options)
+                if stepenv is not None and not stepenv.here:
+                    raise DevdError(f"'{step}' runs in {stepenv.python} ({stepenv.name}), "
+                                    "where the chained spins' values are not: spin it from "
+                                    "the recorded run (without fromSpin)")
                 plan, warm_tasks, stale = self._chain_plan(session, model, step)
                 result = session.spin_on(plan, warm_tasks, options, **callbacks)
             else:
@@ -429,7 +439,8 @@ class Engine:
                     del self._last[key]
                     kept = _kept_bytes(self._last.values())
             self.kept_bytes = kept
-            self.store.budget_bytes = max(budget - kept, 0)
+            # what the workers hold warm counts too (each keeps its own parents)
+            self.store.budget_bytes = max(budget - kept - self.workers.warm_bytes(), 0)
         for task in self.store.snapshot():  # least recently used first
             if self.store.total_bytes <= self.store.budget_bytes:
                 break
@@ -570,6 +581,7 @@ class Engine:
             sessions = list(self._sessions.values())
         for session in sessions:
             session.close()
+        self.workers.close()
 
     def cancel(self, target: str | None = None) -> list[int]:
         """Stop running work: all of it, a step's spin, or 'run' for runs and resumes."""
@@ -632,4 +644,6 @@ class Engine:
                       for path, session in sessions
                       for step, pid in [session.prepared.waiting_for()]
                       if step and pid is not None],
+            workers=[WorkerProcessStatus(w.environment, w.python, w.pid, w.warm_bytes,
+                                         w.idle_s, w.spins) for w in self.workers.status()],
         )

@@ -7,7 +7,7 @@ devd/stateChanged, devd/spinFinished, devd/cardUpdated and the devd/status answe
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .graph import StepRecord
@@ -139,6 +139,18 @@ class PreparedStatus:
 
 
 @dataclass(frozen=True)
+class WorkerProcessStatus:
+    """A warm worker of devd in a step's own interpreter (devd/core/workers.py)."""
+
+    environment: str
+    python: str
+    pid: int
+    warm_bytes: int
+    idle_s: float
+    spins: int
+
+
+@dataclass(frozen=True)
 class EngineStatus:
     """Everything ``devd status`` shows but the daemon's own memory."""
 
@@ -152,3 +164,4 @@ class EngineStatus:
     flows: list[str]
     last_spins: list[LastSpinStatus]
     prepared: list[PreparedStatus]
+    workers: list[WorkerProcessStatus] = field(default_factory=list)

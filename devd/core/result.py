@@ -117,6 +117,9 @@ class SpinResult:
     # Big parent values the step read and left unchanged, passed down without a copy, with
     # what showed it: 'page map' or 'crc32' (devd/common/unchanged.py); not in to_json.
     parents_kept: dict[str, str] = field(default_factory=dict, repr=False)
+    # Where the step ran when not in this interpreter: {name, python, version, worker}
+    # (devd/core/stepenv.py; the warm worker that spun it, by pid).
+    environment: dict[str, Any] | None = None
 
     @property
     def task(self) -> Any:
@@ -157,4 +160,6 @@ class SpinResult:
             data["cancelled"] = self.cancelled
         if self.split is not None:
             data["split"] = dict(self.split)
+        if self.environment is not None:
+            data["environment"] = dict(self.environment)
         return data

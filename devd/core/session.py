@@ -29,6 +29,8 @@ from .prepared import PreparedChildren
 from .result import SpinResult
 from .runwatch import ServiceUnreachable, bound_metaflow_retries
 from .runwatch import forget as forget_newest_runs
+from .stepenv import StepEnvironment, StepEnvironments, environment_name, top_level_args
+from .workers import WorkerPool, load_value
 
 
 class Session:
@@ -41,7 +43,8 @@ class Session:
 
     def __init__(self, flow_file: str | os.PathLike[str], *, store: WarmStore | None = None,
                  budget_bytes: int | None = None, cwd: str | None = None,
-                 warm_after_spin: bool = True, prepare: bool | None = None) -> None:
+                 warm_after_spin: bool = True, prepare: bool | None = None,
+                 workers: WorkerPool | None = None, in_worker: bool = False) -> None:
         self.flow_file = os.path.abspath(os.fspath(flow_file))
         self.cwd = os.path.abspath(cwd) if cwd else os.getcwd()
         self._owns_store = store is None
@@ -61,6 +64,11 @@ class Session:
         self.prepared = PreparedChildren()
         self.debugged = False  # a spin of this flow was debugged: its next may be too
         self.store.on_drop.append(self.prepared.dropped)
+        # Steps whose environment is another interpreter are spun by a warm worker there
+        # (devd/core/workers.py); a worker's own sessions spin every step where they are.
+        self.environments = None if in_worker else StepEnvironments()
+        self._owns_workers = workers is None
+        self.workers = workers
         require_user()
         preload()
         bind_metaflow_root()
@@ -79,6 +87,8 @@ class Session:
         """Stop a running spin and forget the warm parents (unless the store is shared)."""
         self.prepared.close()
         self.cancel()
+        if self._owns_workers and self.workers is not None:
+            self.workers.close()
         if self.prepared.dropped in self.store.on_drop:
             self.store.on_drop.remove(self.prepared.dropped)
         self._plans.clear()
@@ -162,6 +172,14 @@ class Session:
         if options.from_spin:
             raise DevdError("a spin chained on earlier spins (from_spin) needs the daemon, "
                             "which keeps them: `devd daemon start`, then spin with --from-spin")
+        stepenv = self.step_environment(options)
+        if stepenv is not None and not stepenv.here:
+            return self._spin_in_worker(stepenv, options, on_output=on_output,
+                                        on_card=on_card, on_started=on_started,
+                                        on_debug_ready=on_debug_ready,
+                                        keywords={"want_values": want_values,
+                                                  "want_private": want_private,
+                                                  "diff": diff})
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         with self._lock:  # the model, plan and warm parents are shared between threads
@@ -219,6 +237,10 @@ class Session:
         model = self.model
         args, config_values = config_args(model, warm_tasks, options.config,
                                           options.config_value)
+        environment = environment_name(model, plan.step, options)
+        if environment != "local" or options.datastore or options.metadata or \
+                options.decospecs:
+            args = [*top_level_args(options, environment), *args]
         request = SpinRequest(
             flow_file=self.flow_file,
             cwd=self.cwd,
@@ -283,6 +305,60 @@ class Session:
                     dataclasses.replace(request, options=options.changed(debug=self.debugged)),
                     warm_tasks, list(self._warming))
 
+    def step_environment(self, options: SpinOptions) -> StepEnvironment | None:
+        """Where the step of ``options`` runs (None: in a worker, always right here)."""
+        if self.environments is None:
+            return None
+        model = self.model
+        return self.environments.resolve(model, parse_target(model, options.target).step,
+                                         options, self.cwd)
+
+    def _spin_in_worker(self, stepenv: StepEnvironment, options: SpinOptions, *,
+                        on_output: OutputCallback | None,
+                        on_card: Callable[[dict[str, Any]], None] | None,
+                        on_started: Callable[[Any], None] | None,
+                        on_debug_ready: Callable[[dict[str, Any]], None] | None,
+                        keywords: dict[str, Any]) -> SpinResult:
+        """The spin, by the warm worker of the step's interpreter; its values are read
+        here when first asked for (one this interpreter cannot read stands in)."""
+        from .result import Artifacts, SpinError
+
+        if options.pdb:
+            raise DevdError(f"--pdb runs the step in this terminal's interpreter, but "
+                            f"'{parse_target(self.model, options.target).step}' runs in "
+                            f"{stepenv.python} ({stepenv.name}): debug it with --debug")
+        if self.workers is None:
+            self.workers = WorkerPool(self.cwd, self.store.budget_bytes)
+        started = time.perf_counter()
+        callbacks = {"output": on_output, "card": on_card,
+                     "debugReady": on_debug_ready or _say_debug_ready}
+        step = parse_target(self.model, options.target).step
+        worker = self.workers.worker(stepenv)
+        # the worker's session spins where it is, with the environment named outright
+        answer = worker.spin(self.flow_file, options.changed(environment=environment_name(
+            self.model, step, options)), keywords, callbacks, on_started)
+        if answer[0] == "refused":
+            raise DevdError(answer[1])
+        if answer[0] == "result":
+            result: SpinResult = answer[1]
+            values: dict[str, bytes] = answer[2]
+            public = {row.get("name") for row in result.artifact_rows}
+            result.all_values = Artifacts({}, {n: _loader(n, b) for n, b in values.items()})
+            result.artifacts = Artifacts({}, {n: _loader(n, b) for n, b in values.items()
+                                              if n in public})
+        else:  # the worker failed, or died, mid-spin: as a crashed child is reported
+            model = self.model
+            text = str(answer[1]).strip()
+            line = text.splitlines()[-1] if text else "the worker ended without a result"
+            kind = "devd.WorkerDied" if answer[0] == "died" else "devd.ChildCrashed"
+            result = SpinResult(model.flow_name, step, False, {}, [],
+                                SpinError(kind, line, self.flow_file, None, text), "", "", [],
+                                time.perf_counter() - started, [], "")
+        if stepenv.notice:
+            result.notices.insert(0, stepenv.notice)
+        result.environment = {**stepenv.describe(), "worker": worker.pid}
+        return result
+
     def _run(self, request: SpinRequest, flow_name: str, warm_tasks: list[WarmTask],
              on_output: OutputCallback | None, on_event: Callable[[str, Any], None],
              on_started: Callable[[ChildProcess], None]) -> ChildOutcome:
@@ -334,6 +410,10 @@ class Session:
         """Kill the spin in progress, if any."""
         if self._running is not None:
             self._running.kill()
+
+
+def _loader(name: str, blob: bytes) -> Callable[[], Any]:
+    return lambda: load_value(name, blob)
 
 
 def _say_debug_ready(endpoint: dict[str, Any]) -> None:

@@ -1,0 +1,132 @@
+"""A warm worker of devd in another interpreter: the step's environment.
+
+Started by devd/core/workers.py as ``PYTHON -c ... devd.core.workermain`` in the
+interpreter a step runs in (its ``@pypi`` or ``@conda`` environment, the uv project's,
+the one an extension's decorator names). devd and Metaflow are importable there the way
+Metaflow makes itself importable in a step's environment, on the path rather than
+installed: the daemon puts them first on ``sys.path`` and the few pure-Python packages
+devd's spin path imports (cloudpickle, jinja2, markupsafe, debugpy) last, so the
+environment's own versions of anything win. It keeps that environment's parents warm in
+a ``Session`` per flow and forks a child per spin, exactly as the daemon does.
+
+Messages both ways are length-prefixed pickles (protocol 4) of plain data and devd's own
+classes; a result's values travel pickled one by one, so the daemon reads only those its
+interpreter can (the rest are shown by their rows).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import struct
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+_PROTOCOL = 4  # every Python devd supports reads it
+
+
+def send(fd: int, lock: threading.Lock, message: Any) -> None:
+    """Write one message (whole, under ``lock``: several threads send)."""
+    data = pickle.dumps(message, protocol=_PROTOCOL)
+    view = memoryview(struct.pack("!Q", len(data)) + data)
+    with lock:
+        while view:
+            view = view[os.write(fd, view):]
+
+
+def messages(fd: int) -> Iterator[Any]:
+    """Each message from ``fd`` until it closes."""
+    buffer = bytearray()
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return
+        buffer += chunk
+        while len(buffer) >= 8:
+            (size,) = struct.unpack("!Q", buffer[:8])
+            if len(buffer) < 8 + size:
+                break
+            body = bytes(buffer[8:8 + size])
+            del buffer[:8 + size]
+            yield pickle.loads(body)
+
+
+def portable(result: Any) -> tuple[Any, dict[str, bytes]]:
+    """A ``SpinResult`` without its in-memory values, and the values pickled one by one
+    (one that cannot be pickled is left out: its row still shows it)."""
+    import dataclasses
+
+    values: dict[str, bytes] = {}
+    for name in list(result.all_values or result.artifacts):
+        try:
+            values[name] = pickle.dumps((result.all_values or result.artifacts)[name],
+                                        protocol=_PROTOCOL)
+        except Exception:  # noqa: BLE001 - any object's __reduce__ may fail
+            continue
+    return dataclasses.replace(result, artifacts={}, all_values={}, parents_kept={}), values
+
+
+def main() -> None:  # pragma: no cover - runs in the worker's interpreter
+    requests, replies, root = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    budget, idle = int(sys.argv[4]), float(sys.argv[5])
+    os.chdir(root)
+    from ..common.errors import DevdError
+    from ..common.warmstore import WarmStore
+    from .session import Session
+
+    lock = threading.Lock()
+    store = WarmStore(budget or None)
+    sessions: dict[str, Session] = {}
+    jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    current: list[tuple[int, Session]] = []  # the spin running, to cancel by its id
+
+    def read() -> None:
+        for message in messages(requests):
+            if message[0] == "cancel":
+                for spin_id, session in list(current):
+                    if spin_id == message[1]:
+                        session.cancel()
+            else:
+                jobs.put(message)
+        jobs.put(None)  # the daemon is gone
+
+    threading.Thread(target=read, name="devd-worker-read", daemon=True).start()
+    send(replies, lock, ("hello", {"pid": os.getpid(), "python": sys.executable}))
+    while True:
+        try:
+            job = jobs.get(timeout=idle) if idle > 0 else jobs.get()
+        except queue.Empty:
+            break  # idle: the daemon starts a new worker when it needs one
+        if job is None or job[0] == "exit":
+            break
+        _, spin_id, flow_file, options, keywords = job
+
+        def relay(kind: str, spin_id: int = spin_id) -> Any:
+            return lambda *payload: send(replies, lock, (kind, spin_id, *payload))
+
+        try:
+            session = sessions.get(flow_file)
+            if session is None:
+                session = sessions[flow_file] = Session(flow_file, store=store, cwd=root,
+                                                        in_worker=True)
+            current[:] = [(spin_id, session)]
+            result = session.spin(options, on_output=relay("output"), on_card=relay("card"),
+                                  on_debug_ready=relay("debugReady"), **keywords)
+            bare, values = portable(result)
+            send(replies, lock, ("result", spin_id, bare, values, store.total_bytes))
+        except DevdError as exc:
+            send(replies, lock, ("refused", spin_id, str(exc)))
+        except BaseException:  # noqa: BLE001 - the daemon reports it as the spin's failure
+            send(replies, lock, ("error", spin_id, traceback.format_exc()))
+        finally:
+            current.clear()
+    for session in sessions.values():
+        session.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
