@@ -129,6 +129,7 @@ class Daemon:
         self.connections = 0
         self.stop_event = threading.Event()
         self.watcher = FileWatcher(self._file_changed)
+        self.engine.watch_hook = self.watcher.watch  # every flow a session opens is watched
         self._loop: asyncio.AbstractEventLoop | None = None
         self._spare: DevdServer | None = None
         self._preauth = 0  # TCP connections that have not sent the token yet
@@ -223,7 +224,6 @@ class Daemon:
 
         server.close_connection = close_connection
         self.engine.add_listener(server.on_engine_event)
-        self.engine.watch_hook = self.watcher.watch
         try:
             unframed = await Connection(server.protocol, shared_converter(), loop_writer,
                                         self.note).serve(reader, connection_done)
