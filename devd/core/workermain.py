@@ -9,65 +9,20 @@ devd's spin path imports (cloudpickle, jinja2, markupsafe, debugpy) last, so the
 environment's own versions of anything win. It keeps that environment's parents warm in
 a ``Session`` per flow and forks a child per spin, exactly as the daemon does.
 
-Messages both ways are length-prefixed pickles (protocol 4) of plain data and devd's own
-classes; a result's values travel pickled one by one, so the daemon reads only those its
-interpreter can (the rest are shown by their rows).
+Messages both ways: devd/common/workerwire.py; a result's values travel pickled one by
+one, so the daemon reads only those its interpreter can (the rest are shown by their rows).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import queue
-import struct
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
 from typing import Any
 
-_PROTOCOL = 4  # every Python devd supports reads it
-
-
-def send(fd: int, lock: threading.Lock, message: Any) -> None:
-    """Write one message (whole, under ``lock``: several threads send)."""
-    data = pickle.dumps(message, protocol=_PROTOCOL)
-    view = memoryview(struct.pack("!Q", len(data)) + data)
-    with lock:
-        while view:
-            view = view[os.write(fd, view):]
-
-
-def messages(fd: int) -> Iterator[Any]:
-    """Each message from ``fd`` until it closes."""
-    buffer = bytearray()
-    while True:
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return
-        buffer += chunk
-        while len(buffer) >= 8:
-            (size,) = struct.unpack("!Q", buffer[:8])
-            if len(buffer) < 8 + size:
-                break
-            body = bytes(buffer[8:8 + size])
-            del buffer[:8 + size]
-            yield pickle.loads(body)
-
-
-def portable(result: Any) -> tuple[Any, dict[str, bytes]]:
-    """A ``SpinResult`` without its in-memory values, and the values pickled one by one
-    (one that cannot be pickled is left out: its row still shows it)."""
-    import dataclasses
-
-    values: dict[str, bytes] = {}
-    for name in list(result.all_values or result.artifacts):
-        try:
-            values[name] = pickle.dumps((result.all_values or result.artifacts)[name],
-                                        protocol=_PROTOCOL)
-        except Exception:  # noqa: BLE001 - any object's __reduce__ may fail
-            continue
-    return dataclasses.replace(result, artifacts={}, all_values={}, parents_kept={}), values
+from ..common.workerwire import messages, portable, send
 
 
 def main() -> None:  # pragma: no cover - runs in the worker's interpreter

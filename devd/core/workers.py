@@ -26,8 +26,8 @@ from typing import Any
 
 from ..common.errors import DevdError
 from ..common.options import SpinOptions
+from ..common.workerwire import messages, send
 from .stepenv import StepEnvironment
-from .workermain import messages, send
 
 log = logging.getLogger("devd.workers")
 
