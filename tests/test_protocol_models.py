@@ -17,7 +17,7 @@ from devd.common.options import SpinOptions
 from devd.common.optiontable import SPIN_SPELLINGS
 from devd.core.events import CardUpdated, FileChanged, FileDeleted, RunFinished, SpinStarted
 from devd.core.result import SpinError, SpinResult
-from devd.lsp import models, paramcheck, tsgen, wire
+from devd.lsp import models, strict, tsgen, wire
 from devd.lsp.translate import (
     bad_request,
     card_updated_json,
@@ -164,9 +164,10 @@ def test_a_spin_that_cannot_start_has_the_one_error_shape(converter: cattrs.Conv
     ("devd/spin", {"uri": "u", "step": None, "artifacts": {"k": [1]}, "other": 5}, None),
     ("textDocument/hover", 5, None),  # LSP's own: pygls and lsprotocol check those
 ])
-def test_params_are_checked_from_the_models_in_one_line(method: str, params: Any,
+def test_params_are_read_strictly_from_the_models_in_one_line(method: str, params: Any,
                                                         message: str | None) -> None:
-    assert paramcheck.check_params(method, params) == message
+    cls = models.REQUESTS[method][0] if method in models.REQUESTS else None
+    assert (strict.check(method, params, cls) if cls else None) == message
 
 
 def test_every_request_envelope_reads_its_typed_params(converter: cattrs.Converter) -> None:
@@ -184,7 +185,7 @@ def _conforms(cls: type, data: dict[str, Any]) -> str | None:
     extra = set(data) - {wire.wire_name(f) for f in attrs.fields(cls)}
     if extra:
         return f"keys {sorted(extra)} are not fields of {cls.__name__}"
-    return paramcheck._fields_problem(cls.__name__, "", data, cls)
+    return strict.check(cls.__name__, data, cls)
 
 
 _FLOW = "/p/flow.py"

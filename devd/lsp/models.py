@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
 
 from .flowmodels import (
     GraphEdge,
@@ -65,7 +66,8 @@ from .spinmodels import (
     WarmTaskInfo,
     WebviewOptions,
 )
-from .wire import add_hooks, is_optional, wire_name  # noqa: F401 - tsgen reads them here
+from .strict import structure
+from .wire import is_optional, wire_name
 
 REQUESTS: dict[str, tuple[type, type]] = {
     "devd/spin": (SpinParams, SpinOutcome),
@@ -125,5 +127,21 @@ def shared_converter() -> cattrs.Converter:
 
 
 def register(converter: cattrs.Converter) -> cattrs.Converter:
-    """Add the hooks that read and write devd's models to pygls's converter."""
-    return add_hooks(converter, lambda cls: cls in _MODELS)
+    """Add the hooks that read and write devd's models to pygls's converter (LSP's own types
+    keep lsprotocol's): written camelCase, ``opt`` fields left out when unset; read by
+    devd/lsp/strict.py, JSON's types kept."""
+
+    def unstructure_fn(cls: type) -> Any:
+        renamed: dict[str, Any] = {
+            a.name: override(rename=wire_name(a), omit_if_default=is_optional(a))
+            for a in attrs.fields(cls)}
+        return make_dict_unstructure_fn(cls, converter, **renamed)
+
+    converter.register_unstructure_hook_factory(_is_model, unstructure_fn)
+    converter.register_structure_hook_factory(
+        _is_model, lambda cls: lambda value, _: structure(value, cls))
+    return converter
+
+
+def _is_model(cls: Any) -> bool:
+    return cls in _MODELS

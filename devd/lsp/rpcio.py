@@ -3,10 +3,10 @@
 pygls's own reader answers a request it cannot read with ``id: null`` (so the client
 waits for its own id forever), lets a long header line raise out of the connection, and
 logs a traceback for every bad message. This reader answers every request with its own id,
-names the offending field of wrong-typed params (-32602), refuses oversized headers and
-bodies with an error before closing the connection, and checks the params of devd's own
-methods from their models (devd/lsp/paramcheck.py) before any handler sees them. Valid
-messages go to pygls's protocol, devd's own structured into those models.
+names the offending field of wrong-typed params (-32602, in one line: devd/lsp/strict.py
+reads devd's own methods' params into their models, JSON's types kept), and refuses
+oversized headers and bodies with an error before closing the connection. Valid messages
+go to pygls's protocol.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pygls.protocol.json_rpc import (
 )
 
 from .models import REQUESTS
-from .paramcheck import check_params
-from .wire import camel, json_type
+from .strict import describe
+from .wire import json_type
 
 if TYPE_CHECKING:
     from pygls.io_ import Writer
@@ -43,20 +43,6 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600,
 
 class FramingError(Exception):
     """The byte stream cannot be read as LSP messages any more: answer, then close."""
-
-
-def describe_invalid(method: str, exc: Exception) -> str:
-    """One line naming the fields cattrs could not read, in the JSON's own spelling."""
-    if isinstance(exc, cattrs.errors.ClassValidationError):
-        lines = []
-        for text in cattrs.transform_error(exc):
-            what, _, where = text.rpartition(" @ ")
-            path = ".".join(camel(p) for p in where.removeprefix("$.").split("."))
-            if path.startswith("params."):  # name fields as devd's own methods do
-                path = path.removeprefix("params.")
-            lines.append(f"'{path}': {what}")
-        return f"{method}: " + "; ".join(lines[:5])
-    return f"{method}: {exc}"
 
 
 def error(msg_id: Any, code: int, message: str) -> dict[str, Any]:
@@ -190,10 +176,6 @@ class Connection:
                         f"{method}: params must be an object or an array, got "
                         f"{json_type(params)}")
             return
-        problem = check_params(method, params)
-        if problem is not None:
-            self.reject(answer_to, INVALID_PARAMS, problem)
-            return
         if params is None and method in REQUESTS:  # devd's methods take no params as {}
             params = {}
         if answer_to is not _NO_ID and self.shut_down and method != "exit":
@@ -207,7 +189,7 @@ class Connection:
         try:
             message = self.converter.structure(data, kind)
         except Exception as exc:  # noqa: BLE001 - every way params can be wrong
-            self.reject(answer_to, INVALID_PARAMS, describe_invalid(method, exc))
+            self.reject(answer_to, INVALID_PARAMS, describe(method, exc))
             return
         self.protocol.handle_message(message)
         if method == "shutdown":  # answered at once by pygls: from now on, only exit

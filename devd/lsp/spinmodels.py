@@ -2,12 +2,14 @@
 artifacts) and devd's notifications: one attrs class each (the table of methods:
 devd/lsp/models.py; field kinds and camelCase: devd/lsp/wire.py).
 
-``SpinParams``' option fields come from ``devd.common.optiontable.SPIN_SPELLINGS``: a new
-spin option needs no edit here.
+``SpinParams``' option fields are ``SpinOptions``' fields that
+``devd.common.optiontable.SPIN_SPELLINGS`` spells on the wire: a new spin option needs no
+edit here.
 """
 
 from __future__ import annotations
 
+import typing
 from typing import Any, Literal
 
 import attrs
@@ -132,13 +134,6 @@ class SpinOutcome:
 
 # -- requests -----------------------------------------------------------------------------
 
-_WIRE_TYPES: dict[str, Any] = {
-    "string": str, "boolean": bool, "number": int | float,
-    "Record<string, unknown>": dict[str, Any], "Record<string, string>": dict[str, str],
-    "string[]": list[str],
-}
-
-
 @attrs.define
 class SpinTarget:
     """What ``devd/spin`` spins and where its replies go; the options are ``SpinParams``'."""
@@ -156,15 +151,28 @@ class SpinTarget:
         return SpinOptions(target, **{k: v for k, v in given.items() if v is not None})
 
 
-SpinParams: type[SpinTarget] = attrs.make_class(
-    "SpinParams",
-    {s.field: attrs.field(type=_WIRE_TYPES[s.wire_type] | None, default=None,
-                          metadata={"omit": True, "doc": s.doc})
-     for s in SPIN_SPELLINGS if s.wire},
-    bases=(SpinTarget,),
-)
-SpinParams.__doc__ = "The params of ``devd/spin``: its target and every option of a spin."
-SpinParams.__module__ = __name__
+def _option_fields() -> dict[str, Any]:
+    """``SpinParams``' option fields: each ``SpinOptions`` field the wire spells, of that
+    field's own type (a tuple travels as a list), absent when not given."""
+    hints = typing.get_type_hints(SpinOptions)
+
+    def on_wire(tp: Any) -> Any:
+        if typing.get_origin(tp) is tuple:
+            return list[typing.get_args(tp)[0]]  # type: ignore[misc]
+        return tp
+
+    return {s.field: attrs.field(type=on_wire(hints[s.field]) | None, default=None,
+                                 metadata={"omit": True, "doc": s.doc})
+            for s in SPIN_SPELLINGS if s.wire}
+
+
+@attrs.define(these=_option_fields())
+class SpinParams(SpinTarget):
+    """The params of ``devd/spin``: its target and every option of a spin.
+
+    One field per option the wire spells (devd/common/optiontable.py), typed as
+    ``SpinOptions`` types it: a new option needs no edit here.
+    """
 
 
 @attrs.define

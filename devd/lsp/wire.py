@@ -1,20 +1,17 @@
-"""How devd's protocol models go on the wire: field kinds, names, converter hooks.
+"""How devd's protocol models go on the wire: field kinds and names.
 
 As lsprotocol does for LSP: snake_case attributes, camelCase on the wire. A field made with
 ``opt()`` may be absent on the wire (TypeScript ``name?``): it is left out when it holds its
 default; ``req()`` is required; ``sent()`` has a default and is always sent. The models are
-declared in devd/lsp/models.py and devd/lsp/flowmodels.py, tabled by method in
-devd/lsp/methods.py.
+declared in devd/lsp/spinmodels.py and devd/lsp/flowmodels.py, tabled by method in
+devd/lsp/models.py, read from JSON by devd/lsp/strict.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 
 class _Unset:
@@ -78,24 +75,3 @@ def json_type(value: Any) -> str:
         return "array"
     return "object" if isinstance(value, dict) else type(value).__name__
 
-
-def add_hooks(converter: cattrs.Converter, is_model: Callable[[type], bool]) -> cattrs.Converter:
-    """Add the hooks that read and write the classes ``is_model`` picks (camelCase, ``opt``
-    fields left out when unset) to pygls's converter; LSP's own types keep lsprotocol's."""
-
-    def unstructure_fn(cls: type) -> Any:
-        renamed: dict[str, Any] = {
-            a.name: override(rename=wire_name(a), omit_if_default=is_optional(a))
-            for a in attrs.fields(cls)}
-        return make_dict_unstructure_fn(cls, converter, **renamed)
-
-    def structure_fn(cls: type) -> Any:
-        renamed: dict[str, Any] = {a.name: override(rename=wire_name(a))
-                                   for a in attrs.fields(cls)}
-        return make_dict_structure_fn(cls, converter, **renamed)
-
-    for scalars in (str | int | None, int | float | None):  # checked already: kept as sent
-        converter.register_structure_hook(scalars, lambda value, _: value)
-    converter.register_unstructure_hook_factory(is_model, unstructure_fn)
-    converter.register_structure_hook_factory(is_model, structure_fn)
-    return converter
