@@ -25,7 +25,7 @@ from .metaflowenv import bind_metaflow_root, require_user, runs_fingerprint
 from .outcome import build_result
 from .parents import SpinPlan, Target, parse_target, resolve_plan, split_of, split_target
 from .preload import preload, preload_libraries
-from .prepared import PreparedChildren
+from .preparedchildren import PreparedChildren
 from .result import SpinResult
 from .runwatch import ServiceUnreachable, bound_metaflow_retries
 from .runwatch import forget as forget_newest_runs

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import sys
 import threading
 import time
@@ -48,13 +49,28 @@ class PreparedChildren:
         self.current: Prepared | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._jobs: queue.SimpleQueue[tuple[Any, ...] | None] | None = None
 
     def prepare(self, flow_name: str, request: SpinRequest, warm_tasks: list[WarmTask],
                 warming: list[threading.Thread]) -> None:
         """Fork the child for the next spin of ``request``'s step in the background, once
-        the ``warming`` loads are done (the child must inherit what they load)."""
-        threading.Thread(target=self._prepare, name="devd-prepare", daemon=True,
-                         args=(flow_name, request, warm_tasks, warming)).start()
+        the ``warming`` loads are done (the child must inherit what they load). On one
+        long-lived thread: starting one per spin delayed the spin's return by a switch."""
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = queue.SimpleQueue()
+                threading.Thread(target=self._serve, args=(self._jobs,),
+                                 name="devd-prepare", daemon=True).start()
+            self._jobs.put((flow_name, request, warm_tasks, warming))
+
+    def _serve(self, jobs: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
+        while (job := jobs.get()) is not None:
+            if not jobs.empty():  # a newer spin asked already: prepare for that one
+                continue
+            try:
+                self._prepare(*job)
+            except Exception:  # spins still work, unprepared
+                log.exception("preparing a child failed")
 
     def _prepare(self, flow_name: str, request: SpinRequest, warm_tasks: list[WarmTask],
                  warming: list[threading.Thread]) -> None:
@@ -158,6 +174,9 @@ class PreparedChildren:
     def close(self) -> None:
         """No more children: end the prepared one, and one being made now once it is."""
         self._closed = True
+        with self._lock:
+            if self._jobs is not None:
+                self._jobs.put(None)
         self.drop()
 
 
