@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it, mock } from "node:test";
 
-import { readSettings, serverEnv } from "../src/config/settings";
+import { readSettings, serverEnv, spinTopLevel } from "../src/config/settings";
 import { makeNonce, paneAction, parsePageMessage } from "../src/panel/policy";
 import type { SpinOutcome } from "../src/protocol";
 import { resolveInterpreter } from "../src/python/interpreter";
@@ -74,6 +74,13 @@ describe("settings", () => {
     const s = readSettings((k) => (k === "memoryBudgetMB" ? 2048 : undefined));
     assert.equal(serverEnv(s, { PATH: "/bin" }).DEVD_BUDGET_MB, "2048");
     assert.equal(serverEnv(readSettings(() => undefined), { PATH: "/bin" }).DEVD_BUDGET_MB, undefined);
+  });
+  it("spins take runArgs' top-level options, either spelling (issue 24)", () => {
+    assert.deepEqual(spinTopLevel(["--environment=pypi", "--max-workers", "4", "--with", "timeout:seconds=9",
+      "--metadata", "local", "--with=card"]),
+    { environment: "pypi", decospecs: ["timeout:seconds=9", "card"], metadata: "local" });
+    assert.deepEqual(spinTopLevel([]), {});
+    assert.deepEqual(spinTopLevel(["--environment"]), {});
   });
 });
 
@@ -188,6 +195,8 @@ describe("status bar text", () => {
     assert.equal(humanBytes(200 * 1024 * 1024), "200 MB");
   });
   it("last spin, memory, staleness and failure", () => {
+    const worker = formatStatus({ daemon: "ready", workers: [{ environment: "@venv_step", python: "/p/venv/bin/python", pid: 42, warmBytes: 3072 }] });
+    assert.match(worker.tooltip, /worker: @venv_step in \/p\/venv\/bin\/python \(pid 42, 3\.0 KB warm\)/);
     const ok = formatStatus({ daemon: "ready", lastSpin: { step: "train", ok: true, durationMs: 24.4 }, warmBytes: 2048, budgetBytes: 1024 ** 3 });
     assert.equal(ok.text, "$(check) devd: train 24 ms"); // short: memory is in the tooltip (issue 19)
     assert.match(ok.tooltip, /warm parents: 2\.0 KB of a 1\.0 GB budget/);

@@ -40,3 +40,40 @@ export function serverEnv(settings: Settings, base: NodeJS.ProcessEnv): NodeJS.P
   }
   return env;
 }
+
+/** Metaflow's top-level options a spin takes, as `devd.runArgs` gives them to runs. */
+export interface SpinTopLevel {
+  environment?: string;
+  datastore?: string;
+  metadata?: string;
+  decospecs?: string[];
+}
+
+/**
+ * The options of `devd.runArgs` that say where a step runs (`--environment`, `--datastore`,
+ * `--metadata`, `--with`, as `--opt=value` or `--opt value`): one setting for runs and
+ * spins, so a flow run with `--environment=pypi` is spun in that environment too.
+ */
+export function spinTopLevel(runArgs: string[]): SpinTopLevel {
+  const out: SpinTopLevel = {};
+  for (let i = 0; i < runArgs.length; i++) {
+    const arg = runArgs[i];
+    const match = /^--(environment|datastore|metadata|with)(?:=(.*))?$/.exec(arg);
+    if (!match) {
+      continue;
+    }
+    const value = match[2] ?? runArgs[i + 1];
+    if (match[2] === undefined) {
+      i += 1;
+    }
+    if (value === undefined || value === "") {
+      continue;
+    }
+    if (match[1] === "with") {
+      out.decospecs = [...(out.decospecs ?? []), value];
+    } else {
+      out[match[1] as "environment" | "datastore" | "metadata"] = value;
+    }
+  }
+  return out;
+}

@@ -8,6 +8,8 @@ export interface StatusFacts {
   budgetBytes?: number;
   stale?: string[];
   running?: string; // e.g. "run 3/5 steps"
+  /** devd's warm workers in the steps' own interpreters (@pypi, @conda, uv...). */
+  workers?: { environment: string; python: string; pid: number; warmBytes: number }[];
 }
 
 export interface StatusView {
@@ -56,6 +58,9 @@ export function formatStatus(f: StatusFacts): StatusView {
   if (memory) {
     // the text stays short (`devd: train 96 ms`); the memory is in the tooltip
     tips.push(`warm parents: ${humanBytes(f.warmBytes)} of a ${humanBytes(f.budgetBytes)} budget`);
+  }
+  for (const w of f.workers ?? []) {
+    tips.push(`worker: ${w.environment} in ${w.python} (pid ${w.pid}, ${humanBytes(w.warmBytes)} warm)`);
   }
   if (f.stale && f.stale.length) {
     text = `$(warning) ${text.replace(/^\$\([^)]*\) /, "")} · stale`;
