@@ -1,8 +1,9 @@
 """How each spin option is spelled by devd's clients: one row an option.
 
 The CLI builds ``devd spin``'s argparse options and its quick reader from these rows; the
-protocol builds ``devd/spin``'s params model (and the extension's TypeScript type) from
-them. The option itself (its type and default) is a field of ``devd.common.options.SpinOptions``;
+protocol builds ``devd/spin``'s params model (and so the extension's TypeScript type) from
+the rows with a ``wire`` name. The option itself (its type and default) is a field of
+``devd.common.options.SpinOptions``, whose type the wire field takes;
 tests/test_options.py checks that the two name the same options.
 
 Imports nothing: the CLI's fast path (a spin answered by a running daemon) reads it.
@@ -14,25 +15,24 @@ from __future__ import annotations
 class Spelling:
     """One option of a spin as clients write it.
 
-    ``wire``: its field in ``devd/spin`` params (None: not on the wire), of TypeScript type
-    ``wire_type``. ``flag``: its ``devd spin`` flag (None: not on the command line), of
-    ``kind`` "flag" (store_true), "value" (one value), "many" (one value, repeatable: a
+    ``wire``: its field in ``devd/spin`` params (None: not on the wire), of the type its
+    ``SpinOptions`` field has. ``flag``: its ``devd spin`` flag (None: not on the command
+    line), of ``kind`` "flag" (store_true), "value" (one value), "many" (one value, repeatable: a
     list) or "pairs" (NAME VALUE, repeatable).
     ``paths``: its values are file paths, made absolute before they leave the client (a
     daemon runs elsewhere).
     """
 
     __slots__ = ("dest", "doc", "field", "flag", "kind", "metavar", "paths", "value_type",
-                 "wire", "wire_type")
+                 "wire")
 
     def __init__(self, field: str, doc: str, *, wire: str | None = None,
-                 wire_type: str = "", flag: str | None = None, kind: str = "flag",
+                 flag: str | None = None, kind: str = "flag",
                  metavar: tuple[str, ...] = (), dest: str | None = None,
                  value_type: str = "str", paths: bool = False) -> None:
         self.field = field
         self.doc = doc
         self.wire = wire
-        self.wire_type = wire_type
         self.flag = flag
         self.kind = kind
         self.metavar = metavar
@@ -43,26 +43,26 @@ class Spelling:
 
 SPIN_SPELLINGS: tuple[Spelling, ...] = (
     Spelling("artifacts", "values that replace the parents' artifacts of those names",
-             wire="artifacts", wire_type="Record<string, unknown>"),
+             wire="artifacts"),
     Spelling("artifacts_module",
              "a .py file defining ARTIFACTS = {name: value} to override inputs",
-             wire="artifactsModule", wire_type="string",
+             wire="artifactsModule",
              flag="--artifacts-module", kind="value", metavar=("FILE",), paths=True),
     Spelling("config", "a Config from a file (repeatable)",
-             wire="config", wire_type="Record<string, string>",
+             wire="config",
              flag="--config", kind="pairs", metavar=("NAME", "PATH"), paths=True),
     Spelling("config_value", "a Config's value as text, read by its parser (repeatable)",
-             wire="configValue", wire_type="Record<string, unknown>",
+             wire="configValue",
              flag="--config-value", kind="pairs", metavar=("NAME", "TEXT")),
     Spelling("persist", "store the spun task where Metaflow's inspect_spin('.') reads it",
-             wire="persist", wire_type="boolean", flag="--persist"),
+             wire="persist", flag="--persist"),
     Spelling("from_spin", "take parents from the last spins of the parent steps (daemon)",
-             wire="fromSpin", wire_type="boolean", flag="--from-spin"),
+             wire="fromSpin", flag="--from-spin"),
     Spelling("debug", "wait for a debugger (DAP: VS Code, PyCharm, nvim-dap) on a loopback "
              "port, printed, then run the step under it",
-             wire="debug", wire_type="boolean", flag="--debug", dest="debug_spin"),
+             wire="debug", flag="--debug", dest="debug_spin"),
     Spelling("debug_timeout", "how long --debug waits for the debugger (default 120)",
-             wire="debugTimeout", wire_type="number",
+             wire="debugTimeout",
              flag="--debug-timeout", kind="value", metavar=("SECONDS",), value_type="float"),
     Spelling("pdb", "run the step in this terminal; pdb post-mortem on an exception, and "
              "breakpoint() works", flag="--pdb"),
@@ -71,18 +71,18 @@ SPIN_SPELLINGS: tuple[Spelling, ...] = (
     # after the step (docs/usage.md, "Environments").
     Spelling("environment", "Metaflow's --environment (local, uv, pypi, conda...): the step "
              "runs in that environment's interpreter (default: what the parents' run used)",
-             wire="environment", wire_type="string",
+             wire="environment",
              flag="--environment", kind="value", metavar=("ENV",)),
     Spelling("datastore", "Metaflow's --datastore, for the step's Metaflow CLI",
-             wire="datastore", wire_type="string",
+             wire="datastore",
              flag="--datastore", kind="value", metavar=("TYPE",)),
     Spelling("metadata", "Metaflow's --metadata, for the step's Metaflow CLI",
-             wire="metadata", wire_type="string",
+             wire="metadata",
              flag="--metadata", kind="value", metavar=("TYPE",)),
     Spelling("decospecs", "Metaflow's --with: add a decorator to the step (repeatable; a "
-             "spin keeps those Metaflow's spin keeps)", wire="decospecs", wire_type="string[]",
+             "spin keeps those Metaflow's spin keeps)", wire="decospecs",
              flag="--with", kind="many", metavar=("DECORATOR",)),
     Spelling("split", "a foreach body: which split to spin, 0-based (default: the one the "
-             "recorded task took)", wire="split", wire_type="number",
+             "recorded task took)", wire="split",
              flag="--split", kind="value", metavar=("N",), value_type="int"),
 )
