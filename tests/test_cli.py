@@ -167,7 +167,8 @@ def test_everything_else_goes_to_argparse(argv: list[str]) -> None:
 def test_a_spin_answered_by_a_daemon_imports_neither_argparse_nor_json() -> None:
     """What `devd spin` loads before it talks to the daemon (imports cost it most)."""
     code = (
-        "import sys; from devd.cli.main import _quick_spin_args, print_result; "
+        "import sys; from devd.cli.main import _quick_spin_args; "
+        "from devd.cli.spin import print_result; "
         "from devd.cli.client import connect, file_uri; "
         "from devd.core.project import daemon_paths, project_root; "
         "from devd.cli.agent import add_agent_fields; "
@@ -409,12 +410,13 @@ def test_every_cli_failure_is_one_line_saying_what_next(
         failure: Callable[[], Exception], code: int, line: str) -> None:
     """A daemon's error, a file devd cannot write, a bug of devd's own: one line on stderr,
     the documented exit code, and --debug still shows the traceback."""
+    from devd.cli import commands
     from devd.cli import main as cli
 
     def fail(args: object) -> int:
         raise failure()
 
-    monkeypatch.setattr(cli, "cmd_status", fail)
+    monkeypatch.setattr(commands, "cmd_status", fail)
     assert cli.main(["status", str(tmp_path)]) == code
     err = capsys.readouterr().err
     assert err.startswith(line) and err.count("\n") == 1, err

@@ -166,3 +166,16 @@ def daemon_client(paths: DaemonPaths, start: str,
               file=sys.stderr)
     start_background(paths.root, idle_seconds=idle_seconds)
     return connect(paths)
+
+
+def daemon_for(path: str, restart: bool = False) -> DaemonClient | None:
+    """A connection to the running daemon of ``path``'s project, or None.
+
+    With ``restart``, a daemon that died without cleaning up (its socket file is still
+    there: killed, or crashed) is replaced by a fresh one rather than the command
+    quietly running in this process; a daemon of another interpreter is never joined
+    (devd/cli/client.py's daemon_client: the rule every client shares).
+    """
+    from ..core.project import daemon_paths, project_root
+
+    return daemon_client(daemon_paths(project_root(path)), "if-died" if restart else "never")
