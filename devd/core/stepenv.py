@@ -110,11 +110,12 @@ def _moves_interpreter(decorators: tuple[str, ...]) -> bool:
 
 
 class StepEnvironments:
-    """Each step's environment, asked of Metaflow once per version of its source and
+    """Each step's environment, asked of Metaflow once per version of its decorators and
     options (a forked child imports the flow; steps no hook can move cost nothing)."""
 
     def __init__(self) -> None:
-        self._known: dict[tuple[object, ...], StepEnvironment] = {}
+        # (flow, step) -> (what the answer depends on, the answer): the last one per step
+        self._known: dict[tuple[str, str], tuple[tuple[object, ...], StepEnvironment]] = {}
 
     def resolve(self, model: FlowModel, step: str, options: SpinOptions,
                 cwd: str) -> StepEnvironment:
@@ -122,20 +123,22 @@ class StepEnvironments:
         decorators = model.steps[step].decorators
         if name == "local" and not options.decospecs and not _moves_interpreter(decorators):
             return StepEnvironment("local", sys.executable)
-        key = (model.path, step, _source_key(model, step), name,
-               tuple(top_level_args(options, name)), options.environment is None)
-        known = self._known.get(key)
-        if known is None:
-            known = self._known[key] = _ask_metaflow(model, step, options, name, cwd)
-        return known
+        key = (_source_key(model, step), name, tuple(top_level_args(options, name)))
+        known = self._known.get((model.path, step))
+        if known is None or known[0] != key:
+            known = self._known[(model.path, step)] = \
+                (key, _ask_metaflow(model, step, options, name, cwd))
+        return known[1]
 
 
 def _source_key(model: FlowModel, step: str) -> str:
-    """The step's lines and every decorator line of the file (a flow's ``@pypi_base``)."""
+    """What the answer depends on in the file: the step's decorators and ``def`` line, and
+    every decorator line of the file (a flow's ``@pypi_base``); editing the step's body
+    asks Metaflow nothing again."""
     with open(model.path, encoding="utf-8", errors="replace") as fh:
         lines = fh.read().splitlines()
     info = model.steps[step]
-    text = "\n".join(lines[info.start_line - 1:info.end_line])
+    text = "\n".join(lines[info.start_line - 1:info.def_line])
     text += "\n".join(line for line in lines if line.lstrip().startswith("@"))
     return hashlib.sha1(text.encode()).hexdigest()
 
