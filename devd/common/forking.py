@@ -12,6 +12,7 @@ messages, childside.py is the child's main and its ``receive``/``emit``.
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import sys
 import threading
@@ -312,7 +313,7 @@ class ChildProcess:
             self._kill_group()
             if final:
                 # Tearing down a big address space takes milliseconds: reap it aside.
-                threading.Thread(target=_reap, args=(self.pid,), daemon=True).start()
+                _reap_aside(self.pid)
                 code = 0
             else:
                 _, status = os.waitpid(self.pid, 0)
@@ -368,6 +369,28 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+_REAPER_LOCK = threading.Lock()
+_reaps: queue.SimpleQueue[int] | None = None
+_reaper_pid = 0
+
+
+def _reap_aside(pid: int) -> None:
+    """Reap ``pid`` on one long-lived thread: starting a thread per spin costs the spin
+    a thread switch (a millisecond on a busy machine) before its result goes out."""
+    global _reaps, _reaper_pid
+    with _REAPER_LOCK:
+        if _reaps is None or _reaper_pid != os.getpid():  # first use, or in a fork
+            _reaps, _reaper_pid = queue.SimpleQueue(), os.getpid()
+            threading.Thread(target=_reap_forever, args=(_reaps,), name="devd-reap",
+                             daemon=True).start()
+        _reaps.put(pid)
+
+
+def _reap_forever(pids: queue.SimpleQueue[int]) -> None:
+    while True:
+        _reap(pids.get())
 
 
 def _describe_exit(code: int) -> str:
