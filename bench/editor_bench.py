@@ -9,6 +9,14 @@ event, or the animation frame after the frame took the new data in place; same c
 origin): the extension's request, the daemon's spin, the
 preview page and the card in the pane, all included.
 
+With ``--only flow`` (or by default, after the above), the flow view (issue 20) on a 50-step
+flow (bench/flowfixture.py): Ctrl+Alt+R with the graph open, each node's change (running,
+then ok) against the time Metaflow recorded it (the task's registration, its ``_task_ok``
+artifact); then 999 more runs made from that one (hard links, seconds), and `devd: Show Flow`
+→ the graph on screen (the page's animation frame after it drew, same clock) with 1,000 runs;
+the runs tree's first level (activity bar click → 50 run rows); and the daemon's answers
+behind them (devd/graph, devd/runs of 51) from a client like the extension's.
+
 In the same run, for comparison: `devd spin hello_flow.py train` typed in a terminal
 against the same warm daemon (whole process), and Metaflow's own
 `python hello_flow.py spin train`. Also printed: the extension's activation time (its own
@@ -33,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+import flowfixture  # noqa: E402
 from vscode_harness import CodeServer, find_editor_tools, open_workbench  # noqa: E402
 
 TARGET_MS = 150.0
@@ -93,11 +102,187 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     return elapsed * 1000
 
 
+FLOW_TARGETS = {"show": 300.0, "live": 500.0, "tree": 200.0}
+# Every node's data-state as it changes (epoch ms), new nodes (a redraw) included.
+WATCH_STATES = """() => { window.devdStates = [];
+  const note = (n) => window.devdStates.push([n.dataset.step, n.dataset.state,
+                                              performance.timeOrigin + performance.now()]);
+  new MutationObserver((ms) => ms.forEach((m) => m.type === 'attributes' ? note(m.target)
+      : m.addedNodes.forEach((n) => n.classList && n.classList.contains('node') && note(n))))
+    .observe(document.getElementById('stage'), {attributes: true, childList: true,
+                                                subtree: true, attributeFilter: ['data-state']});
+}"""
+# In the workbench: when the runs view first shows 50 run rows (epoch ms).
+WATCH_TREE = """() => { window.devdTreeAt = 0; const look = () => {
+    const view = '#workbench\\.view\\.extension\\.devd .monaco-list-row';
+    const rows = [...document.querySelectorAll(view)].filter((r) => /^\\d+/.test(r.innerText));
+    if (!window.devdTreeAt && rows.length >= 50)
+      window.devdTreeAt = performance.timeOrigin + performance.now();
+  };
+  new MutationObserver(look).observe(document.body,
+                                     {childList: true, subtree: true, characterData: true});
+}"""
+RECORDED = """import json, sys
+from metaflow import Run
+run = Run(sys.argv[1], _namespace_check=False)
+out = {}
+for step in run:
+    tasks = list(step)
+    out[step.id] = [min(t.created_at.timestamp() for t in tasks) * 1000,
+                    max(t.finished_at.timestamp() for t in tasks) * 1000]
+print(json.dumps(out))
+"""
+
+
+def flow_frame(page, steps: int):
+    """The flow view's page once it drew ``steps`` nodes, else None."""
+    for frame in page.frames:
+        try:
+            if frame.evaluate("() => document.querySelectorAll('.node[data-step]').length") \
+                    == steps and frame.evaluate("() => !!document.body.dataset.drawnAt"):
+                return frame
+        except Exception:
+            continue
+    return None
+
+
+def close_flow_view(wb) -> None:
+    tab = wb.page.locator(".tab", has_text="devd flow:").first
+    if tab.count():
+        tab.hover()
+        tab.locator(".tab-actions .action-label").first.click()
+        wb.wait_until(lambda: not wb.page.locator(".tab", has_text="devd flow:").count()
+                      or None, "the flow view closed", 30)
+
+
+def show_flow_sample(wb, steps: int) -> float:
+    """`devd: Show Flow` from the palette → the graph on screen (ms), the view closed first."""
+    close_flow_view(wb)
+    wb.click_editor(flowfixture.FLOW_FILE)
+    wb._close_quick_input()
+    wb._quick_input("f1").fill(">devd: Show Flow")
+    row = wb.wait_until(lambda: next((r for r in wb._rows() if r.inner_text().split("\n")[0]
+                                      .strip() == "devd: Show Flow"), None), "the command", 30)
+    start = wb.page.evaluate(NOW)
+    row.click()
+    frame = wb.wait_until(lambda: flow_frame(wb.page, steps), "the graph", 60, interval=0.02)
+    return float(frame.evaluate("() => Number(document.body.dataset.drawnAt)")) - start
+
+
+def daemon_timings(ws: Path, env: dict[str, str], samples: int) -> tuple[list[float], list[float]]:
+    """devd/graph and devd/runs (limit 51, the tree's first page) from a client like the
+    extension's, against the warm daemon: the daemon's share of the two."""
+    from devd.cli.client import daemon_client, file_uri
+    from devd.core.project import daemon_paths, project_root
+
+    os.environ["DEVD_RUNTIME_DIR"] = env["DEVD_RUNTIME_DIR"]
+    uri = file_uri(str(ws / flowfixture.FLOW_FILE))
+    graph, runs = [], []
+    client = daemon_client(daemon_paths(project_root(str(ws))), "never")
+    if client is None:
+        raise SystemExit("the editor's daemon is not running")
+    with client:
+        for _ in range(samples):
+            began = time.perf_counter()
+            answer = client.request("devd/graph", {"uri": uri})
+            graph.append((time.perf_counter() - began) * 1000)
+            assert answer["ok"] and len(answer["nodes"]) == 50, answer
+            began = time.perf_counter()
+            answer = client.request("devd/runs", {"uri": uri, "limit": 51})
+            runs.append((time.perf_counter() - began) * 1000)
+            assert answer["ok"] and len(answer["runs"]) == 51, answer
+    return graph, runs
+
+
+def flow_bench(samples: int, vsix: Path, tools,
+               python_env: dict[str, str]) -> list[tuple[str, list[float], str]]:
+    """The flow view's figures: (what, samples in ms, target key)."""
+    work = Path(tempfile.mkdtemp(prefix="devd-flow-bench-"))
+    ws = work / "ws"
+    ws.mkdir()
+    flowfixture.write_flow(ws)
+    env = {**python_env, "DEVD_RUNTIME_DIR": str(work / "rt")}
+    (work / "rt").mkdir(mode=0o700)
+    steps = 50
+    rows: list[tuple[str, list[float], str]] = []
+    try:
+        with CodeServer(vsix, ws, {"devd.pythonPath": sys.executable}, env,
+                        tools=tools) as server, open_workbench(server) as wb:
+            wb.open_file(flowfixture.FLOW_FILE)
+            wb.wait_until(lambda: "sync~spin" not in wb.status_bar_text()
+                          and "devd" in wb.status_bar_text(), "the daemon ready", 120)
+            wb.run_command("devd: Show Flow")
+            frame = wb.wait_until(lambda: flow_frame(wb.page, steps), "the graph", 120)
+            frame.evaluate(WATCH_STATES)
+            wb.click_editor(flowfixture.FLOW_FILE)
+            wb.press("ctrl+alt+r")
+            wb.wait_for_notification("finished: run", timeout=1800)
+            seen = frame.evaluate("() => window.devdStates")
+            run_id = frame.evaluate("() => document.getElementById('run').textContent")
+            run_id = re.search(r"run (\S+)", run_id).group(1)
+            out = subprocess.run([sys.executable, "-c", RECORDED,
+                                  f"{flowfixture.FLOW_NAME}/{run_id}"],
+                                 cwd=ws, env=env, capture_output=True, text=True, check=True)
+            recorded = json.loads(out.stdout)
+            started, ended = [], []
+            for step, (created, finished) in recorded.items():
+                running = [t for s, state, t in seen if s == step and state == "running"]
+                ok = [t for s, state, t in seen if s == step and state == "ok" and running
+                      and t >= running[0]]
+                if running:
+                    started.append(running[0] - created)
+                if ok:
+                    ended.append(ok[0] - finished)
+            rows.append(("a task starts → its node `running` (Ctrl+Alt+R, devd/runProgress)",
+                         started, "live"))
+            rows.append(("a step's last task ends → its node `ok`", ended, "live"))
+            took = flowfixture.copy_runs(ws, run_id)
+            print(f"(999 more runs made from run {run_id} in {took:.1f} s: "
+                  f"{flowfixture.runs_count(ws)} runs)", flush=True)
+            show = [show_flow_sample(wb, steps) for _ in range(samples + 2)][2:]
+            rows.append(("`devd: Show Flow` → graph on screen (50 steps, 1,000 runs)", show,
+                         "show"))
+            wb.page.evaluate(WATCH_TREE)
+            start = wb.page.evaluate(NOW)
+            wb.page.locator(".activitybar .action-item a[aria-label^='devd']").first.click()
+            wb.wait_until(lambda: wb.page.evaluate("() => window.devdTreeAt") or None,
+                          "50 runs in the tree", 60, interval=0.02)
+            tree = [wb.page.evaluate("() => window.devdTreeAt") - start]
+            rows.append(("runs tree: activity bar click → first 50 of 1,000 runs shown", tree,
+                         "tree"))
+            graph, runs = daemon_timings(ws, env, samples)
+            rows.append(("… the daemon's devd/graph (50 steps, newest of 1,000 runs)", graph, ""))
+            rows.append(("… the daemon's devd/runs (51 of 1,000 runs)", runs, "tree"))
+    finally:
+        subprocess.run([sys.executable, "-m", "devd.cli", "daemon", "stop", str(ws)], env=env,
+                       capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def print_flow(rows: list[tuple[str, list[float], str]]) -> None:
+    med = statistics.median
+    print("| flow view (issue 20) | n | median | p95 | target |")
+    print("|---|---|---|---|---|")
+    for name, samples, key in rows:
+        target = f"≤ {FLOW_TARGETS[key]:.0f} ms: " + ("met" if med(samples) <= FLOW_TARGETS[key]
+                                                       else "NOT met") if key else ""
+        print(f"| {name} | {len(samples)} | {med(samples):.0f} ms | "
+              f"{percentile(samples, 0.95):.0f} ms | {target} |")
+    print()
+    print("samples (ms):")
+    for name, samples, _ in rows:
+        print(f"  {name}: {' '.join(f'{s:.0f}' for s in samples)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=20)
     parser.add_argument("--cli", type=int, default=20, help="terminal devd spin samples")
     parser.add_argument("--metaflow", type=int, default=5, help="metaflow spin samples")
+    parser.add_argument("--only", choices=("all", "spin", "flow"), default="all")
+    parser.add_argument("--flow-samples", type=int, default=10,
+                        help="Show Flow and daemon samples of the flow view")
     args = parser.parse_args()
 
     tools, why = find_editor_tools()
@@ -108,15 +293,21 @@ def main() -> int:
     if not vsix.exists():
         subprocess.run(["make", "-C", str(REPO), "vsix"], check=True)
 
+    user = os.environ.get("USER") or "devd"
+    base_env = {**os.environ, "USER": "devd" if user == "root" else user,
+                "METAFLOW_DEFAULT_DATASTORE": "local", "METAFLOW_DEFAULT_METADATA": "local",
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if args.only == "flow":
+        print(f"# devd flow view benchmark ({time.strftime('%Y-%m-%d %H:%M')}, "
+              f"{os.cpu_count()} cores, code-server in headless Chromium)")
+        print()
+        print_flow(flow_bench(args.flow_samples, vsix, tools, base_env))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="devd-editor-bench-"))
     ws = work / "ws"
     ws.mkdir()
     shutil.copy(REPO / "examples" / FLOW, ws / FLOW)
-    user = os.environ.get("USER") or "devd"
-    env = {**os.environ, "USER": "devd" if user == "root" else user,
-           "METAFLOW_DEFAULT_DATASTORE": "local", "METAFLOW_DEFAULT_METADATA": "local",
-           "DEVD_RUNTIME_DIR": str(work / "rt"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**base_env, "DEVD_RUNTIME_DIR": str(work / "rt")}
     (work / "rt").mkdir(mode=0o700)
     subprocess.run([sys.executable, FLOW, "run"], cwd=ws, env=env, check=True,
                    capture_output=True, timeout=300)
@@ -191,6 +382,9 @@ def main() -> int:
     print("samples (ms):")
     for name, samples in rows:
         print(f"  {name}: {' '.join(f'{s:.0f}' for s in samples)}")
+    if args.only == "all":
+        print()
+        print_flow(flow_bench(args.flow_samples, vsix, tools, base_env))
     return 0
 
 

@@ -105,3 +105,27 @@ async def test_a_run_pushes_each_steps_state_as_its_tasks_start_and_end(
     assert last == dict.fromkeys(STEPS, "ok")
     # one push per change: no two in a row say the same
     assert all(a["steps"] != b["steps"] for a, b in itertools.pairwise(pushed))
+
+
+def test_the_runs_list_is_kept_until_a_run_is_added(live_project: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flow view and the runs tree ask often: the runs list is read once until a run is
+    added (the flow's metadata directory changes), a finished run's record once."""
+    from devd.core import runcache
+    from devd.core.graph import read_run, recent_runs
+    from tests.conftest import run_flow
+
+    monkeypatch.chdir(live_project)
+    runcache.forget()
+    first = run_flow(live_project, "live_flow.py")
+    listed = runcache.run_list("LiveFlow")
+    assert runcache.run_list("LiveFlow") is listed  # nothing added: not listed again
+    newest = read_run("LiveFlow")
+    assert newest is not None and newest.run_id == first and newest.status == "ok"
+    assert read_run("LiveFlow") is newest  # finished: read once
+    second = run_flow(live_project, "live_flow.py")
+    assert runcache.run_list("LiveFlow") is not listed  # a run was added
+    runs = recent_runs("LiveFlow", 2)
+    assert [r.run_id for r in runs] == [second, first] and {r.status for r in runs} == {"ok"}
+    assert read_run("LiveFlow").run_id == second
+    assert read_run("LiveFlow", first) is newest

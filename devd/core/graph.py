@@ -9,11 +9,14 @@ it into text or JSON.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..common.errors import DevdError
+from ..common.report import ArtifactRow
+from . import runcache
 from .flowmodel import FlowModel
 
 OK, FAILED, RUNNING, NOT_RUN = "ok", "failed", "running", "not-run"
@@ -168,29 +171,44 @@ def _user(run: Any) -> str | None:
     return None
 
 
-def read_run(flow_name: str, run_id: str | None = None) -> RunRecord | None:
-    """The run ``run_id`` (default: the newest in the current namespace) with its steps'
-    task records; None when the flow has no run. DevdError for an unknown run id."""
-    from metaflow import Flow, Run
+def _runs(flow_name: str) -> list[Any]:
+    """The flow's runs, newest first (listed once until a run is added: runcache)."""
     from metaflow.exception import MetaflowNamespaceMismatch, MetaflowNotFound
 
-    run: Any
     try:
-        if run_id is not None:
+        return runcache.run_list(flow_name)
+    except (MetaflowNotFound, MetaflowNamespaceMismatch):
+        return []
+
+
+def read_run(flow_name: str, run_id: str | None = None) -> RunRecord | None:
+    """The run ``run_id`` (default: the newest in the current namespace) with its steps'
+    task records; None when the flow has no run. DevdError for an unknown run id. A
+    finished run is read once."""
+    from metaflow import Run
+    from metaflow.exception import MetaflowNotFound
+
+    run: Any = None
+    if run_id is None:
+        newest = _runs(flow_name)[:1]
+        if not newest:
+            return None
+        run = newest[0]
+        run_id = str(run.id)
+    kept = runcache.finished(flow_name, run_id)
+    if kept is not None and kept.steps:
+        return kept
+    if run is None:
+        try:
             run = Run(f"{flow_name}/{run_id}", _namespace_check=False)
-        else:
-            run = next(iter(Flow(flow_name).runs()), None)
-    except MetaflowNotFound:
-        if run_id is not None:
+        except MetaflowNotFound:
             raise DevdError(f"no run {flow_name}/{run_id}; list the runs with "
                             f"`devd runs FLOW`") from None
-        return None
-    except MetaflowNamespaceMismatch:
-        return None
-    if run is None:
-        return None
     steps = {step.id: _step_record(step) for step in run}
-    return _run_record(run, steps)
+    record = _run_record(run, steps)
+    if record.status != RUNNING and record.finished is not None:
+        runcache.keep(flow_name, run_id, record)
+    return record
 
 
 def _run_record(run: Any, steps: dict[str, StepRecord]) -> RunRecord:
@@ -202,26 +220,24 @@ def _run_record(run: Any, steps: dict[str, StepRecord]) -> RunRecord:
 
 def recent_runs(flow_name: str, limit: int = 20) -> list[RunRecord]:
     """The newest ``limit`` runs of the flow (current namespace), without their steps'
-    task records (a finished run's status comes from its end task; an unfinished one's from
-    its tasks: failed, or still running)."""
-    from metaflow import Flow
-    from metaflow.exception import MetaflowNamespaceMismatch, MetaflowNotFound
-
-    try:
-        runs = Flow(flow_name).runs()
-    except (MetaflowNotFound, MetaflowNamespaceMismatch):
-        return []
+    task records (a finished run's status comes from its end task, read once; an
+    unfinished one's from its tasks: failed, or still running)."""
     out: list[RunRecord] = []
-    for run in runs:
-        if len(out) >= limit:
-            break
-        if run.finished:
+    for run in _runs(flow_name)[:limit]:
+        kept = runcache.finished(flow_name, str(run.id))
+        if kept is not None:
+            out.append(dataclasses.replace(kept, steps={}))
+            continue
+        done = run.finished
+        if done:
             status = OK if run.successful else FAILED
         else:  # failed, or still running: only its tasks tell
             status = _status(run, {step.id: _step_record(step) for step in run})
-        out.append(RunRecord(flow_name, run.id, status, _epoch(run.created_at),
-                             _epoch(run.finished_at), _user(run),
-                             tuple(sorted(run.user_tags))))
+        record = RunRecord(flow_name, run.id, status, _epoch(run.created_at),
+                           _epoch(run.finished_at), _user(run), tuple(sorted(run.user_tags)))
+        if done:
+            runcache.keep(flow_name, str(run.id), record)
+        out.append(record)
     return out
 
 
@@ -295,7 +311,7 @@ def step_tasks(flow_name: str, run_id: str, step: str) -> list[TaskRecord]:
                                       int(t.task_id) if t.task_id.isdigit() else 0))
 
 
-def task_artifacts(pathspec: str, load_limit: int = 1 << 20) -> list[dict[str, Any]]:
+def task_artifacts(pathspec: str, load_limit: int = 1 << 20) -> list[ArtifactRow]:
     """A recorded task's public artifacts as rows (name, type, summary, size): values up to
     ``load_limit`` bytes (as stored) are loaded and summarised, bigger ones only named."""
     from metaflow import Task
@@ -308,20 +324,18 @@ def task_artifacts(pathspec: str, load_limit: int = 1 << 20) -> list[dict[str, A
     except MetaflowNotFound:
         raise DevdError(f"no task {pathspec}; pick one from `devd graph` or the runs "
                         "explorer") from None
-    rows = []
+    rows: list[ArtifactRow] = []
     for artifact in task:
         name = artifact.id
         if name.startswith("_"):
             continue
         size = int(artifact.size or 0)
         if size > load_limit:
-            rows.append({"name": name, "type": "object",
-                         "summary": f"not loaded ({size} bytes stored)", "sizeBytes": size})
+            rows.append(ArtifactRow(name, "object", f"not loaded ({size} bytes stored)", size))
             continue
         try:
             rows.append(describe(name, artifact.data))
         except Exception as exc:  # noqa: BLE001 - a value that cannot be unpickled here
-            rows.append({"name": name, "type": "object",
-                         "summary": f"cannot be loaded here ({type(exc).__name__})",
-                         "sizeBytes": size})
-    return sorted(rows, key=lambda r: r["name"])
+            rows.append(ArtifactRow(name, "object",
+                                    f"cannot be loaded here ({type(exc).__name__})", size))
+    return sorted(rows, key=lambda r: r.name)

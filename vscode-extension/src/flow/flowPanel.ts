@@ -65,7 +65,7 @@ export class FlowPanel implements vscode.Disposable {
   /** The run the nodes show (the graph's, then a live run's). */
   private runId: string | undefined;
 
-  constructor(private readonly requests: FlowRequests, private readonly output: vscode.LogOutputChannel | vscode.OutputChannel) {}
+  constructor(private readonly requests: FlowRequests, private readonly output: vscode.LogOutputChannel) {}
 
   /** The flow file shown, if the panel is open. */
   get current(): string | undefined {
@@ -168,7 +168,7 @@ export class FlowPanel implements vscode.Disposable {
     try {
       graph = await this.requests.graph(uri);
     } catch (err) {
-      this.output.appendLine(`devd flow view: ${String(err)}`);
+      this.output.warn(`flow view: ${String(err)}`);
     }
     if (!graph || !graph.ok) {
       void panel.webview.postMessage({ type: "error", message: graph?.error?.message ?? "the daemon did not answer devd/graph" });
@@ -240,7 +240,7 @@ export function page(nonce: string): string {
   #stage { position: absolute; transform-origin: 0 0; }
   svg { position: absolute; left: 0; top: 0; overflow: visible; }
   path.edge { fill: none; stroke: var(--vscode-descriptionForeground, #888); stroke-width: 1.5; }
-  text.label { fill: var(--vscode-descriptionForeground, #888); font-size: 11px; }
+  text.label { fill: var(--vscode-descriptionForeground, #888); font-size: 11px; paint-order: stroke; stroke: var(--vscode-editor-background, #fff); stroke-width: 4px; stroke-linejoin: round; }
   .node { position: absolute; box-sizing: border-box; border-radius: 8px; padding: 6px 8px; border: 2px solid #888; background: var(--vscode-editorWidget-background, #8881); cursor: pointer; }
   .node .name { font-weight: 600; font-size: 13px; }
   .node .summary { margin-top: 2px; opacity: .85 }
@@ -248,9 +248,9 @@ export function page(nonce: string): string {
   .tag { font-size: 10px; border-radius: 4px; padding: 0 4px; }
   .tag.stale { background: #b648c966; }
   .tag.spun-ok { background: #2e7d3266; } .tag.spun-failed { background: #c6282866; }
-  .node .actions { position: absolute; left: 8px; bottom: 5px; display: none; gap: 4px; }
+  .node .actions { position: absolute; left: 6px; right: 6px; bottom: 5px; display: none; gap: 3px; flex-wrap: nowrap; }
   .node:hover .actions, .node:focus-within .actions { display: flex; }
-  .node button { font-size: 10px; padding: 0 5px; border: 0; border-radius: 3px; color: var(--vscode-button-foreground); background: var(--vscode-button-background); cursor: pointer; }
+  .node button { font-size: 10px; padding: 1px 4px; white-space: nowrap; border: 0; border-radius: 3px; color: var(--vscode-button-foreground); background: var(--vscode-button-background); cursor: pointer; }
   .node[data-state="ok"] { border-color: #3fa84a; }
   .node[data-state="failed"] { border-color: #e5484d; }
   .node[data-state="running"] { border-color: #e2a400; animation: pulse 1.2s ease-in-out infinite; }
@@ -307,7 +307,7 @@ export function page(nonce: string): string {
       svg.appendChild(p);
       if (e.label) {
         const t = document.createElementNS(ns, "text");
-        const at = e.labelAt || (e.selfLoop ? { x: g.nodes.find((x) => x.step === e.from).x + 256, y: g.nodes.find((x) => x.step === e.from).y + 40 } : e.points[Math.floor(e.points.length / 2)]);
+        const at = e.labelAt || (e.selfLoop ? { x: g.nodes.find((x) => x.step === e.from).x + ${NODE_WIDTH + 56}, y: g.nodes.find((x) => x.step === e.from).y + 40 } : e.points[Math.floor(e.points.length / 2)]);
         t.setAttribute("x", at.x); t.setAttribute("y", at.y); t.setAttribute("class", "label"); t.setAttribute("text-anchor", "middle");
         t.textContent = e.label; svg.appendChild(t);
       }

@@ -7,7 +7,7 @@ import dagre from "@dagrejs/dagre";
 
 import type { GraphEdge, GraphNodeInfo, GraphResult } from "../protocol";
 
-export const NODE_WIDTH = 200;
+export const NODE_WIDTH = 216; // room for a node's five buttons
 export const NODE_HEIGHT = 74;
 
 export interface PlacedNode extends GraphNodeInfo {
