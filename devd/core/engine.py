@@ -3,18 +3,19 @@
 Knows nothing of JSON-RPC. It spins (from recorded runs or from earlier spins), runs and
 resumes flows with Metaflow, tracks running work so it can be cancelled or superseded,
 keeps the last spin of every step, marks stale parents, and tells listeners what happened
-(typed events, devd/core/events.py; devd/lsp/ gives them their wire form).
+(typed events, devd/core/events.py; devd/lsp/ gives them their wire form). The running work
+is devd/core/work.py's registry, the last spins devd/core/lastspins.py's records, stale
+parents devd/core/staleness.py's.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +23,7 @@ from ..common.blobcache import watch as watch_transfers
 from ..common.errors import DevdError
 from ..common.forking import ChildProcess
 from ..common.options import SpinOptions
-from ..common.unchanged import fingerprints
-from ..common.warmstore import TaskRef, WarmStore, WarmTask
+from ..common.warmstore import WarmStore, WarmTask
 from . import runner
 from .events import (
     CardUpdated,
@@ -45,9 +45,12 @@ from .events import (
 )
 from .flowmodel import FlowModel
 from .graph import FlowGraph, flow_graph, read_run
+from .lastspins import SpinRecord, records_bytes, shed_output
 from .parents import SpinPlan, parse_target
 from .result import SpinError, SpinResult
 from .session import Session
+from .staleness import RunSources, step_source_hashes
+from .work import Work, WorkRegistry
 from .workers import WorkerPool
 
 if TYPE_CHECKING:
@@ -64,108 +67,6 @@ def default_budget_bytes() -> int:
         return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2)
     except (ValueError, OSError, AttributeError):
         return 4 << 30
-
-
-def step_source_hashes(model: FlowModel) -> dict[str, str]:
-    """A hash of each step's source lines, to tell when a step's code changed."""
-    with open(model.path, encoding="utf-8", errors="replace") as fh:
-        lines = fh.read().splitlines()
-    hashes = {}
-    for name, info in model.steps.items():
-        text = "\n".join(lines[info.start_line - 1 : info.end_line])
-        hashes[name] = hashlib.sha1(text.encode()).hexdigest()
-    return hashes
-
-
-@dataclass
-class SpinRecord:
-    """The last spin of a step: its result, every value it holds, and its code at the time."""
-
-    result: SpinResult
-    sources: dict[str, str]
-    finished_at: float
-    seq: int
-    good: SpinResult | None = None  # the last successful result (values to chain on)
-    # the step's code when this result was made: a failure is not reported against code that
-    # has changed since (the editor's diagnostic goes when the failing lines do)
-    spun_source: str | None = None
-    _chain: WarmTask | None = None
-
-    def chain_task(self, flow_name: str) -> WarmTask | None:
-        """The last successful spin as a parent task for a chained spin (built on demand)."""
-        if self.good is None:
-            return None
-        if self._chain is None:
-            values = dict(self.good.all_values)  # loads passed-down values not read yet
-            ref = TaskRef(flow_name, f"devd-spin-{self.seq}", self.good.step, "1", 0,
-                          "devd-spin", "")
-            self._chain = WarmTask(ref, _ChainDataStore(values, self.seq), values, 0, 0.0,
-                                   fingerprints=fingerprints(values))
-        return self._chain
-
-
-@dataclass
-class Work:
-    """A spin or a run in progress, cancellable."""
-
-    id: int
-    kind: str  # "spin" | "run" | "resume"
-    flow: str
-    step: str | None
-    started_at: float
-    kill: Callable[[], None]
-    cancelled: bool = False
-    superseded: bool = False
-    owner: object = None  # the connection that asked for it: its end cancels the work
-
-
-_SHED = ("[devd: this output was dropped to keep the daemon within its memory budget "
-         "(DEVD_BUDGET_MB); spin the step again to see it]\n")
-_SHED_CARD = f"<!doctype html><p>{_SHED.strip()}</p>"
-
-
-def _result_bytes(result: SpinResult) -> int:
-    """What keeping a result costs: its output, cards, error text and the values the step
-    set (characters counted as bytes)."""
-    error = result.error
-    return (len(result.stdout) + len(result.stderr) + sum(len(c) for c in result.cards)
-            + (len(error.message) + len(error.traceback) if error else 0)
-            + result.values_bytes)
-
-
-def _kept_bytes(records: Iterable[SpinRecord]) -> int:
-    """Every kept result once (a failed spin's record shares the last good one)."""
-    seen: dict[int, SpinResult] = {}
-    for record in records:
-        for result in (record.result, record.good):
-            if result is not None:
-                seen[id(result)] = result
-    return sum(_result_bytes(r) for r in seen.values())
-
-
-def _shed_output(record: SpinRecord) -> int:
-    """Drop a kept spin's output and card pages (its values stay, to chain on); the bytes
-    freed."""
-    freed = 0
-    for result in {id(r): r for r in (record.result, record.good) if r is not None}.values():
-        before = _result_bytes(result)
-        if result.stdout or result.stderr:
-            result.stdout = _SHED if result.stdout else ""
-            result.stderr = _SHED if result.stderr else ""
-        result.cards = [_SHED_CARD for _ in result.cards]
-        freed += max(before - _result_bytes(result), 0)
-    return freed
-
-
-class _ChainDataStore:
-    """What Metaflow's task runner needs of a parent datastore, for a spin's own output."""
-
-    TYPE = "devd-spin"
-
-    def __init__(self, values: dict[str, Any], seq: int) -> None:
-        self._objects = {name: f"devd-spin-{seq}-{name}" for name in values}
-        self._info = {name: {"size": 0, "type": type(v).__name__, "encoding": "memory"}
-                      for name, v in values.items()}
 
 
 @dataclass
@@ -185,9 +86,9 @@ class Engine:
         self.workers = WorkerPool(self.root, self.budget_bytes)
         self._sessions: dict[str, Session] = {}
         self._last: dict[tuple[str, str], SpinRecord] = {}
-        self._run_sources: dict[tuple[str, str], dict[str, str]] = {}
-        self._work: dict[int, Work] = {}
         self._ids = itertools.count(1)
+        self._run_sources = RunSources()  # each step's code in each run: stale parents
+        self._work = WorkRegistry(self._ids)  # spins and runs in progress
         self._lock = threading.RLock()
         self.last_activity = time.monotonic()
         self.started_at = time.time()
@@ -335,11 +236,8 @@ class Engine:
         session = self.session(flow_file)
         model = session.model
         step = parse_target(model, options.target).step
-        self._supersede(session.flow_file, step)
-        work = Work(next(self._ids), "spin", session.flow_file, step, time.time(), lambda: None,
-                    owner=owner)
-        with self._lock:
-            self._work[work.id] = work
+        self._work.supersede(session.flow_file, step)
+        work = self._work.start("spin", session.flow_file, step, owner)
         self.emit(SpinStarted(session.flow_file, step))
 
         def started(child: ChildProcess) -> None:
@@ -369,7 +267,8 @@ class Engine:
                 with watch_transfers(on_progress,
                                      lambda: work.cancelled or work.superseded):
                     result = session.spin(options, **callbacks)
-                stale = self._recorded_staleness(session, model, result)
+                stale = self._run_sources.stale_parents(model, session.flow_file,
+                                                        result.origin_run_id, result.step)
         except BaseException as exc:
             # Clients show the spin as started (SpinStarted): it ends here, with no result.
             self.emit(SpinRefused(session.flow_file, step,
@@ -377,8 +276,7 @@ class Engine:
                                   else type(exc).__name__))
             raise
         finally:
-            with self._lock:
-                self._work.pop(work.id, None)
+            self._work.finish(work)
         if work.superseded or work.cancelled:
             why = "superseded by a newer spin of the same step" if work.superseded \
                 else "cancelled"
@@ -392,13 +290,6 @@ class Engine:
         self.emit(SpinFinished(session.flow_file, result))
         self.touch()
         return result
-
-    def _supersede(self, flow_file: str, step: str) -> None:
-        with self._lock:
-            for work in self._work.values():
-                if work.kind == "spin" and work.flow == flow_file and work.step == step:
-                    work.superseded = True
-                    work.kill()
 
     def _remember(self, session: Session, model: FlowModel, result: SpinResult) -> None:
         """Keep the last spin of the step; a failure keeps the last good values to chain on."""
@@ -426,18 +317,18 @@ class Engine:
         budget = self.budget_bytes or 0
         with self._lock:
             records = sorted(self._last.items(), key=lambda item: item[1].finished_at)
-            kept = _kept_bytes(r for _, r in records)
+            kept = records_bytes(r for _, r in records)
             for _, record in records:
                 if kept <= budget:
                     break
                 if record is not newest:
-                    kept -= _shed_output(record)
+                    kept -= shed_output(record)
             for key, record in records:
                 if kept <= budget:
                     break
                 if record is not newest and self._last.get(key) is record:
                     del self._last[key]
-                    kept = _kept_bytes(self._last.values())
+                    kept = records_bytes(self._last.values())
             self.kept_bytes = kept
             # what the workers hold warm counts too (each keeps its own parents)
             self.store.budget_bytes = max(budget - kept - self.workers.warm_bytes(), 0)
@@ -476,39 +367,14 @@ class Engine:
                         None)
         return plan, tasks, stale
 
-    def _recorded_staleness(self, session: Session, model: FlowModel,
-                            result: SpinResult) -> list[dict[str, str]]:
-        """Upstream steps whose code changed since the run the parents come from."""
-        key = (session.flow_file, result.origin_run_id)
-        now = step_source_hashes(model)
-        with self._lock:
-            recorded = self._run_sources.setdefault(key, now)
-        return [
-            {"step": s, "reason": f"code of step '{s}' changed since run {result.origin_run_id}"}
-            for s in model.ancestors(result.step)
-            if s in recorded and recorded[s] != now.get(s)
-        ]
-
     def stale_steps(self, flow_file: str) -> dict[str, list[dict[str, str]]]:
         """For each step, the upstream steps changed since the run its parents come from."""
         path = os.path.abspath(flow_file)
         with self._lock:
             session = self._sessions.get(path)
-            runs = [(run_id, recorded) for (p, run_id), recorded in self._run_sources.items()
-                    if p == path]
         if session is None:
             return {}
-        model = session.model
-        now = step_source_hashes(model)
-        marks: dict[str, list[dict[str, str]]] = {}
-        for run_id, recorded in runs:
-            changed = [s for s in model.steps if s in recorded and recorded[s] != now.get(s)]
-            for step in model.steps:
-                ups = [s for s in model.ancestors(step) if s in changed]
-                if ups:
-                    marks[step] = [{"step": s, "reason": f"code of step '{s}' changed since "
-                                    f"run {run_id}"} for s in ups]
-        return marks
+        return self._run_sources.stale_steps(session.model, path)
 
     def graph(self, flow_file: str, run_id: str | None = None) -> FlowGraph:
         """The flow's DAG with each step's state in ``run_id`` (default: the newest run),
@@ -517,12 +383,7 @@ class Engine:
         path = os.path.abspath(flow_file)
         model = self.model(path)
         run = read_run(model.flow_name, run_id)
-        stale: set[str] = set()
-        if run is not None:
-            now = step_source_hashes(model)
-            with self._lock:
-                recorded = self._run_sources.setdefault((path, run.run_id), now)
-            stale = {s for s in model.steps if s in recorded and recorded[s] != now.get(s)}
+        stale = self._run_sources.changed(model, path, run.run_id) if run is not None else set()
         spins = {step: (record.result.ok, record.finished_at)
                  for step, record in self.last_spins(path).items()}
         return flow_graph(model, run, stale, spins)
@@ -537,10 +398,7 @@ class Engine:
         session = self.session(flow_file)
         model = session.model
         sources = step_source_hashes(model)
-        work = Work(next(self._ids), subcommand, session.flow_file, None, time.time(),
-                    lambda: None, owner=owner)
-        with self._lock:
-            self._work[work.id] = work
+        work = self._work.start(subcommand, session.flow_file, None, owner)
         # From the run's task records, as Metaflow keeps them: steps done for on_progress,
         # every step's state for the listeners (a live graph) as tasks start and end.
         progress = runner.TaskProgress(
@@ -562,12 +420,10 @@ class Engine:
                                      on_start=started, cwd=self.root,
                                      on_run=progress.poll)
         finally:
-            with self._lock:
-                self._work.pop(work.id, None)
+            self._work.finish(work)
         outcome.cancelled = work.cancelled
         if outcome.run_id:
-            with self._lock:
-                self._run_sources[(session.flow_file, outcome.run_id)] = sources
+            self._run_sources.record(session.flow_file, outcome.run_id, sources)
         session.forget_plans()
         self.emit(RunFinished(session.flow_file, "resume" if subcommand == "resume" else "run",
                               outcome.run_id, outcome.ok))
@@ -585,27 +441,11 @@ class Engine:
 
     def cancel(self, target: str | None = None) -> list[int]:
         """Stop running work: all of it, a step's spin, or 'run' for runs and resumes."""
-        stopped = []
-        with self._lock:
-            for work in self._work.values():
-                if target in (None, "", "all") or target == work.step or \
-                        (target == "run" and work.kind in ("run", "resume")) or \
-                        target == str(work.id):
-                    work.cancelled = True
-                    work.kill()
-                    stopped.append(work.id)
-        return stopped
+        return self._work.cancel(target)
 
     def cancel_owner(self, owner: object) -> list[int]:
         """Stop the work one connection asked for (it closed: nobody waits for it)."""
-        stopped = []
-        with self._lock:
-            for work in self._work.values():
-                if work.owner is owner and owner is not None:
-                    work.cancelled = True
-                    work.kill()
-                    stopped.append(work.id)
-        return stopped
+        return self._work.cancel_owner(owner)
 
     def forget_flow_file(self, flow_file: str) -> None:
         """The file changed on disk: drop cached plans (models reload by themselves)."""
@@ -616,8 +456,7 @@ class Engine:
 
     # -- state ---------------------------------------------------------------------------
     def running(self) -> list[Work]:
-        with self._lock:
-            return list(self._work.values())
+        return self._work.running()
 
     def status(self) -> EngineStatus:
         """What is warm, what runs, the last spin of each step, the children forked ahead."""

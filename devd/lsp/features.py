@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from lsprotocol import types
@@ -16,9 +16,10 @@ from pygls.uris import from_fs_path
 
 from ..common.errors import DevdError
 from ..common.options import SpinOptions
+from ..common.report import ArtifactRow
 from ..common.summary import human_bytes
 from ..common.warmstore import WarmTask
-from ..core.engine import Engine, step_source_hashes
+from ..core.engine import Engine
 from ..core.flowmodel import FlowLoadError, FlowModel
 from ..core.language import (
     available_names,
@@ -31,6 +32,7 @@ from ..core.language import (
 )
 from ..core.project import inside
 from ..core.result import Artifacts, SpinResult
+from ..core.staleness import step_source_hashes
 from .onespin import save_needs_spin, spin_on_save
 from .translate import plain, uri_to_path
 
@@ -247,22 +249,22 @@ def hover_text(engine: Engine, path: str, source: str, line: int, name: str) -> 
     if info is None:
         return None
     record = engine.last_spin(path, info.name)
-    unloaded: tuple[dict[str, Any], str] | None = None
+    unloaded: tuple[ArtifactRow, str] | None = None
     values = record.result.all_values if record is not None and record.result.ok else {}
     if record is not None and name in values:
         when = record.result.pathspec or f"last spin of '{info.name}'"
         if not isinstance(values, Artifacts) or values.is_loaded(name):
             return describe_value(name, values[name], when)
         # a big parent value the step never read: a hover must not load it
-        row = next((r for r in record.result.artifact_rows if r["name"] == name), None)
+        row = next((r for r in record.result.artifact_rows if r.name == name), None)
         unloaded = (row, when) if row is not None else None
     for warm in _warm_parents(engine, path, info.name):
         if name in warm.values:
             return describe_value(name, warm.values[name], f"task {warm.ref.pathspec}")
     if unloaded is not None:
         row, when = unloaded
-        size = human_bytes(row.get("sizeBytes"))
-        return (f"**self.{name}**: `{row['type']}` — {row['summary']}"
+        size = human_bytes(row.size_bytes)
+        return (f"**self.{name}**: `{row.type}` — {row.summary}"
                 f"{f' ({size})' if size else ''}\n\nfrom {when}")
     origins = available_names(model, source, info.name, set())
     if name in origins:
