@@ -1,43 +1,25 @@
 """The messages between the daemon and a warm worker in another interpreter
-(devd/core/workers.py, devd/core/workermain.py): length-prefixed pickles of protocol 4,
-which every Python devd supports reads; a result's values travel pickled one by one."""
+(devd/core/workers.py, devd/core/workermain.py): a child's channel (devd/common/channel.py),
+``(kind, payload)`` with ``payload`` a tuple, sent whole under a lock (several threads send).
+A result's values travel pickled one by one (``portable``)."""
 
 from __future__ import annotations
 
-import os
 import pickle
-import struct
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-_PROTOCOL = 4  # every Python devd supports reads it
+from .channel import Channel, iter_messages
+
+messages = iter_messages
+
+_PROTOCOL = 4  # a value pickled here is read by another Python version too
 
 
-def send(fd: int, lock: threading.Lock, message: Any) -> None:
-    """Write one message (whole, under ``lock``: several threads send)."""
-    data = pickle.dumps(message, protocol=_PROTOCOL)
-    view = memoryview(struct.pack("!Q", len(data)) + data)
+def send(fd: int, lock: threading.Lock, kind: str, *payload: Any) -> None:
+    """Write one message, whole."""
     with lock:
-        while view:
-            view = view[os.write(fd, view):]
-
-
-def messages(fd: int) -> Iterator[Any]:
-    """Each message from ``fd`` until it closes."""
-    buffer = bytearray()
-    while True:
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return
-        buffer += chunk
-        while len(buffer) >= 8:
-            (size,) = struct.unpack("!Q", buffer[:8])
-            if len(buffer) < 8 + size:
-                break
-            body = bytes(buffer[8:8 + size])
-            del buffer[:8 + size]
-            yield pickle.loads(body)
+        Channel(fd).send(kind, payload)
 
 
 def portable(result: Any) -> tuple[Any, dict[str, bytes]]:
@@ -46,10 +28,10 @@ def portable(result: Any) -> tuple[Any, dict[str, bytes]]:
     import dataclasses
 
     values: dict[str, bytes] = {}
-    for name in list(result.all_values or result.artifacts):
+    source = result.all_values or result.artifacts
+    for name in list(source):
         try:
-            values[name] = pickle.dumps((result.all_values or result.artifacts)[name],
-                                        protocol=_PROTOCOL)
+            values[name] = pickle.dumps(source[name], protocol=_PROTOCOL)
         except Exception:  # noqa: BLE001 - any object's __reduce__ may fail
             continue
     return dataclasses.replace(result, artifacts={}, all_values={}, parents_kept={}), values

@@ -34,6 +34,7 @@ class StepEnvironment:
     python: str
     env: dict[str, str] = field(default_factory=dict)
     notice: str | None = None
+    environment: str = "local"  # Metaflow's --environment for the step's CLI
 
     @property
     def here(self) -> bool:
@@ -75,11 +76,15 @@ def top_level_args(options: SpinOptions, environment: str) -> list[str]:
     return args
 
 
-def environment_name(model: FlowModel, step: str, options: SpinOptions) -> str:
-    """The spin's ``--environment``: as given, else what the parents' run must have used.
+def environment_name(model: FlowModel, step: str, options: SpinOptions,
+                     recorded: dict[str, str] | None = None) -> str:
+    """The spin's ``--environment``: as given, else what the parents' run used.
 
     A step with ``@pypi`` or ``@conda`` runs only under ``--environment=pypi|conda``
-    (Metaflow refuses any other), so its run used that one; otherwise ``local``.
+    (Metaflow refuses any other), so its run used that one. A run's task that ran in a
+    conda/pypi environment recorded its ``conda_env_prefix`` (``recorded``: see
+    ``recorded_hints``), as every task of an ``--environment=pypi`` run does; otherwise
+    ``local``.
     """
     if options.environment:
         return options.environment
@@ -87,7 +92,38 @@ def environment_name(model: FlowModel, step: str, options: SpinOptions) -> str:
     for name in _BUILT:
         if name in decorators:
             return name
+    if recorded and recorded.get("conda_env_prefix"):
+        return "pypi"
     return "local"
+
+
+def recorded_hints(pathspecs: list[str]) -> dict[str, str]:
+    """What the parents' run recorded of where its tasks ran: the first of ``pathspecs``
+    (the recorded task, then its parents) Metaflow's Client reads, its
+    ``conda_env_prefix`` and ``python_version`` metadata."""
+    from metaflow import Task
+
+    for pathspec in pathspecs:
+        try:
+            meta = Task(pathspec, _namespace_check=False).metadata_dict
+        except Exception:  # noqa: BLE001 - gone, or a service hiccup: no hint from it
+            continue
+        return {key: str(meta[key]) for key in ("conda_env_prefix", "python_version")
+                if meta.get(key)}
+    return {}
+
+
+def _python_notice(recorded: dict[str, str], step: str) -> str | None:
+    """A line when the parents' run ran on another Python than this interpreter: it was
+    launched with another one (``uv run``, another venv), which devd cannot tell apart."""
+    import platform
+
+    version = recorded.get("python_version")
+    if not version or version == platform.python_version():
+        return None
+    return (f"the parents' run ran on Python {version}, devd on {platform.python_version()} "
+            f"({sys.executable}): if it was launched with another interpreter, spin "
+            f"'{step}' with --environment=uv (a uv project) or from that interpreter's devd")
 
 
 def _moves_interpreter(decorators: tuple[str, ...]) -> bool:
@@ -117,12 +153,15 @@ class StepEnvironments:
         # (flow, step) -> (what the answer depends on, the answer): the last one per step
         self._known: dict[tuple[str, str], tuple[tuple[object, ...], StepEnvironment]] = {}
 
-    def resolve(self, model: FlowModel, step: str, options: SpinOptions,
-                cwd: str) -> StepEnvironment:
-        name = environment_name(model, step, options)
+    def resolve(self, model: FlowModel, step: str, options: SpinOptions, cwd: str,
+                recorded: dict[str, str] | None = None) -> StepEnvironment:
+        """``recorded``: ``recorded_hints`` of the parents' run (None: not known)."""
+        name = environment_name(model, step, options, recorded)
         decorators = model.steps[step].decorators
         if name == "local" and not options.decospecs and not _moves_interpreter(decorators):
-            return StepEnvironment("local", sys.executable)
+            notice = _python_notice(recorded, step) if recorded and not options.environment \
+                else None
+            return StepEnvironment("local", sys.executable, notice=notice)
         key = (_source_key(model, step), name, tuple(top_level_args(options, name)))
         known = self._known.get((model.path, step))
         if known is None or known[0] != key:
@@ -167,7 +206,7 @@ def _ask_metaflow(model: FlowModel, step: str, options: SpinOptions, name: str,
     label = name
     if name == "uv":
         python, notice = _uv_interpreter(model.path, step)
-        return StepEnvironment("uv", python, env, notice)
+        return StepEnvironment("uv", python, env, notice, "uv")
     if name not in _BUILT and moved_by and python != sys.executable:
         label = f"@{moved_by[-1]}" if name == "local" else f"{name} @{moved_by[-1]}"
     if not (os.path.isfile(python) and os.access(python, os.X_OK)):
@@ -176,7 +215,7 @@ def _ask_metaflow(model: FlowModel, step: str, options: SpinOptions, name: str,
                             f"interpreter {python} is not created on this machine; {create}")
         raise DevdError(f"step '{step}' runs in {python} (set by {label}), which is not "
                         "there: create that environment, or spin with --environment=local")
-    return StepEnvironment(label, python, env)
+    return StepEnvironment(label, python, env, environment=name)
 
 
 def _uv_interpreter(flow_file: str, step: str) -> tuple[str, str | None]:

@@ -40,17 +40,17 @@ def main() -> None:  # pragma: no cover - runs in the worker's interpreter
     current: list[tuple[int, Session]] = []  # the spin running, to cancel by its id
 
     def read() -> None:
-        for message in messages(requests):
-            if message[0] == "cancel":
+        for kind, payload in messages(requests):
+            if kind == "cancel":
                 for spin_id, session in list(current):
-                    if spin_id == message[1]:
+                    if spin_id == payload[0]:
                         session.cancel()
             else:
-                jobs.put(message)
+                jobs.put((kind, *payload))
         jobs.put(None)  # the daemon is gone
 
     threading.Thread(target=read, name="devd-worker-read", daemon=True).start()
-    send(replies, lock, ("hello", {"pid": os.getpid(), "python": sys.executable}))
+    send(replies, lock, "hello", {"pid": os.getpid(), "python": sys.executable})
     while True:
         try:
             job = jobs.get(timeout=idle) if idle > 0 else jobs.get()
@@ -61,7 +61,7 @@ def main() -> None:  # pragma: no cover - runs in the worker's interpreter
         _, spin_id, flow_file, options, keywords = job
 
         def relay(kind: str, spin_id: int = spin_id) -> Any:
-            return lambda *payload: send(replies, lock, (kind, spin_id, *payload))
+            return lambda *payload: send(replies, lock, kind, spin_id, *payload)
 
         try:
             session = sessions.get(flow_file)
@@ -72,11 +72,11 @@ def main() -> None:  # pragma: no cover - runs in the worker's interpreter
             result = session.spin(options, on_output=relay("output"), on_card=relay("card"),
                                   on_debug_ready=relay("debugReady"), **keywords)
             bare, values = portable(result)
-            send(replies, lock, ("result", spin_id, bare, values, store.total_bytes))
+            send(replies, lock, "result", spin_id, bare, values, store.total_bytes)
         except DevdError as exc:
-            send(replies, lock, ("refused", spin_id, str(exc)))
+            send(replies, lock, "refused", spin_id, str(exc))
         except BaseException:  # noqa: BLE001 - the daemon reports it as the spin's failure
-            send(replies, lock, ("error", spin_id, traceback.format_exc()))
+            send(replies, lock, "error", spin_id, traceback.format_exc())
         finally:
             current.clear()
     for session in sessions.values():

@@ -136,10 +136,9 @@ class Worker:
 
     def _read(self) -> None:
         try:
-            for message in messages(self._from_worker):
-                kind, rest = message[0], message[1:]
-                if kind == "hello":
-                    continue
+            for kind, rest in messages(self._from_worker):
+                if kind == "hello" or not isinstance(rest, tuple) or not rest:
+                    continue  # a hello, or a message that could not be read
                 with self._lock:
                     pending = self._pending.get(rest[0])
                 if pending is None:
@@ -179,8 +178,8 @@ class Worker:
             if on_started is not None:
                 on_started(_Handle(self, spin_id))
             try:
-                send(self._to_worker, self._send_lock,
-                     ("spin", spin_id, flow_file, options, keywords))
+                send(self._to_worker, self._send_lock, "spin", spin_id, flow_file, options,
+                     keywords)
             except OSError:
                 pending.done.wait(5)  # the worker is gone: its end says why
             pending.done.wait()
@@ -198,13 +197,13 @@ class Worker:
 
     def cancel(self, spin_id: int) -> None:
         try:
-            send(self._to_worker, self._send_lock, ("cancel", spin_id))
+            send(self._to_worker, self._send_lock, "cancel", spin_id)
         except OSError:
             pass
 
     def stop(self) -> None:
         try:
-            send(self._to_worker, self._send_lock, ("exit",))
+            send(self._to_worker, self._send_lock, "exit")
             os.close(self._to_worker)
         except OSError:
             pass
