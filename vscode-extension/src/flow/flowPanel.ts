@@ -170,6 +170,9 @@ export class FlowPanel implements vscode.Disposable {
     } catch (err) {
       this.output.warn(`flow view: ${String(err)}`);
     }
+    if (this.panel !== panel) {
+      return; // closed (or replaced) while the daemon answered
+    }
     if (!graph || !graph.ok) {
       void panel.webview.postMessage({ type: "error", message: graph?.error?.message ?? "the daemon did not answer devd/graph" });
       return;
@@ -344,7 +347,8 @@ export function page(nonce: string): string {
     if (!fitted) {
       fitted = true;
       const r = view.getBoundingClientRect();
-      scale = Math.min(1, (r.width - 20) / Math.max(g.width, 1), (r.height - 20) / Math.max(g.height, 1));
+      // Fit the view, but never below a readable size: a tall flow (50 steps) pans instead.
+      scale = Math.max(Math.min(1, (r.width - 20) / Math.max(g.width, 1), (r.height - 20) / Math.max(g.height, 1)), 0.75);
       dx = Math.max((r.width - g.width * scale) / 2, 10); dy = 10; apply();
     }
   }
