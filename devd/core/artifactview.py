@@ -143,9 +143,12 @@ def _image(value: Any, _stored: int) -> dict[str, Any] | None:
             return None
         data = bytes(value)
         width, height = _image_size(data)
+        summary = f"{mime.split('/')[1].upper()} image" + (
+            f" {width}x{height}" if width else "")
     elif type(value).__module__.startswith("PIL.") and hasattr(value, "save") \
             and hasattr(value, "size"):
         width, height = (int(n) for n in value.size)
+        summary = f"{value.mode} image {width}x{height}"
         shown = value.copy()
         shown.thumbnail((IMAGE_SIDE, IMAGE_SIDE))
         if shown.mode not in ("RGB", "RGBA", "L", "LA", "P", "1"):
@@ -155,8 +158,8 @@ def _image(value: Any, _stored: int) -> dict[str, Any] | None:
         data, mime = buffer.getvalue(), "image/png"
     else:
         return None
-    out: dict[str, Any] = {"kind": "image", "mime": mime, "width": width, "height": height,
-                           "imageBytes": len(data)}
+    out: dict[str, Any] = {"kind": "image", "summary": summary, "mime": mime, "width": width,
+                           "height": height, "imageBytes": len(data)}
     if len(data) > IMAGE_BYTES:
         out["summary"] = (f"{mime} {width}x{height}, {human_bytes(len(data))}: too big to "
                           f"show (over {human_bytes(IMAGE_BYTES)})")
