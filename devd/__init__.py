@@ -20,14 +20,15 @@ if TYPE_CHECKING:
 
     from .common.errors import DevdError
     from .common.options import SpinOptions
-    from .core.result import SpinError, SpinResult
+    from .common.report import SpinError
+    from .core.result import SpinResult
     from .core.session import Session
 
 _LAZY = {
     "DevdError": ("common.errors", "DevdError"),
     "Session": ("core.session", "Session"),
     "SpinOptions": ("common.options", "SpinOptions"),
-    "SpinError": ("core.result", "SpinError"),
+    "SpinError": ("common.report", "SpinError"),
     "SpinResult": ("core.result", "SpinResult"),
 }
 

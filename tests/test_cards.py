@@ -110,7 +110,7 @@ def test_spin_renders_each_card_as_an_offline_document(in_project: Path, browser
     assert result.ok, result.error and result.error.traceback
     assert len(result.cards) == 2
     assert all(html.lstrip().lower().startswith("<!doctype html") for html in result.cards)
-    cards = {(c.get("id"), c["type"]): c["html"] for c in result.to_json()["cards"]}
+    cards = {(c.id, c.type): c.html for c in result.report().cards}
     assert set(cards) == {(None, "default"), ("report", "blank")}
 
     blank = Watched(browser)
@@ -883,8 +883,8 @@ def test_the_webview_page_opens_the_error_line_says_ready_and_keeps_its_scroll(
     with Session(FLOW) as session:
         bad = session.spin("report", artifacts={"base": "x"})
         good = session.spin("report", artifacts={"base": 21})
-    error = bad.to_json()["error"]
-    assert error["file"].endswith(FLOW) and error["line"]
+    error = bad.error
+    assert error is not None and error.filename.endswith(FLOW) and error.line
     host = WebviewHost(browser, render_preview(bad, nonce=NONCE))
     locate = host.locator
     assert host.received() == [{"type": "devd/ready"}]

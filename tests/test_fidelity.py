@@ -413,7 +413,7 @@ def test_included_files_come_back_as_the_client_gives_them(here: Path) -> None:
     end = devd.spin("include_flow.py", "end")
     assert end.artifacts["notes"] == "first line\nsecond line\n"
     assert end.artifacts["blob"] == bytes(range(256)) * 4 and end.artifacts["size"] == 1024
-    rows = {r["name"]: r["type"] for r in end.to_json()["artifacts"]}
+    rows = {r.name: r.type for r in end.artifact_rows}
     assert (rows["notes"], rows["blob"]) == ("str", "bytes")
 
 

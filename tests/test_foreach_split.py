@@ -8,6 +8,7 @@ import pytest
 
 import devd
 from devd.common.errors import DevdError
+from devd.common.report import SplitInfo
 
 
 def test_a_foreach_body_names_its_split_and_spins_another(in_project: Path) -> None:
@@ -21,13 +22,13 @@ def test_a_foreach_body_names_its_split_and_spins_another(in_project: Path) -> N
     assert third.ok and third.artifacts["item"] == 4 and third.artifacts["idx"] == 2
     assert third.split == {"index": 2, "count": 6}
     assert "split 2 of 6 · input 4" in third.notices
-    assert third.to_json()["split"] == {"index": 2, "count": 6}
+    assert third.report().split == SplitInfo(2, 6)
     with pytest.raises(DevdError, match=r"no split 6 of 'body'.*0-5"):
         devd.spin("foreach_flow.py", "body", split=6)
     with pytest.raises(DevdError, match="not a foreach body"):
         devd.spin("foreach_flow.py", "join", split=1)
     plain = devd.spin("foreach_flow.py", "join")
-    assert plain.split is None and "split" not in plain.to_json()
+    assert plain.split is None and plain.report().split is None
 
 
 def test_the_pane_of_a_foreach_body_offers_another_split(in_project: Path) -> None:

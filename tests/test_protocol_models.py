@@ -8,15 +8,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-import attrs
 import cattrs
 import pytest
 from pygls.protocol import default_converter
 
 from devd.common.options import SpinOptions
 from devd.common.optiontable import SPIN_SPELLINGS
+from devd.common.report import ArtifactRow, SpinError
 from devd.core.events import CardUpdated, FileChanged, FileDeleted, RunFinished, SpinStarted
-from devd.core.result import SpinError, SpinResult
+from devd.core.result import SpinResult
 from devd.lsp import models, strict, tsgen, wire
 from devd.lsp.translate import (
     bad_request,
@@ -41,7 +41,7 @@ def test_the_extensions_protocol_ts_is_generated_from_the_models() -> None:
 
 
 def test_every_spin_option_on_the_wire_is_a_field_of_spin_params() -> None:
-    fields = {wire.wire_name(f): f for f in attrs.fields(models.SpinParams)}
+    fields = {wire.wire_name(f): f for f in wire.fields(models.SpinParams)}
     for spelling in SPIN_SPELLINGS:
         if spelling.wire:
             assert spelling.wire in fields, spelling.wire
@@ -88,16 +88,15 @@ def test_docs_protocol_md_names_every_method_and_field_and_nothing_else() -> Non
     described.pop("devd/spinFinished")  # "the spin result (shape above)"
     for method, cls in [*described.items(), *((m, r) for m, (_, r) in models.REQUESTS.items())]:
         text = sections[method] if cls is not models.SpinOutcome else sections["devd/spin"]
-        for field in attrs.fields(cls):
+        for field in wire.fields(cls):
             assert re.search(rf"\b{wire.wire_name(field)}\b", text), \
                 f"docs/protocol.md: {method} does not describe '{wire.wire_name(field)}'"
 
 
 _RESULT: dict[str, Any] = {
     "flow": "F", "step": "train", "ok": True, "artifacts": {"k": 3},
-    "artifact_rows": [{"name": "k", "type": "int", "summary": "3"},
-                      {"name": "X", "type": "numpy.ndarray", "summary": "not loaded",
-                       "sizeBytes": 240}],
+    "artifact_rows": [ArtifactRow("k", "int", "3"),
+                      ArtifactRow("X", "numpy.ndarray", "not loaded", 240)],
     "error": None, "stdout": "out", "stderr": "", "next_steps": ["join"],
     "duration_s": 0.0243, "parents": ["F/1/start/1"], "origin_run_id": "1",
     "pathspec": None, "persisted": False, "cards": ["<html>card</html>"],
@@ -106,26 +105,48 @@ _RESULT: dict[str, Any] = {
     "stale": [{"step": "start", "reason": "code of step 'start' changed since run 1"}],
     "recorded_task": "F/1/train/3"}
 
+# What the daemon sends (and `devd spin --json` prints) for _RESULT, key for key.
+_WIRE: dict[str, Any] = {
+    "ok": True, "uri": "file:///p/flow.py", "flow": "F", "step": "train", "pathspec": None,
+    "persisted": False, "durationMs": 24.3,
+    "artifacts": [{"name": "k", "type": "int", "summary": "3"},
+                  {"name": "X", "type": "numpy.ndarray", "summary": "not loaded",
+                   "sizeBytes": 240}],
+    "stdout": "out", "stderr": "", "error": None, "nextSteps": ["join"],
+    "parents": ["F/1/start/1"], "originRunId": "1", "notices": ["a notice"],
+    "timingsMs": {"child": 23.9},
+    "cards": [{"index": 0, "id": "report", "type": "blank", "uuid": "u-1",
+               "html": "<html>card</html>"}],
+    "recordedTask": "F/1/train/3",
+    "stale": [{"step": "start", "reason": "code of step 'start' changed since run 1"}]}
+
 
 def _spin_result(**changes: Any) -> SpinResult:
     return SpinResult(**{**_RESULT, **changes})
 
 
-@pytest.mark.parametrize("result", [
-    _spin_result(),
-    _spin_result(ok=False, stale=[], cards=[], card_info=[],
-                 error=SpinError("ZeroDivisionError", "division by zero", "/p/flow.py", 9,
-                                 "Traceback ...")),
-    _spin_result(pathspec="F/spin-1/train/1", persisted=True),
+@pytest.mark.parametrize("result,expected", [
+    (_spin_result(), _WIRE),
+    (_spin_result(ok=False, stale=[], cards=[], card_info=[],
+                  error=SpinError("ZeroDivisionError", "division by zero", "/p/flow.py", 9,
+                                  "Traceback ...")),
+     {**{k: v for k, v in _WIRE.items() if k != "stale"}, "ok": False, "cards": [],
+      "error": {"type": "ZeroDivisionError", "message": "division by zero",
+                "file": "/p/flow.py", "line": 9, "traceback": "Traceback ..."}}),
+    (_spin_result(pathspec="F/spin-1/train/1", persisted=True, split={"index": 2, "count": 6},
+                  cancelled="superseded", error=SpinError("devd.Cancelled", "stopped",
+                                                          "/p/flow.py", None, "stopped")),
+     {**_WIRE, "pathspec": "F/spin-1/train/1", "persisted": True,
+      "split": {"index": 2, "count": 6}, "cancelled": "superseded",
+      "error": {"type": "devd.Cancelled", "message": "stopped", "file": "/p/flow.py",
+                "traceback": "stopped"}}),
 ])
-def test_a_spins_wire_form_is_its_to_json_exactly(converter: cattrs.Converter,
-                                                  result: SpinResult) -> None:
-    """The model neither drops nor adds nor converts a key of ``SpinResult.to_json``
-    (``devd spin --json`` prints that; the daemon sends the model)."""
+def test_a_spins_wire_form_is_its_report_exactly(converter: cattrs.Converter,
+                                                 result: SpinResult,
+                                                 expected: dict[str, Any]) -> None:
+    """The spin's report (devd/core/result.py) on the wire, camelCase, optional keys left
+    out when unset (``devd spin --json`` prints the same)."""
     wire = converter.unstructure(spin_outcome(result, "file:///p/flow.py"))
-    expected = {**result.to_json(), "uri": "file:///p/flow.py"}
-    if expected["error"] and expected["error"]["line"] is None:
-        del expected["error"]["line"]
     assert wire == expected
     named = converter.unstructure(spin_outcome(result, "file:///p/flow.py", card_html=False))
     assert all("html" not in card for card in named["cards"])
@@ -172,8 +193,8 @@ def test_params_are_read_strictly_from_the_models_in_one_line(method: str, param
 
 def test_every_request_envelope_reads_its_typed_params(converter: cattrs.Converter) -> None:
     for method, (params_cls, _) in models.REQUESTS.items():
-        needed = {wire.wire_name(f): "file:///p/f.py" for f in attrs.fields(params_cls)
-                  if f.default is attrs.NOTHING}
+        needed = {wire.wire_name(f): "file:///p/f.py" for f in wire.fields(params_cls)
+                  if f.required}
         message = converter.structure({"jsonrpc": "2.0", "id": 1, "method": method,
                                        "params": needed}, models.ENVELOPES[method])
         assert isinstance(message.params, params_cls), method
@@ -182,7 +203,7 @@ def test_every_request_envelope_reads_its_typed_params(converter: cattrs.Convert
 def _conforms(cls: type, data: dict[str, Any]) -> str | None:
     """What in ``data`` the model ``cls`` does not describe: a key it lacks, a required
     field missing, a value of another JSON type (None: nothing)."""
-    extra = set(data) - {wire.wire_name(f) for f in attrs.fields(cls)}
+    extra = set(data) - {wire.wire_name(f) for f in wire.fields(cls)}
     if extra:
         return f"keys {sorted(extra)} are not fields of {cls.__name__}"
     return strict.check(cls.__name__, data, cls)

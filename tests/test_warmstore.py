@@ -51,9 +51,9 @@ def test_large_artifacts_load_only_when_read_then_stay_warm(
     with Session("linear_flow.py", store=store) as session:
         result = session.spin("double")  # reads x and alpha, never label
         assert result.ok and result.artifacts_loaded_by_step == ["alpha", "x"]
-        rows = {r["name"]: r for r in result.artifact_rows}
-        assert rows["label"]["summary"] == "not loaded (the step did not read it)"
-        assert rows["label"]["type"] == "str"
+        rows = {r.name: r for r in result.artifact_rows}
+        assert rows["label"].summary == "not loaded (the step did not read it)"
+        assert rows["label"].type == "str"
         session.wait_warm()
         warm = store.snapshot()[0]
         assert "x" in warm.values and "label" not in warm.values
@@ -61,7 +61,7 @@ def test_large_artifacts_load_only_when_read_then_stay_warm(
         assert "label" in warm.values
         again = session.spin("double")
         assert again.artifacts_loaded_by_step == []  # all it reads is warm now
-        assert {r["name"]: r for r in again.artifact_rows}["label"]["summary"] == \
+        assert {r.name: r for r in again.artifact_rows}["label"].summary == \
             "len 3: 'lin'"
 
 

@@ -13,6 +13,7 @@ from types import FunctionType, MethodType
 from typing import Any
 
 from ..common.bounds import one_line
+from ..common.report import ArtifactRow
 from ..common.summary import describe
 from ..common.warmstore import WarmTaskDataStore
 from .request import Unpicklable, client_value
@@ -38,7 +39,7 @@ class Sink:
 class Collected:
     """The task's artifacts as the result carries them."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)  # one per public artifact
+    rows: list[ArtifactRow] = field(default_factory=list)  # one per public artifact
     values: dict[str, bytes] = field(default_factory=dict)  # name -> pickled, set in the step
     parent_values: dict[str, tuple[str, str]] = field(default_factory=dict)
     hashes: dict[str, str | None] = field(default_factory=dict)  # name -> content sha1
@@ -170,7 +171,7 @@ def _unchanged_parent_objects(produced: dict[str, Any]) -> dict[str, tuple[str, 
     return found
 
 
-def _describe_unloaded(name: str, task: Any, source: str) -> dict[str, Any]:
+def _describe_unloaded(name: str, task: Any, source: str) -> ArtifactRow:
     """A row for a passed-down artifact nobody has read yet: from its recorded metadata."""
     info = task.datastore._info.get(source, {})
     kind = str(info.get("type", "object"))
@@ -179,8 +180,7 @@ def _describe_unloaded(name: str, task: Any, source: str) -> dict[str, Any]:
     if kind.startswith("numpy."):
         kind = "numpy." + kind.rsplit(".", 1)[-1]
     size = int(info.get("size", 0) or 0)
-    return {"name": name, "type": kind, "summary": "not loaded (the step did not read it)",
-            "sizeBytes": size}
+    return ArtifactRow(name, kind, "not loaded (the step did not read it)", size)
 
 
 def _content_hash(value: Any) -> str | None:

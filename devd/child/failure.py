@@ -1,5 +1,5 @@
-"""How a failure reads in a spin's result: one shape, ``{type, message, file, line,
-traceback}``, pointing at the innermost frame of the user's flow file, its text bounded
+"""How a failure reads in a spin's result: one shape, ``SpinError`` (devd/common/report.py),
+pointing at the innermost frame of the user's flow file, its text bounded
 (devd/common/bounds.py)."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ import traceback
 from typing import Any
 
 from ..common.bounds import bound_error
+from ..common.report import SpinError
 from .request import SpinRequest
 
 
-def error_info(exc: BaseException, flow_file: str) -> dict[str, Any]:
+def error_info(exc: BaseException, flow_file: str) -> SpinError:
     """Type, message, the innermost frame in the flow file, and the traceback."""
     from metaflow.exception import MetaflowException
 
@@ -30,16 +31,16 @@ def error_info(exc: BaseException, flow_file: str) -> dict[str, Any]:
     else:
         message = str(exc)
         line = None
-    return bound_error({
+    return SpinError.of(bound_error({
         "type": qual,
         "message": message,
         "file": frame.filename if frame else flow_file,
         "line": (frame.lineno if frame else line),
         "traceback": "".join(traceback.format_exception(kind, exc, exc.__traceback__)),
-    })
+    }))
 
 
-def setup_error(exc: BaseException, req: SpinRequest) -> dict[str, Any]:
+def setup_error(exc: BaseException, req: SpinRequest) -> SpinError:
     """The error of a spin that failed before its step ran (flow import, configs, overrides)."""
     from ..common.errors import DevdError
 
@@ -59,8 +60,8 @@ def setup_error(exc: BaseException, req: SpinRequest) -> dict[str, Any]:
         error = {"type": "devd.DevdError", "message": message, "file": req.flow_file,
                  "line": None, "traceback": message}
     else:
-        error = error_info(exc, req.flow_file)
-    return bound_error(error)
+        return error_info(exc, req.flow_file)
+    return SpinError.of(bound_error(error))
 
 
 def _is_usage_error(exc: BaseException) -> bool:

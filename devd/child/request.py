@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..common.options import SpinOptions
+from ..common.report import ArtifactRow, SpinError
 
 if TYPE_CHECKING:
     from ..common.warmstore import TaskRef
@@ -89,10 +90,10 @@ class ChildResult:
     """What a child reports of its spin: rows and pickled values, error, cards, timings."""
 
     ok: bool
-    artifacts: list[dict[str, Any]]
+    artifacts: list[ArtifactRow]
     values: dict[str, bytes]  # name -> pickled value (set in the step)
     parent_values: dict[str, tuple[str, str]]  # name -> (parent pathspec, artifact name)
-    error: dict[str, Any] | None
+    error: SpinError | None
     next_steps: list[str]
     run_id: str | None
     task_id: str | None

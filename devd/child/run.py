@@ -19,6 +19,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from ..common.bounds import bound_cards, bound_error, one_line
+from ..common.report import SpinError
 from ..common.warmstore import LAZY_LOADED
 from .cardcapture import install_card_capture, render_final_cards, store_cards
 from .collect import Sink, capture_output_datastore, collect
@@ -181,7 +182,7 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
         lambda *a, **k: None, obj.event_logger, obj.monitor, None,
         orig_flow_datastore=State.warm, spin_artifacts=spin_artifacts,
     )
-    error = None
+    error: SpinError | None = None
     spun_task_in_client()
     if req.run_tags:  # current.tags, as the run's tasks had them (`run --tag ...`)
         obj.metadata.add_sticky_tags(tags=req.run_tags)
@@ -223,7 +224,8 @@ def _publish(staging: Any, result: ChildResult, flow_name: str, step: str) -> No
     (the result then says it was not persisted, and why)."""
     reason = None
     if not staging.done(flow_name, result.run_id, step, result.task_id):
-        reason = (result.error or {}).get("message") or "Metaflow did not finish storing it"
+        reason = (result.error.message if result.error else None) or \
+            "Metaflow did not finish storing it"
     else:
         try:
             staging.publish()
@@ -251,7 +253,7 @@ def _attach_debugger(req: SpinRequest) -> None:
     mark("attach")
 
 
-def _build_result(sink: Sink, error: dict[str, Any] | None, run_id: str, task_id: str,
+def _build_result(sink: Sink, error: SpinError | None, run_id: str, task_id: str,
                   notices: list[str], started: float,
                   persisted_root: str | None) -> ChildResult:
     """The result of a step that ran: its artifacts, its cards rendered, its error."""

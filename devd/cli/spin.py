@@ -7,7 +7,8 @@ import os
 import sys
 
 from ..common.optiontable import SPIN_SPELLINGS
-from .client import daemon_for, file_uri
+from .client import file_uri
+from .daemons import daemon_for
 from .terminal import EXIT_OK, EXIT_STEP_FAILED, echo, log_printer, print_debug_ready
 
 TYPE_CHECKING = False
@@ -32,7 +33,7 @@ def cmd_spin(args: argparse.Namespace) -> int:
         raise DevdError("--pdb talks to you in this terminal: leave out --json")
     stream = None if args.json else echo
     # --pdb needs this terminal, so the step runs in this process, not in the daemon's child
-    client = None if args.no_daemon or args.pdb else daemon_for(args.flow, restart=True)
+    client = None if args.no_daemon or args.pdb else daemon_for(args.flow, "if-died")
     if client is not None:
         with client:
             data = client.request("devd/spin", _spin_params(args),
@@ -56,7 +57,9 @@ def cmd_spin(args: argparse.Namespace) -> int:
             result = session.spin(options, on_output=stream, want_values=False,
                                   on_debug_ready=print_debug_ready)
         progress_line.done()
-        data = result.to_json()
+        from ..lsp.models import shared_converter  # the JSON a daemon would have answered
+
+        data = shared_converter().unstructure(result.report())
     if args.json:
         from .agent import add_agent_fields
         from .wire import dumps

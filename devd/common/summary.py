@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import reprlib
 
+from .report import ArtifactRow
+
 TYPE_CHECKING = False  # no typing import: the CLI prints results with human_bytes
 if TYPE_CHECKING:
     from typing import Any
@@ -109,13 +111,9 @@ def diff_summary(value: Any) -> str:
     return summarize(value)
 
 
-def describe(name: str, value: Any) -> dict[str, Any]:
+def describe(name: str, value: Any) -> ArtifactRow:
     """The row the CLI table, the JSON output and the daemon's result share."""
-    row: dict[str, Any] = {"name": name, "type": type_name(value), "summary": summarize(value)}
-    size = size_bytes(value)
-    if size is not None:
-        row["sizeBytes"] = size
-    return row
+    return ArtifactRow(name, type_name(value), summarize(value), size_bytes(value))
 
 
 def human_bytes(n: int | None) -> str:

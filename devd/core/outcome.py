@@ -17,9 +17,10 @@ from ..child.request import ChildResult, Unpicklable, client_value
 from ..common.bounds import bound_error, one_line
 from ..common.errors import DevdError
 from ..common.forking import ChildOutcome
+from ..common.report import SpinError
 from ..common.warmstore import TaskRef, WarmTask
 from .parents import SpinPlan
-from .result import Artifacts, SpinError, SpinResult
+from .result import Artifacts, SpinResult
 
 # Loads a parent's artifact into the warm store: (task, artifact name) -> value.
 ParentValue = Callable[[TaskRef, str], Any]
@@ -50,8 +51,8 @@ def build_result(flow_file: str, flow_name: str, plan: SpinPlan, warm_tasks: lis
                           outcome.stderr, [], total, plan.parent_pathspecs,
                           plan.origin_run_id, timings=timings,
                           recorded_task=plan.recorded_task, recorded_ds=recorded_ds)
-    if child.error and child.error["type"] == "devd.DevdError":
-        raise DevdError(child.error["message"])
+    if child.error and child.error.type == "devd.DevdError":
+        raise DevdError(child.error.message)
     by_pathspec = {t.ref.pathspec: t for t in warm_tasks}
     for phase, seconds in child.phases.items():
         timings[f"child.{phase}"] = seconds
@@ -72,10 +73,6 @@ def build_result(flow_file: str, flow_name: str, plan: SpinPlan, warm_tasks: lis
                         if not k.startswith("_")},
                        {k: functools.partial(_client_value_of, k, v)
                         for k, v in deferred.items() if not k.startswith("_")})
-    error: SpinError | None = None
-    if child.error:
-        e = child.error
-        error = SpinError(e["type"], e["message"], e["file"], e["line"], e["traceback"])
     pathspec: str | None = None
     if persist and child.persisted_root and child.run_id and child.task_id:
         pathspec = f"{flow_name}/{child.run_id}/{plan.step}/{child.task_id}"
@@ -86,7 +83,7 @@ def build_result(flow_file: str, flow_name: str, plan: SpinPlan, warm_tasks: lis
         artifacts=public,
         all_values=values,
         artifact_rows=child.artifacts,
-        error=error,
+        error=child.error,
         stdout=outcome.stdout,
         stderr=outcome.stderr,
         next_steps=child.next_steps,

@@ -12,6 +12,7 @@ and each card document's: a card's ``srcdoc`` frame inherits the page's policy.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -234,8 +235,8 @@ def artifact_diff(result: SpinResult, recorded: dict[str, str] | None) -> list[d
     """Rows with ``diff``: new, changed, unchanged, removed, or 'not compared'; a changed
     row has ``before`` and ``after`` (the recorded value's summary and the new one's)."""
     rows = []
-    for row in result.artifact_rows:
-        name = row["name"]
+    for artifact in result.artifact_rows:
+        name = artifact.name
         mine = result.artifact_hashes.get(name)
         if recorded is None and result.recorded_task:
             diff = "not compared"  # there is a recorded task, but its hashes were not read
@@ -245,14 +246,14 @@ def artifact_diff(result: SpinResult, recorded: dict[str, str] | None) -> list[d
             diff = "not compared"
         else:
             diff = "unchanged" if recorded[name] == mine else "changed"
-        rows.append({**row, "diff": diff})
+        rows.append({**dataclasses.asdict(artifact), "diff": diff})
     changed = [r["name"] for r in rows if r["diff"] == "changed"]
     before = recorded_summaries(result, changed)
     for row in rows:
         if row["name"] in before:
             row["before"] = before[row["name"]]
             row["after"] = _now_summary(result, row)
-    for name in sorted(set(recorded or {}) - {r["name"] for r in result.artifact_rows}):
+    for name in sorted(set(recorded or {}) - {r.name for r in result.artifact_rows}):
         rows.append({"name": name, "type": "", "summary": "set by the recorded task, not now",
                      "diff": "removed"})
     return rows
@@ -275,8 +276,7 @@ def render_preview(result: SpinResult, *, recorded: dict[str, str] | None = None
         check_webview(nonce, csp_source)
     elif csp_source is not None:
         raise WebviewOptionsError("webview.cspSource needs webview.nonce")
-    data = result.to_json()
-    error = data["error"]
+    error = dataclasses.asdict(result.error) if result.error else None
     if error and error.get("traceback"):
         error["user_traceback"] = user_traceback(error["traceback"])
     cards = []
@@ -291,7 +291,8 @@ def render_preview(result: SpinResult, *, recorded: dict[str, str] | None = None
         parsed = urlparse(events_url)
         origin = f"{parsed.scheme}://{parsed.netloc}"
     return _templates().get_template("preview.html.j2").render(
-        flow=result.flow, step=result.step, ok=result.ok, duration_ms=data["durationMs"],
+        flow=result.flow, step=result.step, ok=result.ok,
+        duration_ms=round(result.duration_s * 1000, 1),
         origin_run_id=result.origin_run_id, pathspec=result.pathspec if result.persisted
         else None, stale=result.stale, notices=result.notices,
         error=error, cards=cards, artifacts=artifact_diff(result, recorded),

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-
-@dataclass(frozen=True)
-class SpinError:
-    """Why the step failed: where in the flow file, and the full traceback."""
-
-    type: str
-    message: str
-    filename: str
-    lineno: int | None
-    traceback: str
-
-    def one_line(self) -> str:
-        where = f"{self.filename}:{self.lineno}" if self.lineno else self.filename
-        return f"{where}: {self.type}: {self.message}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message, "file": self.filename,
-                "line": self.lineno, "traceback": self.traceback}
+from ..common.report import (
+    ArtifactRow,
+    CardInfo,
+    SpinError,
+    SplitInfo,
+    StaleMark,
+    StepEnvInfo,
+    optional,
+)
 
 
 class Artifacts(Mapping[str, Any]):
@@ -83,7 +74,7 @@ class SpinResult:
     step: str
     ok: bool
     artifacts: Mapping[str, Any]
-    artifact_rows: list[dict[str, Any]]
+    artifact_rows: list[ArtifactRow]
     error: SpinError | None
     stdout: str
     stderr: str
@@ -97,13 +88,13 @@ class SpinResult:
     card_components: list[dict[str, Any]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    stale: list[dict[str, str]] = field(default_factory=list)
+    stale: list[dict[str, str]] = field(default_factory=list)  # [{step, reason}]
     # "user" (devd/cancel) or "superseded" (a newer spin of the step): stopped, not failed.
     cancelled: str | None = None
     # A foreach body: {index, count} of the split spun (its notice names its input).
     split: dict[str, int] | None = None
     _persist_root: str | None = None
-    # Every value the task holds, _-prefixed ones included (to chain spins); not in to_json.
+    # Every value the task holds, _-prefixed ones included (to chain spins); not in its report.
     all_values: Mapping[str, Any] = field(default_factory=dict, repr=False)
     card_info: list[dict[str, Any]] = field(default_factory=list)  # {id, type} per card
     recorded_task: str | None = None  # the step's task in the run the parents come from
@@ -115,7 +106,7 @@ class SpinResult:
     # what keeping this result costs, with its output and cards (devd/core/engine.py).
     values_bytes: int = field(default=0, repr=False)
     # Big parent values the step read and left unchanged, passed down without a copy, with
-    # what showed it: 'page map' or 'crc32' (devd/common/unchanged.py); not in to_json.
+    # what showed it: 'page map' or 'crc32' (devd/common/unchanged.py); not in its report.
     parents_kept: dict[str, str] = field(default_factory=dict, repr=False)
     # Where the step ran when not in this interpreter: {name, python, version, worker}
     # (devd/core/stepenv.py; the warm worker that spun it, by pid).
@@ -132,34 +123,50 @@ class SpinResult:
         return Task(self.pathspec, _namespace_check=False,
                     _current_metadata=f"spin@{self._persist_root or '.'}")
 
-    def to_json(self) -> dict[str, Any]:
-        """The shape of the ``devd/spin`` result and of ``devd spin --json``."""
-        data: dict[str, Any] = {
-            "ok": self.ok,
-            "flow": self.flow,
-            "step": self.step,
-            "pathspec": self.pathspec,
-            "persisted": self.persisted,
-            "durationMs": round(self.duration_s * 1000, 1),
-            "artifacts": self.artifact_rows,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
-            "error": self.error.to_json() if self.error else None,
-            "nextSteps": self.next_steps,
-            "parents": self.parents,
-            "originRunId": self.origin_run_id,
-            "notices": self.notices,
-            "timingsMs": {k: round(v * 1000, 1) for k, v in self.timings.items()},
-            "cards": [{"index": i, **(self.card_info[i] if i < len(self.card_info) else {}),
-                       "html": html} for i, html in enumerate(self.cards)],
-            "recordedTask": self.recorded_task,
-        }
-        if self.stale:
-            data["stale"] = self.stale
-        if self.cancelled:
-            data["cancelled"] = self.cancelled
-        if self.split is not None:
-            data["split"] = dict(self.split)
-        if self.environment is not None:
-            data["environment"] = dict(self.environment)
-        return data
+    def report(self) -> SpinReport:
+        """What the spin reports: the result of ``devd/spin``, what ``devd spin --json``
+        prints (written camelCase by the protocol's converter)."""
+        return SpinReport(
+            ok=self.ok, flow=self.flow, step=self.step, pathspec=self.pathspec,
+            persisted=self.persisted, duration_ms=round(self.duration_s * 1000, 1),
+            artifacts=list(self.artifact_rows), stdout=self.stdout, stderr=self.stderr,
+            error=self.error, next_steps=self.next_steps, parents=self.parents,
+            origin_run_id=self.origin_run_id, notices=self.notices,
+            timings_ms={k: round(v * 1000, 1) for k, v in self.timings.items()},
+            cards=[CardInfo(i, **(self.card_info[i] if i < len(self.card_info) else {}),
+                            html=html) for i, html in enumerate(self.cards)],
+            recorded_task=self.recorded_task,
+            stale=[StaleMark(**mark) for mark in self.stale] or None,
+            split=SplitInfo(**self.split) if self.split is not None else None,
+            environment=StepEnvInfo(**self.environment) if self.environment is not None
+            else None,
+            cancelled=self.cancelled or None)  # type: ignore[arg-type]
+
+
+@dataclass
+class SpinReport:
+    """The result of ``devd/spin``, and the params of ``devd/spinFinished``."""
+
+    ok: bool
+    flow: str | None = None
+    step: str | None = None
+    pathspec: str | None = None
+    persisted: bool = False
+    duration_ms: float = 0.0
+    artifacts: list[ArtifactRow] = field(default_factory=list)
+    stdout: str = ""
+    stderr: str = ""
+    error: SpinError | None = None
+    next_steps: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+    origin_run_id: str | None = None
+    notices: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    cards: list[CardInfo] = field(default_factory=list)
+    recorded_task: str | None = None
+    stale: list[StaleMark] | None = optional(doc="present only when something is stale")
+    split: SplitInfo | None = optional(doc="a foreach body: the split spun, of how many")
+    environment: StepEnvInfo | None = optional(doc="present when the step ran in another "
+                                               "interpreter than the daemon's")
+    cancelled: Literal["user", "superseded"] | None = optional(
+        doc="the spin was stopped (devd/cancel, or a newer spin of the step): not a failure")

@@ -321,7 +321,8 @@ class Session:
                         keywords: dict[str, Any]) -> SpinResult:
         """The spin, by the warm worker of the step's interpreter; its values are read
         here when first asked for (one this interpreter cannot read stands in)."""
-        from .result import Artifacts, SpinError
+        from ..common.report import SpinError
+        from .result import Artifacts
 
         if options.pdb:
             raise DevdError(f"--pdb runs the step in this terminal's interpreter, but "
@@ -342,7 +343,7 @@ class Session:
         if answer[0] == "result":
             result: SpinResult = answer[1]
             values: dict[str, bytes] = answer[2]
-            public = {row.get("name") for row in result.artifact_rows}
+            public = {row.name for row in result.artifact_rows}
             result.all_values = Artifacts({}, {n: _loader(n, b) for n, b in values.items()})
             result.artifacts = Artifacts({}, {n: _loader(n, b) for n, b in values.items()
                                               if n in public})

@@ -28,12 +28,10 @@ from .flowmodels import (
     TasksParams,
     TasksResult,
 )
-from .models import shared_converter
 from .onespin import RequestSpin, join_save_spin
 from .panes import pane_options, pane_page
 from .progress import RunProgress, TransferProgress
 from .spinmodels import (
-    ArtifactRow,
     ArtifactsParams,
     ArtifactsResult,
     ArtifactValue,
@@ -42,7 +40,6 @@ from .spinmodels import (
     CardParams,
     CardResult,
     DebugReadyParams,
-    ErrorInfo,
     LogParams,
     ResumeParams,
     RunParams,
@@ -245,8 +242,7 @@ def _task_request(server: DevdServer, params: TaskParams) -> TaskResult:
         rows = task_artifacts(params.pathspec)
     except DevdError as exc:
         return TaskResult(ok=False, error=refusal(str(exc)))
-    return TaskResult(ok=True, pathspec=params.pathspec,
-                      artifacts=shared_converter().structure(rows, list[ArtifactRow]))
+    return TaskResult(ok=True, pathspec=params.pathspec, artifacts=rows)
 
 
 def _artifacts_request(server: DevdServer, params: ArtifactsParams) -> ArtifactsResult:
@@ -261,22 +257,21 @@ def _artifacts_request(server: DevdServer, params: ArtifactsParams) -> Artifacts
     except DevdError as exc:
         return ArtifactsResult(ok=False, step=target, artifacts=[], error=refusal(str(exc)))
     result = record.result
-    wire = shared_converter()
     answer = ArtifactsResult(
         ok=True, step=step, spin_ok=result.ok, origin_run_id=result.origin_run_id,
-        artifacts=wire.structure(result.artifact_rows, list[ArtifactRow]),
-        error=wire.structure(result.error.to_json(), ErrorInfo) if result.error else None)
+        artifacts=list(result.artifact_rows), error=result.error)
     name = params.name
     if name:
-        names = [row["name"] for row in result.artifact_rows]
+        names = [row.name for row in result.artifact_rows]
         if name not in names:
             answer.ok = False
             answer.error = refusal(f"the last spin of '{step}' has no artifact '{name}'; it "
                                    f"has: {', '.join(names) or 'none'}")
             return answer
         value = result.all_values[name]
-        answer.value = wire.structure({**describe(name, value), "repr": bounded_repr(value)},
-                                      ArtifactValue)
+        row = describe(name, value)
+        answer.value = ArtifactValue(name=row.name, type=row.type, summary=row.summary,
+                                     repr=bounded_repr(value), size_bytes=row.size_bytes)
     return answer
 
 

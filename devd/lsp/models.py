@@ -3,11 +3,12 @@ and writes them.
 
 The models are attrs classes, one per params, result and notification: the spin's and the
 daemon's work in devd/lsp/spinmodels.py, the flow view's and runs explorer's in
-devd/lsp/flowmodels.py; how a field goes on the wire (camelCase, absent or sent) in
-devd/lsp/wire.py. Requests arrive as them (the server's ``get_message_type``), results and
-notifications leave as them; the extension's TypeScript (vscode-extension/src/protocol.ts)
-is generated from this table (devd/lsp/tsgen.py) and docs/protocol.md is checked against
-it (tests/test_protocol_models.py). A new method is its models and a row here.
+devd/lsp/flowmodels.py, a recorded task's logs in devd/lsp/logmodels.py; how a field goes on
+the wire (camelCase, absent or sent) in devd/lsp/wire.py. Requests arrive as them (the
+server's ``get_message_type``), results and notifications leave as them; the extension's
+TypeScript (vscode-extension/src/protocol.ts) is generated from this table
+(devd/lsp/tsgen.py) and docs/protocol.md is checked against it
+(tests/test_protocol_models.py). A new method is its models and a row here.
 """
 
 from __future__ import annotations
@@ -19,55 +20,39 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
+from ..core.result import SpinReport
 from .flowmodels import (
-    GraphEdge,
-    GraphNodeInfo,
     GraphParams,
     GraphResult,
-    RunInfo,
     RunsParams,
     RunsResult,
-    TaskInfo,
     TaskParams,
     TaskResult,
     TasksParams,
     TasksResult,
 )
 from .spinmodels import (
-    ArtifactRow,
     ArtifactsParams,
     ArtifactsResult,
-    ArtifactValue,
     CancelParams,
     CancelResult,
-    CardInfo,
     CardParams,
     CardResult,
     CardUpdatedParams,
     DebugReadyParams,
-    ErrorInfo,
-    LastSpin,
     LogParams,
-    MemoryStats,
-    PanePreview,
-    PreparedChild,
     ResumeParams,
-    RunningWork,
     RunParams,
     RunResult,
     SpinOutcome,
     SpinParams,
     SpinTarget,
-    SplitInfo,
-    StaleMark,
     StateChangedParams,
     StatusParams,
     StatusResult,
-    WarmTaskInfo,
-    WebviewOptions,
 )
 from .strict import structure
-from .wire import is_optional, wire_name
+from .wire import fields, is_optional, nested_models, wire_name
 
 REQUESTS: dict[str, tuple[type, type]] = {
     "devd/spin": (SpinParams, SpinOutcome),
@@ -104,17 +89,15 @@ def _request_envelope(method: str, params: type) -> type:
 
 
 ENVELOPES: dict[str, type] = {m: _request_envelope(m, p) for m, (p, _) in REQUESTS.items()}
-_MODELS: frozenset[type] = frozenset(
-    {SpinTarget, ErrorInfo, StaleMark, ArtifactRow, ArtifactValue, CardInfo, PanePreview, SplitInfo,
-     WebviewOptions, WarmTaskInfo, RunningWork, LastSpin, PreparedChild, MemoryStats,
-     RunInfo, GraphNodeInfo, GraphEdge, TaskInfo,
-     *(p for p, _ in REQUESTS.values()), *(r for _, r in REQUESTS.values()),
-     *NOTIFICATIONS.values()})
+_MODELS: frozenset[type] = frozenset(nested_models(
+    [SpinTarget, SpinReport, *(p for p, _ in REQUESTS.values()),
+     *(r for _, r in REQUESTS.values()), *NOTIFICATIONS.values()]))  # and what they hold
 
 
 def models() -> list[type]:
     """Every model, in a stable order (for the generated TypeScript)."""
-    return sorted((m for m in _MODELS if m is not SpinTarget), key=lambda m: m.__name__)
+    return sorted((m for m in _MODELS if m not in (SpinTarget, SpinReport)),  # bases
+                  key=lambda m: m.__name__)
 
 
 @functools.cache
@@ -134,7 +117,7 @@ def register(converter: cattrs.Converter) -> cattrs.Converter:
     def unstructure_fn(cls: type) -> Any:
         renamed: dict[str, Any] = {
             a.name: override(rename=wire_name(a), omit_if_default=is_optional(a))
-            for a in attrs.fields(cls)}
+            for a in fields(cls)}
         return make_dict_unstructure_fn(cls, converter, **renamed)
 
     converter.register_unstructure_hook_factory(_is_model, unstructure_fn)

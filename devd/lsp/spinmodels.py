@@ -9,6 +9,7 @@ edit here.
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 from typing import Any, Literal
 
@@ -16,41 +17,20 @@ import attrs
 
 from ..common.options import SpinOptions
 from ..common.optiontable import SPIN_SPELLINGS
+from ..common.report import (
+    ArtifactRow,
+    CardInfo,
+    SpinError,
+    StaleMark,
+    optional,
+)
+from ..core.result import SpinReport
 from .wire import UNSET, opt, req, sent
 
 # -- shared shapes ------------------------------------------------------------------------
-
-@attrs.define
-class ErrorInfo:
-    """Why a request, a spin or a run failed: the one error shape of every devd method.
-
-    ``type``: the exception's type (``ZeroDivisionError``) or devd's own: ``devd.BadRequest``
-    (the request cannot be served as asked), ``devd.Cancelled``, ``devd.DebugTimeout``.
-    """
-
-    type: str = req()
-    message: str = req(doc="one line")
-    file: str | None = opt(doc="the file the error is in (a step's failure: the flow file)")
-    line: int | None = opt(doc="1-based line in `file`")
-    traceback: str | None = opt()
-
-
-@attrs.define
-class StaleMark:
-    """A parent whose code changed since the run the spin's parents come from."""
-
-    step: str = req()
-    reason: str = req()
-
-
-@attrs.define
-class ArtifactRow:
-    """One artifact as listed: its type and a short summary."""
-
-    name: str = req()
-    type: str = req()
-    summary: str = req()
-    size_bytes: int | None = opt()
+# The rows, marks and the error a spin reports are devd/common/report.py's dataclasses,
+# sent as they are; ``ErrorInfo`` is the protocol's name for the one error shape.
+ErrorInfo = SpinError
 
 
 @attrs.define
@@ -62,25 +42,6 @@ class ArtifactValue:
     summary: str = req()
     repr: str = req()
     size_bytes: int | None = opt()
-
-
-@attrs.define
-class CardInfo:
-    """A card of the spun task; ``html`` is left out for a client with ``cardHtml: false``."""
-
-    index: int = req()
-    id: str | None = sent()
-    type: str | None = sent()
-    uuid: str | None = opt()
-    html: str | None = opt()
-
-
-@attrs.define
-class SplitInfo:
-    """The split of a foreach body a spin took (``devd/spin``'s ``split`` picks another)."""
-
-    index: int = req()
-    count: int = req()
 
 
 @attrs.define
@@ -102,34 +63,17 @@ class WebviewOptions:
     version: int | None = opt(doc="the pane's page version, echoed in `preview`")
 
 
-@attrs.define
-class SpinOutcome:
-    """The result of ``devd/spin``, and the params of ``devd/spinFinished``."""
+@dataclasses.dataclass
+class SpinOutcome(SpinReport):
+    """The result of ``devd/spin``, and the params of ``devd/spinFinished``.
 
-    ok: bool = req()
-    uri: str | None = sent()
-    flow: str | None = sent()
-    step: str | None = sent()
-    pathspec: str | None = sent()
-    persisted: bool = sent(False)
-    duration_ms: float = sent(0.0)
-    artifacts: list[ArtifactRow] = sent(list)
-    stdout: str = sent("")
-    stderr: str = sent("")
-    error: ErrorInfo | None = sent()
-    next_steps: list[str] = sent(list)
-    parents: list[str] = sent(list)
-    origin_run_id: str | None = sent()
-    notices: list[str] = sent(list)
-    timings_ms: dict[str, float] = sent(dict)
-    cards: list[CardInfo] = sent(list)
-    recorded_task: str | None = sent()
-    stale: list[StaleMark] | None = opt(doc="present only when something is stale")
-    split: SplitInfo | None = opt(doc="a foreach body: the split spun, of how many")
-    cancelled: Literal["user", "superseded"] | None = opt(
-        doc="the spin was stopped (devd/cancel, or a newer spin of the step): not a failure")
-    preview: PanePreview | None = opt(UNSET, doc="in `devd/spinFinished` to a client that "
-                                      "named its pane; null when rendering failed")
+    The spin's report (devd/core/result.py) with the flow's ``uri`` and the requester's
+    pane page.
+    """
+
+    uri: str | None = None
+    preview: PanePreview | None = optional(UNSET, doc="in `devd/spinFinished` to a client "
+                                           "that named its pane; null when rendering failed")
 
 
 # -- requests -----------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import typing
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeVar
 
-import attrs
 import cattrs
 from cattrs.cols import (
     homogenous_tuple_structure_factory,
@@ -31,7 +30,7 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
-from .wire import camel, json_type, wire_name
+from .wire import camel, fields, is_model, json_type, wire_name
 
 T = TypeVar("T")
 
@@ -70,7 +69,7 @@ def json_kinds(tp: Any) -> tuple[str, ...]:
         if origin is Literal:
             kinds += [json_type(v) for v in typing.get_args(alt)]
         else:
-            kinds += _KINDS.get(origin, ("object",) if attrs.has(origin) else ())
+            kinds += _KINDS.get(origin, ("object",) if is_model(origin) else ())
     return tuple(dict.fromkeys(kinds))
 
 
@@ -120,7 +119,7 @@ def converter() -> cattrs.Converter:
         conv.register_structure_hook_factory(
             functools.partial(_has_origin, origin),
             functools.partial(_checked_factory, factory, conv))
-    conv.register_structure_hook_factory(attrs.has, lambda cls: _model_hook(conv, cls))
+    conv.register_structure_hook_factory(is_model, lambda cls: _model_hook(conv, cls))
     return conv
 
 
@@ -136,10 +135,9 @@ def _checked_factory(factory: Callable[[Any, cattrs.Converter], Any], conv: catt
 def _model_hook(conv: cattrs.Converter, cls: type) -> Callable[[Any, Any], Any]:
     """A model read from an object: camelCase names, ``null`` as absent where the field
     cannot be null."""
-    attrs.resolve_types(cls)
-    renamed: dict[str, Any] = {a.name: override(rename=wire_name(a)) for a in attrs.fields(cls)}
+    renamed: dict[str, Any] = {a.name: override(rename=wire_name(a)) for a in fields(cls)}
     structure: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, conv, **renamed)
-    not_null = {wire_name(a) for a in attrs.fields(cls) if not _nullable(a.type)}
+    not_null = {wire_name(a) for a in fields(cls) if not _nullable(a.type)}
 
     def hook(value: Any, _: Any) -> Any:
         if not isinstance(value, dict):
@@ -179,7 +177,8 @@ def describe(method: str, exc: BaseException) -> str:
     for where, problem, cls, tp in _problems(exc, ""):
         path = "" if where == "params" else where.removeprefix("params.")  # a whole message
         if isinstance(problem, KeyError) and path:
-            field = attrs.fields_dict(cls).get(problem.args[0]) if attrs.has(cls) else None
+            field = {f.name: f for f in fields(cls)}.get(problem.args[0]) \
+                if is_model(cls) else None
             hint = field.metadata.get("hint") if field is not None else None
             return f"{method} needs '{path}'" + (f" ({hint})" if hint else "")
         named = f"'{path}'" if path else "params"

@@ -4,6 +4,7 @@ their wire forms (a spin's as the ``SpinOutcome`` model, the one error shape as
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -26,7 +27,6 @@ from ..core.graph import FlowGraph, RunRecord
 from ..core.memory import ProcessMemory
 from ..core.result import SpinResult
 from .flowmodels import GraphEdge, GraphNodeInfo, GraphResult, RunInfo, RunsResult
-from .models import shared_converter
 from .spinmodels import (
     ErrorInfo,
     LastSpin,
@@ -64,16 +64,14 @@ def uri_to_path(uri: str) -> str:
 
 
 def spin_outcome(result: SpinResult, uri: str, card_html: bool = True) -> SpinOutcome:
-    """The wire form of a spin: ``SpinResult.to_json`` (what ``devd spin --json`` prints)
-    with the flow's ``uri``. Without ``card_html`` the cards are named, not included (an
-    editor that shows them through devd/card need not receive ~1 MB per card twice)."""
-    data = result.to_json()
-    data["uri"] = uri
+    """The wire form of a spin: its report (what ``devd spin --json`` prints) with the
+    flow's ``uri``. Without ``card_html`` the cards are named, not included (an editor that
+    shows them through devd/card need not receive ~1 MB per card twice)."""
+    report = result.report()
     if not card_html:
-        data["cards"] = [{k: v for k, v in card.items() if k != "html"}
-                         for card in data["cards"]]
-    outcome: SpinOutcome = shared_converter().structure(data, SpinOutcome)
-    return outcome
+        report.cards = [dataclasses.replace(card, html=None) for card in report.cards]
+    return SpinOutcome(**{f.name: getattr(report, f.name) for f in dataclasses.fields(report)},
+                       uri=uri)
 
 
 def refusal(message: str, path: str | None = None) -> ErrorInfo:

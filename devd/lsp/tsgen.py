@@ -14,9 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-import attrs
-
-from . import models
+from . import models, wire
 
 TARGET = Path(__file__).resolve().parents[2] / "vscode-extension" / "src" / "protocol.ts"
 
@@ -54,7 +52,7 @@ def ts_type(tp: Any) -> str:
         return f"({inner})[]" if " | " in inner else f"{inner}[]"
     if origin is dict:
         return f"Record<{ts_type(args[0])}, {ts_type(args[1])}>"
-    if isinstance(tp, type) and attrs.has(tp):
+    if wire.is_model(tp):
         return tp.__name__
     raise TypeError(f"no TypeScript type for {tp!r}")
 
@@ -69,15 +67,14 @@ def _doc(text: str | None, indent: str) -> list[str]:
 
 def interface(cls: type) -> str:
     """One model as a TypeScript interface."""
-    attrs.resolve_types(cls)
-    if not attrs.fields(cls):  # an empty interface would accept any value at all
+    if not wire.fields(cls):  # an empty interface would accept any value at all
         empty = f"export type {cls.__name__} = Record<string, never>;"
         return "\n".join([*_doc(cls.__doc__, ""), empty])
     lines = [*_doc(cls.__doc__, ""), f"export interface {cls.__name__} {{"]
-    for field in attrs.fields(cls):
+    for field in wire.fields(cls):
         lines += _doc(field.metadata.get("doc"), "  ")
-        mark = "?" if models.is_optional(field) else ""
-        lines.append(f"  {models.wire_name(field)}{mark}: {ts_type(field.type)};")
+        mark = "?" if wire.is_optional(field) else ""
+        lines.append(f"  {wire.wire_name(field)}{mark}: {ts_type(field.type)};")
     return "\n".join([*lines, "}"])
 
 

@@ -9,7 +9,10 @@ devd/lsp/models.py, read from JSON by devd/lsp/strict.py.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import typing
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -48,12 +51,54 @@ def camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def wire_name(field: attrs.Attribute) -> str:
+class Field(NamedTuple):
+    """A model's field, whether the model is an attrs class or a dataclass (the spin's
+    report and its rows are the core's dataclasses, devd/common/report.py)."""
+
+    name: str
+    type: Any  # resolved
+    metadata: Mapping[str, Any]
+    required: bool
+
+
+def is_model(cls: Any) -> bool:
+    """Whether ``cls`` is a class the protocol reads and writes field by field."""
+    return isinstance(cls, type) and (attrs.has(cls) or dataclasses.is_dataclass(cls))
+
+
+def fields(cls: type) -> list[Field]:
+    """The fields of a model, in order, their types resolved."""
+    hints = typing.get_type_hints(cls)
+    if attrs.has(cls):
+        return [Field(a.name, hints.get(a.name, a.type), a.metadata, a.default is attrs.NOTHING)
+                for a in attrs.fields(cls)]
+    return [Field(f.name, hints[f.name], f.metadata, f.default is dataclasses.MISSING
+                  and f.default_factory is dataclasses.MISSING)
+            for f in dataclasses.fields(cls)]
+
+
+def nested_models(roots: Any) -> Iterator[type]:
+    """The models ``roots`` are and every model their fields hold, each once."""
+    seen: set[type] = set()
+    stack = list(roots)
+    while stack:
+        tp = stack.pop()
+        if is_model(tp):
+            if tp in seen:
+                continue
+            seen.add(tp)
+            yield tp
+            stack += [f.type for f in fields(tp)]
+        else:
+            stack += list(typing.get_args(tp))
+
+
+def wire_name(field: Any) -> str:
     """The field's name on the wire: camelCase."""
     return camel(field.name)
 
 
-def is_optional(field: attrs.Attribute) -> bool:
+def is_optional(field: Any) -> bool:
     """Whether the field may be absent on the wire."""
     return bool(field.metadata.get("omit"))
 

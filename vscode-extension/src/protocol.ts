@@ -37,7 +37,7 @@ export interface ArtifactValueResult {
   value?: ValueView | null;
   /** with `webview`: the page for the pane */
   html?: string | null;
-  error?: ErrorInfo | null;
+  error?: SpinError | null;
 }
 
 /** `devd/artifacts`: the last spin's artifacts, and one value's repr with `name`. */
@@ -54,7 +54,7 @@ export interface ArtifactsResult {
   ok: boolean;
   step: string;
   artifacts: ArtifactRow[];
-  error: ErrorInfo | null;
+  error: SpinError | null;
   spinOk?: boolean | null;
   originRunId?: string | null;
   value?: ArtifactValue | null;
@@ -100,7 +100,7 @@ export interface CardResult {
   preview?: string | null;
   /** with `webview`: the card scripts carried in full */
   assets?: string[] | null;
-  error?: ErrorInfo | null;
+  error?: SpinError | null;
 }
 
 /** `devd/cardUpdated`: a card's live update while its step runs (docs/cards.md). */
@@ -117,18 +117,6 @@ export interface DebugReadyParams {
   step: string;
   host: string;
   port: number;
-}
-
-/** Why a request, a spin or a run failed: the one error shape of every devd method. */
-export interface ErrorInfo {
-  type: string;
-  /** one line */
-  message: string;
-  /** the file the error is in (a step's failure: the flow file) */
-  file?: string | null;
-  /** 1-based line in `file` */
-  line?: number | null;
-  traceback?: string | null;
 }
 
 /** One edge: a switch's carries its case, a foreach's its variable. */
@@ -181,7 +169,7 @@ export interface GraphResult {
   run: RunInfo | null;
   nodes: GraphNodeInfo[];
   edges: GraphEdge[];
-  error?: ErrorInfo | null;
+  error?: SpinError | null;
 }
 
 /** How the last spin of a step went. */
@@ -267,7 +255,7 @@ export interface RunResult {
   runId: string | null;
   returncode?: number | null;
   /** the run could not start */
-  error?: ErrorInfo | null;
+  error?: SpinError | null;
   /** stopped by devd/cancel: not a failure */
   cancelled?: boolean | null;
 }
@@ -293,13 +281,24 @@ export interface RunsResult {
   ok: boolean;
   flow: string | null;
   runs: RunInfo[];
-  error?: ErrorInfo | null;
+  error?: SpinError | null;
+}
+
+/** Why a request, a spin or a run failed: the one error shape of every devd method. */
+export interface SpinError {
+  type: string;
+  /** one line */
+  message: string;
+  /** the file the error is in (a step's failure: the flow file) */
+  file?: string | null;
+  /** 1-based line in `file` */
+  line?: number | null;
+  traceback?: string;
 }
 
 /** The result of `devd/spin`, and the params of `devd/spinFinished`. */
 export interface SpinOutcome {
   ok: boolean;
-  uri: string | null;
   flow: string | null;
   step: string | null;
   pathspec: string | null;
@@ -308,7 +307,7 @@ export interface SpinOutcome {
   artifacts: ArtifactRow[];
   stdout: string;
   stderr: string;
-  error: ErrorInfo | null;
+  error: SpinError | null;
   nextSteps: string[];
   parents: string[];
   originRunId: string | null;
@@ -320,8 +319,11 @@ export interface SpinOutcome {
   stale?: StaleMark[] | null;
   /** a foreach body: the split spun, of how many */
   split?: SplitInfo | null;
+  /** present when the step ran in another interpreter than the daemon's */
+  environment?: StepEnvInfo | null;
   /** the spin was stopped (devd/cancel, or a newer spin of the step): not a failure */
   cancelled?: "user" | "superseded" | null;
+  uri: string | null;
   /** in `devd/spinFinished` to a client that named its pane; null when rendering failed */
   preview?: PanePreview | null;
 }
@@ -414,6 +416,18 @@ export interface StatusResult {
   memory: MemoryStats;
 }
 
+/** Where a spin ran when it was not the daemon's interpreter (docs/usage.md, "Environments"): a warm worker of devd in the step's own environment. */
+export interface StepEnvInfo {
+  /** Metaflow's --environment (uv, pypi, conda) or the decorator that moved the step (`@venv_step`) */
+  name: string;
+  /** the interpreter the step ran in */
+  python: string;
+  /** its Python version (`3.11`; empty when unknown) */
+  version: string;
+  /** the pid of the warm worker that spun it */
+  worker?: number | null;
+}
+
 /** One step's state in a running run (`devd/runProgress`). */
 export interface StepState {
   step: string;
@@ -456,7 +470,7 @@ export interface TaskResult {
   ok: boolean;
   pathspec: string | null;
   artifacts: ArtifactRow[];
-  error?: ErrorInfo | null;
+  error?: SpinError | null;
 }
 
 /** `devd/tasks`: the tasks of one step in a run (the runs explorer). */
@@ -470,7 +484,7 @@ export interface TasksParams {
 export interface TasksResult {
   ok: boolean;
   tasks: TaskInfo[];
-  error?: ErrorInfo | null;
+  error?: SpinError | null;
 }
 
 /** A numeric array's statistics, NaNs left out. */
