@@ -173,13 +173,13 @@ def show_flow_sample(wb, steps: int) -> float:
 def daemon_timings(ws: Path, env: dict[str, str], samples: int) -> tuple[list[float], list[float]]:
     """devd/graph and devd/runs (limit 51, the tree's first page) from a client like the
     extension's, against the warm daemon: the daemon's share of the two."""
-    from devd.cli.client import daemon_client, file_uri
-    from devd.core.project import daemon_paths, project_root
+    from devd.cli.client import file_uri
+    from devd.cli.daemons import daemon_for
 
     os.environ["DEVD_RUNTIME_DIR"] = env["DEVD_RUNTIME_DIR"]
     uri = file_uri(str(ws / flowfixture.FLOW_FILE))
     graph, runs = [], []
-    client = daemon_client(daemon_paths(project_root(str(ws))), "never")
+    client = daemon_for(str(ws))
     if client is None:
         raise SystemExit("the editor's daemon is not running")
     with client:

@@ -199,9 +199,8 @@ def test_a_runs_tasks_and_a_tasks_artifacts_through_the_daemon(project: Path,
         run_id = graph["run"]["runId"]
         script = (
             "import json, sys\n"
-            "from devd.cli.client import daemon_client\n"
-            "from devd.core.project import daemon_paths, project_root\n"
-            "c = daemon_client(daemon_paths(project_root(sys.argv[1])), 'never')\n"
+            "from devd.cli.daemons import daemon_for\n"
+            "c = daemon_for(sys.argv[1])\n"
             "uri, run_id = sys.argv[2], sys.argv[3]\n"
             "with c:\n"
             "    tasks = c.request('devd/tasks', {'uri': uri, 'runId': run_id, 'step': 'body'})\n"

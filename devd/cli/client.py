@@ -1,4 +1,5 @@
-"""A small JSON-RPC client (LSP framing) for the CLI to talk to a running daemon.
+"""A small JSON-RPC client (LSP framing) for the CLI to talk to a running daemon (joined,
+or started, through devd/cli/daemons.py).
 
 Standard library only, so `devd spin` against a warm daemon starts in milliseconds.
 """
@@ -137,45 +138,3 @@ def connect(paths: DaemonPaths, timeout: float | None = None) -> DaemonClient | 
         return DaemonClient(paths, timeout)
     except DaemonUnavailable:
         return None
-
-
-def daemon_client(paths: DaemonPaths, start: str,
-                  idle_seconds: float | None = None) -> DaemonClient | None:
-    """A connection to the project's daemon of this interpreter, or None.
-
-    ``start``: ``"always"`` starts a daemon when none runs, ``"if-died"`` only when one died
-    without cleaning up (its socket file is left), ``"never"`` never. A daemon of another
-    interpreter is never joined: it is replaced by one of this interpreter (the rule lives
-    in devd/lsp/daemon.py's start_background, which says so), or with ``"never"`` passed by.
-    """
-    client = connect(paths)
-    if client is not None:
-        if paths.other_interpreter() is None:
-            return client
-        client.close()
-        if start == "never":
-            return None  # the caller works without a daemon, in this interpreter
-    elif start == "never" or (start == "if-died" and not os.path.lexists(paths.socket)):
-        return None
-    from ..lsp.daemon import start_background
-
-    if start == "if-died" and client is None:
-        import sys
-
-        print(f"devd: the daemon for {paths.root} had died; starting a fresh one",
-              file=sys.stderr)
-    start_background(paths.root, idle_seconds=idle_seconds)
-    return connect(paths)
-
-
-def daemon_for(path: str, restart: bool = False) -> DaemonClient | None:
-    """A connection to the running daemon of ``path``'s project, or None.
-
-    With ``restart``, a daemon that died without cleaning up (its socket file is still
-    there: killed, or crashed) is replaced by a fresh one rather than the command
-    quietly running in this process; a daemon of another interpreter is never joined
-    (devd/cli/client.py's daemon_client: the rule every client shares).
-    """
-    from ..core.project import daemon_paths, project_root
-
-    return daemon_client(daemon_paths(project_root(path)), "if-died" if restart else "never")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
-from .client import daemon_for, file_uri
+from .client import file_uri
+from .daemons import daemon_for
 from .terminal import EXIT_OK, echo, log_printer
 
 TYPE_CHECKING = False
@@ -34,7 +35,7 @@ def _run_or_resume(flow: str, verb: str, extra: list[str]) -> int:
     """Through the daemon when one runs (its warm state then follows the new run)."""
     from ..core.runner import RunOutcome
 
-    client = daemon_for(flow, restart=True)
+    client = daemon_for(flow, "if-died")
     if client is not None:
         if not os.path.isfile(flow):
             from ..common.errors import DevdError
@@ -192,32 +193,32 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     from ..core.project import daemon_paths, project_root
-    from ..lsp import daemon
+    from . import daemons
 
     root = project_root(args.path)
     paths = daemon_paths(root)
     if args.action == "start":
-        was_running = daemon.socket_alive(paths)
-        pid = daemon.start_background(root, args.idle_timeout, args.budget_mb, args.tcp)
+        was_running = daemons.socket_alive(paths)
+        pid = daemons.start_background(root, args.idle_timeout, args.budget_mb, args.tcp)
         state = "already running" if was_running else "started"
         print(f"devd: daemon {state} (pid {pid}) for {root}; socket {paths.socket}")
         return EXIT_OK
     if args.action == "stop":
-        stopped = daemon.stop(root)
+        stopped = daemons.stop(root)
         print(f"devd: daemon {'stopped' if stopped else 'was not running'} for {root}")
         return EXIT_OK
-    if daemon.socket_alive(paths):
+    if daemons.socket_alive(paths):
         info = paths.read_info()
         print(f"devd: daemon running (pid {info.get('pid')}) for {root}; socket {paths.socket}")
     else:
-        stale = daemon.clear_stale(paths)
+        stale = daemons.clear_stale(paths)
         print(f"devd: no daemon for {root}" + (" (removed stale files)" if stale else ""))
     return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..core.project import project_root
-    from ..lsp.daemon import relay_stdio
+    from .daemons import relay_stdio
 
     return relay_stdio(project_root(args.root))
 

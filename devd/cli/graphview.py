@@ -121,10 +121,10 @@ def runs_text(flow: str, runs: list[dict[str, Any]], colour: bool) -> str:
 
 def _ask_daemon(flow: str, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
     """The running daemon's answer, or None when none runs (never starts one)."""
-    from ..core.project import daemon_paths, project_root
-    from .client import daemon_client, file_uri, refused
+    from .client import file_uri, refused
+    from .daemons import daemon_for
 
-    client = daemon_client(daemon_paths(project_root(flow)), "never")
+    client = daemon_for(flow)
     if client is None:
         return None
     with client:

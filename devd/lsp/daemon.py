@@ -1,8 +1,8 @@
 """The project daemon: a Unix-socket JSON-RPC server holding one warm Engine.
 
-``devd daemon start`` launches ``python -m devd.lsp.daemon --root ROOT`` in the background;
-``devd serve --stdio`` (what an editor starts) connects to that daemon, starting it when
-needed, and relays bytes, so the editor and terminal commands share one warm state.
+``python -m devd.lsp.daemon --root ROOT`` serves; clients start, stop and join it through
+devd/cli/daemons.py (``devd daemon start``, ``devd serve --stdio`` that an editor starts, the
+CLI's commands, ``devd mcp``), so the editor and terminal commands share one warm state.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -24,10 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..core import daemonlog, memory
 from ..core.daemonlog import Throttle
 from ..core.project import (
-    DaemonPaths,
-    DaemonUnavailable,
     daemon_paths,
-    open_socket,
     peer_uid,
     this_interpreter,
 )
@@ -80,32 +76,6 @@ async def _discard(reader: asyncio.StreamReader, limit: int, seconds: float) -> 
         if not chunk:
             return
         limit -= len(chunk)
-
-
-def socket_alive(paths: DaemonPaths) -> bool:
-    """True when a daemon of this user answers on the project's socket.
-
-    Raises UnsafeRuntimeDir when the directory or socket could be another user's.
-    """
-    try:
-        open_socket(paths, 1.0).close()
-        return True
-    except DaemonUnavailable:
-        return False
-
-
-def clear_stale(paths: DaemonPaths) -> bool:
-    """Remove socket and pid files a killed daemon left behind; True if there were any."""
-    if not paths.check() or socket_alive(paths):
-        return False
-    removed = False
-    for name in (paths.socket, paths.pidfile, paths.info, paths.interpreter):
-        try:
-            os.unlink(name)
-            removed = True
-        except FileNotFoundError:
-            pass
-    return removed
 
 
 class Daemon:
@@ -344,124 +314,6 @@ def idle_seconds_default() -> float:
 def budget_default() -> int | None:
     mb = os.environ.get("DEVD_BUDGET_MB")
     return int(float(mb) * (1 << 20)) if mb else None
-
-
-def start_background(root: str, idle_seconds: float | None = None,
-                     budget_mb: float | None = None, tcp_port: int | None = None,
-                     wait: float = 30.0) -> int:
-    """Start the project's daemon unless one of this interpreter runs; return its pid.
-
-    The one rule every client follows (the CLI, ``devd serve --stdio``, ``devd mcp``): a
-    daemon serves one interpreter, the one that started it, and runs the flows with it. A
-    daemon of another interpreter is never joined: it is stopped and replaced, and the
-    client's stderr (the editor's devd output) and the daemon's log say so.
-    """
-    paths = daemon_paths(root)
-    paths.ensure()
-    if socket_alive(paths):
-        other = paths.other_interpreter()
-        if other is None:
-            return paths.read_pid()
-        _replacing(paths, other)
-        stop(root)
-    clear_stale(paths)
-    command = [sys.executable, "-m", "devd.lsp.daemon", "--root", paths.root]
-    if idle_seconds is not None:
-        command += ["--idle-timeout", str(idle_seconds)]
-    if budget_mb is not None:
-        command += ["--budget-mb", str(budget_mb)]
-    if tcp_port is not None:
-        command += ["--tcp", str(tcp_port)]
-    with open(paths.log, "ab") as logfile:
-        proc = subprocess.Popen(command, cwd=paths.root, stdin=subprocess.DEVNULL,
-                                stdout=logfile, stderr=logfile, start_new_session=True)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if socket_alive(paths):
-            return proc.pid
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    tail = ""
-    try:
-        with open(paths.log, errors="replace") as fh:
-            tail = fh.read()[-400:].strip().splitlines()[-1:]  # type: ignore[assignment]
-    except OSError:
-        pass
-    from ..common.errors import DevdError
-
-    raise DevdError(f"the daemon did not start ({''.join(tail) or 'no output'}); "
-                    f"see {paths.log}")
-
-
-def _replacing(paths: DaemonPaths, other: str) -> None:
-    """Say, on stderr and in the daemon's log, that the daemon of ``other`` gives way."""
-    message = (f"devd: the daemon for {paths.root} runs {other}; replacing it with a daemon "
-               f"of {sys.executable}")
-    print(message, file=sys.stderr, flush=True)
-    try:
-        with open(paths.log, "a") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
-    except OSError:
-        pass  # stderr said it
-
-
-def stop(root: str, wait: float = 10.0) -> bool:
-    """Stop the project's daemon; False if none was running."""
-    paths = daemon_paths(root)
-    if not socket_alive(paths):  # checks the directory is the user's before trusting info.json
-        clear_stale(paths)
-        return False
-    pid = paths.read_pid()
-    if pid:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            clear_stale(paths)
-            return False
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and os.path.exists(paths.socket):
-        time.sleep(0.05)
-    return True
-
-
-def relay_stdio(root: str) -> int:
-    """``devd serve --stdio``: join the project daemon (starting it) and relay bytes."""
-    paths = daemon_paths(root)
-    start_background(root, idle_seconds=idle_seconds_default())
-    sock = open_socket(paths)
-    stdin_fd = sys.stdin.fileno()
-    stdout = sys.stdout.buffer
-
-    def upstream() -> None:
-        try:
-            while True:
-                chunk = os.read(stdin_fd, 65536)
-                if not chunk:
-                    break
-                sock.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            try:
-                sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-    threading.Thread(target=upstream, daemon=True).start()
-    try:
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            stdout.write(data)
-            stdout.flush()
-    except (OSError, BrokenPipeError):
-        pass
-    finally:
-        sock.close()
-    # The stdin reader thread may still be blocked in read(): leave without joining it.
-    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:
