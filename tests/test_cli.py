@@ -424,3 +424,26 @@ def test_every_cli_failure_is_one_line_saying_what_next(
         assert err.rstrip().endswith(".log"), err
     with pytest.raises(type(failure())):
         cli.main(["--debug", "status", str(tmp_path)])
+
+
+def test_every_client_builds_spin_params_from_the_table(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One builder for devd/spin's params: each option by its row's wire name (paths made
+    absolute), a target with a "/" as pathspec; the MCP tool's spin options are rows too."""
+    import inspect
+
+    from devd.cli.mcp import Tools
+    from devd.common.optiontable import SPIN_SPELLINGS, spin_params, target_params
+
+    assert target_params("train") == {"step": "train"}
+    assert target_params("12/train") == {"pathspec": "12/train"}
+    assert target_params("F/12/train/3") == {"pathspec": "F/12/train/3"}
+    given = {"artifacts": {"x": 1}, "config": {"c": "c.toml"}, "from_spin": True,
+             "environment": None, "pdb": True}
+    monkeypatch.chdir(tmp_path)
+    params = spin_params("file:///f.py", "train", given)
+    assert params == {"uri": "file:///f.py", "step": "train", "artifacts": {"x": 1},
+                      "config": {"c": os.path.join(os.getcwd(), "c.toml")}, "fromSpin": True}
+    rows = {row.field for row in SPIN_SPELLINGS if row.wire}
+    tool = inspect.signature(Tools.spin).parameters
+    assert set(tool) - {"self", "flow", "step"} <= rows

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..common.optiontable import target_params
 from .client import file_uri
 from .daemons import daemon_for
 from .terminal import EXIT_OK, echo, log_printer
@@ -104,8 +105,8 @@ def cmd_card(args: argparse.Namespace) -> int:
         step = args.target
         if client is not None:
             with client:
-                params = {"uri": file_uri(args.flow), "step" if "/" not in args.target
-                          else "pathspec": args.target, "spinIfMissing": True}
+                params = {"uri": file_uri(args.flow), **target_params(args.target),
+                          "spinIfMissing": True}
                 data = client.request("devd/card", params)
             if not data.get("ok"):
                 from .client import refused

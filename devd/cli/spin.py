@@ -3,10 +3,9 @@ printed for a person or as one JSON object."""
 
 from __future__ import annotations
 
-import os
 import sys
 
-from ..common.optiontable import SPIN_SPELLINGS
+from ..common.optiontable import SPIN_SPELLINGS, spin_params
 from .client import file_uri
 from .daemons import daemon_for
 from .terminal import EXIT_OK, EXIT_STEP_FAILED, echo, log_printer, print_debug_ready
@@ -83,19 +82,10 @@ def _given_options(args: argparse.Namespace) -> list[tuple[Spelling, Any]]:
 
 
 def _spin_params(args: argparse.Namespace) -> dict[str, Any]:
-    """``devd/spin``'s params for this command line: each given option by its wire name,
-    file paths made absolute (the daemon runs in another directory)."""
-    params: dict[str, Any] = {"uri": file_uri(args.flow),
-                              "workDoneToken": "devd-cli"}  # parents downloading: $/progress
-    params["pathspec" if "/" in args.target else "step"] = args.target
-    for row, value in _given_options(args):
-        if row.wire is None or value is None:
-            continue
-        if row.paths:
-            value = {k: os.path.abspath(v) for k, v in value.items()} \
-                if isinstance(value, dict) else os.path.abspath(value)
-        params[row.wire] = value
-    return params
+    """``devd/spin``'s params for this command line (devd/common/optiontable.py's builder)."""
+    options = {row.field: value for row, value in _given_options(args)}
+    return {**spin_params(file_uri(args.flow), args.target, options),
+            "workDoneToken": "devd-cli"}  # parents downloading: $/progress
 
 
 def print_result(data: dict[str, Any]) -> None:

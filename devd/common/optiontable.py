@@ -6,10 +6,19 @@ the rows with a ``wire`` name. The option itself (its type and default) is a fie
 ``devd.common.options.SpinOptions``, whose type the wire field takes;
 tests/test_options.py checks that the two name the same options.
 
-Imports nothing: the CLI's fast path (a spin answered by a running daemon) reads it.
+Every client builds ``devd/spin``'s params (and any method's step-or-pathspec) here, from
+the rows: the CLI, ``devd mcp``.
+
+Imports nothing but ``os``: the CLI's fast path (a spin answered by a running daemon) reads it.
 """
 
 from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False  # `typing` costs the CLI's fast path its import
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Spelling:
@@ -86,3 +95,25 @@ SPIN_SPELLINGS: tuple[Spelling, ...] = (
              "recorded task took)", wire="split",
              flag="--split", kind="value", metavar=("N",), value_type="int"),
 )
+
+
+def target_params(target: str) -> dict[str, str]:
+    """What a devd method's params name to spin or read: a step name as ``step``, a
+    pathspec (RUN/STEP, Flow/RUN/STEP/TASK) as ``pathspec``."""
+    return {"pathspec" if "/" in target else "step": target}
+
+
+def spin_params(uri: str, target: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``devd/spin``'s params: the flow's ``uri``, the target, and each given option (by its
+    ``SpinOptions`` field name; None is not given) by its row's wire name, file paths made
+    absolute (the daemon runs in another directory). Options not on the wire are left out."""
+    params: dict[str, Any] = {"uri": uri, **target_params(target)}
+    for row in SPIN_SPELLINGS:
+        value = options.get(row.field)
+        if row.wire is None or value is None:
+            continue
+        if row.paths:
+            value = {k: os.path.abspath(v) for k, v in value.items()} \
+                if isinstance(value, dict) else os.path.abspath(value)
+        params[row.wire] = value
+    return params
