@@ -111,3 +111,15 @@ def test_the_python_api_takes_options_or_keywords_alike(in_project: Path) -> Non
         assert changed.ok and changed.artifacts["x"] == [1]
         with pytest.raises(DevdError, match="needs the daemon"):
             session.spin("double", from_spin=True)  # only the daemon keeps spins to chain on
+
+
+def test_hooks_are_one_value_beside_the_options() -> None:
+    """How a caller follows a spin is a SpinHooks; keyword calls split into it and the
+    options in one place (Session.spin), a misspelt keyword still being no option."""
+    from devd.common.options import SpinHooks
+
+    hooks, rest = SpinHooks.split({"on_output": print, "diff": True, "persist": True})
+    assert hooks == SpinHooks(on_output=print, diff=True) and rest == {"persist": True}
+    assert hooks.want_values and not hooks.want_private
+    with pytest.raises(TypeError):
+        SpinOptions.of("train", **SpinHooks.split({"diffs": True})[1])

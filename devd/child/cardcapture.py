@@ -20,6 +20,7 @@ def install_card_capture() -> None:
     from metaflow.plugins.cards.card_creator import CardCreator
 
     from ..common.childside import emit
+    from .request import CardUpdate
 
     def create(self: Any, card_uuid: Any = None, user_set_card_id: Any = None,
                runtime_card: bool = False, decorator_attributes: Any = None,
@@ -54,7 +55,7 @@ def install_card_capture() -> None:
         elif not final:
             if mode == "render_runtime":
                 entry["html"] = _render_runtime(entry)
-            emit("card", entry)
+            emit(CardUpdate(entry))
 
     CardCreator.create = create  # type: ignore[method-assign]
 

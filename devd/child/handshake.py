@@ -41,13 +41,13 @@ def await_request() -> SpinRequest | Outdated:
     """Block until the parent sends the request; refuse it if a source changed meanwhile."""
     import datetime
 
-    from ..common.childside import emit, receive
+    from ..common.childside import accept, receive
 
     req = receive()
     for path, mtime, size in State.stamps:
         if stamp([path])[0] != (path, mtime, size):
             return Outdated(path)
-    emit("accepted", None)
+    accept()
     State.request = req
     State.created_at = datetime.datetime.now()
     return req

@@ -12,6 +12,7 @@ import pickle
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..common.blobcache import DownloadProgress
 from ..common.options import SpinOptions
 from ..common.report import ArtifactRow, SpinError
 
@@ -106,6 +107,26 @@ class ChildResult:
     hashes: dict[str, str | None] = field(default_factory=dict)  # name -> content sha1
     lazy_loaded: list[tuple[str, str]] = field(default_factory=list)  # warm these next
     kept: dict[str, str] = field(default_factory=dict)  # name -> how shown unchanged
+
+
+@dataclass(frozen=True)
+class CardUpdate:
+    """A card's live update while the step runs (``current.card[...].refresh()``)."""
+
+    entry: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DebugReady:
+    """A debug spin's child listens for a DAP client at ``host:port`` (loopback)."""
+
+    host: str
+    port: int
+
+
+# What a spin's child tells the process waiting for it while the step runs, as
+# devd/core/events.py's events tell the engine's listeners.
+ChildEvent = CardUpdate | DebugReady | DownloadProgress
 
 
 class Unpicklable:

@@ -26,7 +26,7 @@ from .collect import Sink, capture_output_datastore, collect
 from .failure import error_info, setup_error
 from .handshake import await_request, source_files, stamp
 from .overrides import apply_config_overrides, read_overrides
-from .request import ChildResult, Outdated, SpinRequest, spin_kept_decorators
+from .request import ChildResult, DebugReady, Outdated, SpinRequest, spin_kept_decorators
 from .state import State, Tee, mark
 from .takeover import run_cli, spun_task_in_client, warm_task_class
 
@@ -44,12 +44,16 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
     from metaflow.plugins.datastores.spin_storage import SpinStorage
     from metaflow.plugins.metadata_providers.spin import SpinMetadataProvider
 
-    from ..common.childside import NoRequest
+    from ..common.blobcache import DownloadProgress, set_process_watch
+    from ..common.childside import NoRequest, emit
     from ..common.loader import load_flow_class
     from ..common.pagecheck import share_pages
     from ..common.warmstore import WarmFlowDataStore, load_task
 
     State.marks = [("start", time.perf_counter())]
+    # the step (or its threads) reading a big parent: heard by the process that waits
+    set_process_watch(lambda done, total, message:
+                      emit(DownloadProgress(done, total, message)))
     State.created_at = datetime.datetime.now()
     State.prepared = prepared
     State.result = None
@@ -247,7 +251,7 @@ def _attach_debugger(req: SpinRequest) -> None:
 
     list_parent_artifacts()
     host, port = listen()
-    emit("debugReady", {"host": host, "port": port})
+    emit(DebugReady(host, port))
     mark("listen")
     wait_for_client(req.options.debug_timeout)
     mark("attach")

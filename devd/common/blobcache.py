@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from .errors import DevdError
 from .privatedir import UnsafeDir, checked_dir, user_cache_root
@@ -80,7 +79,17 @@ class Watch:
     cancelled: Callable[[], bool] = lambda: False
 
 
+@dataclass(frozen=True)
+class DownloadProgress:
+    """A spin's child reading a big parent: bytes done of total (its child event)."""
+
+    done: int
+    total: int
+    message: str
+
+
 _local = threading.local()
+_process_watch = Watch()  # what threads without their own watch report to (set_process_watch)
 
 
 @contextlib.contextmanager
@@ -97,25 +106,24 @@ def watch(on_progress: ProgressCallback | None = None,
         _local.watch = previous
 
 
+def set_process_watch(on_progress: ProgressCallback | None) -> None:
+    """Where downloads report in a thread that set no ``watch``: a spin's child sets it
+    once, so a step (or its threads) reading a big parent is heard by the process that
+    waits for the spin (``relay_progress``)."""
+    global _process_watch
+    _process_watch = Watch(on_progress)
+
+
 def current_watch() -> Watch:
     found = getattr(_local, "watch", None)
-    if found is not None:
-        return found
-    from . import childside
-
-    if childside._CHANNEL is not None:  # in a spin's child (a step reading a big parent):
-        # progress goes to the process that waits for the spin (``relay_progress``)
-        return Watch(on_progress=lambda done, total, message:
-                     childside.emit("progress", [done, total, message]))
-    return Watch()
+    return found if found is not None else _process_watch
 
 
-def relay_progress(payload: Any) -> None:
+def relay_progress(progress: DownloadProgress) -> None:
     """A spin child's download progress, for the watch of this thread (the spin's)."""
     found = getattr(_local, "watch", None)
-    if found is not None and found.on_progress is not None and isinstance(payload, list) \
-            and len(payload) == 3:
-        found.on_progress(int(payload[0]), int(payload[1]), str(payload[2]))
+    if found is not None and found.on_progress is not None:
+        found.on_progress(progress.done, progress.total, progress.message)
 
 
 class Cancelled(DevdError):

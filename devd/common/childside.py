@@ -1,6 +1,7 @@
 """The child's side of a fork (or spawn): its main (output to the pipes, the result or the
 traceback back), and what code running in it uses to talk to the warm process: ``receive``
-an armed child's request, ``emit`` an event."""
+an armed child's request, ``accept`` it, ``emit`` a typed event (devd/child/request.py's
+``ChildEvent``)."""
 
 from __future__ import annotations
 
@@ -36,10 +37,17 @@ def receive() -> Any:
     return message[1]
 
 
-def emit(kind: str, payload: Any) -> None:
-    """Send an event from inside a child to the parent (no-op outside a child)."""
+def accept() -> None:
+    """Tell the parent an armed child took its request (its sources were unchanged)."""
     if _CHANNEL is not None:
-        _CHANNEL.send(kind, payload)
+        _CHANNEL.send("accepted", None)
+
+
+def emit(event: Any) -> None:
+    """Send a typed event (a ``ChildEvent``) from inside a child to the parent, which
+    hands it to its ``on_event`` (no-op outside a child)."""
+    if _CHANNEL is not None:
+        _CHANNEL.send("event", event)
 
 
 def child_main(

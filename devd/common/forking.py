@@ -99,7 +99,7 @@ class ChildProcess:
         func: Callable[..., Any],
         args: tuple[Any, ...],
         on_output: OutputCallback | None = None,
-        on_event: Callable[[str, Any], None] | None = None,
+        on_event: Callable[[Any], None] | None = None,
         armed: bool = False,
     ) -> None:
         self._on_output = on_output
@@ -228,7 +228,7 @@ class ChildProcess:
                         self._on_output(stream, note)
 
     def attach(self, on_output: OutputCallback | None,
-               on_event: Callable[[str, Any], None] | None) -> None:
+               on_event: Callable[[Any], None] | None) -> None:
         """Give an armed child its callbacks; output it printed so far goes there first."""
         with self._out_lock:
             if on_output is not None:
@@ -304,8 +304,8 @@ class ChildProcess:
                     final = kind in ("result", "error")
                     if final:  # its last word: output is complete, exit is a formality
                         break
-                else:
-                    self._on_event(kind, payload)
+                elif kind == "event":  # a typed event (devd/child/request.py's ChildEvent)
+                    self._on_event(payload)
             os.close(self._res_r)
             # The step is over: what it left running (a subprocess, a grandchild holding
             # our pipes) goes with it. The child is not reaped yet, so its pid still
@@ -356,8 +356,8 @@ class ChildProcess:
             elif kind == "error":
                 outcome.crashed = str(payload)
                 got_result = True
-            elif self._on_event is not None:
-                self._on_event(kind, payload)
+            elif kind == "event" and self._on_event is not None:
+                self._on_event(payload)
         outcome.exit_code = code
         if not got_result:
             outcome.crashed = _describe_exit(outcome.exit_code)
@@ -438,7 +438,7 @@ def run_in_child(
     func: Callable[..., Any],
     *args: Any,
     on_output: OutputCallback | None = None,
-    on_event: Callable[[str, Any], None] | None = None,
+    on_event: Callable[[Any], None] | None = None,
 ) -> ChildOutcome:
     """Run ``func(*args)`` in a child and wait for it."""
     return ChildProcess(func, args, on_output=on_output, on_event=on_event).wait()

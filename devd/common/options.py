@@ -1,4 +1,5 @@
-"""``SpinOptions``: what a spin is asked for, the one value every layer passes along.
+"""``SpinOptions``: what a spin is asked for, the one value every layer passes along; and
+``SpinHooks``: how its caller follows it and what it wants back.
 
 The Python API, the CLI, the protocol and the engine all hand a ``SpinOptions`` down;
 how clients spell each field (CLI flag, JSON-RPC field) is in ``devd.common.optiontable``.
@@ -7,7 +8,8 @@ A new option is a field here and a row there, nowhere else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .errors import DevdError
@@ -76,3 +78,33 @@ class SpinOptions:
         given: dict[str, Any] = {name: dict(value) if isinstance(value, dict) else value
                  for name, value in keywords.items() if value is not None}
         return replace(options, **given) if given else options
+
+
+@dataclass(frozen=True)
+class SpinHooks:
+    """How the caller of one spin follows it, and what it wants back (the engine, the CLI,
+    a worker and the Python API pass one down; the spin itself is its ``SpinOptions``).
+
+    ``on_output(stream, text)``: the step's output as it comes. ``on_card(entry)``: a
+    card's live update. ``on_started(child)``: the child process, once it has the spin (to
+    cancel it). ``on_debug_ready({host, port})``: a debug spin's child listens (without
+    it, the address is printed on stderr). ``want_values``: the values the step set come
+    back (pickled); ``want_private``: ``_``-prefixed ones too (to chain spins); ``diff``:
+    their content hashes, to compare with the recorded task.
+    """
+
+    on_output: Callable[[str, str], None] | None = None
+    on_card: Callable[[dict[str, Any]], None] | None = None
+    on_started: Callable[[Any], None] | None = None
+    on_debug_ready: Callable[[dict[str, Any]], None] | None = None
+    want_values: bool = True
+    want_private: bool = False
+    diff: bool = False
+
+    @classmethod
+    def split(cls, keywords: dict[str, Any]) -> tuple[SpinHooks, dict[str, Any]]:
+        """The hooks among keyword arguments (``session.spin("train", diff=True,
+        persist=True)``) and the rest, the spin's options."""
+        names = {f.name for f in fields(cls)}
+        return (cls(**{k: v for k, v in keywords.items() if k in names}),
+                {k: v for k, v in keywords.items() if k not in names})

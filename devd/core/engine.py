@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..common.blobcache import watch as watch_transfers
 from ..common.errors import DevdError
 from ..common.forking import ChildProcess
-from ..common.options import SpinOptions
+from ..common.options import SpinHooks, SpinOptions
 from ..common.warmstore import WarmStore, WarmTask
 from . import runner
 from .events import (
@@ -248,9 +248,8 @@ class Engine:
         def card_update(entry: dict[str, Any]) -> None:
             self.emit(CardUpdated(session.flow_file, step, entry))
 
-        callbacks: dict[str, Any] = {"on_output": on_log, "on_card": card_update,
-                                     "on_started": started, "on_debug_ready": on_debug_ready,
-                                     "want_private": True, "diff": True}
+        hooks = SpinHooks(on_output=on_log, on_card=card_update, on_started=started,
+                          on_debug_ready=on_debug_ready, want_private=True, diff=True)
         try:
             if options.from_spin:
                 if options.persist:
@@ -262,11 +261,11 @@ class Engine:
                                     "where the chained spins' values are not: spin it from "
                                     "the recorded run (without fromSpin)")
                 plan, warm_tasks, stale = self._chain_plan(session, model, step)
-                result = session.spin_on(plan, warm_tasks, options, **callbacks)
+                result = session.spin_on(plan, warm_tasks, options, hooks)
             else:
                 with watch_transfers(on_progress,
                                      lambda: work.cancelled or work.superseded):
-                    result = session.spin(options, **callbacks)
+                    result = session.spin(options, hooks)
                 stale = self._run_sources.stale_parents(model, session.flow_file,
                                                         result.origin_run_id, result.step)
         except BaseException as exc:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..child.request import SpinRequest
+from ..child.request import ChildEvent, SpinRequest
 from ..child.run import run_spin
 from ..common.forking import ChildOutcome, ChildProcess, OutputCallback
 from ..common.loader import user_modules
@@ -121,7 +121,7 @@ class PreparedChildren:
             prepared.child.discard()
 
     def run(self, request: SpinRequest, warm_tasks: list[WarmTask],
-            on_output: OutputCallback | None, on_event: Callable[[str, Any], None],
+            on_output: OutputCallback | None, on_event: Callable[[ChildEvent], None],
             on_started: Callable[[ChildProcess], None]) -> ChildOutcome | None:
         """Run the spin in the prepared child, if there is one made for it and its sources
         are unchanged; its outcome, or None (then a fresh child must run it).

@@ -10,14 +10,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..child.request import SpinRequest
+from ..child.request import CardUpdate, ChildEvent, DebugReady, SpinRequest
 from ..child.run import run_spin
 from ..common import clientcache, includes
-from ..common.blobcache import relay_progress
+from ..common.blobcache import DownloadProgress, relay_progress
 from ..common.errors import DevdError
 from ..common.forking import ChildOutcome, ChildProcess, OutputCallback, fork_available
 from ..common.loader import user_modules
-from ..common.options import SpinOptions
+from ..common.options import SpinHooks, SpinOptions
 from ..common.warmstore import TaskRef, WarmFlowDataStore, WarmStore, WarmTask
 from .configs import config_args
 from .flowmodel import FlowModel, load_flow_model
@@ -150,36 +150,24 @@ class Session:
         forget_newest_runs()
 
     # -- spinning -----------------------------------------------------------------
-    def spin(
-        self,
-        options: SpinOptions | str,
-        *,
-        on_output: OutputCallback | None = None,
-        on_card: Callable[[dict[str, Any]], None] | None = None,
-        on_started: Callable[[ChildProcess], None] | None = None,
-        on_debug_ready: Callable[[dict[str, Any]], None] | None = None,
-        want_values: bool = True,
-        want_private: bool = False,
-        diff: bool = False,
-        **option_keywords: Any,
-    ) -> SpinResult:
+    def spin(self, options: SpinOptions | str, hooks: SpinHooks | None = None,
+             **keywords: Any) -> SpinResult:
         """Re-run one step on its warm parents in a forked child; see ``devd.spin``.
 
         ``options``: a ``SpinOptions``, or a target whose options are the keywords
-        (``spin("train", persist=True)``: any field of ``SpinOptions``).
+        (``spin("train", persist=True)``: any field of ``SpinOptions``). ``hooks``: how the
+        caller follows the spin; without them, the keywords may name ``SpinHooks``' fields
+        too (``spin("train", on_output=print, diff=True)``).
         """
-        options = SpinOptions.of(options, **option_keywords)
+        if hooks is None:
+            hooks, keywords = SpinHooks.split(keywords)
+        options = SpinOptions.of(options, **keywords)
         if options.from_spin:
             raise DevdError("a spin chained on earlier spins (from_spin) needs the daemon, "
                             "which keeps them: `devd daemon start`, then spin with --from-spin")
         stepenv = self.step_environment(options)
         if stepenv is not None and not stepenv.here:
-            return self._spin_in_worker(stepenv, options, on_output=on_output,
-                                        on_card=on_card, on_started=on_started,
-                                        on_debug_ready=on_debug_ready,
-                                        keywords={"want_values": want_values,
-                                                  "want_private": want_private,
-                                                  "diff": diff})
+            return self._spin_in_worker(stepenv, options, hooks)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         with self._lock:  # the model, plan and warm parents are shared between threads
@@ -195,11 +183,7 @@ class Session:
             warm_tasks = self.store.get_many(plan.parents)
             includes.prime((n, v) for t in warm_tasks for n, v in t.values.items())
             timings["load"] = time.perf_counter() - t2
-        result = self.spin_on(plan, warm_tasks, options, on_output=on_output,
-                              on_card=on_card, on_started=on_started,
-                              on_debug_ready=on_debug_ready, want_values=want_values,
-                              want_private=want_private, diff=diff, timings=timings,
-                              started=t0)
+        result = self.spin_on(plan, warm_tasks, options, hooks, timings=timings, started=t0)
         if notice:
             result.notices.insert(0, notice)
         split = split_of(model, plan, warm_tasks[0].values if warm_tasks else None)
@@ -213,14 +197,8 @@ class Session:
         plan: SpinPlan,
         warm_tasks: list[WarmTask],
         options: SpinOptions,
+        hooks: SpinHooks | None = None,
         *,
-        on_output: OutputCallback | None = None,
-        on_card: Callable[[dict[str, Any]], None] | None = None,
-        on_started: Callable[[ChildProcess], None] | None = None,
-        on_debug_ready: Callable[[dict[str, Any]], None] | None = None,
-        want_values: bool = True,
-        want_private: bool = False,
-        diff: bool = False,
         timings: dict[str, float] | None = None,
         started: float | None = None,
     ) -> SpinResult:
@@ -228,10 +206,11 @@ class Session:
         with ``options`` (their target is already resolved into ``plan``).
 
         ``options.debug``: the child waits for a DAP client on a loopback port
-        (``on_debug_ready`` gets ``{host, port}``; without it, the port is printed on
-        stderr) before running the step. ``options.pdb``: the step runs in this very
+        (``hooks.on_debug_ready`` gets ``{host, port}``; without it, the port is printed
+        on stderr) before running the step. ``options.pdb``: the step runs in this very
         process, on its terminal, with post-mortem pdb (devd/common/debugging.py).
         """
+        hooks = hooks if hooks is not None else SpinHooks()
         timings = timings if timings is not None else {}
         t0 = started if started is not None else time.perf_counter()
         model = self.model
@@ -251,10 +230,10 @@ class Session:
             options=options,
             config_args=args,
             config_values=config_values,
-            want_values=want_values,
+            want_values=hooks.want_values,
             parent_refs=list(plan.parents),
-            want_private=want_private,
-            want_diff=diff,
+            want_private=hooks.want_private,
+            want_diff=hooks.diff,
             data_files=model.config_files(self.cwd),
             retry_count=plan.attempt,
             resumed_from=plan.resumed_from,
@@ -265,21 +244,23 @@ class Session:
                             "DEVD_NO_FORK=1): use --pdb to debug in the terminal instead")
         t3 = time.perf_counter()
 
-        def events(kind: str, payload: Any) -> None:
-            if kind == "card" and on_card is not None:
-                on_card(payload)
-            elif kind == "debugReady":
-                (on_debug_ready or _say_debug_ready)(payload)
-            elif kind == "progress":  # the child downloading a big parent (common/blobcache.py)
-                relay_progress(payload)
+        def events(event: ChildEvent) -> None:
+            if isinstance(event, CardUpdate):
+                if hooks.on_card is not None:
+                    hooks.on_card(event.entry)
+            elif isinstance(event, DebugReady):
+                (hooks.on_debug_ready or _say_debug_ready)(
+                    {"host": event.host, "port": event.port})
+            elif isinstance(event, DownloadProgress):  # the child reading a big parent
+                relay_progress(event)
 
         def running(child: ChildProcess) -> None:
             self._running = child
-            if on_started is not None:
-                on_started(child)
+            if hooks.on_started is not None:
+                hooks.on_started(child)
 
         try:
-            outcome = self._run(request, model.flow_name, warm_tasks, on_output, events,
+            outcome = self._run(request, model.flow_name, warm_tasks, hooks.on_output, events,
                                 running)
         finally:
             self._running = None
@@ -313,12 +294,8 @@ class Session:
         return self.environments.resolve(model, parse_target(model, options.target).step,
                                          options, self.cwd)
 
-    def _spin_in_worker(self, stepenv: StepEnvironment, options: SpinOptions, *,
-                        on_output: OutputCallback | None,
-                        on_card: Callable[[dict[str, Any]], None] | None,
-                        on_started: Callable[[Any], None] | None,
-                        on_debug_ready: Callable[[dict[str, Any]], None] | None,
-                        keywords: dict[str, Any]) -> SpinResult:
+    def _spin_in_worker(self, stepenv: StepEnvironment, options: SpinOptions,
+                        hooks: SpinHooks) -> SpinResult:
         """The spin, by the warm worker of the step's interpreter; its values are read
         here when first asked for (one this interpreter cannot read stands in)."""
         from ..common.report import SpinError
@@ -331,13 +308,15 @@ class Session:
         if self.workers is None:
             self.workers = WorkerPool(self.cwd, self.store.budget_bytes)
         started = time.perf_counter()
-        callbacks = {"output": on_output, "card": on_card,
-                     "debugReady": on_debug_ready or _say_debug_ready}
+        callbacks = {"output": hooks.on_output, "card": hooks.on_card,
+                     "debugReady": hooks.on_debug_ready or _say_debug_ready}
+        keywords = {"want_values": hooks.want_values, "want_private": hooks.want_private,
+                    "diff": hooks.diff}
         step = parse_target(self.model, options.target).step
         worker = self.workers.worker(stepenv)
         # the worker's session spins where it is, with the environment named outright
         answer = worker.spin(self.flow_file, options.changed(environment=environment_name(
-            self.model, step, options)), keywords, callbacks, on_started)
+            self.model, step, options)), keywords, callbacks, hooks.on_started)
         if answer[0] == "refused":
             raise DevdError(answer[1])
         if answer[0] == "result":
@@ -361,7 +340,7 @@ class Session:
         return result
 
     def _run(self, request: SpinRequest, flow_name: str, warm_tasks: list[WarmTask],
-             on_output: OutputCallback | None, on_event: Callable[[str, Any], None],
+             on_output: OutputCallback | None, on_event: Callable[[ChildEvent], None],
              on_started: Callable[[ChildProcess], None]) -> ChildOutcome:
         """The spin's outcome: run in this process (pdb), in the child prepared for it, or
         in a child forked now."""

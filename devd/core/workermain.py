@@ -22,6 +22,7 @@ import threading
 import traceback
 from typing import Any
 
+from ..common.options import SpinHooks
 from ..common.workerwire import messages, portable, send
 
 
@@ -69,8 +70,9 @@ def main() -> None:  # pragma: no cover - runs in the worker's interpreter
                 session = sessions[flow_file] = Session(flow_file, store=store, cwd=root,
                                                         in_worker=True)
             current[:] = [(spin_id, session)]
-            result = session.spin(options, on_output=relay("output"), on_card=relay("card"),
-                                  on_debug_ready=relay("debugReady"), **keywords)
+            result = session.spin(options, SpinHooks(
+                on_output=relay("output"), on_card=relay("card"),
+                on_debug_ready=relay("debugReady"), **keywords))
             bare, values = portable(result)
             send(replies, lock, "result", spin_id, bare, values, store.total_bytes)
         except DevdError as exc:
