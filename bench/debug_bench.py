@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from devd.cli.client import DaemonClient  # noqa: E402
-from devd.core.project import daemon_paths  # noqa: E402
+from devd.common.project import daemon_paths  # noqa: E402
 from tests.dapclient import DapClient  # noqa: E402
 
 FLOW = '''\

@@ -94,7 +94,7 @@ class Target:
         if persistent:
             if self.client is None:
                 from devd.cli.client import DaemonClient, file_uri
-                from devd.core.project import daemon_paths
+                from devd.common.project import daemon_paths
 
                 os.environ.update(self.env)
                 self.client = (DaemonClient(daemon_paths(str(self.root)), timeout=600),

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from devd.core.project import daemon_paths
+from devd.common.project import daemon_paths
 from tests.conftest import daemon_environment
 from tests.wirehelp import Raw, cli, request
 

@@ -170,7 +170,7 @@ def test_a_spin_answered_by_a_daemon_imports_neither_argparse_nor_json() -> None
         "import sys; from devd.cli.main import _quick_spin_args; "
         "from devd.cli.spin import print_result; "
         "from devd.cli.client import connect, file_uri; "
-        "from devd.core.project import daemon_paths, project_root; "
+        "from devd.common.project import daemon_paths, project_root; "
         "from devd.cli.agent import add_agent_fields; "
         "_quick_spin_args(['spin', 'f.py', 's', '--json']); file_uri('f.py'); "
         "add_agent_fields({'ok': False, 'step': 's', 'error': {'type': 'E', 'file': 'f.py', "

@@ -22,7 +22,7 @@ import pytest_asyncio
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from devd.core.project import daemon_paths
+from devd.common.project import daemon_paths
 from devd.lsp.translate import plain
 from tests.conftest import daemon_environment, run_flow
 

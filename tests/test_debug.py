@@ -17,7 +17,7 @@ import pexpect
 import pytest
 
 from devd.cli.client import DaemonClient
-from devd.core.project import daemon_paths
+from devd.common.project import daemon_paths
 from tests.conftest import FLOWS, daemon_environment, run_flow
 from tests.dapclient import DapClient
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from devd.core.project import daemon_paths
+from devd.common.project import daemon_paths
 from tests.conftest import daemon_environment, run_flow
 
 FLOW = '''

@@ -20,8 +20,8 @@ import pytest
 from devd.cli.client import DaemonClient
 from devd.cli.daemons import start_background, stop
 from devd.common.forking import fork_available, run_in_child
+from devd.common.project import daemon_paths
 from devd.core import memory
-from devd.core.project import daemon_paths
 from tests.conftest import FLOWS, daemon_environment, run_flow
 
 

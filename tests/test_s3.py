@@ -312,7 +312,7 @@ def test_an_editor_gets_download_progress_on_a_token_the_daemon_creates(
     """An LSP client that supports window/workDoneProgress sees $/progress begin, reports
     and end while the daemon downloads the parents of its spin."""
     from devd.cli.client import DaemonClient, file_uri
-    from devd.core.project import daemon_paths
+    from devd.common.project import daemon_paths
 
     root, env, _ = s3_project
     env = {**env, "DEVD_BLOB_CACHE": str(root / "cache-lsp"), "DEVD_EAGER_MB": "100"}

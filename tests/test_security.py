@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from devd.core.project import daemon_paths
+from devd.common.project import daemon_paths
 from tests.otheruser import attacker, finish, wait_ready
 from tests.wirehelp import Raw, cli, frame, log_text, make_project, request
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from devd.cli.client import DaemonClient
-from devd.core.project import daemon_paths
+from devd.common.project import daemon_paths
 from tests.dapclient import DapClient
 from tests.otheruser import attacker, finish
 from tests.test_debug import BREAK_LINE, debug_project  # noqa: F401 - the fixture

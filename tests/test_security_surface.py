@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from devd.core.project import daemon_paths
+from devd.common.project import daemon_paths
 from tests.conftest import FLOWS, daemon_environment
 from tests.otheruser import attacker, finish
 from tests.wirehelp import Raw, cli, make_project, request

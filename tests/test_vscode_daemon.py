@@ -27,7 +27,7 @@ from vscode_harness import (
     open_workbench,
 )
 
-from devd.core.project import daemon_paths
+from devd.common.project import daemon_paths
 from tests.test_interpreter import other_python  # noqa: F401 - a fixture: a second venv
 
 pytestmark = pytest.mark.editor

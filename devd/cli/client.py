@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from ..common.errors import DevdError
-from ..core.project import DaemonError, DaemonUnavailable, open_socket
+from ..common.project import DaemonError, DaemonUnavailable, open_socket
 from . import wire
 
 TYPE_CHECKING = False
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from ..core.project import DaemonPaths
+    from ..common.project import DaemonPaths
 
     Notification = Callable[[str, Any], None]
 

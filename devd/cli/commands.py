@@ -79,7 +79,7 @@ def _write_preview(output: str | None, flow: str, step: str, html: str) -> str:
         return path
     import tempfile
 
-    from ..core.project import private_dir
+    from ..common.project import private_dir
 
     folder = private_dir("previews")
     name = os.path.splitext(os.path.basename(flow))[0]
@@ -143,11 +143,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ..core.project import project_root
+    from ..common.project import project_root
 
     client = daemon_for(args.path)
     if client is None:
-        from ..core.project import daemon_paths
+        from ..common.project import daemon_paths
 
         paths = daemon_paths(project_root(args.path))
         other = paths.other_interpreter() if os.path.exists(paths.socket) else None
@@ -193,7 +193,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    from ..core.project import daemon_paths, project_root
+    from ..common.project import daemon_paths, project_root
     from . import daemons
 
     root = project_root(args.path)
@@ -218,7 +218,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..core.project import project_root
+    from ..common.project import project_root
     from .daemons import relay_stdio
 
     return relay_stdio(project_root(args.root))

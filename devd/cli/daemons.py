@@ -5,7 +5,7 @@ project's daemon through here. A daemon serves one interpreter, the one that sta
 and runs the flows with it: a daemon of another interpreter is never joined; it is stopped
 and replaced (the client's stderr, the editor's devd output, and the daemon's log say so),
 or, where a client may work without a daemon, passed by. The daemon itself
-(``python -m devd.lsp.daemon``) only serves; where it lives is devd/core/project.py's.
+(``python -m devd.lsp.daemon``) only serves; where it lives is devd/common/project.py's.
 
 Light on purpose: ``devd spin`` answered by a warm daemon passes through here, so what
 starting or stopping a daemon needs is imported when it is done.
@@ -17,12 +17,12 @@ import _thread
 import os
 import sys
 
-from ..core.project import DaemonUnavailable, daemon_paths, open_socket, project_root
+from ..common.project import DaemonUnavailable, daemon_paths, open_socket, project_root
 from .client import DaemonClient, connect
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..core.project import DaemonPaths
+    from ..common.project import DaemonPaths
 
 # One thread of a process starts (or replaces) a daemon, the others wait: an agent calls
 # devd mcp's tools in parallel. (_thread: `threading` would cost `devd spin` its import.)

@@ -288,7 +288,7 @@ def _with_next_step(exc: Exception, args: object) -> str:
 
     if not isinstance(exc, RpcError):
         return str(exc)
-    from ..core.project import daemon_paths, project_root
+    from ..common.project import daemon_paths, project_root
 
     where = getattr(args, "flow", None) or getattr(args, "path", None) or "."
     return f"{exc}; the daemon's log says why: {daemon_paths(project_root(where)).log}"

@@ -20,13 +20,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..core import daemonlog, memory
-from ..core.daemonlog import Throttle
-from ..core.project import (
+from ..common.project import (
     daemon_paths,
     peer_uid,
     this_interpreter,
 )
+from ..core import daemonlog, memory
+from ..core.daemonlog import Throttle
 from ..core.threads import ThreadPerTask
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ from pygls.uris import from_fs_path
 
 from ..common.errors import DevdError
 from ..common.options import SpinOptions
+from ..common.project import inside
 from ..common.report import ArtifactRow
 from ..common.summary import human_bytes
 from ..common.warmstore import WarmTask
@@ -30,7 +31,6 @@ from ..core.language import (
     self_attribute_at,
     step_for_completion,
 )
-from ..core.project import inside
 from ..core.result import Artifacts, SpinResult
 from ..core.staleness import step_source_hashes
 from .onespin import save_needs_spin, spin_on_save

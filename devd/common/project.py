@@ -14,9 +14,9 @@ import os
 import stat
 import sys
 
-from ..common import privatedir
-from ..common.errors import DevdError
-from ..common.privatedir import UnsafeDir
+from . import privatedir
+from .errors import DevdError
+from .privatedir import UnsafeDir
 
 
 def project_root(path: str) -> str:
