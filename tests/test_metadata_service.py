@@ -282,8 +282,8 @@ def test_a_warm_spin_asks_the_service_and_s3_nothing(team: Team) -> None:
         restarted = _spin(team, step, env=env)
         service, gets = team.asked(before)
         assert restarted["ok"] and gets == [], gets
-        # the bound docs/remote.md states: 14, and 5 per parent task (19 and 69 here)
-        assert len(service) <= 14 + 5 * parents, (step, len(service), service)
+        # the bound docs/remote.md states: 16, and 5 per parent task (21 and 71 here)
+        assert len(service) <= 16 + 5 * parents, (step, len(service), service)
     team.devd("daemon", "stop", env=env)
 
 
@@ -413,6 +413,8 @@ def test_resume_runs_graph_staleness_and_hover_through_the_service(team: Team) -
         assert f"/flows/MdFlow/runs/{resumed}/steps/end/task" in posted, posted
 
         assert devd("daemon", "start").returncode == 0
+        first = json.loads(devd("spin", "md_flow.py", "merge", "--json").stdout)
+        assert first["ok"] and first["originRunId"] == resumed and not first.get("stale")
         proc = devd("runs", "md_flow.py", "--json")
         assert proc.returncode == 0, proc.stderr
         runs = json.loads(proc.stdout)["runs"]
@@ -445,7 +447,7 @@ def test_resume_runs_graph_staleness_and_hover_through_the_service(team: Team) -
         old_runtime = os.environ.get("DEVD_RUNTIME_DIR")
         os.environ["DEVD_RUNTIME_DIR"] = env["DEVD_RUNTIME_DIR"]
         try:
-            from devd.core.project import daemon_paths
+            from devd.common.project import daemon_paths
 
             socket_path = daemon_paths(str(project)).socket
         finally:
