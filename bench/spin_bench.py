@@ -341,7 +341,7 @@ def bench_worker(reps: int, root: Path) -> list[str]:
     here, there = (statistics.median(samples[k]) for k in ("here", "there"))
     verdict = "met" if there <= here * 1.1 else "NOT met"
     return [f"worker: warm `devd spin` through a daemon, medians of {reps}: the daemon's own "
-            f"{ms(here)} ms, a worker in a second venv {ms(there)} ms "
+            f"{ms(here)}, a worker in a second venv {ms(there)} "
             f"({len(pids)} worker pid(s) over the rounds)",
             f"worker target (no slower than the daemon's own warm spin, 10% noise): {verdict}"]
 

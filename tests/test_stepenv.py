@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,8 +191,18 @@ def test_a_daemon_spins_it_in_a_warm_worker_reused_and_reports_its_death(
             first = await call(lsp, "devd/spin", params)
             assert_in_second_venv(first, second_venv)
             worker = first["environment"]["worker"]
-            second = await call(lsp, "devd/spin", params)
+            second = await call(lsp, "devd/spin", {**params, "webview": {"nonce": "N" * 24}})
             assert_in_second_venv(second, second_venv)
+            # the pane's header names the environment (the preview comes with spinFinished)
+            for _ in range(100):
+                previews = [f["preview"]["html"] for f in lsp.devd_finished
+                            if (f.get("preview") or {}).get("html")]
+                if previews:
+                    break
+                await asyncio.sleep(0.1)
+            version = f"{sys.version_info[0]}.{sys.version_info[1]}"  # the venv outside
+            assert f"env: @venv_step · {second_venv}/bin/python {version}</span>" \
+                in previews[-1]  # the project: its full path
             # warm: the same worker, and the step forked from it (its parent is the worker)
             assert second["environment"]["worker"] == worker
             assert values(second)["parent_pid"] == str(worker)
@@ -313,3 +324,106 @@ def test_a_debug_spin_stops_at_a_breakpoint_in_the_worker(env_project: Path,
         dap.close()
     result = spin.answer()
     assert_in_second_venv(result, second_venv)
+
+
+def test_an_idle_worker_stops_and_the_next_spin_starts_one(env_project: Path,
+                                                          second_venv: Path) -> None:
+    devd(env_project, "daemon", "stop", str(env_project))
+    os.environ["DEVD_WORKER_IDLE_S"] = "2"
+    try:
+        assert devd(env_project, "daemon", "start", str(env_project)).returncode == 0
+    finally:
+        del os.environ["DEVD_WORKER_IDLE_S"]
+    first = json.loads(devd(env_project, "spin", "flow.py", "train", "--json").stdout)
+    assert_in_second_venv(first, second_venv)
+    worker = first["environment"]["worker"]
+    status = json.loads(devd(env_project, "status", str(env_project), "--json").stdout)
+    assert [w["pid"] for w in status["workers"]] == [worker]
+    for _ in range(30):  # it stops itself after 2 s without a spin; the daemon reaps it
+        time.sleep(0.5)
+        status = json.loads(devd(env_project, "status", str(env_project), "--json").stdout)
+        if not status["workers"]:
+            break
+    else:
+        raise AssertionError(f"worker {worker} still listed after 15 s idle: {status}")
+    assert not os.path.exists(f"/proc/{worker}")
+    again = json.loads(devd(env_project, "spin", "flow.py", "train", "--json").stdout)
+    assert_in_second_venv(again, second_venv)
+    assert again["environment"]["worker"] != worker
+    devd(env_project, "daemon", "stop", str(env_project))
+
+
+PLAIN_FLOW = '''\
+from metaflow import FlowSpec, step
+
+
+class PlainFlow(FlowSpec):
+    @step
+    def start(self):
+        self.x = 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        print("x is", self.x)
+
+
+if __name__ == "__main__":
+    PlainFlow()
+'''
+
+
+RECORD = """\
+import os
+import sys
+
+from metaflow.metadata_provider import MetaDatum
+from metaflow.metaflow_environment import MetaflowEnvironment
+from metaflow.plugins.metadata_providers.local import LocalMetadataProvider
+
+
+class Named:
+    name = "PlainFlow"
+
+
+run_id, step, field, value = sys.argv[1:]
+task = next(t for t in os.listdir(f".metaflow/PlainFlow/{run_id}/{step}") if t.isdigit())
+provider = LocalMetadataProvider(MetaflowEnvironment(Named()), Named(), None, None)
+provider.register_metadata(run_id, step, task, [MetaDatum(
+    field=field, value=value, type=field, tags=["attempt_id:0"])])
+"""
+
+
+def _record(root: Path, run_id: str, step: str, field: str, value: str) -> None:
+    """Add a metadatum to a recorded task through Metaflow's own local metadata provider
+    (in the project's directory), as a task records its `conda_env_prefix` and
+    `python_version` when it runs."""
+    subprocess.run([sys.executable, "-c", RECORD, run_id, step, field, value], cwd=root,
+                   check=True, timeout=120)
+
+
+def test_the_default_environment_is_what_the_parents_run_recorded(tmp_path: Path) -> None:
+    """Without --environment: a recorded task that ran on another Python is named in a
+    notice, and one that ran in a pypi environment (`conda_env_prefix`) makes the spin ask
+    for that environment, here not created."""
+    (tmp_path / "plain_flow.py").write_text(PLAIN_FLOW)
+    run_id = run_flow(tmp_path, "plain_flow.py")
+    assert run_id
+    plain = json.loads(devd(tmp_path, "spin", "plain_flow.py", "end", "--no-daemon",
+                            "--json").stdout)
+    assert plain["ok"] and not plain["notices"] and not plain.get("environment")
+
+    _record(tmp_path, run_id, "end", "python_version", "3.99.0")  # the recorded task
+    noticed = json.loads(devd(tmp_path, "spin", "plain_flow.py", "end", "--no-daemon",
+                              "--json").stdout)
+    assert noticed["ok"]
+    assert any(n.startswith("the parents' run ran on Python 3.99.0, devd on ")
+               and "--environment=uv" in n for n in noticed["notices"]), noticed["notices"]
+
+    _record(tmp_path, run_id, "end", "conda_env_prefix", "metaflow/linux-64/0123456789abcdef")
+    refused = devd(tmp_path, "spin", "plain_flow.py", "end", "--no-daemon")
+    assert refused.returncode == 2, refused.stderr
+    assert "`python plain_flow.py --environment=pypi run` creates it" in refused.stderr
+    given = devd(tmp_path, "spin", "plain_flow.py", "end", "--no-daemon",
+                 "--environment=local", "--json")
+    assert json.loads(given.stdout)["ok"]  # as given, it wins over the record

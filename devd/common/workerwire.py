@@ -13,6 +13,10 @@ from .channel import Channel, iter_messages
 
 messages = iter_messages
 
+# What the messages look like: a worker started from devd's files after they changed on
+# disk (an upgrade under a running daemon) says another, and the daemon stops it.
+WIRE = 2
+
 _PROTOCOL = 4  # a value pickled here is read by another Python version too
 
 

@@ -29,7 +29,13 @@ from .preparedchildren import PreparedChildren
 from .result import SpinResult
 from .runwatch import ServiceUnreachable, bound_metaflow_retries
 from .runwatch import forget as forget_newest_runs
-from .stepenv import StepEnvironment, StepEnvironments, environment_name, top_level_args
+from .stepenv import (
+    StepEnvironment,
+    StepEnvironments,
+    environment_name,
+    recorded_hints,
+    top_level_args,
+)
 from .workers import WorkerPool, load_value
 
 
@@ -67,6 +73,7 @@ class Session:
         # Steps whose environment is another interpreter are spun by a warm worker there
         # (devd/core/workers.py); a worker's own sessions spin every step where they are.
         self.environments = None if in_worker else StepEnvironments()
+        self._hints: dict[str, dict[str, str]] = {}  # recorded task -> recorded_hints
         self._owns_workers = workers is None
         self.workers = workers
         require_user()
@@ -186,6 +193,8 @@ class Session:
         result = self.spin_on(plan, warm_tasks, options, hooks, timings=timings, started=t0)
         if notice:
             result.notices.insert(0, notice)
+        if stepenv is not None and stepenv.notice:
+            result.notices.insert(0, stepenv.notice)
         split = split_of(model, plan, warm_tasks[0].values if warm_tasks else None)
         if split is not None:  # a foreach body: which split, of how many (issue 19)
             result.split, said = split
@@ -216,7 +225,8 @@ class Session:
         model = self.model
         args, config_values = config_args(model, warm_tasks, options.config,
                                           options.config_value)
-        environment = environment_name(model, plan.step, options)
+        environment = environment_name(model, plan.step, options, self._hints.get(
+            plan.recorded_task or (plan.parent_pathspecs[0] if plan.parents else "")))
         if environment != "local" or options.datastore or options.metadata or \
                 options.decospecs:
             args = [*top_level_args(options, environment), *args]
@@ -291,8 +301,32 @@ class Session:
         if self.environments is None:
             return None
         model = self.model
-        return self.environments.resolve(model, parse_target(model, options.target).step,
-                                         options, self.cwd)
+        step = parse_target(model, options.target).step
+        return self.environments.resolve(model, step, options, self.cwd,
+                                         self._recorded_hints(model, options))
+
+    def _recorded_hints(self, model: FlowModel, options: SpinOptions) -> dict[str, str] | None:
+        """Where the parents' run ran its tasks (once per plan), when the environment is
+        not given; None when there is no plan yet (the spin says why later)."""
+        if options.environment or options.from_spin:
+            return None
+        try:
+            with self._lock:
+                target = parse_target(model, options.target)
+                # a plan this session holds: no second newest-run question to the metadata
+                # service in this spin (the spin's own plan() asks; issue 21: one per spin)
+                known = self._plans.get(f"{target.run_id}/{target.step}/{target.task_id}")
+                plan = known[1] if known is not None else self.plan(target)
+        except ServiceUnreachable:  # one line now, not a second question in the spin's plan
+            raise
+        except Exception:  # noqa: BLE001 - the spin plans again and says why, in one line
+            return None
+        key = plan.recorded_task or (plan.parent_pathspecs[0] if plan.parents else "")
+        if key not in self._hints:
+            self._hints[key] = recorded_hints(
+                [p for p in (plan.recorded_task, *plan.parent_pathspecs)
+                 if p and "/_parameters/" not in p])
+        return self._hints[key]
 
     def _spin_in_worker(self, stepenv: StepEnvironment, options: SpinOptions,
                         hooks: SpinHooks) -> SpinResult:
@@ -315,8 +349,8 @@ class Session:
         step = parse_target(self.model, options.target).step
         worker = self.workers.worker(stepenv)
         # the worker's session spins where it is, with the environment named outright
-        answer = worker.spin(self.flow_file, options.changed(environment=environment_name(
-            self.model, step, options)), keywords, callbacks, hooks.on_started)
+        answer = worker.spin(self.flow_file, options.changed(environment=stepenv.environment),
+                             keywords, callbacks, hooks.on_started)
         if answer[0] == "refused":
             raise DevdError(answer[1])
         if answer[0] == "result":

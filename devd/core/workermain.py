@@ -23,7 +23,7 @@ import traceback
 from typing import Any
 
 from ..common.options import SpinHooks
-from ..common.workerwire import messages, portable, send
+from ..common.workerwire import WIRE, messages, portable, send
 
 
 def main() -> None:  # pragma: no cover - runs in the worker's interpreter
@@ -41,17 +41,20 @@ def main() -> None:  # pragma: no cover - runs in the worker's interpreter
     current: list[tuple[int, Session]] = []  # the spin running, to cancel by its id
 
     def read() -> None:
-        for kind, payload in messages(requests):
-            if kind == "cancel":
-                for spin_id, session in list(current):
-                    if spin_id == payload[0]:
-                        session.cancel()
-            else:
-                jobs.put((kind, *payload))
-        jobs.put(None)  # the daemon is gone
+        try:
+            for kind, payload in messages(requests):
+                if kind == "cancel":
+                    for spin_id, session in list(current):
+                        if spin_id == payload[0]:
+                            session.cancel()
+                else:
+                    jobs.put((kind, *payload))
+        finally:
+            jobs.put(None)  # the daemon is gone, or speaks another devd's messages
 
     threading.Thread(target=read, name="devd-worker-read", daemon=True).start()
-    send(replies, lock, "hello", {"pid": os.getpid(), "python": sys.executable})
+    send(replies, lock, "hello", {"pid": os.getpid(), "python": sys.executable,
+                                  "wire": WIRE})
     while True:
         try:
             job = jobs.get(timeout=idle) if idle > 0 else jobs.get()

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..common.errors import DevdError
 from ..common.options import SpinOptions
-from ..common.workerwire import messages, send
+from ..common.workerwire import WIRE, messages, send
 from .stepenv import StepEnvironment
 
 log = logging.getLogger("devd.workers")
@@ -137,6 +137,13 @@ class Worker:
     def _read(self) -> None:
         try:
             for kind, rest in messages(self._from_worker):
+                if kind == "hello" and isinstance(rest, tuple) and rest and \
+                        isinstance(rest[0], dict) and rest[0].get("wire") != WIRE:
+                    self.dead = ("speaks another devd's messages (devd's files changed "
+                                 "since the daemon started: restart it, `devd daemon "
+                                 "stop`)")
+                    self.proc.kill()
+                    break
                 if kind == "hello" or not isinstance(rest, tuple) or not rest:
                     continue  # a hello, or a message that could not be read
                 with self._lock:
@@ -155,7 +162,7 @@ class Worker:
         finally:
             os.close(self._from_worker)
             code = self.proc.wait()
-            self.dead = _describe_end(code)
+            self.dead = self.dead or _describe_end(code)
             log.info("worker %s in %s ended: %s", self.pid, self.environment.python,
                      self.dead)
             with self._lock:
