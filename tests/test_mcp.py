@@ -218,3 +218,67 @@ async def test_graph_and_runs_as_tools(mcp_project: Path) -> None:
         assert unknown.is_error and "no run LinearFlow/42" in text_of(unknown)
         outside = await client.call_tool("runs", {"flow": "../x.py"})
         assert outside.is_error and "outside the project" in text_of(outside)
+
+
+@pytest.mark.asyncio
+async def test_a_recorded_runs_tasks_artifacts_and_logs_as_tools(mcp_project: Path) -> None:
+    """Issue 20 item 4: what Metaflow's own MCP server offers for a recorded run: its steps
+    and tasks, a task's artifacts and one value, and the end of a task's logs."""
+    runs = eval((mcp_project / "runs.txt").read_text())  # the run ids conftest recorded
+    async with session(mcp_project) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"tasks", "task_artifacts", "logs"} <= names
+
+        run_id = runs["foreach_flow.py"]
+        every = json.loads(text_of(await client.call_tool(
+            "tasks", {"flow": "foreach_flow.py", "run_id": run_id})))
+        steps = {s["step"]: s for s in every["steps"]}
+        assert set(steps) == {"start", "body", "join", "end"}
+        assert all(s["state"] == "ok" for s in steps.values())
+        body = steps["body"]["tasks"]
+        assert [t["index"] for t in body] == list(range(6))
+        assert [t["input"] for t in body] == ["3", "1", "4", "1", "5", "9"]
+        one = json.loads(text_of(await client.call_tool(
+            "tasks", {"flow": "foreach_flow.py", "run_id": run_id, "step": "body"})))
+        assert one["steps"][0]["tasks"] == body
+
+        third = body[2]["pathspec"]
+        rows = {r["name"]: r for r in json.loads(text_of(await client.call_tool(
+            "task_artifacts", {"flow": "foreach_flow.py", "pathspec": third})))["artifacts"]}
+        assert rows["sq"]["summary"] == "16" and rows["item"]["summary"] == "4"
+        value = json.loads(text_of(await client.call_tool(
+            "task_artifacts", {"flow": "foreach_flow.py", "pathspec": third,
+                               "name": "stack"})))["value"]
+        assert value["kind"] == "json" and json.loads(value["text"]) == [[2, 6]], value
+        unknown = await client.call_tool("task_artifacts", {
+            "flow": "foreach_flow.py", "pathspec": third, "name": "nope"})
+        assert unknown.is_error and "nope" in text_of(unknown)
+
+        double = json.loads(text_of(await client.call_tool("tasks", {
+            "flow": "linear_flow.py", "run_id": runs["linear_flow.py"], "step": "double"})))
+        pathspec = double["steps"][0]["tasks"][0]["pathspec"]
+        logs = json.loads(text_of(await client.call_tool(
+            "logs", {"flow": "linear_flow.py", "pathspec": pathspec})))
+        by_stream = {log["stream"]: log for log in logs["logs"]}
+        assert set(by_stream) == {"stdout", "stderr"}
+        assert "y is 12\n" in by_stream["stdout"]["text"]
+        assert by_stream["stdout"]["leftOut"] == 0
+
+        train = json.loads(text_of(await client.call_tool("tasks", {
+            "flow": "fail_flow.py", "run_id": runs["fail_flow.py"], "step": "train"})))
+        failed = train["steps"][0]["tasks"][0]
+        assert failed["state"] == "failed"
+        stderr = json.loads(text_of(await client.call_tool("logs", {
+            "flow": "fail_flow.py", "pathspec": failed["pathspec"], "stream": "stderr"})))
+        assert [log["stream"] for log in stderr["logs"]] == ["stderr"]
+        assert "ValueError: kk=5 is below 10" in stderr["logs"][0]["text"]
+        last = json.loads(text_of(await client.call_tool("logs", {
+            "flow": "fail_flow.py", "pathspec": failed["pathspec"], "stream": "stderr",
+            "tail": 1})))["logs"][0]
+        assert last["text"].count("\n") == 1 and last["leftOut"] == last["lines"] - 1 > 0
+
+        for bad, why in (({"pathspec": pathspec.rsplit("/", 1)[0]}, "is not a task"),
+                         ({"pathspec": pathspec, "stream": "both"}, "no log stream 'both'"),
+                         ({"pathspec": pathspec, "tail": 0}, "tail must be 1 to 10000")):
+            refused = await client.call_tool("logs", {"flow": "linear_flow.py", **bad})
+            assert refused.is_error and why in text_of(refused), text_of(refused)

@@ -1,7 +1,7 @@
-"""``devd mcp``: devd's spin, run, cards and artifacts as Model Context Protocol tools.
+"""``devd mcp``: devd's spins, runs, cards, artifacts and recorded runs as MCP tools.
 
 A coding agent (Claude Code, Cursor, VS Code's agent mode...) starts this over stdio. Each
-tool call goes to the project's daemon exactly as the CLI does (devd/cli/client.py), starting
+tool call goes to the project's daemon exactly as the CLI does (devd/cli/daemons.py), starting
 it when none runs, so the agent's spins are warm and share state with the editor and the
 terminal. Results are text an agent reads well: JSON for spins and artifacts, a plain-text
 summary for cards (their headings, tables and values, not HTML); a failing step is a tool
@@ -12,7 +12,6 @@ import functools
 import json
 import os
 import re
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,13 +25,16 @@ if TYPE_CHECKING:
 MAX_OUTPUT = 4000  # characters of a step's or a run's output an answer keeps (the end)
 MAX_CARD_CHARS = 8000  # characters of one card's text a `card` answer keeps
 MAX_CARD_TEXT = 32_000  # characters of card text in all (a step may make many cards)
+MAX_TASKS = 100  # tasks of one step a `tasks` answer lists (a foreach may have thousands)
 INSTRUCTIONS = """\
 devd re-executes ("spins") one step of a Metaflow flow on its parents' recorded artifacts
 in tens of milliseconds. Develop a flow step by step: write a skeleton with empty @steps
 and a data-loading start step, `run` it once, then for each step write it and `spin` it
 (fix the file:line a failed spin names, spin again), `run` the flow when a step works to
 record its outputs for the next one, and `run` the whole flow at the end. `artifacts` shows
-a spun step's values, `card` its cards as text, `status` what the daemon keeps warm."""
+a spun step's values, `card` its cards as text, `status` what the daemon keeps warm. For a
+recorded run: `runs` and `graph` (each step's state), `tasks` (a run's tasks), and for one
+task `task_artifacts` (its values) and `logs` (the end of its stdout and stderr)."""
 
 _NEEDS_SDK = ("the MCP server needs the MCP Python SDK 2.x: install it with "
               "`pip install 'devd[mcp]'` (or `pip install 'mcp>=2,<3'`)")
@@ -58,8 +60,6 @@ class Tools:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
-        # Agents call tools in parallel: one thread starts a missing daemon, the others wait.
-        self._starting = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------
     def project_path(self, name: str) -> str:
@@ -67,7 +67,7 @@ class Tools:
         symlinks and ``..`` resolved; DevdError, one line, for anything outside it: a tool
         call comes from an agent that may have read a prompt injection, and a flow or
         artifacts file anywhere else would be code run as the user."""
-        from ..core.project import inside
+        from ..common.project import inside
 
         real_root = os.path.realpath(self.root)
         real = os.path.realpath(os.path.join(self.root, name))
@@ -86,14 +86,13 @@ class Tools:
     def request(self, path: str, method: str, params: dict[str, Any],
                 on_notification: "Notification | None" = None) -> Any:
         """One request to the daemon of ``path``'s project, starting the daemon if needed."""
-        from ..core.project import daemon_paths, project_root
-        from ..lsp.daemon import idle_seconds_default
-        from .client import daemon_client
+        from .daemons import daemon_for
 
-        paths = daemon_paths(project_root(path))
-        with self._starting:  # one thread starts (or replaces) the daemon, the others wait
-            client = daemon_client(paths, "always", idle_seconds=idle_seconds_default())
+        client = daemon_for(path, "always")  # one thread starts it, the others wait
         if client is None:
+            from ..common.project import daemon_paths, project_root
+
+            paths = daemon_paths(project_root(path))
             raise DevdError(f"the daemon for {paths.root} did not answer; see {paths.log}")
         with client:
             return client.request(method, params, on_notification=on_notification)
@@ -217,8 +216,59 @@ class Tools:
             raise refused(data, "devd/runs failed")
         return data
 
+    def tasks(self, flow: str, run_id: str, step: str | None = None) -> dict[str, Any]:
+        """A run's tasks (devd/tasks): of ``step``, or of every step that ran, each step with
+        its state; at most MAX_TASKS per step (a foreach may have thousands)."""
+        path = self.flow_path(flow)
+        if step:
+            steps: list[dict[str, Any]] = [{"step": step}]
+        else:
+            nodes = self.graph(flow, run_id)["nodes"]
+            steps = [{"step": n["step"], "state": n["state"]} for n in nodes if n.get("tasks")]
+        for entry in steps:
+            data = self.request(path, "devd/tasks", {"uri": file_uri(path), "runId": run_id,
+                                                     "step": entry["step"]})
+            if not data.get("ok"):
+                raise refused(data, "devd/tasks failed")
+            found = data.get("tasks") or []
+            entry["tasks"] = found[:MAX_TASKS]
+            if len(found) > MAX_TASKS:
+                entry["moreTasks"] = len(found) - MAX_TASKS
+        return {"runId": run_id, "steps": steps}
+
+    def task_artifacts(self, flow: str, pathspec: str, name: str | None = None,
+                       ) -> dict[str, Any]:
+        """A recorded task's artifacts (devd/task), or with ``name`` that one's value as the
+        daemon describes it (devd/artifactValue), an image's bytes left out."""
+        path = self.flow_path(flow)
+        if not name:
+            data = self.request(path, "devd/task", {"uri": file_uri(path), "pathspec": pathspec})
+            if not data.get("ok"):
+                raise refused(data, "devd/task failed")
+            return data
+        data = self.request(path, "devd/artifactValue", {
+            "uri": file_uri(path), "pathspec": pathspec, "name": name})
+        if not data.get("ok"):
+            raise refused(data, "devd/artifactValue failed")
+        value = data.get("value") or {}
+        if value.pop("data", None) is not None:
+            value["data"] = "(the image's bytes are left out: see it in the editor's runs view)"
+        return {"ok": True, "value": value}
+
+    def logs(self, flow: str, pathspec: str, stream: str | None = None,
+             tail: int = 200) -> dict[str, Any]:
+        """The end of a recorded task's stdout and stderr (devd/taskLogs)."""
+        path = self.flow_path(flow)
+        params: dict[str, Any] = {"uri": file_uri(path), "pathspec": pathspec, "tail": tail}
+        if stream:
+            params["stream"] = stream
+        data: dict[str, Any] = self.request(path, "devd/taskLogs", params)
+        if not data.get("ok"):
+            raise refused(data, "devd/taskLogs failed")
+        return data
+
     def status(self, flow_or_dir: str = ".") -> dict[str, Any]:
-        from ..core.project import daemon_paths, project_root
+        from ..common.project import daemon_paths, project_root
         from .client import connect
 
         target = self.project_path(flow_or_dir)
@@ -302,7 +352,7 @@ def _dumps(data: Any) -> str:
 
 
 def build_server(root: str) -> Any:
-    """The MCP server with devd's five tools (``mcp`` SDK 2.x)."""
+    """The MCP server with devd's tools (``mcp`` SDK 2.x)."""
     mcp_server_cls = _sdk()
     import anyio.from_thread
     import anyio.to_thread
@@ -420,6 +470,33 @@ def build_server(root: str) -> Any:
         """The flow's recent runs, newest first: runId, status (ok, failed, running),
         createdAt/finishedAt (epoch seconds), durationS, user, tags. JSON."""
         return answer(_dumps(tools.runs(flow, limit)))
+
+    @tool
+    def tasks(flow: str, run_id: str, step: str | None = None) -> CallToolResult:
+        """A recorded run's tasks: of `step`, or of every step that ran (each with its state
+        ok/failed/running), in split order: pathspec, taskId, state, index and input (a
+        foreach split), durationS; at most 100 per step (`moreTasks` counts the rest). Pass a
+        pathspec to `task_artifacts`, `logs` or `spin`. JSON."""
+        return answer(_dumps(tools.tasks(flow, run_id, step)))
+
+    @tool
+    def task_artifacts(flow: str, pathspec: str, name: str | None = None) -> CallToolResult:
+        """A recorded task's artifacts (`pathspec` Flow/RUN/STEP/TASK, from `tasks`): name,
+        type, summary and size of each (values stored over 1 MB named, not loaded); with
+        `name`, that value described by kind: a DataFrame's shape, dtypes and head, an
+        array's shape, dtype and min/max/mean, JSON or text (bounded), else a bounded repr.
+        JSON."""
+        return answer(_dumps(tools.task_artifacts(flow, pathspec, name)))
+
+    @tool
+    def logs(flow: str, pathspec: str, stream: str | None = None,
+             tail: int = 200) -> CallToolResult:
+        """The end of a recorded task's output (`pathspec` Flow/RUN/STEP/TASK, from `tasks`):
+        the last `tail` lines (default 200, at most 10,000; at most 64,000 characters) of
+        stdout and stderr, or only `stream` ("stdout" or "stderr"), with each stream's line
+        count and how many lines were left out. Use it to see why a task of a run failed.
+        JSON."""
+        return answer(_dumps(tools.logs(flow, pathspec, stream, tail)))
 
     @tool
     def status(flow_or_dir: str = ".") -> CallToolResult:

@@ -28,6 +28,7 @@ from .flowmodels import (
     TasksParams,
     TasksResult,
 )
+from .logmodels import TaskLog, TaskLogsParams, TaskLogsResult
 from .onespin import RequestSpin, join_save_spin
 from .panes import pane_options, pane_page
 from .progress import RunProgress, TransferProgress
@@ -76,7 +77,8 @@ def register(server: DevdServer) -> None:
                             ("devd/graph", _in_pool(_graph_request)),
                             ("devd/runs", _in_pool(_runs_request)),
                             ("devd/tasks", _in_pool(_tasks_request)),
-                            ("devd/task", _in_pool(_task_request))):
+                            ("devd/task", _in_pool(_task_request)),
+                            ("devd/taskLogs", _in_pool(_task_logs_request))):
         server.feature(method)(handler)
 
 
@@ -243,6 +245,21 @@ def _task_request(server: DevdServer, params: TaskParams) -> TaskResult:
     except DevdError as exc:
         return TaskResult(ok=False, error=refusal(str(exc)))
     return TaskResult(ok=True, pathspec=params.pathspec, artifacts=rows)
+
+
+def _task_logs_request(server: DevdServer, params: TaskLogsParams) -> TaskLogsResult:
+    """The end of a recorded task's stdout and stderr (devd/core/tasklogs.py)."""
+    from ..core.tasklogs import STREAMS, task_logs
+
+    try:
+        server.engine.model(uri_to_path(params.uri))  # the flow's project, bound for the Client
+        found = task_logs(params.pathspec, (params.stream,) if params.stream else STREAMS,
+                          params.tail if params.tail is not None else 200)
+    except DevdError as exc:
+        return TaskLogsResult(ok=False, error=refusal(str(exc)))
+    return TaskLogsResult(ok=True, pathspec=params.pathspec, logs=[
+        TaskLog(stream=stream, text=tail.text, lines=tail.lines, left_out=tail.left_out)
+        for stream, tail in found.items()])
 
 
 def _artifacts_request(server: DevdServer, params: ArtifactsParams) -> ArtifactsResult:

@@ -31,6 +31,7 @@ from .flowmodels import (
     TasksParams,
     TasksResult,
 )
+from .logmodels import TaskLogsParams, TaskLogsResult
 from .spinmodels import (
     ArtifactsParams,
     ArtifactsResult,
@@ -66,6 +67,7 @@ REQUESTS: dict[str, tuple[type, type]] = {
     "devd/runs": (RunsParams, RunsResult),
     "devd/tasks": (TasksParams, TasksResult),
     "devd/task": (TaskParams, TaskResult),
+    "devd/taskLogs": (TaskLogsParams, TaskLogsResult),
 }
 NOTIFICATIONS: dict[str, type] = {
     "devd/log": LogParams,

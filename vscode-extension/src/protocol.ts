@@ -459,6 +459,35 @@ export interface TaskInfo {
   durationS: number | null;
 }
 
+/** One stream's end: whole lines, at most 64,000 characters. */
+export interface TaskLog {
+  /** stdout or stderr */
+  stream: string;
+  text: string;
+  /** lines in the whole stream */
+  lines: number;
+  /** lines before `text` */
+  leftOut: number;
+}
+
+/** `devd/taskLogs`: the end of a recorded task's logs (`devd mcp`'s logs tool). */
+export interface TaskLogsParams {
+  uri: string;
+  pathspec: string;
+  /** stdout or stderr; both when absent */
+  stream?: string | null;
+  /** the last this many lines of each (default 200, at most 10,000) */
+  tail?: number | null;
+}
+
+/** `devd/taskLogs`; `ok` false with `error` for an unknown task or stream. */
+export interface TaskLogsResult {
+  ok: boolean;
+  pathspec: string | null;
+  logs: TaskLog[];
+  error?: SpinError | null;
+}
+
 /** `devd/task`: a recorded task's artifacts (the runs explorer). */
 export interface TaskParams {
   uri: string;
@@ -572,6 +601,7 @@ export const Methods = {
   task: "devd/task",
   artifactValue: "devd/artifactValue",
   taskCard: "devd/taskCard",
+  taskLogs: "devd/taskLogs",
   log: "devd/log",
   spinFinished: "devd/spinFinished",
   stateChanged: "devd/stateChanged",
@@ -595,6 +625,7 @@ export const Requests = {
   task: new RequestType<TaskParams, TaskResult, void>(Methods.task),
   artifactValue: new RequestType<ArtifactValueParams, ArtifactValueResult, void>(Methods.artifactValue),
   taskCard: new RequestType<TaskCardParams, CardResult, void>(Methods.taskCard),
+  taskLogs: new RequestType<TaskLogsParams, TaskLogsResult, void>(Methods.taskLogs),
 } as const;
 
 /** Each notification, typed: `onNotification(Notifications.x, (p) => ...)`. */
