@@ -371,6 +371,8 @@ class Session:
         if stepenv.notice:
             result.notices.insert(0, stepenv.notice)
         result.environment = {**stepenv.describe(), "worker": worker.pid}
+        # the whole round trip as this process saw it (the rest of `timings` is the worker's)
+        result.timings["worker"] = time.perf_counter() - started
         return result
 
     def _run(self, request: SpinRequest, flow_name: str, warm_tasks: list[WarmTask],
