@@ -51,7 +51,7 @@ MB = 1 << 20
 PEAK_CODE = r'''
 import json, os, sys
 import numpy  # imported before the measurement: its own pages are not the load's
-from devd.common import warmstore
+from devd.common import streamload, warmstore
 from devd.common.warmstore import TaskRef, open_task_datastore
 
 flow, run_id, task_id, ds_type, ds_root, mode = sys.argv[1:7]
@@ -59,7 +59,7 @@ ref = TaskRef(flow, run_id, "start", task_id, 0, ds_type, ds_root)
 ds = open_task_datastore(ref)
 ds._ca_store.set_blob_cache(None)  # every mode reads the stored blob itself
 if ds_type == "s3":  # the blob on local disk first: this measures loading, not transfer
-    warmstore.blob_files(ref, ds, [ds._objects["big"]])
+    streamload.blob_files(ref, ds, [ds._objects["big"]])
 
 def status(key):
     with open("/proc/self/status") as fh:

@@ -239,9 +239,9 @@ def test_a_spin_that_writes_warm_parents_returns_its_changes(keep_project: Path)
 def test_parents_loaded_through_metaflows_own_load_artifacts(keep_project: Path,
                                                              monkeypatch) -> None:
     """The path for artifacts devd does not stream (other serializers)."""
-    import devd.common.warmstore as warmstore
+    import devd.common.streamload as streamload
 
-    monkeypatch.setattr(warmstore, "_streamable", lambda datastore, name: False)
+    monkeypatch.setattr(streamload, "streamable", lambda datastore, name: False)
     _check(*_spins(keep_project), write=False)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -22,13 +21,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import streamload
 from .errors import DevdError
 from .unchanged import Fingerprint, fingerprints
 
 log = logging.getLogger("devd.warmstore")
 
 EAGER_LIMIT_BYTES = int(float(os.environ.get("DEVD_EAGER_MB", "1")) * (1 << 20))
-HUGE_ARRAY_BYTES = 8 << 20
 
 # (parent pathspec, artifact name) that a child had to load itself: reported to the parent.
 LAZY_LOADED: list[tuple[str, str]] = []
@@ -202,59 +201,11 @@ def open_task_datastore(ref: TaskRef) -> Any:
             ) from None
 
 
-def _rehome(value: Any) -> Any:
-    """A big numpy array moved onto huge pages.
-
-    Unpickled arrays live in small pages; forking a process that holds a 1 GB array in
-    small pages copies 262,144 page-table entries (~35 ms here), in huge pages 512. The
-    kernel collapses the pages in place (``MADV_COLLAPSE``, Linux 6.1+: no second copy
-    of the array, so loading peaks at the array's size); elsewhere the array is copied
-    into numpy's own (huge-page) memory.
-    """
-    np = sys.modules.get("numpy")
-    if np is None or not isinstance(value, np.ndarray):
-        return value
-    if value.nbytes < HUGE_ARRAY_BYTES or value.dtype.hasobject:
-        return value
-    if value.flags.c_contiguous and _collapse_in_place(value.ctypes.data, value.nbytes):
-        return value
-    return np.array(value, copy=True, order="K")
-
-
-_HUGE = 2 << 20
-_collapse_works: list[bool] = []
-
-
-def _collapse_in_place(address: int, length: int) -> bool:
-    """madvise(MADV_HUGEPAGE) then MADV_COLLAPSE over the 2 MB-aligned middle of a buffer."""
-    if _collapse_works and not _collapse_works[0]:
-        return False
-    if not sys.platform.startswith("linux"):
-        _collapse_works.append(False)
-        return False
-    import ctypes
-
-    start = (address + _HUGE - 1) // _HUGE * _HUGE
-    end = (address + length) // _HUGE * _HUGE
-    if end <= start:
-        return True  # nothing a huge page could hold
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        libc.madvise(start, end - start, 14)  # MADV_HUGEPAGE: khugepaged may keep them so
-        ok = libc.madvise(start, end - start, 25) == 0  # MADV_COLLAPSE
-    except (OSError, AttributeError):
-        ok = False
-    if not _collapse_works:
-        _collapse_works.append(ok)
-    return ok
-
-
 def _load(ref: TaskRef, datastore: Any, names: list[str],
           rehome: bool = True) -> dict[str, Any]:
     try:
-        return {name: _rehome(value) if rehome else value
-                for name, value in _load_streamed(ref, datastore, names)}
+        return {name: streamload.rehome_array(value) if rehome else value
+                for name, value in streamload.load_streamed(ref, datastore, names)}
     except DevdError:
         raise
     except Exception as exc:  # noqa: BLE001 - datastore and unpickling failures (any type): one line
@@ -268,99 +219,6 @@ def _load(ref: TaskRef, datastore: Any, names: list[str],
             f"parent task {ref.pathspec} is gone or unreadable ({type(exc).__name__}: "
             f"{detail}); run the flow again with `devd run FLOW`"
         ) from None
-
-
-_PICKLED = frozenset(["pickle-v2", "pickle-v4", "gzip+pickle-v2", "gzip+pickle-v4"])
-
-
-def _streamable(datastore: Any, name: str) -> bool:
-    """Whether Metaflow would read ``name`` with its pickle serializer (then devd streams
-    it); artifacts of other serializers go through Metaflow's ``load_artifacts``."""
-    info = datastore._info.get(name, {})
-    encoding = info.get("encoding", "gzip+pickle-v2")
-    if encoding not in _PICKLED:
-        return False
-    try:
-        from metaflow.datastore.artifacts.serializer import SerializationMetadata
-
-        metadata = SerializationMetadata(obj_type=info.get("type", "object"),
-                                         size=info.get("size", 0), encoding=encoding,
-                                         serializer_info=info.get("serializer_info", {}))
-        for serializer in datastore._serializers:
-            if serializer.can_deserialize(metadata):
-                return getattr(serializer, "TYPE", None) == "pickle"
-    except (ImportError, AttributeError):  # an older Metaflow: pickle is all it has
-        return True
-    return False
-
-
-def blob_files(ref: TaskRef, datastore: Any, keys: list[str]) -> dict[str, Any]:
-    """Local files holding the blobs ``keys`` as Metaflow stored them: the datastore's own
-    files for a local datastore, devd's disk cache (downloaded once) for S3."""
-    from .blobcache import BlobFile
-    from .s3store import fetch_s3
-
-    if not keys:
-        return {}
-    if ref.ds_type == "s3":
-        sizes = {datastore._objects[n]: int(datastore._info.get(n, {}).get("size", 0) or 0)
-                 for n in datastore._objects}
-        return fetch_s3(ref.ds_root, ref.flow_name, keys, ref.pathspec,
-                        {k: sizes.get(k, 0) for k in keys})
-    if ref.ds_type != "local":
-        return {}
-    ca_store = datastore._ca_store
-    storage = ca_store._storage_impl
-    paths = {storage.path_join(ca_store._prefix, key[:2], key): key for key in keys}
-    found = {}
-    with storage.load_bytes(list(paths)) as loaded:
-        for path, local, meta in loaded:
-            if path not in paths:
-                continue
-            if local is None:  # Metaflow's own load would fail on it with a TypeError
-                name = next((n for n, k in datastore._objects.items() if k == paths[path]),
-                            paths[path])
-                raise DevdError(
-                    f"artifact '{name}' of parent task {ref.pathspec} is missing from "
-                    f"{ref.ds_root} (its blob {storage.full_uri(path)} was deleted); "
-                    "run the flow again with `devd run FLOW`")
-            found[paths[path]] = BlobFile(local, bool(meta and meta.get("cas_raw")))
-    return found
-
-
-def _load_streamed(ref: TaskRef, datastore: Any,
-                   names: list[str]) -> Iterable[tuple[str, Any]]:
-    """Artifacts read straight from their stored files: decompressed and unpickled as a
-    stream, so loading never holds the compressed blob, the decompressed bytes and the
-    object at once (peak: about the object's size)."""
-    import pickle
-
-    from .blobcache import drop_if_damaged, open_blob
-
-    stream = [n for n in names if n in datastore._objects and _streamable(datastore, n)]
-    # a local datastore's files are looked up for every name: a deleted one is one line
-    present = [n for n in names if n in datastore._objects] if ref.ds_type == "local" else stream
-    files = blob_files(ref, datastore, [datastore._objects[n] for n in present])
-    rest = [n for n in names if n not in stream or datastore._objects[n] not in files]
-    if rest:
-        yield from datastore.load_artifacts(rest)
-    for name in stream:
-        key = datastore._objects[name]
-        blob = files.get(key)
-        if blob is None:
-            continue
-        try:
-            with open_blob(blob) as handle:
-                value = pickle.load(handle)
-        except Exception:
-            # devd's S3 cache: a blob damaged on disk (it was whole when it came in) is
-            # dropped and downloaded again; anything else is the artifact's own failure
-            if ref.ds_type != "s3" or not drop_if_damaged(blob.path, key, "it did not unpickle"):
-                raise
-            blob = blob_files(ref, datastore, [key])[key]
-            with open_blob(blob) as handle:
-                value = pickle.load(handle)
-        yield name, value
 
 
 def _eager_names(datastore: Any, eager_limit: int | None) -> list[str]:
@@ -408,7 +266,7 @@ def prefetch(refs: list[TaskRef]) -> dict[TaskRef, Any]:
         for ref in group:
             datastore = opened[ref]
             for name in _eager_names(datastore, None):
-                if _streamable(datastore, name):
+                if streamload.streamable(datastore, name):
                     key = datastore._objects[name]
                     keys.append(key)
                     sizes[key] = int(datastore._info.get(name, {}).get("size", 0) or 0)
