@@ -427,3 +427,14 @@ def test_the_default_environment_is_what_the_parents_run_recorded(tmp_path: Path
     given = devd(tmp_path, "spin", "plain_flow.py", "end", "--no-daemon",
                  "--environment=local", "--json")
     assert json.loads(given.stdout)["ok"]  # as given, it wins over the record
+
+
+def test_a_wrong_top_level_option_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "plain_flow.py").write_text(PLAIN_FLOW)
+    for extra, said in ((["--environment=pipy"], "invalid choice: pipy"),
+                        (["--with", "nosuchdeco"], "Unknown step decorator *nosuchdeco*")):
+        proc = devd(tmp_path, "spin", "plain_flow.py", "end", "--no-daemon", *extra)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and said in lines[0], proc.stderr
+        assert lines[0].startswith("devd: Metaflow could not say where step 'end' runs with ")

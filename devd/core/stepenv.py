@@ -196,9 +196,9 @@ def _ask_metaflow(model: FlowModel, step: str, options: SpinOptions, name: str,
             raise DevdError(f"step '{step}' runs in its {name} environment, which is not "
                             f"created on this machine ({where or 'Metaflow'}: "
                             f"{answer['error']}); {create}")
-        raise DevdError(f"Metaflow could not say where step '{step}' runs with "
-                        f"--environment={name} ({where or 'its CLI'}: {answer['error']}); "
-                        "check the option, or spin with --environment=local")
+        given = " ".join(top_level_args(options, name))
+        raise DevdError(f"Metaflow could not say where step '{step}' runs with {given} "
+                        f"({where or 'its CLI'}: {answer['error']}); check those options")
     python = str(answer["entrypoint"][0])
     env = {str(k): str(v) for k, v in answer.get("env", {}).items()}
     moved_by = [d for d in answer.get("decorators", [])
