@@ -64,12 +64,11 @@ def live_project() -> Any:
         cli(root, "daemon", "stop", str(root))
 
 
-@pytest_asyncio.fixture
-async def editor(live_project: Path) -> AsyncIterator[Any]:
+async def connect(root: Path) -> Any:
     """An editor's connection (it sent ``initialize``: broadcasts reach it)."""
     config = ClientServerConfig(
         server_command=[sys.executable, "-m", "devd.cli", "serve", "--stdio", "--root",
-                        str(live_project)],
+                        str(root)],
         server_env=os.environ.copy())
     lsp = await config.start()
     lsp.progressed = []
@@ -79,7 +78,13 @@ async def editor(live_project: Path) -> AsyncIterator[Any]:
         lsp.progressed.append(plain(params))
 
     await lsp.initialize_session(types.InitializeParams(
-        capabilities=types.ClientCapabilities(), root_uri=live_project.as_uri()))
+        capabilities=types.ClientCapabilities(), root_uri=root.as_uri()))
+    return lsp
+
+
+@pytest_asyncio.fixture
+async def editor(live_project: Path) -> AsyncIterator[Any]:
+    lsp = await connect(live_project)
     yield lsp
     await lsp.shutdown_session()
     await lsp.stop()
@@ -129,3 +134,42 @@ def test_the_runs_list_is_kept_until_a_run_is_added(live_project: Path,
     assert [r.run_id for r in runs] == [second, first] and {r.status for r in runs} == {"ok"}
     assert read_run("LiveFlow").run_id == second
     assert read_run("LiveFlow", first) is newest
+
+
+@pytest.mark.asyncio
+async def test_a_daemon_there_before_the_first_run_keeps_runs_and_sees_new_ones(
+        live_project: Path) -> None:
+    """A daemon asked for the runs before the project had any, then running the first: a
+    finished run's record is read once (a later edit of its record is not re-read), and a
+    run added shows first."""
+    import json
+    import shutil
+
+    from tests.conftest import run_flow
+
+    root = Path(tempfile.mkdtemp(prefix="dvfresh"))  # no .metaflow here or above
+    shutil.copy(live_project / "live_flow.py", root / "live_flow.py")
+    uri = (root / "live_flow.py").as_uri()
+    editor = await connect(root)
+
+    async def runs() -> list[dict[str, Any]]:
+        answer = plain(await editor.protocol.send_request_async(
+            "devd/runs", {"uri": uri, "limit": 50}))
+        assert answer["ok"], answer
+        return answer["runs"]
+
+    try:
+        assert await runs() == []  # asked before any run
+        run = plain(await editor.protocol.send_request_async("devd/run", {"uri": uri}))
+        first = run["runId"]  # run by the daemon (Ctrl+Alt+R)
+        assert run["ok"] and (await runs())[0]["runId"] == first
+        record = root / ".metaflow" / "LiveFlow" / first / "_meta" / "_self.json"
+        data = json.loads(record.read_text())
+        record.write_text(json.dumps({**data, "tags": ["probe"]}))  # no run added: kept
+        assert (await runs())[0]["tags"] == []
+        second = run_flow(root, "live_flow.py")
+        assert [r["runId"] for r in (await runs())[:2]] == [second, first]
+    finally:
+        await editor.shutdown_session()
+        await editor.stop()
+        cli(root, "daemon", "stop", str(root))

@@ -32,14 +32,18 @@ def _where() -> tuple[str, str]:
 
 def _stamp(flow_name: str, where: str) -> Any | None:
     """What changes when a run of the flow is added or removed; None: cannot tell."""
-    kind, _, root = where.partition("@")
+    kind = where.partition("@")[0]
     if kind == "local":
-        base = root if os.path.basename(root) == ".metaflow" else os.path.join(root, ".metaflow")
+        # Where Metaflow's local metadata provider itself looks (get_metadata()'s text keeps
+        # "no .metaflow found" from before the first run made one).
+        from metaflow.plugins.metadata_providers.local import LocalMetadataProvider
+
         try:
-            st = os.stat(os.path.join(base, flow_name))
-        except OSError:
+            path = LocalMetadataProvider._make_path(flow_name, create_on_absent=False)
+            st = os.stat(path)
+        except (AttributeError, TypeError, OSError):  # another Metaflow; no run yet
             return None
-        return (st.st_mtime_ns, st.st_ino)
+        return (path, st.st_mtime_ns, st.st_ino)
     if kind == "service":
         from .runwatch import ServiceUnreachable, service_fingerprint
 
