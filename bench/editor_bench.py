@@ -152,8 +152,9 @@ def close_flow_view(wb) -> None:
                       or None, "the flow view closed", 30)
 
 
-def show_flow_sample(wb, steps: int) -> float:
-    """`devd: Show Flow` from the palette → the graph on screen (ms), the view closed first."""
+def show_flow_sample(wb, steps: int) -> tuple[float, float, float, float]:
+    """`devd: Show Flow` from the palette → the graph on screen (ms), the view closed first;
+    and its parts: → the new page's script runs, → the graph reaches it, → drawn."""
     close_flow_view(wb)
     wb.click_editor(flowfixture.FLOW_FILE)
     wb._close_quick_input()
@@ -163,7 +164,9 @@ def show_flow_sample(wb, steps: int) -> float:
     start = wb.page.evaluate(NOW)
     row.click()
     frame = wb.wait_until(lambda: flow_frame(wb.page, steps), "the graph", 60, interval=0.02)
-    return float(frame.evaluate("() => Number(document.body.dataset.drawnAt)")) - start
+    at = frame.evaluate("() => [document.body.dataset.startedAt, document.body.dataset.graphAt,"
+                        " document.body.dataset.drawnAt].map(Number)")
+    return at[2] - start, at[0] - start, at[1] - at[0], at[2] - at[1]
 
 
 def daemon_timings(ws: Path, env: dict[str, str], samples: int) -> tuple[list[float], list[float]]:
@@ -237,10 +240,17 @@ def flow_bench(samples: int, vsix: Path, tools,
             took = flowfixture.copy_runs(ws, run_id)
             print(f"(999 more runs made from run {run_id} in {took:.1f} s: "
                   f"{flowfixture.runs_count(ws)} runs)", flush=True)
-            show = [show_flow_sample(wb, steps) for _ in range(samples + 2)][2:]
+            parts = [show_flow_sample(wb, steps) for _ in range(samples + 2)][2:]
+            show = [p[0] for p in parts]
             rows.append(("`devd: Show Flow` → graph on screen (50 steps, 1,000 runs)", show,
                          "show"))
-            print(f"(show flow, ms: {show})", flush=True)
+            rows.append(("… of which: command → the new view's page runs", [p[1] for p in parts],
+                         ""))
+            rows.append(("… of which: page ready → the graph reaches it (devd/graph, layout)",
+                         [p[2] for p in parts], ""))
+            rows.append(("… of which: the page draws it (next frame)", [p[3] for p in parts],
+                         ""))
+            print(f"(show flow, ms: {parts})", flush=True)
             start = wb.page.evaluate(NOW)
             wb.page.locator(".activitybar .action-item a[aria-label^='devd']").first.click()
             shown = wb.wait_until(lambda: wb.page.evaluate(TREE_SHOWN) or None,
