@@ -26,6 +26,7 @@ import pytest
 import devd
 from devd import Session
 from devd.common.cards import update_payload
+from devd.common.report import StaleMark
 from devd.core.preview import recorded_hashes, render_preview
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1139,8 +1140,8 @@ def test_the_stale_parents_box_offers_run_resume_and_a_chain(in_project: Path,
 
     with Session(FLOW) as session:
         result = session.spin("report", artifacts={"base": 21})
-    stale = [{"step": "prepare", "reason": "code of step 'prepare' changed since run 1"},
-             {"step": "start", "reason": "code of step 'start' changed since run 1"}]
+    stale = [StaleMark("prepare", "code of step 'prepare' changed since run 1"),
+             StaleMark("start", "code of step 'start' changed since run 1")]
     page = render_preview(dataclasses.replace(result, stale=stale), nonce=NONCE)
     assert 'data-action="resume"' not in render_preview(dataclasses.replace(result,
                                                                             stale=stale))

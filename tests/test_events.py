@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pygls.uris import from_fs_path
 
+from devd.common.report import StaleMark
 from devd.core.engine import Engine
 from devd.core.events import (
     CardUpdated,
@@ -44,7 +45,7 @@ URI = from_fs_path(FLOW)
      {"reason": "resumeFinished", "flow": FLOW, "runId": None, "ok": False, "uri": URI}),
     (FileChanged(FLOW, FLOW, stale={}),
      {"reason": "fileChanged", "file": FLOW, "flow": FLOW, "stale": {}, "uri": URI}),
-    (FileChanged(FLOW, FLOW, stale={"b": [{"step": "a", "reason": "code changed"}]}),
+    (FileChanged(FLOW, FLOW, stale={"b": [StaleMark("a", "code changed")]}),
      {"reason": "fileChanged", "file": FLOW, "flow": FLOW,
       "stale": {"b": [{"step": "a", "reason": "code changed"}]}, "uri": URI}),
     (FileChanged(FLOW, FLOW, error="SyntaxError: line 3"),

@@ -14,7 +14,7 @@ from pygls.protocol import default_converter
 
 from devd.common.options import SpinOptions
 from devd.common.optiontable import SPIN_SPELLINGS
-from devd.common.report import ArtifactRow, SpinError
+from devd.common.report import ArtifactRow, SpinError, StaleMark
 from devd.core.events import CardUpdated, FileChanged, FileDeleted, RunFinished, SpinStarted
 from devd.core.result import SpinResult
 from devd.lsp import models, strict, tsgen, wire
@@ -102,7 +102,7 @@ _RESULT: dict[str, Any] = {
     "pathspec": None, "persisted": False, "cards": ["<html>card</html>"],
     "card_info": [{"id": "report", "type": "blank", "uuid": "u-1"}],
     "notices": ["a notice"], "timings": {"child": 0.0239},
-    "stale": [{"step": "start", "reason": "code of step 'start' changed since run 1"}],
+    "stale": [StaleMark("start", "code of step 'start' changed since run 1")],
     "recorded_task": "F/1/train/3"}
 
 # What the daemon sends (and `devd spin --json` prints) for _RESULT, key for key.
@@ -215,7 +215,7 @@ _FLOW = "/p/flow.py"
 @pytest.mark.parametrize("event", [
     SpinStarted(_FLOW, "train"), RunFinished(_FLOW, "run", "17", True),
     RunFinished(_FLOW, "resume", None, False),
-    FileChanged(_FLOW, _FLOW, stale={"b": [{"step": "a", "reason": "code changed"}]}),
+    FileChanged(_FLOW, _FLOW, stale={"b": [StaleMark("a", "code changed")]}),
     FileChanged(_FLOW, _FLOW, error="SyntaxError: line 3"), FileChanged("/p/cfg.toml"),
     FileDeleted(_FLOW, _FLOW),
 ])

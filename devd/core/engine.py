@@ -23,6 +23,7 @@ from ..common.blobcache import watch as watch_transfers
 from ..common.errors import DevdError
 from ..common.forking import ChildProcess
 from ..common.options import SpinHooks, SpinOptions
+from ..common.report import StaleMark
 from ..common.warmstore import WarmStore, WarmTask
 from . import runner
 from .events import (
@@ -337,7 +338,7 @@ class Engine:
             self.store.discard([task.ref.pathspec])
 
     def _chain_plan(self, session: Session, model: FlowModel,
-                    step: str) -> tuple[SpinPlan, list[WarmTask], list[dict[str, str]]]:
+                    step: str) -> tuple[SpinPlan, list[WarmTask], list[StaleMark]]:
         """Parents from the last successful spins of the parent steps (notebook-style)."""
         info = model.steps[step]
         if not info.in_funcs:
@@ -348,7 +349,7 @@ class Engine:
                             "from the recorded run instead")
         now = step_source_hashes(model)
         tasks: list[WarmTask] = []
-        stale: list[dict[str, str]] = []
+        stale: list[StaleMark] = []
         for parent in info.in_funcs:
             record = self._last.get((session.flow_file, parent))
             chain = record.chain_task(model.flow_name) if record is not None else None
@@ -357,8 +358,8 @@ class Engine:
                                 f"'{parent}' first, or spin '{step}' from the recorded run")
             tasks.append(chain)
             if record.sources.get(parent) != now.get(parent):
-                stale.append({"step": parent,
-                              "reason": f"code of step '{parent}' changed since its last spin"})
+                stale.append(StaleMark(parent,
+                                       f"code of step '{parent}' changed since its last spin"))
             good = record.good or record.result
             stale.extend(s for s in good.stale if s not in stale)
         split_index = 0 if model.steps[info.in_funcs[0]].type == "foreach" else None
@@ -366,7 +367,7 @@ class Engine:
                         None)
         return plan, tasks, stale
 
-    def stale_steps(self, flow_file: str) -> dict[str, list[dict[str, str]]]:
+    def stale_steps(self, flow_file: str) -> dict[str, list[StaleMark]]:
         """For each step, the upstream steps changed since the run its parents come from."""
         path = os.path.abspath(flow_file)
         with self._lock:

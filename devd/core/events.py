@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..common.report import StaleMark
 from .graph import StepRecord
 from .result import SpinResult
 
-StaleMarks = dict[str, list[dict[str, str]]]  # step -> [{step, reason}] of its stale parents
+StaleMarks = dict[str, list[StaleMark]]  # step -> its stale parents
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ class SpinResult:
     card_components: list[dict[str, Any]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    stale: list[dict[str, str]] = field(default_factory=list)  # [{step, reason}]
+    stale: list[StaleMark] = field(default_factory=list)
     # "user" (devd/cancel) or "superseded" (a newer spin of the step): stopped, not failed.
     cancelled: str | None = None
     # A foreach body: {index, count} of the split spun (its notice names its input).
@@ -136,7 +136,7 @@ class SpinResult:
             cards=[CardInfo(i, **(self.card_info[i] if i < len(self.card_info) else {}),
                             html=html) for i, html in enumerate(self.cards)],
             recorded_task=self.recorded_task,
-            stale=[StaleMark(**mark) for mark in self.stale] or None,
+            stale=list(self.stale) or None,
             split=SplitInfo(**self.split) if self.split is not None else None,
             environment=StepEnvInfo(**self.environment) if self.environment is not None
             else None,

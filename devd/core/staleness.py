@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 
+from ..common.report import StaleMark
 from .flowmodel import FlowModel
 
 
@@ -20,8 +21,8 @@ def step_source_hashes(model: FlowModel) -> dict[str, str]:
     return hashes
 
 
-def _changed_since_run(step: str, run_id: str | None) -> dict[str, str]:
-    return {"step": step, "reason": f"code of step '{step}' changed since run {run_id}"}
+def _changed_since_run(step: str, run_id: str | None) -> StaleMark:
+    return StaleMark(step, f"code of step '{step}' changed since run {run_id}")
 
 
 class RunSources:
@@ -49,7 +50,7 @@ class RunSources:
         return {s for s in model.steps if s in recorded and recorded[s] != now.get(s)}
 
     def stale_parents(self, model: FlowModel, flow_file: str, run_id: str | None,
-                      step: str) -> list[dict[str, str]]:
+                      step: str) -> list[StaleMark]:
         """Upstream steps of ``step`` whose code changed since the run the parents come from."""
         now = step_source_hashes(model)
         recorded = self._recorded(flow_file, run_id, now)
@@ -57,13 +58,13 @@ class RunSources:
                 if s in recorded and recorded[s] != now.get(s)]
 
     def stale_steps(self, model: FlowModel,
-                    flow_file: str) -> dict[str, list[dict[str, str]]]:
+                    flow_file: str) -> dict[str, list[StaleMark]]:
         """For each step, the upstream steps changed since the run its parents come from."""
         with self._lock:
             runs = [(run_id, recorded) for (p, run_id), recorded in self._sources.items()
                     if p == flow_file]
         now = step_source_hashes(model)
-        marks: dict[str, list[dict[str, str]]] = {}
+        marks: dict[str, list[StaleMark]] = {}
         for run_id, recorded in runs:
             changed = [s for s in model.steps if s in recorded and recorded[s] != now.get(s)]
             for step in model.steps:

@@ -22,11 +22,13 @@ from ..core.events import (
     RunProgressed,
     SpinRefused,
     SpinStarted,
+    StaleMarks,
 )
 from ..core.graph import FlowGraph, RunRecord
 from ..core.memory import ProcessMemory
 from ..core.result import SpinResult
 from .flowmodels import GraphEdge, GraphNodeInfo, GraphResult, RunInfo, RunsResult
+from .models import shared_converter
 from .spinmodels import (
     ErrorInfo,
     LastSpin,
@@ -107,7 +109,7 @@ def state_changed_json(event: SpinStarted | SpinRefused | FileChanged | FileDele
                 if event.error is not None:
                     params["error"] = event.error
                 else:
-                    params["stale"] = event.stale
+                    params["stale"] = shared_converter().unstructure(event.stale, StaleMarks)
     if "flow" in params:
         params["uri"] = from_fs_path(params["flow"])
     return params
