@@ -9,6 +9,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -124,6 +125,7 @@ def test_images_show_as_images(task: str) -> None:
         view = read_artifact(task, name)
         assert view["kind"] == "image" and view["mime"] == mime, name
         assert (view["width"], view["height"]) == size
+        assert view["summary"].endswith(f"image {size[0]}x{size[1]}"), view["summary"]
         html = _page(view)
         assert f'src="data:{mime};base64,' in html
         import base64
@@ -171,3 +173,73 @@ def test_the_page_without_a_webview_has_no_nonce(task: str) -> None:
     html = render_value_page(read_artifact(task, "config"))
     assert "'unsafe-inline'" in html and "nonce" not in html
 
+
+
+def test_through_the_daemon_a_value_a_tasks_card_and_a_pinned_run(project: Path,
+                                                                   tmp_path: Path) -> None:
+    """devd/artifactValue with a pane's webview answers the page (and the view without the
+    image); devd/taskCard a recorded task's page with its stored cards; devd/spin with
+    runId takes the parents from that run, not the newest."""
+    import subprocess
+    import sys
+
+    from devd.cli.client import file_uri
+    from tests.wirehelp import cli, make_project
+
+    root = make_project(project, ("linear_flow.py", "card_flow.py"), "dvav",
+                        run=("linear_flow.py", "card_flow.py"))
+    (root / "values_flow.py").write_text(VALUES_FLOW)
+    older = run_flow(root, "linear_flow.py")
+    newest = run_flow(root, "linear_flow.py")
+    values_run = run_flow(root, "values_flow.py")
+    env = {**os.environ, "DEVD_RUNTIME_DIR": str(tmp_path / "rt"), "DEVD_IDLE_TIMEOUT": "120"}
+    assert cli(root, "daemon", "start", env=env).returncode == 0
+    try:
+        script = (
+            "import json, sys\n"
+            "from devd.cli.daemons import daemon_for\n"
+            "c = daemon_for(sys.argv[1])\n"
+            "values, cards, linear, run, older = sys.argv[2:7]\n"
+            "pane = {'nonce': 'N' * 24, 'cspSource': 'https://*.vscode-cdn.net'}\n"
+            "task = 'ValuesFlow/' + run + '/start/1'\n"
+            "with c:\n"
+            "    out = [c.request('devd/artifactValue', {'uri': values, 'pathspec': task,\n"
+            "                                             'name': 'png', 'webview': pane}),\n"
+            "           c.request('devd/artifactValue', {'uri': values, 'pathspec': task,\n"
+            "                                             'name': 'grid'}),\n"
+            "           c.request('devd/artifactValue', {'uri': values, 'pathspec': task,\n"
+            "                                             'name': 'nope'})]\n"
+            "    graph = c.request('devd/graph', {'uri': cards})\n"
+            "    steps = c.request('devd/tasks', {'uri': cards, 'runId': graph['run']['runId'],\n"
+            "                                     'step': 'report'})\n"
+            "    out.append(c.request('devd/taskCard', {'uri': cards, 'webview': pane,\n"
+            "               'pathspec': steps['tasks'][0]['pathspec']}))\n"
+            "    out.append(c.request('devd/spin', {'uri': linear, 'step': 'double',\n"
+            "                                       'runId': older, 'webview': None}))\n"
+            "    out.append(c.request('devd/spin', {'uri': linear, 'line': 13,\n"
+            "                                       'runId': older, 'webview': None}))\n"
+            "    out.append(c.request('devd/spin', {'uri': linear, 'step': 'double',\n"
+            "                                       'webview': None}))\n"
+            "    out.append(c.request('devd/spin', {'uri': linear, 'step': 'double',\n"
+            "                                       'runId': 'a/b', 'webview': None}))\n"
+            "print(json.dumps(out))\n")
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(root), file_uri(str(root / "values_flow.py")),
+             file_uri(str(root / "card_flow.py")), file_uri(str(root / "linear_flow.py")),
+             values_run, older], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        png, grid, nope, card, pinned, by_line, plain, bad = json.loads(out.stdout)
+        assert png["ok"] and png["value"]["kind"] == "image" and "data" not in png["value"]
+        assert "data:image/png;base64," in png["html"] and "nonce-" + "N" * 24 in png["html"]
+        assert grid["ok"] and "html" not in grid and grid["value"]["stats"]["nan"] == 1
+        assert grid["value"]["shape"] == [2000, 50]
+        assert not nope["ok"] and "has no artifact 'nope'" in nope["error"]["message"]
+        assert card["ok"] and card["step"] == "report"
+        assert 'data-card-id="report"' in card["preview"]  # the card Metaflow stored
+        assert 'nonce="' + "N" * 24 + '"' in card["preview"]
+        assert pinned["ok"] and pinned["originRunId"] == older != newest
+        assert by_line["ok"] and by_line["step"] == "double" and by_line["originRunId"] == older
+        assert plain["ok"] and plain["originRunId"] == newest
+        assert not bad["ok"] and "runId must be a run's id" in bad["error"]["message"]
+    finally:
+        cli(root, "daemon", "stop", env=env)

@@ -306,6 +306,13 @@ def render_preview(result: SpinResult, *, recorded: dict[str, str] | None = None
 
 def render_recorded(flow_file: str, pathspec: str) -> tuple[str, str]:
     """The preview of a recorded task with the cards Metaflow stored for it."""
+    result = recorded_result(pathspec)
+    return render_preview(result, recorded=None, recorded_view=True), result.step
+
+
+def recorded_result(pathspec: str) -> SpinResult:
+    """A recorded task as a spin's result: its artifacts, output and the cards Metaflow
+    stored for it (render_preview with ``recorded_view=True`` shows it)."""
     from metaflow import Task
     from metaflow.cards import get_cards
 
@@ -330,7 +337,7 @@ def render_recorded(flow_file: str, pathspec: str) -> tuple[str, str]:
     duration = 0.0
     if task.finished_at and task.created_at:
         duration = (task.finished_at - task.created_at).total_seconds()
-    result = SpinResult(
+    return SpinResult(
         flow=flow, step=step, ok=bool(task.successful), artifacts=artifacts,
         artifact_rows=[describe(k, v) for k, v in sorted(artifacts.items())], error=None,
         stdout=task.stdout or "", stderr=task.stderr or "", next_steps=[],
@@ -340,4 +347,3 @@ def render_recorded(flow_file: str, pathspec: str) -> tuple[str, str]:
         recorded_task=pathspec,
         artifact_hashes={},
     )
-    return render_preview(result, recorded=None, recorded_view=True), step

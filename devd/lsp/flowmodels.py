@@ -1,11 +1,12 @@
 """The wire forms of the flow view's and the runs explorer's methods: ``devd/graph``,
-``devd/runs``, ``devd/tasks`` and ``devd/task`` (the others' are in devd/lsp/spinmodels.py)."""
+``devd/runs``, ``devd/tasks``, ``devd/task``, ``devd/artifactValue`` and ``devd/taskCard``
+(the others' are in devd/lsp/spinmodels.py)."""
 
 from __future__ import annotations
 
 import attrs
 
-from .spinmodels import ArtifactRow, ErrorInfo
+from .spinmodels import ArtifactRow, ErrorInfo, WebviewOptions
 from .wire import opt, req, sent
 
 
@@ -137,3 +138,77 @@ class TaskResult:
     pathspec: str | None = sent()
     artifacts: list[ArtifactRow] = sent(list)
     error: ErrorInfo | None = opt()
+
+
+@attrs.define
+class ArtifactValueParams:
+    """``devd/artifactValue``: one recorded artifact's value, read and rendered by the
+    daemon (the runs explorer's pane; nothing is unpickled in the editor)."""
+
+    uri: str = req(hint="the flow file")
+    pathspec: str = req(hint="the task, Flow/RUN/STEP/TASK")
+    name: str = req(hint="the artifact's name")
+    webview: WebviewOptions | None = opt(doc="render the value's page for this pane")
+
+
+@attrs.define
+class ValueStats:
+    """A numeric array's statistics, NaNs left out."""
+
+    min: float = req()
+    max: float = req()
+    mean: float = req()
+    over: int = req(doc="over this many elements (the first ones of a huge array)")
+    nan: int | None = opt(doc="a float array's NaNs")
+
+
+@attrs.define
+class ValueView:
+    """One artifact's value as the pane shows it: ``kind`` says which fields it has."""
+
+    name: str = req()
+    pathspec: str = req()
+    kind: str = req(doc="dataframe, array, image, json, text, repr, big (not loaded) or "
+                        "unreadable")
+    type: str = req()
+    summary: str = req()
+    stored_bytes: int | None = opt(doc="as Metaflow stored it")
+    size_bytes: int | None = opt(doc="in memory, when known")
+    shape: list[int] | None = opt()
+    dtype: str | None = opt(doc="an array's")
+    stats: ValueStats | None = opt(doc="a numeric array's")
+    dtypes: list[list[str]] | None = opt(doc="a dataframe's [column, dtype] (at most 200)")
+    columns: list[str] | None = opt(doc="a dataframe's head: its columns (at most 20)")
+    index: list[str] | None = opt(doc="its rows' index labels (at most 20)")
+    rows: list[list[str]] | None = opt(doc="its cells as text")
+    text: str | None = opt(doc="json, text, repr, array: at most 64,000 characters")
+    truncated: bool | None = opt(doc="`text` is the start of a longer one")
+    text_chars: int | None = opt(doc="the whole text's length, when truncated")
+    chars: int | None = opt(doc="a string's length")
+    mime: str | None = opt(doc="an image's: image/png or image/jpeg")
+    width: int | None = opt()
+    height: int | None = opt()
+    image_bytes: int | None = opt()
+    data: str | None = opt(doc="the image, base64 (at most 4 MB; left out with `webview`)")
+
+
+@attrs.define
+class ArtifactValueResult:
+    """``devd/artifactValue``: the value's view, and with ``webview`` its page (no script,
+    its style by the pane's nonce, images as data: URIs); ``ok`` false with ``error`` for
+    an unknown task or artifact."""
+
+    ok: bool = req()
+    value: ValueView | None = opt()
+    html: str | None = opt(doc="with `webview`: the page for the pane")
+    error: ErrorInfo | None = opt()
+
+
+@attrs.define
+class TaskCardParams:
+    """``devd/taskCard``: a recorded task's preview page with the cards Metaflow stored for
+    it (the runs explorer's Open Card); answered as ``devd/card`` is."""
+
+    uri: str = req(hint="the flow file")
+    pathspec: str = req(hint="the task, Flow/RUN/STEP/TASK")
+    webview: WebviewOptions | None = opt(doc="render the preview for this card pane")

@@ -18,17 +18,22 @@ from ..core.engine import SpinRecord
 from ..core.memory import stats
 from ..core.parents import parse_target
 from .flowmodels import (
+    ArtifactValueParams,
+    ArtifactValueResult,
     GraphParams,
     GraphResult,
     RunsParams,
     RunsResult,
+    TaskCardParams,
     TaskInfo,
     TaskParams,
     TaskResult,
     TasksParams,
     TasksResult,
+    ValueView,
 )
 from .logmodels import TaskLog, TaskLogsParams, TaskLogsResult
+from .models import shared_converter
 from .onespin import RequestSpin, join_save_spin
 from .panes import pane_options, pane_page
 from .progress import RunProgress, TransferProgress
@@ -78,7 +83,9 @@ def register(server: DevdServer) -> None:
                             ("devd/runs", _in_pool(_runs_request)),
                             ("devd/tasks", _in_pool(_tasks_request)),
                             ("devd/task", _in_pool(_task_request)),
-                            ("devd/taskLogs", _in_pool(_task_logs_request))):
+                            ("devd/taskLogs", _in_pool(_task_logs_request)),
+                            ("devd/artifactValue", _in_pool(_artifact_value_request)),
+                            ("devd/taskCard", _in_pool(_task_card_request))):
         server.feature(method)(handler)
 
 
@@ -131,6 +138,11 @@ def _spin_request(server: DevdServer, params: SpinTarget) -> SpinOutcome:
     try:
         model = engine.model(path)
         target = engine.resolve_step(model, params.step, params.line, params.pathspec)
+        if params.run_id is not None and not params.pathspec:  # the runs explorer's pin
+            if not params.run_id or "/" in params.run_id:
+                raise DevdError(f"runId must be a run's id (as `devd runs` lists them), not "
+                                f"'{params.run_id}'")
+            target = f"{params.run_id}/{target}"
 
         def log(stream: str, text: str) -> None:
             server.notify_threadsafe("devd/log", _log_params(stream, text, uri, target))
@@ -260,6 +272,45 @@ def _task_logs_request(server: DevdServer, params: TaskLogsParams) -> TaskLogsRe
     return TaskLogsResult(ok=True, pathspec=params.pathspec, logs=[
         TaskLog(stream=stream, text=tail.text, lines=tail.lines, left_out=tail.left_out)
         for stream, tail in found.items()])
+
+
+def _artifact_value_request(server: DevdServer,
+                            params: ArtifactValueParams) -> ArtifactValueResult:
+    """One recorded artifact's value, read and rendered here (devd/core/artifactview.py);
+    with ``webview`` its page for the pane, which carries the image (left out of ``value``)."""
+    from ..core.artifactview import read_artifact, render_value_page
+
+    pane = pane_options(params.webview, "devd/artifactValue") if params.webview else None
+    try:
+        server.engine.model(uri_to_path(params.uri))  # the flow's project, bound for the Client
+        view = read_artifact(params.pathspec, params.name)
+    except DevdError as exc:
+        return ArtifactValueResult(ok=False, error=refusal(str(exc)))
+    html = None
+    if pane is not None:
+        html = render_value_page(view, nonce=pane["nonce"], csp_source=pane["csp_source"])
+        view.pop("data", None)
+    return ArtifactValueResult(ok=True, value=shared_converter().structure(view, ValueView),
+                               html=html)
+
+
+def _task_card_request(server: DevdServer, params: TaskCardParams) -> CardResult:
+    """A recorded task's preview page with its stored cards (the runs explorer's Open Card)."""
+    from ..core.preview import CardAssets, recorded_result, render_preview
+
+    pane = pane_options(params.webview, "devd/taskCard") if params.webview else None
+    try:
+        server.engine.model(uri_to_path(params.uri))  # the flow's project, bound for the Client
+        result = recorded_result(params.pathspec)
+    except DevdError as exc:
+        return CardResult(ok=False, step=params.pathspec, error=refusal(str(exc)))
+    if pane is None:
+        return CardResult(ok=True, step=result.step,
+                          preview=render_preview(result, recorded_view=True))
+    assets = CardAssets(pane["known"])
+    page = render_preview(result, recorded_view=True, nonce=pane["nonce"],
+                          csp_source=pane["csp_source"], assets=assets)
+    return CardResult(ok=True, step=result.step, preview=page, assets=sorted(assets.sent))
 
 
 def _artifacts_request(server: DevdServer, params: ArtifactsParams) -> ArtifactsResult:

@@ -22,10 +22,13 @@ from cattrs.gen import make_dict_unstructure_fn, override
 
 from ..core.result import SpinReport
 from .flowmodels import (
+    ArtifactValueParams,
+    ArtifactValueResult,
     GraphParams,
     GraphResult,
     RunsParams,
     RunsResult,
+    TaskCardParams,
     TaskParams,
     TaskResult,
     TasksParams,
@@ -68,6 +71,8 @@ REQUESTS: dict[str, tuple[type, type]] = {
     "devd/tasks": (TasksParams, TasksResult),
     "devd/task": (TaskParams, TaskResult),
     "devd/taskLogs": (TaskLogsParams, TaskLogsResult),
+    "devd/artifactValue": (ArtifactValueParams, ArtifactValueResult),
+    "devd/taskCard": (TaskCardParams, CardResult),
 }
 NOTIFICATIONS: dict[str, type] = {
     "devd/log": LogParams,

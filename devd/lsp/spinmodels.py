@@ -86,6 +86,8 @@ class SpinTarget:
     step: str | None = opt(doc="a step name")
     line: int | None = opt(doc="the 0-based cursor line: the step whose source holds it")
     pathspec: str | None = opt(doc="run/step, Flow/run/step or Flow/run/step/task")
+    run_id: str | None = opt(doc="with step or line: the parents come from this run (the "
+                                 "runs explorer's pinned run)")
     work_done_token: str | int | None = opt(doc="$/progress of parents downloading")
     webview: WebviewOptions | None = opt(UNSET, doc="the requester's card pane (null: none)")
 
