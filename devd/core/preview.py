@@ -300,8 +300,18 @@ def render_preview(result: SpinResult, *, recorded: dict[str, str] | None = None
         stderr=without_announcement(result.stderr),
         compared=recorded is not None, recorded_view=recorded_view,
         events_url=events_url, events_origin=origin, nonce=nonce, csp_source=csp_source,
-        split=result.split,
+        split=result.split, environment=_environment(result),
     )
+
+
+def _environment(result: SpinResult) -> dict[str, Any] | None:
+    """Where a spin ran, for the header (``env: uv · .venv/bin/python 3.11``), when it was
+    not the daemon's interpreter; the interpreter shown relative to the project."""
+    if not result.environment:
+        return None
+    python = str(result.environment.get("python", ""))
+    shown = os.path.relpath(python) if python.startswith(os.getcwd() + os.sep) else python
+    return {**result.environment, "shown": shown}
 
 
 def render_recorded(flow_file: str, pathspec: str) -> tuple[str, str]:

@@ -236,6 +236,18 @@ class PreparedChild:
 
 
 @attrs.define
+class WorkerInfo:
+    """A warm worker of devd in a step's own interpreter (docs/usage.md, "Environments")."""
+
+    environment: str = req(doc="Metaflow's --environment, or the decorator that moved the step")
+    python: str = req()
+    pid: int = req()
+    warm_bytes: int = req(doc="the parents it keeps warm (counted in the daemon's budget)")
+    idle_s: float = req(doc="seconds since its last spin (it stops itself when idle)")
+    spins: int = req()
+
+
+@attrs.define
 class MemoryStats:
     """The daemon process's resident size and glibc malloc arenas (null: cannot tell)."""
 
@@ -259,6 +271,7 @@ class StatusResult:
     last_spins: list[LastSpin] = req()
     prepared: list[PreparedChild] = req()
     memory: MemoryStats = req()
+    workers: list[WorkerInfo] = sent(list)
 
 
 @attrs.define

@@ -38,6 +38,7 @@ from .spinmodels import (
     SpinOutcome,
     StatusResult,
     WarmTaskInfo,
+    WorkerInfo,
 )
 
 
@@ -144,6 +145,9 @@ def status_result(status: EngineStatus, memory: ProcessMemory) -> StatusResult:
                              duration_ms=round(s.duration_s * 1000, 1))
                     for s in status.last_spins],
         prepared=[PreparedChild(flow=p.flow, step=p.step, pid=p.pid) for p in status.prepared],
+        workers=[WorkerInfo(environment=w.environment, python=w.python, pid=w.pid,
+                            warm_bytes=w.warm_bytes, idle_s=round(w.idle_s, 1),
+                            spins=w.spins) for w in status.workers],
         memory=MemoryStats(rss_bytes=memory.rss_bytes, malloc_arenas=memory.malloc_arenas,
                            tuned=memory.tuned))
 

@@ -414,6 +414,7 @@ export interface StatusResult {
   lastSpins: LastSpin[];
   prepared: PreparedChild[];
   memory: MemoryStats;
+  workers: WorkerInfo[];
 }
 
 /** Where a spin ran when it was not the daemon's interpreter (docs/usage.md, "Environments"): a warm worker of devd in the step's own environment. */
@@ -585,6 +586,19 @@ export interface WebviewOptions {
   assets?: string[] | null;
   /** the pane's page version, echoed in `preview` */
   version?: number | null;
+}
+
+/** A warm worker of devd in a step's own interpreter (docs/usage.md, "Environments"). */
+export interface WorkerInfo {
+  /** Metaflow's --environment, or the decorator that moved the step */
+  environment: string;
+  python: string;
+  pid: number;
+  /** the parents it keeps warm (counted in the daemon's budget) */
+  warmBytes: number;
+  /** seconds since its last spin (it stops itself when idle) */
+  idleS: number;
+  spins: number;
 }
 
 export const Methods = {
