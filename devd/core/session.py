@@ -342,15 +342,12 @@ class Session:
         if self.workers is None:
             self.workers = WorkerPool(self.cwd, self.store.budget_bytes)
         started = time.perf_counter()
-        callbacks = {"output": hooks.on_output, "card": hooks.on_card,
-                     "debugReady": hooks.on_debug_ready or _say_debug_ready}
-        keywords = {"want_values": hooks.want_values, "want_private": hooks.want_private,
-                    "diff": hooks.diff}
         step = parse_target(self.model, options.target).step
         worker = self.workers.worker(stepenv)
         # the worker's session spins where it is, with the environment named outright
         answer = worker.spin(self.flow_file, options.changed(environment=stepenv.environment),
-                             keywords, callbacks, hooks.on_started)
+                             dataclasses.replace(hooks, on_debug_ready=hooks.on_debug_ready
+                                                 or _say_debug_ready))
         if answer[0] == "refused":
             raise DevdError(answer[1])
         if answer[0] == "result":

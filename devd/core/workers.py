@@ -20,12 +20,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..common.errors import DevdError
-from ..common.options import SpinOptions
+from ..common.options import SpinHooks, SpinOptions
 from ..common.workerwire import WIRE, messages, send
 from .stepenv import StepEnvironment
 
@@ -87,7 +86,7 @@ class WorkerStatus:
 
 @dataclass
 class _Pending:
-    callbacks: dict[str, Callable[..., Any] | None]
+    hooks: SpinHooks
     done: threading.Event = field(default_factory=threading.Event)
     answer: tuple[Any, ...] | None = None
 
@@ -150,8 +149,10 @@ class Worker:
                     pending = self._pending.get(rest[0])
                 if pending is None:
                     continue
-                if kind in ("output", "card", "debugReady"):
-                    callback = pending.callbacks.get(kind)
+                if kind in ("output", "card", "debugReady"):  # the spin's hooks, relayed
+                    callback = {"output": pending.hooks.on_output,
+                                "card": pending.hooks.on_card,
+                                "debugReady": pending.hooks.on_debug_ready}[kind]
                     if callback is not None:
                         callback(*rest[1:])
                 else:
@@ -170,23 +171,24 @@ class Worker:
             for pending in pending_all:
                 pending.done.set()
 
-    def spin(self, flow_file: str, options: SpinOptions, keywords: dict[str, Any],
-             callbacks: dict[str, Callable[..., Any] | None],
-             on_started: Callable[[Any], None] | None) -> tuple[Any, ...]:
+    def spin(self, flow_file: str, options: SpinOptions,
+             hooks: SpinHooks) -> tuple[Any, ...]:
         """Run one spin in the worker; its answer: ``("result", result, values,
         warm_bytes)``, ``("refused", line)``, ``("error", traceback)`` or
         ``("died", line)``."""
         spin_id = next(self._ids)
-        pending = _Pending(callbacks)
+        pending = _Pending(hooks)
         with self._lock:
             self._pending[spin_id] = pending
         self.last_used = time.monotonic()
         try:
-            if on_started is not None:
-                on_started(_Handle(self, spin_id))
+            if hooks.on_started is not None:
+                hooks.on_started(_Handle(self, spin_id))
             try:
+                wants = {"want_values": hooks.want_values, "want_private": hooks.want_private,
+                         "diff": hooks.diff}  # the worker's own hooks relay the rest
                 send(self._to_worker, self._send_lock, "spin", spin_id, flow_file, options,
-                     keywords)
+                     wants)
             except OSError:
                 pending.done.wait(5)  # the worker is gone: its end says why
             pending.done.wait()
