@@ -4,6 +4,7 @@ import * as vscode from "vscode";
 import { readSettings, type Settings } from "./config/settings";
 import type { FlowPanel } from "./flow/flowPanel";
 import type { PreviewPanel } from "./panel/previewPanel";
+import type { RunPins } from "./runs/pins";
 import type { DaemonClients } from "./server/clients";
 import type { StatusBar } from "./statusbar/statusBar";
 
@@ -14,6 +15,8 @@ export interface Devd {
   flow: FlowPanel;
   status: StatusBar;
   output: vscode.OutputChannel;
+  /** Runs pinned in Metaflow Runs as the parents of spins from the editor, per flow file. */
+  pins?: RunPins;
   /** The step last spun in any project (from this editor or a terminal). */
   lastSpun?: { uri: string; step: string };
 }

@@ -15,7 +15,9 @@ import { RESTART_KEYS } from "./config/settings";
 import { type Devd, settingsFor } from "./context";
 import { DEBUG_TYPE, debugReadyWaiters, DevdDebugAdapterFactory } from "./debug/adapter";
 import { FLOW_VIEW, FlowPanel, graphRequest } from "./flow/flowPanel";
-import { type RunsItem, RunsTree } from "./runs/runsTree";
+import { RunPins } from "./runs/pins";
+import { registerRunsCommands } from "./runs/runsCommands";
+import { RunsTree } from "./runs/runsTree";
 import { PreviewPanel } from "./panel/previewPanel";
 import { spinEnd } from "./panel/policy";
 import { Notifications, Requests } from "./protocol";
@@ -45,6 +47,8 @@ export function activate(context: vscode.ExtensionContext): void {
         const client = await clients.clientFor(vscode.Uri.parse(uri));
         return client?.sendRequest(Requests.cancel, { target: step });
       },
+      taskCard: async (uri, params) => (await clients.clientFor(vscode.Uri.parse(uri)))?.sendRequest(Requests.taskCard, params),
+      artifactValue: async (uri, params) => (await clients.clientFor(vscode.Uri.parse(uri)))?.sendRequest(Requests.artifactValue, params),
     },
     output,
   );
@@ -121,13 +125,14 @@ export function activate(context: vscode.ExtensionContext): void {
     state: (state: DaemonState) => onDaemonState(status, state),
   });
   const flow = new FlowPanel(graphRequest((uri) => clients.clientFor(uri)), output);
+  const pins = new RunPins(context.workspaceState);
   const runsTree = new RunsTree(async (uri, type, params) => {
     const client = await clients.clientFor(vscode.Uri.parse(uri));
     return client?.sendRequest(type, params);
-  });
+  }, (uri) => pins.runFor(uri));
   context.subscriptions.push(vscode.window.registerTreeDataProvider("devd.runs", runsTree));
-  const devd: Devd = { clients, panel, status, output, flow };
-  context.subscriptions.push(output, status, panel, flow, { dispose: () => void clients.dispose() });
+  const devd: Devd = { clients, panel, status, output, flow, pins };
+  context.subscriptions.push(output, status, panel, flow, pins, { dispose: () => void clients.dispose() });
 
   const register = (id: string, fn: (...args: never[]) => unknown) =>
     context.subscriptions.push(vscode.commands.registerCommand(id, fn as (...args: unknown[]) => unknown));
@@ -146,16 +151,7 @@ export function activate(context: vscode.ExtensionContext): void {
   register("devd.restart", () => daemonCommands.restart(devd));
   register("devd.showLog", () => output.show(true));
   register("devd.chooseInterpreter", (uri?: vscode.Uri) => chooseInterpreter(uri));
-  register("devd.runs.refresh", () => runsTree.refresh());
-  register("devd.runs.more", (item: RunsItem) => runsTree.more(item));
-  register("devd.runs.spinTask", (item: RunsItem) => item.kind === "task" && spin(devd, { uri: item.uri, pathspec: item.pathspec }));
-  register("devd.runs.spinStep", (item: RunsItem) => item.kind === "step" && spin(devd, { uri: item.uri, pathspec: `${item.runId}/${item.step}` }));
-  register("devd.runs.copyPathspec", (item: RunsItem) => {
-    const spec = item.kind === "task" ? item.pathspec : item.kind === "step" ? `${item.flow}/${item.runId}/${item.step}` : item.kind === "run" ? `${item.flow}/${item.runId}` : undefined;
-    if (spec) {
-      void vscode.env.clipboard.writeText(spec);
-    }
-  });
+  registerRunsCommands(devd, register, runsTree, pins);
   register("devd.showFlow", (uri?: string) => {
     const target = uri ?? (isFlowDocument(vscode.window.activeTextEditor?.document) ? vscode.window.activeTextEditor?.document.uri.toString() : flow.current);
     if (!target) {

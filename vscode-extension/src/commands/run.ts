@@ -14,8 +14,11 @@ export async function run(devd: Devd, uriArg?: string | vscode.Uri): Promise<Run
   return flowCommand(devd, "run", uriArg);
 }
 
-/** Resume from the lens's step, else a step picked from the daemon's lenses (or Metaflow's default). */
-export async function resume(devd: Devd, uriArg?: string | vscode.Uri, step?: string): Promise<RunResult | undefined> {
+/**
+ * Resume from the lens's step, else a step picked from the daemon's lenses (or Metaflow's
+ * default); the newest run, or `originRunId` (the runs explorer's Resume From Here).
+ */
+export async function resume(devd: Devd, uriArg?: string | vscode.Uri, step?: string, originRunId?: string): Promise<RunResult | undefined> {
   const doc = await targetDocument(uriArg);
   if (!doc) {
     return undefined;
@@ -33,10 +36,10 @@ export async function resume(devd: Devd, uriArg?: string | vscode.Uri, step?: st
     }
     from = picked.step || undefined;
   }
-  return flowCommand(devd, "resume", doc.uri, from);
+  return flowCommand(devd, "resume", doc.uri, from, originRunId);
 }
 
-async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string | vscode.Uri, step?: string): Promise<RunResult | undefined> {
+async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string | vscode.Uri, step?: string, originRunId?: string): Promise<RunResult | undefined> {
   const doc = await targetDocument(uriArg);
   if (!doc || !(await saveFirst(doc))) {
     return undefined;
@@ -52,6 +55,9 @@ async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string |
   const params: ResumeParams = { uri: doc.uri.toString(), args: settings.runArgs, workDoneToken: token };
   if (step) {
     params.step = step;
+  }
+  if (originRunId) {
+    params.originRunId = originRunId;
   }
   devd.output.appendLine(`[devd] ${kind} ${name}${step ? ` from ${step}` : ""} ${settings.runArgs.join(" ")}`);
   devd.status.update({ running: kind === "run" ? "running" : `resuming ${step ?? ""}`.trim() });

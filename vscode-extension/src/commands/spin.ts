@@ -31,6 +31,11 @@ export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinO
     const editor = vscode.window.activeTextEditor;
     params.line = editor && editor.document === doc ? editor.selection.active.line : 0;
   }
+  // A run pinned in Metaflow Runs: the parents come from it (From Last Spins takes the spins').
+  const pinned = options.pathspec || options.fromSpin ? undefined : devd.pins?.runFor(params.uri);
+  if (pinned) {
+    params.runId = pinned;
+  }
   if (options.fromSpin) {
     params.fromSpin = true;
   }

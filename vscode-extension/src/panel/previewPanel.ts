@@ -7,7 +7,18 @@ import { randomBytes } from "node:crypto";
 import * as vscode from "vscode";
 
 import type { OpenOn } from "../config/settings";
-import { type CardParams, type CardResult, type CardUpdatedParams, Methods, type PanePreview, type SpinOutcome, type WebviewOptions } from "../protocol";
+import {
+  type ArtifactValueParams,
+  type ArtifactValueResult,
+  type CardParams,
+  type CardResult,
+  type CardUpdatedParams,
+  Methods,
+  type PanePreview,
+  type SpinOutcome,
+  type TaskCardParams,
+  type WebviewOptions,
+} from "../protocol";
 import { makeNonce, type PaneButton, paneAction, paneOnSpinStart, parsePageMessage, spinEnd } from "./policy";
 
 export interface PreviewSource {
@@ -15,6 +26,10 @@ export interface PreviewSource {
   card(uri: string, params: CardParams): Promise<CardResult | undefined>;
   /** `devd/cancel` of the step's spin on the client serving `uri` (the pane's Cancel). */
   cancel?(uri: string, step: string): Promise<unknown>;
+  /** `devd/taskCard`: a recorded task's page with its stored cards (the runs explorer). */
+  taskCard?(uri: string, params: TaskCardParams): Promise<CardResult | undefined>;
+  /** `devd/artifactValue`: a recorded artifact's value, rendered by the daemon. */
+  artifactValue?(uri: string, params: ArtifactValueParams): Promise<ArtifactValueResult | undefined>;
 }
 
 /** The pane's buttons other than Cancel: the commands they run, with (uri, step). */
@@ -29,6 +44,8 @@ const BUTTON_COMMANDS: Record<Exclude<PaneButton, "cancel" | "pickSplit">, strin
 interface Shown {
   uri: string;
   step: string;
+  /** A recorded task's pathspec: the pane shows that task's page (devd/taskCard). */
+  recorded?: string;
 }
 
 export class PreviewPanel implements vscode.Disposable {
@@ -179,11 +196,10 @@ export class PreviewPanel implements vscode.Disposable {
     const webview = this.ensurePanel(reveal);
     const request = async (known: string[]): Promise<CardResult> => {
       try {
-        const answer = await this.source.card(target.uri, {
-          uri: target.uri,
-          step: target.step,
-          webview: this.optionsFor(webview, known),
-        });
+        const options = this.optionsFor(webview, known);
+        const answer = target.recorded && this.source.taskCard
+          ? await this.source.taskCard(target.uri, { uri: target.uri, pathspec: target.recorded, webview: options })
+          : await this.source.card(target.uri, { uri: target.uri, step: target.step, webview: options });
         return answer ?? { ok: false, step: target.step, error: { type: "devd.NoAnswer", message: "no answer from the daemon" } };
       } catch (err) {
         return { ok: false, step: target.step, error: { type: "devd.NoAnswer", message: `devd/card failed: ${String(err)}` } };
@@ -220,6 +236,42 @@ export class PreviewPanel implements vscode.Disposable {
     this.htmlAssets = card.assets ?? [];
     this.assets = new Set(this.htmlAssets);
     this.postedSinceHtml = false;
+  }
+
+  /**
+   * A recorded artifact's value (the runs explorer): the daemon renders the page (no
+   * script; its style by the pane's nonce) and it replaces the pane's page; the next spin's
+   * preview replaces it in turn.
+   */
+  async showValue(uri: string, pathspec: string, name: string): Promise<boolean> {
+    const seq = ++this.latest;
+    const webview = this.ensurePanel(true);
+    let answer: ArtifactValueResult | undefined;
+    try {
+      answer = await this.source.artifactValue?.(uri, { uri, pathspec, name, webview: { nonce: this.nonce, cspSource: webview.cspSource } });
+    } catch (err) {
+      answer = { ok: false, error: { type: "devd.NoAnswer", message: `devd/artifactValue failed: ${String(err)}` } };
+    }
+    if (seq !== this.latest || !this.panel) {
+      return false;
+    }
+    const html = answer?.ok && answer.html ? answer.html : placeholder(this.nonce, `devd: ${name}: ${answer?.error?.message ?? "no answer from the daemon"}`);
+    this.panel.title = `devd: ${name}`;
+    this.panel.webview.html = html;
+    // Not a preview page: what comes next (a spin's page) is set whole, not posted into it.
+    this.shown = undefined;
+    this.version += 1;
+    this.loadedHtml = false;
+    this.assets.clear();
+    this.htmlAssets = [];
+    this.postedSinceHtml = false;
+    return answer?.ok === true;
+  }
+
+  /** A recorded task's page with the cards Metaflow stored for it (the runs explorer's Open Card). */
+  async showTask(uri: string, pathspec: string): Promise<void> {
+    const step = pathspec.split("/")[2] ?? pathspec;
+    await this.show({ uri, step, recorded: pathspec }, true);
   }
 
   /** A live card update of a running step: patch the pane if it shows that step. */

@@ -2,8 +2,10 @@
  * The `Metaflow Runs` view (devd's activity bar container): flow → runs (newest first) →
  * steps (their state in that run) → tasks (a foreach split's index and input) → artifacts
  * (type and summary). Every level is one daemon request (devd/runs, devd/graph with the
- * run, devd/tasks, devd/task); nothing is unpickled in the extension host. A task spins
- * from its context menu, a step spins against that run, pathspecs copy.
+ * run, devd/tasks, devd/task); nothing is unpickled in the extension host. Selecting an
+ * artifact shows its value in the pane (devd/artifactValue: the daemon renders it). A task
+ * spins from its context menu or opens its card, a step spins against that run or resumes
+ * it from there, a run is pinned as the parents of spins from the editor, pathspecs copy.
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
@@ -19,9 +21,25 @@ export type RunsItem =
   | { kind: "run"; uri: string; flow: string; runId: string; status: string; description: string; tooltip: string }
   | { kind: "step"; uri: string; flow: string; runId: string; step: string; state: string; description: string }
   | { kind: "task"; uri: string; pathspec: string; state: string; label: string; description: string }
-  | { kind: "artifact"; name: string; description: string; tooltip: string }
+  | { kind: "artifact"; uri: string; pathspec: string; name: string; description: string; tooltip: string }
   | { kind: "more"; uri: string }
   | { kind: "note"; text: string };
+
+/** The pathspec an item stands for (an artifact's is its task's and its name). */
+export function pathspecOf(item: RunsItem): string | undefined {
+  switch (item.kind) {
+    case "run":
+      return `${item.flow}/${item.runId}`;
+    case "step":
+      return `${item.flow}/${item.runId}/${item.step}`;
+    case "task":
+      return item.pathspec;
+    case "artifact":
+      return `${item.pathspec}/${item.name}`;
+    default:
+      return undefined;
+  }
+}
 
 const PAGE = 50;
 const ICONS: Record<string, string> = { ok: "pass", failed: "error", running: "sync~spin", "not-run": "circle-outline" };
@@ -32,7 +50,11 @@ export class RunsTree implements vscode.TreeDataProvider<RunsItem> {
   private readonly flows: string[] = [];
   private readonly limits = new Map<string, number>();
 
-  constructor(private readonly send: Send) {}
+  constructor(
+    private readonly send: Send,
+    /** The run pinned for a flow file (its runs show it). */
+    private readonly pinnedRun: (uri: string) => string | undefined = () => undefined,
+  ) {}
 
   /** A flow file the user opened: it joins the view (the newest first). */
   addFlow(uri: string): void {
@@ -61,7 +83,12 @@ export class RunsTree implements vscode.TreeDataProvider<RunsItem> {
         t.description = item.description;
         t.tooltip = item.tooltip;
         t.iconPath = new vscode.ThemeIcon(ICONS[item.status] ?? "circle-outline");
-        t.contextValue = "run";
+        const pinned = this.pinnedRun(item.uri) === item.runId;
+        t.contextValue = pinned ? "run.pinned" : "run";
+        if (pinned) {
+          t.description = `pinned · ${item.description}`;
+          t.tooltip = `${item.tooltip}\npinned: spins from the editor take their parents from this run`;
+        }
         return t;
       }
       case "step": {
@@ -84,6 +111,8 @@ export class RunsTree implements vscode.TreeDataProvider<RunsItem> {
         t.description = item.description;
         t.tooltip = item.tooltip;
         t.iconPath = new vscode.ThemeIcon("symbol-field");
+        t.contextValue = "artifact";
+        t.command = { command: "devd.runs.showValue", title: "Show Value", arguments: [item] };
         return t;
       }
       case "more": {
@@ -159,7 +188,10 @@ export class RunsTree implements vscode.TreeDataProvider<RunsItem> {
         if (!answer?.ok) {
           return [{ kind: "note", text: answer?.error?.message ?? "the daemon did not answer" }];
         }
-        return answer.artifacts.map((a) => ({ kind: "artifact", name: a.name, description: `${a.type} · ${a.summary}`, tooltip: `${a.name}: ${a.type}\n${a.summary}` }));
+        return answer.artifacts.map((a) => ({
+          kind: "artifact", uri: item.uri, pathspec: item.pathspec, name: a.name,
+          description: `${a.type} · ${a.summary}`, tooltip: `${a.name}: ${a.type}\n${a.summary}\n(select: its value in the devd pane)`,
+        }));
       }
       default:
         return [];
