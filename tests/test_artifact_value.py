@@ -243,3 +243,14 @@ def test_through_the_daemon_a_value_a_tasks_card_and_a_pinned_run(project: Path,
         assert not bad["ok"] and "runId must be a run's id" in bad["error"]["message"]
     finally:
         cli(root, "daemon", "stop", env=env)
+
+
+def test_a_pil_images_summary_says_what_it_is() -> None:
+    """The runs tree's artifact rows and the spin page's table name an image by its mode and
+    size, not by a repr with its address."""
+    from PIL import Image
+
+    from devd.common.summary import describe
+
+    row = describe("picture", Image.new("RGB", (320, 200)))
+    assert row.summary == "RGB image 320x200", row

@@ -70,7 +70,10 @@ def size_bytes(value: Any) -> int | None:
 
 
 def summarize(value: Any) -> str:
-    """'shape (3, 4) float64', 'len 10', or a clipped repr for scalars."""
+    """'shape (3, 4) float64', 'len 10', 'RGB image 320x200', or a clipped repr for scalars."""
+    size = getattr(value, "size", None)
+    if type(value).__module__.startswith("PIL.") and isinstance(size, tuple) and len(size) == 2:
+        return f"{getattr(value, 'mode', '')} image {size[0]}x{size[1]}".lstrip()
     shape = getattr(value, "shape", None)
     if isinstance(shape, tuple):
         dtype = getattr(value, "dtype", None)

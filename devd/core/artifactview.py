@@ -148,7 +148,7 @@ def _image(value: Any, _stored: int) -> dict[str, Any] | None:
     elif type(value).__module__.startswith("PIL.") and hasattr(value, "save") \
             and hasattr(value, "size"):
         width, height = (int(n) for n in value.size)
-        summary = f"{value.mode} image {width}x{height}"
+        summary = summarize(value)
         shown = value.copy()
         shown.thumbnail((IMAGE_SIDE, IMAGE_SIDE))
         if shown.mode not in ("RGB", "RGBA", "L", "LA", "P", "1"):
