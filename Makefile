@@ -134,9 +134,12 @@ vsix: $(VSIX)
 protocol-ts: install
 	$(PY) -m devd.lsp.tsgen $(EXT)/src/protocol.ts
 
-# The extension's lint (part of `make lint`): eslint with type information.
+# The extension's lint (part of `make lint`): eslint with type information, and the card
+# pane's page (cards/preview.js) type-checked against the messages both sides declare
+# (src/panel/pageMessages.ts).
 ext-lint: $(EXT)/node_modules/.devd-stamp
-	cd $(EXT) && PATH="$(EDITOR_BIN):$$PATH" npx eslint --max-warnings 0 .
+	cd $(EXT) && PATH="$(EDITOR_BIN):$$PATH" npx eslint --max-warnings 0 . \
+	  && PATH="$(EDITOR_BIN):$$PATH" npx tsc -p tsconfig.page.json
 
 # Type check (strict) and unit tests of the extension, with a stub vscode module.
 ext-test: $(EXT)/node_modules/.devd-stamp

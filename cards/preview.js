@@ -1,14 +1,47 @@
+// @ts-check
 // devd preview: forwards live card updates into the sandboxed card frames, in place; takes
 // a whole new preview from its host in place too; talks to VS Code when inside a webview.
+// Type-checked (`tsc --checkJs`, make lint) against the messages the pane declares once for
+// both sides: vscode-extension/src/panel/pageMessages.ts.
+/** @typedef {import("../vscode-extension/src/panel/pageMessages").ToPage} ToPage */
+/** @typedef {import("../vscode-extension/src/panel/pageMessages").FromPage} FromPage */
+/** @typedef {import("../vscode-extension/src/panel/pageMessages").ToFrame} ToFrame */
+/** @typedef {import("../vscode-extension/src/panel/pageMessages").FromFrame} FromFrame */
+/** @typedef {import("../vscode-extension/src/panel/pageMessages").LiveCard} LiveCard */
+/** @typedef {import("../vscode-extension/src/panel/pageMessages").PageState} PageState */
+/** @typedef {import("../vscode-extension/src/panel/pageMessages").WebviewApi} WebviewApi */
+/** @typedef {import("../vscode-extension/src/panel/pageMessages").PaneButton} PaneButton */
+/** @typedef { {id: string, data: string, title: string | null, shell: string} } CardData */
+/**
+ * A card's frame and what the page keeps on it: the document it shows, that document's card
+ * data, whether a new document is loading (messages wait in the queue), the card's bridge
+ * is ready, and the number of the last data swap asked of it.
+ * @typedef {HTMLIFrameElement & {devdHtml?: string, devdCard?: CardData | null,
+ *   devdLoading?: boolean, devdReady?: boolean, devdQueue?: ToFrame[], devdSwap?: number}} CardFrame
+ */
+/**
+ * A card box of a page, matched with a box of the page before (`match`).
+ * @typedef { {box: Element, frame: CardFrame, uuid: string, id: string, type: string,
+ *   html?: string, match?: PageCard} } PageCard
+ */
+/**
+ * @typedef {Window & typeof globalThis & {acquireVsCodeApi?: () => WebviewApi,
+ *   devdApplyCardUpdate?: (card: LiveCard | undefined) => void,
+ *   devdApplyPreview?: (html: unknown) => void,
+ *   devdTopOnNew?: (sameStep: boolean, failed: boolean) => boolean}} PageWindow
+ */
 (function () {
   "use strict";
+  var page = /** @type {PageWindow} */ (window);
   // The page's own nonce (a VS Code webview page, else ""). Card frames inherit the page's
   // Content-Security-Policy, so every card document loaded here must carry it too.
   var nonce = (document.currentScript && document.currentScript.nonce) || "";
+  /** @type {WebviewApi | null} */
   var vscode = null;
-  if (typeof window.acquireVsCodeApi === "function") {
-    try { vscode = window.acquireVsCodeApi(); } catch (e) { vscode = null; }  // once only
+  if (typeof page.acquireVsCodeApi === "function") {
+    try { vscode = page.acquireVsCodeApi(); } catch (e) { vscode = null; }  // once only
   }
+  /** @param {string} name */
   var count = function (name) {
     document.body.dataset[name] = String(Number(document.body.dataset[name] || 0) + 1);
   };
@@ -16,6 +49,7 @@
   // or comments), instead of any nonce the tag had: Chromium honours no nonce on an element
   // with a duplicate attribute. As devd.core.preview.with_nonce does; idempotent.
   var PIECE = /(\s+)|([^\s\/>"'=][^\s\/>"'=]*)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]*))?|\//y;
+  /** @param {string} html @param {number} pos @returns { {text: string, end: number} } */
   var attributesOf = function (html, pos) {  // the tag's attributes but nonce; where '>' is
     var kept = "";
     var space = "";
@@ -30,6 +64,7 @@
     }
     return { text: kept + space, end: pos };
   };
+  /** @param {string} html @returns {string} */
   var withNonce = function (html) {
     if (!nonce || !html) { return html; }
     var mine = ' nonce="' + nonce + '"';
@@ -60,7 +95,9 @@
     out.push(html.slice(pos));
     return out.join("");
   };
+  /** @returns {CardFrame[]} */
   var frames = function () { return Array.prototype.slice.call(document.querySelectorAll("iframe.card")); };
+  /** @param {ParentNode} root @returns {Element[]} */
   var boxes = function (root) {
     return Array.prototype.slice.call(root.querySelectorAll(".card-frame")).filter(function (b) {
       return b.querySelector("iframe.card");
@@ -68,8 +105,10 @@
   };
   // The frame showing `card`: same uuid (same spin), else same @card id, else the only
   // frame of that type. Card uuids change with every spin; ids and types do not.
+  /** @param {LiveCard} card @returns {CardFrame | null} */
   var frameFor = function (card) {
     var all = frames();
+    /** @param {(f: CardFrame) => boolean} test */
     var pick = function (test) { return all.filter(test); };
     var found = card.uuid ? pick(function (f) { return f.dataset.uuid === card.uuid; }) : [];
     if (!found.length && card.id) { found = pick(function (f) { return f.dataset.cardId === card.id; }); }
@@ -80,6 +119,7 @@
     return found[0] || null;
   };
   // A card the page does not show yet (a new @card, or a page opened before any spin).
+  /** @param {LiveCard} card @returns {CardFrame} */
   var newFrame = function (card) {
     var box = document.createElement("div");
     box.className = "card-frame";
@@ -97,20 +137,23 @@
     box.appendChild(frame);
     var empty = document.querySelector("#cards .empty");
     if (empty) { empty.remove(); }
-    document.getElementById("cards").appendChild(box);
+    /** @type {HTMLElement} */ (document.getElementById("cards")).appendChild(box);
     return frame;
   };
   // Messages for a frame whose new document is still loading wait for it: posted earlier,
   // they would reach the document being replaced and be lost.
+  /** @param {CardFrame} frame @param {ToFrame} message */
   var send = function (frame, message) {
-    if (frame.devdLoading) { frame.devdQueue.push(message); return; }
+    if (frame.devdLoading) { /** @type {ToFrame[]} */ (frame.devdQueue).push(message); return; }
     if (frame.contentWindow) { frame.contentWindow.postMessage(message, "*"); }
   };
   // Big card scripts (Metaflow's card renderer, ~1 MB) are sent to an editor pane once: a
   // later card carries a `data-devd-asset="HASH"` script tag with no body, and gets it
   // back here from the copy this page keeps (devd/core/preview.py, CardAssets).
+  /** @type {Record<string, string>} */
   var assets = {};
   var ASSET = /<script\b[^>]*\bdata-devd-asset="([0-9a-f]+)"[^>]*>/gi;
+  /** @param {string} html @returns {string} */
   var withAssets = function (html) {
     if (!html || html.indexOf("data-devd-asset") < 0) { return html; }
     var out = [];
@@ -138,6 +181,7 @@
   // renderer again. Any other change, or a frame that cannot, loads the new document.
   var DATA = /window\.__MF_DATA__\["([^"\\]+)"\]\s*=\s*"([^"\\]*)"/;
   var TITLE = /<title>([^<]*)<\/title>/i;
+  /** @param {string} html @returns {CardData | null} */
   var cardData = function (html) {
     var d = html ? DATA.exec(html) : null;
     if (!d) { return null; }
@@ -146,6 +190,7 @@
     return { id: d[1], data: d[2], title: title ? title[1] : null,
              shell: title ? shell.replace(TITLE, "<title></title>") : shell };
   };
+  /** @param {string} html */
   var textOf = function (html) {  // a title's text, its character references decoded
     return new DOMParser().parseFromString("<title>" + html + "</title>", "text/html").title;
   };
@@ -155,17 +200,19 @@
     f.devdHtml = withAssets(f.getAttribute("srcdoc") || "");
     f.devdCard = cardData(f.devdHtml);
   });
+  /** @param {CardFrame} frame @param {string} full */
   var reload = function (frame, full) {
     frame.devdQueue = frame.devdQueue || [];
     frame.devdLoading = true;
     frame.devdReady = false;
     frame.onload = function () {
       frame.devdLoading = false;
-      var queued = frame.devdQueue.splice(0);
+      var queued = /** @type {ToFrame[]} */ (frame.devdQueue).splice(0);
       queued.forEach(function (message) { send(frame, message); });
     };
     frame.srcdoc = full;  // the frame keeps its height meanwhile
   };
+  /** @param {CardFrame} frame @param {string} html */
   var load = function (frame, html) {
     var full = withAssets(withNonce(html));
     var next = cardData(full);
@@ -174,8 +221,10 @@
     frame.devdCard = next;
     frame.devdSwap = (frame.devdSwap || 0) + 1;
     if (frame.devdReady && !frame.devdLoading && before && next && before.shell === next.shell) {
-      frame.contentWindow.postMessage({ type: "devd/cardData", seq: frame.devdSwap, id: next.id,
-        data: next.data, title: next.title === null ? null : textOf(next.title) }, "*");
+      /** @type {ToFrame} */
+      var swap = { type: "devd/cardData", seq: frame.devdSwap, id: next.id,
+        data: next.data, title: next.title === null ? null : textOf(next.title) };
+      /** @type {Window} */ (frame.contentWindow).postMessage(swap, "*");
       count("cardSwaps");
       return;
     }
@@ -183,6 +232,7 @@
   };
   // Cards kept from the spin before a failed one: greyed, labelled, never looking current.
   var PREVIOUS = "card from the previous spin \u2014 this spin failed";
+  /** @param {Element} box */
   var markPrevious = function (box) {
     box.classList.add("previous");
     if (!box.querySelector(".previous-label")) {
@@ -192,12 +242,14 @@
       box.insertBefore(label, box.querySelector("iframe.card"));
     }
   };
+  /** @param {Element | null} box */
   var unmarkPrevious = function (box) {
     if (!box) { return; }
     box.classList.remove("previous");
     var label = box.querySelector(".previous-label");
     if (label) { label.remove(); }
   };
+  /** @param {LiveCard | undefined} card */
   function apply(card) {
     if (!card) { return; }
     var frame = frameFor(card);
@@ -217,15 +269,19 @@
   // --- A whole new preview (the next spin), applied in place ------------------------------
   // What the user needs first, first: status, error, artifacts with their diff, output; then cards.
   var SECTIONS = ["head", "stale", "notices", "error", "artifacts", "output", "cards"];
+  /** @param {Element} box @returns {PageCard} */
   var cardOf = function (box) {
-    var f = box.querySelector("iframe.card");
+    var f = /** @type {CardFrame} */ (box.querySelector("iframe.card"));
     return { box: box, frame: f, uuid: f.dataset.uuid || "", id: f.dataset.cardId || "",
              type: f.dataset.cardType || "" };
   };
   // The same card: same uuid, else the same @card id, else (cards without an id) the same
   // type at the same position among the cards of that type.
+  /** @param {PageCard[]} olds @param {PageCard[]} news @returns {PageCard[]} the olds unmatched */
   var matchCards = function (olds, news) {
+    /** @type {number[]} */
     var used = [];
+    /** @param {PageCard} card @param {(o: PageCard) => boolean} test */
     var take = function (card, test) {
       if (card.match) { return; }
       for (var i = 0; i < olds.length; i++) {
@@ -241,11 +297,12 @@
   };
   // A card of a page rendered for another nonce (or none) gets this page's nonce, so an
   // unchanged card compares equal to the document this page shows.
+  /** @param {Element | null} incoming @param {boolean} keepPrevious */
   var reconcileCards = function (incoming, keepPrevious) {
-    var section = document.getElementById("cards");
+    var section = /** @type {HTMLElement} */ (document.getElementById("cards"));
     var olds = boxes(section).map(cardOf);
     var news = incoming ? boxes(incoming).map(function (box) {
-      var c = cardOf(box);
+      var c = /** @type {PageCard & {html: string}} */ (cardOf(box));
       c.html = withAssets(withNonce(c.frame.getAttribute("srcdoc") || ""));
       return c;
     }) : [];
@@ -257,8 +314,10 @@
     }
     matchCards(olds, news).forEach(function (gone) { gone.box.remove(); });
     if (empty) { empty.remove(); }
+    /** @type {Element | null} */
     var cursor = null;
     news.forEach(function (c) {
+      /** @type {Element} */
       var box;
       if (c.match) {
         box = c.match.box;
@@ -274,16 +333,17 @@
         if (frame.devdHtml !== c.html) { load(frame, c.html); }
       } else {
         box = document.importNode(c.box, true);
-        box.querySelector("iframe.card").removeAttribute("srcdoc");
+        /** @type {CardFrame} */ (box.querySelector("iframe.card")).removeAttribute("srcdoc");
       }
       var expected = cursor ? cursor.nextElementSibling : section.firstElementChild;
       if (expected !== box) { section.insertBefore(box, expected); }  // new, or reordered
-      if (!c.match) { load(box.querySelector("iframe.card"), c.html); }
+      if (!c.match) { load(/** @type {CardFrame} */ (box.querySelector("iframe.card")), c.html); }
       cursor = box;
     });
     var newEmpty = incoming && incoming.querySelector(".empty");
     if (newEmpty) { section.appendChild(document.importNode(newEmpty, true)); }
   };
+  /** @param {unknown} html a devd preview page (anything else is ignored) */
   var applyPreview = function (html) {
     if (typeof html !== "string" || !html) { return; }
     var doc = new DOMParser().parseFromString(html, "text/html");
@@ -303,6 +363,7 @@
       if (!theirs) { if (mine) { mine.remove(); } return; }
       var fresh = document.importNode(theirs, true);
       if (mine) { mine.replaceWith(fresh); return; }
+      /** @type {HTMLElement | null} */
       var before = null;  // the next section this page has, in the page's order
       for (var i = index + 1; i < SECTIONS.length && !before; i++) {
         before = document.getElementById(SECTIONS[i]);
@@ -326,6 +387,7 @@
   };
 
   // A new step's page, or a failure, starts at the top; the same step re-spun keeps its place.
+  /** @param {boolean} sameStep @param {boolean} failed */
   function topOnNew(sameStep, failed) { return !sameStep || failed; }
 
   // --- A spin in flight: a bar with Cancel over the page; the pane's buttons ----------------
@@ -339,14 +401,16 @@
     }
     return bar;
   };
+  /** @param {unknown} step */
   var safeStep = function (step) { return String(step || "").replace(/[^A-Za-z0-9_]/g, ""); };
+  /** @param {string} step */
   function showSpinning(step) {
     var bar = spinBar();
     bar.hidden = false;
     bar.className = "spinning";
     bar.innerHTML = '<span class="spinner"></span><span>spinning <code></code>\u2026</span>' +
       '<button data-action="cancel">Cancel</button>';
-    bar.querySelector("code").textContent = safeStep(step);
+    /** @type {HTMLElement} */ (bar.querySelector("code")).textContent = safeStep(step);
     if (safeStep(step) !== document.body.dataset.step) { document.body.classList.add("older"); }
   }
   function hideSpinning() {
@@ -354,26 +418,34 @@
     if (bar) { bar.hidden = true; bar.innerHTML = ""; }
     document.body.classList.remove("older");
   }
+  /** @param {string} step */
   function spinCancelled(step) {
     var bar = spinBar();
     bar.hidden = false;
     bar.className = "spinning cancelled";
     bar.innerHTML = '<span class="badge cancelled">cancelled</span><span>spin of <code></code> ' +
       'cancelled</span><button data-action="respin" class="secondary">Spin again</button>';
-    bar.querySelector("code").textContent = safeStep(step);
+    /** @type {HTMLElement} */ (bar.querySelector("code")).textContent = safeStep(step);
     document.body.classList.remove("older");
   }
+  /** @param {Event} event @param {string} selector @returns {HTMLElement | null} */
+  var clicked = function (event, selector) {
+    var target = /** @type {Element | null} */ (event.target);
+    return target && target.closest ? target.closest(selector) : null;
+  };
   document.addEventListener("click", function (event) {
-    var b = event.target && event.target.closest && event.target.closest("button[data-action]");
+    var b = clicked(event, "button[data-action]");
     if (!b || !vscode) { return; }
     event.preventDefault();
-    var action = { type: "devd/action", action: b.dataset.action };
+    /** @type {Extract<FromPage, {type: "devd/action"}>} */
+    var action = { type: "devd/action", action: /** @type {PaneButton} */ (b.dataset.action) };
     if (b.dataset.step) { action.step = b.dataset.step; }
     vscode.postMessage(action);
   });
   // The full traceback, folded behind its summary, opens in place (no script: <details>).
 
   // --- VS Code: file links, scroll state, ready ---------------------------------------------
+  /** @param {string} text @param {string} file @param {string | undefined} line */
   var link = function (text, file, line) {
     var a = document.createElement("a");
     a.href = "#";
@@ -412,23 +484,26 @@
     });
   }
   document.addEventListener("click", function (event) {
-    var a = event.target && event.target.closest && event.target.closest("a.open-file");
+    var a = clicked(event, "a.open-file");
     if (!a || !vscode) { return; }
     event.preventDefault();
-    vscode.postMessage({ type: "devd/openFile", file: a.dataset.file,
+    vscode.postMessage({ type: "devd/openFile", file: /** @type {string} */ (a.dataset.file),
                          line: a.dataset.line ? Number(a.dataset.line) : null });
   });
   // VS Code reloads a hidden webview when it is shown again: keep the scroll position in
   // the webview's state and go back there, also while the cards still grow to full height.
+  /** @type { {x: number, y: number} | null } */
   var restoring = null;
   function saveScroll() {
     if (!vscode || restoring) { return; }
+    /** @type {PageState} */
     var state = vscode.getState() || {};
     state.scrollX = window.scrollX;
     state.scrollY = window.scrollY;
     vscode.setState(state);
   }
   if (vscode) {
+    /** @type {PageState} */
     var saved = vscode.getState() || {};
     if (typeof saved.scrollY === "number" && saved.scrollY > 0) {
       restoring = { x: saved.scrollX || 0, y: saved.scrollY };
@@ -450,27 +525,31 @@
   // Messages from the host only: the page itself, its parent, or, in a VS Code webview,
   // the webview's host frame. VS Code sets window.parent = window there, so the host is
   // known by its origin: the page's own (cards' sandboxed frames have the opaque "null").
+  /** @param {MessageEvent} event */
   var fromHost = function (event) {
     if (event.source === window.parent || event.source === window) { return true; }
     return !!vscode && event.origin === window.location.origin &&
       !frames().some(function (f) { return f.contentWindow === event.source; });
   };
   window.addEventListener("message", function (event) {
+    /** @type {ToPage | FromFrame} */
     var msg = event.data || {};
     if (msg.type === "devd/cardHeight") {
       // Keep each card's height equal to its content, as the card itself reports it.
+      var height = msg.height;
       frames().forEach(function (f) {
-        if (f.contentWindow === event.source && msg.height > 0) { f.style.height = Math.min(msg.height + 24, 20000) + "px"; }
+        if (f.contentWindow === event.source && height > 0) { f.style.height = Math.min(height + 24, 20000) + "px"; }
       });
       restore();
       return;
     }
     if (msg.type === "devd/cardReady" || msg.type === "devd/cardSwapped") {
+      var reply = msg;
       frames().forEach(function (f) {
         if (f.contentWindow !== event.source) { return; }
-        if (msg.type === "devd/cardReady") { f.devdReady = !f.devdLoading; return; }
+        if (reply.type === "devd/cardReady") { f.devdReady = !f.devdLoading; return; }
         // The card could not take the data in place: load the document it should show.
-        if (!msg.ok && msg.seq === f.devdSwap) { reload(f, f.devdHtml); }
+        if (!reply.ok && reply.seq === f.devdSwap) { reload(f, /** @type {string} */ (f.devdHtml)); }
       });
       return;
     }
@@ -495,14 +574,14 @@
       }
     }
   });
-  window.devdApplyCardUpdate = apply;
-  window.devdApplyPreview = applyPreview;
-  window.devdTopOnNew = topOnNew;
+  page.devdApplyCardUpdate = apply;
+  page.devdApplyPreview = applyPreview;
+  page.devdTopOnNew = topOnNew;
   // Outside an editor: live updates from an event stream, if the page was given one.
   var url = document.body.dataset.eventsUrl;
   if (url && window.EventSource) {
     var source = new EventSource(url);
-    source.addEventListener("cardUpdated", function (e) { apply(JSON.parse(e.data)); });
+    source.addEventListener("cardUpdated", function (e) { apply(JSON.parse(/** @type {MessageEvent} */ (e).data)); });
   }
   linkify();
   restore();

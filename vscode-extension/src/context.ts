@@ -2,9 +2,11 @@
 import * as vscode from "vscode";
 
 import { readSettings, type Settings } from "./config/settings";
+import type { DebugReadyWaiters } from "./debug/adapter";
 import type { FlowPanel } from "./flow/flowPanel";
 import type { PreviewPanel } from "./panel/previewPanel";
 import type { RunPins } from "./runs/pins";
+import type { RunsTree } from "./runs/runsTree";
 import type { DaemonClients } from "./server/clients";
 import type { StatusBar } from "./statusbar/statusBar";
 
@@ -14,9 +16,14 @@ export interface Devd {
   /** The flow graph view (devd: Show Flow). */
   flow: FlowPanel;
   status: StatusBar;
-  output: vscode.OutputChannel;
+  /** The `devd` log channel: `output.info/warn/error` (it stamps and levels each line). */
+  output: vscode.LogOutputChannel;
+  /** Debug Step's commands waiting for their spin's `devd/debugReady`. */
+  debugReady: DebugReadyWaiters;
   /** Runs pinned in Metaflow Runs as the parents of spins from the editor, per flow file. */
-  pins?: RunPins;
+  pins: RunPins;
+  /** The `Metaflow Runs` view. */
+  runs: RunsTree;
   /** The step last spun in any project (from this editor or a terminal). */
   lastSpun?: { uri: string; step: string };
 }

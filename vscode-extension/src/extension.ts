@@ -13,7 +13,7 @@ import { resume, run } from "./commands/run";
 import { spin, spinWithArtifacts } from "./commands/spin";
 import { RESTART_KEYS } from "./config/settings";
 import { type Devd, settingsFor } from "./context";
-import { DEBUG_TYPE, debugReadyWaiters, DevdDebugAdapterFactory } from "./debug/adapter";
+import { DEBUG_TYPE, DebugReadyWaiters, DevdDebugAdapterFactory } from "./debug/adapter";
 import { FLOW_VIEW, FlowPanel, graphRequest } from "./flow/flowPanel";
 import { RunPins } from "./runs/pins";
 import { registerRunsCommands } from "./runs/runsCommands";
@@ -32,112 +32,129 @@ import { StatusBar } from "./statusbar/statusBar";
 
 export function activate(context: vscode.ExtensionContext): void {
   const began = Date.now();
-  const output = vscode.window.createOutputChannel("devd", { log: true });
-  // The language client's lines and the step's output, one leveled line each (no blank lines,
-  // no second timestamp); a header per spin.
-  const log = new LogRouter(output);
-  const status = new StatusBar();
-  const panel = new PreviewPanel(
-    {
-      card: async (uri, params) => {
-        const client = await clients.clientFor(vscode.Uri.parse(uri));
-        return client?.sendRequest(Requests.card, params);
-      },
-      cancel: async (uri, step) => {
-        const client = await clients.clientFor(vscode.Uri.parse(uri));
-        return client?.sendRequest(Requests.cancel, { target: step });
-      },
-      taskCard: async (uri, params) => (await clients.clientFor(vscode.Uri.parse(uri)))?.sendRequest(Requests.taskCard, params),
-      artifactValue: async (uri, params) => (await clients.clientFor(vscode.Uri.parse(uri)))?.sendRequest(Requests.artifactValue, params),
-    },
-    output,
+  const devd = createDevd(context);
+  devd.clients.onClient((client) => listen(devd, client));
+  context.subscriptions.push(
+    devd.output,
+    devd.status,
+    devd.panel,
+    devd.flow,
+    devd.pins,
+    { dispose: () => void devd.clients.dispose() },
+    vscode.window.registerTreeDataProvider("devd.runs", devd.runs),
+    vscode.debug.registerDebugAdapterDescriptorFactory(DEBUG_TYPE, new DevdDebugAdapterFactory()),
+    ...registerCommands(devd),
+    ...restoreViews(devd),
+    ...restartOnChanges(context, devd),
+    ...followFlowEditors(devd),
   );
-  const refreshMemory = async (client: LanguageClient) => {
-    try {
-      const s = await client.sendRequest(Requests.status, {});
-      status.update({ warmBytes: s.warmBytes, budgetBytes: s.budgetBytes });
-    } catch {
-      // the status bar keeps its last figures; the log has the connection error
-    }
-  };
+  devd.output.info(`activated in ${Date.now() - began} ms`);
+}
 
-  const clients: DaemonClients = new DaemonClients(log, {
+/** The extension's parts, each made from the ones before it (the context every command gets). */
+function createDevd(context: vscode.ExtensionContext): Devd {
+  const output = vscode.window.createOutputChannel("devd", { log: true });
+  const status = new StatusBar();
+  const clients = new DaemonClients(output, {
     interpreter: (resource) => resolveInterpreterFor(resource, settingsFor(resource)),
     // The integrated terminal finds the `devd` of the interpreter the daemon runs with, so a
     // `devd spin …` typed there joins the same daemon (and the pane follows it).
     started: (python) => onInterpreter(context, python.path),
     offerInstall: (python, detail) => offerInstall(context, output, python, detail),
-    attach: (client) => {
-      client.onNotification(Notifications.log, (p) => log.append(p.text));
-      client.onNotification(Notifications.spinFinished, (result) => {
-        const end = spinEnd(result);
-        if (result.step && end !== "refused" && end !== "superseded") {
-          const header = spinHeader(result.step, end, result.durationMs, result.error?.type);
-          if (end === "failed") {
-            output.error(header);
-          } else {
-            output.info(header);
-          }
-        }
-        if (result.step && result.uri && end !== "refused" && end !== "superseded") {
-          devd.lastSpun = { uri: result.uri, step: result.step };
-          status.update({
-            running: undefined,
-            lastSpin: {
-              step: result.step,
-              ok: result.ok,
-              durationMs: result.durationMs,
-              cancelled: end === "cancelled",
-            },
-            stale: (result.stale ?? []).map((m) => m.reason),
-          });
-        }
-        void panel.spinFinished(result, settingsFor(result.uri ? vscode.Uri.parse(result.uri) : undefined).previewOpenOn);
-        void flow.refresh(result.uri ?? undefined);
-        void refreshMemory(client);
-      });
-      client.onNotification(Notifications.cardUpdated, (p) => panel.cardUpdated(p));
-      client.onNotification(Notifications.debugReady, (p) => debugReadyWaiters.ready(p));
-      client.onNotification(Notifications.stateChanged, (p) => {
-        void flow.refresh(p.uri ?? undefined); // a spin began, a run ended, the file changed
-        if (p.reason === "runFinished" || p.reason === "resumeFinished") {
-          runsTree.refresh(); // a new run to list
-        }
-        if (p.reason === "spinStarted" && p.uri && p.step) {
-          // Any spin (this editor's, a terminal's): `spinning <step>` and the pane's Cancel.
-          status.update({ running: `spinning ${p.step}` });
-          panel.spinStarted(p.uri, p.step, settingsFor(vscode.Uri.parse(p.uri)).previewOpenOn);
-          return;
-        }
-        if (p.reason === "spinRefused" && p.uri && p.step) {
-          // It never ran (a flow never run, …): no longer in flight; the requester was told why.
-          status.update({ running: undefined });
-          panel.spinRefused(p.uri, p.step, p.error ?? "");
-          return;
-        }
-        // `stale` maps each step to its stale parents: the status bar follows the last spun step.
-        const last = devd.lastSpun;
-        if (p.reason === "fileChanged" && p.stale && last && p.uri === last.uri) {
-          status.update({ stale: (p.stale[last.step] ?? []).map((m) => m.reason) });
-        }
-      });
-    },
     state: (state: DaemonState) => onDaemonState(status, state),
   });
+  const panel = new PreviewPanel(
+    {
+      card: (uri, params) => clients.request(uri, Requests.card, params),
+      cancel: (uri, step) => clients.request(uri, Requests.cancel, { target: step }),
+      taskCard: (uri, params) => clients.request(uri, Requests.taskCard, params),
+      artifactValue: (uri, params) => clients.request(uri, Requests.artifactValue, params),
+    },
+    output,
+  );
   const flow = new FlowPanel(graphRequest((uri) => clients.clientFor(uri)), output);
   const pins = new RunPins(context.workspaceState);
-  const runsTree = new RunsTree(async (uri, type, params) => {
-    const client = await clients.clientFor(vscode.Uri.parse(uri));
-    return client?.sendRequest(type, params);
-  }, (uri) => pins.runFor(uri));
-  context.subscriptions.push(vscode.window.registerTreeDataProvider("devd.runs", runsTree));
-  const devd: Devd = { clients, panel, status, output, flow, pins };
-  context.subscriptions.push(output, status, panel, flow, pins, { dispose: () => void clients.dispose() });
+  const runs = new RunsTree((uri, type, params) => clients.request(uri, type, params), (uri) => pins.runFor(uri));
+  return { clients, panel, flow, runs, pins, status, output, debugReady: new DebugReadyWaiters() };
+}
 
+/** What the daemon tells a client: the step's output, spins, runs, cards, debug ports. */
+function listen(devd: Devd, client: LanguageClient): void {
+  const { output, panel, flow, status } = devd;
+  // The step's output, one leveled line each (no blank lines, no second timestamp).
+  const stepOutput = new LogRouter(output);
+  client.onNotification(Notifications.log, (p) => stepOutput.append(p.text));
+  client.onNotification(Notifications.spinFinished, (result) => {
+    const end = spinEnd(result);
+    if (result.step && end !== "refused" && end !== "superseded") {
+      const header = spinHeader(result.step, end, result.durationMs, result.error?.type);
+      if (end === "failed") {
+        output.error(header);
+      } else {
+        output.info(header);
+      }
+    }
+    if (result.step && result.uri && end !== "refused" && end !== "superseded") {
+      devd.lastSpun = { uri: result.uri, step: result.step };
+      status.update({
+        running: undefined,
+        lastSpin: {
+          step: result.step,
+          ok: result.ok,
+          durationMs: result.durationMs,
+          cancelled: end === "cancelled",
+        },
+        stale: (result.stale ?? []).map((m) => m.reason),
+      });
+    }
+    void panel.spinFinished(result, settingsFor(result.uri ? vscode.Uri.parse(result.uri) : undefined).previewOpenOn);
+    void flow.refresh(result.uri ?? undefined);
+    void refreshMemory(devd, client);
+  });
+  client.onNotification(Notifications.cardUpdated, (p) => panel.cardUpdated(p));
+  client.onNotification(Notifications.debugReady, (p) => devd.debugReady.ready(p));
+  client.onNotification(Notifications.stateChanged, (p) => {
+    void flow.refresh(p.uri ?? undefined); // a spin began, a run ended, the file changed
+    if (p.reason === "runFinished" || p.reason === "resumeFinished") {
+      devd.runs.refresh(); // a new run to list
+    }
+    if (p.reason === "spinStarted" && p.uri && p.step) {
+      // Any spin (this editor's, a terminal's): `spinning <step>` and the pane's Cancel.
+      status.update({ running: `spinning ${p.step}` });
+      panel.spinStarted(p.uri, p.step, settingsFor(vscode.Uri.parse(p.uri)).previewOpenOn);
+      return;
+    }
+    if (p.reason === "spinRefused" && p.uri && p.step) {
+      // It never ran (a flow never run, …): no longer in flight; the requester was told why.
+      status.update({ running: undefined });
+      panel.spinRefused(p.uri, p.step, p.error ?? "");
+      return;
+    }
+    // `stale` maps each step to its stale parents: the status bar follows the last spun step.
+    const last = devd.lastSpun;
+    if (p.reason === "fileChanged" && p.stale && last && p.uri === last.uri) {
+      status.update({ stale: (p.stale[last.step] ?? []).map((m) => m.reason) });
+    }
+  });
+}
+
+/** The warm store's size in the status bar, after each spin. */
+async function refreshMemory(devd: Devd, client: LanguageClient): Promise<void> {
+  try {
+    const s = await client.sendRequest(Requests.status, {});
+    devd.status.update({ warmBytes: s.warmBytes, budgetBytes: s.budgetBytes, workers: s.workers ?? [] });
+  } catch {
+    // the status bar keeps its last figures; the log has the connection error
+  }
+}
+
+/** Every devd command (package.json's `contributes.commands`). */
+function registerCommands(devd: Devd): vscode.Disposable[] {
+  const registered: vscode.Disposable[] = [];
   const register = (id: string, fn: (...args: never[]) => unknown) =>
-    context.subscriptions.push(vscode.commands.registerCommand(id, fn as (...args: unknown[]) => unknown));
+    void registered.push(vscode.commands.registerCommand(id, fn as (...args: unknown[]) => unknown));
   // Keys pressed with focus in the pane pass PANE (package.json): the step the pane shows.
-  const target = (uri?: string, step?: string) => (uri === PANE ? (panel.current ?? devd.lastSpun ?? {}) : { uri, step });
+  const target = (uri?: string, step?: string) => (uri === PANE ? (devd.panel.current ?? devd.lastSpun ?? {}) : { uri, step });
   register("devd.spin", (uri?: string, step?: string) => spin(devd, target(uri, step)));
   register("devd.spinWithArtifacts", (uri?: string, step?: string) => spinWithArtifacts(devd, uri, step));
   register("devd.spinFromLast", (uri?: string, step?: string) => spin(devd, { uri, step, fromSpin: true }));
@@ -149,68 +166,77 @@ export function activate(context: vscode.ExtensionContext): void {
   register("devd.showPreview", () => daemonCommands.showPreview(devd));
   register("devd.showStatus", () => daemonCommands.showStatus(devd));
   register("devd.restart", () => daemonCommands.restart(devd));
-  register("devd.showLog", () => output.show(true));
+  register("devd.showLog", () => devd.output.show(true));
   register("devd.chooseInterpreter", (uri?: vscode.Uri) => chooseInterpreter(uri));
-  registerRunsCommands(devd, register, runsTree, pins);
+  registerRunsCommands(devd, register, devd.runs, devd.pins);
   register("devd.showFlow", (uri?: string) => {
-    const target = uri ?? (isFlowDocument(vscode.window.activeTextEditor?.document) ? vscode.window.activeTextEditor?.document.uri.toString() : flow.current);
+    const target = uri ?? (isFlowDocument(vscode.window.activeTextEditor?.document) ? vscode.window.activeTextEditor?.document.uri.toString() : devd.flow.current);
     if (!target) {
       void vscode.window.showWarningMessage("devd: open a Metaflow flow file first, then Show Flow.");
       return;
     }
-    void clients.clientFor(vscode.Uri.parse(target)).then(() => flow.show(target));
+    void devd.clients.clientFor(vscode.Uri.parse(target)).then(() => devd.flow.show(target));
   });
-  // After a window reload VS Code gives the pane back: it shows the newest spin again.
-  context.subscriptions.push(
+  return registered;
+}
+
+/** After a window reload VS Code gives the pane and the flow view back. */
+function restoreViews(devd: Devd): vscode.Disposable[] {
+  return [
+    // The pane shows the newest spin again.
     vscode.window.registerWebviewPanelSerializer("devd.preview", {
       deserializeWebviewPanel: async (restored: vscode.WebviewPanel) => {
-        panel.adopt(restored);
+        devd.panel.adopt(restored);
         const newest = await daemonCommands.newestSpinInWorkspace(devd);
         if (newest) {
-          await panel.show(newest, false);
+          await devd.panel.show(newest, false);
         }
       },
     }),
-  );
-  // The flow view comes back after a reload too, on the flow it showed (the page's state).
-  context.subscriptions.push(
+    // The flow view, on the flow it showed (the page's state).
     vscode.window.registerWebviewPanelSerializer(FLOW_VIEW, {
       deserializeWebviewPanel: async (restored: vscode.WebviewPanel, state: unknown) => {
         const uri = (state as { uri?: string } | undefined)?.uri;
-        flow.adopt(restored, uri);
+        devd.flow.adopt(restored, uri);
         if (uri) {
-          await clients.clientFor(vscode.Uri.parse(uri));
-          await flow.refresh();
+          await devd.clients.clientFor(vscode.Uri.parse(uri));
+          await devd.flow.refresh();
         }
       },
     }),
-  );
-  context.subscriptions.push(vscode.debug.registerDebugAdapterDescriptorFactory(DEBUG_TYPE, new DevdDebugAdapterFactory()));
+  ];
+}
 
-  // A new interpreter or server setting needs a new server: once, after the edits settle.
+/** A new interpreter or server setting needs a new server: once, after the edits settle. */
+function restartOnChanges(context: vscode.ExtensionContext, devd: Devd): vscode.Disposable[] {
+  const { clients } = devd;
   const restartSoon = debounce(() => void clients.restartAll("interpreter or settings changed"), 750);
-  context.subscriptions.push(
+  void watchPythonEnvironment(() => {
+    if (clients.roots().length && !settingsFor().pythonPath) {
+      restartSoon();
+    }
+  }).then((d) => d && context.subscriptions.push(d));
+  return [
     { dispose: () => restartSoon.cancel() },
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (RESTART_KEYS.some((k) => e.affectsConfiguration(k)) && clients.roots().length) {
         restartSoon();
       }
     }),
-  );
-  void watchPythonEnvironment(() => {
-    if (clients.roots().length && !settingsFor().pythonPath) {
-      restartSoon();
-    }
-  }).then((d) => d && context.subscriptions.push(d));
+  ];
+}
 
-  // Light up on flow files: start the project's client when one is opened or focused.
+/**
+ * Light up on flow files: the project's client starts when one is opened or focused, the
+ * graph follows the active flow, and `devd.isFlow` (package.json's keys and palette) is set.
+ */
+function followFlowEditors(devd: Devd): vscode.Disposable[] {
   const consider = (doc: vscode.TextDocument | undefined) => {
     if (isFlowDocument(doc)) {
-      runsTree.addFlow(doc.uri.toString());
-      void clients.clientFor(doc.uri);
+      devd.runs.addFlow(doc.uri.toString());
+      void devd.clients.clientFor(doc.uri);
     }
   };
-  // devd.isFlow: keys, palette commands (package.json) only where they mean something.
   let isFlow: boolean | undefined;
   const setIsFlow = () => {
     const now = isFlowDocument(vscode.window.activeTextEditor?.document);
@@ -219,11 +245,11 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.commands.executeCommand("setContext", "devd.isFlow", now);
     }
   };
-  context.subscriptions.push(
+  const watching = [
     vscode.window.onDidChangeActiveTextEditor((e) => {
       consider(e?.document);
       if (e && isFlowDocument(e.document)) {
-        flow.follow(e.document.uri.toString()); // the graph follows the active flow
+        devd.flow.follow(e.document.uri.toString()); // the graph follows the active flow
       }
       setIsFlow();
     }),
@@ -233,10 +259,10 @@ export function activate(context: vscode.ExtensionContext): void {
         setIsFlow();
       }
     }),
-  );
+  ];
   vscode.workspace.textDocuments.forEach(consider);
   setIsFlow();
-  output.appendLine(`[devd] activated in ${Date.now() - began} ms`);
+  return watching;
 }
 
 /** The interpreter's directory first on the integrated terminal's PATH (new terminals). */
@@ -272,7 +298,7 @@ function onDaemonState(status: StatusBar, state: DaemonState): void {
 }
 
 /** devd is missing from the interpreter: offer the wheel shipped inside this extension. */
-async function offerInstall(context: vscode.ExtensionContext, output: vscode.OutputChannel, python: string, detail: string): Promise<boolean> {
+async function offerInstall(context: vscode.ExtensionContext, output: vscode.LogOutputChannel, python: string, detail: string): Promise<boolean> {
   const bundled = path.join(context.extensionPath, "bundled");
   const wheel = fs.existsSync(bundled) ? fs.readdirSync(bundled).find((f) => /^devd-.*\.whl$/.test(f)) : undefined;
   const choice = await vscode.window.showWarningMessage(
@@ -290,10 +316,12 @@ async function offerInstall(context: vscode.ExtensionContext, output: vscode.Out
     return false;
   }
   output.show(true);
+  const pip = new LogRouter(output); // pip's lines, one log line each
   const code = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `devd: installing into ${python}` },
-    () => installWheel(python, path.join(bundled, wheel), process.env, (t) => output.append(t)),
+    () => installWheel(python, path.join(bundled, wheel), process.env, (t) => pip.append(t)),
   );
+  pip.append("\n"); // its last line, if it did not end one
   if (code !== 0) {
     void vscode.window.showErrorMessage(`devd: pip install failed (exit ${code}); the output is in the devd channel.`);
     return false;

@@ -3,7 +3,7 @@ import { beforeEach, describe, it } from "node:test";
 
 import { debugStep } from "../src/commands/debug";
 import type { Devd } from "../src/context";
-import { adapterEndpoint, DevdDebugAdapterFactory, debugReadyWaiters } from "../src/debug/adapter";
+import { adapterEndpoint, DebugReadyWaiters, DevdDebugAdapterFactory } from "../src/debug/adapter";
 import { DebugAdapterServer, recorded, reset, Uri } from "./stubs/vscode";
 
 function editorAt(line: number) {
@@ -16,6 +16,7 @@ function editorAt(line: number) {
 /** A client whose spin answers once `finish` is called; `devd/debugReady` is sent first. */
 function daemon(options: { ready?: boolean; answer: Record<string, unknown> }) {
   const sent: { method: string; params: Record<string, unknown> }[] = [];
+  const debugReady = new DebugReadyWaiters();
   const client = {
     sendRequest: ({ method }: { method: string }, params: Record<string, unknown>) => {
       sent.push({ method, params });
@@ -23,14 +24,15 @@ function daemon(options: { ready?: boolean; answer: Record<string, unknown> }) {
         return Promise.resolve({ cancelled: [1] });
       }
       if (options.ready) {
-        setTimeout(() => debugReadyWaiters.ready({ uri: "file:///p/flow.py", step: "train", host: "127.0.0.1", port: 40123 }), 1);
+        setTimeout(() => debugReady.ready({ uri: "file:///p/flow.py", step: "train", host: "127.0.0.1", port: 40123 }), 1);
         return new Promise((resolve) => setTimeout(() => resolve(options.answer), 5));
       }
       return Promise.resolve(options.answer);
     },
   };
   const lines: string[] = [];
-  const devd = { clients: { clientFor: async () => client }, output: { appendLine: (l: string) => lines.push(l) } } as unknown as Devd;
+  const output = { info: (l: string) => lines.push(l), warn: (l: string) => lines.push(l), error: (l: string) => lines.push(l) };
+  const devd = { clients: { clientFor: async () => client }, output, debugReady } as unknown as Devd;
   return { devd, sent, lines };
 }
 
@@ -67,6 +69,7 @@ describe("Debug Step", () => {
   });
 
   it("a spin that answers first does not take a newer spin's wait for its port", async () => {
+    const debugReadyWaiters = new DebugReadyWaiters();
     const older = debugReadyWaiters.expect("file:///p/flow.py");
     const newer = debugReadyWaiters.expect("file:///p/flow.py");
     debugReadyWaiters.forget("file:///p/flow.py", older);

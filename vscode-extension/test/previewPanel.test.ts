@@ -5,7 +5,7 @@ import { PreviewPanel } from "../src/panel/previewPanel";
 import type { CardParams, CardResult, PanePreview, SpinOutcome } from "../src/protocol";
 import { recorded, reset } from "./stubs/vscode";
 
-const output = { appendLine: () => undefined } as never;
+const output = { info: () => undefined, warn: () => undefined, error: () => undefined } as never;
 
 function spinResult(step = "train", over: Partial<SpinOutcome> = {}): SpinOutcome {
   return { ok: true, uri: "file:///p/flow.py", flow: "F", step, pathspec: null, persisted: false, durationMs: 20, artifacts: [], stdout: "", stderr: "", error: null, nextSteps: [], parents: [], originRunId: null, notices: [], timingsMs: {}, cards: [], recordedTask: null, ...over };

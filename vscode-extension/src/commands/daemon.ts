@@ -5,6 +5,7 @@ import * as vscode from "vscode";
 import { type Devd, settingsFor } from "../context";
 import { Requests, type StatusResult } from "../protocol";
 import { resolveInterpreterFor } from "../python/environment";
+import { LogRouter } from "../server/logLines";
 import { projectRoot } from "../server/project";
 import { humanBytes } from "../statusbar/format";
 
@@ -96,11 +97,11 @@ export function formatStatusReport(s: StatusResult): string {
 export async function showStatus(devd: Devd): Promise<void> {
   const running = devd.clients.running();
   if (!running.length) {
-    devd.output.appendLine("[devd] no daemon connected: open a flow file to start one");
+    devd.output.warn("no daemon connected: open a flow file to start one");
   }
   for (const { client } of running) {
     const status = await client.sendRequest(Requests.status, {});
-    devd.output.appendLine(formatStatusReport(status));
+    devd.output.info(formatStatusReport(status));
   }
   devd.output.show(true);
 }
@@ -114,12 +115,16 @@ export async function restart(devd: Devd): Promise<void> {
     for (const root of devd.clients.roots()) {
       const resource = vscode.Uri.file(root);
       const python = await resolveInterpreterFor(resource, settingsFor(resource));
+      const said = new LogRouter(devd.output); // `devd daemon stop`'s lines, one log line each
       await new Promise<void>((resolve) => {
         const child = spawn(python.path, ["-m", "devd.cli", "daemon", "stop", root], { cwd: root });
-        child.stdout.on("data", (d: Buffer) => devd.output.append(d.toString()));
-        child.stderr.on("data", (d: Buffer) => devd.output.append(d.toString()));
+        child.stdout.on("data", (d: Buffer) => said.append(d.toString()));
+        child.stderr.on("data", (d: Buffer) => said.append(d.toString()));
         child.on("error", () => resolve());
-        child.on("close", () => resolve());
+        child.on("close", () => {
+          said.append("\n"); // its last line, if it did not end one
+          resolve();
+        });
       });
     }
   });

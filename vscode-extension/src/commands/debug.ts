@@ -2,7 +2,7 @@
 import * as vscode from "vscode";
 
 import { type Devd, saveFirst, targetDocument } from "../context";
-import { attachConfiguration, debugReadyWaiters } from "../debug/adapter";
+import { attachConfiguration } from "../debug/adapter";
 import { type DebugReadyParams, Requests, type SpinParams, type SpinOutcome } from "../protocol";
 
 export interface DebugOptions {
@@ -32,13 +32,13 @@ export async function debugStep(devd: Devd, options: DebugOptions = {}): Promise
   if (!client) {
     return undefined;
   }
-  devd.output.appendLine(`[devd] debug spin of ${params.step ?? `line ${(params.line ?? 0) + 1}`} requested`);
-  const ready = debugReadyWaiters.expect(uri);
+  devd.output.info(`debug spin of ${params.step ?? `line ${(params.line ?? 0) + 1}`} requested`);
+  const ready = devd.debugReady.expect(uri);
   const answer = client.sendRequest(Requests.spin, params);
   const first = await Promise.race([
     ready.then((r): { ready: DebugReadyParams } => ({ ready: r })),
     answer.then((r): { result: SpinOutcome } => ({ result: r })),
-  ]).finally(() => debugReadyWaiters.forget(uri, ready)); // answered, failed or listening
+  ]).finally(() => devd.debugReady.forget(uri, ready)); // answered, failed or listening
   if ("result" in first) {
     // it ended before listening: a bad request (one line), or the step's set-up failed
     if (!first.result.ok && first.result.error?.type === "devd.BadRequest") {
@@ -46,10 +46,14 @@ export async function debugStep(devd: Devd, options: DebugOptions = {}): Promise
     }
     return first.result;
   }
-  devd.output.appendLine(`[devd] debugging ${first.ready.step}: debugpy on ${first.ready.host}:${first.ready.port}`);
+  devd.output.info(`debugging ${first.ready.step}: debugpy on ${first.ready.host}:${first.ready.port}`);
   const folder = vscode.workspace.getWorkspaceFolder(doc.uri);
   const started = await vscode.debug.startDebugging(folder, attachConfiguration(first.ready));
-  devd.output.appendLine(`[devd] debug session ${started ? "started" : "did not start"}`);
+  if (started) {
+    devd.output.info("debug session started");
+  } else {
+    devd.output.warn("debug session did not start");
+  }
   if (!started) {
     // nobody will attach: stop the spin now rather than at its timeout
     void client.sendRequest(Requests.cancel, { target: first.ready.step });

@@ -59,7 +59,7 @@ async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string |
   if (originRunId) {
     params.originRunId = originRunId;
   }
-  devd.output.appendLine(`[devd] ${kind} ${name}${step ? ` from ${step}` : ""} ${settings.runArgs.join(" ")}`);
+  devd.output.info(`${kind} ${name}${step ? ` from ${step}` : ""} ${settings.runArgs.join(" ")}`.trimEnd());
   devd.status.update({ running: kind === "run" ? "running" : `resuming ${step ?? ""}`.trim() });
   let steps = ""; // the last "k/N steps" the progress said, for the log's header line
   const result = await vscode.window.withProgress(
@@ -76,7 +76,7 @@ async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string |
             void devd.flow.refresh(doc.uri.toString()); // a step of the run is done: redraw
             steps = /\d+\/\d+ steps/.exec(v.message)?.[0] ?? steps;
             devd.status.update({ running: `${kind} ${v.message.split(" (")[0]}` });
-            devd.output.appendLine(`[devd] ${kind} ${name}: ${v.message}`);
+            devd.output.info(`${kind} ${name}: ${v.message}`);
           }
         }
       });
@@ -93,7 +93,12 @@ async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string |
   );
   devd.status.update({ running: undefined });
   const end = runEnd(result);
-  devd.output.appendLine(runHeader(kind, name, end, steps, result.runId));
+  const header = runHeader(kind, name, end, steps, result.runId);
+  if (end === "failed") {
+    devd.output.error(header);
+  } else {
+    devd.output.info(header);
+  }
   if (end === "cancelled") {
     void vscode.window.showInformationMessage(`devd: ${kind} of ${name} cancelled${result.runId ? ` (run ${result.runId})` : ""}`);
   } else if (end === "ok") {

@@ -47,7 +47,11 @@ export class DevdDebugAdapterFactory implements vscode.DebugAdapterDescriptorFac
   }
 }
 
-/** Debug spins waiting for their `devd/debugReady`, by flow URI (the newest one per flow). */
+/**
+ * Debug spins waiting for their `devd/debugReady`, by flow URI (the newest one per flow).
+ * One per extension, in the context (Devd.debugReady): the notification handler hands each
+ * `devd/debugReady` to the Debug Step command waiting for it.
+ */
 export class DebugReadyWaiters {
   private readonly waiting = new Map<string, { resolve: (ready: DebugReadyParams) => void; done: Promise<DebugReadyParams> }>();
 
@@ -76,5 +80,3 @@ export class DebugReadyWaiters {
     }
   }
 }
-
-export const debugReadyWaiters = new DebugReadyWaiters();

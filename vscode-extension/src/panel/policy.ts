@@ -1,15 +1,14 @@
 /** Pure decisions of the card pane: when it opens, and what a message from the page asks. */
 import type { OpenOn } from "../config/settings";
 import type { SpinOutcome } from "../protocol";
+import { PANE_ACTIONS, type PaneButton, type SpinEnd } from "./pageMessages";
+
+// The pane's buttons and a spin's ends are the page's words too: declared with its messages.
+export { PANE_ACTIONS, type PaneButton, type SpinEnd };
 
 export type PaneAction = "ignore" | "update" | "open" | "reveal";
 
-/**
- * How a spin ended, as the user sees it. A superseded spin is followed by the newer one (no
- * status, no pane, no diagnostic); a cancelled one is its own outcome, never a failure.
- */
-export type SpinEnd = "ok" | "failed" | "cancelled" | "superseded" | "refused";
-
+/** How a spin ended, as the user sees it (SpinEnd says what each end means). */
 export function spinEnd(result: SpinOutcome): SpinEnd {
   if (!result.step || result.error?.type === "devd.BadRequest") {
     return "refused";
@@ -53,17 +52,13 @@ export function paneAction(result: SpinOutcome, openOn: OpenOn, paneOpen: boolea
   return "ignore";
 }
 
-/** The pane's buttons: Cancel, Re-spin, Debug, and the stale-parents box's three. */
-export const PANE_ACTIONS = ["cancel", "respin", "debug", "runFlow", "resume", "spinFromLast", "pickSplit"] as const;
-export type PaneButton = (typeof PANE_ACTIONS)[number];
-
 export type PageMessage =
   | { type: "openFile"; file: string; line: number }
   | { type: "ready" }
   | { type: "action"; action: PaneButton; step?: string }
   | { type: "unknown" };
 
-/** Messages the preview page posts (cards cannot: they sit in sandboxed frames). */
+/** The messages the preview page posts (FromPage in pageMessages.ts; cards cannot: they sit in sandboxed frames), checked again here. */
 export function parsePageMessage(data: unknown): PageMessage {
   if (typeof data !== "object" || data === null) {
     return { type: "unknown" };

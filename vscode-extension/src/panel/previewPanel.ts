@@ -19,6 +19,7 @@ import {
   type TaskCardParams,
   type WebviewOptions,
 } from "../protocol";
+import type { LiveCard, ToPage } from "./pageMessages";
 import { makeNonce, type PaneButton, paneAction, paneOnSpinStart, parsePageMessage, spinEnd } from "./policy";
 
 export interface PreviewSource {
@@ -74,7 +75,7 @@ export class PreviewPanel implements vscode.Disposable {
 
   constructor(
     private readonly source: PreviewSource,
-    private readonly output: vscode.OutputChannel,
+    private readonly output: vscode.LogOutputChannel,
   ) {}
 
   /**
@@ -93,7 +94,7 @@ export class PreviewPanel implements vscode.Disposable {
     }
     this.panel.title = `devd: ${step}`;
     if (this.loadedHtml) {
-      void this.panel.webview.postMessage({ type: "devd/spinning", step });
+      void this.toPage({ type: "devd/spinning", step });
     } else {
       this.panel.webview.html = spinningPage(this.nonce, step);
     }
@@ -106,7 +107,7 @@ export class PreviewPanel implements vscode.Disposable {
     }
     this.spinning = undefined;
     if (this.panel) {
-      void this.panel.webview.postMessage({ type: "devd/spinEnded", step, outcome: "refused", message });
+      void this.toPage({ type: "devd/spinEnded", step, outcome: "refused", message });
     }
   }
 
@@ -124,15 +125,15 @@ export class PreviewPanel implements vscode.Disposable {
       // not the spin the pane shows in flight
     } else if (end !== "cancelled") {
       this.spinning = undefined;
-      if (this.panel && this.loadedHtml) {
-        void this.panel.webview.postMessage({ type: "devd/spinEnded", step: result.step, outcome: end });
+      if (this.panel && this.loadedHtml && result.step) {
+        void this.toPage({ type: "devd/spinEnded", step: result.step, outcome: end });
       }
     }
     if (end === "cancelled" && shownSpinning && this.panel && result.step) {
       this.spinning = undefined;
       this.panel.title = `devd: ${result.step}`;
       // The page says so itself, the preview page or the spinning one (same bar): no reload.
-      void this.panel.webview.postMessage({ type: "devd/spinEnded", step: result.step, outcome: "cancelled" });
+      void this.toPage({ type: "devd/spinEnded", step: result.step, outcome: "cancelled" });
       return;
     }
     const action = paneAction(result, openOn, this.panel !== undefined, this.openedBefore);
@@ -153,6 +154,11 @@ export class PreviewPanel implements vscode.Disposable {
   webviewOptions(): WebviewOptions | undefined {
     const panel = this.postable();
     return panel ? this.optionsFor(panel.webview, [...this.assets]) : undefined;
+  }
+
+  /** A message to the pane's page (cards/preview.js), as pageMessages.ts declares it for both. */
+  private toPage(message: ToPage): Thenable<boolean> {
+    return this.panel ? this.panel.webview.postMessage(message) : Promise.resolve(false);
   }
 
   /** The pane, if its page is loaded and visible: a new preview can be posted into it. */
@@ -182,8 +188,8 @@ export class PreviewPanel implements vscode.Disposable {
     }
     this.shown = target;
     this.panel.title = `devd: ${target.step}`;
-    if (!(await this.panel.webview.postMessage({ type: "devd/preview", html }))) {
-      this.output.appendLine(`[devd] the pane did not take the preview of ${target.step}`);
+    if (!(await this.toPage({ type: "devd/preview", html }))) {
+      this.output.warn(`the pane did not take the preview of ${target.step}`);
       return;
     }
     assets.forEach((a) => this.assets.add(a));
@@ -220,7 +226,7 @@ export class PreviewPanel implements vscode.Disposable {
       if (!this.loadedHtml) {
         this.panel.webview.html = placeholder(this.nonce, card?.error?.message ?? "no preview from the daemon");
       }
-      this.output.appendLine(`[devd] preview of ${target.step}: ${card?.error?.message ?? "no answer"}`);
+      this.output.warn(`preview of ${target.step}: ${card?.error?.message ?? "no answer"}`);
       return;
     }
     if (this.postable()) {
@@ -277,7 +283,7 @@ export class PreviewPanel implements vscode.Disposable {
   /** A live card update of a running step: patch the pane if it shows that step. */
   cardUpdated(params: CardUpdatedParams): void {
     if (this.panel && this.shown && this.shown.uri === params.uri && this.shown.step === params.step) {
-      void this.panel.webview.postMessage({ type: Methods.cardUpdated, card: params.card });
+      void this.toPage({ type: Methods.cardUpdated, card: params.card as LiveCard });
     }
   }
 
@@ -350,7 +356,7 @@ export class PreviewPanel implements vscode.Disposable {
     if (msg.type === "ready") {
       this.version += 1; // a page loaded: from the html, with that html's scripts only
       if (this.spinning && this.loadedHtml) {
-        void this.panel?.webview.postMessage({ type: "devd/spinning", step: this.spinning.step });
+        void this.toPage({ type: "devd/spinning", step: this.spinning.step });
       }
     }
     if (msg.type === "action") {

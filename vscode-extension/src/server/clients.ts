@@ -3,6 +3,7 @@
  * starts the project's daemon), started lazily on the first flow file of that project.
  */
 import * as vscode from "vscode";
+import type { RequestType } from "vscode-jsonrpc";
 import {
   CloseAction,
   ErrorAction,
@@ -16,6 +17,7 @@ import { readSettings, serverEnv, type Settings } from "../config/settings";
 import { probeDevd } from "../python/install";
 import type { Interpreter } from "../python/interpreter";
 import { CrashPolicy, onClientClosed } from "./crashPolicy";
+import { LogRouter } from "./logLines";
 import { projectRoot } from "./project";
 
 export type DaemonState =
@@ -30,8 +32,6 @@ export interface ClientHooks {
   interpreter(resource: vscode.Uri): Promise<Interpreter>;
   /** devd is not importable there: offer to install it; true when it now is. */
   offerInstall(python: string, detail: string): Promise<boolean>;
-  /** Register notification handlers on a new client. */
-  attach(client: LanguageClient, root: string): void;
   /** A client is starting with this interpreter. */
   started?(python: Interpreter): void;
   state(state: DaemonState): void;
@@ -54,10 +54,17 @@ export class DaemonClients implements vscode.Disposable {
   /** Interpreters whose install offer was turned down: not asked again until a restart. */
   private readonly declined = new Set<string>();
 
+  /** The language client's own lines (its trace, its errors), each at its level. */
+  private readonly clientLog: LogRouter;
+  /** Who registers notification handlers on each new client (onClient). */
+  private readonly attachers: ((client: LanguageClient, root: string) => void)[] = [];
+
   constructor(
-    private readonly output: vscode.OutputChannel,
+    private readonly output: vscode.LogOutputChannel,
     private readonly hooks: ClientHooks,
-  ) {}
+  ) {
+    this.clientLog = new LogRouter(output);
+  }
 
   /** The running client of `uri`'s project, started if needed; undefined if it cannot start. */
   async clientFor(uri: vscode.Uri): Promise<LanguageClient | undefined> {
@@ -77,6 +84,17 @@ export class DaemonClients implements vscode.Disposable {
       });
     }
     return entry.starting;
+  }
+
+  /** Register notification handlers on every client started from now on. */
+  onClient(attach: (client: LanguageClient, root: string) => void): void {
+    this.attachers.push(attach);
+  }
+
+  /** A typed request to the daemon of `uri`'s project; undefined when it cannot start. */
+  async request<P, R>(uri: string, type: RequestType<P, R, void>, params: P): Promise<R | undefined> {
+    const client = await this.clientFor(vscode.Uri.parse(uri));
+    return client?.sendRequest(type, params);
   }
 
   /** Every client that is running now (for broadcasts such as Cancel). */
@@ -104,7 +122,7 @@ export class DaemonClients implements vscode.Disposable {
     this.probed.clear();
     this.declined.clear();
     const entries = [...this.entries.values()];
-    this.output.appendLine(`[devd] restarting (${why})`);
+    this.output.info(`restarting (${why})`);
     for (const entry of entries) {
       entry.stopping = true;
     }
@@ -132,7 +150,7 @@ export class DaemonClients implements vscode.Disposable {
       try {
         await client.stop(2000);
       } catch (err) {
-        this.output.appendLine(`[devd] stopping the client of ${entry.root}: ${String(err)}`);
+        this.output.warn(`stopping the client of ${entry.root}: ${String(err)}`);
       }
     }
   }
@@ -146,7 +164,7 @@ export class DaemonClients implements vscode.Disposable {
     if (!(await this.ensureDevd(python.path, env, root))) {
       return undefined;
     }
-    this.output.appendLine(`[devd] ${root}: starting devd serve with ${python.path} (${python.source})`);
+    this.output.info(`${root}: starting devd serve with ${python.path} (${python.source})`);
     this.hooks.started?.(python);
     const serverOptions: ServerOptions = {
       command: python.path,
@@ -155,7 +173,7 @@ export class DaemonClients implements vscode.Disposable {
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: "file", language: "python", pattern: `${globEscape(root)}/**/*.py` }],
-      outputChannel: this.output,
+      outputChannel: this.clientLog,
       // The pane takes cards from devd/card: spin results need not carry ~1 MB of HTML per card.
       initializationOptions: { spinOnSave: settings.spinOnSave, cardHtml: false },
       synchronize: { configurationSection: "devd" },
@@ -167,12 +185,12 @@ export class DaemonClients implements vscode.Disposable {
             return { action: CloseAction.DoNotRestart, handled: true };
           }
           if (decision === "restart") {
-            this.output.appendLine(`[devd] ${root}: the daemon connection closed; restarting it once`);
+            this.output.warn(`${root}: the daemon connection closed; restarting it once`);
             this.hooks.state({ kind: "starting", root });
             return { action: CloseAction.Restart, handled: true };
           }
           const message = "the devd daemon stopped again after a restart";
-          this.output.appendLine(`[devd] ${root}: ${message}; not restarting (devd: Restart Daemon tries again)`);
+          this.output.error(`${root}: ${message}; not restarting (devd: Restart Daemon tries again)`);
           this.hooks.state({ kind: "failed", root, message });
           return { action: CloseAction.DoNotRestart, handled: true };
         },
@@ -184,14 +202,16 @@ export class DaemonClients implements vscode.Disposable {
         this.hooks.state({ kind: "ready", root });
       }
     });
-    this.hooks.attach(client, root);
+    for (const attach of this.attachers) {
+      attach(client, root);
+    }
     entry.client = client;
     try {
       await client.start();
     } catch (err) {
       entry.client = undefined;
       const message = `devd did not start with ${python.path}: ${String(err)}`;
-      this.output.appendLine(`[devd] ${root}: ${message}`);
+      this.output.error(`${root}: ${message}`);
       this.hooks.state({ kind: "failed", root, message });
       return undefined;
     }
@@ -207,7 +227,7 @@ export class DaemonClients implements vscode.Disposable {
       this.probed.set(python, true);
       return true;
     }
-    this.output.appendLine(`[devd] devd is not importable by ${python}: ${probe.detail}`);
+    this.output.warn(`devd is not importable by ${python}: ${probe.detail}`);
     this.hooks.state({ kind: "notInstalled", root, python, detail: probe.detail });
     if (this.declined.has(python)) {
       return false; // the status bar says so; Restart Daemon or a new interpreter asks again
