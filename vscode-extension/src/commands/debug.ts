@@ -1,7 +1,8 @@
 /** Debug Step (ctrl+alt+d, the `Debug` lens): spin under debugpy and attach VS Code to it. */
 import * as vscode from "vscode";
 
-import { type Devd, saveFirst, targetDocument } from "../context";
+import { spinTopLevel } from "../config/settings";
+import { type Devd, saveFirst, settingsFor, targetDocument } from "../context";
 import { attachConfiguration } from "../debug/adapter";
 import { type DebugReadyParams, Requests, type SpinParams, type SpinOutcome } from "../protocol";
 
@@ -21,7 +22,7 @@ export async function debugStep(devd: Devd, options: DebugOptions = {}): Promise
     return undefined;
   }
   const uri = doc.uri.toString();
-  const params: SpinParams = { uri, debug: true };
+  const params: SpinParams = { uri, debug: true, ...spinTopLevel(settingsFor(doc.uri).runArgs) };
   if (options.step) {
     params.step = options.step;
   } else {

@@ -2,7 +2,8 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 
-import { type Devd, saveFirst, targetDocument } from "../context";
+import { spinTopLevel } from "../config/settings";
+import { type Devd, saveFirst, settingsFor, targetDocument } from "../context";
 import { Requests, type SpinParams, type SpinOutcome } from "../protocol";
 
 export interface SpinOptions {
@@ -22,7 +23,8 @@ export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinO
   if (!doc || !(await saveFirst(doc))) {
     return undefined;
   }
-  const params: SpinParams = { uri: doc.uri.toString() };
+  // Metaflow's top-level options from devd.runArgs: the step runs where a run would run it
+  const params: SpinParams = { uri: doc.uri.toString(), ...spinTopLevel(settingsFor(doc.uri).runArgs) };
   if (options.pathspec) {
     params.pathspec = options.pathspec;
   } else if (options.step) {
