@@ -70,7 +70,7 @@ class MdFlow(FlowSpec):
     @step
     def fan(self):
         self.o = self.input
-        self.inner = list(range(11)) if self.o == 10 else [0, 1]  # 11: two-digit indices
+        self.inner = list(range(13)) if self.o == 10 else [0, 1]  # 13: two-digit indices
         self.next(self.body, foreach="inner")
 
     @step
@@ -127,9 +127,9 @@ class MdFlow(FlowSpec):
 if __name__ == "__main__":
     MdFlow()
 '''
-# start, a, b, join_ab, split, fan x2, body x13 (11 + 2), inner_join x2, outer_join, route,
+# start, a, b, join_ab, split, fan x2, body x15 (13 + 2), inner_join x2, outer_join, route,
 # fast, merge, loop x3, after, end
-TASKS = 31
+TASKS = 33
 
 # Spins every task of the run in-process (devd's Python API) and compares each with what
 # Metaflow's Client (through the service) shows for the recorded task; then one --persist
@@ -247,7 +247,7 @@ def test_every_task_of_a_service_run_spins_right_and_persist_goes_local(team: Te
     assert len(report["spun"]) == TASKS, report["spun"]
     assert report["bad"] == []
     assert report["compared"] >= TASKS
-    assert report["persisted"] == sum(range(10, 21)) + (20 + 21) + 0.5
+    assert report["persisted"] == sum(range(10, 23)) + (20 + 21) + 0.5
     ds_type, ds_root = report["persisted_ds"]  # as Metaflow's spin: the local spin store
     assert ds_type == "spin" and ds_root.startswith(str(team.root / ".metaflow_spin")), ds_root
 
@@ -277,12 +277,12 @@ def test_a_warm_spin_asks_the_service_and_s3_nothing(team: Team) -> None:
     # checked only before a real read, devd/common/storeprobe.py).
     team.devd("daemon", "stop", env=env)
     assert team.devd("daemon", "start", env=env).returncode == 0
-    for step, parents in (("end", 1), ("inner_join", 11)):
+    for step, parents in (("end", 1), ("inner_join", 13)):
         before = team.counts()
         restarted = _spin(team, step, env=env)
         service, gets = team.asked(before)
         assert restarted["ok"] and gets == [], gets
-        # the bound docs/remote.md states: 16, and 5 per parent task (21 and 71 here)
+        # the bound docs/remote.md states: 16, and 5 per parent task (21 and 81 here)
         assert len(service) <= 16 + 5 * parents, (step, len(service), service)
     team.devd("daemon", "stop", env=env)
 
@@ -428,7 +428,7 @@ def test_resume_runs_graph_staleness_and_hover_through_the_service(team: Team) -
         states = {step: node["state"] for step, node in nodes.items()}
         assert states == {**states, "slow": "not-run"}  # the switch went the fast way
         assert all(state == "ok" for step, state in states.items() if step != "slow"), states
-        assert nodes["body"]["tasks"] == 13 and nodes["loop"]["tasks"] == 3
+        assert nodes["body"]["tasks"] == 15 and nodes["loop"]["tasks"] == 3
         assert not any(node.get("stale") for node in nodes.values())
 
         flow = project / "md_flow.py"
