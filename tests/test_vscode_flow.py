@@ -148,6 +148,11 @@ def test_show_flow_draws_every_step_with_its_state_from_the_run(wb: Workbench) -
     edges = frame.evaluate("() => document.querySelectorAll('path.edge').length")
     assert edges == 8  # start->left,right; left,right->meet; ->fan; ->body; ->gather; ->end
     wb.screenshot(SHOTS / "vscode-flow-light.png")
+    frame.locator('.node[data-step="body"]').hover()  # its buttons show
+    buttons = frame.evaluate("""() => [...document.querySelectorAll(
+        '.node[data-step="body"] .actions button')].map(b => b.dataset.action)""")
+    assert buttons == ["spin", "debug", "resume", "card", "split"], buttons
+    wb.screenshot(SHOTS / "vscode-flow-node-buttons.png")
 
 
 def test_an_edited_step_turns_stale(wb: Workbench, workspace: Path) -> None:
@@ -170,18 +175,86 @@ def test_a_nodes_spin_button_spins_that_step(wb: Workbench) -> None:
                   "the node shows its last spin", timeout=60)
 
 
-def test_run_flow_moves_the_nodes_and_a_click_jumps_to_the_step(wb: Workbench) -> None:
+def front(wb: Workbench) -> Any:
+    """The flow view in front of the card pane (they share the column beside the editor)."""
     wb.click_editor(FLOW)
+    wb.run_command("devd: Show Flow")
+    return graph_frame(wb)
+
+
+def context_menu(wb: Workbench, step: str) -> list[str]:
+    """Right-click the node of ``step``: the entries of the menu VS Code opens."""
+    frame = front(wb)
+    frame.locator(f'.node[data-step="{step}"] .name').click(button="right")
+    menu = ".context-view .monaco-menu .action-item:not(.disabled) .action-label"
+    wb.wait_for_selector(menu)
+    labels = wb.page.eval_on_selector_all(
+        menu, "els => els.map(e => e.getAttribute('aria-label') || e.innerText)")
+    return [t.strip() for t in labels if t.strip()]
+
+
+def click_menu(wb: Workbench, label: str) -> None:
+    wb.page.locator(".context-view .monaco-menu .action-item .action-label",
+                    has_text=label).first.click()
+
+
+def test_a_nodes_context_menu_opens_its_card_and_picks_a_split(wb: Workbench) -> None:
+    """Right-click a node: Spin, Debug, Resume From Here, Open Card, and for a foreach body
+    Spin a Split… (by index or input value: typing the input picks the split)."""
+    entries = context_menu(wb, "right")
+    assert {"Spin", "Debug", "Resume From Here", "Open Card"} <= set(entries), entries
+    assert "Spin a Split…" not in entries  # not inside a foreach
+    click_menu(wb, "Open Card")
+    wb.wait_for_webview_text("ViewFlow/right", timeout=120)  # no spin of it yet: one made it
+    assert "Spin a Split…" in context_menu(wb, "body")
+    click_menu(wb, "Spin a Split…")
+    def split_rows() -> list[str] | None:
+        rows = [r.inner_text().replace("\n", " ") for r in wb._rows()]
+        return rows if len(rows) == 3 and all(r.startswith("split") for r in rows) else None
+
+    rows = wb.wait_until(split_rows, "the split picker's three rows")
+    assert all(f"input {v}" in " ".join(rows) for v in (1, 2, 3)), rows
+    wb.type("input 3")  # the split by its input value
+    wb.wait_until(lambda: len(wb._rows()) == 1 or None, "one split left")
+    wb.press("Enter")
+    wb.wait_for_webview_text("split 2 of 3 · input 3", timeout=120)  # the pane: that split
+
+
+def test_the_panes_show_flow_button_opens_the_view(wb: Workbench) -> None:
+    front(wb)
+    tab = wb.page.locator(".tab", has_text="devd flow: ViewFlow").first
+    tab.hover()
+    tab.locator(".tab-actions .action-label").first.click()  # its close button
+    wb.wait_until(lambda: not any("devd flow" in t for t in wb.page.eval_on_selector_all(
+        ".tab .label-name", "els => els.map(e => e.innerText)")) or None, "the flow view closed")
+    pane = wb.webview_frame("Show flow")
+    pane.locator('button[data-action="showFlow"]').first.click()
+    assert len(states(graph_frame(wb))) == len(STEPS)
+
+
+def test_run_flow_moves_the_nodes_and_a_click_jumps_to_the_step(wb: Workbench) -> None:
+    """Ctrl+Alt+R: the nodes pass through running to ok as the daemon pushes the run's task
+    records (devd/runProgress), each node in place."""
+    wb.click_editor(FLOW)
+    frame = graph_frame(wb)
+    frame.evaluate("""() => { window.seen = {};
+        const note = (n) => { const s = (window.seen[n.dataset.step] ||= []);
+                              if (s[s.length - 1] !== n.dataset.state) s.push(n.dataset.state); };
+        document.querySelectorAll('.node').forEach(note);
+        new MutationObserver((ms) => ms.forEach((m) => m.type === 'attributes' ? note(m.target)
+            : m.addedNodes.forEach((n) => n.classList && n.classList.contains('node') && note(n))))
+          .observe(document.getElementById('stage'), {attributes: true, childList: true,
+                                                     subtree: true,
+                                                     attributeFilter: ['data-state']}); }""")
     wb.press("Control+Alt+r")
-    seen: set[str] = set()
 
     def finished() -> Any:
-        nodes = states(graph_frame(wb))
-        seen.update(n["state"] for n in nodes.values())
-        return (nodes["end"]["state"] == "ok" and "running" in seen) or None
+        seen = frame.evaluate("() => window.seen")
+        return seen if seen["end"][-1:] == ["ok"] and "running" in seen["end"] else None
 
-    wb.wait_until(finished, "the run's states reaching the view", timeout=180)
-    assert "running" in seen  # a step was drawn running while the run went on
+    seen = wb.wait_until(finished, "the run's states reaching the view", timeout=180)
+    for step in STEPS:  # every node went running, then ok
+        assert seen[step][-2:] == ["running", "ok"], (step, seen)
     frame = graph_frame(wb)
     frame.evaluate("() => document.querySelector('.node[data-step=\"gather\"]').click()")
     line = SOURCE.splitlines().index("    def gather(self, inputs):") + 1

@@ -14,6 +14,7 @@ import { spin, spinWithArtifacts } from "./commands/spin";
 import { RESTART_KEYS } from "./config/settings";
 import { type Devd, settingsFor } from "./context";
 import { DEBUG_TYPE, DebugReadyWaiters, DevdDebugAdapterFactory } from "./debug/adapter";
+import { registerFlowCommands } from "./flow/flowCommands";
 import { FLOW_VIEW, FlowPanel, graphRequest } from "./flow/flowPanel";
 import { RunPins } from "./runs/pins";
 import { registerRunsCommands } from "./runs/runsCommands";
@@ -113,6 +114,7 @@ function listen(devd: Devd, client: LanguageClient): void {
   });
   client.onNotification(Notifications.cardUpdated, (p) => panel.cardUpdated(p));
   client.onNotification(Notifications.debugReady, (p) => devd.debugReady.ready(p));
+  client.onNotification(Notifications.runProgress, (p) => flow.live(p)); // a run's tasks moved
   client.onNotification(Notifications.stateChanged, (p) => {
     void flow.refresh(p.uri ?? undefined); // a spin began, a run ended, the file changed
     if (p.reason === "runFinished" || p.reason === "resumeFinished") {
@@ -169,8 +171,9 @@ function registerCommands(devd: Devd): vscode.Disposable[] {
   register("devd.showLog", () => devd.output.show(true));
   register("devd.chooseInterpreter", (uri?: vscode.Uri) => chooseInterpreter(uri));
   registerRunsCommands(devd, register, devd.runs, devd.pins);
-  register("devd.showFlow", (uri?: string) => {
-    const target = uri ?? (isFlowDocument(vscode.window.activeTextEditor?.document) ? vscode.window.activeTextEditor?.document.uri.toString() : devd.flow.current);
+  registerFlowCommands(devd, register);
+  register("devd.showFlow", (uri?: string | vscode.Uri) => {
+    const target = uri?.toString() ?? (isFlowDocument(vscode.window.activeTextEditor?.document) ? vscode.window.activeTextEditor?.document.uri.toString() : devd.flow.current);
     if (!target) {
       void vscode.window.showWarningMessage("devd: open a Metaflow flow file first, then Show Flow.");
       return;

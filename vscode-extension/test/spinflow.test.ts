@@ -82,15 +82,14 @@ describe("a spin in flight in the pane", () => {
   it("a foreach body's pane offers the other splits in a quick pick, spun with `split`", async () => {
     const daemon = { card: async (): Promise<CardResult> => ({ ok: true, step: "body", preview: "<html>body</html>" }) };
     const pane = new PreviewPanel(daemon, { appendLine: () => undefined } as never);
-    await pane.spinFinished(result({ step: "body", split: { index: 1, count: 4 } }), "firstSpin");
+    await pane.spinFinished(result({ step: "body", split: { index: 1, count: 4 }, originRunId: "7" }), "firstSpin");
     assert.deepEqual(parsePageMessage({ type: "devd/action", action: "pickSplit" }), { type: "action", action: "pickSplit", step: undefined });
-    recorded.pick = "split 3 of 4";
     recorded.panels[0].receive({ type: "devd/action", action: "pickSplit" });
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
-    assert.deepEqual(recorded.quickPicks.at(-1), ["split 0 of 4", "split 2 of 4", "split 3 of 4"]);
-    assert.deepEqual(recorded.commands.at(-1)?.slice(2), ["body", 3]);
-    assert.equal(recorded.commands.at(-1)?.[0], "devd.spinSplit");
+    // the shared picker (commands/splitPick.ts), on the spin's parents' run
+    assert.equal(recorded.commands.at(-1)?.[0], "devd.pickSplit");
+    assert.deepEqual(recorded.commands.at(-1)?.[1], { uri: "file:///p/flow.py", step: "body", runId: "7", count: 4, current: 1 });
   });
 
   it("a started spin refused (a flow never run) leaves the pane's spinning state", async () => {

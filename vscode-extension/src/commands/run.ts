@@ -73,7 +73,6 @@ async function flowCommand(devd: Devd, kind: "run" | "resume", uriArg?: string |
           progress.report({ message: v.message, increment: Math.max(pct - done, 0) });
           done = Math.max(pct, done);
           if (v.message) {
-            void devd.flow.refresh(doc.uri.toString()); // a step of the run is done: redraw
             steps = /\d+\/\d+ steps/.exec(v.message)?.[0] ?? steps;
             devd.status.update({ running: `${kind} ${v.message.split(" (")[0]}` });
             devd.output.info(`${kind} ${name}: ${v.message}`);

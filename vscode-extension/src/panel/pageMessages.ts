@@ -5,8 +5,8 @@
  * frames (their bridge: devd/common/cards.py). The daemon has no model for these: it renders
  * the page, the pane and the page talk.
  */
-/** The pane's buttons: Cancel, Re-spin, Debug, and the stale-parents box's three. */
-export const PANE_ACTIONS = ["cancel", "respin", "debug", "runFlow", "resume", "spinFromLast", "pickSplit"] as const;
+/** The pane's buttons: Cancel, Re-spin, Debug, Show flow, the stale-parents box's three, Other split. */
+export const PANE_ACTIONS = ["cancel", "respin", "debug", "runFlow", "resume", "spinFromLast", "pickSplit", "showFlow"] as const;
 export type PaneButton = (typeof PANE_ACTIONS)[number];
 
 /**

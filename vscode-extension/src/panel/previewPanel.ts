@@ -40,6 +40,7 @@ const BUTTON_COMMANDS: Record<Exclude<PaneButton, "cancel" | "pickSplit">, strin
   runFlow: "devd.run",
   resume: "devd.resume",
   spinFromLast: "devd.spinFromLast",
+  showFlow: "devd.showFlow",
 };
 
 interface Shown {
@@ -57,7 +58,7 @@ export class PreviewPanel implements vscode.Disposable {
   /** The spin in flight the pane shows (its Cancel stops it). */
   private spinning: Shown | undefined;
   /** The split a foreach body's last spin took, by "uri step" (the pane offers the others). */
-  private readonly splits = new Map<string, { index: number; count: number }>();
+  private readonly splits = new Map<string, { index: number; count: number; runId: string | null }>();
   private loadedHtml = false;
   private latest = 0; // the newest request wins: an older page never overwrites a newer one
   /** Big card scripts the page holds (it keeps them: later pages leave them out). */
@@ -115,7 +116,7 @@ export class PreviewPanel implements vscode.Disposable {
   async spinFinished(result: SpinOutcome, openOn: OpenOn): Promise<void> {
     const end = spinEnd(result);
     if (result.uri && result.step && result.split) {
-      this.splits.set(`${result.uri} ${result.step}`, result.split);
+      this.splits.set(`${result.uri} ${result.step}`, { ...result.split, runId: result.originRunId });
     }
     if (end === "superseded") {
       return; // the newer spin of the step is on its way
@@ -402,22 +403,16 @@ export class PreviewPanel implements vscode.Disposable {
       return;
     }
     const uri = vscode.Uri.parse(target.uri);
-    const args = action === "runFlow" ? [uri] : [uri, action === "resume" || action === "spinFromLast" ? (step ?? target.step) : target.step];
+    const args = action === "runFlow" || action === "showFlow" ? [uri] : [uri, action === "resume" || action === "spinFromLast" ? (step ?? target.step) : target.step];
     await vscode.commands.executeCommand(BUTTON_COMMANDS[action], ...args);
   }
 
-  /** A foreach body: the other splits of the parents' run in a quick pick; spin the one picked. */
+  /** A foreach body: the shared split picker (commands/splitPick.ts) on the parents' run. */
   private async pickSplit(target: Shown): Promise<void> {
     const split = this.splits.get(`${target.uri} ${target.step}`);
-    if (!split) {
-      return;
-    }
-    const items = Array.from({ length: split.count }, (_, i) => i)
-      .filter((i) => i !== split.index)
-      .map((i) => ({ label: `split ${i} of ${split.count}`, index: i }));
-    const picked = await vscode.window.showQuickPick(items, { title: `devd: spin ${target.step} on another split` });
-    if (picked) {
-      await vscode.commands.executeCommand("devd.spinSplit", vscode.Uri.parse(target.uri), target.step, picked.index);
+    if (split) {
+      const where = { uri: target.uri, step: target.step, runId: split.runId, count: split.count, current: split.index };
+      await vscode.commands.executeCommand("devd.pickSplit", where);
     }
   }
 
