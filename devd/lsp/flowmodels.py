@@ -141,6 +141,28 @@ class TaskResult:
 
 
 @attrs.define
+class StepState:
+    """One step's state in a running run (``devd/runProgress``)."""
+
+    step: str = req()
+    state: str = req(doc="running, ok, failed or not-run")
+    tasks: int = req()
+    tasks_ok: int = req()
+    duration_s: float | None = sent()
+
+
+@attrs.define
+class RunProgressParams:
+    """``devd/runProgress``: every step's state in a running run, as its tasks start and
+    end (the flow view's live nodes)."""
+
+    uri: str = req()
+    flow: str = req()
+    run_id: str = req()
+    steps: list[StepState] = req()
+
+
+@attrs.define
 class ArtifactValueParams:
     """``devd/artifactValue``: one recorded artifact's value, read and rendered by the
     daemon (the runs explorer's pane; nothing is unpickled in the editor)."""

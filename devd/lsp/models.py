@@ -26,6 +26,7 @@ from .flowmodels import (
     ArtifactValueResult,
     GraphParams,
     GraphResult,
+    RunProgressParams,
     RunsParams,
     RunsResult,
     TaskCardParams,
@@ -70,9 +71,9 @@ REQUESTS: dict[str, tuple[type, type]] = {
     "devd/runs": (RunsParams, RunsResult),
     "devd/tasks": (TasksParams, TasksResult),
     "devd/task": (TaskParams, TaskResult),
-    "devd/taskLogs": (TaskLogsParams, TaskLogsResult),
     "devd/artifactValue": (ArtifactValueParams, ArtifactValueResult),
     "devd/taskCard": (TaskCardParams, CardResult),
+    "devd/taskLogs": (TaskLogsParams, TaskLogsResult),
 }
 NOTIFICATIONS: dict[str, type] = {
     "devd/log": LogParams,
@@ -80,6 +81,7 @@ NOTIFICATIONS: dict[str, type] = {
     "devd/stateChanged": StateChangedParams,
     "devd/cardUpdated": CardUpdatedParams,
     "devd/debugReady": DebugReadyParams,
+    "devd/runProgress": RunProgressParams,
 }
 
 
