@@ -339,7 +339,7 @@ def attack_card(name: str, port: int) -> str:
 
 def preview_with(card: str) -> Any:
     """A spin's result holding one card, as the daemon renders it (with devd's guard)."""
-    from devd.common.cards import with_live_bridge
+    from devd.common.cardpage import with_live_bridge
     from devd.core.result import SpinResult
 
     return SpinResult(flow="RtcFlow", step="s", ok=True, artifacts={}, artifact_rows=[],

@@ -12,7 +12,7 @@ import datetime
 import inspect
 from typing import Any
 
-from .cards import with_live_bridge
+from .cardpage import with_live_bridge
 
 
 class ArtifactView:

@@ -47,7 +47,7 @@ class SpinFinished:
 @dataclass(frozen=True)
 class CardUpdated:
     """A live card event of a running spin, as the child sent it (``entry``: its uuid, id,
-    type, mode and ``data`` or re-rendered ``html``; devd/common/cards.py reads it)."""
+    type, mode and ``data`` or re-rendered ``html``; devd/common/cardpage.py reads it)."""
 
     flow: str
     step: str

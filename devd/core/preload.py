@@ -35,7 +35,7 @@ def preload() -> None:
             log.warning("preload: %s not imported (%s: %s); each child imports it",
                         name, type(exc).__name__, exc)
     try:
-        from ..common.cards import cache_card_assets
+        from ..common.cardpage import cache_card_assets
 
         cache_card_assets()
     except Exception:  # children read the card assets themselves

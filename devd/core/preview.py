@@ -327,7 +327,7 @@ def recorded_result(pathspec: str) -> SpinResult:
     from metaflow.cards import get_cards
 
     from ..common import clientcache
-    from ..common.cards import with_live_bridge
+    from ..common.cardpage import with_live_bridge
     from ..common.errors import DevdError
     from ..common.summary import describe
 

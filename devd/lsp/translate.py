@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path
 
-from ..common.cards import update_payload
+from ..common.cardpage import update_payload
 from ..core.events import (
     CardUpdated,
     EngineStatus,
