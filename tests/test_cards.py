@@ -25,7 +25,7 @@ import pytest
 
 import devd
 from devd import Session
-from devd.common.cards import update_payload
+from devd.common.cardpage import update_payload
 from devd.common.report import StaleMark
 from devd.core.preview import recorded_hashes, render_preview
 
@@ -448,7 +448,7 @@ def test_card_types_of_installed_metaflow_extensions_render(
 
 
 def test_live_bridge_goes_before_the_last_body_close_in_any_case() -> None:
-    from devd.common.cards import LIVE_BRIDGE, with_live_bridge
+    from devd.common.cardpage import LIVE_BRIDGE, with_live_bridge
 
     script = "<script>var s = '</body>';</script>"
     long_tail = "x" * 10_000
@@ -467,7 +467,7 @@ def test_live_bridge_goes_before_the_last_body_close_in_any_case() -> None:
 def test_card_assets_are_read_once_and_only_metaflows_own(tmp_path: Path) -> None:
     from metaflow.plugins.cards.card_modules import basic
 
-    from devd.common.cards import cache_card_assets
+    from devd.common.cardpage import cache_card_assets
 
     cache_card_assets()
     first = basic.read_file(basic.JS_PATH)
@@ -501,7 +501,7 @@ def with_card(result: Any, html: str, info: dict[str, Any]) -> Any:
     """``result`` with one more card (its document as devd renders it: with the bridge)."""
     import dataclasses
 
-    from devd.common.cards import with_live_bridge
+    from devd.common.cardpage import with_live_bridge
 
     return dataclasses.replace(result, cards=[*result.cards, with_live_bridge(html)],
                                card_info=[*result.card_info, info])
@@ -1118,8 +1118,9 @@ def test_the_pane_page_shows_a_spin_in_flight_its_buttons_and_a_new_step_at_the_
     assert "failed" not in bar.inner_text()
     locate.locator("#head button[data-action='respin']").click()
     locate.locator("#head button[data-action='debug']").click()
-    host.page.wait_for_function("() => window.received.length === 4")
-    assert [m["action"] for m in host.received()[2:]] == ["respin", "debug"]
+    locate.locator("#head button[data-action='showFlow']").click()
+    host.page.wait_for_function("() => window.received.length === 5")
+    assert [m["action"] for m in host.received()[2:]] == ["respin", "debug", "showFlow"]
 
     view.evaluate("window.scrollTo(0, 800)")
     host.post({"type": "devd/preview", "html": render_preview(again, nonce=NONCE)})
