@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -62,6 +63,7 @@ def live_project() -> Any:
     with daemon_environment("dvlv"):
         yield root
         cli(root, "daemon", "stop", str(root))
+    shutil.rmtree(root, ignore_errors=True)
 
 
 async def connect(root: Path) -> Any:
@@ -143,7 +145,6 @@ async def test_a_daemon_there_before_the_first_run_keeps_runs_and_sees_new_ones(
     finished run's record is read once (a later edit of its record is not re-read), and a
     run added shows first."""
     import json
-    import shutil
 
     from tests.conftest import run_flow
 
@@ -173,3 +174,4 @@ async def test_a_daemon_there_before_the_first_run_keeps_runs_and_sees_new_ones(
         await editor.shutdown_session()
         await editor.stop()
         cli(root, "daemon", "stop", str(root))
+        shutil.rmtree(root, ignore_errors=True)
