@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..common.errors import DevdError
+from ..common.optiontable import spin_params, target_params
 from .agent import add_agent_fields, shown_path, source_line
 from .client import file_uri, refused
 
@@ -105,14 +106,9 @@ class Tools:
              config_value: dict[str, str] | None = None, from_spin: bool = False,
              environment: str | None = None) -> dict[str, Any]:
         path = self.flow_path(flow)
-        params: dict[str, Any] = {"uri": file_uri(path), "fromSpin": from_spin}
-        params["pathspec" if "/" in step else "step"] = step
-        if environment:
-            params["environment"] = environment
-        if artifacts:
-            params["artifacts"] = artifacts
-        if config_value:
-            params["configValue"] = config_value
+        params = spin_params(file_uri(path), step, {  # an empty override is no override
+            "artifacts": artifacts or None, "config_value": config_value or None,
+            "from_spin": from_spin, "environment": environment or None})
         data = self.request(path, "devd/spin", params)
         error = data.get("error") or {}
         if error.get("type") == "devd.BadRequest":
@@ -157,7 +153,7 @@ class Tools:
     def artifacts(self, flow: str, step: str, name: str | None = None) -> dict[str, Any]:
         path = self.flow_path(flow)
         params: dict[str, Any] = {"uri": file_uri(path), "spinIfMissing": True,
-                                  "pathspec" if "/" in step else "step": step}
+                                  **target_params(step)}
         if name:
             params["name"] = name
         data = self.request(path, "devd/artifacts", params)
@@ -170,8 +166,7 @@ class Tools:
 
         path = self.flow_path(flow)
         data = self.request(path, "devd/card", {
-            "uri": file_uri(path), "spinIfMissing": True,
-            "pathspec" if "/" in step else "step": step})
+            "uri": file_uri(path), "spinIfMissing": True, **target_params(step)})
         if not data.get("ok"):
             raise refused(data, "no cards")
         spin = data.get("spin") or {}
