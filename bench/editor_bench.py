@@ -13,9 +13,13 @@ With ``--only flow`` (or by default, after the above), the flow view (issue 20) 
 flow (bench/flowfixture.py): Ctrl+Alt+R with the graph open, each node's change (running,
 then ok) against the time Metaflow recorded it (the task's registration, its ``_task_ok``
 artifact); then 999 more runs made from that one (hard links, seconds), and `devd: Show Flow`
-→ the graph on screen (the page's animation frame after it drew, same clock) with 1,000 runs;
-the runs tree's first level (activity bar click → its run rows); and the daemon's answers
-behind them (devd/graph, devd/runs of 51) from a client like the extension's.
+→ the graph on screen (the page's animation frame after it drew, same clock) with 1,000 runs,
+the view closed before each sample (a new webview each time), then with the view left open
+beside (reveal and redraw); the runs tree's first level: its first open (activity bar click →
+its run rows, mostly VS Code opening its sidebar), then with the view open, collapsing and
+expanding the flow's node (VS Code's cached rows) and pressing Refresh while it is collapsed
+before expanding it (devd/runs asked anew); and the daemon's answers behind them (devd/graph,
+devd/runs of 51) from a client like the extension's.
 
 In the same run, for comparison: `devd spin hello_flow.py train` typed in a terminal
 against the same warm daemon (whole process), and Metaflow's own
@@ -114,6 +118,7 @@ WATCH_STATES = """() => { window.devdStates = [];
 }"""
 # In the workbench: the time (epoch ms) once the runs view shows its run rows (20: as many
 # as it has room for; the tree renders only the rows in view), else 0.
+TREE_VIEW = '[id="workbench.view.extension.devd"]'
 TREE_SHOWN = """() => {
   const view = '[id="workbench.view.extension.devd"] .monaco-list-row';
   const rows = [...document.querySelectorAll(view)].filter((r) => /\\d{6,}/.test(r.innerText));
@@ -152,10 +157,9 @@ def close_flow_view(wb) -> None:
                       or None, "the flow view closed", 30)
 
 
-def show_flow_sample(wb, steps: int) -> tuple[float, float, float, float]:
-    """`devd: Show Flow` from the palette → the graph on screen (ms), the view closed first;
-    and its parts: → the new page's script runs, → the graph reaches it, → drawn."""
-    close_flow_view(wb)
+def palette_show_flow(wb) -> float:
+    """`devd: Show Flow` from the palette with the flow's editor focused: the time (epoch ms)
+    just before the command's row is clicked."""
     wb.click_editor(flowfixture.FLOW_FILE)
     wb._close_quick_input()
     wb._quick_input("f1").fill(">devd: Show Flow")
@@ -163,10 +167,53 @@ def show_flow_sample(wb, steps: int) -> tuple[float, float, float, float]:
                                       .strip() == "devd: Show Flow"), None), "the command", 30)
     start = wb.page.evaluate(NOW)
     row.click()
+    return start
+
+
+def show_flow_sample(wb, steps: int) -> tuple[float, float, float, float]:
+    """`devd: Show Flow` from the palette → the graph on screen (ms), the view closed first;
+    and its parts: → the new page's script runs, → the graph reaches it, → drawn."""
+    close_flow_view(wb)
+    start = palette_show_flow(wb)
     frame = wb.wait_until(lambda: flow_frame(wb.page, steps), "the graph", 60, interval=0.02)
     at = frame.evaluate("() => [document.body.dataset.startedAt, document.body.dataset.graphAt,"
                         " document.body.dataset.drawnAt].map(Number)")
     return at[2] - start, at[0] - start, at[1] - at[0], at[2] - at[1]
+
+
+def show_open_flow_sample(wb, steps: int) -> float:
+    """`devd: Show Flow` with the view already open in the other column → the graph redrawn
+    (ms): the panel's reveal, devd/graph again and the page's redraw (its next frame)."""
+    frame = flow_frame(wb.page, steps)
+    if frame is None:
+        raise SystemExit("the flow view is not open")
+    start = palette_show_flow(wb)
+    drawn = "() => Number(document.body.dataset.drawnAt || 0)"
+    return wb.wait_until(lambda: (lambda t: t if t > start else None)(frame.evaluate(drawn)),
+                         "the graph redrawn", 60, interval=0.02) - start
+
+
+def tree_sample(wb, refresh: bool) -> float | None:
+    """The runs view open: collapse the flow's node, then expand it → its newest run rows on
+    screen (ms). Collapse → expand alone shows the tree's cached rows (VS Code asks the
+    extension again only for a stale node); with ``refresh`` the view's Refresh button is
+    pressed while the node is collapsed, so expanding asks devd/runs anew (None when VS Code
+    expanded the node on its own at the refresh: no sample)."""
+    row = wb.page.locator(f"{TREE_VIEW} .monaco-list-row[aria-level='1']").first
+    if row.get_attribute("aria-expanded") == "true":
+        row.locator(".monaco-tl-twistie").click()
+    wb.wait_until(lambda: not wb.page.evaluate(TREE_SHOWN) or None, "the runs hidden", 30)
+    if refresh:
+        wb.page.locator(".part.sidebar").hover()
+        wb.page.locator(".part.sidebar a.action-label[aria-label^='Refresh']").first.click()
+        time.sleep(0.5)  # the root's children again; the collapsed flow is marked stale
+        if row.get_attribute("aria-expanded") == "true":
+            return None
+    start = wb.page.evaluate(NOW)
+    row.locator(".monaco-tl-twistie").click()
+    shown = wb.wait_until(lambda: wb.page.evaluate(TREE_SHOWN) or None,
+                          "the runs in the tree", 60, interval=0.01)
+    return shown - start  # polled: a few ms late at most
 
 
 def daemon_timings(ws: Path, env: dict[str, str], samples: int) -> tuple[list[float], list[float]]:
@@ -206,7 +253,10 @@ def flow_bench(samples: int, vsix: Path, tools,
     steps = 50
     rows: list[tuple[str, list[float], str]] = []
     try:
-        with CodeServer(vsix, ws, {"devd.pythonPath": sys.executable}, env,
+        # The view's title buttons (the runs tree's Refresh) shown without hovering.
+        settings = {"devd.pythonPath": sys.executable,
+                    "workbench.view.alwaysShowHeaderActions": True}
+        with CodeServer(vsix, ws, settings, env,
                         tools=tools) as server, open_workbench(server) as wb:
             wb.open_file(flowfixture.FLOW_FILE)
             wb.wait_until(lambda: "sync~spin" not in wb.status_bar_text()
@@ -251,13 +301,27 @@ def flow_bench(samples: int, vsix: Path, tools,
             rows.append(("… of which: the page draws it (next frame)", [p[3] for p in parts],
                          ""))
             print(f"(show flow, ms: {parts})", flush=True)
+            again = [show_open_flow_sample(wb, steps) for _ in range(samples + 1)][1:]
+            rows.append(("`devd: Show Flow` with the view open beside → graph redrawn "
+                         "(reveal, devd/graph, redraw)", again, "show"))
             start = wb.page.evaluate(NOW)
             wb.page.locator(".activitybar .action-item a[aria-label^='devd']").first.click()
             shown = wb.wait_until(lambda: wb.page.evaluate(TREE_SHOWN) or None,
                                   "the runs in the tree", 60, interval=0.01)
             tree = [shown - start]  # polled: a few ms late at most
-            rows.append(("runs tree: activity bar click → the newest runs shown (of 1,000)", tree,
-                         "tree"))
+            rows.append(("runs tree, first open: activity bar click → the newest runs shown "
+                         "(of 1,000; mostly VS Code opening its sidebar)", tree, "tree"))
+            cached = [tree_sample(wb, False) for _ in range(samples + 1)][1:]
+            rows.append(("runs tree open: collapse, expand the flow → its 50 newest runs shown "
+                         "(VS Code's cached rows)", [t for t in cached if t is not None], "tree"))
+            fresh = [tree_sample(wb, True) for _ in range(samples + 1)][1:]
+            fresh_ok = [t for t in fresh if t is not None]
+            if fresh_ok:
+                rows.append(("runs tree open: Refresh, expand the flow → its 50 newest runs shown "
+                             "(devd/runs anew)", fresh_ok, "tree"))
+            else:
+                print("(runs tree: VS Code expanded the flow on Refresh; no Refresh samples)",
+                      flush=True)
             graph, runs = daemon_timings(ws, env, samples)
             rows.append(("… the daemon's devd/graph (50 steps, newest of 1,000 runs)", graph, ""))
             rows.append(("… the daemon's devd/runs (51 of 1,000 runs)", runs, "tree"))
@@ -290,7 +354,7 @@ def main() -> int:
     parser.add_argument("--metaflow", type=int, default=5, help="metaflow spin samples")
     parser.add_argument("--only", choices=("all", "spin", "flow"), default="all")
     parser.add_argument("--flow-samples", type=int, default=10,
-                        help="Show Flow and daemon samples of the flow view")
+                        help="samples of each flow view figure (Show Flow, runs tree, daemon)")
     args = parser.parse_args()
 
     tools, why = find_editor_tools()
@@ -326,7 +390,10 @@ def main() -> int:
     cli: list[float] = []
     metaflow: list[float] = []
     try:
-        with CodeServer(vsix, ws, {"devd.pythonPath": sys.executable}, env,
+        # The view's title buttons (the runs tree's Refresh) shown without hovering.
+        settings = {"devd.pythonPath": sys.executable,
+                    "workbench.view.alwaysShowHeaderActions": True}
+        with CodeServer(vsix, ws, settings, env,
                         tools=tools) as server, open_workbench(server) as wb:
             opened = time.perf_counter()
             wb.open_file(FLOW)
