@@ -129,3 +129,56 @@ def test_the_pool_calls_on_idle_once_its_last_task_ends() -> None:
         time.sleep(0.01)
     assert calls == [0]
     pool.shutdown()
+
+
+_BIG_FLOW = '''
+from metaflow import FlowSpec, step
+
+
+class BigFlow(FlowSpec):
+    @step
+    def start(self):
+        import numpy as np
+        self.big = np.arange(2_000_000, dtype="float64")  # 16 MB: streamed and rehomed
+        self.next(self.train)
+
+    @step
+    def train(self):
+        self.total = float(self.big[:1000].sum())
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    BigFlow()
+'''
+
+
+@pytest.mark.skipif(not fork_available(), reason="needs os.fork")
+def test_a_closed_session_lets_its_warm_parents_go(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Session.close() frees the parents it held: no thread that forked or prepared its
+    children keeps their arguments (the warm values) alive while it waits for more work."""
+    from devd.core.session import Session
+
+    (tmp_path / "big_flow.py").write_text(_BIG_FLOW)
+    monkeypatch.chdir(tmp_path)
+    run_flow(tmp_path, "big_flow.py")
+    session = Session("big_flow.py")
+    assert session.spin("train").ok
+    session.wait_warm()
+    for _ in range(2):  # the second spin runs in a prepared child, and prepares the next
+        deadline = time.monotonic() + 30
+        while session.prepared.current is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert session.spin("train").ok
+    warm = session.store.get_many(session.plan("train").parents)
+    big = weakref.ref(warm[0].values["big"])
+    del warm
+    session.close()
+    del session
+    gc.collect()
+    assert big() is None, [type(r).__name__ for r in gc.get_referrers(big())]

@@ -82,6 +82,9 @@ class _Forker:
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 box[1] = exc
             done.set()
+            # Waiting for the next job must not hold this one: its closure holds the
+            # child's arguments (a Session's warm parents), which would outlive the Session.
+            del in_child, box, done
 
 
 def fork_now(in_child: Callable[[], None]) -> int:

@@ -65,12 +65,12 @@ class PreparedChildren:
 
     def _serve(self, jobs: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
         while (job := jobs.get()) is not None:
-            if not jobs.empty():  # a newer spin asked already: prepare for that one
-                continue
-            try:
-                self._prepare(*job)
-            except Exception:  # spins still work, unprepared
-                log.exception("preparing a child failed")
+            if jobs.empty():  # else a newer spin asked already: prepare for that one
+                try:
+                    self._prepare(*job)
+                except Exception:  # spins still work, unprepared
+                    log.exception("preparing a child failed")
+            del job  # waiting must not keep its warm parents alive (evicted, or closed)
 
     def _prepare(self, flow_name: str, request: SpinRequest, warm_tasks: list[WarmTask],
                  warming: list[threading.Thread]) -> None:
