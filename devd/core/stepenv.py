@@ -9,6 +9,7 @@ second-guessed: a forked child runs the decorators' own hooks (devd/child/envpro
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -126,8 +127,10 @@ def _python_notice(recorded: dict[str, str], step: str) -> str | None:
             f"'{step}' with --environment=uv (a uv project) or from that interpreter's devd")
 
 
+@functools.lru_cache(maxsize=256)
 def _moves_interpreter(decorators: tuple[str, ...]) -> bool:
-    """Whether a decorator a spin keeps has a hook that may change the task's command."""
+    """Whether a decorator a spin keeps has a hook that may change the task's command
+    (asked on every spin: the answer, fixed once Metaflow's plugins are loaded, is kept)."""
     from metaflow.decorators import StepDecorator
     from metaflow.plugins import STEP_DECORATORS
 
