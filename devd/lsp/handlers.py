@@ -14,7 +14,7 @@ from pygls.uris import from_fs_path
 
 from ..common.errors import DevdError
 from ..common.options import SpinOptions
-from ..core.engine import SpinRecord
+from ..core.lastspins import SpinRecord
 from ..core.memory import stats
 from ..core.parents import parse_target
 from .flowmodels import (
@@ -83,9 +83,9 @@ def register(server: DevdServer) -> None:
                             ("devd/runs", _in_pool(_runs_request)),
                             ("devd/tasks", _in_pool(_tasks_request)),
                             ("devd/task", _in_pool(_task_request)),
-                            ("devd/taskLogs", _in_pool(_task_logs_request)),
                             ("devd/artifactValue", _in_pool(_artifact_value_request)),
-                            ("devd/taskCard", _in_pool(_task_card_request))):
+                            ("devd/taskCard", _in_pool(_task_card_request)),
+                            ("devd/taskLogs", _in_pool(_task_logs_request))):
         server.feature(method)(handler)
 
 
@@ -259,21 +259,6 @@ def _task_request(server: DevdServer, params: TaskParams) -> TaskResult:
     return TaskResult(ok=True, pathspec=params.pathspec, artifacts=rows)
 
 
-def _task_logs_request(server: DevdServer, params: TaskLogsParams) -> TaskLogsResult:
-    """The end of a recorded task's stdout and stderr (devd/core/tasklogs.py)."""
-    from ..core.tasklogs import STREAMS, task_logs
-
-    try:
-        server.engine.model(uri_to_path(params.uri))  # the flow's project, bound for the Client
-        found = task_logs(params.pathspec, (params.stream,) if params.stream else STREAMS,
-                          params.tail if params.tail is not None else 200)
-    except DevdError as exc:
-        return TaskLogsResult(ok=False, error=refusal(str(exc)))
-    return TaskLogsResult(ok=True, pathspec=params.pathspec, logs=[
-        TaskLog(stream=stream, text=tail.text, lines=tail.lines, left_out=tail.left_out)
-        for stream, tail in found.items()])
-
-
 def _artifact_value_request(server: DevdServer,
                             params: ArtifactValueParams) -> ArtifactValueResult:
     """One recorded artifact's value, read and rendered here (devd/core/artifactview.py);
@@ -292,6 +277,21 @@ def _artifact_value_request(server: DevdServer,
         view.pop("data", None)
     return ArtifactValueResult(ok=True, value=shared_converter().structure(view, ValueView),
                                html=html)
+
+
+def _task_logs_request(server: DevdServer, params: TaskLogsParams) -> TaskLogsResult:
+    """The end of a recorded task's stdout and stderr (devd/core/tasklogs.py)."""
+    from ..core.tasklogs import STREAMS, task_logs
+
+    try:
+        server.engine.model(uri_to_path(params.uri))  # the flow's project, bound for the Client
+        found = task_logs(params.pathspec, (params.stream,) if params.stream else STREAMS,
+                          params.tail if params.tail is not None else 200)
+    except DevdError as exc:
+        return TaskLogsResult(ok=False, error=refusal(str(exc)))
+    return TaskLogsResult(ok=True, pathspec=params.pathspec, logs=[
+        TaskLog(stream=stream, text=tail.text, lines=tail.lines, left_out=tail.left_out)
+        for stream, tail in found.items()])
 
 
 def _task_card_request(server: DevdServer, params: TaskCardParams) -> CardResult:
