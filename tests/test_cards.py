@@ -891,17 +891,17 @@ def test_the_webview_page_opens_the_error_line_says_ready_and_keeps_its_scroll(
     assert host.received() == [{"type": "devd/ready"}]
     assert host.page.evaluate("window.acquired") == 1
     where = locate.locator("#error .where a.open-file")
-    assert where.inner_text() == f"{error['file']}:{error['line']}"
+    assert where.inner_text() == f"{error.file}:{error.line}"
     where.click()
     host.page.wait_for_function("() => window.received.length === 2")
-    assert host.received()[1] == {"type": "devd/openFile", "file": error["file"],
-                                  "line": error["line"]}
+    assert host.received()[1] == {"type": "devd/openFile", "file": error.file,
+                                  "line": error.line}
     # The traceback's frames link to their lines too.
-    frame_link = locate.locator(f'#error .traceback a.open-file[data-file="{error["file"]}"]')
+    frame_link = locate.locator(f'#error .traceback a.open-file[data-file="{error.file}"]')
     frame_link.click()
     host.page.wait_for_function("() => window.received.length === 3")
-    assert host.received()[2] == {"type": "devd/openFile", "file": error["file"],
-                                  "line": error["line"]}
+    assert host.received()[2] == {"type": "devd/openFile", "file": error.file,
+                                  "line": error.line}
     host.close()
 
     # The scroll position goes to the webview's state, and comes back when VS Code

@@ -87,7 +87,8 @@ def test_status_keeps_its_wire_form() -> None:
         "flows": [FLOW],
         "lastSpins": [{"flow": FLOW, "step": "train", "ok": True, "durationMs": 23.4}],
         "prepared": [{"flow": FLOW, "step": "train", "pid": 99}],
-        "memory": {"rssBytes": 1, "mallocArenas": 2, "tuned": False}})
+        "memory": {"rssBytes": 1, "mallocArenas": 2, "tuned": False},
+        "workers": []})
 
 
 def test_the_engine_emits_typed_events_and_a_failing_listener_is_logged(
