@@ -41,6 +41,9 @@ interface PageMessage {
 
 /** The steps that run once per split of a foreach: its body (and, in a run, any step with
  * several tasks): the ones the split picker offers. */
+/** What a draw posts: the laid-out graph, or the one line saying why there is none. */
+type Drawing = { uri: string; graph: GraphResult; post: Record<string, unknown> } | { uri: string; message: string };
+
 export function splitSteps(nodes: Pick<GraphNodeInfo, "step" | "type" | "next" | "tasks">[]): Set<string> {
   const out = new Set<string>();
   for (const n of nodes) {
@@ -64,6 +67,8 @@ export class FlowPanel implements vscode.Disposable {
   private nodes = new Map<string, GraphNodeInfo>();
   /** The run the nodes show (the graph's, then a live run's). */
   private runId: string | undefined;
+  /** The graph asked for (and laid out) while VS Code makes a new view's page. */
+  private early: Promise<Drawing> | undefined;
 
   constructor(private readonly requests: FlowRequests, private readonly output: vscode.LogOutputChannel) {}
 
@@ -77,6 +82,9 @@ export class FlowPanel implements vscode.Disposable {
     this.uri = uri;
     if (!this.panel) {
       // A new page asks for the graph once its script runs ("ready"): one request, not two.
+      // The daemon's answer and its layout are made meanwhile: VS Code takes most of a first
+      // Show Flow making the page, and the page then gets the graph as soon as it asks.
+      this.early = this.compose(uri);
       this.adopt(vscode.window.createWebviewPanel(FLOW_VIEW, "devd flow", { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, { enableScripts: true, retainContextWhenHidden: true }));
       return;
     }
@@ -165,35 +173,55 @@ export class FlowPanel implements vscode.Disposable {
     if (!panel || !uri) {
       return;
     }
+    const early = this.early;
+    this.early = undefined;
+    const drawing = early ? await early : await this.compose(uri);
+    if (this.panel !== panel) {
+      return; // closed (or replaced) while the daemon answered
+    }
+    if (drawing.uri !== this.uri) {
+      this.again = true; // it follows another flow now: that one is drawn next
+      return;
+    }
+    if ("message" in drawing) {
+      void panel.webview.postMessage({ type: "error", message: drawing.message });
+      return;
+    }
+    const graph = drawing.graph;
+    panel.title = `devd flow: ${graph.flow ?? path.basename(vscode.Uri.parse(uri).fsPath)}`;
+    this.nodes = new Map(graph.nodes.map((n) => [n.step, n]));
+    this.runId = graph.run?.runId;
+    void panel.webview.postMessage(drawing.post);
+  }
+
+  /** The daemon's graph of the flow at ``uri``, laid out for the page (or why not). */
+  private async compose(uri: string): Promise<Drawing> {
     let graph: GraphResult | undefined;
     try {
       graph = await this.requests.graph(uri);
     } catch (err) {
       this.output.warn(`flow view: ${String(err)}`);
     }
-    if (this.panel !== panel) {
-      return; // closed (or replaced) while the daemon answered
-    }
     if (!graph || !graph.ok) {
-      void panel.webview.postMessage({ type: "error", message: graph?.error?.message ?? "the daemon did not answer devd/graph" });
-      return;
+      return { uri, message: graph?.error?.message ?? "the daemon did not answer devd/graph" };
     }
-    panel.title = `devd flow: ${graph.flow ?? path.basename(vscode.Uri.parse(uri).fsPath)}`;
-    this.nodes = new Map(graph.nodes.map((n) => [n.step, n]));
-    this.runId = graph.run?.runId;
     const layout = layoutGraph(graph);
     const splits = splitSteps(graph.nodes);
-    void panel.webview.postMessage({
-      type: "graph",
+    return {
       uri,
-      flow: graph.flow,
-      file: graph.file ? path.basename(graph.file) : "",
-      run: graph.run,
-      width: layout.width,
-      height: layout.height,
-      nodes: layout.nodes.map((n) => ({ ...n, summary: nodeSummary(n), splits: splits.has(n.step) })),
-      edges: layout.edges,
-    });
+      graph,
+      post: {
+        type: "graph",
+        uri,
+        flow: graph.flow,
+        file: graph.file ? path.basename(graph.file) : "",
+        run: graph.run,
+        width: layout.width,
+        height: layout.height,
+        nodes: layout.nodes.map((n) => ({ ...n, summary: nodeSummary(n), splits: splits.has(n.step) })),
+        edges: layout.edges,
+      },
+    };
   }
 
   private async onMessage(message: PageMessage): Promise<void> {
