@@ -40,6 +40,7 @@ class EnvFlow(FlowSpec):
     @step
     def start(self):
         self.x = 1
+        self.unread = list(range(1000))  # train never reads it: passed down as it is
         self.next(self.train)
 
     @venv_step(python={python!r})
@@ -171,6 +172,32 @@ def test_the_run_recorded_the_step_in_the_second_venv(env_project: Path,
     task = Flow("EnvFlow").latest_run["train"].task
     assert task.data.python == str(second_venv / "bin" / "python")
     assert task.data.package == VERSION
+
+
+def test_a_workers_spin_sends_unread_parent_values_as_references(env_project: Path,
+                                                                second_venv: Path) -> None:
+    """A parent's value the step did not touch is not loaded and pickled by the worker:
+    the result names where it comes from, and the spinning process reads it from its own
+    store (a fresh interpreter: the extension must be imported before Metaflow is)."""
+    script = """
+import json
+from devd.core.session import Session
+with Session("flow.py") as session:
+    r = session.spin("train")
+    print(json.dumps({"ok": r.ok, "env": (r.environment or {}).get("name"),
+                      "passed": r.passed_down.get("unread"),
+                      "unread": r.artifacts["unread"] == list(range(1000)),
+                      "package": r.all_values["package"]}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=env_project,
+                          capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["ok"] and got["env"] == "@venv_step"
+    parent, name = got["passed"]
+    assert name == "unread" and parent.endswith("/start/1")
+    assert got["unread"] is True
+    assert got["package"] == VERSION  # what the step set came pickled
 
 
 def test_the_cli_spins_the_step_in_its_interpreter(env_project: Path,

@@ -28,12 +28,16 @@ def send(fd: int, lock: threading.Lock, kind: str, *payload: Any) -> None:
 
 def portable(result: Any) -> tuple[Any, dict[str, bytes]]:
     """A ``SpinResult`` without its in-memory values, and the values pickled one by one
-    (one that cannot be pickled is left out: its row still shows it)."""
+    (one that cannot be pickled is left out: its row still shows it). Values passed down
+    unchanged from a parent are not: the daemon reads them from its own warm parents
+    (``result.passed_down`` says where), as the worker's own spin would have."""
     import dataclasses
 
     values: dict[str, bytes] = {}
     source = result.all_values or result.artifacts
     for name in list(source):
+        if name in result.passed_down:
+            continue
         try:
             values[name] = pickle.dumps(source[name], protocol=_PROTOCOL)
         except Exception:  # noqa: BLE001 - any object's __reduce__ may fail

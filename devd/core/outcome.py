@@ -71,7 +71,7 @@ def build_result(flow_file: str, flow_name: str, plan: SpinPlan, warm_tasks: lis
     # As the Client shows them (an IncludeFile's content); chained spins get the raw ones.
     public = Artifacts({k: client_value(k, v) for k, v in loaded.items()
                         if not k.startswith("_")},
-                       {k: functools.partial(_client_value_of, k, v)
+                       {k: functools.partial(client_value_of, k, v)
                         for k, v in deferred.items() if not k.startswith("_")})
     pathspec: str | None = None
     if persist and child.persisted_root and child.run_id and child.task_id:
@@ -82,6 +82,7 @@ def build_result(flow_file: str, flow_name: str, plan: SpinPlan, warm_tasks: lis
         ok=child.ok,
         artifacts=public,
         all_values=values,
+        passed_down=dict(child.parent_values),
         artifact_rows=child.artifacts,
         error=child.error,
         stdout=outcome.stdout,
@@ -132,5 +133,6 @@ def _unpickled(name: str, blob: bytes, notices: list[str]) -> Any:
         return Unpicklable(unpickler.first or "object", name, reason)
 
 
-def _client_value_of(name: str, load: Callable[[], Any]) -> Any:
+def client_value_of(name: str, load: Callable[[], Any]) -> Any:
+    """A passed-down value as the Client shows it, loaded when first asked for."""
     return client_value(name, load())

@@ -108,6 +108,9 @@ class SpinResult:
     # Big parent values the step read and left unchanged, passed down without a copy, with
     # what showed it: 'page map' or 'crc32' (devd/common/unchanged.py); not in its report.
     parents_kept: dict[str, str] = field(default_factory=dict, repr=False)
+    # Values passed down unchanged from a parent: name -> (parent pathspec, its name there).
+    # A warm worker sends these as such, not pickled: the daemon holds the same parents.
+    passed_down: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
     # Where the step ran when not in this interpreter: {name, python, version, worker}
     # (devd/core/stepenv.py; the warm worker that spun it, by pid).
     environment: dict[str, Any] | None = None

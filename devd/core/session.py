@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import threading
@@ -22,7 +23,7 @@ from ..common.warmstore import TaskRef, WarmFlowDataStore, WarmStore, WarmTask
 from .configs import config_args
 from .flowmodel import FlowModel, load_flow_model
 from .metaflowenv import bind_metaflow_root, require_user, runs_fingerprint
-from .outcome import build_result
+from .outcome import build_result, client_value_of
 from .parents import SpinPlan, Target, parse_target, resolve_plan, split_of, split_target
 from .preload import preload, preload_libraries
 from .preparedchildren import PreparedChildren
@@ -354,9 +355,15 @@ class Session:
             result: SpinResult = answer[1]
             values: dict[str, bytes] = answer[2]
             public = {row.name for row in result.artifact_rows}
-            result.all_values = Artifacts({}, {n: _loader(n, b) for n, b in values.items()})
-            result.artifacts = Artifacts({}, {n: _loader(n, b) for n, b in values.items()
-                                              if n in public})
+            loaders = {n: _loader(n, b) for n, b in values.items()}
+            for name, (parent, source) in result.passed_down.items():
+                if name not in loaders:  # the parent's own value, from this process's store
+                    loaders[name] = functools.partial(self._passed_down, options.target,
+                                                      parent, source)
+            result.all_values = Artifacts({}, dict(loaders))
+            result.artifacts = Artifacts({}, {
+                n: functools.partial(client_value_of, n, load) if n in result.passed_down
+                else load for n, load in loaders.items() if n in public})
         else:  # the worker failed, or died, mid-spin: as a crashed child is reported
             model = self.model
             text = str(answer[1]).strip()
@@ -391,6 +398,14 @@ class Session:
         child = ChildProcess(run_spin, args, on_output=on_output, on_event=on_event)
         on_started(child)
         return child.wait()
+
+    def _passed_down(self, target: str, parent: str, name: str) -> Any:
+        """A value a worker's spin passed down from ``parent`` unchanged, read from this
+        process's warm store (the parents are the same recorded tasks)."""
+        for ref in self.plan(target).parents:
+            if ref.pathspec == parent:
+                return self._parent_value(ref, name)
+        raise KeyError(name)
 
     def _parent_value(self, ref: TaskRef, name: str) -> Any:
         return self.store.ensure(ref, [name]).values[name]
