@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..common.errors import DevdError
-from .graph import OK, RUNNING, StepRecord, TaskOutcome, step_record, task_outcome
+from .graph import OK, StepRecord, TaskOutcome, step_record, task_outcome
 
 log = logging.getLogger("devd.runner")
 
@@ -172,9 +172,9 @@ class TaskProgress:
         if known is not None:
             return known
         outcome = task_outcome(task)
-        if outcome[0] != RUNNING:  # finished: it stays so; still running: ask next time
-            self._settled[task.pathspec] = outcome
-        return outcome
+        if outcome[0] == OK:  # succeeded: it stays so. A task read as failed may be one
+            self._settled[task.pathspec] = outcome  # read between its end and its _task_ok
+        return outcome  # (seen under load: a foreach body never done): ask again
 
 
 def _read_run_id(id_file: str) -> str | None:
