@@ -109,6 +109,11 @@ export class FlowPanel implements vscode.Disposable {
     });
   }
 
+  /** The run the view shows (the graph's, or a live run's), if open on one. */
+  get run(): string | undefined {
+    return this.panel ? this.runId : undefined;
+  }
+
   /** The step as last drawn (undefined: not in the flow shown). */
   node(step: string): GraphNodeInfo | undefined {
     return this.nodes.get(step);
