@@ -17,6 +17,11 @@ import { layoutGraph, NODE_HEIGHT, NODE_WIDTH, nodeSummary } from "./layout";
 
 export const FLOW_VIEW = "devd.flow";
 
+/** How long a new view's page waits for its graph (devd/graph and the layout) to go in it.
+ * VS Code wants the page only once it made the webview's frame (100-600 ms): a graph ready by
+ * then costs nothing; past this the page comes alone and the graph follows by message. */
+const FIRST_PAGE_WAIT_MS = 250;
+
 export interface FlowRequests {
   graph(uri: string): Promise<GraphResult | undefined>;
 }
@@ -35,6 +40,8 @@ const ACTION_COMMANDS: Record<NodeAction, string> = {
 
 interface PageMessage {
   type: "ready" | "open" | "action";
+  /** With "ready": the page drew the graph it came with. */
+  drawn?: boolean;
   step?: string;
   action?: NodeAction;
 }
@@ -81,32 +88,58 @@ export class FlowPanel implements vscode.Disposable {
   async show(uri: string): Promise<void> {
     this.uri = uri;
     if (!this.panel) {
-      // A new page asks for the graph once its script runs ("ready"): one request, not two.
-      // The daemon's answer and its layout are made meanwhile: VS Code takes most of a first
-      // Show Flow making the page, and the page then gets the graph as soon as it asks.
+      // VS Code takes most of a first Show Flow making the view's webview (its frame, service
+      // worker and an empty document; ~0.5 s in code-server on a loaded machine, whatever the
+      // page). The daemon's graph is asked for and laid out meanwhile, and goes in the page
+      // itself: the page draws on its first script run, no message round trip after it.
       this.early = this.compose(uri);
-      this.adopt(vscode.window.createWebviewPanel(FLOW_VIEW, "devd flow", { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, { enableScripts: true, retainContextWhenHidden: true }));
+      const panel = vscode.window.createWebviewPanel(FLOW_VIEW, "devd flow", { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, { enableScripts: true, retainContextWhenHidden: true });
+      this.adopt(panel, undefined, this.early);
       return;
     }
     this.panel.reveal(undefined, true);
     await this.refresh();
   }
 
-  /** Take a panel (a new one, or the one VS Code restores after a reload). */
-  adopt(panel: vscode.WebviewPanel, uri?: string): void {
+  /** Take a panel (a new one, or the one VS Code restores after a reload); ``early``: the
+   * drawing being made for it, put in its page when ready in time. */
+  adopt(panel: vscode.WebviewPanel, uri?: string, early?: Promise<Drawing>): void {
     this.panel = panel;
     if (uri) {
       this.uri = uri;
     }
     panel.webview.options = { enableScripts: true };
     this.nonce = randomBytes(18).toString("base64url");
-    panel.webview.html = page(this.nonce);
     panel.webview.onDidReceiveMessage((m: PageMessage) => void this.onMessage(m));
     panel.onDidDispose(() => {
       if (this.panel === panel) {
         this.panel = undefined;
       }
     });
+    if (early) {
+      void this.firstPage(panel, early);
+    } else {
+      panel.webview.html = page(this.nonce);
+    }
+  }
+
+  /** A new view's page, with the graph in it when the daemon and the layout answered within
+   * FIRST_PAGE_WAIT_MS (VS Code wants the page only once its webview frame is up); else the
+   * page asks for it ("ready") and draw() posts it. */
+  private async firstPage(panel: vscode.WebviewPanel, early: Promise<Drawing>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const drawing = await Promise.race([early, new Promise<undefined>((resolve) => (timer = setTimeout(resolve, FIRST_PAGE_WAIT_MS)))]);
+    clearTimeout(timer);
+    if (this.panel !== panel) {
+      return;
+    }
+    if (drawing && "post" in drawing && drawing.uri === this.uri && this.early === early) {
+      this.early = undefined;
+      this.shown(panel, drawing);
+      panel.webview.html = page(this.nonce, drawing.post);
+      return;
+    }
+    panel.webview.html = page(this.nonce);
   }
 
   /** The run the view shows (the graph's, or a live run's), if open on one. */
@@ -192,11 +225,16 @@ export class FlowPanel implements vscode.Disposable {
       void panel.webview.postMessage({ type: "error", message: drawing.message });
       return;
     }
+    this.shown(panel, drawing);
+    void panel.webview.postMessage(drawing.post);
+  }
+
+  /** The title, nodes and run of a graph the page draws. */
+  private shown(panel: vscode.WebviewPanel, drawing: Extract<Drawing, { graph: GraphResult }>): void {
     const graph = drawing.graph;
-    panel.title = `devd flow: ${graph.flow ?? path.basename(vscode.Uri.parse(uri).fsPath)}`;
+    panel.title = `devd flow: ${graph.flow ?? path.basename(vscode.Uri.parse(drawing.uri).fsPath)}`;
     this.nodes = new Map(graph.nodes.map((n) => [n.step, n]));
     this.runId = graph.run?.runId;
-    void panel.webview.postMessage(drawing.post);
   }
 
   /** The daemon's graph of the flow at ``uri``, laid out for the page (or why not). */
@@ -232,7 +270,9 @@ export class FlowPanel implements vscode.Disposable {
   private async onMessage(message: PageMessage): Promise<void> {
     const uri = this.uri;
     if (message.type === "ready") {
-      await this.refresh();
+      if (!message.drawn) {
+        await this.refresh(); // the page came without a graph: a new view's late one, or after a reload
+      }
       return;
     }
     if (!uri || !message.step) {
@@ -312,14 +352,23 @@ export function page(nonce: string): string {
     e.preventDefault();
     const k = Math.exp(-e.deltaY / 500), r = view.getBoundingClientRect();
     const x = e.clientX - r.left, y = e.clientY - r.top;
-    dx = x - (x - dx) * k; dy = y - (y - dy) * k; scale *= k; apply();
+    dx = x - (x - dx) * k; dy = y - (y - dy) * k; scale *= k; moved = true; apply();
   }, { passive: false });
   view.addEventListener("mousedown", (e) => { if (!e.target.closest(".node")) { drag = [e.clientX - dx, e.clientY - dy]; } });
-  window.addEventListener("mousemove", (e) => { if (drag) { dx = e.clientX - drag[0]; dy = e.clientY - drag[1]; apply(); } });
+  window.addEventListener("mousemove", (e) => { if (drag) { dx = e.clientX - drag[0]; dy = e.clientY - drag[1]; moved = true; apply(); } });
   window.addEventListener("mouseup", () => { drag = null; });
   const el = (tag, cls, text) => { const x = document.createElement(tag); if (cls) x.className = cls; if (text !== undefined) x.textContent = text; return x; };
-  let fitted = false;
+  let fitted = false, moved = false, shown = null;
+  // Fit the view, but never below a readable size: a tall flow (50 steps) pans instead.
+  function fit(g) {
+    const r = view.getBoundingClientRect();
+    scale = Math.max(Math.min(1, (r.width - 20) / Math.max(g.width, 1), (r.height - 20) / Math.max(g.height, 1)), 0.75);
+    dx = Math.max((r.width - g.width * scale) / 2, 10); dy = 10; apply();
+  }
+  // The view resized (the card pane opened beside it): fit again, unless the user panned or zoomed.
+  window.addEventListener("resize", () => { if (shown && !moved) fit(shown); });
   function draw(g) {
+    shown = g;
     message.textContent = "";
     document.getElementById("flow").textContent = g.flow + "  " + g.file;
     const run = g.run;
@@ -382,10 +431,7 @@ export function page(nonce: string): string {
     requestAnimationFrame(() => stamp("drawnAt"));
     if (!fitted) {
       fitted = true;
-      const r = view.getBoundingClientRect();
-      // Fit the view, but never below a readable size: a tall flow (50 steps) pans instead.
-      scale = Math.max(Math.min(1, (r.width - 20) / Math.max(g.width, 1), (r.height - 20) / Math.max(g.height, 1)), 0.75);
-      dx = Math.max((r.width - g.width * scale) / 2, 10); dy = 10; apply();
+      fit(g);
     }
   }
   // A live run's states (devd/runProgress): each node's state and line change in place.
