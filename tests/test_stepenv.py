@@ -200,6 +200,82 @@ with Session("flow.py") as session:
     assert got["package"] == VERSION  # what the step set came pickled
 
 
+VALUES_FLOW = '''\
+from metaflow import FlowSpec, step, venv_step
+
+
+class WorkerValuesFlow(FlowSpec):
+    @step
+    def start(self):
+        self.numbers = list(range(50_000))  # read by train: it comes back as train's own
+        self.table = {{"a": (1, 2.5), "b": {{3, 4}}}}
+        self.next(self.train)
+
+    @venv_step(python={python!r})
+    @step
+    def train(self):
+        import termcolor  # noqa: F401 - only the step's environment has it
+
+        class Point:  # made in the step: only cloudpickle carries it (by value)
+            def __init__(self, x):
+                self.x = x
+
+        self.total = sum(self.numbers)
+        self.seen = self.table
+        self.blob = bytes(range(256)) * 12_000  # 3 MB, set by the step
+        self.point = Point(7)  # the child pickles values with cloudpickle
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    WorkerValuesFlow()
+'''
+
+
+def test_a_workers_values_come_back_as_the_daemons_own_spin_gives_them(
+        env_project: Path, second_venv: Path) -> None:
+    """The values a step set or read cross from the worker's child to the spinning process
+    as the child pickled them (never unpickled and pickled again in the worker): equal, of
+    their own types, a 3 MB bytes value whole, and an object of a class made in the step,
+    which only cloudpickle carries and the daemon's own spins give too (a worker that
+    pickled the values again left it out)."""
+    (env_project / "values_flow.py").write_text(
+        VALUES_FLOW.format(python=str(second_venv / "bin" / "python")))
+    run_flow(env_project, "values_flow.py", check=False)  # train's Point: it cannot store
+    script = """
+import json
+from devd.core.session import Session
+with Session("values_flow.py") as session:
+    for _ in range(2):  # the second from the worker's prepared child
+        r = session.spin("train")
+        a = r.artifacts
+        print(json.dumps({
+            "ok": r.ok, "env": (r.environment or {}).get("name"), "notices": r.notices,
+            "numbers": type(a["numbers"]).__name__ == "list"
+                       and a["numbers"] == list(range(50_000)),
+            "total": a["total"] == sum(range(50_000)),
+            "seen": a["seen"] == {"a": (1, 2.5), "b": {3, 4}}
+                    and type(a["seen"]["b"]).__name__ == "set",
+            "blob": type(a["blob"]).__name__ == "bytes"
+                    and a["blob"] == bytes(range(256)) * 12_000,
+            "point": [type(a["point"]).__name__, a["point"].x] if "point" in a
+                     else "missing"}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=env_project,
+                          capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr
+    for line in proc.stdout.strip().splitlines()[-2:]:
+        got = json.loads(line)
+        assert got["ok"] and got["env"] == "@venv_step", got
+        assert got["numbers"] and got["total"] and got["seen"] and got["blob"], got
+        assert got["point"] == ["Point", 7], got
+        assert any("`point` cannot be pickled" in n for n in got["notices"]), got
+
+
 def test_the_cli_spins_the_step_in_its_interpreter(env_project: Path,
                                                   second_venv: Path) -> None:
     proc = devd(env_project, "spin", "flow.py", "train", "--no-daemon", "--json")

@@ -31,8 +31,11 @@ WarmLater = Callable[[dict[str, WarmTask], list[tuple[str, str]]], None]
 def build_result(flow_file: str, flow_name: str, plan: SpinPlan, warm_tasks: list[WarmTask],
                  outcome: ChildOutcome, *, persist: bool, timings: dict[str, float],
                  total: float, parent_value: ParentValue,
-                 warm_later: WarmLater | None) -> SpinResult:
+                 warm_later: WarmLater | None, lazy_values: bool = False) -> SpinResult:
     """The result of the spin of ``plan`` that ended with ``outcome``.
+
+    ``lazy_values`` (a warm worker's spin): the values the step set are unpickled only when
+    read, and the result keeps them as the child pickled them, for the daemon.
 
     A ``devd.DevdError`` the child reports (bad overrides or Configs) is raised here: it
     is the caller's bad input, not the step's failure.
@@ -56,9 +59,13 @@ def build_result(flow_file: str, flow_name: str, plan: SpinPlan, warm_tasks: lis
     by_pathspec = {t.ref.pathspec: t for t in warm_tasks}
     for phase, seconds in child.phases.items():
         timings[f"child.{phase}"] = seconds
-    loaded = {name: _unpickled(name, blob, child.notices)
-              for name, blob in child.values.items()}
+    loaded: dict[str, Any] = {}
     deferred: dict[str, Callable[[], Any]] = {}
+    for name, blob in child.values.items():
+        if lazy_values:
+            deferred[name] = functools.partial(_unpickled, name, blob, child.notices)
+        else:
+            loaded[name] = _unpickled(name, blob, child.notices)
     for name, (parent, source) in child.parent_values.items():
         task = by_pathspec[parent]
         if source in task.values:
@@ -102,6 +109,7 @@ def build_result(flow_file: str, flow_name: str, plan: SpinPlan, warm_tasks: lis
         artifacts_loaded_by_step=sorted(name for _, name in child.lazy_loaded),
         artifact_hashes=dict(child.hashes),
         values_bytes=sum(len(blob) for blob in child.values.values()),
+        value_blobs=dict(child.values) if lazy_values else {},
         parents_kept=dict(child.kept),
         notices=child.notices,
         timings=timings,

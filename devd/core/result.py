@@ -111,6 +111,9 @@ class SpinResult:
     # Values passed down unchanged from a parent: name -> (parent pathspec, its name there).
     # A warm worker sends these as such, not pickled: the daemon holds the same parents.
     passed_down: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
+    # A worker's spin only: the values as the step's child pickled them, which the worker
+    # passes on to the daemon unread (devd/common/workerwire.py's ``portable``).
+    value_blobs: dict[str, bytes] = field(default_factory=dict, repr=False)
     # Where the step ran when not in this interpreter: {name, python, version, worker}
     # (devd/core/stepenv.py; the warm worker that spun it, by pid).
     environment: dict[str, Any] | None = None

@@ -74,6 +74,7 @@ class Session:
         # Steps whose environment is another interpreter are spun by a warm worker there
         # (devd/core/workers.py); a worker's own sessions spin every step where they are.
         self.environments = None if in_worker else StepEnvironments()
+        self.in_worker = in_worker  # its results' values go on to the daemon unread
         self._hints: dict[str, dict[str, str]] = {}  # recorded task -> recorded_hints
         self._owns_workers = workers is None
         self.workers = workers
@@ -285,7 +286,8 @@ class Session:
                 self.flow_file, model.flow_name, plan, warm_tasks, outcome,
                 persist=options.persist, timings=timings, total=time.perf_counter() - t0,
                 parent_value=self._parent_value,
-                warm_later=self._warm_in_background if self.warm_after_spin else None)
+                warm_later=self._warm_in_background if self.warm_after_spin else None,
+                lazy_values=self.in_worker)
         finally:
             if self.prepare and fork_available() and not options.persist and not options.pdb:
                 # after the parents this spin read are warm: the child must inherit them
@@ -353,7 +355,7 @@ class Session:
             raise DevdError(answer[1])
         if answer[0] == "result":
             result: SpinResult = answer[1]
-            values: dict[str, bytes] = answer[2]
+            values: dict[str, bytes] = answer[3]  # as the step's child pickled them
             public = {row.name for row in result.artifact_rows}
             loaders = {n: _loader(n, b) for n, b in values.items()}
             for name, (parent, source) in result.passed_down.items():
@@ -361,9 +363,9 @@ class Session:
                     loaders[name] = functools.partial(self._passed_down, options.target,
                                                       parent, source)
             result.all_values = Artifacts({}, dict(loaders))
-            result.artifacts = Artifacts({}, {
-                n: functools.partial(client_value_of, n, load) if n in result.passed_down
-                else load for n, load in loaders.items() if n in public})
+            # as the Client shows them (an IncludeFile's content), as build_result does
+            result.artifacts = Artifacts({}, {n: functools.partial(client_value_of, n, load)
+                                              for n, load in loaders.items() if n in public})
         else:  # the worker failed, or died, mid-spin: as a crashed child is reported
             model = self.model
             text = str(answer[1]).strip()

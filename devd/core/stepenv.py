@@ -45,7 +45,12 @@ class StepEnvironment:
 
     def describe(self) -> dict[str, str]:
         """``{name, python, version}`` for a result (the editor's pane header)."""
-        return {"name": self.name, "python": self.python, "version": python_version(self.python)}
+        return {"name": self.name, "python": self.python, "version": self.version}
+
+    @functools.cached_property
+    def version(self) -> str:
+        """The interpreter's ``3.11``, read once per answer (not on every spin)."""
+        return python_version(self.python)
 
 
 def python_version(python: str) -> str:
@@ -155,6 +160,11 @@ class StepEnvironments:
     def __init__(self) -> None:
         # (flow, step) -> (what the answer depends on, the answer): the last one per step
         self._known: dict[tuple[str, str], tuple[tuple[object, ...], StepEnvironment]] = {}
+        # (flow, step) -> (the model, environment and options it was last asked with, the
+        # answer): a warm spin of an unchanged file reads nothing (the model is made anew
+        # when the file's mtime or size changes)
+        self._last: dict[tuple[str, str], tuple[FlowModel, tuple[object, ...],
+                                                 StepEnvironment]] = {}
 
     def resolve(self, model: FlowModel, step: str, options: SpinOptions, cwd: str,
                 recorded: dict[str, str] | None = None) -> StepEnvironment:
@@ -165,11 +175,16 @@ class StepEnvironments:
             notice = _python_notice(recorded, step) if recorded and not options.environment \
                 else None
             return StepEnvironment("local", sys.executable, notice=notice)
-        key = (_source_key(model, step), name, tuple(top_level_args(options, name)))
+        asked = (name, tuple(top_level_args(options, name)))
+        last = self._last.get((model.path, step))
+        if last is not None and last[0] is model and last[1] == asked:
+            return last[2]
+        key = (_source_key(model, step), *asked)
         known = self._known.get((model.path, step))
         if known is None or known[0] != key:
             known = self._known[(model.path, step)] = \
                 (key, _ask_metaflow(model, step, options, name, cwd))
+        self._last[(model.path, step)] = (model, asked, known[1])
         return known[1]
 
 

@@ -9,8 +9,9 @@ devd's spin path imports (cloudpickle, jinja2, markupsafe, debugpy) last, so the
 environment's own versions of anything win. It keeps that environment's parents warm in
 a ``Session`` per flow and forks a child per spin, exactly as the daemon does.
 
-Messages both ways: devd/common/workerwire.py; a result's values travel pickled one by
-one, so the daemon reads only those its interpreter can (the rest are shown by their rows).
+Messages both ways: devd/common/workerwire.py. A result's values travel as the step's
+child pickled them, one by one, never unpickled here: the daemon reads each when first
+asked for, and only those its interpreter can (the rest are shown by their rows).
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ def main() -> None:  # pragma: no cover - runs in the worker's interpreter
             result = session.spin(options, SpinHooks(
                 on_output=relay("output"), on_card=relay("card"),
                 on_debug_ready=relay("debugReady"), **keywords))
-            bare, values = portable(result)
-            send(replies, lock, "result", spin_id, bare, values, store.total_bytes)
+            bare, values = portable(result)  # the child's pickles, passed on unread
+            send(replies, lock, "result", spin_id, bare, store.total_bytes, blobs=values)
         except DevdError as exc:
             send(replies, lock, "refused", spin_id, str(exc))
         except BaseException:  # noqa: BLE001 - the daemon reports it as the spin's failure

@@ -108,6 +108,7 @@ class Worker:
         first, last = _path_dirs()
         to_worker_r, self._to_worker = os.pipe()
         self._from_worker, from_worker_w = os.pipe()
+        _widen(self._from_worker)
         env = dict(os.environ)
         env.update({k: v for k, v in environment.env.items() if k != "PYTHONPATH"})
         try:
@@ -173,9 +174,8 @@ class Worker:
 
     def spin(self, flow_file: str, options: SpinOptions,
              hooks: SpinHooks) -> tuple[Any, ...]:
-        """Run one spin in the worker; its answer: ``("result", result, values,
-        warm_bytes)``, ``("refused", line)``, ``("error", traceback)`` or
-        ``("died", line)``."""
+        """Run one spin in the worker; its answer: ``("result", result, warm_bytes,
+        values)``, ``("refused", line)``, ``("error", traceback)`` or ``("died", line)``."""
         spin_id = next(self._ids)
         pending = _Pending(hooks)
         with self._lock:
@@ -197,7 +197,7 @@ class Worker:
                 return ("died", f"devd's worker in {self.environment.python} (pid "
                         f"{self.pid}) {self.dead or 'ended'} during the spin")
             if pending.answer[0] == "result":
-                self.warm_bytes = int(pending.answer[3])
+                self.warm_bytes = int(pending.answer[2])
             return pending.answer
         finally:
             with self._lock:
@@ -232,6 +232,18 @@ class _Handle:
 
     def kill(self) -> None:
         self._worker.cancel(self._id)
+
+
+def _widen(fd: int) -> None:
+    """A result's values (hundreds of KB for a list the step read) cross the pipe in one
+    write rather than 64 KB at a time, each waiting for the reader to be scheduled (Linux;
+    elsewhere, and past the system's limit, the pipe stays as it is)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 def _stderr_fd() -> int:
