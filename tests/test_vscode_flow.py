@@ -2,8 +2,10 @@
 
 A flow with a branch and a foreach, run once for real: the view draws every step with its
 state from the run (`data-state`), an edited step turns stale, a node's Spin spins it (the
-card pane follows), Ctrl+Alt+R moves the nodes through the run, a click on a node jumps to
-its step. Screenshots (light and dark) go to out/screenshots/.
+card pane follows, in the column right of the view), a node's Open Card shows the run's task
+(a foreach body's split picked first), Ctrl+Alt+R moves the nodes through the run, a click on
+a node jumps to its step. Screenshots (light and dark, the view beside the pane) go to
+out/screenshots/.
 """
 
 from __future__ import annotations
@@ -176,7 +178,7 @@ def test_a_nodes_spin_button_spins_that_step(wb: Workbench) -> None:
 
 
 def front(wb: Workbench) -> Any:
-    """The flow view in front of the card pane (they share the column beside the editor)."""
+    """The flow view, shown again from the editor (Show Flow reveals it where it is)."""
     wb.click_editor(FLOW)
     wb.run_command("devd: Show Flow")
     return graph_frame(wb)
@@ -198,14 +200,26 @@ def click_menu(wb: Workbench, label: str) -> None:
                     has_text=label).first.click()
 
 
+def shown_run(wb: Workbench) -> str:
+    """The run the flow view shows (its header: `run ID · ok`)."""
+    text = graph_frame(wb).evaluate("() => document.getElementById('run').innerText")
+    found = re.match(r"run (\d+)", text)
+    assert found, text
+    return found.group(1)
+
+
 def test_a_nodes_context_menu_opens_its_card_and_picks_a_split(wb: Workbench) -> None:
-    """Right-click a node: Spin, Debug, Resume From Here, Open Card, and for a foreach body
-    Spin a Split… (by index or input value: typing the input picks the split)."""
+    """Right-click a node: Spin, Debug, Resume From Here, Open Card (the run's task, as
+    Metaflow recorded it), Open Last Spin's Card, and for a foreach body Spin a Split… (by
+    index or input value: typing the input picks the split)."""
+    run = shown_run(wb)
     entries = context_menu(wb, "right")
-    assert {"Spin", "Debug", "Resume From Here", "Open Card"} <= set(entries), entries
+    assert {"Spin", "Debug", "Resume From Here", "Open Card",
+            "Open Last Spin's Card"} <= set(entries), entries
     assert "Spin a Split…" not in entries  # not inside a foreach
     click_menu(wb, "Open Card")
-    wb.wait_for_webview_text("ViewFlow/right", timeout=120)  # no spin of it yet: one made it
+    wb.wait_for_webview_text(f"the recorded task ViewFlow/{run}/right/", timeout=120)
+    assert "spun" not in states(graph_frame(wb))["right"]["text"]  # no spin made for it
     assert "Spin a Split…" in context_menu(wb, "body")
     click_menu(wb, "Spin a Split…")
     def split_rows() -> list[str] | None:
@@ -218,6 +232,79 @@ def test_a_nodes_context_menu_opens_its_card_and_picks_a_split(wb: Workbench) ->
     wb.wait_until(lambda: len(wb._rows()) == 1 or None, "one split left")
     wb.press("Enter")
     wb.wait_for_webview_text("split 2 of 3 · input 3", timeout=120)  # the pane: that split
+
+
+def test_open_card_shows_the_runs_task_and_the_last_spin_stays_one_entry_away(
+        wb: Workbench) -> None:
+    """A node spun since the run (left): Open Card shows the run's task, Open Last Spin's
+    Card the spin; a foreach body's Open Card asks which split's task first."""
+    run = shown_run(wb)
+    assert "spun ok" in states(graph_frame(wb))["left"]["text"]
+    context_menu(wb, "left")
+    click_menu(wb, "Open Card")
+    wb.wait_for_webview_text(f"the recorded task ViewFlow/{run}/left/", timeout=120)
+    context_menu(wb, "left")
+    click_menu(wb, "Open Last Spin's Card")
+    wb.wait_for_webview_text(f"compared with the recorded task ViewFlow/{run}/left/",
+                             timeout=120)
+    context_menu(wb, "body")
+    click_menu(wb, "Open Card")
+
+    def split_rows() -> list[str] | None:
+        rows = [r.inner_text().replace("\n", " ") for r in wb._rows()]
+        return rows if len(rows) == 3 and all(r.startswith("split") for r in rows) else None
+
+    wb.wait_until(split_rows, "the body's three tasks to pick from")
+    wb.type("input 2")
+    wb.wait_until(lambda: len(wb._rows()) == 1 or None, "one split left")
+    wb.press("Enter")
+    text = wb.wait_for_webview_text(f"the recorded task ViewFlow/{run}/body/", timeout=120)
+    assert re.search(r"sq\s+int\s+4\b", text), text  # split 1: input 2, 2 ** 2
+
+
+def group_tabs(wb: Workbench) -> list[str]:
+    """The active tab of each editor group, left to right."""
+    return wb.page.eval_on_selector_all(
+        ".editor-group-container",
+        "els => els.map(g => { const t = g.querySelector("
+        "'.tab.active, .tab[aria-selected=\"true\"]');"
+        " return t ? (t.getAttribute('aria-label') || t.innerText).split(',')[0].trim() : ''; })")
+
+
+def side_by_side(wb: Workbench) -> list[str]:
+    """The editor, the flow view and the pane each in front in its own group."""
+    def shown() -> list[str] | None:
+        tabs = group_tabs(wb)
+        flow = [i for i, t in enumerate(tabs) if t.startswith("devd flow:")]
+        pane = [i for i, t in enumerate(tabs) if t.startswith("devd:")]
+        return tabs if FLOW in tabs and flow and pane and flow[0] < pane[0] else None
+    try:
+        return wb.wait_until(shown, "the flow view and the card pane side by side", timeout=60)
+    except AssertionError as exc:
+        raise AssertionError(f"each group's tab in front: {group_tabs(wb)}") from exc
+
+
+def test_the_flow_view_and_the_pane_show_side_by_side(wb: Workbench) -> None:
+    """A node's Spin opens the pane right of the flow view, not over it; Show Flow with the
+    pane open beside the editor moves the pane right of the flow view."""
+    front(wb)
+    frame = graph_frame(wb)
+    frame.evaluate("() => document.querySelector('.node[data-step=\"meet\"] "
+                   "button[data-action=\"spin\"]').click()")
+    wb.wait_for_webview_text("ViewFlow/meet", timeout=120)
+    tabs = side_by_side(wb)
+    assert tabs.index(FLOW) == 0, tabs
+    wb.page.wait_for_timeout(1000)
+    wb.screenshot(SHOTS / "vscode-flow-beside-pane.png")
+    tab = wb.page.locator(".tab", has_text="devd flow: ViewFlow").first  # close the view
+    tab.hover()
+    tab.locator(".tab-actions .action-label").first.click()
+    wb.wait_until(lambda: not any(t.startswith("devd flow") for t in group_tabs(wb)) or None,
+                  "the flow view closed")
+    wb.click_editor(FLOW)
+    wb.run_command("devd: Show Flow")  # beside the editor, where the pane is now
+    graph_frame(wb)
+    side_by_side(wb)
 
 
 def test_the_panes_show_flow_button_opens_the_view(wb: Workbench) -> None:
@@ -261,7 +348,7 @@ def test_run_flow_moves_the_nodes_and_a_click_jumps_to_the_step(wb: Workbench) -
     wb.wait_until(lambda: f"Ln {line}," in wb.status_bar_text() or None,
                   f"the editor's cursor on line {line} (def gather)")
     wb.run_command("Preferences: Toggle between Light/Dark Themes")
-    wb.run_command("devd: Show Flow")  # in front of the card pane the node's Spin opened
+    wb.run_command("devd: Show Flow")
     graph_frame(wb)
     wb.page.wait_for_timeout(1000)
     wb.screenshot(SHOTS / "vscode-flow-dark.png")

@@ -206,3 +206,25 @@ def test_a_pinned_run_is_the_parents_of_ctrl_alt_s(wb: Workbench,
     wb.goto_line(SOURCE.splitlines().index("    def train(self):") + 2)
     wb.press("Control+Alt+s")
     wb.wait_for_webview_text(f"parents from run {newest}", timeout=180)
+
+
+def test_a_pinned_run_is_the_parents_of_ctrl_alt_d_too(wb: Workbench,
+                                                       workspace: tuple[Path, str, str]) -> None:
+    """A debug spin (Ctrl+Alt+D, no breakpoint: the step runs through under the debugger)
+    takes its parents from the pinned run, as Ctrl+Alt+S does."""
+    _, older, newest = workspace
+    open_tree(wb)
+    target = row(wb, older)
+    target.hover()
+    target.locator(".action-label[aria-label='Pin as Parents of Spins']").click()
+    wb.wait_for_status_text(f"ValuesFlow/{older}", timeout=30)
+    wb.wait_for_webview_text(f"parents from run {newest}", timeout=30)  # the last, unpinned
+    wb.focus_editor_group(1)
+    wb.goto_line(SOURCE.splitlines().index("    def train(self):") + 2)
+    wb.press("Control+Alt+d")
+    wb.wait_for_webview_text(f"parents from run {older}", timeout=180)
+    wb.wait_until(lambda: not wb.page.is_visible(".debug-toolbar"),
+                  "the debug session to end (no debug toolbar)", 60)
+    wb.page.locator(".statusbar-item", has_text=f"ValuesFlow/{older}").first.click()  # unpin
+    wb.wait_until(lambda: not any(f"ValuesFlow/{older}" in t for t in wb.status_bar_items())
+                  or None, "the pin gone from the status bar", timeout=30)

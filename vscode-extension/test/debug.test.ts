@@ -51,6 +51,14 @@ describe("Debug Step", () => {
     assert.equal(result?.ok, true);
   });
 
+  it("takes its parents where a spin does: the run pinned in Metaflow Runs (issue 20)", async () => {
+    editorAt(14);
+    const { devd, sent } = daemon({ ready: true, answer: { ok: true, step: "train" } });
+    (devd as unknown as { pins: unknown }).pins = { runFor: (uri: string) => (uri === "file:///p/flow.py" ? "1700" : undefined) };
+    await debugStep(devd, { uri: "file:///p/flow.py", step: "train" });
+    assert.deepEqual(sent[0], { method: "devd/spin", params: { uri: "file:///p/flow.py", step: "train", runId: "1700", debug: true } });
+  });
+
   it("a request the daemon refuses is one line, and no session starts", async () => {
     editorAt(2);
     const message = "line 3 of flow.py is not inside a step; put the cursor in one of: start, train";

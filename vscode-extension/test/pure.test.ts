@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { describe, it, mock } from "node:test";
 
 import { readSettings, serverEnv, spinTopLevel } from "../src/config/settings";
-import { makeNonce, paneAction, parsePageMessage } from "../src/panel/policy";
+import { makeNonce, paneAction, paneColumn, parsePageMessage } from "../src/panel/policy";
 import type { SpinOutcome } from "../src/protocol";
 import { resolveInterpreter } from "../src/python/interpreter";
 import { CrashPolicy } from "../src/server/crashPolicy";
@@ -151,6 +151,15 @@ function result(over: Partial<SpinOutcome> = {}): SpinOutcome {
 }
 
 describe("pane policy", () => {
+  it("the pane and the flow view show side by side, never one column (issue 20)", () => {
+    assert.equal(paneColumn(undefined, undefined, 1), "beside"); // no flow view: beside the editor
+    assert.equal(paneColumn(2, undefined, 1), 3); // a new pane: right of the flow view
+    assert.equal(paneColumn(2, 2, 1), 3); // the flow view opened over the pane: it moves
+    assert.equal(paneColumn(2, 3, 1), 3); // already beside it: stays
+    assert.equal(paneColumn(3, 2, 1), 2); // left of the flow view: stays
+    assert.equal(paneColumn(2, 1, 1), 3); // not over the editor either
+    assert.equal(paneColumn(9, 9, 1), 9); // no column past the ninth
+  });
   it("firstSpin opens once, then only updates an open pane", () => {
     assert.equal(paneAction(result(), "firstSpin", false, false), "open");
     assert.equal(paneAction(result(), "firstSpin", true, true), "update");

@@ -1,10 +1,10 @@
 /** Debug Step (ctrl+alt+d, the `Debug` lens): spin under debugpy and attach VS Code to it. */
 import * as vscode from "vscode";
 
-import { spinTopLevel } from "../config/settings";
-import { type Devd, saveFirst, settingsFor, targetDocument } from "../context";
+import { type Devd, saveFirst, targetDocument } from "../context";
 import { attachConfiguration } from "../debug/adapter";
 import { type DebugReadyParams, Requests, type SpinParams, type SpinOutcome } from "../protocol";
+import { spinParams } from "./spin";
 
 export interface DebugOptions {
   uri?: string | vscode.Uri;
@@ -22,13 +22,8 @@ export async function debugStep(devd: Devd, options: DebugOptions = {}): Promise
     return undefined;
   }
   const uri = doc.uri.toString();
-  const params: SpinParams = { uri, debug: true, ...spinTopLevel(settingsFor(doc.uri).runArgs) };
-  if (options.step) {
-    params.step = options.step;
-  } else {
-    const editor = vscode.window.activeTextEditor;
-    params.line = editor && editor.document === doc ? editor.selection.active.line : 0;
-  }
+  // The same request as a spin's (parents, pin, devd.runArgs' options), under the debugger.
+  const params: SpinParams = { ...spinParams(devd, doc, { step: options.step }), debug: true };
   const client = await devd.clients.clientFor(doc.uri);
   if (!client) {
     return undefined;

@@ -17,13 +17,14 @@ export interface SpinOptions {
   pathspec?: string;
 }
 
-/** Spin the lens's step, else the step under the cursor; the daemon resolves the line. */
-export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinOutcome | undefined> {
-  const doc = await targetDocument(options.uri);
-  if (!doc || !(await saveFirst(doc))) {
-    return undefined;
-  }
-  // Metaflow's top-level options from devd.runArgs: the step runs where a run would run it
+/**
+ * The request every spin-like command sends (Spin, Debug, With Artifacts…, From Last Spins,
+ * a graph node's Spin and Debug, a split): the target (a pathspec, the step, else the step
+ * at the cursor), Metaflow's top-level options from `devd.runArgs` (the step runs where a
+ * run would run it) and where the parents come from (a run pinned in Metaflow Runs, else
+ * the newest; the last spins with fromSpin). A new option is added here, once.
+ */
+export function spinParams(devd: Pick<Devd, "pins">, doc: vscode.TextDocument, options: SpinOptions = {}): SpinParams {
   const params: SpinParams = { uri: doc.uri.toString(), ...spinTopLevel(settingsFor(doc.uri).runArgs) };
   if (options.pathspec) {
     params.pathspec = options.pathspec;
@@ -33,7 +34,7 @@ export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinO
     const editor = vscode.window.activeTextEditor;
     params.line = editor && editor.document === doc ? editor.selection.active.line : 0;
   }
-  // A run pinned in Metaflow Runs: the parents come from it (From Last Spins takes the spins').
+  // A recorded task names its own parents; From Last Spins takes the spins'.
   const pinned = options.pathspec || options.fromSpin ? undefined : devd.pins?.runFor(params.uri);
   if (pinned) {
     params.runId = pinned;
@@ -47,6 +48,16 @@ export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinO
   if (options.split !== undefined) {
     params.split = options.split;
   }
+  return params;
+}
+
+/** Spin the lens's step, else the step under the cursor; the daemon resolves the line. */
+export async function spin(devd: Devd, options: SpinOptions = {}): Promise<SpinOutcome | undefined> {
+  const doc = await targetDocument(options.uri);
+  if (!doc || !(await saveFirst(doc))) {
+    return undefined;
+  }
+  const params = spinParams(devd, doc, options);
   // The pane's page, if one can take a preview in place: the daemon sends it with the result.
   params.webview = devd.panel.webviewOptions() ?? null;
   const client = await devd.clients.clientFor(doc.uri);

@@ -82,3 +82,22 @@ export function parsePageMessage(data: unknown): PageMessage {
 export function makeNonce(random: (n: number) => Buffer): string {
   return random(18).toString("base64").replace(/[^A-Za-z0-9]/g, "").slice(0, 24);
 }
+
+/** Where the pane goes (a column number, or "beside" the active editor). */
+export type PaneColumn = number | "beside";
+
+/**
+ * The pane's column, so that it and the flow view show side by side: with the flow view
+ * open (in column `flow`), the pane stays where it is unless that hides the flow view or the
+ * editor (column `editor`), else it goes to the column right of the flow view; without the
+ * flow view, beside the active editor, as always.
+ */
+export function paneColumn(flow: number | undefined, pane: number | undefined, editor: number | undefined): PaneColumn {
+  if (flow === undefined) {
+    return "beside";
+  }
+  if (pane !== undefined && pane !== flow && pane !== editor) {
+    return pane;
+  }
+  return Math.min(flow + 1, 9);
+}

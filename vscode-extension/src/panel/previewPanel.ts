@@ -20,7 +20,7 @@ import {
   type WebviewOptions,
 } from "../protocol";
 import type { LiveCard, ToPage } from "./pageMessages";
-import { makeNonce, type PaneButton, paneAction, paneOnSpinStart, parsePageMessage, spinEnd } from "./policy";
+import { makeNonce, type PaneButton, paneAction, paneColumn, paneOnSpinStart, parsePageMessage, spinEnd } from "./policy";
 
 export interface PreviewSource {
   /** `devd/card` on the client serving `uri`. */
@@ -74,10 +74,33 @@ export class PreviewPanel implements vscode.Disposable {
    */
   private version = 0;
 
+  /** Tabs opened: the flow view opened over the pane moves the pane beside it. */
+  private readonly tabWatch: vscode.Disposable;
+
   constructor(
     private readonly source: PreviewSource,
     private readonly output: vscode.LogOutputChannel,
-  ) {}
+  ) {
+    this.tabWatch = vscode.window.tabGroups.onDidChangeTabs((e) => {
+      if (e.opened.some(isFlowTab)) {
+        this.makeRoom();
+      }
+    });
+  }
+
+  /** The flow view opened in the pane's column (hiding it): the pane goes beside the flow view. */
+  private makeRoom(): void {
+    const flow = flowViewColumn();
+    if (this.panel && flow !== undefined && this.panel.viewColumn === flow) {
+      this.panel.reveal(this.column(), true);
+    }
+  }
+
+  /** Where the pane opens or is revealed: beside the flow view when it is open (policy.ts). */
+  private column(): vscode.ViewColumn {
+    const at = paneColumn(flowViewColumn(), this.panel?.viewColumn, vscode.window.activeTextEditor?.viewColumn);
+    return at === "beside" ? vscode.ViewColumn.Beside : (at as vscode.ViewColumn);
+  }
 
   /**
    * A spin started somewhere (this editor, a terminal): the pane, opened if it was closed,
@@ -295,7 +318,7 @@ export class PreviewPanel implements vscode.Disposable {
   private ensurePanel(reveal: boolean): vscode.Webview {
     if (this.panel) {
       if (reveal) {
-        this.panel.reveal(vscode.ViewColumn.Beside, true);
+        this.panel.reveal(this.column(), true);
       }
       return this.panel.webview;
     }
@@ -303,7 +326,7 @@ export class PreviewPanel implements vscode.Disposable {
     const panel = vscode.window.createWebviewPanel(
       "devd.preview",
       "devd: card",
-      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+      { viewColumn: this.column(), preserveFocus: true },
       { enableScripts: true, localResourceRoots: [], enableFindWidget: true },
     );
     return this.wire(panel);
@@ -417,8 +440,20 @@ export class PreviewPanel implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.tabWatch.dispose();
     this.panel?.dispose();
   }
+}
+
+/** A tab of the flow view (its webview's viewType, as VS Code prefixes it: `…devd.flow`). */
+function isFlowTab(tab: vscode.Tab): boolean {
+  const viewType = (tab.input as { viewType?: unknown } | undefined)?.viewType;
+  return typeof viewType === "string" && (viewType === "devd.flow" || viewType.endsWith("-devd.flow"));
+}
+
+/** The column the flow view is in, if it is open. */
+function flowViewColumn(): vscode.ViewColumn | undefined {
+  return vscode.window.tabGroups.all.find((g) => g.tabs.some(isFlowTab))?.viewColumn;
 }
 
 /**

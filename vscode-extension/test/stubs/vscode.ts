@@ -177,6 +177,10 @@ export const window = {
   get activeTextEditor(): unknown {
     return recorded.activeEditor;
   },
+  tabGroups: {
+    all: [] as { viewColumn: number; tabs: { input: unknown }[] }[],
+    onDidChangeTabs: () => ({ dispose: () => undefined }),
+  },
 };
 
 export const workspace = {
