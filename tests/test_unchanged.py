@@ -93,6 +93,59 @@ def test_a_shared_mapping_is_never_vouched_for_by_the_page_map() -> None:
     assert run_in_child(_read_then_prove, value, mark, _poke).value is None
 
 
+def _huge_array() -> Any:
+    """A 24 MB array on huge pages, as the warm process keeps big parents (which also arms
+    the probe its children test the huge-page path on); skips where the kernel cannot."""
+    from devd.common import hugemap
+    from devd.common.streamload import rehome_array
+
+    value = rehome_array(np.random.default_rng(3).random(3 * MB))
+    stretches = hugemap.huge_stretches(value.ctypes.data, value.nbytes)
+    if not hugemap._probe or not stretches:
+        pytest.skip("no huge pages or no PAGEMAP_SCAN on this kernel: the entry-by-entry "
+                    "path is the one tested above")
+    return value
+
+
+def _huge_then_prove(value: Any, mark: Fingerprint, where: int | None) -> tuple[Any, ...]:
+    from devd.common import hugemap, pagecheck
+
+    trusted = hugemap.cow_splits_huge()
+    if where is not None:
+        value[where] += 1.0
+    read_one_by_one = pagecheck._entry_by_entry(value.ctypes.data, value.nbytes)
+    return trusted, sum(end - start for start, end in read_one_by_one), proof(value, mark)
+
+
+def test_huge_pages_shared_with_the_warm_process_are_vouched_for_without_reading_them() -> None:
+    value = _huge_array()
+    mark = fingerprint(value)
+    assert mark is not None
+    trusted, read_bytes, how = run_in_child(_huge_then_prove, value, mark, None).value
+    assert trusted is True  # this kernel splits a written shared huge page: the probe saw it
+    assert read_bytes < 4 * MB  # at most the two ends not on a huge page, never all 24 MB
+    assert how == "page map"
+
+
+@pytest.mark.parametrize("where", [0, 3 * MB // 2 + 5, 3 * MB - 1])
+def test_a_write_inside_a_huge_page_is_caught(where: int) -> None:
+    """The written huge page is split in the child: its small pages are read entry by
+    entry and the written one found (the start, the middle and the end of the array)."""
+    value = _huge_array()
+    mark = fingerprint(value)
+    assert mark is not None
+    trusted, _, how = run_in_child(_huge_then_prove, value, mark, where).value
+    assert trusted is True
+    assert how is None
+
+
+def test_in_the_process_that_made_the_probe_huge_pages_are_not_trusted() -> None:
+    from devd.common import hugemap
+
+    _huge_array()
+    assert hugemap.cow_splits_huge() is False  # nothing shared here: no write can show
+
+
 def _container() -> dict[str, Any]:
     rng = np.random.default_rng(2)
     return {"features": pickle.load(io.BytesIO(pickle.dumps(rng.random(2 * MB)))),

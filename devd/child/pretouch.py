@@ -14,9 +14,13 @@ import pickle
 
 
 def pretouch(scratch: str | None) -> None:
-    """Run, on dummy data, what every spin runs after its step: the page-map proof, the
-    result's pickling, the metadata writer (into ``scratch``, which the spin discards)."""
+    """Run, on dummy data, what every spin runs after its step: the page-map proof (and its
+    huge-page probe), the result's pickling, the metadata writer (into ``scratch``, which
+    the spin discards)."""
+    from ..common.hugemap import cow_splits_huge
     from ..common.pagecheck import private_buffer, written_pages
+
+    cow_splits_huge()  # the huge-page probe: tested once per child, before the request
 
     probe = bytearray(b"\1" * 8192)  # held while its pages are read
     where = private_buffer(probe)

@@ -128,15 +128,40 @@ def written_pages(address: int, nbytes: int) -> list[int] | None:
     a page swapped out or never touched)."""
     if nbytes <= 0:
         return None
+    page = page_size()
+    first = address // page
     try:
         if not _kernel_reports_exclusive():
             return None
-        entries = _read_entries(address, nbytes)
+        written: list[int] = []
+        for start, end in _entry_by_entry(address, nbytes):
+            entries = _read_entries(start, end - start)
+            if not _all_with(entries, _PRESENT):
+                return None  # swapped out (or never touched): the map says nothing of writes
+            offset = start // page - first
+            written.extend(offset + i for i in _pages_with(entries, _EXCLUSIVE))
     except (OSError, ValueError, AttributeError):
         return None
-    if not _all_with(entries, _PRESENT):
-        return None  # swapped out (or never touched): the map says nothing of writes
-    return _pages_with(entries, _EXCLUSIVE)
+    return written
+
+
+def _entry_by_entry(address: int, nbytes: int) -> list[tuple[int, int]]:
+    """The stretches of the range whose page-map entries must be read one by one: all of
+    it, but for what the child still maps by a shared huge page (devd/common/hugemap.py)."""
+    from .hugemap import HUGE, cow_splits_huge, huge_stretches
+
+    end = address + nbytes
+    huge = huge_stretches(address, nbytes) if nbytes >= HUGE and cow_splits_huge() else None
+    if not huge:
+        return [(address, end)]
+    rest, at = [], address
+    for start, stop in huge:
+        if start > at:
+            rest.append((at, start))
+        at = max(at, stop)
+    if at < end:
+        rest.append((at, end))
+    return rest
 
 
 def untouched_since_fork(value: Any) -> bool | None:

@@ -31,38 +31,12 @@ def rehome_array(value: Any) -> Any:
         return value
     if value.nbytes < HUGE_ARRAY_BYTES or value.dtype.hasobject:
         return value
-    if value.flags.c_contiguous and _collapse_in_place(value.ctypes.data, value.nbytes):
+    from .hugemap import arm, collapse_in_place
+
+    arm()  # the probe its forked children test the page map's huge stretches on
+    if value.flags.c_contiguous and collapse_in_place(value.ctypes.data, value.nbytes):
         return value
     return np.array(value, copy=True, order="K")
-
-
-_HUGE = 2 << 20
-_collapse_works: list[bool] = []
-
-
-def _collapse_in_place(address: int, length: int) -> bool:
-    """madvise(MADV_HUGEPAGE) then MADV_COLLAPSE over the 2 MB-aligned middle of a buffer."""
-    if _collapse_works and not _collapse_works[0]:
-        return False
-    if not sys.platform.startswith("linux"):
-        _collapse_works.append(False)
-        return False
-    import ctypes
-
-    start = (address + _HUGE - 1) // _HUGE * _HUGE
-    end = (address + length) // _HUGE * _HUGE
-    if end <= start:
-        return True  # nothing a huge page could hold
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        libc.madvise(start, end - start, 14)  # MADV_HUGEPAGE: khugepaged may keep them so
-        ok = libc.madvise(start, end - start, 25) == 0  # MADV_COLLAPSE
-    except (OSError, AttributeError):
-        ok = False
-    if not _collapse_works:
-        _collapse_works.append(ok)
-    return ok
 
 
 _PICKLED = frozenset(["pickle-v2", "pickle-v4", "gzip+pickle-v2", "gzip+pickle-v4"])
