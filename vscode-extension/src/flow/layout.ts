@@ -1,7 +1,8 @@
 /**
  * The flow graph's layout: devd/graph's nodes and edges placed top-down by dagre (the
  * layered layout Kedro-Viz and many DAG views use), computed in the extension host so the
- * webview only draws. Pure: unit-tested without VS Code.
+ * webview only draws; a shape laid out before keeps its placement (a redraw changes states,
+ * not steps). Pure: unit-tested without VS Code.
  */
 import dagre from "@dagrejs/dagre";
 
@@ -31,8 +32,54 @@ export interface Layout {
   edges: PlacedEdge[];
 }
 
+/** Where dagre put a graph's steps and edges: it depends on the graph's shape only. */
+interface Placement {
+  width: number;
+  height: number;
+  nodes: Map<string, { x: number; y: number }>;
+  /** By the edge's index in the graph; undefined: not drawn (a step the model lacks). */
+  edges: ({ points: { x: number; y: number }[]; labelAt?: { x: number; y: number } } | undefined)[];
+}
+
+/** The placements of the last few shapes: a redraw (a spin, a run's end, Show Flow again, a
+ * new view on a flow drawn before) changes states, not steps, and dagre takes 20-90 ms on 50
+ * steps. */
+const placements = new Map<string, Placement>();
+const PLACEMENTS_KEPT = 8;
+let computed = 0;
+
+/** How many layouts dagre computed (not found placed already): for the unit tests. */
+export function layoutsComputed(): number {
+  return computed;
+}
+
 /** Steps and edges placed for drawing; every edge of the graph, self-loops (recursion) too. */
 export function layoutGraph(graph: Pick<GraphResult, "nodes" | "edges">): Layout {
+  const key = JSON.stringify([graph.nodes.map((n) => n.step), graph.edges.map((e) => [e.from, e.to, e.label ?? null])]);
+  let placed = placements.get(key);
+  if (placed) {
+    placements.delete(key); // the newest last
+  } else {
+    placed = place(graph);
+    if (placements.size >= PLACEMENTS_KEPT) {
+      placements.delete(placements.keys().next().value as string);
+    }
+  }
+  placements.set(key, placed);
+  const at = placed.nodes;
+  const nodes = graph.nodes.map((node) => ({ ...node, ...(at.get(node.step) as { x: number; y: number }) }));
+  const edges: PlacedEdge[] = [];
+  graph.edges.forEach((edge, i) => {
+    const routed = placed.edges[i];
+    if (routed) {
+      edges.push({ ...edge, points: routed.points, labelAt: routed.labelAt, selfLoop: edge.from === edge.to });
+    }
+  });
+  return { width: placed.width, height: placed.height, nodes, edges };
+}
+
+function place(graph: Pick<GraphResult, "nodes" | "edges">): Placement {
+  computed += 1;
   const g = new dagre.graphlib.Graph({ multigraph: true });
   g.setGraph({ rankdir: "TB", nodesep: 36, ranksep: 56, edgesep: 16, marginx: 16, marginy: 16 });
   g.setDefaultEdgeLabel(() => ({}));
@@ -47,22 +94,19 @@ export function layoutGraph(graph: Pick<GraphResult, "nodes" | "edges">): Layout
     g.setEdge(edge.from, edge.to, label, `e${i}`);
   });
   dagre.layout(g);
-  const nodes = graph.nodes.map((node) => {
+  const nodes = new Map(graph.nodes.map((node) => {
     const placed = g.node(node.step);
-    return { ...node, x: Math.round(placed.x - NODE_WIDTH / 2), y: Math.round(placed.y - NODE_HEIGHT / 2) };
-  });
-  const edges: PlacedEdge[] = [];
-  graph.edges.forEach((edge, i) => {
+    return [node.step, { x: Math.round(placed.x - NODE_WIDTH / 2), y: Math.round(placed.y - NODE_HEIGHT / 2) }];
+  }));
+  const edges = graph.edges.map((edge, i) => {
     if (!g.hasEdge(edge.from, edge.to, `e${i}`)) {
-      return;
+      return undefined;
     }
     const routed = g.edge(edge.from, edge.to, `e${i}`) as { points?: { x: number; y: number }[]; x?: number; y?: number };
-    edges.push({
-      ...edge,
+    return {
       points: (routed.points ?? []).map((p) => ({ x: Math.round(p.x), y: Math.round(p.y) })),
       labelAt: edge.label && routed.x !== undefined && routed.y !== undefined ? { x: Math.round(routed.x), y: Math.round(routed.y) } : undefined,
-      selfLoop: edge.from === edge.to,
-    });
+    };
   });
   const size = g.graph();
   return { width: Math.ceil(size.width ?? 0), height: Math.ceil(size.height ?? 0), nodes, edges };
