@@ -53,3 +53,47 @@ def test_installed_on_the_spin_provider_only(tmp_path: Path) -> None:
             del SpinMetadataProvider._dump_json_to_file
         else:
             SpinMetadataProvider._dump_json_to_file = saved
+
+
+def _throwaway_task(root: str) -> dict[str, object]:
+    """In a forked child, as a spin without --persist: register a task through Metaflow's
+    spin provider and store a DONE marker through its spin storage, then read them back."""
+    from metaflow.plugins.datastores.spin_storage import SpinStorage
+    from metaflow.plugins.metadata_providers.spin import SpinMetadataProvider
+
+    from devd.child import writebehind
+
+    SpinStorage.SYSROOT_VAR = root
+    install()
+    writebehind.install()
+    meta = SpinMetadataProvider._create_and_get_metadir(  # type: ignore[attr-defined]
+        "WbFlow", "1", "train", "2")
+    SpinMetadataProvider._save_meta(meta, {"_self": {"task_id": "2"}})  # type: ignore[attr-defined]
+    storage = SpinStorage(SpinStorage.get_datastore_root_from_config(lambda *a, **k: None))
+    storage.save_bytes(iter([("WbFlow/1/train/2/0.DONE.lock", _Stream(b"done"))]))
+    files_before_reading = sorted(str(p.relative_to(root)) for p in Path(root).rglob("*")
+                                  if p.is_file())
+    seen = storage.is_file(["WbFlow/1/train/2/0.DONE.lock"])[0]
+    task = SpinMetadataProvider._read_json_file(  # type: ignore[attr-defined]
+        os.path.join(meta, "_self.json"))
+    return {"before": files_before_reading, "done": seen, "task": task}
+
+
+class _Stream:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self) -> bytes:
+        return self.data
+
+
+def test_a_throwaway_spins_files_are_written_when_something_reads_them(tmp_path: Path) -> None:
+    """devd/child/writebehind.py: nothing on disk until a read, then all of it, in order."""
+    from devd.common.forking import run_in_child
+
+    seen = run_in_child(_throwaway_task, str(tmp_path)).value
+    assert seen["before"] == []  # queued: a spin nobody reads from writes none of it
+    assert seen["done"] is True  # a read through the storage wrote what was queued first
+    task = seen["task"]
+    assert task == {"task_id": "2"}
+    assert (tmp_path / ".metaflow_spin/WbFlow/1/train/2/0.DONE.lock").read_bytes() == b"done"

@@ -88,6 +88,9 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
                                    dir=shm if os.access(shm, os.W_OK) else None)
         SpinStorage.SYSROOT_VAR = os.path.join(scratch, SpinStorage.DATASTORE_DIR)
         os.mkdir(SpinStorage.SYSROOT_VAR)
+        from .writebehind import install as write_behind
+
+        write_behind()  # the throwaway task's files: written only if something reads them
     State.staging = None
     try:
         if req.options.persist:  # written aside, published only when the task is done
