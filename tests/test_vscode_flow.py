@@ -208,6 +208,15 @@ def shown_run(wb: Workbench) -> str:
     return found.group(1)
 
 
+def recorded_card(wb: Workbench, run: str, step: str) -> str:
+    """The pane's text once it shows the task of ``step`` in ``run`` as Metaflow stored it
+    (not a spin's page, which names that task as the one it is compared with)."""
+    pattern = re.compile(rf"the recorded task ViewFlow/{run}/{step}/\d+, as Metaflow stored it")
+    return wb.wait_until(lambda: next((t for t in wb.webview_texts() if pattern.search(t)),
+                                      None), f"the pane showing {step}'s task of run {run}",
+                         timeout=120)
+
+
 def test_a_nodes_context_menu_opens_its_card_and_picks_a_split(wb: Workbench) -> None:
     """Right-click a node: Spin, Debug, Resume From Here, Open Card (the run's task, as
     Metaflow recorded it), Open Last Spin's Card, and for a foreach body Spin a Split… (by
@@ -218,7 +227,7 @@ def test_a_nodes_context_menu_opens_its_card_and_picks_a_split(wb: Workbench) ->
             "Open Last Spin's Card"} <= set(entries), entries
     assert "Spin a Split…" not in entries  # not inside a foreach
     click_menu(wb, "Open Card")
-    wb.wait_for_webview_text(f"the recorded task ViewFlow/{run}/right/", timeout=120)
+    recorded_card(wb, run, "right")
     assert "spun" not in states(graph_frame(wb))["right"]["text"]  # no spin made for it
     assert "Spin a Split…" in context_menu(wb, "body")
     click_menu(wb, "Spin a Split…")
@@ -242,7 +251,7 @@ def test_open_card_shows_the_runs_task_and_the_last_spin_stays_one_entry_away(
     assert "spun ok" in states(graph_frame(wb))["left"]["text"]
     context_menu(wb, "left")
     click_menu(wb, "Open Card")
-    wb.wait_for_webview_text(f"the recorded task ViewFlow/{run}/left/", timeout=120)
+    recorded_card(wb, run, "left")
     context_menu(wb, "left")
     click_menu(wb, "Open Last Spin's Card")
     wb.wait_for_webview_text(f"compared with the recorded task ViewFlow/{run}/left/",
@@ -258,7 +267,7 @@ def test_open_card_shows_the_runs_task_and_the_last_spin_stays_one_entry_away(
     wb.type("input 2")
     wb.wait_until(lambda: len(wb._rows()) == 1 or None, "one split left")
     wb.press("Enter")
-    text = wb.wait_for_webview_text(f"the recorded task ViewFlow/{run}/body/", timeout=120)
+    text = recorded_card(wb, run, "body")
     assert re.search(r"sq\s+int\s+4\b", text), text  # split 1: input 2, 2 ** 2
 
 

@@ -180,31 +180,44 @@ def test_an_artifacts_value_opens_in_the_pane(wb: Workbench,
     assert not [e for e in wb.errors if "Content Security Policy" in e], wb.errors
 
 
+def pin(wb: Workbench, run: str) -> None:
+    """The run's Pin as Parents of Spins button in the tree; the status bar then says so."""
+    open_tree(wb)
+    target = row(wb, run)
+    target.hover()
+    target.locator(".action-label[aria-label='Pin as Parents of Spins']").click()
+    wb.wait_for_status_text(f"ValuesFlow/{run}", timeout=30)
+
+
+def unpin(wb: Workbench, run: str) -> None:
+    """A click on the pin in the status bar; it goes."""
+    wb.page.locator(".statusbar-item", has_text=f"ValuesFlow/{run}").first.click()
+    wb.wait_until(lambda: not any(f"ValuesFlow/{run}" in t for t in wb.status_bar_items())
+                  or None, "the pin gone from the status bar", timeout=30)
+
+
+def press_in_train(wb: Workbench, key: str) -> None:
+    """``key`` in the flow's editor with the cursor in `train`."""
+    wb.focus_editor_group(1)  # the flow, by key (a click on its text was intercepted here)
+    wb.goto_line(SOURCE.splitlines().index("    def train(self):") + 2)
+    wb.press(key)
+
+
 def test_a_pinned_run_is_the_parents_of_ctrl_alt_s(wb: Workbench,
                                                    workspace: tuple[Path, str, str]) -> None:
     """Pin the older run in the tree: the status bar says so, and Ctrl+Alt+S in the editor
     spins with that run's parents (scale 1, not the newest's 7) until it is unpinned."""
     _, older, newest = workspace
-    open_tree(wb)
-    target = row(wb, older)
-    target.hover()
-    target.locator(".action-label[aria-label='Pin as Parents of Spins']").click()
-    wb.wait_for_status_text(f"ValuesFlow/{older}", timeout=30)
+    pin(wb, older)
     wb.wait_until(lambda: any(re.match(rf"{older}\s*pinned ·", r) for r in tree_rows(wb))
                   or None, "the pinned run marked in the tree")
     wb.page.mouse.move(700, 450)  # the inline button's hover off the tree
     wb.page.wait_for_timeout(500)
     wb.screenshot(SHOTS / "vscode-runs-pinned.png")
-    wb.focus_editor_group(1)  # the flow, by key (a click on its text was intercepted here)
-    wb.goto_line(SOURCE.splitlines().index("    def train(self):") + 2)
-    wb.press("Control+Alt+s")
+    press_in_train(wb, "Control+Alt+s")
     wb.wait_for_webview_text(f"parents from run {older}", timeout=180)
-    wb.page.locator(".statusbar-item", has_text=f"ValuesFlow/{older}").first.click()  # unpin
-    wb.wait_until(lambda: not any(f"ValuesFlow/{older}" in t for t in wb.status_bar_items())
-                  or None, "the pin gone from the status bar", timeout=30)
-    wb.focus_editor_group(1)  # the flow, by key (a click on its text was intercepted here)
-    wb.goto_line(SOURCE.splitlines().index("    def train(self):") + 2)
-    wb.press("Control+Alt+s")
+    unpin(wb, older)
+    press_in_train(wb, "Control+Alt+s")
     wb.wait_for_webview_text(f"parents from run {newest}", timeout=180)
 
 
@@ -213,18 +226,10 @@ def test_a_pinned_run_is_the_parents_of_ctrl_alt_d_too(wb: Workbench,
     """A debug spin (Ctrl+Alt+D, no breakpoint: the step runs through under the debugger)
     takes its parents from the pinned run, as Ctrl+Alt+S does."""
     _, older, newest = workspace
-    open_tree(wb)
-    target = row(wb, older)
-    target.hover()
-    target.locator(".action-label[aria-label='Pin as Parents of Spins']").click()
-    wb.wait_for_status_text(f"ValuesFlow/{older}", timeout=30)
+    pin(wb, older)
     wb.wait_for_webview_text(f"parents from run {newest}", timeout=30)  # the last, unpinned
-    wb.focus_editor_group(1)
-    wb.goto_line(SOURCE.splitlines().index("    def train(self):") + 2)
-    wb.press("Control+Alt+d")
+    press_in_train(wb, "Control+Alt+d")
     wb.wait_for_webview_text(f"parents from run {older}", timeout=180)
     wb.wait_until(lambda: not wb.page.is_visible(".debug-toolbar"),
                   "the debug session to end (no debug toolbar)", 60)
-    wb.page.locator(".statusbar-item", has_text=f"ValuesFlow/{older}").first.click()  # unpin
-    wb.wait_until(lambda: not any(f"ValuesFlow/{older}" in t for t in wb.status_bar_items())
-                  or None, "the pin gone from the status bar", timeout=30)
+    unpin(wb, older)

@@ -51,6 +51,19 @@ describe("the flow graph's layout (dagre, top-down)", () => {
     assert.equal(laid.nodes.length, 5);
   });
 
+  it("a nested foreach: each level below the one that fans it out, its variable on the edge", () => {
+    const nodes = [node("start", ["outer"], { type: "foreach", foreach: "rows" }), node("outer", ["inner"], { type: "foreach", foreach: "cols", tasks: 2, tasksOk: 2 }),
+      node("inner", ["join_inner"], { tasks: 6, tasksOk: 5, state: "failed" }), node("join_inner", ["join_outer"], { type: "join", tasks: 2, tasksOk: 1 }),
+      node("join_outer", ["end"], { type: "join", state: "not-run", tasks: 0, tasksOk: 0 }), node("end", [], { type: "end", state: "not-run", tasks: 0, tasksOk: 0 })];
+    const laid = layoutGraph({ nodes, edges: edges(nodes, { "start>outer": "foreach rows", "outer>inner": "foreach cols" }) });
+    const order = ["start", "outer", "inner", "join_inner", "join_outer", "end"];
+    const at = Object.fromEntries(laid.nodes.map((n) => [n.step, n]));
+    assert.ok(order.every((s, i) => i === 0 || at[s].y > at[order[i - 1]].y), "each level below the last");
+    assert.deepEqual(laid.edges.filter((e) => e.label).map((e) => [e.from, e.label]), [["start", "foreach rows"], ["outer", "foreach cols"]]);
+    assert.ok(laid.edges.filter((e) => e.label).every((e) => e.labelAt));
+    assert.equal(nodeSummary(at.inner), "failed 5/6 · 1.5 s");
+  });
+
   it("a 60-step flow lays out in well under a second, every step placed", () => {
     const nodes = Array.from({ length: 60 }, (_, i) => node(`s${i}`, i < 59 ? [`s${i + 1}`] : []));
     const started = Date.now();

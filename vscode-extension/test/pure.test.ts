@@ -159,6 +159,7 @@ describe("pane policy", () => {
     assert.equal(paneColumn(3, 2, 1), 2); // left of the flow view: stays
     assert.equal(paneColumn(2, 1, 1), 3); // not over the editor either
     assert.equal(paneColumn(9, 9, 1), 9); // no column past the ninth
+    assert.equal(paneColumn(1, undefined, 2), "beside"); // the editor right of the view: beside it
   });
   it("firstSpin opens once, then only updates an open pane", () => {
     assert.equal(paneAction(result(), "firstSpin", false, false), "open");

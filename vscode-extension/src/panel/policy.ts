@@ -89,8 +89,8 @@ export type PaneColumn = number | "beside";
 /**
  * The pane's column, so that it and the flow view show side by side: with the flow view
  * open (in column `flow`), the pane stays where it is unless that hides the flow view or the
- * editor (column `editor`), else it goes to the column right of the flow view; without the
- * flow view, beside the active editor, as always.
+ * editor (column `editor`), else it goes to the column right of the flow view (right of the
+ * editor when the editor is there); without the flow view, beside the active editor.
  */
 export function paneColumn(flow: number | undefined, pane: number | undefined, editor: number | undefined): PaneColumn {
   if (flow === undefined) {
@@ -99,5 +99,6 @@ export function paneColumn(flow: number | undefined, pane: number | undefined, e
   if (pane !== undefined && pane !== flow && pane !== editor) {
     return pane;
   }
-  return Math.min(flow + 1, 9);
+  const next = Math.min(flow + 1, 9);
+  return next === editor ? "beside" : next; // the editor right of the flow view: beside it
 }
