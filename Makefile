@@ -184,7 +184,7 @@ $(MDSERVICE)/.ready-$(MDSERVICE_REV):
 mdservice: $(MDSERVICE)/.ready-$(MDSERVICE_REV)
 
 test: install lint editor-tools chromium ext-test vsix mdservice
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=30  # the slowest, so CI time stays in view
 
 bench: install
 	$(PY) bench/spin_bench.py
