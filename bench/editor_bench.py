@@ -13,11 +13,14 @@ With ``--only flow`` (or by default, after the above), the flow view (issue 20) 
 flow (bench/flowfixture.py): Ctrl+Alt+R with the graph open, each node's change (running,
 then ok) against the time Metaflow recorded it (the task's registration, its ``_task_ok``
 artifact); then 999 more runs made from that one (hard links, seconds), and `devd: Show Flow`
-→ the graph on screen (the page's animation frame after it drew, same clock) with 1,000 runs,
-the view closed before each sample (a new webview each time), then with the view left open
-beside (reveal and redraw); the runs tree's first level: its first open (activity bar click →
-its run rows, mostly VS Code opening its sidebar), then with the view open, collapsing and
-expanding the flow's node (VS Code's cached rows) and pressing Refresh while it is collapsed
+→ the graph on screen (the page's animation frame after it drew and VS Code showed it, same
+clock) with 1,000 runs, the view closed before each sample (a new webview each time; split
+into VS Code starting the view's webview frame, our page running in that frame, the graph
+there, on screen), and VS Code's floor for it: bench/emptyview's webview, made as the flow
+view's, with a page that does nothing; then with the view left open beside (reveal and
+redraw); the runs tree's first level: its first open (activity bar click → its run rows,
+mostly VS Code opening its sidebar), then with the view open, collapsing and expanding the
+flow's node (VS Code's cached rows) and pressing Refresh while it is collapsed
 before expanding it (devd/runs asked anew); and the daemon's answers behind them (devd/graph,
 devd/runs of 51) from a client like the extension's.
 
@@ -46,7 +49,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import flowfixture  # noqa: E402
-from vscode_harness import CodeServer, find_editor_tools, open_workbench  # noqa: E402
+from vscode_harness import CodeServer, find_editor_tools, open_workbench, zip_vsix  # noqa: E402
 
 TARGET_MS = 150.0
 FLOW = "hello_flow.py"
@@ -148,37 +151,69 @@ def flow_frame(page, steps: int):
     return None
 
 
-def close_flow_view(wb) -> None:
-    tab = wb.page.locator(".tab", has_text="devd flow:").first
+def close_flow_view(wb, title: str = "devd flow:") -> None:
+    tab = wb.page.locator(".tab", has_text=title).first
     if tab.count():
         tab.hover()
         tab.locator(".tab-actions .action-label").first.click()
-        wb.wait_until(lambda: not wb.page.locator(".tab", has_text="devd flow:").count()
-                      or None, "the flow view closed", 30)
+        wb.wait_until(lambda: not wb.page.locator(".tab", has_text=title).count()
+                      or None, f"the view {title!r} closed", 30)
 
 
-def palette_show_flow(wb) -> float:
-    """`devd: Show Flow` from the palette with the flow's editor focused: the time (epoch ms)
-    just before the command's row is clicked."""
+def palette_show_flow(wb, command: str = "devd: Show Flow") -> float:
+    """`devd: Show Flow` (or ``command``) from the palette with the flow's editor focused: the
+    time (epoch ms) just before the command's row is clicked."""
     wb.click_editor(flowfixture.FLOW_FILE)
     wb._close_quick_input()
-    wb._quick_input("f1").fill(">devd: Show Flow")
+    wb._quick_input("f1").fill(">" + command)
     row = wb.wait_until(lambda: next((r for r in wb._rows() if r.inner_text().split("\n")[0]
-                                      .strip() == "devd: Show Flow"), None), "the command", 30)
+                                      .strip() == command), None), "the command", 30)
     start = wb.page.evaluate(NOW)
     row.click()
     return start
 
 
-def show_flow_sample(wb, steps: int) -> tuple[float, float, float, float]:
+# bench/emptyview: a webview made as the flow view's, whose page does nothing (VS Code's floor).
+EMPTY_VIEW = "devd bench: Empty View Beside"
+EMPTY_SHOWN = ("() => document.body && document.body.dataset.benchEmpty"
+               " ? Number(document.body.dataset.drawnAt || 0) : 0")
+
+
+def empty_view_sample(wb) -> float:
+    """bench/emptyview's command from the palette → its empty page on screen (ms), its view
+    closed first: VS Code's own part of a new flow view."""
+    close_flow_view(wb, "bench: empty view")
+    start = palette_show_flow(wb, EMPTY_VIEW)
+
+    def shown() -> float | None:
+        for frame in wb.page.frames:
+            try:
+                at = frame.evaluate(EMPTY_SHOWN)
+            except Exception:
+                continue
+            if at:
+                return at
+        return None
+
+    return wb.wait_until(shown, "the empty view", 60, interval=0.02) - start
+
+
+# In a webview's host frame (VS Code's webview/browser/pre/index.html, our page's parent): when
+# VS Code started loading it (epoch ms).
+HOST_STARTED = "() => performance.timeOrigin"
+
+
+def show_flow_sample(wb, steps: int) -> tuple[float, float, float, float, float]:
     """`devd: Show Flow` from the palette → the graph on screen (ms), the view closed first;
-    and its parts: → the new page's script runs, → the graph reaches it, → drawn."""
+    and its parts: → VS Code starts the view's webview frame, → our page's script runs in
+    it, → the graph is there, → on screen."""
     close_flow_view(wb)
     start = palette_show_flow(wb)
     frame = wb.wait_until(lambda: flow_frame(wb.page, steps), "the graph", 60, interval=0.02)
     at = frame.evaluate("() => [document.body.dataset.startedAt, document.body.dataset.graphAt,"
                         " document.body.dataset.drawnAt].map(Number)")
-    return at[2] - start, at[0] - start, at[1] - at[0], at[2] - at[1]
+    host = frame.parent_frame.evaluate(HOST_STARTED)
+    return at[2] - start, host - start, at[0] - host, at[1] - at[0], at[2] - at[1]
 
 
 def show_open_flow_sample(wb, steps: int) -> float:
@@ -256,7 +291,8 @@ def flow_bench(samples: int, vsix: Path, tools,
         # The view's title buttons (the runs tree's Refresh) shown without hovering.
         settings = {"devd.pythonPath": sys.executable,
                     "workbench.view.alwaysShowHeaderActions": True}
-        with CodeServer(vsix, ws, settings, env,
+        empty = zip_vsix(HERE / "emptyview", work / "emptyview.vsix")
+        with CodeServer([vsix, empty], ws, settings, env,
                         tools=tools) as server, open_workbench(server) as wb:
             wb.open_file(flowfixture.FLOW_FILE)
             wb.wait_until(lambda: "sync~spin" not in wb.status_bar_text()
@@ -294,13 +330,24 @@ def flow_bench(samples: int, vsix: Path, tools,
             show = [p[0] for p in parts]
             rows.append(("`devd: Show Flow` → graph on screen (50 steps, 1,000 runs)", show,
                          "show"))
-            rows.append(("… of which: command → the new view's page runs", [p[1] for p in parts],
+            rows.append(("… of which: command → VS Code starts the view's webview frame "
+                         "(its editor group, the frame's page)", [p[1] for p in parts], ""))
+            rows.append(("… of which: webview frame → our page runs in it (VS Code's service "
+                         "worker, an empty document, our HTML written in)", [p[2] for p in parts],
                          ""))
-            rows.append(("… of which: page ready → the graph reaches it (devd/graph, layout)",
-                         [p[2] for p in parts], ""))
-            rows.append(("… of which: the page draws it (next frame)", [p[3] for p in parts],
+            rows.append(("… of which: page runs → the graph there (in the page when devd/graph "
+                         "and the layout were ready, else by message)", [p[3] for p in parts],
                          ""))
+            rows.append(("… of which: → on screen (drawn; VS Code shows a new page at its load "
+                         "event)", [p[4] for p in parts], ""))
             print(f"(show flow, ms: {parts})", flush=True)
+            close_flow_view(wb)
+            floor = [empty_view_sample(wb) for _ in range(samples + 2)][2:]
+            close_flow_view(wb, "bench: empty view")
+            rows.append(("… VS Code's floor: the same from a page that does nothing "
+                         "(bench/emptyview)", floor, ""))
+            palette_show_flow(wb)
+            wb.wait_until(lambda: flow_frame(wb.page, steps), "the graph", 120)
             again = [show_open_flow_sample(wb, steps) for _ in range(samples + 1)][1:]
             rows.append(("`devd: Show Flow` with the view open beside → graph redrawn "
                          "(reveal, devd/graph, redraw)", again, "show"))
@@ -355,13 +402,15 @@ def main() -> int:
     parser.add_argument("--only", choices=("all", "spin", "flow"), default="all")
     parser.add_argument("--flow-samples", type=int, default=10,
                         help="samples of each flow view figure (Show Flow, runs tree, daemon)")
+    parser.add_argument("--vsix", help="the extension to measure (default: make vsix's); e.g. "
+                        "an earlier commit's, for a before/after")
     args = parser.parse_args()
 
     tools, why = find_editor_tools()
     if tools is None:
         raise SystemExit(f"no editor tools: {why} (run make editor-tools)")
     version = json.loads((REPO / "vscode-extension/package.json").read_text())["version"]
-    vsix = REPO / "vscode-extension" / f"devd-{version}.vsix"
+    vsix = Path(args.vsix) if args.vsix else REPO / "vscode-extension" / f"devd-{version}.vsix"
     if not vsix.exists():
         subprocess.run(["make", "-C", str(REPO), "vsix"], check=True)
 
