@@ -4,21 +4,34 @@ come from, told by a hash of each step's source lines."""
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 
 from ..common.report import StaleMark
 from .flowmodel import FlowModel
 
+_hashed: dict[str, tuple[tuple[int, int, int], dict[str, str]]] = {}
+
 
 def step_source_hashes(model: FlowModel) -> dict[str, str]:
-    """A hash of each step's source lines, to tell when a step's code changed."""
+    """A hash of each step's source lines, to tell when a step's code changed (read again
+    only when the file or the model changed: every spin asks, twice)."""
+    try:
+        st = os.stat(model.path)
+        key = (st.st_mtime_ns, st.st_size, id(model))
+    except OSError:
+        key = (0, 0, 0)
+    cached = _hashed.get(model.path)
+    if cached is not None and cached[0] == key and key[0]:
+        return dict(cached[1])
     with open(model.path, encoding="utf-8", errors="replace") as fh:
         lines = fh.read().splitlines()
     hashes = {}
     for name, info in model.steps.items():
         text = "\n".join(lines[info.start_line - 1 : info.end_line])
         hashes[name] = hashlib.sha1(text.encode()).hexdigest()
-    return hashes
+    _hashed[model.path] = (key, hashes)
+    return dict(hashes)
 
 
 def _changed_since_run(step: str, run_id: str | None) -> StaleMark:
