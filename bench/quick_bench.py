@@ -37,6 +37,7 @@ from spin_bench import (  # noqa: E402 - after the path set-up: a sibling script
     devd_json,
     run,
     set_environment,
+    settle,
     train_pathspec,
 )
 
@@ -82,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
         for _ in range(args.reps):
             samples["metaflow"].append(run(metaflow_cmd, project)[0])
+            settle()
             elapsed, out = run(cli_cmd, project)
             samples["devd cli"].append(elapsed)
             finish_ms.append(devd_json(out).get("timingsMs", {}).get("child.finish", 0.0))
+            settle()
             started = time.perf_counter()
             spun = session.spin(pathspec)
             samples["devd api"].append(time.perf_counter() - started)

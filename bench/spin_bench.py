@@ -88,6 +88,16 @@ class SizeResult:
 
 
 # -- environment and processes ---------------------------------------------------------
+SETTLE_S = 0.25
+
+
+def settle() -> None:
+    """A pause before each timed devd spin, as a user's think time: the previous command's
+    process has exited and the daemon's after-spin work (its next prepared child) is done,
+    so one measurement does not pay for the teardown of the one before (2 cores here)."""
+    time.sleep(SETTLE_S)
+
+
 def set_environment(root: Path, eager: bool) -> None:
     """Local datastore and metadata, a non-root user, and a blob cache of our own."""
     if eager:
@@ -235,14 +245,17 @@ def bench_size(mb: int, reps: int, root: Path, daemon: bool, read: bool) -> Size
         for i in range(reps):
             log(mb, f"steady state: round {i + 1}/{reps}")
             steady["metaflow spin"].append(run(metaflow_cmd, project)[0])
+            settle()
             elapsed, out = run(cli_cmd, project)
             steady["devd cli cold"].append(elapsed)
             result.cli_timings.append(devd_json(out).get("timingsMs", {}))
             if daemon:
+                settle()
                 elapsed, out = run([*cli, "spin", FLOW, pathspec, "--json"], project)
                 devd_json(out)
                 steady["devd cli daemon"].append(elapsed)
             steady["floor"].append(run([py, "-c", FLOOR_CODE], project)[0])
+            settle()
             started = time.perf_counter()
             spun = session.spin(pathspec)
             steady["devd warm"].append(time.perf_counter() - started)
