@@ -60,3 +60,20 @@ def test_preload_logs_what_it_could_not_import(monkeypatch: pytest.MonkeyPatch,
         preload_module.preload()  # never raises: each child imports it itself
     [record] = [r for r in caplog.records if "devd_no_such_module" in r.getMessage()]
     assert "ModuleNotFoundError" in record.getMessage()
+
+
+def _made_here() -> object:
+    class Local:  # only cloudpickle carries it (by value); plain pickle refuses it
+        def __init__(self) -> None:
+            self.x = 3
+
+    return Local()
+
+
+def test_a_childs_answer_plain_pickle_refuses_still_arrives() -> None:
+    """The channel sends a child's messages with plain pickle (fast) and falls back to
+    cloudpickle for what only it can carry (devd/common/channel.py)."""
+    from devd.common.forking import run_in_child
+
+    assert run_in_child(_made_here).value.x == 3
+    assert run_in_child(sorted, [3, 1, 2]).value == [1, 2, 3]

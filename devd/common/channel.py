@@ -19,10 +19,17 @@ class Channel:
         self.fd = fd
 
     def send(self, kind: str, payload: Any) -> None:
-        try:
-            data = cloudpickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - an unpicklable payload must not lose the message
-            data = cloudpickle.dumps((kind, {"unpicklable": repr(exc)}))
+        data = None
+        if kind != "request":  # a child's word: devd's own plain data (values are bytes
+            try:  # already), ~20 us where cloudpickle takes ~200 us
+                data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001 - a local class, a lambda: cloudpickle's by value
+                data = None
+        if data is None:  # a request may carry the caller's objects (a notebook's classes)
+            try:
+                data = cloudpickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # noqa: BLE001 - an unpicklable payload must not lose the message
+                data = cloudpickle.dumps((kind, {"unpicklable": repr(exc)}))
         view = memoryview(struct.pack("!Q", len(data)) + data)
         while view:
             view = view[os.write(self.fd, view):]
