@@ -344,6 +344,7 @@ def bench_worker(reps: int, root: Path) -> list[str]:
         for i in range(reps):
             print(f"[worker] round {i + 1}/{reps}", flush=True)
             for step in ("here", "there"):
+                settle()
                 elapsed, out = run([*cli, "spin", "worker_flow.py", step, "--json"], project)
                 data = devd_json(out)
                 samples[step].append(elapsed)
