@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from vscode_harness import CodeServer, Workbench, extension_vsix, find_editor_tools, open_workbench
 
 pytestmark = pytest.mark.editor
@@ -179,6 +180,8 @@ def test_a_nodes_spin_button_spins_that_step(wb: Workbench) -> None:
 
 def front(wb: Workbench) -> Any:
     """The flow view, shown again from the editor (Show Flow reveals it where it is)."""
+    if wb.page.locator(".context-view .monaco-menu").count():  # a menu a failure left open
+        wb.page.keyboard.press("Escape")
     wb.click_editor(FLOW)
     wb.run_command("devd: Show Flow")
     return graph_frame(wb)
@@ -196,8 +199,19 @@ def context_menu(wb: Workbench, step: str) -> list[str]:
 
 
 def click_menu(wb: Workbench, label: str) -> None:
-    wb.page.locator(".context-view .monaco-menu .action-item .action-label",
-                    has_text=label).first.click()
+    """Click an entry of the open context menu; again if the menu is still there after a
+    while (on a busy machine a click landing while VS Code lays the menu out is lost)."""
+    entry = wb.page.locator(".context-view .monaco-menu .action-item .action-label",
+                            has_text=label).first
+    for _ in range(3):
+        entry.click()
+        try:
+            wb.page.locator(".context-view .monaco-menu").wait_for(state="hidden",
+                                                                   timeout=3000)
+            return
+        except PlaywrightTimeout:  # still open: the click was lost, click again
+            continue
+    raise AssertionError(f"the context menu stayed open after clicking '{label}'")
 
 
 def shown_run(wb: Workbench) -> str:
