@@ -50,6 +50,7 @@ class PreparedChildren:
         self._lock = threading.Lock()
         self._closed = False
         self._jobs: queue.SimpleQueue[tuple[Any, ...] | None] | None = None
+        self._thread: threading.Thread | None = None
 
     def prepare(self, flow_name: str, request: SpinRequest, warm_tasks: list[WarmTask],
                 warming: list[threading.Thread]) -> None:
@@ -59,8 +60,9 @@ class PreparedChildren:
         with self._lock:
             if self._jobs is None:
                 self._jobs = queue.SimpleQueue()
-                threading.Thread(target=self._serve, args=(self._jobs,),
-                                 name="devd-prepare", daemon=True).start()
+                self._thread = threading.Thread(target=self._serve, args=(self._jobs,),
+                                                name="devd-prepare", daemon=True)
+                self._thread.start()
             self._jobs.put((flow_name, request, warm_tasks, warming))
 
     def _serve(self, jobs: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
@@ -171,12 +173,17 @@ class PreparedChildren:
         if prepared is not None and any(p in prepared.pathspecs for p in pathspecs):
             self.drop()
 
-    def close(self) -> None:
-        """No more children: end the prepared one, and one being made now once it is."""
+    def close(self, wait: float = 5.0) -> None:
+        """No more children: end the prepared one, and one being made now once it is.
+        Waits (up to ``wait`` s) for a job in hand to end: until then its thread holds the
+        warm parents it was given, which a closed Session must let go."""
         self._closed = True
         with self._lock:
             if self._jobs is not None:
                 self._jobs.put(None)
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(wait)
         self.drop()
 
 
