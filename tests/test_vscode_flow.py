@@ -363,8 +363,13 @@ def test_run_flow_moves_the_nodes_and_a_click_jumps_to_the_step(wb: Workbench) -
         return seen if seen["end"][-1:] == ["ok"] and "running" in seen["end"] else None
 
     seen = wb.wait_until(finished, "the run's states reaching the view", timeout=180)
-    for step in STEPS:  # every node went running, then ok
-        assert seen[step][-2:] == ["running", "ok"], (step, seen)
+    for step in STEPS:  # every node ends ok, never going back once running
+        assert seen[step][-1] == "ok", (step, seen)
+        assert seen[step][-2:] == ["running", "ok"] or "running" not in seen[step], (step, seen)
+    # a step whose task takes a while is seen running (a trivial one may start and end
+    # between two reads of the task records, 0.1 s apart, and go straight to ok)
+    assert seen["body"][-2:] == ["running", "ok"], seen
+    assert sum("running" in seen[step] for step in STEPS) >= len(STEPS) // 2, seen
     frame = graph_frame(wb)
     frame.evaluate("() => document.querySelector('.node[data-step=\"gather\"]').click()")
     line = SOURCE.splitlines().index("    def gather(self, inputs):") + 1
