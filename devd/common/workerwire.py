@@ -20,6 +20,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any, cast
 
+from .channel import dumps_message
+
 # What the messages look like: a worker started from devd's files after they changed on
 # disk (an upgrade under a running daemon) says another, and the daemon stops it. The hello
 # is a plain channel frame in every version, so either side can read the other's.
@@ -34,32 +36,15 @@ def send(fd: int, lock: threading.Lock, kind: str, *payload: Any,
          blobs: dict[str, bytes] | None = None) -> None:
     """Write one message, whole; ``blobs`` follow it as they are (see the module's doc)."""
     if blobs is None:
-        head, flag = _dumps((kind, payload)), 0
+        head, flag = dumps_message((kind, payload)), 0
     else:  # raises if the head cannot be pickled: the blobs' sizes must go first
-        head = _dumps((kind, payload, [(name, len(b)) for name, b in blobs.items()]),
-                      strict=True)
+        head = dumps_message((kind, payload, [(name, len(b)) for name, b in blobs.items()]),
+                             strict=True)
         flag = _BLOBS
     with lock:
         _write(fd, memoryview(_SIZE.pack(len(head) | flag) + head))
         for blob in (blobs or {}).values():
             _write(fd, memoryview(blob))
-
-
-def _dumps(message: tuple[Any, ...], strict: bool = False) -> bytes:
-    """The message pickled: by pickle (a result's head is devd's own dataclasses: ~20 us,
-    where cloudpickle takes ~0.5 ms), else by cloudpickle, as a child's channel does; one
-    that cannot be is sent as a note the reader skips, unless ``strict``."""
-    try:
-        return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # noqa: BLE001 - a card's component, say, of a class made in the step
-        import cloudpickle
-
-        try:
-            return cloudpickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # an unpicklable payload must not lose the message
-            if strict:
-                raise
-            return cloudpickle.dumps((message[0], {"unpicklable": repr(exc)}))
 
 
 def _write(fd: int, view: memoryview) -> None:
