@@ -19,6 +19,7 @@ from unittest import mock
 import pytest
 from vscode_harness import (
     CodeServer,
+    EditorTestError,
     Workbench,
     devd_code_server,
     devd_env,
@@ -110,18 +111,36 @@ def info(workspace: Path) -> dict:
 
 def open_quick(wb: Workbench, name: str) -> None:
     """Ctrl+P, the name, Enter: the file's editor focused (no click: a click at the text's
-    corner can land on the editor's scroll shadow)."""
-    wb._close_quick_input()
-    wb._quick_input("ctrl+p").fill(name)
-    wb.wait_until(lambda: any(name in (r.get_attribute("aria-label") or r.inner_text())
-                              for r in wb._rows()), f"{name} in the Ctrl+P list")
-    wb.press("Enter")
-    wb.wait_for_selector(f'.monaco-editor.focused[data-uri$="/{name}"]')
+    corner can land on the editor's scroll shadow). Tried three times: on a loaded CI
+    machine an Enter pressed while the list is still refiltering can open nothing, and a
+    webview revealed late can take the focus back (CI on a clean clone saw one or the other:
+    hello_flow.py never got a focused editor)."""
+    focused = f'.monaco-editor.focused[data-uri$="/{name}"]'
+
+    def attempt(timeout: float | None) -> None:
+        wb._close_quick_input()
+        wb._quick_input("ctrl+p").fill(name)
+        wb.wait_until(lambda: any(name in (r.get_attribute("aria-label") or r.inner_text())
+                                  for r in wb._rows()), f"{name} in the Ctrl+P list")
+        wb.press("Enter")
+        wb.wait_for_selector(focused, timeout)
+
+    for _ in range(2):
+        try:
+            return attempt(15)
+        except EditorTestError:
+            pass
+    attempt(None)  # the last try fails with the harness's report (screenshot, logs)
 
 
 def focus_the_flow(wb: Workbench) -> None:
+    """The flow's editor focused: the first group's, else opened again (a test that failed
+    may have left another file in front; it should not fail the next test too)."""
     wb.run_command("View: Focus First Editor Group")
-    wb.wait_for_selector(f'.monaco-editor.focused[data-uri$="/{FLOW}"]')
+    try:
+        wb.wait_for_selector(f'.monaco-editor.focused[data-uri$="/{FLOW}"]', 5)
+    except EditorTestError:
+        open_quick(wb, FLOW)
 
 
 def lenses(wb: Workbench) -> list[str]:
