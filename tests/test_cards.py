@@ -8,6 +8,7 @@ reaches an open page without reloading it. Screenshots go to the test's tmp dir 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -985,51 +986,78 @@ def webrtc_card(port: int) -> str:
             f"<script>{direct}</script><script>{nested}</script></body></html>")
 
 
-def stun_packets(sock: Any, seconds: float) -> int:
-    got, deadline = 0, time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            sock.recvfrom(4096)
-            got += 1
-        except TimeoutError:
-            pass
-    return got
+class StunTrap:
+    """Loopback UDP ports a card's WebRTC would send STUN packets to, one per page under test,
+    watched together: the pages are opened at once and waited for once."""
+
+    def __init__(self, *names: str) -> None:
+        import socket
+
+        self.socks = {name: socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for name in names}
+        for sock in self.socks.values():
+            sock.bind(("127.0.0.1", 0))
+            sock.setblocking(False)
+
+    def port(self, name: str) -> int:
+        return self.socks[name].getsockname()[1]
+
+    def packets(self, seconds: float, *, until_any: bool = False) -> dict[str, int]:
+        """Packets each port got within ``seconds`` (sooner with ``until_any``: once one did)."""
+        import select
+
+        got = dict.fromkeys(self.socks, 0)
+        by_sock = {sock: name for name, sock in self.socks.items()}
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select(list(by_sock), [], [], left)
+            for sock in ready:
+                with contextlib.suppress(BlockingIOError):
+                    while sock.recvfrom(4096):
+                        got[by_sock[sock]] += 1
+            if until_any and any(got.values()):
+                break
+        return got
+
+    def close(self) -> None:
+        for sock in self.socks.values():
+            sock.close()
+
+
+FLAVOURS = (("browser", {}), ("webview", {"nonce": NONCE, "csp_source": CSP_SOURCE}))
 
 
 def test_card_frames_cannot_open_webrtc_in_either_flavour(
         in_project: Path, browser: Any, tmp_path: Path) -> None:
     """A card sent STUN packets out despite the page's CSP: Chromium applies no CSP to
-    WebRTC. The STUN server is a loopback UDP port this test listens on."""
-    import socket
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.1)
-    card = webrtc_card(sock.getsockname()[1])
+    WebRTC. The STUN servers are loopback UDP ports this test listens on."""
+    trap = StunTrap("bare", *(flavour for flavour, _ in FLAVOURS))
     try:
         # The probe works: the same card opened bare in Chromium reaches the port.
         bare = Watched(browser)
-        bare.page.goto(card_file(tmp_path, "rtc-bare", card))
-        assert stun_packets(sock, 5) > 0, "no STUN packet from an unguarded card"
+        bare.page.goto(card_file(tmp_path, "rtc-bare", webrtc_card(trap.port("bare"))))
+        assert trap.packets(5, until_any=True)["bare"] > 0, "no STUN packet from an unguarded card"
         bare.close()
-        stun_packets(sock, 0.5)  # drain
         with Session(FLOW) as session:
             result = session.spin("report")
-        result = with_card(result, card, {"id": "rtc", "type": "blank", "uuid": "r1"})
-        for flavour, options in (("browser", {}),
-                                 ("webview", {"nonce": NONCE, "csp_source": CSP_SOURCE})):
+        pages = []
+        for flavour, options in FLAVOURS:
+            card = webrtc_card(trap.port(flavour))
+            shown = with_card(result, card, {"id": "rtc", "type": "blank", "uuid": "r1"})
             watched = Watched(browser)
             watched.page.goto(card_file(tmp_path, f"rtc-{flavour}",
-                                        render_preview(result, **options)))
+                                        render_preview(shown, **options)))
+            pages.append((flavour, watched))
             frame = watched.page.frame_locator('iframe[data-card-id="rtc"]')
             frame.locator("#tried", has_text="tried").wait_for()  # the card's scripts ran
             report = watched.page.frame_locator('iframe[data-card-id="report"]')
             report.locator("h1", has_text="Quarterly report").wait_for()  # cards still work
             assert frame.locator("#direct").inner_text() == "closed", flavour
-            assert stun_packets(sock, 4) == 0, f"a card opened WebRTC ({flavour})"
+        got = trap.packets(4)
+        assert not got["browser"] and not got["webview"], f"a card opened WebRTC: {got}"
+        for _, watched in pages:
             watched.close()
     finally:
-        sock.close()
+        trap.close()
 
 
 def test_the_diff_shows_both_values_and_the_page_leads_with_them(

@@ -272,12 +272,11 @@ def test_documents_outside_the_project_are_not_watched_and_hosts_are_refused(
 # -- item 12: the card page's WebRTC guard --------------------------------------------------
 
 from tests.test_cards import (  # noqa: E402 - Chromium and its helpers, for these tests only
-    CSP_SOURCE,
-    NONCE,
+    FLAVOURS,
+    StunTrap,
     Watched,
     browser,  # noqa: F401 - the fixture
     card_file,
-    stun_packets,
 )
 
 # What the nested documents run: WebRTC to the test's loopback "STUN server". The card's
@@ -355,33 +354,34 @@ def test_a_card_cannot_disarm_the_webrtc_guard(browser: Any, tmp_path: Path,  # 
     """The card replaces what the guard calls, hides a srcdoc frame from it, or navigates
     itself away from it, and tries WebRTC from a window the guard never sealed: no STUN
     packet leaves, in either page."""
-    import socket
-
     from markupsafe import escape
 
     from devd.core.preview import render_preview
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.1)
-    card = attack_card(attack, sock.getsockname()[1])
+    trap = StunTrap("bare", *(flavour for flavour, _ in FLAVOURS))
     try:
         # The probe works: in a sandboxed frame of a page without devd's policy or guard,
         # the card reaches the port.
         bare = Watched(browser)
+        card = attack_card(attack, trap.port("bare"))
         bare.page.goto(card_file(tmp_path, "bare", "<!DOCTYPE html><iframe sandbox="
                                  f"'allow-scripts' srcdoc='{escape(card)}'></iframe>"))
-        assert stun_packets(sock, 5) > 0, "no STUN packet from the unguarded card"
+        assert trap.packets(5, until_any=True)["bare"] > 0, \
+            "no STUN packet from the unguarded card"
         bare.close()
-        stun_packets(sock, 0.5)  # drain
-        for flavour, options in (("browser", {}),
-                                 ("webview", {"nonce": NONCE, "csp_source": CSP_SOURCE})):
+        pages = []
+        for flavour, options in FLAVOURS:
             watched = Watched(browser)
+            card = attack_card(attack, trap.port(flavour))
             watched.page.goto(card_file(tmp_path, flavour,
                                         render_preview(preview_with(card), **options)))
             frame = watched.page.frame_locator('iframe[data-card-id="rtc"]')
-            frame.locator("#tried", has_text="tried").wait_for()  # the card's script ran on
-            assert stun_packets(sock, 4) == 0, f"the card opened WebRTC ({flavour})"
+            # the card's script ran on (seen at once: "navigate" leaves the page after 1 s)
+            frame.locator("#tried", has_text="tried").wait_for()
+            pages.append(watched)
+        got = trap.packets(4)
+        assert not got["browser"] and not got["webview"], f"the card opened WebRTC: {got}"
+        for watched in pages:
             watched.close()
     finally:
-        sock.close()
+        trap.close()
