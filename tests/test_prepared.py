@@ -268,3 +268,108 @@ def test_an_environment_changed_after_the_child_was_prepared_reaches_the_step(
         wait_prepared(s)
         again = s.spin("compute")  # prepared with it now
         assert again.artifacts["y"] == 1006 and "child.idle" in again.timings
+
+
+GATED = '''\
+from metaflow import FlowSpec, Parameter, current, step, timeout
+
+
+class GatedFlow(FlowSpec):
+    scale = Parameter("scale", default=2)
+
+    @step
+    def start(self):
+        self.x = 3
+        self.next(self.compute)
+
+    @timeout(seconds=2)
+    @step
+    def compute(self):
+        self.y = self.x * self.scale
+        self.where = current.pathspec
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    GatedFlow()
+'''
+
+
+@pytest.fixture
+def gated(in_project: Path) -> Path:
+    """A flow with a Parameter and a step under @timeout(2 s), run once for real."""
+    from tests.conftest import run_flow
+
+    folder = in_project / "gated"
+    folder.mkdir(exist_ok=True)
+    path = folder / "gated_flow.py"
+    path.write_text(GATED)
+    run_flow(folder, "gated_flow.py")
+    os.chdir(folder)
+    return path
+
+
+def wait_set_up(session: Session) -> None:
+    """Until the prepared child has set its task up and waits at the gate (it marks no
+    output: give it the time)."""
+    deadline = time.monotonic() + 30
+    while session.prepared.current is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert session.prepared.current is not None
+    time.sleep(1.0)
+
+
+def test_a_child_sets_its_task_up_ahead_and_no_decorator_runs_before_the_spin(
+        gated: Path) -> None:
+    """Metaflow's task set-up runs before the request (the "prestep" phase, then the wait);
+    the decorators' hooks do not: @timeout's 2 s alarm would fire while the child waits 3 s
+    for its request, and the spin would fail or be run by a new child."""
+    with Session(gated) as s:
+        first = s.spin("compute")
+        assert first.ok and first.artifacts["y"] == 6
+        wait_set_up(s)
+        time.sleep(2.0)
+        again = s.spin("compute")
+        assert again.ok, again.error
+        assert again.timings["child.idle"] > 2.0 and "child.prestep" in again.timings
+        assert again.artifacts["y"] == 6
+        assert "/compute/" in again.artifacts["where"] != first.artifacts["where"]
+
+
+def test_overrides_meet_a_task_set_up_ahead_unless_they_name_a_parameter(gated: Path) -> None:
+    """An artifact override reaches the inputs of a task set up before it came; one that
+    names a Parameter (read in the set-up) is refused, and a new child runs it right."""
+    with Session(gated) as s:
+        s.spin("compute")
+        wait_set_up(s)
+        given = s.spin("compute", artifacts={"x": 10})
+        assert "child.prestep" in given.timings and given.artifacts["y"] == 20
+        wait_set_up(s)
+        plain = s.spin("compute")  # prepared with x=10: none of it stays
+        assert "child.prestep" in plain.timings and plain.artifacts["y"] == 6
+        wait_set_up(s)
+        scaled = s.spin("compute", artifacts={"scale": 5})
+        assert "child.idle" not in scaled.timings  # refused: a new child ran it
+        assert scaled.artifacts["y"] == 15
+        wait_set_up(s)
+        again = s.spin("compute", artifacts={"scale": 5})
+        assert "child.idle" in again.timings and "child.prestep" not in again.timings
+        assert again.artifacts["y"] == 15
+
+
+def test_a_joins_overrides_per_input_meet_a_task_set_up_ahead(in_project: Path) -> None:
+    with Session("branch_flow.py") as s:
+        assert s.spin("join").artifacts["vs"] == [11, 12, 13]
+        a_input = next("/".join(p.input_path.split("/")[:3]) for p in s.plan("join").parents
+                       if "/a/" in p.input_path)
+        wait_set_up(s)
+        given = s.spin("join", artifacts={a_input: {"v": 100}})
+        assert "child.prestep" in given.timings, given.timings
+        assert given.artifacts["vs"] == [12, 13, 100]
+        wait_set_up(s)
+        plain = s.spin("join")
+        assert "child.prestep" in plain.timings and plain.artifacts["vs"] == [11, 12, 13]

@@ -5,6 +5,7 @@ ahead of time, then waits for the request, refusing it if a source file changed 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from .request import Outdated, SpinRequest
 from .state import State
@@ -37,8 +38,9 @@ def source_files(req: SpinRequest) -> list[str]:
     return sorted(files)
 
 
-def await_request() -> SpinRequest | Outdated:
-    """Block until the parent sends the request; refuse it if a source changed meanwhile."""
+def await_request(takes: Callable[[SpinRequest], bool] | None = None) -> SpinRequest | Outdated:
+    """Block until the parent sends the request; refuse it if a source changed meanwhile,
+    or if ``takes`` says this child cannot run it (the spin then runs in a new child)."""
     import datetime
 
     from ..common.childside import accept, receive
@@ -47,6 +49,8 @@ def await_request() -> SpinRequest | Outdated:
     for path, mtime, size in State.stamps:
         if stamp([path])[0] != (path, mtime, size):
             return Outdated(path)
+    if takes is not None and not takes(req):
+        return Outdated(req.flow_file)
     accept()
     State.request = req
     State.created_at = datetime.datetime.now()

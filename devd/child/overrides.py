@@ -117,15 +117,19 @@ def _check_module_file(given: str, path: str) -> None:
 
 def apply_config_overrides(flow: Any) -> None:
     """Make the step body read the config values given to this spin (not the recorded ones)."""
+    for var, value in config_override_values(flow).items():
+        State.spin_artifacts[var] = value
+        for overrides in State.join_artifacts.values():
+            overrides[var] = value
+
+
+def config_override_values(flow: Any) -> dict[str, Any]:
+    """The Configs given to this spin, by attribute name (none: every Config is the run's).
+    Read before Metaflow's task set-up, which turns the flow's Parameters into properties."""
     from metaflow.flowspec import FlowStateItems
 
-    req = State.request
-    if not req.config_overrides:
-        return
+    if not State.request.config_overrides:
+        return {}
     configs = flow.__class__._flow_state[FlowStateItems.CONFIGS]
-    for var, param in flow._get_parameters():
-        if getattr(param, "IS_CONFIG_PARAMETER", False) and param.name in configs:
-            value = configs[param.name][0]
-            State.spin_artifacts[var] = value
-            for overrides in State.join_artifacts.values():
-                overrides[var] = value
+    return {var: configs[param.name][0] for var, param in flow._get_parameters()
+            if getattr(param, "IS_CONFIG_PARAMETER", False) and param.name in configs}

@@ -8,6 +8,7 @@ back to the parent as plain data (devd/child/request.py).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
 import os
@@ -24,6 +25,7 @@ from ..common.warmstore import LAZY_LOADED
 from .cardcapture import install_card_capture, render_final_cards, store_cards
 from .collect import Sink, capture_output_datastore, collect
 from .failure import error_info, setup_error
+from .gate import RequestGate, gate_at_pre_step
 from .handshake import await_request, source_files, stamp
 from .overrides import apply_config_overrides, read_overrides
 from .request import ChildResult, DebugReady, Outdated, SpinRequest, spin_kept_decorators
@@ -86,6 +88,7 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
         shm = "/dev/shm"
         scratch = tempfile.mkdtemp(prefix="devd-spin-",
                                    dir=shm if os.access(shm, os.W_OK) else None)
+        State.scratch = scratch
         SpinStorage.SYSROOT_VAR = os.path.join(scratch, SpinStorage.DATASTORE_DIR)
         os.mkdir(SpinStorage.SYSROOT_VAR)
         from .writebehind import install as write_behind
@@ -158,6 +161,7 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
     capture_output_datastore(obj.flow_datastore, sink)
     run_id = obj.metadata.new_run_id()
     task_id = obj.metadata.new_task_id(run_id, req.step)
+    gate: RequestGate | None = None
     if State.prepared:  # all set: wait for the request itself
         mark("prepare")
         preloading = None
@@ -170,16 +174,20 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
         from .pretouch import pretouch
 
         pretouch(None if req.options.persist else SpinStorage.SYSROOT_VAR)
-        asked = await_request()
-        if preloading is not None:  # done before the step runs (it may fork, say)
-            preloading.join()
-        if isinstance(asked, Outdated):
-            return asked
-        req = asked
-        mark("idle")
+        # Metaflow's task set-up too, up to the gate, when it can (devd/child/gate.py)
+        gate = RequestGate.ahead_of(req, flow, preloading, _on_request)
+        if gate is None:
+            asked = await_request()
+            if preloading is not None:  # done before the step runs (it may fork, say)
+                preloading.join()
+            if isinstance(asked, Outdated):
+                return asked
+            req = asked
+            mark("idle")
     started = time.perf_counter()
-    read_overrides(req)
-    apply_config_overrides(flow)
+    if gate is None:  # else read for the prepared request, and the request's at the gate
+        read_overrides(req)
+        apply_config_overrides(flow)
     spin_artifacts: Any = State.spin_artifacts
     if obj.graph[req.step].type == "join":
         spin_artifacts = State.join_artifacts
@@ -193,15 +201,19 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
     spun_task_in_client()
     if req.run_tags:  # current.tags, as the run's tasks had them (`run --tag ...`)
         obj.metadata.add_sticky_tags(tags=req.run_tags)
-    mark("setup")
-    if req.options.debug:
-        _attach_debugger(req)
+    if gate is None:
+        _on_request(req)
     try:
-        task.run_step(
-            req.step, run_id, task_id, req.resumed_from, req.input_paths, req.split_index,
-            req.retry_count, req.retry_count, kept, req.options.persist,
-        )
-    except BaseException as exc:  # noqa: BLE001 - the step failed (or Metaflow refused it)
+        with gate_at_pre_step(gate) if gate is not None else contextlib.nullcontext():
+            task.run_step(
+                req.step, run_id, task_id, req.resumed_from, req.input_paths,
+                req.split_index, req.retry_count, req.retry_count, kept,
+                req.options.persist,
+            )
+    except BaseException as exc:  # the step failed (or Metaflow refused it)
+        if gate is not None and not gate.passed:
+            raise  # before the request came: the spin reports it, afresh (run_spin)
+        req = State.request
         error = error_info(exc, req.flow_file)
         if req.options.pdb:
             from ..common.debugging import post_mortem
@@ -212,10 +224,12 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
 
             stop_on_exception(exc)
     finally:
-        if req.options.debug:
+        if (gate is None or gate.passed) and State.request.options.debug:
             from ..common.debugging import end_session
 
             end_session()
+    if gate is not None:
+        started, req = gate.started, State.request
     sys.stdout.flush()
     sys.stderr.flush()
     mark("step")
@@ -224,6 +238,13 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
     if State.staging is not None:
         _publish(State.staging, result, flow.name, req.step)
     return result
+
+
+def _on_request(req: SpinRequest) -> None:
+    """The spin has its request: the step's debugger attaches now, if it asked for one."""
+    mark("setup")
+    if req.options.debug:
+        _attach_debugger(req)
 
 
 def _publish(staging: Any, result: ChildResult, flow_name: str, step: str) -> None:

@@ -39,6 +39,8 @@ class State:
     stamps: ClassVar[list[tuple[str, int, int]]] = []
     # with --persist: where the task is written until it is published (devd/child/persist.py)
     staging: ClassVar[Staging | None] = None
+    # a throwaway spin's datastore folder, removed when the child ends
+    scratch: ClassVar[str | None] = None
 
 def mark(name: str) -> None:
     """End the phase ``name`` now (the result's ``phases`` are the gaps between marks)."""
