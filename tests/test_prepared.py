@@ -373,3 +373,29 @@ def test_a_joins_overrides_per_input_meet_a_task_set_up_ahead(in_project: Path) 
         wait_set_up(s)
         plain = s.spin("join")
         assert "child.prestep" in plain.timings and plain.artifacts["vs"] == [11, 12, 13]
+
+
+def test_a_class_made_after_the_child_was_forked_reaches_it_by_value(gated: Path) -> None:
+    """A notebook's class (in ``__main__``) made after the prepared child was forked: the
+    request carrying its instance goes by cloudpickle's value, plain data by plain pickle."""
+    import sys
+
+    def init(self, v):
+        self.v = v
+
+    def times(self, k):
+        return self.v * k
+
+    with Session(gated) as s:
+        s.spin("compute")
+        wait_set_up(s)
+        main = sys.modules["__main__"]
+        box = type("DevdBox", (), {"__init__": init, "__mul__": times})
+        box.__module__ = "__main__"
+        main.DevdBox = box  # type: ignore[attr-defined]  # plain pickle would find it here only
+        try:
+            result = s.spin("compute", artifacts={"x": box(10)})
+        finally:
+            del main.DevdBox  # type: ignore[attr-defined]
+        assert result.ok, result.error
+        assert "child.prestep" in result.timings and result.artifacts["y"] == 20

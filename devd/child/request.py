@@ -58,6 +58,12 @@ class SpinRequest:
     run_tags: list[str] = field(default_factory=list)  # current.tags: the run's user tags
 
     @property
+    def carries_objects(self) -> bool:
+        """Whether it holds the caller's own objects (artifact or Config values given as
+        objects): they cross to a child by value; the rest is devd's plain data."""
+        return bool(self.options.artifacts or self.options.config_value or self.config_values)
+
+    @property
     def config_overrides(self) -> bool:
         """Configs given to this spin (else every Config is the run's)."""
         return bool(self.options.config or self.options.config_value)

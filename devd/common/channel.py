@@ -18,9 +18,10 @@ class Channel:
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def send(self, kind: str, payload: Any) -> None:
-        # a request may carry the caller's objects (a notebook's classes): by value
-        data = dumps_message((kind, payload), by_value=kind == "request")
+    def send(self, kind: str, payload: Any, by_value: bool = False) -> None:
+        """``by_value``: a request carrying the caller's objects (a notebook's classes,
+        perhaps made after the child was forked) goes by cloudpickle's value."""
+        data = dumps_message((kind, payload), by_value=by_value)
         view = memoryview(struct.pack("!Q", len(data)) + data)
         while view:
             view = view[os.write(self.fd, view):]

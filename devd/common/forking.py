@@ -238,12 +238,14 @@ class ChildProcess:
             self._on_output = on_output
             self._on_event = on_event
 
-    def send(self, payload: Any) -> None:
-        """Hand an armed child its request (once); it has been waiting in ``receive()``."""
+    def send(self, payload: Any, by_value: bool = True) -> None:
+        """Hand an armed child its request (once); it has been waiting in ``receive()``.
+        ``by_value=False`` when the payload holds none of the caller's own objects: plain
+        pickle is ten times quicker than cloudpickle."""
         if self._req_w is None:
             raise RuntimeError("this child takes no request")
         try:
-            Channel(self._req_w).send("request", payload)
+            Channel(self._req_w).send("request", payload, by_value=by_value)
         finally:
             os.close(self._req_w)
             self._req_w = None

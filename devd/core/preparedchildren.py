@@ -139,7 +139,7 @@ class PreparedChildren:
             child.discard()
             return None
         try:
-            child.send(request)
+            child.send(request, by_value=request.carries_objects)
         except OSError:  # it already ended (its flow failed to import, say)
             child.discard()
             return None
