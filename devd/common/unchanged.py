@@ -41,6 +41,10 @@ class Leaf:
     nbytes: int
     view: tuple[Any, ...]  # (type, dtype, shape, strides): the same buffer seen the same way
     chunks: tuple[int, ...]
+    # an array whose memory is private (pagecheck.private_buffer), known when it was loaded:
+    # the proof need not walk its bases again, which would write the refcount of the
+    # ``bytes`` it views (its first page: one copied page, one chunk to checksum again)
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,14 +74,20 @@ def _view(value: Any) -> tuple[Any, ...]:
     return (type(value), value.dtype.str, value.shape, value.strides)
 
 
-def _address(value: Any) -> int:
+def _address(value: Any) -> tuple[int, bool]:
+    """Where the buffer lies, and whether it is private memory (else -1 for a buffer the
+    page map never vouches for, a ``bytes`` held elsewhere)."""
     where = private_buffer(value)
     if where is not None:
-        return where[0]
+        return where[0], True
     np = sys.modules.get("numpy")
     if np is not None and isinstance(value, np.ndarray):
-        return int(value.__array_interface__["data"][0])
-    return -1  # a buffer the page map never vouches for
+        return int(value.__array_interface__["data"][0]), False
+    return -1, False
+
+
+def _nbytes(value: Any) -> int:
+    return int(value.nbytes) if hasattr(value, "nbytes") else len(value)
 
 
 def _chunk_crcs(value: Any) -> tuple[int, ...]:
@@ -86,7 +96,19 @@ def _chunk_crcs(value: Any) -> tuple[int, ...]:
 
 
 def _leaf(value: Any) -> Leaf:
-    return Leaf(_address(value), _memory(value).nbytes, _view(value), _chunk_crcs(value))
+    address, private = _address(value)
+    np = sys.modules.get("numpy")
+    return Leaf(address, _memory(value).nbytes, _view(value), _chunk_crcs(value),
+                private and np is not None and isinstance(value, np.ndarray))
+
+
+def _where(value: Any, leaf: Leaf) -> tuple[int, int] | None:
+    """The buffer's (address, length) if it is the private memory ``leaf`` recorded."""
+    if leaf.private:  # the same array object: its bases cannot have changed since
+        address = int(value.__array_interface__["data"][0])
+        return (address, leaf.nbytes) if address == leaf.address else None
+    where = private_buffer(value)
+    return where if where is not None and where[0] == leaf.address else None
 
 
 class _TooBig(Exception):
@@ -158,14 +180,10 @@ def fingerprints(values: dict[str, Any]) -> dict[str, Fingerprint]:
 
 def _leaf_proof(value: Any, leaf: Leaf) -> str | None:
     """How ``value`` was shown to be the buffer ``leaf`` recorded, unchanged; None if not."""
-    if not _big_buffer(value) or _view(value) != leaf.view or \
-            _memory(value).nbytes != leaf.nbytes:
+    if not _big_buffer(value) or _view(value) != leaf.view or _nbytes(value) != leaf.nbytes:
         return None
-    where = private_buffer(value)
-    written = None
-    if where is not None and where[0] == leaf.address:
-        written = written_pages(*where)
-    data = _memory(value)
+    where = _where(value, leaf)
+    written = written_pages(*where) if where is not None else None
     if written is None:  # the map cannot vouch: every chunk
         chunks: Any = range(len(leaf.chunks))
         how = _CHECKSUM
@@ -178,9 +196,11 @@ def _leaf_proof(value: Any, leaf: Leaf) -> str | None:
             last = min(leaf.nbytes, start + (int(p) + 1) * page) - 1
             chunks.update(range(first // CHUNK_BYTES, last // CHUNK_BYTES + 1))
         how = _PAGE_MAP if len(chunks) < len(leaf.chunks) else _CHECKSUM
-    for i in sorted(chunks):
-        if zlib.crc32(data[i * CHUNK_BYTES:(i + 1) * CHUNK_BYTES]) != leaf.chunks[i]:
-            return None
+    if chunks:
+        data = _memory(value)
+        for i in sorted(chunks):
+            if zlib.crc32(data[i * CHUNK_BYTES:(i + 1) * CHUNK_BYTES]) != leaf.chunks[i]:
+                return None
     return how
 
 
