@@ -187,10 +187,12 @@ class PreparedChildren:
         self.drop()
 
 
-def process_state() -> tuple[Any, ...]:
+def process_state() -> tuple[dict[Any, Any], tuple[str, ...]]:
     """What a step may see of this process besides its parents: a notebook that sets an
     environment variable or extends sys.path between spins must not get an older child."""
-    return tuple(sorted(os.environ.items())), tuple(sys.path)
+    raw = getattr(os.environ, "_data", None)  # the bytes it holds: no decoding, no sorting
+    environ = dict(raw) if isinstance(raw, dict) else dict(os.environ)
+    return environ, tuple(sys.path)
 
 
 def warm_signature(warm_tasks: list[WarmTask]) -> tuple[Any, ...]:
