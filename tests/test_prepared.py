@@ -244,13 +244,14 @@ def test_configs_given_to_a_spin_are_never_those_a_child_was_prepared_with(
         assert (edited.artifacts["lr"], edited.artifacts["env_tag"]) == (0.7, "edited")
 
 
-def wait_for_child(session: Session) -> None:
-    """Until a child is prepared and has had time to set up (no print to wait for here)."""
+def wait_for_child(session: Session, settle: float = 2.0) -> None:
+    """Until a child is prepared and has had time to set up, its task too, and wait at the
+    gate (no print to wait for here)."""
     deadline = time.monotonic() + 30
     while session.prepared.current is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert session.prepared.current is not None
-    time.sleep(2.0)
+    time.sleep(settle)
 
 
 def test_an_environment_changed_after_the_child_was_prepared_reaches_the_step(
@@ -313,16 +314,6 @@ def gated(in_project: Path) -> Path:
     return path
 
 
-def wait_set_up(session: Session) -> None:
-    """Until the prepared child has set its task up and waits at the gate (it marks no
-    output: give it the time)."""
-    deadline = time.monotonic() + 30
-    while session.prepared.current is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert session.prepared.current is not None
-    time.sleep(1.0)
-
-
 def test_a_child_sets_its_task_up_ahead_and_no_decorator_runs_before_the_spin(
         gated: Path) -> None:
     """Metaflow's task set-up runs before the request (the "prestep" phase, then the wait);
@@ -331,7 +322,7 @@ def test_a_child_sets_its_task_up_ahead_and_no_decorator_runs_before_the_spin(
     with Session(gated) as s:
         first = s.spin("compute")
         assert first.ok and first.artifacts["y"] == 6
-        wait_set_up(s)
+        wait_for_child(s, 1.0)
         time.sleep(2.0)
         again = s.spin("compute")
         assert again.ok, again.error
@@ -345,17 +336,17 @@ def test_overrides_meet_a_task_set_up_ahead_unless_they_name_a_parameter(gated: 
     names a Parameter (read in the set-up) is refused, and a new child runs it right."""
     with Session(gated) as s:
         s.spin("compute")
-        wait_set_up(s)
+        wait_for_child(s, 1.0)
         given = s.spin("compute", artifacts={"x": 10})
         assert "child.prestep" in given.timings and given.artifacts["y"] == 20
-        wait_set_up(s)
+        wait_for_child(s, 1.0)
         plain = s.spin("compute")  # prepared with x=10: none of it stays
         assert "child.prestep" in plain.timings and plain.artifacts["y"] == 6
-        wait_set_up(s)
+        wait_for_child(s, 1.0)
         scaled = s.spin("compute", artifacts={"scale": 5})
         assert "child.idle" not in scaled.timings  # refused: a new child ran it
         assert scaled.artifacts["y"] == 15
-        wait_set_up(s)
+        wait_for_child(s, 1.0)
         again = s.spin("compute", artifacts={"scale": 5})
         assert "child.idle" in again.timings and "child.prestep" not in again.timings
         assert again.artifacts["y"] == 15
@@ -366,11 +357,11 @@ def test_a_joins_overrides_per_input_meet_a_task_set_up_ahead(in_project: Path) 
         assert s.spin("join").artifacts["vs"] == [11, 12, 13]
         a_input = next("/".join(p.input_path.split("/")[:3]) for p in s.plan("join").parents
                        if "/a/" in p.input_path)
-        wait_set_up(s)
+        wait_for_child(s, 1.0)
         given = s.spin("join", artifacts={a_input: {"v": 100}})
         assert "child.prestep" in given.timings, given.timings
         assert given.artifacts["vs"] == [12, 13, 100]
-        wait_set_up(s)
+        wait_for_child(s, 1.0)
         plain = s.spin("join")
         assert "child.prestep" in plain.timings and plain.artifacts["vs"] == [11, 12, 13]
 
@@ -388,7 +379,7 @@ def test_a_class_made_after_the_child_was_forked_reaches_it_by_value(gated: Path
 
     with Session(gated) as s:
         s.spin("compute")
-        wait_set_up(s)
+        wait_for_child(s, 1.0)
         main = sys.modules["__main__"]
         box = type("DevdBox", (), {"__init__": init, "__mul__": times})
         box.__module__ = "__main__"
