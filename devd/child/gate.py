@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .overrides import config_override_values, read_overrides
+from .overrides import add_config_values, config_override_values, read_overrides
 from .request import Outdated, SpinRequest
 from .state import State, mark
 
@@ -52,7 +52,7 @@ class RequestGate:
         them); None when the task cannot be set up ahead (they name what the set-up reads,
         or do not load): then the child waits for the request before it sets anything up.
         Called before Metaflow's set-up, which turns the Parameters into properties."""
-        if req.options.debug or not _gate_point_known():
+        if req.options.debug or not gate_point_known():
             return None  # a debugged flow's child (the next spin may be debugged too)
         fixed = {var for var, _ in flow._get_parameters()}
         try:
@@ -62,7 +62,7 @@ class RequestGate:
         if not _fit(fixed):
             return None
         gate = cls(fixed, config_override_values(flow), preloading, on_request)
-        gate._add_configs()
+        add_config_values(gate.configs)
         return gate
 
     def __call__(self) -> None:
@@ -95,7 +95,7 @@ class RequestGate:
         except Exception:  # noqa: BLE001 - a new child reports it
             fits = False
         if fits:
-            self._add_configs()
+            add_config_values(self.configs)
             for old, new in [(plain, State.spin_artifacts),
                              *((d, State.join_artifacts.get(k, {}))
                                for k, d in per_input.items())]:
@@ -103,10 +103,6 @@ class RequestGate:
                 old.update(new)
         State.spin_artifacts, State.join_artifacts = plain, per_input
         return fits
-
-    def _add_configs(self) -> None:
-        for overrides in (State.spin_artifacts, *State.join_artifacts.values()):
-            overrides.update(self.configs)
 
 
 def _fit(fixed: set[str]) -> bool:
@@ -129,10 +125,12 @@ def _answer_and_exit(outdated: Outdated) -> None:
 
 
 @functools.cache
-def _gate_point_known() -> bool:
+def gate_point_known() -> bool:
     """Whether this Metaflow's ``run_step`` updates the system context with the task's
     datastore and inputs before the decorators' pre-step hooks (2.19 does): where the gate
-    is hooked. A release that does not is run as before, the request awaited first."""
+    is hooked. A release that does not is run as before, the request awaited first.
+    Reading the source takes ~20 ms: the warm process asks once, before its first prepared
+    child, and every child it forks inherits the answer."""
     import inspect
 
     from metaflow.task import MetaflowTask
@@ -151,7 +149,7 @@ def gate_at_pre_step(gate: RequestGate) -> Iterator[None]:
     """Call ``gate`` inside ``run_step`` right before the decorators' pre-step hooks.
 
     Metaflow updates its system context with the task's datastore and inputs just before
-    those hooks (metaflow/task.py, checked by ``_gate_point_known``); the gate is hooked
+    those hooks (metaflow/task.py, checked by ``gate_point_known``); the gate is hooked
     there, adding no frame to the step's stack (a debugger's "user code" would see one).
     """
     from metaflow.system_context import system_context

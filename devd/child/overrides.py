@@ -117,10 +117,13 @@ def _check_module_file(given: str, path: str) -> None:
 
 def apply_config_overrides(flow: Any) -> None:
     """Make the step body read the config values given to this spin (not the recorded ones)."""
-    for var, value in config_override_values(flow).items():
-        State.spin_artifacts[var] = value
-        for overrides in State.join_artifacts.values():
-            overrides[var] = value
+    add_config_values(config_override_values(flow))
+
+
+def add_config_values(values: dict[str, Any]) -> None:
+    """Put Config values (``config_override_values``) among every input's overrides."""
+    for overrides in (State.spin_artifacts, *State.join_artifacts.values()):
+        overrides.update(values)
 
 
 def config_override_values(flow: Any) -> dict[str, Any]:

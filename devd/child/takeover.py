@@ -151,7 +151,6 @@ def warm_task_class() -> Any:
     class WarmMetaflowTask(MetaflowTask):
         """Metaflow's task runner, reading every join input from the warm parents."""
 
-
         def _init_data(self, run_id: str, join_type: Any, input_paths: list[str]) -> Any:
             # Above 4 inputs Metaflow switches to TaskDataStoreSet, which lists the spin
             # datastore instead of the parents (its spin fails there): one by one instead.

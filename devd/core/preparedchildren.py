@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..child.gate import gate_point_known
 from ..child.request import ChildEvent, SpinRequest
 from ..child.run import run_spin
 from ..common.forking import ChildOutcome, ChildProcess, OutputCallback
@@ -84,6 +85,7 @@ class PreparedChildren:
             return
         args = (request, WarmFlowDataStore(flow_name, warm_tasks), warm_tasks, True)
         user_modules()
+        gate_point_known()  # asked once here, not by every child (devd/child/gate.py)
         state = process_state()  # what the child inherits; a later change refuses it
         try:
             child = ChildProcess(run_spin, args, armed=True)
