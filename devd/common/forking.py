@@ -11,6 +11,7 @@ messages, childside.py is the child's main and its ``receive``/``emit``.
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import signal
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from . import scratch
 from .channel import Channel, iter_messages
 from .childside import child_main
 from .forker import fork
@@ -321,10 +323,12 @@ class ChildProcess:
                 _, status = os.waitpid(self.pid, 0)
                 code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) \
                     else os.WEXITSTATUS(status)
+                scratch.remove(self.pid)
         else:
             assert self._proc is not None
             code = self._proc.wait()
             self._kill_group()
+            scratch.remove(self.pid)
             assert self._res_path is not None
             fd = os.open(self._res_path, os.O_RDONLY)
             try:
@@ -371,28 +375,43 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+    scratch.remove(pid)  # the throwaway task of a spin it ran, if it did
+    _reaping.discard(pid)
 
 
 _REAPER_LOCK = threading.Lock()
 _reaps: queue.SimpleQueue[int] | None = None
+_reaping: set[int] = set()  # handed to the reaper thread, not reaped yet
 _reaper_pid = 0
 
 
 def _reap_aside(pid: int) -> None:
     """Reap ``pid`` on one long-lived thread: starting a thread per spin costs the spin
     a thread switch (a millisecond on a busy machine) before its result goes out."""
-    global _reaps, _reaper_pid
+    global _reaps, _reaper_pid, _reaping
     with _REAPER_LOCK:
         if _reaps is None or _reaper_pid != os.getpid():  # first use, or in a fork
-            _reaps, _reaper_pid = queue.SimpleQueue(), os.getpid()
+            _reaps, _reaper_pid, _reaping = queue.SimpleQueue(), os.getpid(), set()
             threading.Thread(target=_reap_forever, args=(_reaps,), name="devd-reap",
                              daemon=True).start()
+        _reaping.add(pid)
         _reaps.put(pid)
 
 
 def _reap_forever(pids: queue.SimpleQueue[int]) -> None:
     while True:
         _reap(pids.get())
+
+
+def _reap_the_rest() -> None:
+    """At exit: reap here what the reaper thread (a daemon thread, stopped at exit) has
+    not finished, so that their scratch folders go too."""
+    if _reaper_pid == os.getpid():
+        for pid in list(_reaping):
+            _reap(pid)
+
+
+atexit.register(_reap_the_rest)
 
 
 def _describe_exit(code: int) -> str:
