@@ -185,6 +185,41 @@ def test_close_and_eviction_end_the_prepared_child(flow: Path) -> None:
     assert not _alive(pid)
 
 
+def test_the_next_spin_is_rehearsed_after_the_fork_sending_and_loading_nothing(
+        flow: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right after a prepared child is forked, the warm process goes through the next
+    spin's steps on its preparing thread (so that the pages they write are copied then,
+    not in the spin): it sends that child nothing, loads no parent that left the store,
+    and what fails there is left for the spin itself to report."""
+    from devd.common.options import SpinHooks, SpinOptions
+
+    rehearsed: list[tuple[str, str]] = []
+    real = Session._rehearse
+
+    def spy(self: Session, options: SpinOptions, hooks: SpinHooks, last: object = None) -> None:
+        real(self, options, hooks, last)
+        rehearsed.append((options.target, type(last).__name__))
+
+    monkeypatch.setattr(Session, "_rehearse", spy)
+    store = WarmStore()
+    with Session(flow, store=store) as s:
+        s.spin("compute", artifacts={"x": 10})
+        wait_prepared(s)
+        deadline = time.monotonic() + 30
+        while not rehearsed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert rehearsed == [("compute", "ChildResult")]
+        assert s.prepared.current.child._req_w is not None  # still waiting for its request
+        result = s.spin("compute", artifacts={"x": 10})
+        assert "child.idle" in result.timings and result.artifacts["y"] == 20
+        parents = s.plan("compute").parents
+        store.clear()
+        s._rehearse(SpinOptions("compute"), SpinHooks(), None)
+        assert not store.holds(parents)  # nothing loaded
+        flow.rename(flow.with_suffix(".gone"))
+        s._rehearse(SpinOptions("compute"), SpinHooks(), None)  # no flow: nothing raised
+
+
 def test_prepare_false_forks_at_each_spin(flow: Path) -> None:
     with Session(flow, prepare=False) as s:
         s.spin("compute")

@@ -305,6 +305,12 @@ class WarmStore:
             self._evict(keep={ref.pathspec})
         return loaded
 
+    def holds(self, refs: Iterable[TaskRef]) -> bool:
+        """Whether every task of ``refs`` is warm now (``get_many`` would load none)."""
+        with self._lock:
+            return all((t := self._tasks.get(r.pathspec)) is not None and t.ref == r
+                       for r in refs)
+
     def get_many(self, refs: Iterable[TaskRef]) -> list[WarmTask]:
         refs = list(refs)
         with self._lock:

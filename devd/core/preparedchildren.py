@@ -42,6 +42,12 @@ class Prepared:
         self.state = state
         self.pathspecs = {entry[0] for entry in signature}
 
+    def fits(self, request: SpinRequest, warm_tasks: list[WarmTask]) -> bool:
+        """Whether this child was made for ``request``: the same fixed part of it, the
+        same warm objects, the same environment and sys.path."""
+        return self.key == request.prepared_key() and \
+            self.signature == warm_signature(warm_tasks) and self.state == process_state()
+
 
 class PreparedChildren:
     """The one child a Session keeps prepared, made after each spin and taken by the next."""
@@ -54,17 +60,19 @@ class PreparedChildren:
         self._thread: threading.Thread | None = None
 
     def prepare(self, flow_name: str, request: SpinRequest, warm_tasks: list[WarmTask],
-                warming: list[threading.Thread]) -> None:
+                warming: list[threading.Thread], then: Callable[[], None] | None = None
+                ) -> None:
         """Fork the child for the next spin of ``request``'s step in the background, once
-        the ``warming`` loads are done (the child must inherit what they load). On one
-        long-lived thread: starting one per spin delayed the spin's return by a switch."""
+        the ``warming`` loads are done (the child must inherit what they load), and call
+        ``then`` once it is forked. On one long-lived thread: starting one per spin
+        delayed the spin's return by a switch."""
         with self._lock:
             if self._jobs is None:
                 self._jobs = queue.SimpleQueue()
                 self._thread = threading.Thread(target=self._serve, args=(self._jobs,),
                                                 name="devd-prepare", daemon=True)
                 self._thread.start()
-            self._jobs.put((flow_name, request, warm_tasks, warming))
+            self._jobs.put((flow_name, request, warm_tasks, warming, then))
 
     def _serve(self, jobs: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
         while (job := jobs.get()) is not None:
@@ -76,7 +84,7 @@ class PreparedChildren:
             del job  # waiting must not keep its warm parents alive (evicted, or closed)
 
     def _prepare(self, flow_name: str, request: SpinRequest, warm_tasks: list[WarmTask],
-                 warming: list[threading.Thread]) -> None:
+                 warming: list[threading.Thread], then: Callable[[], None] | None) -> None:
         for thread in warming:
             thread.join()
         # A fork holds the interpreter for milliseconds: let the spin's result go out first.
@@ -99,9 +107,11 @@ class PreparedChildren:
             old.child.discard()
         if self._closed:
             self.drop()
-        else:
-            threading.Thread(target=self._reap_if_it_dies, args=(fresh,), daemon=True,
-                             name="devd-prepared-watch").start()
+            return
+        threading.Thread(target=self._reap_if_it_dies, args=(fresh,), daemon=True,
+                         name="devd-prepared-watch").start()
+        if then is not None:
+            then()
 
     def _reap_if_it_dies(self, prepared: Prepared) -> None:
         """A prepared child killed from outside (OOM killer, ``kill``) is dropped and reaped
@@ -135,9 +145,7 @@ class PreparedChildren:
         if prepared is None:
             return None
         child = prepared.child
-        if prepared.key != request.prepared_key() or \
-                prepared.signature != warm_signature(warm_tasks) or \
-                prepared.state != process_state():
+        if not prepared.fits(request, warm_tasks):
             child.discard()
             return None
         try:
@@ -154,6 +162,11 @@ class PreparedChildren:
             return None
         child.attach(on_output, on_event)
         return child.wait()
+
+    def would_take(self, request: SpinRequest, warm_tasks: list[WarmTask]) -> bool:
+        """Whether the prepared child would take ``request`` (changing nothing)."""
+        prepared = self.current
+        return prepared is not None and prepared.fits(request, warm_tasks)
 
     def waiting_for(self) -> tuple[str | None, int | None]:
         """(step, pid) of the child prepared for the next spin, if there is one."""
