@@ -55,9 +55,10 @@ def _ctypes_types() -> tuple[Any, Any]:
 _types: list[Any] = []
 
 
-def huge_stretches(address: int, nbytes: int) -> list[tuple[int, int]] | None:
+def huge_stretches(address: int, nbytes: int, pagemap: int | None = None
+                   ) -> list[tuple[int, int]] | None:
     """(start, end) addresses of the parts of the range mapped by present huge pages; None
-    when the kernel cannot say (no PAGEMAP_SCAN)."""
+    when the kernel cannot say (no PAGEMAP_SCAN). ``pagemap``: the page map, open."""
     import ctypes
     import fcntl
 
@@ -69,7 +70,7 @@ def huge_stretches(address: int, nbytes: int) -> list[tuple[int, int]] | None:
     end = -(-(address + nbytes) // page) * page
     vec = (region * _VEC)()
     found: list[tuple[int, int]] = []
-    fd = os.open("/proc/self/pagemap", os.O_RDONLY)
+    fd = os.open("/proc/self/pagemap", os.O_RDONLY) if pagemap is None else pagemap
     try:
         while start < end:
             arg = scan_arg(size=ctypes.sizeof(scan_arg), start=start, end=end,
@@ -84,7 +85,8 @@ def huge_stretches(address: int, nbytes: int) -> list[tuple[int, int]] | None:
     except OSError:  # ENOTTY/EINVAL: a kernel before 6.7
         return None
     finally:
-        os.close(fd)
+        if pagemap is None:
+            os.close(fd)
     return found
 
 
