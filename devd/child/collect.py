@@ -198,6 +198,10 @@ def _content_hash(value: Any) -> str | None:
         return None
 
 
+# Values of these exact types always pickle, by plain pickle as by cloudpickle.
+_PLAIN = frozenset({int, float, str, bool, bytes, type(None)})
+
+
 class _Discard:
     def write(self, data: bytes) -> int:
         return len(data)
@@ -235,11 +239,14 @@ def collect(sink: Sink, notices: list[str]) -> Collected:
             value = produced[name]
             hashed = _content_hash(value) if req.want_diff and not name.startswith("_") \
                 else None
-            problem = _pickle_problem(value) if hashed is None else None
+            plain = type(value) in _PLAIN
+            problem = _pickle_problem(value) if hashed is None and not plain else None
             if problem:  # Metaflow pickles every artifact it stores: say so in every spin
                 notices.append(f"artifact `{name}` cannot be pickled ({problem}): a real run "
                                "would fail to store it")
-            if req.want_values:
+            if req.want_values and plain:  # what cloudpickle would write, ten times quicker
+                out.values[name] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            elif req.want_values:
                 try:  # pickled here, once: an unpicklable value must not sink the result
                     out.values[name] = cloudpickle.dumps(value,
                                                          protocol=pickle.HIGHEST_PROTOCOL)
