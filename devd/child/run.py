@@ -173,7 +173,7 @@ def _run_step(obj: Any) -> ChildResult | Outdated:
 
         from .pretouch import pretouch
 
-        pretouch(None if req.options.persist else SpinStorage.SYSROOT_VAR)
+        pretouch(None if req.options.persist else SpinStorage.SYSROOT_VAR, req)
         # Metaflow's task set-up too, up to the gate, when it can (devd/child/gate.py)
         gate = RequestGate.ahead_of(req, flow, preloading, _on_request)
         if gate is None:
