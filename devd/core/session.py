@@ -44,6 +44,7 @@ from .workers import WorkerPool, load_value
 
 log = logging.getLogger("devd.session")
 
+
 class Session:
     """Keeps one flow's parents warm across spins (the engine behind API, CLI and daemon).
 
@@ -130,6 +131,14 @@ class Session:
             preload_libraries(self._model.library_modules)
         return self._model
 
+    def _known_model(self) -> FlowModel | None:
+        """The model, if the one read last is of the file as it is now (else None)."""
+        try:
+            st = os.stat(self.flow_file)
+        except OSError:
+            return None
+        return self._model if (st.st_mtime_ns, st.st_size) == self._model_key else None
+
     def plan(self, target: str | Target) -> SpinPlan:
         """Which recorded tasks a spin of ``target`` takes its parents from."""
         model = self.model
@@ -198,22 +207,33 @@ class Session:
         return result
 
     def _parents(self, options: SpinOptions, timings: dict[str, float],
-                 only_warm: bool = False
+                 rehearsal: bool = False
                  ) -> tuple[FlowModel, SpinPlan, str | None, list[WarmTask]] | None:
-        """The model, the plan, its notice and the warm parents of a spin of ``options``
-        (``only_warm``: None rather than load a parent that is not warm)."""
+        """The model, the plan, its notice and the warm parents of a spin of ``options``.
+        ``rehearsal``: only what is known already (the model of the file as it is, the plan
+        as the last spin left it, parents warm now), else None: nothing is asked of
+        Metaflow, its metadata service or the file system beyond a stat."""
         t0 = time.perf_counter()
         with self._lock:  # the model, plan and warm parents are shared between threads
-            model = self.model
+            model = self._known_model() if rehearsal else self.model
+            if model is None:
+                return None
             timings["model"] = time.perf_counter() - t0
             t1 = time.perf_counter()
-            plan = self.plan(parse_target(model, options.target))
+            target = parse_target(model, options.target)
+            if rehearsal:
+                known = self._plans.get(f"{target.run_id}/{target.step}/{target.task_id}")
+                if known is None or options.split is not None:
+                    return None
+                plan = known[1]
+            else:
+                plan = self.plan(target)
             if options.split is not None and options.split != plan.split_index:
                 plan = self.plan(split_target(model, plan, options.split))
             notice = self.plan_notice
             timings["plan"] = time.perf_counter() - t1
             t2 = time.perf_counter()
-            if only_warm and not self.store.holds(plan.parents):
+            if rehearsal and not self.store.holds(plan.parents):
                 return None
             warm_tasks = self.store.get_many(plan.parents)
             includes.prime((n, v) for t in warm_tasks for n, v in t.values.items())
@@ -259,18 +279,20 @@ class Session:
         The fork shares every page of this process with the child, copy-on-write: the next
         spin's first write to each page it touches (a refcount, a cache's dict) would copy
         that page then, ~380 of them (~3.5 us each) on the spin's way to its child. Made
-        here, those copies are off its path. Nothing changes: the plan and the warm parents
-        are looked up as the spin looked them up (nothing is loaded: parents no longer warm
-        end the rehearsal), and what fails is left for the spin to report.
+        here, those copies are off its path. Nothing changes and nothing is asked: only
+        the model, plan and warm parents known already are used (``_parents``), and what
+        fails is left for the spin to report.
         """
+        if options.from_spin:  # a chained spin plans from the last spins, not from here
+            return
         try:
             SpinHooks.split({})
             options = SpinOptions.of(options)
-            stepenv = self.step_environment(options)
-            if stepenv is not None and not stepenv.here:
-                return
-            found = self._parents(options, {}, only_warm=True)
+            found = self._parents(options, {}, rehearsal=True)
             if found is None:
+                return
+            stepenv = self.step_environment(options)  # the plan is known: asks nothing
+            if stepenv is not None and not stepenv.here:
                 return
             model, plan, _, warm_tasks = found
             request = self._request(model, plan, warm_tasks, options, hooks)
