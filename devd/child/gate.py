@@ -119,7 +119,7 @@ def _answer_and_exit(outdated: Outdated) -> None:
     so Metaflow's own clean-up (persisting it, the decorators' last hooks) is not run."""
     from ..common.childside import answer_and_exit
 
-    if State.scratch and State.scratch_mine:
+    if State.scratch:
         shutil.rmtree(State.scratch, ignore_errors=True)
     answer_and_exit(outdated)
 

@@ -46,7 +46,7 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
     from metaflow.plugins.metadata_providers.spin import SpinMetadataProvider
 
     from ..common.blobcache import DownloadProgress, set_process_watch
-    from ..common.childside import NoRequest, emit, in_child
+    from ..common.childside import NoRequest, emit
     from ..common.loader import load_flow_class
     from ..common.pagecheck import share_pages
     from ..common.scratch import make as make_scratch
@@ -85,10 +85,7 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
     install_metadata_writer()
     scratch = None
     if not req.options.persist:
-        scratch, reaped = make_scratch(os.getpid())
-        # in a child, its reaper removes the folder once the result is out (not run here:
-        # a --pdb spin in the warm process itself removes its own)
-        State.scratch, State.scratch_mine = scratch, not (reaped and in_child())
+        scratch = State.scratch = make_scratch(os.getpid())
         SpinStorage.SYSROOT_VAR = os.path.join(scratch, SpinStorage.DATASTORE_DIR)
         os.mkdir(SpinStorage.SYSROOT_VAR)
         from .writebehind import install as write_behind
@@ -133,8 +130,8 @@ def run_spin(req: SpinRequest, warm: WarmFlowDataStore | None, warm_tasks: list[
                            task_id=None, persisted_root=None, cards=[], notices=[],
                            duration_s=0.0)
     finally:
-        if scratch and State.scratch_mine:
-            shutil.rmtree(scratch, ignore_errors=True)
+        if scratch:  # before the result goes: what the step handed back that points into
+            shutil.rmtree(scratch, ignore_errors=True)  # it (a Task of its own) must fail now
         if State.staging is not None:  # not published: nothing of it stays
             State.staging.discard()
 

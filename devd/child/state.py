@@ -41,9 +41,6 @@ class State:
     staging: ClassVar[Staging | None] = None
     # a throwaway spin's datastore folder, removed when the child ends (devd/common/scratch.py)
     scratch: ClassVar[str | None] = None
-    # whether this process removes ``scratch`` itself (else the warm process does, when it
-    # reaps it: devd/common/scratch.py)
-    scratch_mine: ClassVar[bool] = True
 
 def mark(name: str) -> None:
     """End the phase ``name`` now (the result's ``phases`` are the gaps between marks)."""

@@ -37,11 +37,6 @@ def receive() -> Any:
     return message[1]
 
 
-def in_child() -> bool:
-    """Whether this process is a child of a warm process, which reaps it."""
-    return _CHANNEL is not None
-
-
 def accept() -> None:
     """Tell the parent an armed child took its request (its sources were unchanged)."""
     if _CHANNEL is not None:

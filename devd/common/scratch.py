@@ -1,12 +1,13 @@
-"""Where a spin's throwaway task is written, and who removes it.
+"""Where a spin's throwaway task is written, and what removes it.
 
 A spin without ``--persist`` gives Metaflow a scratch folder for the spun task's files
 (in memory, on /dev/shm, where it can). The folder is named after the child's pid, inside
 a folder only this user can write (so the name being known in advance gives no one a
-way in), and the warm process removes it when it reaps the child: the child does not
-spend its spin removing it, and a child that never finished (cancelled, superseded, a
-prepared child nobody used, killed) leaves nothing behind. Folders of children that died
-while no warm process reaped them (a daemon killed) are swept once per warm process.
+way in). A child removes its own before it answers (a Task object of the spun task handed
+back then fails at once, not later). What a child that never answered leaves (cancelled,
+superseded, a prepared child nobody used, killed) the warm process removes when it reaps
+it; folders of children that died while no warm process reaped them (a daemon killed)
+are swept once per warm process.
 """
 
 from __future__ import annotations
@@ -32,20 +33,20 @@ def root() -> str | None:
         return None
 
 
-def make(pid: int) -> tuple[str, bool]:
-    """A fresh scratch folder for child ``pid``, and whether its reaper removes it (else
-    the child must: a random folder outside the root, when the root is unsafe)."""
+def make(pid: int) -> str:
+    """A fresh scratch folder for child ``pid`` (a random one outside the root, which its
+    reaper does not know, when the root is unsafe)."""
     folder = root()
     if folder is None:
-        return tempfile.mkdtemp(prefix="devd-spin-"), False
+        return tempfile.mkdtemp(prefix="devd-spin-")
     path = os.path.join(folder, str(pid))
     shutil.rmtree(path, ignore_errors=True)  # a dead child's, whose pid was used again
     os.mkdir(path, 0o700)
-    return path, True
+    return path
 
 
 def remove(pid: int) -> None:
-    """Remove reaped child ``pid``'s scratch folder, if it made one (on the reaper's thread,
+    """Remove reaped child ``pid``'s scratch folder, if it left one (on the reaper's thread,
     off the spin's path); the first call also sweeps those of children no one reaped."""
     _sweep_once()
     folder = root()
