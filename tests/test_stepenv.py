@@ -167,7 +167,10 @@ def test_the_run_recorded_the_step_in_the_second_venv(env_project: Path,
                                                        second_venv: Path) -> None:
     from metaflow import Flow, namespace
 
+    from devd.core.metaflowenv import bind_metaflow_root
+
     os.chdir(env_project)
+    bind_metaflow_root()  # Metaflow keeps the .metaflow an earlier test's project bound
     namespace(None)
     task = Flow("EnvFlow").latest_run["train"].task
     assert task.data.python == str(second_venv / "bin" / "python")
