@@ -118,7 +118,10 @@ def test_the_page_map_tells_whether_a_child_wrote_an_inherited_array(write: bool
 
     arr = np.ones(4 << 20)  # 32 MB of private memory, every page written here
     assert untouched_since_fork(arr) is None  # in the process that wrote it: no proof
-    outcome = run_in_child(_page_verdicts, arr, write)
+    for _ in range(3):  # "cannot tell" is a fair answer now and then: a page the kernel is
+        outcome = run_in_child(_page_verdicts, arr, write)  # migrating (compaction) reads
+        if outcome.value[0] is not None:  # as not present; it must vouch again soon after
+            break
     assert outcome.value == ((True, None) if write else (True, True))
     # a view of private memory is vouched for like its base (tests/test_unchanged.py);
     # one of a shared mapping never is: a child's write would not show
