@@ -46,8 +46,9 @@ def make(pid: int) -> str:
 
 
 def remove(pid: int) -> None:
-    """Remove reaped child ``pid``'s scratch folder, if it left one (on the reaper's thread,
-    off the spin's path); the first call also sweeps those of children no one reaped."""
+    """Remove reaped child ``pid``'s scratch folder, if it left one (a child that answered
+    removed its own: then this is one failed lookup); the first call also sweeps those of
+    children no one reaped."""
     _sweep_once()
     folder = root()
     if folder is not None:
