@@ -132,7 +132,7 @@ def verdicts(arr, write):
 
 write = sys.argv[1] == "write"
 attempts = []
-for _ in range(5):
+for _ in range(8):
     arr = np.ones(4 << 20)  # 32 MB of private memory, every page written here
     parent = pagecheck.untouched_since_fork(arr)
     before, after, why = run_in_child(verdicts, arr, write).value
@@ -140,7 +140,7 @@ for _ in range(5):
     if before is not None:
         break
     del arr
-    time.sleep(0.2)
+    time.sleep(0.25)
 shared = np.frombuffer(mmap.mmap(-1, 1 << 20), dtype=np.float64)
 print(json.dumps({"attempts": attempts, "shared": run_in_child(verdicts, shared, False).value[:2]}))
 '''
