@@ -286,6 +286,22 @@ def prepared_child(root: Path, step: str, not_pid: int | None = None) -> int:
     raise AssertionError(f"no child prepared for {step}")
 
 
+def prepared_with_debugpy(root: Path, step: str, not_pid: int | None = None) -> int:
+    """The pid of a child prepared for ``step`` (not ``not_pid``) once it has debugpy
+    imported (in the background, after its fork). The daemon replaces a prepared child
+    whose warm parents changed since its fork (what earlier spins read loads in the
+    background): then its successor is the one waited for."""
+    for _ in range(300):
+        pid = prepared_child(root, step, not_pid=not_pid)
+        try:
+            if "pydevd" in mapped_files(pid):
+                return pid
+        except FileNotFoundError:  # replaced meanwhile
+            continue
+        threading.Event().wait(0.1)
+    raise AssertionError(f"no child prepared for {step} imported debugpy")
+
+
 def debug_once(root: Path) -> int:
     """A debug spin of `double`, attached and run through; the pid of its process."""
     spin = DebugSpin(root, "double")
@@ -312,12 +328,7 @@ def test_after_a_debug_spin_the_prepared_child_has_debugpy_ready(debug_project: 
     # A prepared child is refused when the warm parents changed since its fork (the
     # daemon loads in the background what earlier spins read): a few tries at most.
     for _ in range(3):
-        waiting = prepared_child(root, "double", not_pid=ran_in)
-        for _ in range(300):  # imported in the background, after the fork
-            if "pydevd" in mapped_files(waiting):
-                break
-            threading.Event().wait(0.1)
-        assert "pydevd" in mapped_files(waiting)
+        waiting = prepared_with_debugpy(root, "double", not_pid=ran_in)
         assert "pydevd" not in mapped_files(daemon_pid)
         ran_in = debug_once(root)
         served.append(ran_in == waiting)
@@ -329,12 +340,7 @@ def test_after_a_debug_spin_the_prepared_child_has_debugpy_ready(debug_project: 
                                        "step": "double"})
     assert spun["ok"] and {a["name"]: a["summary"] for a in spun["artifacts"]}["y"] == "12"
     # After an ordinary spin too, once the flow was debugged: the next child has debugpy.
-    after_ordinary = prepared_child(root, "double", not_pid=ordinary)
-    for _ in range(300):
-        if "pydevd" in mapped_files(after_ordinary):
-            break
-        threading.Event().wait(0.1)
-    assert "pydevd" in mapped_files(after_ordinary)
+    prepared_with_debugpy(root, "double", not_pid=ordinary)
     assert "pydevd" not in mapped_files(daemon_pid)
 
 
