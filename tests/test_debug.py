@@ -276,11 +276,14 @@ def test_time_stopped_at_a_breakpoint_is_not_the_steps_time(debug_project: Path)
     assert result["durationMs"] < pause * 1000, result["durationMs"]
 
 
-def prepared_child(root: Path, step: str, not_pid: int | None = None) -> int:
-    """The pid of the child the daemon keeps prepared for ``step`` (a new one)."""
+def prepared_child(root: Path, step: str, not_pid: int | None = None,
+                   flow: str = "linear_flow.py") -> int:
+    """The pid of the child the daemon keeps prepared for ``step`` of ``flow`` (a new one;
+    another flow's, helper_flow.py's of an earlier test, goes when its file does)."""
     for _ in range(300):
         for entry in request(root, "devd/status", {})["prepared"]:
-            if entry["step"] == step and entry["pid"] != not_pid:
+            if entry["step"] == step and entry["pid"] != not_pid \
+                    and Path(entry["flow"]).name == flow:
                 return int(entry["pid"])
         threading.Event().wait(0.1)
     raise AssertionError(f"no child prepared for {step}")
