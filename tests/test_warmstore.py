@@ -150,10 +150,13 @@ print(json.dumps({"attempts": attempts, "shared": run_in_child(verdicts, shared,
 def test_the_page_map_tells_whether_a_child_wrote_an_inherited_array(write: bool) -> None:
     """The fast 'unchanged' proof for big parent arrays (a crc32 decides otherwise).
 
-    In a fresh interpreter, as a warm process is: what a long test session leaves in its
-    own process is not the question here. "Cannot tell" is a fair answer now and then (a
-    page the kernel is migrating reads as not present): a fresh array is tried again, and
-    what the map said is in the message."""
+    In a fresh interpreter, where the array gets a mapping of its own. In the long test
+    process malloc may serve it from the heap instead, and then its first page also holds
+    other objects: the child writes those, so the map shows that page written and this
+    all-or-nothing question gets no (a spin's proof re-checks only the 256 KB chunk holding
+    such a page: docs/engine.md). "Cannot tell" is a fair answer now and then (a page the
+    kernel is migrating reads as not present): a fresh array is tried again, and what the
+    map said is in the message."""
     import json
     import subprocess
     import sys
